@@ -1,0 +1,146 @@
+// annlib._core: thin pybind11 layer. Arrays arrive already validated and in
+// their exact dtype/layout from the Python API edge (annlib/_validate.py);
+// here they are taken with noconvert() so nothing is copied silently. Outputs
+// are allocated with the GIL held; compute runs with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "../search/dense_search.h"
+#include "../simd/dispatch.h"
+
+namespace py = pybind11;
+using namespace annlib;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style>;
+using Int32Array = py::array_t<int32_t, py::array::c_style>;
+
+DenseType ParseDenseType(const std::string& name) {
+  if (name == "float32") return DenseType::kFloat32;
+  if (name == "bfloat16") return DenseType::kBFloat16;
+  if (name == "int8") return DenseType::kInt8;
+  throw std::invalid_argument("dtype must be 'float32', 'bfloat16' or 'int8', got '" + name + "'");
+}
+
+SimdLevel LevelOrActive(const std::string& name) {
+  return name.empty() ? ActiveLevel() : ParseSimdLevel(name);
+}
+
+// Packs x [n][dim] into the panel layout; returns the arrays a DenseScorer
+// needs (and that a saved index stores): panels (uint8 bytes), bias, and for
+// int8 also scale and sums.
+py::dict PackDensePy(FloatArray x, const std::string& dtype, bool squared_l2, int num_threads) {
+  if (x.ndim() != 2) throw std::invalid_argument("x must be 2-D");
+  const DenseType type = ParseDenseType(dtype);
+  const int64_t n = x.shape(0);
+  const int32_t dim = static_cast<int32_t>(x.shape(1));
+  const int64_t num_panels = (n + kPanelWidth - 1) / kPanelWidth;
+  py::array_t<uint8_t> panels({num_panels, PanelBytes(type, dim)});
+  FloatArray bias(num_panels * kPanelWidth);
+  py::dict out;
+  float* scale_ptr = nullptr;
+  int32_t* sums_ptr = nullptr;
+  if (type == DenseType::kInt8) {
+    FloatArray scale(num_panels * kPanelWidth);
+    Int32Array sums(num_panels * kPanelWidth);
+    scale_ptr = scale.mutable_data();
+    sums_ptr = sums.mutable_data();
+    out["scale"] = scale;
+    out["sums"] = sums;
+  }
+  const float* xp = x.data();
+  void* pp = panels.mutable_data();
+  float* bp = bias.mutable_data();
+  {
+    py::gil_scoped_release release;
+    PackDense(xp, n, dim, type, squared_l2, pp, bp, scale_ptr, sums_ptr, num_threads);
+  }
+  out["panels"] = panels;
+  out["bias"] = bias;
+  return out;
+}
+
+// Holds references to the packed arrays (possibly read-only memory maps) so
+// they outlive every search.
+class DenseScorer {
+ public:
+  DenseScorer(py::array panels, FloatArray bias, py::object scale, py::object sums, int64_t n,
+              int32_t dim, const std::string& dtype, const std::string& simd_level)
+      : panels_(panels), bias_(bias), kernels_(&DenseKernelsFor(LevelOrActive(simd_level))) {
+    view_.type = ParseDenseType(dtype);
+    view_.n = n;
+    view_.dim = dim;
+    if (n <= 0 || dim <= 0) throw std::invalid_argument("n and dim must be positive");
+    const int64_t num_panels = view_.num_panels();
+    if (panels.nbytes() != num_panels * PanelBytes(view_.type, dim) || !(panels.flags() & py::array::c_style))
+      throw std::invalid_argument("panels array has the wrong size or layout for n, dim and dtype");
+    if (bias.size() != num_panels * kPanelWidth) throw std::invalid_argument("bias has the wrong length");
+    view_.panels = panels.data();
+    view_.bias = bias.data();
+    if (view_.type == DenseType::kInt8) {
+      scale_ = scale.cast<FloatArray>();
+      sums_ = sums.cast<Int32Array>();
+      if (scale_.size() != num_panels * kPanelWidth || sums_.size() != num_panels * kPanelWidth)
+        throw std::invalid_argument("int8 scale/sums have the wrong length");
+      view_.scale = scale_.data();
+      view_.sums = sums_.data();
+    }
+  }
+
+  py::tuple Search(py::array_t<float, py::array::c_style> queries, int32_t k, int32_t num_bins,
+                   int num_threads) const {
+    if (queries.ndim() != 2 || queries.shape(1) != view_.dim)
+      throw std::invalid_argument("queries must have shape (num_queries, " + std::to_string(view_.dim) + ")");
+    if (k <= 0 || k > view_.n) throw std::invalid_argument("k must be in [1, n]");
+    const int64_t nq = queries.shape(0);
+    py::array_t<int64_t> ids({nq, int64_t{k}});
+    FloatArray scores({nq, int64_t{k}});
+    const float* qp = queries.data();
+    int64_t* ip = ids.mutable_data();
+    float* sp = scores.mutable_data();
+    {
+      py::gil_scoped_release release;
+      DenseSearch(view_, *kernels_, qp, nq, k, num_bins, num_threads, ip, sp);
+    }
+    return py::make_tuple(ids, scores);
+  }
+
+  std::string simd_level() const { return kernels_->level_name; }
+
+ private:
+  py::array panels_;
+  FloatArray bias_;
+  FloatArray scale_;
+  Int32Array sums_;
+  DenseView view_;
+  const DenseKernels* kernels_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "annlib C++ core: SIMD kernels and search drivers";
+  m.def("simd_level", []() { return std::string(SimdLevelName(ActiveLevel())); },
+        "SIMD level in use (best supported, lowered by ANNLIB_SIMD_LEVEL).");
+  m.def("max_simd_level", []() { return std::string(SimdLevelName(MaxSupportedLevel())); });
+  m.def("supported_simd_levels", []() {
+    std::vector<std::string> names;
+    for (SimdLevel level : SupportedLevels()) names.emplace_back(SimdLevelName(level));
+    return names;
+  });
+  m.def("pack_dense", &PackDensePy, py::arg("x").noconvert(), py::arg("dtype"),
+        py::arg("squared_l2"), py::arg("num_threads") = 0);
+  py::class_<DenseScorer>(m, "DenseScorer")
+      .def(py::init<py::array, FloatArray, py::object, py::object, int64_t, int32_t,
+                    const std::string&, const std::string&>(),
+           py::arg("panels"), py::arg("bias").noconvert(), py::arg("scale"), py::arg("sums"),
+           py::arg("n"), py::arg("dim"), py::arg("dtype"), py::arg("simd_level") = "")
+      .def("search", &DenseScorer::Search, py::arg("queries").noconvert(), py::arg("k"),
+           py::arg("num_bins"), py::arg("num_threads") = 0)
+      .def_property_readonly("simd_level", &DenseScorer::simd_level);
+}

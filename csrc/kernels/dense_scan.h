@@ -1,0 +1,64 @@
+// Interface between the brute-force driver (baseline code) and the ISA-specific
+// dense scan kernels. Plain structs and function pointers only: ISA translation
+// units must not share inline STL code with baseline callers.
+//
+// Database layout ("panels"): points are grouped 32 to a panel; panel p holds
+// points 32p..32p+31. Inside a panel the values are dimension-major so that one
+// SIMD load fetches the same dimension (or dimension pair / quad) of 16 points:
+//   float32  : [panel][d]           [32] float
+//   bfloat16 : [panel][ceil(d/2)]   [32][2] uint16   (pairs of dimensions)
+//   int8     : [panel][ceil(d/4)]   [32][4] int8     (quads of dimensions)
+// Padding (points past n, dimensions past d) is zero. Every point has a float
+// bias added to its score (0 for dot product, -|x|^2/2 for squared L2, -inf for
+// padding points), so the kernel always maximises  <q, x> + bias.
+#pragma once
+#include <cstdint>
+
+namespace annlib {
+
+constexpr int kPanelWidth = 32;
+
+enum class DenseType : int { kFloat32 = 0, kBFloat16 = 1, kInt8 = 2 };
+
+// Per-query selection state, owned by the caller.
+//  exact mode (num_bins == 0): a binary min-heap of `capacity` = k entries,
+//      `size` filled; the root is the current k-th best score.
+//  binned mode (num_bins = L > 0): `capacity` = L + kPanelWidth slots; slot s
+//      keeps the best (score, id) seen for bin (s mod L). Slots >= L absorb the
+//      wrap-around of one vector and are folded back by the caller.
+struct SelectState {
+  float* scores;
+  int32_t* ids;
+  int32_t size;
+};
+
+struct ScanArgs {
+  const void* panels;      // database panels (layout above)
+  const float* bias;       // [n_panels * 32]
+  const float* scale;      // int8 only: per-point dequantisation scale
+  const int32_t* sums;     // int8 only: per-point sum of the int8 codes
+  int32_t dim;             // logical dimension d
+  int64_t panel_begin;     // half-open range of panels to scan
+  int64_t panel_end;
+  const float* queries;    // [num_queries][dim], row-major
+  int32_t num_queries;
+  int32_t k;
+  int32_t num_bins;        // 0 = exact top-k
+  SelectState* states;     // [num_queries]
+};
+
+using ScanFn = void (*)(const ScanArgs&);
+
+// One row per SIMD level; filled by each ISA translation unit.
+struct DenseKernels {
+  const char* level_name;
+  ScanFn scan[3];  // indexed by DenseType
+};
+
+// Defined in kernels/dense_scan_<isa>.cpp.
+const DenseKernels& DenseKernelsScalar();
+const DenseKernels& DenseKernelsAvx2();
+const DenseKernels& DenseKernelsAvx512();
+const DenseKernels& DenseKernelsAvx512Bf16();
+
+}  // namespace annlib

@@ -1,0 +1,74 @@
+// AVX2 + FMA dense scan kernels (compiled with -mavx2 -mfma only).
+#include <immintrin.h>
+
+#include "dense_scan.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+namespace annlib {
+namespace isa_avx2 {
+namespace {
+
+struct Ops {
+  static constexpr int W = 8;
+  static constexpr int kInt8QueryOffset = 0;
+  using V = __m256;
+  using VI = __m256i;
+  struct XI {
+    __m256i x, abs_x;
+  };
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V set1(float x) { return _mm256_set1_ps(x); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static uint32_t gt_mask(V a, V b) {
+    return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ)));
+  }
+  static void bf16_pair(const uint16_t* p, V& even, V& odd) {
+    __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    even = _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
+    odd = _mm256_castsi256_ps(_mm256_and_si256(x, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
+  }
+  static VI zero_i() { return _mm256_setzero_si256(); }
+  static VI load_i(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static VI sub_i(VI a, VI b) { return _mm256_sub_epi32(a, b); }
+  static VI shl7_i(VI a) { return _mm256_slli_epi32(a, 7); }
+  static VI set1_i(int32_t q) { return _mm256_set1_epi32(q); }
+  static XI load_x(const int8_t* x) {
+    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+    return {v, _mm256_abs_epi8(v)};
+  }
+  // |x| * sign(q, x) keeps pmaddubsw's pair sums within int16: both factors
+  // are in [-127, 127] (codes never use -128), so no saturation.
+  static VI dot4(VI acc, VI q, XI x) {
+    __m256i pairs = _mm256_maddubs_epi16(x.abs_x, _mm256_sign_epi8(q, x.x));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+  }
+  static V to_float(VI a) { return _mm256_cvtepi32_ps(a); }
+};
+
+constexpr int kMR = 6;
+constexpr int kTileWidth = 16;
+
+}  // namespace
+
+#include "dense_scan-inl.h"
+
+}  // namespace isa_avx2
+
+const DenseKernels& DenseKernelsAvx2() {
+  static const DenseKernels table{"avx2",
+                                  {&isa_avx2::Scan<isa_avx2::TileF32>,
+                                   &isa_avx2::Scan<isa_avx2::TileBf16>,
+                                   &isa_avx2::Scan<isa_avx2::TileInt8>}};
+  return table;
+}
+
+}  // namespace annlib

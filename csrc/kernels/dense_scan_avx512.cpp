@@ -1,0 +1,30 @@
+// AVX-512 (F/BW/DQ/VL) dense scan kernels, compiled with those flags only.
+#include <immintrin.h>
+
+#include "dense_scan.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+namespace annlib {
+namespace isa_avx512 {
+namespace {
+#include "ops_avx512-inl.h"
+}  // namespace
+
+#include "dense_scan-inl.h"
+
+}  // namespace isa_avx512
+
+const DenseKernels& DenseKernelsAvx512() {
+  static const DenseKernels table{"avx512",
+                                  {&isa_avx512::Scan<isa_avx512::TileF32>,
+                                   &isa_avx512::Scan<isa_avx512::TileBf16>,
+                                   &isa_avx512::Scan<isa_avx512::TileInt8>}};
+  return table;
+}
+
+}  // namespace annlib

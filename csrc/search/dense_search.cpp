@@ -1,0 +1,186 @@
+#include "dense_search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "../util/parallel.h"
+
+namespace annlib {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int64_t kQueryBlock = 64;  // queries packed and scanned together
+
+int DimsPerGroup(DenseType type) {
+  switch (type) {
+    case DenseType::kFloat32: return 1;
+    case DenseType::kBFloat16: return 2;
+    case DenseType::kInt8: return 4;
+  }
+  return 1;
+}
+
+uint16_t FloatToBf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);  // nearest even
+}
+
+struct Candidate {
+  float score;
+  int32_t id;
+};
+bool Better(const Candidate& a, const Candidate& b) {
+  return a.score > b.score || (a.score == b.score && a.id < b.id);
+}
+
+}  // namespace
+
+int64_t PanelBytes(DenseType type, int32_t dim) {
+  const int per = DimsPerGroup(type);
+  return int64_t{(dim + per - 1) / per} * kPanelWidth * 4;
+}
+
+void PackDense(const float* x, int64_t n, int32_t dim, DenseType type, bool squared_l2,
+               void* panels, float* bias, float* scale, int32_t* sums, int num_threads) {
+  const int64_t num_panels = (n + kPanelWidth - 1) / kPanelWidth;
+  const int64_t panel_bytes = PanelBytes(type, dim);
+  uint8_t* base = static_cast<uint8_t*>(panels);
+  ParallelFor(num_panels, num_threads, [&](int64_t p) {
+    uint8_t* panel = base + p * panel_bytes;
+    std::memset(panel, 0, panel_bytes);
+    for (int lane = 0; lane < kPanelWidth; ++lane) {
+      const int64_t j = p * kPanelWidth + lane;
+      if (j >= n) {
+        bias[j] = kNegInf;
+        if (scale != nullptr) scale[j] = 0.0f;
+        if (sums != nullptr) sums[j] = 0;
+        continue;
+      }
+      const float* row = x + j * dim;
+      double norm2 = 0.0;
+      for (int t = 0; t < dim; ++t) norm2 += double{row[t]} * row[t];
+      bias[j] = squared_l2 ? static_cast<float>(-0.5 * norm2) : 0.0f;
+      switch (type) {
+        case DenseType::kFloat32: {
+          float* out = reinterpret_cast<float*>(panel);
+          for (int t = 0; t < dim; ++t) out[t * kPanelWidth + lane] = row[t];
+          break;
+        }
+        case DenseType::kBFloat16: {
+          uint16_t* out = reinterpret_cast<uint16_t*>(panel);
+          for (int t = 0; t < dim; ++t)
+            out[((t / 2) * kPanelWidth + lane) * 2 + (t % 2)] = FloatToBf16(row[t]);
+          break;
+        }
+        case DenseType::kInt8: {
+          // Symmetric per-point scale; codes stay in [-127, 127] (the AVX2 and
+          // AVX-512BW int8 dots rely on never seeing -128).
+          float max_abs = 0.0f;
+          for (int t = 0; t < dim; ++t) max_abs = std::max(max_abs, std::fabs(row[t]));
+          const float s = max_abs > 0.0f ? max_abs / 127.0f : 1.0f;
+          int8_t* out = reinterpret_cast<int8_t*>(panel);
+          int32_t total = 0;
+          for (int t = 0; t < dim; ++t) {
+            int code = static_cast<int>(std::nearbyint(row[t] / s));
+            code = std::min(127, std::max(-127, code));
+            out[((t / 4) * kPanelWidth + lane) * 4 + (t % 4)] = static_cast<int8_t>(code);
+            total += code;
+          }
+          scale[j] = s;
+          sums[j] = total;
+          break;
+        }
+      }
+    }
+  });
+}
+
+void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* queries,
+                 int64_t num_queries, int32_t k, int32_t num_bins, int num_threads,
+                 int64_t* out_ids, float* out_scores) {
+  if (k <= 0) throw std::invalid_argument("k must be positive");
+  if (num_bins < 0) throw std::invalid_argument("num_bins must be >= 0");
+  if (num_bins > 0 && num_bins < k) throw std::invalid_argument("num_bins must be >= k");
+  if (num_queries <= 0) return;
+  const int threads = ResolveThreads(num_threads);
+  const int64_t num_panels = db.num_panels();
+  const int64_t qblocks = (num_queries + kQueryBlock - 1) / kQueryBlock;
+
+  // Split the database too when there are too few query blocks to keep every
+  // thread busy; each split keeps its own selection state, merged below.
+  int64_t splits = 1;
+  if (qblocks < 4 * threads) {
+    splits = (4 * threads + qblocks - 1) / qblocks;
+    splits = std::max<int64_t>(1, std::min<int64_t>(splits, num_panels / 8));
+  }
+  const int64_t panels_per_split = (num_panels + splits - 1) / splits;
+
+  const int64_t capacity = num_bins == 0 ? k : int64_t{num_bins} + kPanelWidth;
+  std::vector<float> state_scores(splits * num_queries * capacity, kNegInf);
+  std::vector<int32_t> state_ids(splits * num_queries * capacity, -1);
+  std::vector<SelectState> states(splits * num_queries);
+  for (int64_t i = 0; i < splits * num_queries; ++i)
+    states[i] = SelectState{state_scores.data() + i * capacity, state_ids.data() + i * capacity, 0};
+
+  const ScanFn scan = kernels.scan[static_cast<int>(db.type)];
+  ParallelFor(qblocks * splits, threads, [&](int64_t item) {
+    const int64_t qb = item / splits;
+    const int64_t split = item % splits;
+    const int64_t q0 = qb * kQueryBlock;
+    ScanArgs args;
+    args.panels = db.panels;
+    args.bias = db.bias;
+    args.scale = db.scale;
+    args.sums = db.sums;
+    args.dim = db.dim;
+    args.panel_begin = split * panels_per_split;
+    args.panel_end = std::min(num_panels, args.panel_begin + panels_per_split);
+    args.queries = queries + q0 * db.dim;
+    args.num_queries = static_cast<int32_t>(std::min(kQueryBlock, num_queries - q0));
+    args.k = k;
+    args.num_bins = num_bins;
+    args.states = states.data() + split * num_queries + q0;
+    scan(args);
+  });
+
+  // Merge the splits and select the final top k of each query.
+  ParallelFor((num_queries + 63) / 64, threads, [&](int64_t chunk) {
+    std::vector<Candidate> cands;
+    std::vector<Candidate> bins;
+    for (int64_t q = chunk * 64; q < std::min(num_queries, (chunk + 1) * 64); ++q) {
+      cands.clear();
+      if (num_bins == 0) {
+        for (int64_t s = 0; s < splits; ++s) {
+          const SelectState& st = states[s * num_queries + q];
+          for (int i = 0; i < st.size; ++i) cands.push_back({st.scores[i], st.ids[i]});
+        }
+      } else {
+        bins.assign(num_bins, Candidate{kNegInf, -1});
+        for (int64_t s = 0; s < splits; ++s) {
+          const SelectState& st = states[s * num_queries + q];
+          for (int64_t slot = 0; slot < capacity; ++slot) {
+            const Candidate c{st.scores[slot], st.ids[slot]};
+            Candidate& bin = bins[slot % num_bins];
+            if (c.id >= 0 && (bin.id < 0 || Better(c, bin))) bin = c;
+          }
+        }
+        for (const Candidate& c : bins)
+          if (c.id >= 0) cands.push_back(c);
+      }
+      const size_t keep = std::min<size_t>(k, cands.size());
+      std::partial_sort(cands.begin(), cands.begin() + keep, cands.end(), Better);
+      for (int32_t i = 0; i < k; ++i) {
+        const bool have = static_cast<size_t>(i) < keep;
+        out_ids[q * k + i] = have ? cands[i].id : -1;
+        out_scores[q * k + i] = have ? cands[i].score : kNegInf;
+      }
+    }
+  });
+}
+
+}  // namespace annlib

@@ -1,0 +1,79 @@
+#include "dispatch.h"
+
+#include <cstdlib>
+#include <stdexcept>
+
+namespace annlib {
+
+const char* SimdLevelName(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::kScalar: return "scalar";
+    case SimdLevel::kAvx2: return "avx2";
+    case SimdLevel::kAvx512: return "avx512";
+    case SimdLevel::kAvx512Bf16: return "avx512_bf16";
+  }
+  return "unknown";
+}
+
+SimdLevel ParseSimdLevel(const std::string& name) {
+  for (int i = 0; i <= static_cast<int>(SimdLevel::kAvx512Bf16); ++i) {
+    auto level = static_cast<SimdLevel>(i);
+    if (name == SimdLevelName(level)) return level;
+  }
+  throw std::invalid_argument("unknown SIMD level '" + name +
+                              "': expected one of scalar, avx2, avx512, avx512_bf16");
+}
+
+SimdLevel MaxSupportedLevel() {
+#if defined(__x86_64__) || defined(__i386__)
+  // libgcc's checks include the OS (XGETBV) support for the wider registers.
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
+                      __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  const bool bf16 = avx512 && __builtin_cpu_supports("avx512vnni") &&
+                    __builtin_cpu_supports("avx512bf16");
+  if (bf16) return SimdLevel::kAvx512Bf16;
+  if (avx512) return SimdLevel::kAvx512;
+  if (avx2) return SimdLevel::kAvx2;
+#endif
+  return SimdLevel::kScalar;
+}
+
+static SimdLevel ComputeActiveLevel() {
+  SimdLevel level = MaxSupportedLevel();
+  const char* env = std::getenv("ANNLIB_SIMD_LEVEL");
+  if (env != nullptr && env[0] != '\0') {
+    SimdLevel wanted = ParseSimdLevel(env);  // an unknown name is an error, not ignored
+    if (static_cast<int>(wanted) < static_cast<int>(level)) level = wanted;
+  }
+  return level;
+}
+
+SimdLevel ActiveLevel() {
+  static const SimdLevel level = ComputeActiveLevel();
+  return level;
+}
+
+std::vector<SimdLevel> SupportedLevels() {
+  std::vector<SimdLevel> levels;
+  for (int i = 0; i <= static_cast<int>(MaxSupportedLevel()); ++i)
+    levels.push_back(static_cast<SimdLevel>(i));
+  return levels;
+}
+
+const DenseKernels& DenseKernelsFor(SimdLevel level) {
+  if (static_cast<int>(level) > static_cast<int>(MaxSupportedLevel()))
+    throw std::invalid_argument(std::string("SIMD level ") + SimdLevelName(level) +
+                                " is not supported by this CPU");
+  switch (level) {
+    case SimdLevel::kScalar: return DenseKernelsScalar();
+    case SimdLevel::kAvx2: return DenseKernelsAvx2();
+    case SimdLevel::kAvx512: return DenseKernelsAvx512();
+    case SimdLevel::kAvx512Bf16: return DenseKernelsAvx512Bf16();
+  }
+  throw std::invalid_argument("bad SIMD level");
+}
+
+}  // namespace annlib
