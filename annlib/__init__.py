@@ -1,0 +1,47 @@
+"""annlib: approximate nearest neighbor search with a C++ SIMD core.
+
+    import annlib
+    searcher = annlib.builder(db, 10, "dot_product").score_brute_force().build()
+    ids, scores = searcher.search_batched(queries)
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import _core
+from .builder import Builder, builder
+from .config import BruteForceConfig, IndexConfig
+from .recall_math import expected_recall, num_bins_for
+from .searcher import BruteForceSearcher, Searcher
+
+
+def simd_level() -> str:
+    """SIMD level the kernels use: the best this CPU supports, lowered by ANNLIB_SIMD_LEVEL."""
+    return _core.simd_level()
+
+
+def available_simd_levels() -> list[str]:
+    """Every SIMD level this CPU can run, lowest first."""
+    return list(_core.supported_simd_levels())
+
+
+def load(path, mmap: bool = True, verify: bool = True) -> Searcher:
+    """Loads a saved index directory. Arrays are memory-mapped when mmap is true;
+    verify checks every array's sha256 against the manifest first."""
+    from .io import load_index
+    from .searcher import SEARCHER_KINDS
+
+    config_json, arrays, _ = load_index(path, mmap=mmap, verify=verify)
+    try:
+        config = IndexConfig.from_json(config_json)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}/config.json is invalid: {exc}") from exc
+    kind = SEARCHER_KINDS.get(config.kind)
+    try:
+        return kind(config, arrays)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{path}: saved arrays do not match the config ({exc})") from exc
+
+
+__all__ = ["Builder", "BruteForceConfig", "BruteForceSearcher", "IndexConfig", "Searcher", "available_simd_levels",
+           "builder", "expected_recall", "load", "num_bins_for", "simd_level", "__version__"]

@@ -1,0 +1,45 @@
+"""Command line: `annlib demo`, `annlib info`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(k=args.k)
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from . import __version__, available_simd_levels, simd_level
+
+    print(f"annlib {__version__}")
+    print(f"SIMD level in use: {simd_level()} (supported: {', '.join(available_simd_levels())}; "
+          "lower it with ANNLIB_SIMD_LEVEL)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="annlib", description="annlib vector search")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="build and search the bundled SIFT-20k subset; print recall and QPS")
+    demo.add_argument("-k", type=int, default=10, help="neighbors per query (default 10)")
+    demo.set_defaults(func=_cmd_demo)
+    info = sub.add_parser("info", help="version and SIMD level")
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

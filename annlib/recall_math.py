@@ -1,0 +1,28 @@
+"""Bin-count sizing for the TPU-KNN partial reduction (Chern et al., 2022).
+
+A true neighbor is lost only when a better one falls into the same of L
+uniformly used bins, which gives E[recall] = (L/k)(1 - (1 - 1/L)^k).
+"""
+from __future__ import annotations
+
+import math
+
+
+def expected_recall(num_bins: int, k: int) -> float:
+    """Expected recall@k of keeping only the best of each of num_bins bins."""
+    if num_bins <= 0 or k <= 0:
+        raise ValueError("num_bins and k must be positive")
+    L = float(num_bins)
+    return min(1.0, (L / k) * (1.0 - (1.0 - 1.0 / L) ** k))
+
+
+def num_bins_for(recall_target: float, k: int) -> int:
+    """L = ceil((k-1) / -ln(recall_target)) (XLA's conservative sizing), at least k.
+
+    Returns 0 (exact selection) for recall_target >= 1.
+    """
+    if not 0.0 < recall_target <= 1.0:
+        raise ValueError(f"recall_target must be in (0, 1], got {recall_target}")
+    if recall_target >= 1.0:
+        return 0
+    return max(k, math.ceil((k - 1) / -math.log(recall_target)))

@@ -1,0 +1,127 @@
+"""Searchers: the object a build returns and a load restores.
+
+Every searcher answers
+    search(q, final_num_neighbors=None)            -> (ids int64[k], scores float32[k])
+    search_batched(Q, final_num_neighbors=None, num_threads=0)
+                                                   -> (ids int64[n, k], scores float32[n, k])
+Scores are in the metric's natural sense: dot product and cosine similarity
+are larger-is-better, squared L2 is smaller-is-better. Rows are padded with id
+-1 and score -inf (similarities) or +inf (distances) when fewer than k exist.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._validate import as_float_matrix, check_k, check_num_threads, normalize_rows
+from .config import IndexConfig
+from .recall_math import num_bins_for
+
+
+class Searcher:
+    """Shared API edge: validation, query normalisation, score conversion."""
+
+    config: IndexConfig
+    dim: int
+
+    def __len__(self) -> int:
+        return self.size()
+
+    def size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def distance_measure(self) -> str:
+        return self.config.distance_measure
+
+    def search(self, q, final_num_neighbors=None, *, num_threads: int = 1):
+        """Nearest neighbors of one query vector (shape (d,) or (1, d))."""
+        queries = as_float_matrix(q, "query", dim=self.dim, allow_1d=True)
+        if queries.shape[0] != 1:
+            raise ValueError(f"search() takes one query, got {queries.shape[0]}; use search_batched() for several")
+        ids, scores = self._search_validated(queries, final_num_neighbors, num_threads)
+        return ids[0], scores[0]
+
+    def search_batched(self, queries, final_num_neighbors=None, num_threads: int = 0):
+        """Nearest neighbors of each row of queries (shape (n, d)); num_threads=0 uses all cores."""
+        queries = as_float_matrix(queries, "queries", dim=self.dim)
+        return self._search_validated(queries, final_num_neighbors, num_threads)
+
+    def _search_validated(self, queries: np.ndarray, final_num_neighbors, num_threads):
+        k = self.config.num_neighbors if final_num_neighbors is None else final_num_neighbors
+        k = check_k(k, self.size(), "final_num_neighbors")
+        num_threads = check_num_threads(num_threads)
+        if self.distance_measure == "cosine":
+            queries = normalize_rows(queries, "query")
+        ids, raw = self._search_raw(queries, k, num_threads)
+        return ids, self._to_metric(queries, raw)
+
+    def _to_metric(self, queries: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """Converts internal scores (<q, x> + bias, larger is better) to the metric's scale."""
+        if self.distance_measure != "squared_l2":
+            return raw
+        # raw = <q,x> - |x|^2/2, so |q - x|^2 = |q|^2 - 2 raw; padding (-inf) becomes +inf.
+        qnorm = np.einsum("ij,ij->i", queries, queries)[:, None]
+        dist = qnorm - 2.0 * raw
+        np.maximum(dist, 0.0, out=dist)
+        return dist.astype(np.float32, copy=False)
+
+    def _search_raw(self, queries: np.ndarray, k: int, num_threads: int):
+        raise NotImplementedError
+
+    def save(self, path) -> None:
+        """Writes the index to directory `path` atomically (see annlib.io)."""
+        from . import __version__
+        from .io import save_index
+
+        save_index(path, self.config.to_json(), self._arrays(), __version__)
+
+    def _arrays(self) -> dict:
+        raise NotImplementedError
+
+
+class BruteForceSearcher(Searcher):
+    """Scores every point with the GEMM-shaped kernel; exact or binned top-k."""
+
+    def __init__(self, config: IndexConfig, arrays: dict, *, simd_level: str = ""):
+        self.config = config
+        meta = arrays["meta"]
+        self._n, self.dim = int(meta[0]), int(meta[1])
+        self._packed = arrays
+        bf = config.brute_force
+        self._scorer = _core.DenseScorer(arrays["panels"], arrays["bias"], arrays.get("scale"),
+                                         arrays.get("sums"), self._n, self.dim, bf.dtype, simd_level)
+
+    @classmethod
+    def build(cls, config: IndexConfig, database: np.ndarray, num_threads: int = 0) -> "BruteForceSearcher":
+        if config.distance_measure == "cosine":
+            database = normalize_rows(database, "database")
+        packed = _core.pack_dense(database, config.brute_force.dtype,
+                                  config.distance_measure == "squared_l2", num_threads)
+        packed["meta"] = np.array(database.shape, dtype=np.int64)
+        return cls(config, packed)
+
+    def with_simd_level(self, level: str) -> "BruteForceSearcher":
+        """The same index, scanned with the kernels of another supported SIMD level."""
+        return BruteForceSearcher(self.config, self._packed, simd_level=level)
+
+    @property
+    def simd_level(self) -> str:
+        return self._scorer.simd_level
+
+    def size(self) -> int:
+        return self._n
+
+    def num_bins(self, k: int) -> int:
+        """Bins used for k neighbors (0 = exact selection)."""
+        bins = num_bins_for(self.config.brute_force.recall_target, k)
+        return 0 if bins >= self._n else bins
+
+    def _search_raw(self, queries, k, num_threads):
+        return self._scorer.search(queries, k, self.num_bins(k), num_threads)
+
+    def _arrays(self) -> dict:
+        return dict(self._packed)
+
+
+SEARCHER_KINDS = {"brute_force": BruteForceSearcher}
