@@ -83,14 +83,13 @@ class Searcher:
 class BruteForceSearcher(Searcher):
     """Scores every point with the GEMM-shaped kernel; exact or binned top-k."""
 
-    def __init__(self, config: IndexConfig, arrays: dict, *, simd_level: str = ""):
+    def __init__(self, config: IndexConfig, arrays: dict, *, simd_level: str = "", bf16_variant: str = "auto"):
         self.config = config
         meta = arrays["meta"]
         self._n, self.dim = int(meta[0]), int(meta[1])
         self._packed = arrays
         bf = config.brute_force
-        self._scorer = _core.DenseScorer(arrays["panels"], arrays["bias"], arrays.get("scale"),
-                                         arrays.get("sums"), self._n, self.dim, bf.dtype, simd_level)
+        self._scorer = _core.DenseScorer(arrays, self._n, self.dim, bf.dtype, simd_level, bf16_variant)
 
     @classmethod
     def build(cls, config: IndexConfig, database: np.ndarray, num_threads: int = 0) -> "BruteForceSearcher":
@@ -101,9 +100,10 @@ class BruteForceSearcher(Searcher):
         packed["meta"] = np.array(database.shape, dtype=np.int64)
         return cls(config, packed)
 
-    def with_simd_level(self, level: str) -> "BruteForceSearcher":
-        """The same index, scanned with the kernels of another supported SIMD level."""
-        return BruteForceSearcher(self.config, self._packed, simd_level=level)
+    def with_simd_level(self, level: str, bf16_variant: str = "auto") -> "BruteForceSearcher":
+        """The same index, scanned with the kernels of another supported SIMD level
+        (bf16_variant "native" or "widened" forces the avx512_bf16 level's bf16 kernel)."""
+        return BruteForceSearcher(self.config, self._packed, simd_level=level, bf16_variant=bf16_variant)
 
     @property
     def simd_level(self) -> str:

@@ -31,34 +31,38 @@ SimdLevel LevelOrActive(const std::string& name) {
   return name.empty() ? ActiveLevel() : ParseSimdLevel(name);
 }
 
+constexpr const char* kInt8FloatArrays[] = {"scale", "offset", "scaled_sums"};
+
 // Packs x [n][dim] into the panel layout; returns the arrays a DenseScorer
-// needs (and that a saved index stores): panels (uint8 bytes), bias, and for
-// int8 also scale and sums.
+// needs (and a saved index stores): panels (uint8), bias, and for int8 also
+// scale, offset, sums and scaled_sums.
 py::dict PackDensePy(FloatArray x, const std::string& dtype, bool squared_l2, int num_threads) {
   if (x.ndim() != 2) throw std::invalid_argument("x must be 2-D");
   const DenseType type = ParseDenseType(dtype);
   const int64_t n = x.shape(0);
   const int32_t dim = static_cast<int32_t>(x.shape(1));
-  const int64_t num_panels = (n + kPanelWidth - 1) / kPanelWidth;
-  py::array_t<uint8_t> panels({num_panels, PanelBytes(type, dim)});
-  FloatArray bias(num_panels * kPanelWidth);
+  const int64_t padded = (n + kPanelWidth - 1) / kPanelWidth * kPanelWidth;
+  py::array_t<uint8_t> panels({padded / kPanelWidth, PanelBytes(type, dim)});
+  FloatArray bias(padded);
   py::dict out;
-  float* scale_ptr = nullptr;
-  int32_t* sums_ptr = nullptr;
+  DensePointArrays arrays;
+  arrays.bias = bias.mutable_data();
   if (type == DenseType::kInt8) {
-    FloatArray scale(num_panels * kPanelWidth);
-    Int32Array sums(num_panels * kPanelWidth);
-    scale_ptr = scale.mutable_data();
-    sums_ptr = sums.mutable_data();
-    out["scale"] = scale;
+    float** slots[] = {&arrays.scale, &arrays.offset, &arrays.scaled_sums};
+    for (int i = 0; i < 3; ++i) {
+      FloatArray a(padded);
+      *slots[i] = a.mutable_data();
+      out[kInt8FloatArrays[i]] = a;
+    }
+    Int32Array sums(padded);
+    arrays.sums = sums.mutable_data();
     out["sums"] = sums;
   }
   const float* xp = x.data();
   void* pp = panels.mutable_data();
-  float* bp = bias.mutable_data();
   {
     py::gil_scoped_release release;
-    PackDense(xp, n, dim, type, squared_l2, pp, bp, scale_ptr, sums_ptr, num_threads);
+    PackDense(xp, n, dim, type, squared_l2, pp, arrays, num_threads);
   }
   out["panels"] = panels;
   out["bias"] = bias;
@@ -69,31 +73,30 @@ py::dict PackDensePy(FloatArray x, const std::string& dtype, bool squared_l2, in
 // they outlive every search.
 class DenseScorer {
  public:
-  DenseScorer(py::array panels, FloatArray bias, py::object scale, py::object sums, int64_t n,
-              int32_t dim, const std::string& dtype, const std::string& simd_level)
-      : panels_(panels), bias_(bias), kernels_(&DenseKernelsFor(LevelOrActive(simd_level))) {
+  DenseScorer(py::dict arrays, int64_t n, int32_t dim, const std::string& dtype, const std::string& simd_level,
+              const std::string& bf16_variant)
+      : arrays_(arrays),
+        kernels_(&DenseKernelsFor(LevelOrActive(simd_level), ParseBf16Variant(bf16_variant))) {
     view_.type = ParseDenseType(dtype);
     view_.n = n;
     view_.dim = dim;
     if (n <= 0 || dim <= 0) throw std::invalid_argument("n and dim must be positive");
-    const int64_t num_panels = view_.num_panels();
-    if (panels.nbytes() != num_panels * PanelBytes(view_.type, dim) || !(panels.flags() & py::array::c_style))
+    const int64_t padded = view_.num_panels() * kPanelWidth;
+    py::array panels = Get<py::array>("panels");
+    if (panels.nbytes() != view_.num_panels() * PanelBytes(view_.type, dim) ||
+        !(panels.flags() & py::array::c_style))
       throw std::invalid_argument("panels array has the wrong size or layout for n, dim and dtype");
-    if (bias.size() != num_panels * kPanelWidth) throw std::invalid_argument("bias has the wrong length");
     view_.panels = panels.data();
-    view_.bias = bias.data();
+    view_.bias = Vector<FloatArray>("bias", padded).data();
     if (view_.type == DenseType::kInt8) {
-      scale_ = scale.cast<FloatArray>();
-      sums_ = sums.cast<Int32Array>();
-      if (scale_.size() != num_panels * kPanelWidth || sums_.size() != num_panels * kPanelWidth)
-        throw std::invalid_argument("int8 scale/sums have the wrong length");
-      view_.scale = scale_.data();
-      view_.sums = sums_.data();
+      view_.scale = Vector<FloatArray>("scale", padded).data();
+      view_.offset = Vector<FloatArray>("offset", padded).data();
+      view_.scaled_sums = Vector<FloatArray>("scaled_sums", padded).data();
+      view_.sums = Vector<Int32Array>("sums", padded).data();
     }
   }
 
-  py::tuple Search(py::array_t<float, py::array::c_style> queries, int32_t k, int32_t num_bins,
-                   int num_threads) const {
+  py::tuple Search(FloatArray queries, int32_t k, int32_t num_bins, int num_threads) const {
     if (queries.ndim() != 2 || queries.shape(1) != view_.dim)
       throw std::invalid_argument("queries must have shape (num_queries, " + std::to_string(view_.dim) + ")");
     if (k <= 0 || k > view_.n) throw std::invalid_argument("k must be in [1, n]");
@@ -113,10 +116,23 @@ class DenseScorer {
   std::string simd_level() const { return kernels_->level_name; }
 
  private:
-  py::array panels_;
-  FloatArray bias_;
-  FloatArray scale_;
-  Int32Array sums_;
+  template <class A>
+  A Get(const char* name) const {
+    if (!arrays_.contains(name)) throw std::invalid_argument(std::string("missing array '") + name + "'");
+    return arrays_[name].cast<A>();
+  }
+  // A 1-D array of exactly `length` elements of the right dtype, no conversion.
+  template <class A>
+  A Vector(const char* name, int64_t length) const {
+    py::object obj = arrays_[name];
+    if (!A::check_(obj)) throw std::invalid_argument(std::string("array '") + name + "' has the wrong dtype");
+    A a = obj.cast<A>();
+    if (a.ndim() != 1 || a.shape(0) != length)
+      throw std::invalid_argument(std::string("array '") + name + "' has the wrong length");
+    return a;
+  }
+
+  py::dict arrays_;  // keeps every buffer alive
   DenseView view_;
   const DenseKernels* kernels_;
 };
@@ -136,10 +152,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("pack_dense", &PackDensePy, py::arg("x").noconvert(), py::arg("dtype"),
         py::arg("squared_l2"), py::arg("num_threads") = 0);
   py::class_<DenseScorer>(m, "DenseScorer")
-      .def(py::init<py::array, FloatArray, py::object, py::object, int64_t, int32_t,
-                    const std::string&, const std::string&>(),
-           py::arg("panels"), py::arg("bias").noconvert(), py::arg("scale"), py::arg("sums"),
-           py::arg("n"), py::arg("dim"), py::arg("dtype"), py::arg("simd_level") = "")
+      .def(py::init<py::dict, int64_t, int32_t, const std::string&, const std::string&, const std::string&>(),
+           py::arg("arrays"), py::arg("n"), py::arg("dim"), py::arg("dtype"), py::arg("simd_level") = "",
+           py::arg("bf16_variant") = "auto")
       .def("search", &DenseScorer::Search, py::arg("queries").noconvert(), py::arg("k"),
            py::arg("num_bins"), py::arg("num_threads") = 0)
       .def_property_readonly("simd_level", &DenseScorer::simd_level);

@@ -34,9 +34,6 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int kVecsPerTile = kTileWidth / Ops::W;
 static_assert(kTileWidth % Ops::W == 0, "tile must be whole vectors");
 static_assert(kPanelWidth % kTileWidth == 0, "panel must be whole tiles");
-// Bytes of database panels scanned per query group before moving on: keeps
-// the chunk in L2 while every query group of the block streams over it.
-constexpr int64_t kChunkBytes = 192 * 1024;
 
 inline int64_t DimGroups(int dim, int per_group) { return (dim + per_group - 1) / per_group; }
 
@@ -142,26 +139,52 @@ inline void Epilogue(float* out, int m, int64_t j0, const float* bias, SelectSta
 }
 
 // ---------------------------------------------------------------- tiles
-// Each tile policy knows its query packing and computes raw scores
-// out[M][kTileWidth] for M <= kMR queries against kTileWidth points of a panel.
+// A tile policy knows its query packing and accumulates, for M <= kMR queries
+// and kTileWidth points of one panel, the dot products over a slice of panel
+// rows into acc [kMR][kTileWidth] (4-byte lanes: float, or int32 for int8).
+// Finish turns accumulators into raw float scores in place.
+//
+//   kDimsPerRow         dimensions held by one 128-byte panel row
+//   kQueryRowBytes      bytes of packed query data per (row, query)
+//   kQueryParams        floats of per-query parameters (quantisation)
+//   PackQueries(q, m, dim, dst, params)   dst: [rows][kMR] elements
+//   Tile<M>(panel_rows, lane_off, query_rows, nrows, first, acc)
+//   Finish(m, acc, params, j0, args)
+
+constexpr int64_t kRowBytes = kPanelWidth * 4;
+
+template <int M, class Acc, class Zero>
+inline void LoadOrZero(Acc (&acc)[M][kVecsPerTile], const void* buf, bool first, Zero zero) {
+  for (int i = 0; i < M; ++i)
+    for (int v = 0; v < kVecsPerTile; ++v) acc[i][v] = zero();
+  if (first) return;
+  for (int i = 0; i < M; ++i)
+    for (int v = 0; v < kVecsPerTile; ++v) std::memcpy(&acc[i][v], static_cast<const uint8_t*>(buf) + (i * kTileWidth + v * Ops::W) * 4, sizeof(Acc));
+}
+
+template <int M, class Acc>
+inline void StoreAcc(const Acc (&acc)[M][kVecsPerTile], void* buf) {
+  for (int i = 0; i < M; ++i)
+    for (int v = 0; v < kVecsPerTile; ++v) std::memcpy(static_cast<uint8_t*>(buf) + (i * kTileWidth + v * Ops::W) * 4, &acc[i][v], sizeof(Acc));
+}
 
 struct TileF32 {
-  static constexpr int kPerGroup = 1;  // dimensions per packed element
-  static int64_t QueryGroupBytes(int dim) { return int64_t{dim} * kMR * sizeof(float); }
-  static void PackQueries(const float* q, int m, int dim, void* dst, float* /*qscale*/) {
+  static constexpr int kDimsPerRow = 1;
+  static constexpr int kQueryRowBytes = 4;
+  static constexpr int kQueryParams = 0;
+  static void PackQueries(const float* q, int m, int dim, void* dst, float*) {
     float* out = static_cast<float*>(dst);
     for (int t = 0; t < dim; ++t)
       for (int i = 0; i < kMR; ++i) out[t * kMR + i] = i < m ? q[int64_t{i} * dim + t] : 0.0f;
   }
   template <int M>
-  static void Tile(const uint8_t* panel, int lane_off, const void* qpack, int dim, const float*,
-                   int64_t, const ScanArgs&, float* out) {
-    const float* x = reinterpret_cast<const float*>(panel) + lane_off;
-    const float* q = static_cast<const float*>(qpack);
+  static void Tile(const uint8_t* panel_rows, int lane_off, const uint8_t* query_rows, int64_t nrows,
+                   bool first, void* acc_buf) {
+    const float* x = reinterpret_cast<const float*>(panel_rows) + lane_off;
+    const float* q = reinterpret_cast<const float*>(query_rows);
     typename Ops::V acc[M][kVecsPerTile];
-    for (int i = 0; i < M; ++i)
-      for (int v = 0; v < kVecsPerTile; ++v) acc[i][v] = Ops::zero();
-    for (int t = 0; t < dim; ++t) {
+    LoadOrZero<M>(acc, acc_buf, first, Ops::zero);
+    for (int64_t t = 0; t < nrows; ++t) {
       typename Ops::V xv[kVecsPerTile];
       for (int v = 0; v < kVecsPerTile; ++v) xv[v] = Ops::load(x + t * kPanelWidth + v * Ops::W);
       for (int i = 0; i < M; ++i) {
@@ -169,21 +192,20 @@ struct TileF32 {
         for (int v = 0; v < kVecsPerTile; ++v) acc[i][v] = Ops::fmadd(qi, xv[v], acc[i][v]);
       }
     }
-    for (int i = 0; i < M; ++i)
-      for (int v = 0; v < kVecsPerTile; ++v) Ops::store(out + i * kTileWidth + v * Ops::W, acc[i][v]);
+    StoreAcc<M>(acc, acc_buf);
   }
+  static void Finish(int, void*, const float*, int64_t, const ScanArgs&) {}
 };
 
 // bfloat16 database, float32 query: each bf16 pair widens to two float vectors.
 struct TileBf16 {
-  static constexpr int kPerGroup = 2;
-  static int64_t QueryGroupBytes(int dim) {
-    return DimGroups(dim, 2) * kMR * 2 * sizeof(float);
-  }
+  static constexpr int kDimsPerRow = 2;
+  static constexpr int kQueryRowBytes = 8;
+  static constexpr int kQueryParams = 0;
   static void PackQueries(const float* q, int m, int dim, void* dst, float*) {
     float* out = static_cast<float*>(dst);
-    const int64_t groups = DimGroups(dim, 2);
-    for (int64_t t = 0; t < groups; ++t)
+    const int64_t rows = DimGroups(dim, 2);
+    for (int64_t t = 0; t < rows; ++t)
       for (int i = 0; i < kMR; ++i)
         for (int h = 0; h < 2; ++h) {
           const int64_t dd = 2 * t + h;
@@ -191,15 +213,13 @@ struct TileBf16 {
         }
   }
   template <int M>
-  static void Tile(const uint8_t* panel, int lane_off, const void* qpack, int dim, const float*,
-                   int64_t, const ScanArgs&, float* out) {
-    const uint16_t* x = reinterpret_cast<const uint16_t*>(panel) + 2 * lane_off;
-    const float* q = static_cast<const float*>(qpack);
-    const int64_t groups = DimGroups(dim, 2);
+  static void Tile(const uint8_t* panel_rows, int lane_off, const uint8_t* query_rows, int64_t nrows,
+                   bool first, void* acc_buf) {
+    const uint16_t* x = reinterpret_cast<const uint16_t*>(panel_rows) + 2 * lane_off;
+    const float* q = reinterpret_cast<const float*>(query_rows);
     typename Ops::V acc[M][kVecsPerTile];
-    for (int i = 0; i < M; ++i)
-      for (int v = 0; v < kVecsPerTile; ++v) acc[i][v] = Ops::zero();
-    for (int64_t t = 0; t < groups; ++t) {
+    LoadOrZero<M>(acc, acc_buf, first, Ops::zero);
+    for (int64_t t = 0; t < nrows; ++t) {
       typename Ops::V even[kVecsPerTile], odd[kVecsPerTile];
       for (int v = 0; v < kVecsPerTile; ++v)
         Ops::bf16_pair(x + t * 2 * kPanelWidth + v * 2 * Ops::W, even[v], odd[v]);
@@ -212,65 +232,96 @@ struct TileBf16 {
         }
       }
     }
-    for (int i = 0; i < M; ++i)
-      for (int v = 0; v < kVecsPerTile; ++v) Ops::store(out + i * kTileWidth + v * Ops::W, acc[i][v]);
+    StoreAcc<M>(acc, acc_buf);
   }
+  static void Finish(int, void*, const float*, int64_t, const ScanArgs&) {}
 };
 
-// int8 database (per-point scale) and int8 query (per-query scale). The integer
-// dot product is exact; scores are dequantised in the tile.
+// int8, affine on both sides: x ~= s_x c + m_x per point, q ~= s_q u + m_q per
+// query. Then <q, x> ~= s_q s_x <u, c> + m_x (s_q sum(u) + d m_q) + m_q s_x sum(c);
+// the integer <u, c> is exact, the rest is applied in Finish.
 struct TileInt8 {
-  static constexpr int kPerGroup = 4;
-  static int64_t QueryGroupBytes(int dim) { return DimGroups(dim, 4) * kMR * sizeof(int32_t); }
-  static void PackQueries(const float* q, int m, int dim, void* dst, float* qscale) {
+  static constexpr int kDimsPerRow = 4;
+  static constexpr int kQueryRowBytes = 4;
+  static constexpr int kQueryParams = 3;  // s_q, m_q, s_q sum(u) + d m_q
+  static void PackQueries(const float* q, int m, int dim, void* dst, float* params) {
     int32_t* out = static_cast<int32_t*>(dst);
-    const int64_t groups = DimGroups(dim, 4);
+    const int64_t rows = DimGroups(dim, 4);
     for (int i = 0; i < kMR; ++i) {
-      float max_abs = 0.0f;
-      if (i < m)
-        for (int t = 0; t < dim; ++t) max_abs = std::fmax(max_abs, std::fabs(q[int64_t{i} * dim + t]));
-      const float scale = max_abs > 0.0f ? max_abs / 127.0f : 1.0f;
-      if (i < m) qscale[i] = scale;
-      for (int64_t t = 0; t < groups; ++t) {
+      float lo = 0.0f, hi = 0.0f;
+      if (i < m) {
+        lo = hi = q[int64_t{i} * dim];
+        for (int t = 1; t < dim; ++t) {
+          lo = std::fmin(lo, q[int64_t{i} * dim + t]);
+          hi = std::fmax(hi, q[int64_t{i} * dim + t]);
+        }
+      }
+      float mid = 0.5f * (lo + hi);
+      float scale = hi > lo ? (hi - lo) / 254.0f : 1.0f;
+      bool integer_valued = i < m && hi - lo <= 254.0f;
+      for (int t = 0; integer_valued && t < dim; ++t)
+        integer_valued = q[int64_t{i} * dim + t] == std::nearbyint(q[int64_t{i} * dim + t]);
+      if (integer_valued) {  // exact codes for integer-valued queries, as for the data
+        scale = 1.0f;
+        mid = std::floor(mid);
+      }
+      int64_t code_sum = 0;
+      for (int64_t t = 0; t < rows; ++t) {
         uint32_t word = 0;
         for (int h = 0; h < 4; ++h) {
           const int64_t dd = 4 * t + h;
           int code = 0;
-          if (i < m && dd < dim) code = static_cast<int>(std::nearbyint(q[int64_t{i} * dim + dd] / scale));
-          code += Ops::kInt8QueryOffset;
-          word |= (static_cast<uint32_t>(code) & 0xFFu) << (8 * h);
+          if (i < m && dd < dim) {
+            code = static_cast<int>(std::nearbyint((q[int64_t{i} * dim + dd] - mid) / scale));
+            code = code < -127 ? -127 : (code > 127 ? 127 : code);
+          }
+          code_sum += code;
+          word |= (static_cast<uint32_t>(code + Ops::kInt8QueryOffset) & 0xFFu) << (8 * h);
         }
         out[t * kMR + i] = static_cast<int32_t>(word);
+      }
+      if (i < m) {
+        params[3 * i] = scale;
+        params[3 * i + 1] = mid;
+        params[3 * i + 2] = static_cast<float>(scale * static_cast<double>(code_sum) + double{dim} * mid);
       }
     }
   }
   template <int M>
-  static void Tile(const uint8_t* panel, int lane_off, const void* qpack, int dim,
-                   const float* qscale, int64_t j0, const ScanArgs& a, float* out) {
-    const int8_t* x = reinterpret_cast<const int8_t*>(panel) + 4 * lane_off;
-    const int32_t* q = static_cast<const int32_t*>(qpack);
-    const int64_t groups = DimGroups(dim, 4);
+  static void Tile(const uint8_t* panel_rows, int lane_off, const uint8_t* query_rows, int64_t nrows,
+                   bool first, void* acc_buf) {
+    const int8_t* x = reinterpret_cast<const int8_t*>(panel_rows) + 4 * lane_off;
+    const int32_t* q = reinterpret_cast<const int32_t*>(query_rows);
     typename Ops::VI acc[M][kVecsPerTile];
-    for (int i = 0; i < M; ++i)
-      for (int v = 0; v < kVecsPerTile; ++v) acc[i][v] = Ops::zero_i();
-    for (int64_t t = 0; t < groups; ++t) {
-      const int8_t* xt = x + t * 4 * kPanelWidth;
+    LoadOrZero<M>(acc, acc_buf, first, Ops::zero_i);
+    for (int64_t t = 0; t < nrows; ++t) {
       typename Ops::XI xv[kVecsPerTile];
-      for (int v = 0; v < kVecsPerTile; ++v) xv[v] = Ops::load_x(xt + v * 4 * Ops::W);
+      for (int v = 0; v < kVecsPerTile; ++v) xv[v] = Ops::load_x(x + t * 4 * kPanelWidth + v * 4 * Ops::W);
       for (int i = 0; i < M; ++i) {
         typename Ops::VI qi = Ops::set1_i(q[t * kMR + i]);
         for (int v = 0; v < kVecsPerTile; ++v) acc[i][v] = Ops::dot4(acc[i][v], qi, xv[v]);
       }
     }
+    StoreAcc<M>(acc, acc_buf);
+  }
+  static void Finish(int m, void* acc_buf, const float* params, int64_t j0, const ScanArgs& a) {
+    uint8_t* buf = static_cast<uint8_t*>(acc_buf);
     for (int v = 0; v < kVecsPerTile; ++v) {
       const int64_t j = j0 + v * Ops::W;
-      typename Ops::V pscale = Ops::load(a.scale + j);
+      const typename Ops::V scale = Ops::load(a.scale + j);
+      const typename Ops::V offset = Ops::load(a.offset + j);
+      const typename Ops::V scaled_sum = Ops::load(a.scaled_sums + j);
       typename Ops::VI correction = Ops::zero_i();
       if (Ops::kInt8QueryOffset != 0) correction = Ops::shl7_i(Ops::load_i(a.sums + j));
-      for (int i = 0; i < M; ++i) {
-        typename Ops::V s = Ops::to_float(Ops::sub_i(acc[i][v], correction));
-        s = Ops::mul(s, Ops::mul(pscale, Ops::set1(qscale[i])));
-        Ops::store(out + i * kTileWidth + v * Ops::W, s);
+      for (int i = 0; i < m; ++i) {
+        uint8_t* lane = buf + (i * kTileWidth + v * Ops::W) * 4;
+        typename Ops::VI dot;
+        std::memcpy(&dot, lane, sizeof dot);
+        typename Ops::V s = Ops::mul(Ops::to_float(Ops::sub_i(dot, correction)),
+                                     Ops::mul(scale, Ops::set1(params[3 * i])));
+        s = Ops::fmadd(offset, Ops::set1(params[3 * i + 2]), s);
+        s = Ops::fmadd(scaled_sum, Ops::set1(params[3 * i + 1]), s);
+        std::memcpy(lane, &s, sizeof s);
       }
     }
   }
@@ -279,58 +330,82 @@ struct TileInt8 {
 // ---------------------------------------------------------------- driver
 
 template <class T, int M>
-inline void TileFor(int m, const uint8_t* panel, int lane_off, const void* qpack, int dim,
-                    const float* qscale, int64_t j0, const ScanArgs& a, float* out) {
+inline void TileFor(int m, const uint8_t* panel_rows, int lane_off, const uint8_t* query_rows,
+                    int64_t nrows, bool first, void* acc) {
   if constexpr (M > 1) {
-    if (m < M) return TileFor<T, M - 1>(m, panel, lane_off, qpack, dim, qscale, j0, a, out);
+    if (m < M) return TileFor<T, M - 1>(m, panel_rows, lane_off, query_rows, nrows, first, acc);
   }
-  T::template Tile<M>(panel, lane_off, qpack, dim, qscale, j0, a, out);
+  T::template Tile<M>(panel_rows, lane_off, query_rows, nrows, first, acc);
 }
+
+// Rows of a panel scanned per pass: a 16 KB slice stays in L1 while every
+// query group of the block streams over it (K-blocking, as in a GEMM).
+constexpr int64_t kRowsPerSlice = 128;
+// Partial sums of one chunk of panels for the whole query block stay in L2.
+constexpr int64_t kAccBytesPerChunk = 256 * 1024;
+constexpr int kTilesPerPanel = kPanelWidth / kTileWidth;
 
 template <class T>
 void Scan(const ScanArgs& a) {
   const int nq = a.num_queries;
   if (nq <= 0 || a.panel_begin >= a.panel_end) return;
   const int groups = (nq + kMR - 1) / kMR;
-  const int64_t group_bytes = (T::QueryGroupBytes(a.dim) + 63) / 64 * 64;
-  const int64_t panel_bytes = DimGroups(a.dim, T::kPerGroup) * kPanelWidth * 4;
+  const int64_t rows = DimGroups(a.dim, T::kDimsPerRow);
+  const int64_t group_bytes = (rows * kMR * T::kQueryRowBytes + 63) / 64 * 64;
+  const int64_t tile_acc_bytes = int64_t{kMR} * kTileWidth * 4;
+  int64_t chunk = kAccBytesPerChunk / (tile_acc_bytes * kTilesPerPanel * groups);
+  if (chunk < 1) chunk = 1;
+  const int64_t acc_bytes = chunk * kTilesPerPanel * groups * tile_acc_bytes;
+  const int64_t param_bytes = (int64_t{groups} * kMR * (T::kQueryParams + 1) * 4 + 63) / 64 * 64;
 
-  // One allocation: packed query groups, query scales, thresholds, tile output.
-  const int64_t qscale_bytes = (int64_t{groups} * kMR * sizeof(float) + 63) / 64 * 64;
-  const int64_t out_bytes = int64_t{kMR} * kTileWidth * sizeof(float);
+  // One allocation: packed queries, accumulators, per-query params, thresholds.
   uint8_t* scratch = static_cast<uint8_t*>(
-      std::aligned_alloc(64, groups * group_bytes + 2 * qscale_bytes + out_bytes + 64));
-  if (scratch == nullptr) return;  // caller sized the call; a null result would be a bug upstream
+      std::aligned_alloc(64, groups * group_bytes + acc_bytes + 2 * param_bytes));
+  if (scratch == nullptr) throw std::bad_alloc();
   uint8_t* qpack = scratch;
-  float* qscale = reinterpret_cast<float*>(scratch + groups * group_bytes);
-  float* thresholds = reinterpret_cast<float*>(scratch + groups * group_bytes + qscale_bytes);
-  float* out = reinterpret_cast<float*>(scratch + groups * group_bytes + 2 * qscale_bytes);
+  uint8_t* acc = scratch + groups * group_bytes;
+  float* params = reinterpret_cast<float*>(acc + acc_bytes);
+  float* thresholds = reinterpret_cast<float*>(acc + acc_bytes + param_bytes);
 
   for (int g = 0; g < groups; ++g) {
     const int m = nq - g * kMR < kMR ? nq - g * kMR : kMR;
     T::PackQueries(a.queries + int64_t{g} * kMR * a.dim, m, a.dim, qpack + g * group_bytes,
-                   qscale + g * kMR);
+                   params + int64_t{g} * kMR * T::kQueryParams);
   }
   const uint8_t* panels = static_cast<const uint8_t*>(a.panels);
-  int64_t chunk = kChunkBytes / panel_bytes;
-  if (chunk < 1) chunk = 1;
+  const int64_t panel_bytes = rows * kRowBytes;
+  auto tile_acc = [&](int64_t p_local, int tile, int g) {
+    return acc + ((p_local * kTilesPerPanel + tile) * groups + g) * tile_acc_bytes;
+  };
 
   for (int64_t c0 = a.panel_begin; c0 < a.panel_end; c0 += chunk) {
     const int64_t c1 = c0 + chunk < a.panel_end ? c0 + chunk : a.panel_end;
+    for (int64_t r0 = 0; r0 < rows; r0 += kRowsPerSlice) {
+      const int64_t nrows = rows - r0 < kRowsPerSlice ? rows - r0 : kRowsPerSlice;
+      for (int64_t p = c0; p < c1; ++p) {
+        const uint8_t* slice = panels + p * panel_bytes + r0 * kRowBytes;
+        for (int tile = 0; tile < kTilesPerPanel; ++tile)
+          for (int g = 0; g < groups; ++g) {
+            const int m = nq - g * kMR < kMR ? nq - g * kMR : kMR;
+            TileFor<T, kMR>(m, slice, tile * kTileWidth, qpack + g * group_bytes + r0 * kMR * T::kQueryRowBytes,
+                            nrows, r0 == 0, tile_acc(p - c0, tile, g));
+          }
+      }
+    }
+    // Scores of the chunk are complete: select, query group by query group,
+    // in increasing point order (ties then favour the smaller id).
     for (int g = 0; g < groups; ++g) {
       const int m = nq - g * kMR < kMR ? nq - g * kMR : kMR;
       SelectState* st = a.states + int64_t{g} * kMR;
       if (a.num_bins == 0)
         for (int i = 0; i < m; ++i) thresholds[i] = HeapThreshold(st[i], a.k);
-      for (int64_t p = c0; p < c1; ++p) {
-        const uint8_t* panel = panels + p * panel_bytes;
-        for (int off = 0; off < kPanelWidth; off += kTileWidth) {
-          const int64_t j0 = p * kPanelWidth + off;
-          TileFor<T, kMR>(m, panel, off, qpack + g * group_bytes, a.dim, qscale + g * kMR, j0, a,
-                          out);
+      for (int64_t p = c0; p < c1; ++p)
+        for (int tile = 0; tile < kTilesPerPanel; ++tile) {
+          const int64_t j0 = p * kPanelWidth + tile * kTileWidth;
+          float* out = reinterpret_cast<float*>(tile_acc(p - c0, tile, g));
+          T::Finish(m, out, params + int64_t{g} * kMR * T::kQueryParams, j0, a);
           Epilogue(out, m, j0, a.bias + j0, st, a, thresholds);
         }
-      }
     }
   }
   std::free(scratch);

@@ -8,9 +8,15 @@
 //   float32  : [panel][d]           [32] float
 //   bfloat16 : [panel][ceil(d/2)]   [32][2] uint16   (pairs of dimensions)
 //   int8     : [panel][ceil(d/4)]   [32][4] int8     (quads of dimensions)
+// Every layout is a stack of 128-byte "rows" (32 lanes x 4 bytes), so a panel
+// of G = ceil(d / dims_per_row) rows can be scanned in row slices (K-blocking).
 // Padding (points past n, dimensions past d) is zero. Every point has a float
 // bias added to its score (0 for dot product, -|x|^2/2 for squared L2, -inf for
 // padding points), so the kernel always maximises  <q, x> + bias.
+//
+// int8 is affine per point: x ~= scale * code + offset with codes in
+// [-127, 127]; `sums` holds the sum of a point's codes and `scaled_sums` that
+// sum times its scale. Queries are quantised the same way, per query.
 #pragma once
 #include <cstdint>
 
@@ -35,8 +41,10 @@ struct SelectState {
 struct ScanArgs {
   const void* panels;      // database panels (layout above)
   const float* bias;       // [n_panels * 32]
-  const float* scale;      // int8 only: per-point dequantisation scale
-  const int32_t* sums;     // int8 only: per-point sum of the int8 codes
+  const float* scale;      // int8 only: per-point scale
+  const float* offset;     // int8 only: per-point offset
+  const int32_t* sums;     // int8 only: per-point sum of codes
+  const float* scaled_sums;  // int8 only: scale * sums
   int32_t dim;             // logical dimension d
   int64_t panel_begin;     // half-open range of panels to scan
   int64_t panel_end;
@@ -59,6 +67,8 @@ struct DenseKernels {
 const DenseKernels& DenseKernelsScalar();
 const DenseKernels& DenseKernelsAvx2();
 const DenseKernels& DenseKernelsAvx512();
-const DenseKernels& DenseKernelsAvx512Bf16();
+// native_bf16: vdpbf16ps on a bf16-rounded query (fast on AMD Zen 4/5); else
+// bf16 widened to float32 and FMA (faster on Intel Sapphire Rapids).
+const DenseKernels& DenseKernelsAvx512Bf16(bool native_bf16);
 
 }  // namespace annlib

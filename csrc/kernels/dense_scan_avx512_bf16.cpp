@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <new>
 
 #define ANNLIB_AVX512_VNNI 1
 
@@ -26,8 +27,9 @@ namespace {
 // bfloat16 database and bfloat16-rounded query, multiplied pairwise by
 // vdpbf16ps into float32 accumulators.
 struct TileBf16Native {
-  static constexpr int kPerGroup = 2;
-  static int64_t QueryGroupBytes(int dim) { return DimGroups(dim, 2) * kMR * sizeof(uint32_t); }
+  static constexpr int kDimsPerRow = 2;
+  static constexpr int kQueryRowBytes = 4;
+  static constexpr int kQueryParams = 0;
   static uint32_t RoundToBf16(float f) {
     uint32_t u;
     std::memcpy(&u, &f, sizeof u);
@@ -35,8 +37,8 @@ struct TileBf16Native {
   }
   static void PackQueries(const float* q, int m, int dim, void* dst, float*) {
     uint32_t* out = static_cast<uint32_t*>(dst);
-    const int64_t groups = DimGroups(dim, 2);
-    for (int64_t t = 0; t < groups; ++t)
+    const int64_t rows = DimGroups(dim, 2);
+    for (int64_t t = 0; t < rows; ++t)
       for (int i = 0; i < kMR; ++i) {
         uint32_t word = 0;
         for (int h = 0; h < 2; ++h) {
@@ -47,15 +49,13 @@ struct TileBf16Native {
       }
   }
   template <int M>
-  static void Tile(const uint8_t* panel, int lane_off, const void* qpack, int dim, const float*,
-                   int64_t, const ScanArgs&, float* out) {
-    const uint16_t* x = reinterpret_cast<const uint16_t*>(panel) + 2 * lane_off;
-    const int32_t* q = static_cast<const int32_t*>(qpack);
-    const int64_t groups = DimGroups(dim, 2);
+  static void Tile(const uint8_t* panel_rows, int lane_off, const uint8_t* query_rows, int64_t nrows,
+                   bool first, void* acc_buf) {
+    const uint16_t* x = reinterpret_cast<const uint16_t*>(panel_rows) + 2 * lane_off;
+    const int32_t* q = reinterpret_cast<const int32_t*>(query_rows);
     __m512 acc[M][kVecsPerTile];
-    for (int i = 0; i < M; ++i)
-      for (int v = 0; v < kVecsPerTile; ++v) acc[i][v] = _mm512_setzero_ps();
-    for (int64_t t = 0; t < groups; ++t) {
+    LoadOrZero<M>(acc, acc_buf, first, Ops::zero);
+    for (int64_t t = 0; t < nrows; ++t) {
       __m512bh xv[kVecsPerTile];
       for (int v = 0; v < kVecsPerTile; ++v)
         xv[v] = (__m512bh)_mm512_loadu_si512(x + t * 2 * kPanelWidth + v * 2 * Ops::W);
@@ -64,20 +64,19 @@ struct TileBf16Native {
         for (int v = 0; v < kVecsPerTile; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], qi, xv[v]);
       }
     }
-    for (int i = 0; i < M; ++i)
-      for (int v = 0; v < kVecsPerTile; ++v) _mm512_storeu_ps(out + i * kTileWidth + v * Ops::W, acc[i][v]);
+    StoreAcc<M>(acc, acc_buf);
   }
+  static void Finish(int, void*, const float*, int64_t, const ScanArgs&) {}
 };
 
 }  // namespace
 }  // namespace isa_avx512_bf16
 
-const DenseKernels& DenseKernelsAvx512Bf16() {
-  static const DenseKernels table{"avx512_bf16",
-                                  {&isa_avx512_bf16::Scan<isa_avx512_bf16::TileF32>,
-                                   &isa_avx512_bf16::Scan<isa_avx512_bf16::TileBf16Native>,
-                                   &isa_avx512_bf16::Scan<isa_avx512_bf16::TileInt8>}};
-  return table;
+const DenseKernels& DenseKernelsAvx512Bf16(bool native_bf16) {
+  using namespace isa_avx512_bf16;
+  static const DenseKernels native{"avx512_bf16", {&Scan<TileF32>, &Scan<TileBf16Native>, &Scan<TileInt8>}};
+  static const DenseKernels widened{"avx512_bf16", {&Scan<TileF32>, &Scan<TileBf16>, &Scan<TileInt8>}};
+  return native_bf16 ? native : widened;
 }
 
 }  // namespace annlib

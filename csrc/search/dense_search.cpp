@@ -13,7 +13,7 @@ namespace annlib {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-constexpr int64_t kQueryBlock = 64;  // queries packed and scanned together
+constexpr int64_t kMaxQueryBlock = 256;  // queries packed and scanned together
 
 int DimsPerGroup(DenseType type) {
   switch (type) {
@@ -28,6 +28,12 @@ uint16_t FloatToBf16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof u);
   return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);  // nearest even
+}
+
+bool IsIntegerValued(const float* row, int32_t dim) {
+  for (int32_t t = 0; t < dim; ++t)
+    if (row[t] != std::nearbyint(row[t])) return false;
+  return true;
 }
 
 struct Candidate {
@@ -46,7 +52,8 @@ int64_t PanelBytes(DenseType type, int32_t dim) {
 }
 
 void PackDense(const float* x, int64_t n, int32_t dim, DenseType type, bool squared_l2,
-               void* panels, float* bias, float* scale, int32_t* sums, int num_threads) {
+               void* panels, const DensePointArrays& out_arrays, int num_threads) {
+  float* bias = out_arrays.bias;
   const int64_t num_panels = (n + kPanelWidth - 1) / kPanelWidth;
   const int64_t panel_bytes = PanelBytes(type, dim);
   uint8_t* base = static_cast<uint8_t*>(panels);
@@ -57,8 +64,10 @@ void PackDense(const float* x, int64_t n, int32_t dim, DenseType type, bool squa
       const int64_t j = p * kPanelWidth + lane;
       if (j >= n) {
         bias[j] = kNegInf;
-        if (scale != nullptr) scale[j] = 0.0f;
-        if (sums != nullptr) sums[j] = 0;
+        if (type == DenseType::kInt8) {
+          out_arrays.scale[j] = out_arrays.offset[j] = out_arrays.scaled_sums[j] = 0.0f;
+          out_arrays.sums[j] = 0;
+        }
         continue;
       }
       const float* row = x + j * dim;
@@ -78,21 +87,31 @@ void PackDense(const float* x, int64_t n, int32_t dim, DenseType type, bool squa
           break;
         }
         case DenseType::kInt8: {
-          // Symmetric per-point scale; codes stay in [-127, 127] (the AVX2 and
-          // AVX-512BW int8 dots rely on never seeing -128).
-          float max_abs = 0.0f;
-          for (int t = 0; t < dim; ++t) max_abs = std::max(max_abs, std::fabs(row[t]));
-          const float s = max_abs > 0.0f ? max_abs / 127.0f : 1.0f;
+          // Affine per point: x ~= scale * code + offset, codes in [-127, 127]
+          // (the AVX2 and AVX-512BW int8 dots rely on never seeing -128).
+          float lo = row[0], hi = row[0];
+          for (int t = 1; t < dim; ++t) {
+            lo = std::min(lo, row[t]);
+            hi = std::max(hi, row[t]);
+          }
+          float mid = 0.5f * (lo + hi);
+          float s = hi > lo ? (hi - lo) / 254.0f : 1.0f;
+          if (IsIntegerValued(row, dim) && hi - lo <= 254.0f) {
+            s = 1.0f;  // integer data (SIFT-like descriptors) is stored exactly
+            mid = std::floor(0.5f * (lo + hi));
+          }
           int8_t* out = reinterpret_cast<int8_t*>(panel);
           int32_t total = 0;
           for (int t = 0; t < dim; ++t) {
-            int code = static_cast<int>(std::nearbyint(row[t] / s));
+            int code = static_cast<int>(std::nearbyint((row[t] - mid) / s));
             code = std::min(127, std::max(-127, code));
             out[((t / 4) * kPanelWidth + lane) * 4 + (t % 4)] = static_cast<int8_t>(code);
             total += code;
           }
-          scale[j] = s;
-          sums[j] = total;
+          out_arrays.scale[j] = s;
+          out_arrays.offset[j] = mid;
+          out_arrays.sums[j] = total;
+          out_arrays.scaled_sums[j] = static_cast<float>(double{s} * total);
           break;
         }
       }
@@ -109,15 +128,20 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
   if (num_queries <= 0) return;
   const int threads = ResolveThreads(num_threads);
   const int64_t num_panels = db.num_panels();
-  const int64_t qblocks = (num_queries + kQueryBlock - 1) / kQueryBlock;
 
-  // Split the database too when there are too few query blocks to keep every
-  // thread busy; each split keeps its own selection state, merged below.
+  // Large query blocks stream the database from memory fewer times; with few
+  // queries the database itself is split so every thread has work. Each split
+  // keeps its own selection state, merged below.
+  int64_t block = kMaxQueryBlock;
   int64_t splits = 1;
-  if (qblocks < 4 * threads) {
-    splits = (4 * threads + qblocks - 1) / qblocks;
-    splits = std::max<int64_t>(1, std::min<int64_t>(splits, num_panels / 8));
+  if (num_queries >= int64_t{8} * threads) {
+    const int64_t per_thread = (num_queries + threads - 1) / threads;
+    block = std::min(kMaxQueryBlock, (per_thread + 7) / 8 * 8);
+  } else {
+    block = num_queries;
+    splits = std::max<int64_t>(1, std::min<int64_t>(2 * threads, num_panels / 8));
   }
+  const int64_t qblocks = (num_queries + block - 1) / block;
   const int64_t panels_per_split = (num_panels + splits - 1) / splits;
 
   const int64_t capacity = num_bins == 0 ? k : int64_t{num_bins} + kPanelWidth;
@@ -131,17 +155,19 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
   ParallelFor(qblocks * splits, threads, [&](int64_t item) {
     const int64_t qb = item / splits;
     const int64_t split = item % splits;
-    const int64_t q0 = qb * kQueryBlock;
+    const int64_t q0 = qb * block;
     ScanArgs args;
     args.panels = db.panels;
     args.bias = db.bias;
     args.scale = db.scale;
+    args.offset = db.offset;
     args.sums = db.sums;
+    args.scaled_sums = db.scaled_sums;
     args.dim = db.dim;
     args.panel_begin = split * panels_per_split;
     args.panel_end = std::min(num_panels, args.panel_begin + panels_per_split);
     args.queries = queries + q0 * db.dim;
-    args.num_queries = static_cast<int32_t>(std::min(kQueryBlock, num_queries - q0));
+    args.num_queries = static_cast<int32_t>(std::min(block, num_queries - q0));
     args.k = k;
     args.num_bins = num_bins;
     args.states = states.data() + split * num_queries + q0;

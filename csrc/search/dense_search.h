@@ -10,7 +10,7 @@
 
 namespace annlib {
 
-// Non-owning view of a packed database. `scale` and `sums` are set for int8.
+// Non-owning view of a packed database. The int8 arrays are set for int8 only.
 struct DenseView {
   DenseType type = DenseType::kFloat32;
   int64_t n = 0;
@@ -18,18 +18,29 @@ struct DenseView {
   const void* panels = nullptr;
   const float* bias = nullptr;
   const float* scale = nullptr;
+  const float* offset = nullptr;
   const int32_t* sums = nullptr;
+  const float* scaled_sums = nullptr;
   int64_t num_panels() const { return (n + kPanelWidth - 1) / kPanelWidth; }
 };
 
 // Bytes of one panel for a type and dimension.
 int64_t PanelBytes(DenseType type, int32_t dim);
 
-// Fills the outputs (sized by the caller: panels = num_panels * PanelBytes,
-// bias/scale/sums = num_panels * 32) from x [n][dim]. `squared_l2` selects the
-// -|x|^2/2 bias (squared L2 as maximum inner product); padding gets -inf.
+// Per-point arrays written by PackDense, each num_panels * 32 long.
+struct DensePointArrays {
+  float* bias = nullptr;
+  float* scale = nullptr;        // int8 only
+  float* offset = nullptr;       // int8 only
+  int32_t* sums = nullptr;       // int8 only
+  float* scaled_sums = nullptr;  // int8 only
+};
+
+// Fills panels (num_panels * PanelBytes bytes) and the per-point arrays from
+// x [n][dim]. `squared_l2` selects the -|x|^2/2 bias (squared L2 as maximum
+// inner product); padding points get bias -inf.
 void PackDense(const float* x, int64_t n, int32_t dim, DenseType type, bool squared_l2,
-               void* panels, float* bias, float* scale, int32_t* sums, int num_threads);
+               void* panels, const DensePointArrays& out, int num_threads);
 
 // Top-k of <q, x> + bias for each query row. num_bins = 0: exact; otherwise the
 // best of each of num_bins strided bins survives and the top k of those are

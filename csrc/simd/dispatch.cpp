@@ -63,7 +63,23 @@ std::vector<SimdLevel> SupportedLevels() {
   return levels;
 }
 
-const DenseKernels& DenseKernelsFor(SimdLevel level) {
+Bf16Variant ParseBf16Variant(const std::string& name) {
+  if (name.empty() || name == "auto") return Bf16Variant::kAuto;
+  if (name == "native") return Bf16Variant::kNative;
+  if (name == "widened") return Bf16Variant::kWidened;
+  throw std::invalid_argument("bf16 variant must be 'auto', 'native' or 'widened', got '" + name + "'");
+}
+
+static bool IsAmd() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_is("amd");
+#else
+  return false;
+#endif
+}
+
+const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
   if (static_cast<int>(level) > static_cast<int>(MaxSupportedLevel()))
     throw std::invalid_argument(std::string("SIMD level ") + SimdLevelName(level) +
                                 " is not supported by this CPU");
@@ -71,7 +87,8 @@ const DenseKernels& DenseKernelsFor(SimdLevel level) {
     case SimdLevel::kScalar: return DenseKernelsScalar();
     case SimdLevel::kAvx2: return DenseKernelsAvx2();
     case SimdLevel::kAvx512: return DenseKernelsAvx512();
-    case SimdLevel::kAvx512Bf16: return DenseKernelsAvx512Bf16();
+    case SimdLevel::kAvx512Bf16:
+      return DenseKernelsAvx512Bf16(bf16 == Bf16Variant::kNative || (bf16 == Bf16Variant::kAuto && IsAmd()));
   }
   throw std::invalid_argument("bad SIMD level");
 }

@@ -1,0 +1,61 @@
+"""Shared fixtures: seeded data, SIMD levels, the shared dev datasets (optional)."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import annlib
+
+SHARED_DATASETS = Path(os.environ.get("ANNLIB_SHARED_DATASETS", Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(params=annlib.available_simd_levels())
+def simd_level(request):
+    """Every SIMD level this CPU can run."""
+    return request.param
+
+
+def clustered(rng, n, d, clusters=32, spread=0.15, nq=0):
+    """n points around `clusters` random centers; with nq > 0 also returns nq
+    queries drawn around the same centers (queries from other centers would
+    share a handful of high-norm neighbors and make recall estimates noisy)."""
+    centers = rng.standard_normal((clusters, d)).astype(np.float32)
+
+    def draw(m):
+        labels = rng.integers(0, clusters, m)
+        return (centers[labels] + spread * rng.standard_normal((m, d))).astype(np.float32)
+
+    return (draw(n), draw(nq)) if nq else draw(n)
+
+
+def exact_topk(x, q, k, measure):
+    """float64 NumPy reference: (ids, scores in the metric's natural sense)."""
+    x64, q64 = x.astype(np.float64), q.astype(np.float64)
+    if measure == "cosine":
+        x64 = x64 / np.linalg.norm(x64, axis=1, keepdims=True)
+        q64 = q64 / np.linalg.norm(q64, axis=1, keepdims=True)
+    if measure == "squared_l2":
+        scores = (q64**2).sum(1)[:, None] - 2 * q64 @ x64.T + (x64**2).sum(1)[None, :]
+        order = np.argsort(scores, axis=1, kind="stable")[:, :k]
+    else:
+        scores = q64 @ x64.T
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(scores, order, 1)
+
+
+def recall(ids, truth):
+    k = truth.shape[1]
+    return float(np.mean([len(np.intersect1d(a[:k], b)) / k for a, b in zip(ids, truth)]))
+
+
+def shared_dataset(name):
+    path = SHARED_DATASETS / name
+    if not path.is_file():
+        pytest.skip(f"shared dataset {path} not present")
+    return path

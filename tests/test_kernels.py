@@ -1,0 +1,98 @@
+"""Every dense kernel at every SIMD level against a float64 NumPy reference."""
+import numpy as np
+import pytest
+
+import annlib
+from conftest import clustered, exact_topk, recall
+
+MEASURES = ["dot_product", "squared_l2", "cosine"]
+# Shapes that exercise padding: n not a multiple of 32, d not a multiple of 4,
+# and d > 128 panel rows per slice (K-blocking) for every dtype.
+SHAPES = [(997, 37), (3000, 128), (2100, 515)]
+
+
+def bf16_round(x):
+    u = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+    u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
+    return u.astype(np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+@pytest.mark.parametrize("measure", MEASURES)
+def test_float32_exact_matches_reference(simd_level, rng, n, d, measure):
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    q = rng.standard_normal((70, d)).astype(np.float32)
+    k = 15
+    s = annlib.builder(x, k, measure).score_brute_force().build().with_simd_level(simd_level)
+    assert s.simd_level == simd_level
+    ids, scores = s.search_batched(q)
+    ref_ids, ref_scores = exact_topk(x, q, k, measure)
+    assert ids.dtype == np.int64 and scores.dtype == np.float32 and ids.shape == (70, k)
+    assert recall(ids, ref_ids) >= 0.999
+    # Scores are the true scores of the returned ids, in the metric's sense.
+    scale = np.abs(ref_scores).max()
+    assert np.allclose(scores, ref_scores, atol=2e-5 * scale, rtol=0)
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+@pytest.mark.parametrize("variant", ["auto", "native", "widened"])
+def test_bfloat16_scores_match_rounded_reference(simd_level, rng, n, d, variant):
+    if variant != "auto" and simd_level != "avx512_bf16":
+        pytest.skip("bf16 variants exist at the avx512_bf16 level only")
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    q = rng.standard_normal((40, d)).astype(np.float32)
+    s = annlib.builder(x, 10, "dot_product").score_brute_force(dtype="bfloat16").build()
+    s = s.with_simd_level(simd_level, bf16_variant=variant)
+    ids, scores = s.search_batched(q)
+    xb = bf16_round(x).astype(np.float64)
+    exact_scores = q.astype(np.float64) @ xb.T  # query rounding adds at most 2^-9 relative
+    got = np.take_along_axis(exact_scores, ids, 1)
+    tol = 2.0**-8 * np.sqrt(d) * np.abs(q).max() * np.abs(x).max()
+    assert np.abs(scores - got).max() <= tol
+    ref_ids, _ = exact_topk(x, q, 10, "dot_product")
+    assert recall(ids, ref_ids) >= 0.95
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+@pytest.mark.parametrize("measure", ["dot_product", "squared_l2"])
+def test_int8_close_to_reference(simd_level, rng, n, d, measure):
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    q = rng.standard_normal((40, d)).astype(np.float32)
+    s = annlib.builder(x, 10, measure).score_brute_force(dtype="int8").build().with_simd_level(simd_level)
+    ids, scores = s.search_batched(q)
+    ref_ids, _ = exact_topk(x, q, 10, measure)
+    assert recall(ids, ref_ids) >= 0.93
+    x64, q64 = x.astype(np.float64), q.astype(np.float64)
+    true = q64 @ x64.T
+    if measure == "squared_l2":
+        true = (q64**2).sum(1)[:, None] - 2 * true + (x64**2).sum(1)[None, :]
+    got = np.take_along_axis(true, ids, 1)
+    # Affine 8-bit codes on both sides: error well under 1% of the score range.
+    assert np.abs(scores - got).max() <= 0.01 * np.abs(true).max()
+
+
+def test_int8_is_exact_for_integer_valued_data(simd_level, rng):
+    x = rng.integers(0, 200, (2000, 64)).astype(np.float32)
+    q = rng.integers(0, 200, (30, 64)).astype(np.float32)
+    s = annlib.builder(x, 10, "squared_l2").score_brute_force(dtype="int8").build().with_simd_level(simd_level)
+    ids, scores = s.search_batched(q)
+    ref_ids, ref_scores = exact_topk(x, q, 10, "squared_l2")
+    assert recall(ids, ref_ids) >= 0.99  # ties among integer distances may reorder
+    assert np.allclose(scores, ref_scores, rtol=1e-5)
+
+
+def test_levels_agree_with_scalar(rng):
+    x, q = clustered(rng, 4000, 96, nq=50)
+    for dtype in ["float32", "bfloat16", "int8"]:
+        base = annlib.builder(x, 10, "dot_product").score_brute_force(dtype=dtype).build()
+        ref_ids, ref_scores = base.with_simd_level("scalar").search_batched(q)
+        for level in annlib.available_simd_levels()[1:]:
+            ids, scores = base.with_simd_level(level, bf16_variant="widened").search_batched(q)
+            assert recall(ids, ref_ids) >= 0.98, (dtype, level)
+            assert np.allclose(scores, ref_scores, rtol=1e-4, atol=1e-3), (dtype, level)
+
+
+def test_unsupported_level_is_an_error():
+    s = annlib.builder(np.eye(4, dtype=np.float32), 1, "dot_product").score_brute_force().build()
+    with pytest.raises(ValueError, match="unknown SIMD level"):
+        s.with_simd_level("sse9")

@@ -1,0 +1,97 @@
+"""Bad input gets a clear ValueError/TypeError, never a crash or a wrong answer."""
+import numpy as np
+import pytest
+
+import annlib
+
+
+@pytest.fixture
+def db(rng):
+    return rng.standard_normal((100, 8)).astype(np.float32)
+
+
+@pytest.fixture
+def searcher(db):
+    return annlib.builder(db, 5, "squared_l2").score_brute_force().build()
+
+
+@pytest.mark.parametrize("bad,exc,match", [
+    (np.zeros((0, 8), np.float32), ValueError, "empty"),
+    (np.zeros((10,), np.float32), ValueError, "2-D"),
+    (np.zeros((2, 3, 4), np.float32), ValueError, "2-D"),
+    (np.zeros((5, 0), np.float32), ValueError, "zero dimensions"),
+    (np.array([["a", "b"]]), TypeError, "real numbers"),
+    (np.array([[1 + 2j, 3j]]), TypeError, "real numbers"),
+    (np.ones((3, 2), dtype=bool), TypeError, "real numbers"),
+    (np.array([[1.0, np.nan]]), ValueError, "NaN"),
+    (np.array([[1.0, np.inf]]), ValueError, "NaN or infinity"),
+    (np.full((2, 2), 1e30), ValueError, "too large"),
+    ("not an array", TypeError, "real numbers"),
+])
+def test_bad_database(bad, exc, match):
+    with pytest.raises(exc, match=match):
+        annlib.builder(bad, 1, "dot_product")
+
+
+@pytest.mark.parametrize("k,exc", [(0, ValueError), (-1, ValueError), (101, ValueError), (2.5, TypeError),
+                                   (True, TypeError), ("3", TypeError)])
+def test_bad_k(db, searcher, k, exc):
+    with pytest.raises(exc):
+        annlib.builder(db, k, "dot_product")
+    with pytest.raises(exc):
+        searcher.search(db[0], final_num_neighbors=k)
+    with pytest.raises(exc):
+        searcher.search_batched(db[:2], final_num_neighbors=k)
+
+
+def test_bad_queries(searcher, db):
+    with pytest.raises(ValueError, match="dimension 7"):
+        searcher.search(np.zeros(7, np.float32))
+    with pytest.raises(ValueError, match="dimension"):
+        searcher.search_batched(np.zeros((3, 9), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        searcher.search_batched(np.full((2, 8), np.nan, np.float32))
+    with pytest.raises(ValueError, match="one query"):
+        searcher.search(db[:2])
+    with pytest.raises(ValueError, match="2-D"):
+        searcher.search_batched(db[0])
+    with pytest.raises(ValueError, match="2-D"):
+        searcher.search_batched(db[None])
+    with pytest.raises(TypeError):
+        searcher.search_batched(db[:2].astype(object))
+    with pytest.raises(ValueError, match="num_threads"):
+        searcher.search_batched(db[:2], num_threads=-1)
+
+
+def test_non_contiguous_and_other_dtypes_are_converted_once(searcher, db):
+    ids_ref, scores_ref = searcher.search_batched(db[:10])
+    fortran = np.asfortranarray(db[:10].astype(np.float64))
+    strided = np.repeat(db[:10], 2, axis=1)[:, ::2]
+    for q in (fortran, strided, db[:10].tolist(), db[:10].astype(np.float16).astype(np.float32)):
+        ids, _ = searcher.search_batched(q)
+        assert (ids[:, 0] == ids_ref[:, 0]).all()
+    ints = annlib.builder(np.arange(40).reshape(10, 4), 2, "squared_l2").score_brute_force().build()
+    assert ints.search([0, 1, 2, 3])[0][0] == 0
+
+
+def test_bad_builder_arguments(db):
+    with pytest.raises(ValueError, match="distance_measure"):
+        annlib.builder(db, 1, "manhattan")
+    with pytest.raises(ValueError, match="recall_target"):
+        annlib.builder(db, 1, "dot_product").score_brute_force(recall_target=0)
+    with pytest.raises(ValueError, match="recall_target"):
+        annlib.builder(db, 1, "dot_product").score_brute_force(recall_target=1.5)
+    with pytest.raises(ValueError, match="dtype"):
+        annlib.builder(db, 1, "dot_product").score_brute_force(dtype="float16")
+    with pytest.raises(ValueError, match="no scoring stage"):
+        annlib.builder(db, 1, "dot_product").build()
+
+
+def test_cosine_rejects_zero_vectors(db):
+    bad = db.copy()
+    bad[3] = 0
+    with pytest.raises(ValueError, match="row 3 is all zeros"):
+        annlib.builder(bad, 1, "cosine").score_brute_force().build()
+    s = annlib.builder(db, 1, "cosine").score_brute_force().build()
+    with pytest.raises(ValueError, match="all zeros"):
+        s.search(np.zeros(8, np.float32))
