@@ -7,7 +7,7 @@ import pytest
 
 import annlib
 
-SHARED_DATASETS = Path(os.environ.get("ANNLIB_SHARED_DATASETS", Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))
+SHARED_DATASETS = Path(os.environ.get("ANNLIB_SHARED_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 
 @pytest.fixture
