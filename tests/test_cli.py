@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -31,8 +32,10 @@ def test_cli_info(capsys):
 
 
 def run_python(code, **env):
+    # From a neutral directory: in the repo root `import annlib` would find the
+    # source tree, which has no compiled extension when annlib is pip-installed.
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+                          env={**os.environ, **env}, timeout=120, cwd=tempfile.gettempdir())
 
 
 @pytest.mark.parametrize("level", ["scalar", "avx2"])
