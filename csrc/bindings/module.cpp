@@ -6,9 +6,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 #include <string>
 
+#include "../quantization/lut16_tables.h"
 #include "../search/dense_search.h"
 #include "../simd/dispatch.h"
 
@@ -137,6 +141,61 @@ class DenseScorer {
   const DenseKernels* kernels_;
 };
 
+// Top-k by LUT16 approximate score over one list of codes: the kernel on its
+// own, for tests and micro-benchmarks. codes [n][num_blocks] uint8 (0..15),
+// lut [num_blocks][16] float. Returns (ids int64 [k], approx scores [k]).
+py::tuple Lut16TopK(py::array_t<uint8_t, py::array::c_style> codes, FloatArray lut, int32_t k,
+                    py::object point_bias, const std::string& simd_level) {
+  if (codes.ndim() != 2 || lut.ndim() != 2 || lut.shape(1) != 16 || lut.shape(0) != codes.shape(1))
+    throw std::invalid_argument("codes must be (n, num_blocks) and lut (num_blocks, 16)");
+  const int64_t n = codes.shape(0);
+  const int32_t nb = static_cast<int32_t>(codes.shape(1));
+  if (k <= 0 || k > n) throw std::invalid_argument("k must be in [1, n]");
+  const Lut16ScanFn scan = Lut16KernelFor(LevelOrActive(simd_level));
+  const int32_t padded = PaddedBlocks(nb);
+  const int64_t groups = (n + kLut16Group - 1) / kLut16Group;
+  std::vector<uint8_t> packed(groups * padded * 16), table(padded * 16);
+  std::vector<int32_t> ids(groups * kLut16Group, -1);
+  for (int64_t j = 0; j < n; ++j) ids[j] = static_cast<int32_t>(j);
+  std::vector<float> bias;
+  if (!point_bias.is_none()) {
+    FloatArray pb = point_bias.cast<FloatArray>();
+    if (pb.ndim() != 1 || pb.shape(0) != n) throw std::invalid_argument("point_bias must have shape (n,)");
+    bias.assign(pb.data(), pb.data() + n);
+    bias.resize(groups * kLut16Group, 0.0f);
+  }
+  std::vector<float> heap_scores(k);
+  std::vector<int32_t> heap_ids(k);
+  SelectState state{heap_scores.data(), heap_ids.data(), 0};
+  Lut16Args args;
+  {
+    py::gil_scoped_release release;
+    PackLut16Codes(codes.data(), n, nb, packed.data());
+    QuantizeLut16(lut.data(), nb, table.data(), &args.inv_scale, &args.base);
+    args.codes = packed.data();
+    args.num_points = n;
+    args.num_blocks = padded;
+    args.lut = table.data();
+    args.point_bias = bias.empty() ? nullptr : bias.data();
+    args.ids = ids.data();
+    args.k = k;
+    args.state = &state;
+    scan(args);
+  }
+  std::vector<std::pair<float, int32_t>> order;
+  for (int i = 0; i < state.size; ++i) order.emplace_back(heap_scores[i], heap_ids[i]);
+  std::sort(order.begin(), order.end(), [](auto& x, auto& y) {
+    return x.first > y.first || (x.first == y.first && x.second < y.second);
+  });
+  py::array_t<int64_t> out_ids(k);
+  FloatArray out_scores(k);
+  for (int i = 0; i < k; ++i) {
+    out_ids.mutable_data()[i] = order[i].second;
+    out_scores.mutable_data()[i] = order[i].first;
+  }
+  return py::make_tuple(out_ids, out_scores);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -151,6 +210,8 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("pack_dense", &PackDensePy, py::arg("x").noconvert(), py::arg("dtype"),
         py::arg("squared_l2"), py::arg("num_threads") = 0);
+  m.def("lut16_topk", &Lut16TopK, py::arg("codes").noconvert(), py::arg("lut").noconvert(), py::arg("k"),
+        py::arg("point_bias") = py::none(), py::arg("simd_level") = "");
   py::class_<DenseScorer>(m, "DenseScorer")
       .def(py::init<py::dict, int64_t, int32_t, const std::string&, const std::string&, const std::string&>(),
            py::arg("arrays"), py::arg("n"), py::arg("dim"), py::arg("dtype"), py::arg("simd_level") = "",

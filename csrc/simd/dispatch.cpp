@@ -94,3 +94,18 @@ const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
 }
 
 }  // namespace annlib
+
+namespace annlib {
+
+Lut16ScanFn Lut16KernelFor(SimdLevel level) {
+  DenseKernelsFor(level);  // same support check and error
+  switch (level) {
+    case SimdLevel::kScalar: return &Lut16ScanScalar;
+    case SimdLevel::kAvx2: return &Lut16ScanAvx2;
+    case SimdLevel::kAvx512:
+    case SimdLevel::kAvx512Bf16: return &Lut16ScanAvx512;
+  }
+  return &Lut16ScanScalar;
+}
+
+}  // namespace annlib

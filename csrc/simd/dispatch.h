@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../kernels/dense_scan.h"
+#include "../kernels/lut16.h"
 
 namespace annlib {
 
@@ -27,5 +28,7 @@ Bf16Variant ParseBf16Variant(const std::string& name);
 
 // Kernel table for a level; throws std::invalid_argument if unsupported here.
 const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16 = Bf16Variant::kAuto);
+// LUT16 scan for a level (the avx512_bf16 level uses the AVX-512BW kernel).
+Lut16ScanFn Lut16KernelFor(SimdLevel level);
 
 }  // namespace annlib

@@ -1,0 +1,45 @@
+// LUT16 scan: asymmetric-hashing scores of 4-bit product-quantization codes
+// looked up in per-query tables held in SIMD registers (pshufb).
+//
+// Code layout ("packed codes"): points in groups of 32; for each group and
+// each block b (num_blocks padded to a multiple of 4 with zero codes), 16
+// bytes whose byte i holds code(point i) in the low nibble and
+// code(point i + 16) in the high nibble: [group][block][16] uint8.
+//
+// Table: lut[block][16] uint8, the query's per-block scores quantised with
+// one scale after subtracting each block's minimum, so that
+//   approx score(point) = inv_scale * sum_b lut[b][code_b(point)] + base
+//                         + point_bias[point]           (point_bias optional)
+// Sums are accumulated in 16-bit lanes and widened every 256 blocks.
+#pragma once
+#include <cstdint>
+
+#include "dense_scan.h"  // SelectState
+
+namespace annlib {
+
+constexpr int kLut16Group = 32;
+constexpr int kLut16BlockAlign = 4;
+
+struct Lut16Args {
+  const uint8_t* codes;      // packed codes of one list of points
+  int64_t num_points;        // points in the list (groups = ceil(num_points / 32))
+  int32_t num_blocks;        // multiple of kLut16BlockAlign
+  const uint8_t* lut;        // [num_blocks][16]
+  float inv_scale;
+  float base;
+  const float* point_bias;   // [groups * 32] or nullptr
+  const int32_t* ids;        // [groups * 32] id of each point
+  int32_t k;                 // selection capacity (heap of k)
+  SelectState* state;        // exact top-k heap, shared across the lists of one query
+};
+
+using Lut16ScanFn = void (*)(const Lut16Args&);
+
+// Scores every point of the list and pushes those above the heap's current
+// threshold. Defined in kernels/lut16_<isa>.cpp.
+void Lut16ScanScalar(const Lut16Args& a);
+void Lut16ScanAvx2(const Lut16Args& a);
+void Lut16ScanAvx512(const Lut16Args& a);
+
+}  // namespace annlib

@@ -1,0 +1,70 @@
+"""LUT16 kernel (4-bit codes, uint8 tables in SIMD shuffles) at every SIMD level."""
+import numpy as np
+import pytest
+
+import annlib
+from annlib import _core
+
+
+def reference_scores(codes, lut, point_bias=None):
+    """float64 sum of the per-block table entries, before table quantisation."""
+    nb = codes.shape[1]
+    s = lut.astype(np.float64)[np.arange(nb)[None, :], codes].sum(axis=1)
+    return s if point_bias is None else s + point_bias
+
+
+@pytest.mark.parametrize("n,nb", [(1, 1), (31, 3), (1000, 4), (5003, 64), (3000, 300), (700, 513)])
+def test_lut16_matches_reference(simd_level, rng, n, nb):
+    codes = rng.integers(0, 16, (n, nb)).astype(np.uint8)
+    lut = rng.standard_normal((nb, 16)).astype(np.float32)
+    k = min(n, 25)
+    ids, scores = _core.lut16_topk(codes, lut, k, None, simd_level)
+    exact = reference_scores(codes, lut)
+    # Table quantisation: at most half a step per block.
+    step = (lut.max(1) - lut.min(1)).max() / 255
+    assert np.abs(scores - exact[ids]).max() <= nb * 0.5 * step + 1e-4
+    assert len(set(ids.tolist())) == k and (np.diff(scores) <= 0).all()
+    # Every true top-k point whose margin exceeds the quantisation error is found.
+    order = np.argsort(-exact)
+    sure = order[:k][exact[order[:k]] > exact[order[k - 1]] + nb * step] if n > k else order[:k]
+    assert set(sure.tolist()) <= set(ids.tolist())
+
+
+def test_lut16_levels_bit_identical(rng):
+    codes = rng.integers(0, 16, (20000, 96)).astype(np.uint8)
+    lut = rng.standard_normal((96, 16)).astype(np.float32)
+    bias = rng.standard_normal(20000).astype(np.float32)
+    ref = _core.lut16_topk(codes, lut, 50, bias, "scalar")
+    for level in annlib.available_simd_levels()[1:]:
+        got = _core.lut16_topk(codes, lut, 50, bias, level)
+        assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1]), level
+
+
+def test_lut16_point_bias_is_added(rng):
+    codes = rng.integers(0, 16, (500, 8)).astype(np.uint8)
+    lut = rng.standard_normal((8, 16)).astype(np.float32)
+    bias = np.zeros(500, np.float32)
+    bias[123] = 1e4
+    ids, scores = _core.lut16_topk(codes, lut, 1, bias)
+    assert ids[0] == 123 and scores[0] > 9e3
+
+
+def test_lut16_extreme_tables_do_not_overflow(rng):
+    # Every entry at its block's maximum: 16-bit lanes at their limit per chunk.
+    nb = 1024
+    codes = np.full((64, nb), 15, np.uint8)
+    codes[7] = 0
+    lut = np.tile(np.arange(16, dtype=np.float32), (nb, 1))
+    for level in annlib.available_simd_levels():
+        ids, scores = _core.lut16_topk(codes, lut, 64, None, level)
+        assert ids[-1] == 7 and scores[0] == pytest.approx(15 * nb, rel=1e-5), level
+
+
+def test_lut16_bad_arguments(rng):
+    codes = rng.integers(0, 16, (10, 4)).astype(np.uint8)
+    with pytest.raises(ValueError):
+        _core.lut16_topk(codes, np.zeros((5, 16), np.float32), 3)
+    with pytest.raises(ValueError):
+        _core.lut16_topk(codes, np.zeros((4, 16), np.float32), 11)
+    with pytest.raises(TypeError):
+        _core.lut16_topk(codes.astype(np.int32), np.zeros((4, 16), np.float32), 3)
