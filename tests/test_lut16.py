@@ -6,6 +6,10 @@ import annlib
 from annlib import _core
 
 
+def lut16_topk(codes, lut, k, point_bias=None, level=""):
+    return _core.Lut16Codes(codes).topk(lut, k, point_bias, level)
+
+
 def reference_scores(codes, lut, point_bias=None):
     """float64 sum of the per-block table entries, before table quantisation."""
     nb = codes.shape[1]
@@ -18,7 +22,7 @@ def test_lut16_matches_reference(simd_level, rng, n, nb):
     codes = rng.integers(0, 16, (n, nb)).astype(np.uint8)
     lut = rng.standard_normal((nb, 16)).astype(np.float32)
     k = min(n, 25)
-    ids, scores = _core.lut16_topk(codes, lut, k, None, simd_level)
+    ids, scores = lut16_topk(codes, lut, k, None, simd_level)
     exact = reference_scores(codes, lut)
     # Table quantisation: at most half a step per block.
     step = (lut.max(1) - lut.min(1)).max() / 255
@@ -34,9 +38,9 @@ def test_lut16_levels_bit_identical(rng):
     codes = rng.integers(0, 16, (20000, 96)).astype(np.uint8)
     lut = rng.standard_normal((96, 16)).astype(np.float32)
     bias = rng.standard_normal(20000).astype(np.float32)
-    ref = _core.lut16_topk(codes, lut, 50, bias, "scalar")
+    ref = lut16_topk(codes, lut, 50, bias, "scalar")
     for level in annlib.available_simd_levels()[1:]:
-        got = _core.lut16_topk(codes, lut, 50, bias, level)
+        got = lut16_topk(codes, lut, 50, bias, level)
         assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1]), level
 
 
@@ -45,7 +49,7 @@ def test_lut16_point_bias_is_added(rng):
     lut = rng.standard_normal((8, 16)).astype(np.float32)
     bias = np.zeros(500, np.float32)
     bias[123] = 1e4
-    ids, scores = _core.lut16_topk(codes, lut, 1, bias)
+    ids, scores = lut16_topk(codes, lut, 1, bias)
     assert ids[0] == 123 and scores[0] > 9e3
 
 
@@ -56,15 +60,17 @@ def test_lut16_extreme_tables_do_not_overflow(rng):
     codes[7] = 0
     lut = np.tile(np.arange(16, dtype=np.float32), (nb, 1))
     for level in annlib.available_simd_levels():
-        ids, scores = _core.lut16_topk(codes, lut, 64, None, level)
+        ids, scores = lut16_topk(codes, lut, 64, None, level)
         assert ids[-1] == 7 and scores[0] == pytest.approx(15 * nb, rel=1e-5), level
 
 
 def test_lut16_bad_arguments(rng):
     codes = rng.integers(0, 16, (10, 4)).astype(np.uint8)
     with pytest.raises(ValueError):
-        _core.lut16_topk(codes, np.zeros((5, 16), np.float32), 3)
+        lut16_topk(codes, np.zeros((5, 16), np.float32), 3)
     with pytest.raises(ValueError):
-        _core.lut16_topk(codes, np.zeros((4, 16), np.float32), 11)
+        lut16_topk(codes, np.zeros((4, 16), np.float32), 11)
     with pytest.raises(TypeError):
-        _core.lut16_topk(codes.astype(np.int32), np.zeros((4, 16), np.float32), 3)
+        lut16_topk(codes.astype(np.int32), np.zeros((4, 16), np.float32), 3)
+    with pytest.raises(ValueError):
+        lut16_topk(codes, np.zeros((4, 16), np.float32), 3, point_bias=np.zeros(9, np.float32))

@@ -141,60 +141,78 @@ class DenseScorer {
   const DenseKernels* kernels_;
 };
 
-// Top-k by LUT16 approximate score over one list of codes: the kernel on its
-// own, for tests and micro-benchmarks. codes [n][num_blocks] uint8 (0..15),
-// lut [num_blocks][16] float. Returns (ids int64 [k], approx scores [k]).
-py::tuple Lut16TopK(py::array_t<uint8_t, py::array::c_style> codes, FloatArray lut, int32_t k,
-                    py::object point_bias, const std::string& simd_level) {
-  if (codes.ndim() != 2 || lut.ndim() != 2 || lut.shape(1) != 16 || lut.shape(0) != codes.shape(1))
-    throw std::invalid_argument("codes must be (n, num_blocks) and lut (num_blocks, 16)");
-  const int64_t n = codes.shape(0);
-  const int32_t nb = static_cast<int32_t>(codes.shape(1));
-  if (k <= 0 || k > n) throw std::invalid_argument("k must be in [1, n]");
-  const Lut16ScanFn scan = Lut16KernelFor(LevelOrActive(simd_level));
-  const int32_t padded = PaddedBlocks(nb);
-  const int64_t groups = (n + kLut16Group - 1) / kLut16Group;
-  std::vector<uint8_t> packed(groups * padded * 16), table(padded * 16);
-  std::vector<int32_t> ids(groups * kLut16Group, -1);
-  for (int64_t j = 0; j < n; ++j) ids[j] = static_cast<int32_t>(j);
-  std::vector<float> bias;
-  if (!point_bias.is_none()) {
-    FloatArray pb = point_bias.cast<FloatArray>();
-    if (pb.ndim() != 1 || pb.shape(0) != n) throw std::invalid_argument("point_bias must have shape (n,)");
-    bias.assign(pb.data(), pb.data() + n);
-    bias.resize(groups * kLut16Group, 0.0f);
+// One list of LUT16-packed codes, scanned on its own: the kernel in
+// isolation, for tests and micro-benchmarks (the partitioned index drives the
+// same kernel over its leaves).
+class Lut16Codes {
+ public:
+  // codes [n][num_blocks] uint8 with values 0..15.
+  explicit Lut16Codes(py::array_t<uint8_t, py::array::c_style> codes) {
+    if (codes.ndim() != 2 || codes.shape(0) < 1 || codes.shape(1) < 1)
+      throw std::invalid_argument("codes must be a non-empty (n, num_blocks) uint8 array");
+    n_ = codes.shape(0);
+    num_blocks_ = static_cast<int32_t>(codes.shape(1));
+    const int64_t groups = (n_ + kLut16Group - 1) / kLut16Group;
+    packed_.resize(groups * PaddedBlocks(num_blocks_) * 16);
+    ids_.assign(groups * kLut16Group, -1);
+    for (int64_t j = 0; j < n_; ++j) ids_[j] = static_cast<int32_t>(j);
+    PackLut16Codes(codes.data(), n_, num_blocks_, packed_.data());
   }
-  std::vector<float> heap_scores(k);
-  std::vector<int32_t> heap_ids(k);
-  SelectState state{heap_scores.data(), heap_ids.data(), 0};
-  Lut16Args args;
-  {
-    py::gil_scoped_release release;
-    PackLut16Codes(codes.data(), n, nb, packed.data());
-    QuantizeLut16(lut.data(), nb, table.data(), &args.inv_scale, &args.base);
-    args.codes = packed.data();
-    args.num_points = n;
-    args.num_blocks = padded;
-    args.lut = table.data();
-    args.point_bias = bias.empty() ? nullptr : bias.data();
-    args.ids = ids.data();
-    args.k = k;
-    args.state = &state;
-    scan(args);
+
+  // lut [num_blocks][16] float. Returns (ids int64 [k], approx scores [k]), best first.
+  py::tuple TopK(FloatArray lut, int32_t k, py::object point_bias, const std::string& simd_level) const {
+    if (lut.ndim() != 2 || lut.shape(1) != 16 || lut.shape(0) != num_blocks_)
+      throw std::invalid_argument("lut must have shape (" + std::to_string(num_blocks_) + ", 16)");
+    if (k <= 0 || k > n_) throw std::invalid_argument("k must be in [1, n]");
+    const Lut16ScanFn scan = Lut16KernelFor(LevelOrActive(simd_level));
+    std::vector<float> bias;
+    if (!point_bias.is_none()) {
+      FloatArray pb = point_bias.cast<FloatArray>();
+      if (pb.ndim() != 1 || pb.shape(0) != n_) throw std::invalid_argument("point_bias must have shape (n,)");
+      bias.assign(pb.data(), pb.data() + n_);
+      bias.resize(ids_.size(), 0.0f);
+    }
+    std::vector<uint8_t> table(PaddedBlocks(num_blocks_) * 16);
+    std::vector<float> heap_scores(k);
+    std::vector<int32_t> heap_ids(k);
+    SelectState state{heap_scores.data(), heap_ids.data(), 0};
+    {
+      py::gil_scoped_release release;
+      Lut16Args args;
+      QuantizeLut16(lut.data(), num_blocks_, table.data(), &args.inv_scale, &args.base);
+      args.codes = packed_.data();
+      args.num_points = n_;
+      args.num_blocks = PaddedBlocks(num_blocks_);
+      args.lut = table.data();
+      args.point_bias = bias.empty() ? nullptr : bias.data();
+      args.ids = ids_.data();
+      args.k = k;
+      args.state = &state;
+      scan(args);
+    }
+    std::vector<std::pair<float, int32_t>> order;
+    for (int i = 0; i < state.size; ++i) order.emplace_back(heap_scores[i], heap_ids[i]);
+    std::sort(order.begin(), order.end(), [](const auto& x, const auto& y) {
+      return x.first > y.first || (x.first == y.first && x.second < y.second);
+    });
+    py::array_t<int64_t> out_ids(k);
+    FloatArray out_scores(k);
+    for (int i = 0; i < k; ++i) {
+      out_ids.mutable_data()[i] = order[i].second;
+      out_scores.mutable_data()[i] = order[i].first;
+    }
+    return py::make_tuple(out_ids, out_scores);
   }
-  std::vector<std::pair<float, int32_t>> order;
-  for (int i = 0; i < state.size; ++i) order.emplace_back(heap_scores[i], heap_ids[i]);
-  std::sort(order.begin(), order.end(), [](auto& x, auto& y) {
-    return x.first > y.first || (x.first == y.first && x.second < y.second);
-  });
-  py::array_t<int64_t> out_ids(k);
-  FloatArray out_scores(k);
-  for (int i = 0; i < k; ++i) {
-    out_ids.mutable_data()[i] = order[i].second;
-    out_scores.mutable_data()[i] = order[i].first;
-  }
-  return py::make_tuple(out_ids, out_scores);
-}
+
+  int64_t size() const { return n_; }
+  int32_t num_blocks() const { return num_blocks_; }
+
+ private:
+  int64_t n_ = 0;
+  int32_t num_blocks_ = 0;
+  std::vector<uint8_t> packed_;
+  std::vector<int32_t> ids_;
+};
 
 }  // namespace
 
@@ -210,8 +228,12 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("pack_dense", &PackDensePy, py::arg("x").noconvert(), py::arg("dtype"),
         py::arg("squared_l2"), py::arg("num_threads") = 0);
-  m.def("lut16_topk", &Lut16TopK, py::arg("codes").noconvert(), py::arg("lut").noconvert(), py::arg("k"),
-        py::arg("point_bias") = py::none(), py::arg("simd_level") = "");
+  py::class_<Lut16Codes>(m, "Lut16Codes")
+      .def(py::init<py::array_t<uint8_t, py::array::c_style>>(), py::arg("codes").noconvert())
+      .def("topk", &Lut16Codes::TopK, py::arg("lut").noconvert(), py::arg("k"),
+           py::arg("point_bias") = py::none(), py::arg("simd_level") = "")
+      .def_property_readonly("size", &Lut16Codes::size)
+      .def_property_readonly("num_blocks", &Lut16Codes::num_blocks);
   py::class_<DenseScorer>(m, "DenseScorer")
       .def(py::init<py::dict, int64_t, int32_t, const std::string&, const std::string&, const std::string&>(),
            py::arg("arrays"), py::arg("n"), py::arg("dim"), py::arg("dtype"), py::arg("simd_level") = "",

@@ -1,22 +1,35 @@
 // Shared tail of the LUT16 kernels, included in each ISA unit's anonymous
-// namespace: turns a group's 32 integer totals into approximate scores and
-// feeds the survivors to the heap. The caller has widened the totals to int32
-// in natural point order.
+// namespace: feeds a group's surviving points to the heap. The caller has
+// computed the 32 approximate scores (natural point order) and a bit mask of
+// those above the heap threshold at the start of the group.
 
 #include "select-inl.h"
 
-inline void Lut16Select(const annlib::Lut16Args& a, int64_t group, const int32_t* totals) {
+inline void Lut16Select(const annlib::Lut16Args& a, int64_t group, const float* scores, uint32_t mask) {
   SelectState& st = *a.state;
   const int64_t first = group * annlib::kLut16Group;
-  int64_t count = a.num_points - first;
-  if (count > annlib::kLut16Group) count = annlib::kLut16Group;
   float threshold = HeapThreshold(st, a.k);
-  for (int64_t i = 0; i < count; ++i) {
-    float score = a.inv_scale * static_cast<float>(totals[i]) + a.base;
-    if (a.point_bias != nullptr) score += a.point_bias[first + i];
-    if (score > threshold) {
-      HeapPush(st, a.k, score, a.ids[first + i]);
+  while (mask != 0) {
+    const int i = __builtin_ctz(mask);
+    mask &= mask - 1;
+    if (first + i >= a.num_points) break;  // padding lanes come last
+    if (scores[i] > threshold) {
+      HeapPush(st, a.k, scores[i], a.ids[first + i]);
       threshold = HeapThreshold(st, a.k);
     }
   }
+}
+
+// Scalar scoring of a group's totals (used by the scalar unit).
+inline uint32_t Lut16ScoreScalar(const annlib::Lut16Args& a, int64_t group, const int32_t* totals, float* scores) {
+  const int64_t first = group * annlib::kLut16Group;
+  const float threshold = HeapThreshold(*a.state, a.k);
+  uint32_t mask = 0;
+  for (int i = 0; i < annlib::kLut16Group; ++i) {
+    float score = a.inv_scale * static_cast<float>(totals[i]) + a.base;
+    if (a.point_bias != nullptr) score += a.point_bias[first + i];
+    scores[i] = score;
+    if (score > threshold) mask |= 1u << i;
+  }
+  return mask;
 }

@@ -28,7 +28,7 @@ struct Lut16Args {
   const uint8_t* lut;        // [num_blocks][16]
   float inv_scale;
   float base;
-  const float* point_bias;   // [groups * 32] or nullptr
+  const float* point_bias;   // [groups * 32] (a slot for padding lanes too) or nullptr
   const int32_t* ids;        // [groups * 32] id of each point
   int32_t k;                 // selection capacity (heap of k)
   SelectState* state;        // exact top-k heap, shared across the lists of one query

@@ -29,12 +29,30 @@ inline void AddHalf(__m256i a, __m256i b, int32_t* totals) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(totals + 8), t1);
 }
 
+// Approximate scores of the group's 32 points and the mask of those above
+// the heap threshold. point_bias has a slot for every padding lane too.
+inline uint32_t Score(const Lut16Args& a, int64_t group, const int32_t* totals, float* scores) {
+  const __m256 inv_scale = _mm256_set1_ps(a.inv_scale);
+  const __m256 base = _mm256_set1_ps(a.base);
+  const __m256 threshold = _mm256_set1_ps(HeapThreshold(*a.state, a.k));
+  uint32_t mask = 0;
+  for (int v = 0; v < 4; ++v) {
+    const __m256i t = _mm256_load_si256(reinterpret_cast<const __m256i*>(totals + 8 * v));
+    __m256 s = _mm256_add_ps(_mm256_mul_ps(inv_scale, _mm256_cvtepi32_ps(t)), base);
+    if (a.point_bias != nullptr) s = _mm256_add_ps(s, _mm256_loadu_ps(a.point_bias + group * kLut16Group + 8 * v));
+    _mm256_storeu_ps(scores + 8 * v, s);
+    mask |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(s, threshold, _CMP_GT_OQ))) << (8 * v);
+  }
+  return mask;
+}
+
 }  // namespace
 
 void Lut16ScanAvx2(const Lut16Args& a) {
   const int64_t groups = (a.num_points + kLut16Group - 1) / kLut16Group;
   const __m256i nibble = _mm256_set1_epi8(0x0F);
   alignas(32) int32_t totals[kLut16Group];
+  float scores[kLut16Group];
   for (int64_t g = 0; g < groups; ++g) {
     const uint8_t* codes = a.codes + g * a.num_blocks * 16;
     for (int i = 0; i < kLut16Group; ++i) totals[i] = 0;
@@ -59,7 +77,7 @@ void Lut16ScanAvx2(const Lut16Args& a) {
       AddHalf(lo_a, lo_b, totals);
       AddHalf(hi_a, hi_b, totals + 16);
     }
-    Lut16Select(a, g, totals);
+    Lut16Select(a, g, scores, Score(a, g, totals, scores));
   }
 }
 

@@ -24,12 +24,29 @@ inline void AddHalf(__m512i a, __m512i b, int32_t* totals) {
   _mm512_storeu_si512(totals, _mm512_add_epi32(t, _mm512_cvtepu16_epi32(both)));
 }
 
+// Approximate scores of the group's 32 points and the mask of those above
+// the heap threshold. point_bias has a slot for every padding lane too.
+inline uint32_t Score(const Lut16Args& a, int64_t group, const int32_t* totals, float* scores) {
+  const __m512 inv_scale = _mm512_set1_ps(a.inv_scale);
+  const __m512 base = _mm512_set1_ps(a.base);
+  const __m512 threshold = _mm512_set1_ps(HeapThreshold(*a.state, a.k));
+  uint32_t mask = 0;
+  for (int v = 0; v < 2; ++v) {
+    __m512 s = _mm512_add_ps(_mm512_mul_ps(inv_scale, _mm512_cvtepi32_ps(_mm512_load_si512(totals + 16 * v))), base);
+    if (a.point_bias != nullptr) s = _mm512_add_ps(s, _mm512_loadu_ps(a.point_bias + group * kLut16Group + 16 * v));
+    _mm512_storeu_ps(scores + 16 * v, s);
+    mask |= static_cast<uint32_t>(_mm512_cmp_ps_mask(s, threshold, _CMP_GT_OQ)) << (16 * v);
+  }
+  return mask;
+}
+
 }  // namespace
 
 void Lut16ScanAvx512(const Lut16Args& a) {
   const int64_t groups = (a.num_points + kLut16Group - 1) / kLut16Group;
   const __m512i nibble = _mm512_set1_epi8(0x0F);
   alignas(64) int32_t totals[kLut16Group];
+  float scores[kLut16Group];
   for (int64_t g = 0; g < groups; ++g) {
     const uint8_t* codes = a.codes + g * a.num_blocks * 16;
     _mm512_store_si512(totals, _mm512_setzero_si512());
@@ -53,7 +70,7 @@ void Lut16ScanAvx512(const Lut16Args& a) {
       AddHalf(lo_a, lo_b, totals);
       AddHalf(hi_a, hi_b, totals + 16);
     }
-    Lut16Select(a, g, totals);
+    Lut16Select(a, g, scores, Score(a, g, totals, scores));
   }
 }
 

@@ -14,6 +14,7 @@ namespace {
 void Lut16ScanScalar(const Lut16Args& a) {
   const int64_t groups = (a.num_points + kLut16Group - 1) / kLut16Group;
   int32_t totals[kLut16Group];
+  float scores[kLut16Group];
   for (int64_t g = 0; g < groups; ++g) {
     const uint8_t* codes = a.codes + g * a.num_blocks * 16;
     for (int i = 0; i < kLut16Group; ++i) totals[i] = 0;
@@ -25,7 +26,7 @@ void Lut16ScanScalar(const Lut16Args& a) {
         totals[i + 16] += lut[row[i] >> 4];
       }
     }
-    Lut16Select(a, g, totals);
+    Lut16Select(a, g, scores, Lut16ScoreScalar(a, g, totals, scores));
   }
 }
 
