@@ -1,0 +1,102 @@
+"""k-means partitioning (the tree of the quantized index).
+
+Lloyd's algorithm on a sample. Each assignment step is a top-1 search with
+annlib's own dense kernel (squared L2, or inner product against unit centers
+for spherical k-means), multi-threaded with the GIL released. Empty leaves are
+re-seeded with the sample points worst served by their current center. A
+progress bar shows the iterations; Ctrl-C stops between iterations.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+from tqdm.auto import tqdm
+
+from . import _core
+
+
+def assign(data: np.ndarray, centers: np.ndarray, *, spherical: bool = False, num_threads: int = 0):
+    """Nearest center of each row: (labels int64 [n], squared distances or -inner products [n])."""
+    packed = _core.pack_dense(centers, "float32", not spherical, num_threads)
+    scorer = _core.DenseScorer(packed, centers.shape[0], centers.shape[1], "float32")
+    ids, raw = scorer.search(data, 1, 0, num_threads)
+    if spherical:
+        return ids[:, 0], -raw[:, 0]
+    # raw = <x, c> - |c|^2 / 2, so |x - c|^2 = |x|^2 - 2 raw.
+    dist = np.einsum("ij,ij->i", data, data) - 2.0 * raw[:, 0]
+    return ids[:, 0], np.maximum(dist, 0.0)
+
+
+def _initial_centers(sample, num_leaves, init, rng):
+    if init == "random":
+        return sample[rng.choice(len(sample), num_leaves, replace=False)].copy()
+    # k-means++ on a bounded candidate subset: O(candidates * num_leaves * d).
+    cand = sample[rng.choice(len(sample), min(len(sample), 8 * num_leaves), replace=False)]
+    centers = np.empty((num_leaves, sample.shape[1]), dtype=np.float32)
+    centers[0] = cand[rng.integers(len(cand))]
+    d2 = ((cand - centers[0]) ** 2).sum(1)
+    for i in range(1, num_leaves):
+        total = d2.sum()
+        pick = rng.integers(len(cand)) if total <= 0 else rng.choice(len(cand), p=d2 / total)
+        centers[i] = cand[pick]
+        np.minimum(d2, ((cand - centers[i]) ** 2).sum(1), out=d2)
+    return centers
+
+
+def _reseed_points(sample, cost, count):
+    """The `count` worst-served sample points with distinct coordinates
+    (duplicates would give twin centers that leave one leaf empty again)."""
+    chosen, seen = [], set()
+    for i in np.argsort(-cost, kind="stable"):
+        key = sample[i].tobytes()
+        if key not in seen:
+            seen.add(key)
+            chosen.append(i)
+            if len(chosen) == count:
+                break
+    # Fewer distinct points than leaves: some leaves must stay empty anyway.
+    chosen += [chosen[i % len(chosen)] for i in range(count - len(chosen))]
+    return sample[np.array(chosen)]
+
+
+def _normalize(centers):
+    norms = np.linalg.norm(centers, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (centers / norms).astype(np.float32)
+
+
+def kmeans(data: np.ndarray, num_leaves: int, *, iterations: int = 12, training_sample_size: int = 100_000,
+           init: str = "random", spherical: bool = False, seed: int = 0, num_threads: int = 0,
+           progress: bool = True) -> np.ndarray:
+    """Trains num_leaves centers (float32 [num_leaves, d]) on a sample of data (float32, C-contiguous).
+
+    spherical: unit-norm centers and inner-product assignment (for dot product).
+    """
+    if init not in ("random", "kmeans++"):
+        raise ValueError(f"init must be 'random' or 'kmeans++', got {init!r}")
+    n = data.shape[0]
+    if not 1 <= num_leaves <= n:
+        raise ValueError(f"num_leaves must be in [1, {n}] (the number of points), got {num_leaves}")
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    rng = np.random.default_rng(seed)
+    size = min(n, max(training_sample_size, num_leaves))
+    sample = data if size == n else data[np.sort(rng.choice(n, size, replace=False))]
+    centers = _initial_centers(sample, num_leaves, init, rng)
+    if spherical:
+        centers = _normalize(centers)
+    for _ in tqdm(range(iterations), desc="k-means", unit="iter", disable=not progress, leave=False):
+        labels, cost = assign(sample, centers, spherical=spherical, num_threads=num_threads)
+        counts = np.bincount(labels, minlength=num_leaves)
+        nonempty = counts > 0
+        # Per-leaf sums as a one-hot sparse product: ~50x faster than np.add.reduceat.
+        one_hot = scipy.sparse.csr_matrix((np.ones(len(labels), np.float32), (labels, np.arange(len(labels)))),
+                                          shape=(num_leaves, len(labels)))
+        sums = np.asarray(one_hot @ sample)
+        centers[nonempty] = (sums[nonempty] / counts[nonempty, None]).astype(np.float32)
+        empty = np.flatnonzero(~nonempty)
+        if len(empty):
+            centers[empty] = _reseed_points(sample, cost, len(empty))
+        if spherical:
+            centers = _normalize(centers)
+    return np.ascontiguousarray(centers, dtype=np.float32)
