@@ -117,8 +117,19 @@ class BruteForceSearcher(Searcher):
         bins = num_bins_for(self.config.brute_force.recall_target, k)
         return 0 if bins >= self._n else bins
 
+    # Selection state is (k or L + 32) slots per query; chunking bounds it to
+    # about 256 MB however many queries a batch holds.
+    _STATE_BYTES = 256 << 20
+
     def _search_raw(self, queries, k, num_threads):
-        return self._scorer.search(queries, k, self.num_bins(k), num_threads)
+        bins = self.num_bins(k)
+        per_query = 8 * (k if bins == 0 else bins + 32) * 2  # both splits in the worst case
+        chunk = max(256, self._STATE_BYTES // per_query)
+        if len(queries) <= chunk:
+            return self._scorer.search(queries, k, bins, num_threads)
+        parts = [self._scorer.search(queries[i:i + chunk], k, bins, num_threads)
+                 for i in range(0, len(queries), chunk)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _arrays(self) -> dict:
         return dict(self._packed)

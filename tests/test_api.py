@@ -102,3 +102,13 @@ def test_simd_level_reporting():
     levels = annlib.available_simd_levels()
     assert levels[0] == "scalar"
     assert annlib.simd_level() in levels
+
+
+def test_large_batches_are_chunked_with_identical_results(rng, monkeypatch):
+    x = rng.standard_normal((3000, 8)).astype(np.float32)
+    q = rng.standard_normal((1500, 8)).astype(np.float32)
+    s = annlib.builder(x, 10, "dot_product").score_brute_force(recall_target=0.95).build()
+    whole = s.search_batched(q)
+    monkeypatch.setattr(annlib.BruteForceSearcher, "_STATE_BYTES", 1)  # forces 256-query chunks
+    chunked = s.search_batched(q)
+    assert np.array_equal(whole[0], chunked[0]) and np.array_equal(whole[1], chunked[1])
