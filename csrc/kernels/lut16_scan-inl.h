@@ -1,0 +1,45 @@
+// Body of the SIMD LUT16 kernels, included in each ISA unit's anonymous
+// namespace after it has defined
+//   struct Ops {
+//     static constexpr int kBlocks;        // blocks per register (16 bytes each)
+//     using V;                             // integer vector of kBlocks * 16 bytes
+//     V zero(); V load(const uint8_t*); V low_nibbles(V); V high_nibbles(V);
+//     V shuffle(V table, V index);         // pshufb within 128-bit lanes
+//     V add16(V, V); V shr16_8(V);         // 16-bit lane add, shift right by 8
+//     void add_half(V a, V b, int32_t* totals);  // fold lanes, add to 16 totals
+//     uint32_t score(const Lut16Args&, int64_t group, const int32_t* totals, float* scores);
+//   };
+// Needs lut16-inl.h (Lut16Select) included first.
+
+inline void Lut16ScanBody(const annlib::Lut16Args& a) {
+  using annlib::kLut16Group;
+  const int64_t groups = (a.num_points + kLut16Group - 1) / kLut16Group;
+  alignas(64) int32_t totals[kLut16Group];
+  float scores[kLut16Group];
+  for (int64_t g = 0; g < groups; ++g) {
+    const uint8_t* codes = a.codes + g * a.num_blocks * 16;
+    for (int i = 0; i < kLut16Group; ++i) totals[i] = 0;
+    // A 128-bit lane sees every kBlocks-th block: at most 256 / kBlocks byte
+    // terms per 16-bit lane in a chunk of 256 blocks, and the folded lanes
+    // sum to at most 255 * 256 = 65280, so nothing overflows.
+    for (int32_t b0 = 0; b0 < a.num_blocks; b0 += 256) {
+      const int32_t b1 = a.num_blocks - b0 < 256 ? a.num_blocks : b0 + 256;
+      typename Ops::V lo_a = Ops::zero(), lo_b = Ops::zero(), hi_a = Ops::zero(), hi_b = Ops::zero();
+      for (int32_t b = b0; b < b1; b += Ops::kBlocks) {
+        const typename Ops::V c = Ops::load(codes + b * 16);
+        const typename Ops::V table = Ops::load(a.lut + b * 16);
+        const typename Ops::V r_lo = Ops::shuffle(table, Ops::low_nibbles(c));
+        const typename Ops::V r_hi = Ops::shuffle(table, Ops::high_nibbles(c));
+        // As 16-bit lanes: a += even + 256 * odd byte, b += odd byte; the even
+        // sums are recovered later as a - (b << 8), with no widening per step.
+        lo_a = Ops::add16(lo_a, r_lo);
+        lo_b = Ops::add16(lo_b, Ops::shr16_8(r_lo));
+        hi_a = Ops::add16(hi_a, r_hi);
+        hi_b = Ops::add16(hi_b, Ops::shr16_8(r_hi));
+      }
+      Ops::add_half(lo_a, lo_b, totals);
+      Ops::add_half(hi_a, hi_b, totals + 16);
+    }
+    Lut16Select(a, g, scores, Ops::score(a, g, totals, scores));
+  }
+}
