@@ -123,7 +123,8 @@ class BruteForceSearcher(Searcher):
 
     def _search_raw(self, queries, k, num_threads):
         bins = self.num_bins(k)
-        per_query = 8 * (k if bins == 0 else bins + 32) * 2  # both splits in the worst case
+        # 8 bytes (score + id) per slot, doubled as a margin for database splits.
+        per_query = 8 * (k if bins == 0 else bins + 32) * 2
         chunk = max(256, self._STATE_BYTES // per_query)
         if len(queries) <= chunk:
             return self._scorer.search(queries, k, bins, num_threads)

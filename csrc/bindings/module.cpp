@@ -6,14 +6,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <algorithm>
 #include <stdexcept>
-#include <utility>
 #include <vector>
 #include <string>
 
 #include "../quantization/lut16_tables.h"
 #include "../search/dense_search.h"
+#include "../search/topk.h"
 #include "../simd/dispatch.h"
 
 namespace py = pybind11;
@@ -190,17 +189,11 @@ class Lut16Codes {
       args.state = &state;
       scan(args);
     }
-    std::vector<std::pair<float, int32_t>> order;
-    for (int i = 0; i < state.size; ++i) order.emplace_back(heap_scores[i], heap_ids[i]);
-    std::sort(order.begin(), order.end(), [](const auto& x, const auto& y) {
-      return x.first > y.first || (x.first == y.first && x.second < y.second);
-    });
+    std::vector<Candidate> cands;
+    for (int i = 0; i < state.size; ++i) cands.push_back({heap_scores[i], heap_ids[i]});
     py::array_t<int64_t> out_ids(k);
     FloatArray out_scores(k);
-    for (int i = 0; i < k; ++i) {
-      out_ids.mutable_data()[i] = order[i].second;
-      out_scores.mutable_data()[i] = order[i].first;
-    }
+    WriteTopK(cands, k, out_ids.mutable_data(), out_scores.mutable_data());
     return py::make_tuple(out_ids, out_scores);
   }
 

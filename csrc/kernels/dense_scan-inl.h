@@ -240,7 +240,7 @@ struct TileInt8 {
       if (i < m) {
         params[3 * i] = scale;
         params[3 * i + 1] = mid;
-        params[3 * i + 2] = static_cast<float>(scale * static_cast<double>(code_sum) + double{dim} * mid);
+        params[3 * i + 2] = static_cast<float>(scale * static_cast<double>(code_sum) + static_cast<double>(dim) * mid);
       }
     }
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../util/parallel.h"
+#include "topk.h"
 
 namespace annlib {
 namespace {
@@ -34,14 +35,6 @@ bool IsIntegerValued(const float* row, int32_t dim) {
   for (int32_t t = 0; t < dim; ++t)
     if (row[t] != std::nearbyint(row[t])) return false;
   return true;
-}
-
-struct Candidate {
-  float score;
-  int32_t id;
-};
-bool Better(const Candidate& a, const Candidate& b) {
-  return a.score > b.score || (a.score == b.score && a.id < b.id);
 }
 
 }  // namespace
@@ -198,13 +191,7 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
         for (const Candidate& c : bins)
           if (c.id >= 0) cands.push_back(c);
       }
-      const size_t keep = std::min<size_t>(k, cands.size());
-      std::partial_sort(cands.begin(), cands.begin() + keep, cands.end(), Better);
-      for (int32_t i = 0; i < k; ++i) {
-        const bool have = static_cast<size_t>(i) < keep;
-        out_ids[q * k + i] = have ? cands[i].id : -1;
-        out_scores[q * k + i] = have ? cands[i].score : kNegInf;
-      }
+      WriteTopK(cands, k, out_ids + q * k, out_scores + q * k);
     }
   });
 }

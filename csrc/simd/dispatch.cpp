@@ -79,10 +79,14 @@ static bool IsAmd() {
 #endif
 }
 
-const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
+static void RequireSupported(SimdLevel level) {
   if (static_cast<int>(level) > static_cast<int>(MaxSupportedLevel()))
     throw std::invalid_argument(std::string("SIMD level ") + SimdLevelName(level) +
                                 " is not supported by this CPU");
+}
+
+const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
+  RequireSupported(level);
   switch (level) {
     case SimdLevel::kScalar: return DenseKernelsScalar();
     case SimdLevel::kAvx2: return DenseKernelsAvx2();
@@ -93,12 +97,8 @@ const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
   throw std::invalid_argument("bad SIMD level");
 }
 
-}  // namespace annlib
-
-namespace annlib {
-
 Lut16ScanFn Lut16KernelFor(SimdLevel level) {
-  DenseKernelsFor(level);  // same support check and error
+  RequireSupported(level);
   switch (level) {
     case SimdLevel::kScalar: return &Lut16ScanScalar;
     case SimdLevel::kAvx2: return &Lut16ScanAvx2;
