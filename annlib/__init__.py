@@ -29,14 +29,14 @@ def load(path, mmap: bool = True, verify: bool = True) -> Searcher:
     """Loads a saved index directory. Arrays are memory-mapped when mmap is true;
     verify checks every array's sha256 against the manifest first."""
     from .io import load_index
-    from .searcher import SEARCHER_KINDS
+    from .searcher import _searcher_kinds
 
     config_json, arrays, _ = load_index(path, mmap=mmap, verify=verify)
     try:
         config = IndexConfig.from_json(config_json)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{path}/config.json is invalid: {exc}") from exc
-    kind = SEARCHER_KINDS.get(config.kind)
+    kind = _searcher_kinds().get(config.kind)
     try:
         return kind(config, arrays)
     except (KeyError, ValueError, RuntimeError) as exc:

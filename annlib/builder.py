@@ -1,16 +1,19 @@
 """The user-facing builder: stages that read like the algorithm.
 
     searcher = (annlib.builder(db, num_neighbors=10, distance_measure="dot_product")
-                .score_brute_force(recall_target=1.0, dtype="float32")
+                .tree(num_leaves=400, num_leaves_to_search=40)
+                .score_ah(dimensions_per_block=2, anisotropic_quantization_threshold=0.2)
+                .reorder(pre_reorder_num_neighbors=100)
                 .build())
 
-Each stage may be set once; config() returns the frozen, validated
-IndexConfig that build() will use.
+or .score_brute_force(recall_target=1.0, dtype="float32") for exact scoring.
+Each stage may be set once; incompatible stages raise ValueError; config()
+returns the frozen, validated IndexConfig that build() will use.
 """
 from __future__ import annotations
 
 from ._validate import check_database, check_distance_measure, check_k, check_num_threads
-from .config import BruteForceConfig, IndexConfig
+from .config import AhConfig, BruteForceConfig, IndexConfig, ReorderConfig, TreeConfig
 from .searcher import BruteForceSearcher, Searcher
 
 
@@ -19,24 +22,64 @@ class Builder:
         self._database = check_database(database)
         self._num_neighbors = check_k(num_neighbors, self._database.shape[0])
         self._distance_measure = check_distance_measure(distance_measure)
-        self._brute_force: BruteForceConfig | None = None
+        self._stages: dict = {}
+
+    def _set(self, name: str, stage) -> "Builder":
+        if name in self._stages:
+            raise ValueError(f"{name}() was already called on this builder")
+        stages = dict(self._stages, **{name: stage})
+        # Incompatible stages fail at the call that combines them; a missing
+        # scoring stage is only an error when the config is asked for.
+        probe = stages if "brute_force" in stages or "score_ah" in stages else dict(stages, score_ah=AhConfig())
+        IndexConfig(num_neighbors=self._num_neighbors, distance_measure=self._distance_measure, **probe)
+        self._stages = stages
+        return self
 
     def score_brute_force(self, recall_target: float = 1.0, dtype: str = "float32") -> "Builder":
         """Score every point. recall_target < 1 keeps the best of L strided bins
         (L = ceil((k-1)/-ln(recall_target))); dtype is float32, bfloat16 or int8."""
-        if self._brute_force is not None:
-            raise ValueError("score_brute_force() was already called on this builder")
-        self._brute_force = BruteForceConfig(recall_target=float(recall_target), dtype=dtype)
-        return self
+        return self._set("brute_force", BruteForceConfig(recall_target=float(recall_target), dtype=dtype))
+
+    def tree(self, num_leaves: int, num_leaves_to_search: int, training_sample_size: int = 100_000,
+             spherical: bool = False, iterations: int = 12, init: str = "random", seed: int = 0) -> "Builder":
+        """Partition into num_leaves k-means leaves; queries visit num_leaves_to_search
+        of them (see TreeConfig for the defaults)."""
+        n = self._database.shape[0]
+        if isinstance(num_leaves, int) and not isinstance(num_leaves, bool) and num_leaves > n:
+            raise ValueError(f"num_leaves ({num_leaves}) must be <= the number of points ({n})")
+        return self._set("tree", TreeConfig(num_leaves, num_leaves_to_search, training_sample_size, spherical,
+                                            iterations, init, seed))
+
+    def score_ah(self, dimensions_per_block: int = 2, anisotropic_quantization_threshold: float | None = None,
+                 training_sample_size: int = 100_000, training_iterations: int = 10,
+                 encoding_rounds: int = 10) -> "Builder":
+        """Score leaves' points by 4-bit product quantization (16 centers per block of
+        dimensions_per_block dims), anisotropic when a threshold is given (see AhConfig)."""
+        cfg = AhConfig(dimensions_per_block, anisotropic_quantization_threshold, training_sample_size,
+                       training_iterations, encoding_rounds)
+        d = self._database.shape[1]
+        if d % cfg.dimensions_per_block:
+            raise ValueError(f"dimensions_per_block ({cfg.dimensions_per_block}) must divide the dimension ({d})")
+        return self._set("score_ah", cfg)
+
+    def reorder(self, pre_reorder_num_neighbors: int, dtype: str = "float32") -> "Builder":
+        """Rescore the best pre_reorder_num_neighbors AH candidates exactly from a
+        float32, bfloat16 or int8 copy of the data."""
+        return self._set("reorder", ReorderConfig(pre_reorder_num_neighbors, dtype))
 
     def config(self) -> IndexConfig:
         return IndexConfig(num_neighbors=self._num_neighbors, distance_measure=self._distance_measure,
-                           brute_force=self._brute_force)
+                           **self._stages)
 
-    def build(self, num_threads: int = 0) -> Searcher:
+    def build(self, num_threads: int = 0, progress: bool = True) -> Searcher:
+        """Builds the index; num_threads=0 uses all cores; progress shows tqdm bars."""
         config = self.config()
         num_threads = check_num_threads(num_threads)
-        return BruteForceSearcher.build(config, self._database, num_threads)
+        if config.kind == "brute_force":
+            return BruteForceSearcher.build(config, self._database, num_threads)
+        from .quantized import build_quantized
+
+        return build_quantized(config, self._database, num_threads, progress)
 
 
 def builder(database, num_neighbors: int, distance_measure: str) -> Builder:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 
 from ._validate import check_distance_measure
@@ -35,22 +36,124 @@ class BruteForceConfig:
             raise ValueError(f"dtype must be one of {', '.join(DENSE_DTYPES)}; got {self.dtype!r}")
 
 
+def _positive_int(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TreeConfig:
+    """k-means partitioning into leaves; a query visits its best leaves.
+
+    num_leaves: leaves (about sqrt(n) to 2 sqrt(n) is typical).
+    num_leaves_to_search: leaves scored per query by default (per-call override).
+    training_sample_size: points k-means trains on (default 100,000, as ScaNN).
+    spherical: unit-norm centers (useful for dot product on normalised data).
+    iterations: Lloyd iterations (default 12, as ScaNN).
+    init: "random" (ScaNN's default) or "kmeans++".
+    seed: random seed of sampling and initialisation.
+    """
+
+    num_leaves: int
+    num_leaves_to_search: int
+    training_sample_size: int = 100_000
+    spherical: bool = False
+    iterations: int = 12
+    init: str = "random"
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("num_leaves", "num_leaves_to_search", "training_sample_size", "iterations"):
+            _positive_int(getattr(self, name), name)
+        if self.num_leaves_to_search > self.num_leaves:
+            raise ValueError(f"num_leaves_to_search ({self.num_leaves_to_search}) must be <= num_leaves "
+                             f"({self.num_leaves})")
+        if not isinstance(self.spherical, bool):
+            raise ValueError(f"spherical must be a bool, got {self.spherical!r}")
+        if self.init not in ("random", "kmeans++"):
+            raise ValueError(f"init must be 'random' or 'kmeans++', got {self.init!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+
+
+@dataclass(frozen=True)
+class AhConfig:
+    """Asymmetric hashing: 4-bit product quantization of residuals, LUT16 scan.
+
+    dimensions_per_block: dims per 16-center block (2 = ScaNN's default; 3-4
+        pay off at d >= 384). Must divide the data's dimension.
+    anisotropic_quantization_threshold: T of the score-aware loss in the
+        data's units (eta = (d-1) t^2 / (1-t^2), t = T/||x||); None = plain PQ.
+        ScaNN uses 0.2 on unit-norm GloVe-100; use less at higher d.
+    training_sample_size: residuals the codebooks are trained on (100,000).
+    training_iterations: Lloyd iterations of the per-block codebooks (10).
+    encoding_rounds: coordinate-descent rounds of the anisotropic encoder (10).
+    """
+
+    dimensions_per_block: int = 2
+    anisotropic_quantization_threshold: float | None = None
+    training_sample_size: int = 100_000
+    training_iterations: int = 10
+    encoding_rounds: int = 10
+
+    def __post_init__(self):
+        for name in ("dimensions_per_block", "training_sample_size", "training_iterations"):
+            _positive_int(getattr(self, name), name)
+        if isinstance(self.encoding_rounds, bool) or not isinstance(self.encoding_rounds, int) or self.encoding_rounds < 0:
+            raise ValueError(f"encoding_rounds must be a non-negative integer, got {self.encoding_rounds!r}")
+        t = self.anisotropic_quantization_threshold
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0):
+            raise ValueError(f"anisotropic_quantization_threshold must be a positive number or None, got {t!r}")
+
+
+@dataclass(frozen=True)
+class ReorderConfig:
+    """Exact rescoring of the best AH candidates.
+
+    pre_reorder_num_neighbors: AH candidates rescored (>= num_neighbors).
+    dtype: the copy rescored from: float32 (exact), bfloat16 or int8.
+    """
+
+    pre_reorder_num_neighbors: int
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        _positive_int(self.pre_reorder_num_neighbors, "pre_reorder_num_neighbors")
+        if self.dtype not in DENSE_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DENSE_DTYPES)}; got {self.dtype!r}")
+
+
+_STAGES = {"brute_force": BruteForceConfig, "tree": TreeConfig, "score_ah": AhConfig, "reorder": ReorderConfig}
+
+
 @dataclass(frozen=True)
 class IndexConfig:
     num_neighbors: int
     distance_measure: str
     brute_force: BruteForceConfig | None = None
+    tree: TreeConfig | None = None
+    score_ah: AhConfig | None = None
+    reorder: ReorderConfig | None = None
 
     def __post_init__(self):
-        if isinstance(self.num_neighbors, bool) or not isinstance(self.num_neighbors, int) or self.num_neighbors < 1:
-            raise ValueError(f"num_neighbors must be a positive integer, got {self.num_neighbors!r}")
+        _positive_int(self.num_neighbors, "num_neighbors")
         check_distance_measure(self.distance_measure)
-        if self.brute_force is None:
-            raise ValueError("no scoring stage configured: call score_brute_force() on the builder")
+        if self.brute_force is None and self.score_ah is None:
+            raise ValueError("no scoring stage configured: call score_brute_force() or score_ah() on the builder")
+        if self.brute_force is not None and (self.score_ah or self.tree or self.reorder):
+            raise ValueError("score_brute_force() scores every point exactly; it cannot be combined with "
+                             "tree(), score_ah() or reorder()")
+        if self.reorder is not None and self.score_ah is None:
+            raise ValueError("reorder() rescores AH candidates: it needs score_ah()")
+        if self.tree is not None and self.score_ah is None:
+            raise ValueError("tree() needs a scoring stage for the leaves: call score_ah()")
+        if self.reorder is not None and self.reorder.pre_reorder_num_neighbors < self.num_neighbors:
+            raise ValueError(f"pre_reorder_num_neighbors ({self.reorder.pre_reorder_num_neighbors}) must be >= "
+                             f"num_neighbors ({self.num_neighbors})")
 
     @property
     def kind(self) -> str:
-        return "brute_force"
+        return "brute_force" if self.brute_force is not None else "quantized"
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, **dataclasses.asdict(self)}
@@ -66,9 +169,12 @@ class IndexConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown config fields: {sorted(unknown)}")
-        bf = data.get("brute_force")
-        if bf is not None:
-            data["brute_force"] = BruteForceConfig(**bf)
+        for stage, stage_cls in _STAGES.items():
+            if data.get(stage) is not None:
+                try:
+                    data[stage] = stage_cls(**data[stage])
+                except TypeError as e:
+                    raise ValueError(f"bad {stage} config: {e}") from None
         return cls(**data)
 
     @classmethod

@@ -1,9 +1,12 @@
 """Searchers: the object a build returns and a load restores.
 
 Every searcher answers
-    search(q, final_num_neighbors=None)            -> (ids int64[k], scores float32[k])
-    search_batched(Q, final_num_neighbors=None, num_threads=0)
-                                                   -> (ids int64[n, k], scores float32[n, k])
+    search(q, final_num_neighbors=None, pre_reorder_num_neighbors=None, leaves_to_search=None)
+        -> (ids int64[k], scores float32[k])
+    search_batched(Q, final_num_neighbors=None, pre_reorder_num_neighbors=None, leaves_to_search=None,
+                   num_threads=0)
+        -> (ids int64[n, k], scores float32[n, k])
+None means the build's default; the last two apply to the quantized index.
 Scores are in the metric's natural sense: dot product and cosine similarity
 are larger-is-better, squared L2 is smaller-is-better. Rows are padded with id
 -1 and score -inf (similarities) or +inf (distances) when fewer than k exist.
@@ -34,26 +37,31 @@ class Searcher:
     def distance_measure(self) -> str:
         return self.config.distance_measure
 
-    def search(self, q, final_num_neighbors=None, *, num_threads: int = 1):
+    def search(self, q, final_num_neighbors=None, pre_reorder_num_neighbors=None, leaves_to_search=None, *,
+               num_threads: int = 1):
         """Nearest neighbors of one query vector (shape (d,) or (1, d))."""
         queries = as_float_matrix(q, "query", dim=self.dim, allow_1d=True)
         if queries.shape[0] != 1:
             raise ValueError(f"search() takes one query, got {queries.shape[0]}; use search_batched() for several")
-        ids, scores = self._search_validated(queries, final_num_neighbors, num_threads)
+        ids, scores = self._search_validated(queries, final_num_neighbors, num_threads,
+                                             leaves_to_search, pre_reorder_num_neighbors)
         return ids[0], scores[0]
 
-    def search_batched(self, queries, final_num_neighbors=None, num_threads: int = 0):
+    def search_batched(self, queries, final_num_neighbors=None, pre_reorder_num_neighbors=None,
+                       leaves_to_search=None, num_threads: int = 0):
         """Nearest neighbors of each row of queries (shape (n, d)); num_threads=0 uses all cores."""
         queries = as_float_matrix(queries, "queries", dim=self.dim)
-        return self._search_validated(queries, final_num_neighbors, num_threads)
+        return self._search_validated(queries, final_num_neighbors, num_threads,
+                                      leaves_to_search, pre_reorder_num_neighbors)
 
-    def _search_validated(self, queries: np.ndarray, final_num_neighbors, num_threads):
+    def _search_validated(self, queries: np.ndarray, final_num_neighbors, num_threads, leaves_to_search,
+                          pre_reorder_num_neighbors):
         k = self.config.num_neighbors if final_num_neighbors is None else final_num_neighbors
         k = check_k(k, self.size(), "final_num_neighbors")
         num_threads = check_num_threads(num_threads)
         if self.distance_measure == "cosine":
             queries = normalize_rows(queries, "query")
-        ids, raw = self._search_raw(queries, k, num_threads)
+        ids, raw = self._search_raw(queries, k, num_threads, leaves_to_search, pre_reorder_num_neighbors)
         return ids, self._to_metric(queries, raw)
 
     def _to_metric(self, queries: np.ndarray, raw: np.ndarray) -> np.ndarray:
@@ -66,7 +74,8 @@ class Searcher:
         np.maximum(dist, 0.0, out=dist)
         return dist.astype(np.float32, copy=False)
 
-    def _search_raw(self, queries: np.ndarray, k: int, num_threads: int):
+    def _search_raw(self, queries: np.ndarray, k: int, num_threads: int, leaves_to_search=None,
+                    pre_reorder_num_neighbors=None):
         raise NotImplementedError
 
     def save(self, path) -> None:
@@ -121,7 +130,10 @@ class BruteForceSearcher(Searcher):
     # about 256 MB however many queries a batch holds.
     _STATE_BYTES = 256 << 20
 
-    def _search_raw(self, queries, k, num_threads):
+    def _search_raw(self, queries, k, num_threads, leaves_to_search=None, pre_reorder_num_neighbors=None):
+        if leaves_to_search is not None or pre_reorder_num_neighbors is not None:
+            raise ValueError("leaves_to_search and pre_reorder_num_neighbors apply to the quantized index, "
+                             "not to brute force")
         bins = self.num_bins(k)
         # 8 bytes (score + id) per slot, doubled as a margin for database splits.
         per_query = 8 * (k if bins == 0 else bins + 32) * 2
@@ -136,4 +148,7 @@ class BruteForceSearcher(Searcher):
         return dict(self._packed)
 
 
-SEARCHER_KINDS = {"brute_force": BruteForceSearcher}
+def _searcher_kinds():
+    from .quantized import QuantizedSearcher
+
+    return {"brute_force": BruteForceSearcher, "quantized": QuantizedSearcher}

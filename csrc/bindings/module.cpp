@@ -10,8 +10,10 @@
 #include <vector>
 #include <string>
 
+#include "../quantization/ah_encode.h"
 #include "../quantization/lut16_tables.h"
 #include "../search/dense_search.h"
+#include "../search/partitioned_search.h"
 #include "../search/topk.h"
 #include "../simd/dispatch.h"
 
@@ -22,6 +24,21 @@ namespace {
 
 using FloatArray = py::array_t<float, py::array::c_style>;
 using Int32Array = py::array_t<int32_t, py::array::c_style>;
+using Int64Array = py::array_t<int64_t, py::array::c_style>;
+using Uint8Array = py::array_t<uint8_t, py::array::c_style>;
+
+// A 1-D array of exactly `length` elements of type A's dtype, taken from a
+// dict of arrays without conversion (saved indexes may be read-only maps).
+template <class A>
+A DictVector(const py::dict& arrays, const char* name, int64_t length) {
+  if (!arrays.contains(name)) throw std::invalid_argument(std::string("missing array '") + name + "'");
+  py::object obj = arrays[name];
+  if (!A::check_(obj)) throw std::invalid_argument(std::string("array '") + name + "' has the wrong dtype");
+  A a = obj.cast<A>();
+  if (a.ndim() != 1 || a.shape(0) != length)
+    throw std::invalid_argument(std::string("array '") + name + "' has the wrong length");
+  return a;
+}
 
 DenseType ParseDenseType(const std::string& name) {
   if (name == "float32") return DenseType::kFloat32;
@@ -71,6 +88,176 @@ py::dict PackDensePy(FloatArray x, const std::string& dtype, bool squared_l2, in
   out["bias"] = bias;
   return out;
 }
+
+// Row-major copy for exact rescoring: rows (float32, uint16 = bfloat16 bits,
+// or int8) padded to RowStride(dim) columns, bias, and for int8 scale/offset.
+py::dict PackRowsPy(FloatArray x, const std::string& dtype, bool squared_l2, int num_threads) {
+  if (x.ndim() != 2) throw std::invalid_argument("x must be 2-D");
+  const DenseType type = ParseDenseType(dtype);
+  const int64_t n = x.shape(0);
+  const int32_t dim = static_cast<int32_t>(x.shape(1));
+  const int64_t stride = RowStride(dim);
+  py::array rows;
+  switch (type) {
+    case DenseType::kFloat32: rows = py::array_t<float>({n, stride}); break;
+    case DenseType::kBFloat16: rows = py::array_t<uint16_t>({n, stride}); break;
+    case DenseType::kInt8: rows = py::array_t<int8_t>({n, stride}); break;
+  }
+  FloatArray bias(n), scale(type == DenseType::kInt8 ? n : 0), offset(type == DenseType::kInt8 ? n : 0);
+  const float* xp = x.data();
+  void* rp = rows.mutable_data();
+  float *bp = bias.mutable_data(), *sp = scale.mutable_data(), *op = offset.mutable_data();
+  {
+    py::gil_scoped_release release;
+    PackRows(xp, n, dim, type, squared_l2, rp, bp, sp, op, num_threads);
+  }
+  py::dict out;
+  out["rows"] = rows;
+  out["row_bias"] = bias;
+  if (type == DenseType::kInt8) {
+    out["row_scale"] = scale;
+    out["row_offset"] = offset;
+  }
+  return out;
+}
+
+// Anisotropic PQ codes [n][num_blocks] of residuals under centers
+// [num_blocks][16][dims_per_block] (see quantization/ah_encode.h).
+Uint8Array AhEncodePy(FloatArray residuals, FloatArray originals, FloatArray centers, float threshold,
+                      int32_t eta_dim, int32_t max_rounds, int num_threads) {
+  if (residuals.ndim() != 2 || originals.ndim() != 2 || residuals.shape(0) != originals.shape(0) ||
+      residuals.shape(1) != originals.shape(1))
+    throw std::invalid_argument("residuals and originals must be 2-D arrays of the same shape");
+  if (centers.ndim() != 3 || centers.shape(1) != 16 || centers.shape(0) * centers.shape(2) != residuals.shape(1))
+    throw std::invalid_argument("centers must have shape (num_blocks, 16, dims_per_block) covering every dimension");
+  AhEncodeArgs a;
+  a.residuals = residuals.data();
+  a.originals = originals.data();
+  a.n = residuals.shape(0);
+  a.num_blocks = static_cast<int32_t>(centers.shape(0));
+  a.dims_per_block = static_cast<int32_t>(centers.shape(2));
+  a.centers = centers.data();
+  a.threshold = threshold;
+  a.eta_dim = eta_dim;
+  a.max_rounds = max_rounds;
+  Uint8Array codes({a.n, int64_t{a.num_blocks}});
+  a.codes = codes.mutable_data();
+  {
+    py::gil_scoped_release release;
+    AhEncode(a, num_threads);
+  }
+  return codes;
+}
+
+// codes [slots][num_blocks] (slots a multiple of 32) -> LUT16 packed layout.
+Uint8Array PackLut16CodesPy(Uint8Array codes) {
+  if (codes.ndim() != 2 || codes.shape(0) % kLut16Group != 0 || codes.shape(1) < 1)
+    throw std::invalid_argument("codes must have shape (slots, num_blocks) with slots a multiple of 32");
+  const int64_t slots = codes.shape(0);
+  const int32_t nb = static_cast<int32_t>(codes.shape(1));
+  Uint8Array packed({slots / kLut16Group, int64_t{PaddedBlocks(nb)} * 16});
+  PackLut16Codes(codes.data(), slots, nb, packed.mutable_data());
+  return packed;
+}
+
+// The quantized partitioning index's arrays (names in annlib/quantized.py),
+// checked for consistency once, then searched many times.
+class PartitionedScorer {
+ public:
+  PartitionedScorer(py::dict arrays, int64_t n, int32_t dim, int32_t num_blocks, int32_t dims_per_block,
+                    float query_extra, const std::string& reorder_dtype, const std::string& simd_level)
+      : arrays_(arrays), dense_(&DenseKernelsFor(LevelOrActive(simd_level))),
+        lut16_(Lut16KernelFor(LevelOrActive(simd_level))) {
+    if (n <= 0 || dim <= 0 || num_blocks <= 0 || dims_per_block <= 0 ||
+        int64_t{num_blocks} * dims_per_block < dim)
+      throw std::invalid_argument("bad index dimensions");
+    v_.dim = dim;
+    v_.num_blocks = num_blocks;
+    v_.dims_per_block = dims_per_block;
+    v_.query_extra = query_extra;
+    const int64_t num_leaves = Length("leaf_bias");
+    if (num_leaves < 1) throw std::invalid_argument("the index has no leaves");
+    v_.leaf_bias = DictVector<FloatArray>(arrays, "leaf_bias", num_leaves).data();
+    v_.centroids.type = DenseType::kFloat32;
+    v_.centroids.n = num_leaves;
+    v_.centroids.dim = dim;
+    py::array panels = arrays["centroid_panels"].cast<py::array>();
+    if (panels.nbytes() != v_.centroids.num_panels() * PanelBytes(DenseType::kFloat32, dim))
+      throw std::invalid_argument("centroid panels have the wrong size");
+    v_.centroids.panels = panels.data();
+    v_.centroids.bias = DictVector<FloatArray>(arrays, "centroid_bias", v_.centroids.num_panels() * kPanelWidth).data();
+    const Int64Array starts = DictVector<Int64Array>(arrays, "leaf_starts", num_leaves + 1);
+    const int64_t* st = starts.data();
+    const int64_t slots = st[num_leaves];
+    for (int64_t l = 0; l < num_leaves; ++l)
+      if (st[l] < 0 || st[l] > st[l + 1] || st[l] % kLut16Group != 0)
+        throw std::invalid_argument("leaf_starts must be increasing multiples of 32");
+    if (slots % kLut16Group != 0) throw std::invalid_argument("leaf_starts must end on a multiple of 32");
+    v_.leaf_starts = st;
+    const Int32Array ids = DictVector<Int32Array>(arrays, "slot_ids", slots);
+    for (int64_t i = 0; i < slots; ++i)
+      if (ids.data()[i] < -1 || ids.data()[i] >= n) throw std::invalid_argument("slot_ids out of range");
+    v_.slot_ids = ids.data();
+    v_.codes = DictVector<Uint8Array>(arrays, "codes", slots / kLut16Group * PaddedBlocks(num_blocks) * 16).data();
+    v_.lut_centers = DictVector<FloatArray>(arrays, "lut_centers", int64_t{num_blocks} * dims_per_block * 16).data();
+    if (!reorder_dtype.empty()) {
+      v_.reorder_type = ParseDenseType(reorder_dtype);
+      v_.row_stride = RowStride(dim);
+      py::array rows = arrays["rows"].cast<py::array>();
+      if (rows.nbytes() != n * v_.row_stride * RowElementBytes(v_.reorder_type) ||
+          !(rows.flags() & py::array::c_style))
+        throw std::invalid_argument("reorder rows have the wrong size or layout");
+      v_.rows = rows.data();
+      v_.row_bias = DictVector<FloatArray>(arrays, "row_bias", n).data();
+      if (v_.reorder_type == DenseType::kInt8) {
+        v_.row_scale = DictVector<FloatArray>(arrays, "row_scale", n).data();
+        v_.row_offset = DictVector<FloatArray>(arrays, "row_offset", n).data();
+      }
+    }
+  }
+
+  // Returns (ids int64 [nq][k], raw scores [nq][k]); with timed=True also a
+  // dict of per-stage seconds (kept for single-threaded calls).
+  py::tuple Search(FloatArray queries, int32_t leaves, int32_t pre_reorder, int32_t k, int num_threads,
+                   bool timed) const {
+    if (queries.ndim() != 2 || queries.shape(1) != v_.dim)
+      throw std::invalid_argument("queries must have shape (num_queries, " + std::to_string(v_.dim) + ")");
+    const int64_t nq = queries.shape(0);
+    py::array_t<int64_t> ids({nq, int64_t{k}});
+    FloatArray scores({nq, int64_t{k}});
+    PartitionedParams p{leaves, pre_reorder, k};
+    StageTimes times;
+    const float* qp = queries.data();
+    int64_t* ip = ids.mutable_data();
+    float* sp = scores.mutable_data();
+    {
+      py::gil_scoped_release release;
+      PartitionedSearch(v_, *dense_, lut16_, qp, nq, p, num_threads, ip, sp, timed ? &times : nullptr);
+    }
+    if (!timed) return py::make_tuple(ids, scores);
+    py::dict t;
+    t["centroids"] = times.centroids * 1e-9;
+    t["lut"] = times.lut * 1e-9;
+    t["scan"] = times.scan * 1e-9;
+    t["reorder"] = times.reorder * 1e-9;
+    t["total"] = times.total * 1e-9;
+    return py::make_tuple(ids, scores, t);
+  }
+
+  std::string simd_level() const { return dense_->level_name; }
+  int32_t num_leaves() const { return v_.num_leaves(); }
+
+ private:
+  int64_t Length(const char* name) const {
+    if (!arrays_.contains(name)) throw std::invalid_argument(std::string("missing array '") + name + "'");
+    return arrays_[name].cast<py::array>().size();
+  }
+
+  py::dict arrays_;
+  PartitionedView v_;
+  const DenseKernels* dense_;
+  Lut16ScanFn lut16_;
+};
 
 // Holds references to the packed arrays (possibly read-only memory maps) so
 // they outlive every search.
@@ -221,6 +408,21 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("pack_dense", &PackDensePy, py::arg("x").noconvert(), py::arg("dtype"),
         py::arg("squared_l2"), py::arg("num_threads") = 0);
+  m.def("pack_rows", &PackRowsPy, py::arg("x").noconvert(), py::arg("dtype"), py::arg("squared_l2"),
+        py::arg("num_threads") = 0);
+  m.def("ah_encode", &AhEncodePy, py::arg("residuals").noconvert(), py::arg("originals").noconvert(),
+        py::arg("centers").noconvert(), py::arg("threshold"), py::arg("eta_dim"), py::arg("max_rounds") = 10,
+        py::arg("num_threads") = 0);
+  m.def("anisotropic_eta", &AnisotropicEta, py::arg("threshold"), py::arg("norm2"), py::arg("eta_dim"));
+  m.def("pack_lut16_codes", &PackLut16CodesPy, py::arg("codes").noconvert());
+  py::class_<PartitionedScorer>(m, "PartitionedScorer")
+      .def(py::init<py::dict, int64_t, int32_t, int32_t, int32_t, float, const std::string&, const std::string&>(),
+           py::arg("arrays"), py::arg("n"), py::arg("dim"), py::arg("num_blocks"), py::arg("dims_per_block"),
+           py::arg("query_extra"), py::arg("reorder_dtype"), py::arg("simd_level") = "")
+      .def("search", &PartitionedScorer::Search, py::arg("queries").noconvert(), py::arg("leaves"),
+           py::arg("pre_reorder"), py::arg("k"), py::arg("num_threads") = 0, py::arg("timed") = false)
+      .def_property_readonly("simd_level", &PartitionedScorer::simd_level)
+      .def_property_readonly("num_leaves", &PartitionedScorer::num_leaves);
   py::class_<Lut16Codes>(m, "Lut16Codes")
       .def(py::init<py::array_t<uint8_t, py::array::c_style>>(), py::arg("codes").noconvert())
       .def("topk", &Lut16Codes::TopK, py::arg("lut").noconvert(), py::arg("k"),

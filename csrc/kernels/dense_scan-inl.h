@@ -312,6 +312,8 @@ void Scan(const ScanArgs& a) {
   const int64_t tile_acc_bytes = int64_t{kMR} * kTileWidth * 4;
   int64_t chunk = kAccBytesPerChunk / (tile_acc_bytes * kTilesPerPanel * groups);
   if (chunk < 1) chunk = 1;
+  // Small scans (one query over a few centroids) allocate only what they use.
+  if (chunk > a.panel_end - a.panel_begin) chunk = a.panel_end - a.panel_begin;
   const int64_t acc_bytes = chunk * kTilesPerPanel * groups * tile_acc_bytes;
   const int64_t param_bytes = (int64_t{groups} * kMR * (T::kQueryParams + 1) * 4 + 63) / 64 * 64;
 

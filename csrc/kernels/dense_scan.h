@@ -57,10 +57,32 @@ struct ScanArgs {
 
 using ScanFn = void (*)(const ScanArgs&);
 
+// Row-major copy of the data for exact rescoring (reordering): one row per
+// point, padded with zeros to a multiple of kRowAlign elements, so that a
+// candidate's values share a few cache lines instead of a panel's 32 rows.
+constexpr int kRowAlign = 16;
+
+struct RescoreArgs {
+  DenseType type;
+  const void* rows;        // [n][stride] float32, bfloat16 (uint16) or int8 codes
+  int64_t stride;          // elements per row, a multiple of kRowAlign
+  const float* bias;       // [n] added to every score (0, or -|x|^2/2 for L2)
+  const float* scale;      // int8 only: x ~= scale * code + offset, per point
+  const float* offset;
+  const float* query;      // [stride] float32, zero padded
+  float query_sum;         // int8 only: sum of the query's entries
+  const int32_t* ids;      // [count] rows to score
+  int32_t count;
+  float* out;              // [count] <q, x> + bias
+};
+
+using RescoreFn = void (*)(const RescoreArgs&);
+
 // One row per SIMD level; filled by each ISA translation unit.
 struct DenseKernels {
   const char* level_name;
   ScanFn scan[3];  // indexed by DenseType
+  RescoreFn rescore;
 };
 
 // Defined in kernels/dense_scan_<isa>.cpp.

@@ -53,6 +53,18 @@ struct Ops {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
   }
   static V to_float(VI a) { return _mm256_cvtepi32_ps(a); }
+  static float hsum(V v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
+  static V load_bf16(const uint16_t* p) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  }
+  static V load_i8(const int8_t* p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
 };
 
 constexpr int kMR = 6;
@@ -61,6 +73,7 @@ constexpr int kTileWidth = 16;
 }  // namespace
 
 #include "dense_scan-inl.h"
+#include "rescore-inl.h"
 
 }  // namespace isa_avx2
 
@@ -68,7 +81,8 @@ const DenseKernels& DenseKernelsAvx2() {
   static const DenseKernels table{"avx2",
                                   {&isa_avx2::Scan<isa_avx2::TileF32>,
                                    &isa_avx2::Scan<isa_avx2::TileBf16>,
-                                   &isa_avx2::Scan<isa_avx2::TileInt8>}};
+                                   &isa_avx2::Scan<isa_avx2::TileInt8>},
+                                  &isa_avx2::Rescore};
   return table;
 }
 

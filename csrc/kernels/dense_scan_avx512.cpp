@@ -17,6 +17,7 @@ namespace {
 }  // namespace
 
 #include "dense_scan-inl.h"
+#include "rescore-inl.h"
 
 }  // namespace isa_avx512
 
@@ -24,7 +25,8 @@ const DenseKernels& DenseKernelsAvx512() {
   static const DenseKernels table{"avx512",
                                   {&isa_avx512::Scan<isa_avx512::TileF32>,
                                    &isa_avx512::Scan<isa_avx512::TileBf16>,
-                                   &isa_avx512::Scan<isa_avx512::TileInt8>}};
+                                   &isa_avx512::Scan<isa_avx512::TileInt8>},
+                                  &isa_avx512::Rescore};
   return table;
 }
 

@@ -21,6 +21,7 @@ namespace {
 }  // namespace
 
 #include "dense_scan-inl.h"
+#include "rescore-inl.h"
 
 namespace {
 
@@ -74,8 +75,8 @@ struct TileBf16Native {
 
 const DenseKernels& DenseKernelsAvx512Bf16(bool native_bf16) {
   using namespace isa_avx512_bf16;
-  static const DenseKernels native{"avx512_bf16", {&Scan<TileF32>, &Scan<TileBf16Native>, &Scan<TileInt8>}};
-  static const DenseKernels widened{"avx512_bf16", {&Scan<TileF32>, &Scan<TileBf16>, &Scan<TileInt8>}};
+  static const DenseKernels native{"avx512_bf16", {&Scan<TileF32>, &Scan<TileBf16Native>, &Scan<TileInt8>}, &Rescore};
+  static const DenseKernels widened{"avx512_bf16", {&Scan<TileF32>, &Scan<TileBf16>, &Scan<TileInt8>}, &Rescore};
   return native_bf16 ? native : widened;
 }
 

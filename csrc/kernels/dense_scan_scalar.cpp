@@ -47,6 +47,9 @@ struct Ops {
     return acc;
   }
   static V to_float(VI a) { return static_cast<float>(a); }
+  static float hsum(V v) { return v; }
+  static V load_bf16(const uint16_t* p) { return bits_to_float(uint32_t{*p} << 16); }
+  static V load_i8(const int8_t* p) { return static_cast<float>(*p); }
 };
 
 constexpr int kMR = 2;
@@ -55,6 +58,7 @@ constexpr int kTileWidth = 16;
 }  // namespace
 
 #include "dense_scan-inl.h"
+#include "rescore-inl.h"
 
 }  // namespace isa_scalar
 
@@ -62,7 +66,8 @@ const DenseKernels& DenseKernelsScalar() {
   static const DenseKernels table{"scalar",
                                   {&isa_scalar::Scan<isa_scalar::TileF32>,
                                    &isa_scalar::Scan<isa_scalar::TileBf16>,
-                                   &isa_scalar::Scan<isa_scalar::TileInt8>}};
+                                   &isa_scalar::Scan<isa_scalar::TileInt8>},
+                                  &isa_scalar::Rescore};
   return table;
 }
 

@@ -13,8 +13,10 @@ inline void Lut16Select(const annlib::Lut16Args& a, int64_t group, const float* 
     const int i = __builtin_ctz(mask);
     mask &= mask - 1;
     if (first + i >= a.num_points) break;  // padding lanes come last
+    const int32_t id = a.ids[first + i];
+    if (id < 0) continue;  // an empty slot (a leaf's padding, a deleted point)
     if (scores[i] > threshold) {
-      HeapPush(st, a.k, scores[i], a.ids[first + i]);
+      HeapPush(st, a.k, scores[i], id);
       threshold = HeapThreshold(st, a.k);
     }
   }

@@ -29,7 +29,7 @@ struct Lut16Args {
   float inv_scale;
   float base;
   const float* point_bias;   // [groups * 32] (a slot for padding lanes too) or nullptr
-  const int32_t* ids;        // [groups * 32] id of each point
+  const int32_t* ids;        // [groups * 32] id of each point; < 0 = empty slot, never returned
   int32_t k;                 // selection capacity (heap of k)
   SelectState* state;        // exact top-k heap, shared across the lists of one query
 };

@@ -50,6 +50,14 @@ struct Ops {
   }
 #endif
   static V to_float(VI a) { return _mm512_cvtepi32_ps(a); }
+  static float hsum(V v) { return _mm512_reduce_add_ps(v); }
+  static V load_bf16(const uint16_t* p) {
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  }
+  static V load_i8(const int8_t* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
 };
 
 constexpr int kMR = 8;

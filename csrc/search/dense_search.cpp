@@ -37,6 +37,41 @@ bool IsIntegerValued(const float* row, int32_t dim) {
   return true;
 }
 
+// Affine int8 quantisation of one row: x ~= scale * code + offset, codes in
+// [-127, 127] (the AVX2 and AVX-512BW int8 dots rely on never seeing -128).
+// Integer data with a range of at most 254 (SIFT-like descriptors) is stored
+// exactly. code(t) is written through `put`; returns the sum of the codes.
+template <class Put>
+int32_t QuantizeInt8Row(const float* row, int32_t dim, float* scale, float* offset, Put put) {
+  float lo = row[0], hi = row[0];
+  for (int t = 1; t < dim; ++t) {
+    lo = std::min(lo, row[t]);
+    hi = std::max(hi, row[t]);
+  }
+  float mid = 0.5f * (lo + hi);
+  float s = hi > lo ? (hi - lo) / 254.0f : 1.0f;
+  if (IsIntegerValued(row, dim) && hi - lo <= 254.0f) {
+    s = 1.0f;
+    mid = std::floor(0.5f * (lo + hi));
+  }
+  int32_t total = 0;
+  for (int t = 0; t < dim; ++t) {
+    int code = static_cast<int>(std::nearbyint((row[t] - mid) / s));
+    code = std::min(127, std::max(-127, code));
+    put(t, static_cast<int8_t>(code));
+    total += code;
+  }
+  *scale = s;
+  *offset = mid;
+  return total;
+}
+
+double SquaredNorm(const float* row, int32_t dim) {
+  double norm2 = 0.0;
+  for (int t = 0; t < dim; ++t) norm2 += double{row[t]} * row[t];
+  return norm2;
+}
+
 }  // namespace
 
 int64_t PanelBytes(DenseType type, int32_t dim) {
@@ -64,9 +99,7 @@ void PackDense(const float* x, int64_t n, int32_t dim, DenseType type, bool squa
         continue;
       }
       const float* row = x + j * dim;
-      double norm2 = 0.0;
-      for (int t = 0; t < dim; ++t) norm2 += double{row[t]} * row[t];
-      bias[j] = squared_l2 ? static_cast<float>(-0.5 * norm2) : 0.0f;
+      bias[j] = squared_l2 ? static_cast<float>(-0.5 * SquaredNorm(row, dim)) : 0.0f;
       switch (type) {
         case DenseType::kFloat32: {
           float* out = reinterpret_cast<float*>(panel);
@@ -80,33 +113,53 @@ void PackDense(const float* x, int64_t n, int32_t dim, DenseType type, bool squa
           break;
         }
         case DenseType::kInt8: {
-          // Affine per point: x ~= scale * code + offset, codes in [-127, 127]
-          // (the AVX2 and AVX-512BW int8 dots rely on never seeing -128).
-          float lo = row[0], hi = row[0];
-          for (int t = 1; t < dim; ++t) {
-            lo = std::min(lo, row[t]);
-            hi = std::max(hi, row[t]);
-          }
-          float mid = 0.5f * (lo + hi);
-          float s = hi > lo ? (hi - lo) / 254.0f : 1.0f;
-          if (IsIntegerValued(row, dim) && hi - lo <= 254.0f) {
-            s = 1.0f;  // integer data (SIFT-like descriptors) is stored exactly
-            mid = std::floor(0.5f * (lo + hi));
-          }
           int8_t* out = reinterpret_cast<int8_t*>(panel);
-          int32_t total = 0;
-          for (int t = 0; t < dim; ++t) {
-            int code = static_cast<int>(std::nearbyint((row[t] - mid) / s));
-            code = std::min(127, std::max(-127, code));
-            out[((t / 4) * kPanelWidth + lane) * 4 + (t % 4)] = static_cast<int8_t>(code);
-            total += code;
-          }
-          out_arrays.scale[j] = s;
-          out_arrays.offset[j] = mid;
+          const int32_t total = QuantizeInt8Row(row, dim, &out_arrays.scale[j], &out_arrays.offset[j],
+                                                [&](int t, int8_t code) {
+                                                  out[((t / 4) * kPanelWidth + lane) * 4 + (t % 4)] = code;
+                                                });
           out_arrays.sums[j] = total;
-          out_arrays.scaled_sums[j] = static_cast<float>(double{s} * total);
+          out_arrays.scaled_sums[j] = static_cast<float>(double{out_arrays.scale[j]} * total);
           break;
         }
+      }
+    }
+  });
+}
+
+int64_t RowStride(int32_t dim) { return (int64_t{dim} + kRowAlign - 1) / kRowAlign * kRowAlign; }
+
+int64_t RowElementBytes(DenseType type) {
+  switch (type) {
+    case DenseType::kFloat32: return 4;
+    case DenseType::kBFloat16: return 2;
+    case DenseType::kInt8: return 1;
+  }
+  return 4;
+}
+
+void PackRows(const float* x, int64_t n, int32_t dim, DenseType type, bool squared_l2, void* rows,
+              float* bias, float* scale, float* offset, int num_threads) {
+  const int64_t stride = RowStride(dim);
+  const int64_t row_bytes = stride * RowElementBytes(type);
+  uint8_t* base = static_cast<uint8_t*>(rows);
+  ParallelFor((n + 255) / 256, num_threads, [&](int64_t chunk) {
+    for (int64_t j = chunk * 256; j < std::min(n, (chunk + 1) * 256); ++j) {
+      const float* row = x + j * dim;
+      uint8_t* out = base + j * row_bytes;
+      std::memset(out, 0, row_bytes);
+      bias[j] = squared_l2 ? static_cast<float>(-0.5 * SquaredNorm(row, dim)) : 0.0f;
+      switch (type) {
+        case DenseType::kFloat32:
+          std::memcpy(out, row, sizeof(float) * dim);
+          break;
+        case DenseType::kBFloat16:
+          for (int t = 0; t < dim; ++t) reinterpret_cast<uint16_t*>(out)[t] = FloatToBf16(row[t]);
+          break;
+        case DenseType::kInt8:
+          QuantizeInt8Row(row, dim, &scale[j], &offset[j],
+                          [&](int t, int8_t code) { reinterpret_cast<int8_t*>(out)[t] = code; });
+          break;
       }
     }
   });

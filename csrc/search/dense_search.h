@@ -42,6 +42,14 @@ struct DensePointArrays {
 void PackDense(const float* x, int64_t n, int32_t dim, DenseType type, bool squared_l2,
                void* panels, const DensePointArrays& out, int num_threads);
 
+// Row-major copies for exact rescoring (layout in kernels/dense_scan.h).
+int64_t RowStride(int32_t dim);
+int64_t RowElementBytes(DenseType type);
+// Fills rows (n * RowStride(dim) elements of the type) and bias [n]
+// (-|x|^2/2 when squared_l2, else 0); for int8 also scale and offset [n].
+void PackRows(const float* x, int64_t n, int32_t dim, DenseType type, bool squared_l2, void* rows,
+              float* bias, float* scale, float* offset, int num_threads);
+
 // Top-k of <q, x> + bias for each query row. num_bins = 0: exact; otherwise the
 // best of each of num_bins strided bins survives and the top k of those are
 // returned. Outputs [nq][k]; missing entries are id -1, score -inf.

@@ -1,0 +1,53 @@
+"""Asymmetric hashing (AH): 4-bit product quantization with a score-aware loss.
+
+Vectors are split into blocks of dims_per_block dimensions and every block is
+replaced by one of 16 centers. Codebooks are trained per block with Lloyd's
+algorithm on a sample (plain k-means, the standard default); encoding then
+minimizes the anisotropic loss eta*||e_par||^2 + ||e_perp||^2 of each point
+(ALGORITHMS.md section 2) in C++ (quantization/ah_encode.cpp).
+"""
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import _core
+
+NUM_CENTERS = 16
+
+
+def train_codebooks(residuals: np.ndarray, dims_per_block: int, *, iterations: int = 10,
+                    training_sample_size: int = 100_000, seed: int = 0, num_threads: int = 0,
+                    progress: bool = True) -> np.ndarray:
+    """Per-block k-means with 16 centers: float32 [num_blocks, 16, dims_per_block]."""
+    n, dim = residuals.shape
+    num_blocks = dim // dims_per_block
+    rng = np.random.default_rng(seed)
+    size = min(n, training_sample_size)
+    sample = residuals if size == n else residuals[np.sort(rng.choice(n, size, replace=False))]
+    blocks = sample.reshape(size, num_blocks, dims_per_block)
+    # Start each block from 16 random sample points (repeats only when the sample is tiny).
+    picks = rng.choice(size, (num_blocks, NUM_CENTERS), replace=size < NUM_CENTERS)
+    centers = np.ascontiguousarray(blocks[picks, np.arange(num_blocks)[:, None]], dtype=np.float32)
+    block_base = np.arange(num_blocks, dtype=np.int32) * NUM_CENTERS
+    for _ in tqdm(range(iterations), desc="AH codebooks", unit="iter", disable=not progress, leave=False):
+        codes = _core.ah_encode(sample, sample, centers, 0.0, dim, 0, num_threads)
+        cell = (block_base + codes).ravel()
+        counts = np.bincount(cell, minlength=num_blocks * NUM_CENTERS).reshape(num_blocks, NUM_CENTERS)
+        sums = np.zeros((num_blocks * NUM_CENTERS, dims_per_block), np.float64)
+        for t in range(dims_per_block):
+            sums[:, t] = np.bincount(cell, weights=blocks[:, :, t].ravel(), minlength=num_blocks * NUM_CENTERS)
+        sums = sums.reshape(num_blocks, NUM_CENTERS, dims_per_block)
+        filled = counts > 0
+        centers[filled] = (sums[filled] / counts[filled][:, None]).astype(np.float32)
+        # An empty center restarts at a random sample point of its block.
+        for b, j in zip(*np.nonzero(~filled)):
+            centers[b, j] = blocks[rng.integers(size), b]
+    return centers
+
+
+def encode(residuals: np.ndarray, originals: np.ndarray, centers: np.ndarray, *, threshold: float | None,
+           eta_dim: int, rounds: int = 10, num_threads: int = 0) -> np.ndarray:
+    """Codes uint8 [n, num_blocks] minimizing the anisotropic loss (threshold None: nearest centers)."""
+    return _core.ah_encode(residuals, originals, centers, 0.0 if threshold is None else float(threshold),
+                           eta_dim, rounds, num_threads)

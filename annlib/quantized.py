@@ -1,0 +1,190 @@
+"""The quantized partitioning index (the ScaNN pipeline): k-means leaves,
+anisotropic 4-bit PQ of the residuals scanned with LUT16, exact reordering.
+
+Build:
+  1. k-means centers; every point goes to its nearest center's leaf.
+  2. The AH space: dot product and cosine use the data as is; squared L2 goes
+     through the exact L2 -> MIPS reduction x' = [x, (C - |x|^2) / (2s), 0...],
+     q' = [q, s, 0...] (ALGORITHMS.md section 4; the extra coordinate gets a
+     block of its own), so <q', x'> = <q, x> - |x|^2/2 + C/2 ranks like -|q-x|^2.
+  3. Residuals x' - c'(leaf) are quantized with per-block codebooks under the
+     anisotropic loss.
+  4. Codes are stored leaf after leaf, each leaf padded to 32 points (the
+     LUT16 group), with a slot -> datapoint id map.
+  5. Optional row copy (float32, bfloat16 or int8) for exact reordering.
+Search runs in C++ (csrc/search/partitioned_search.cpp).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core, ah
+from .config import IndexConfig
+from .partitioning import assign, kmeans
+from ._validate import check_k, normalize_rows
+from .searcher import Searcher
+
+GROUP = 32  # LUT16 points per group (kernels/lut16.h)
+
+
+def _l2_extra_coordinate(data: np.ndarray):
+    """(extra [n], s, C): the reduction's extra coordinate, scaled so its spread
+    matches a typical coordinate's, which keeps its quantization error small."""
+    norms2 = np.einsum("ij,ij->i", data, data, dtype=np.float64)
+    mean_norm2 = float(norms2.mean())
+    coord_std = float(np.sqrt(np.mean(data.var(axis=0, dtype=np.float64))))
+    spread = float(norms2.std())
+    s = spread / (2.0 * coord_std) if spread > 0 and coord_std > 0 else 1.0
+    return ((mean_norm2 - norms2) / (2.0 * s)).astype(np.float32), s, mean_norm2
+
+
+def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int = 0,
+                    progress: bool = True) -> "QuantizedSearcher":
+    measure = config.distance_measure
+    squared_l2 = measure == "squared_l2"
+    x = normalize_rows(database, "database") if measure == "cosine" else database
+    n, d = x.shape
+    tree, ahc = config.tree, config.score_ah
+    dpb = ahc.dimensions_per_block
+
+    # 1. Partitioning (without a tree: one leaf centered at the origin).
+    if tree is not None:
+        centroids = kmeans(x, tree.num_leaves, iterations=tree.iterations,
+                           training_sample_size=tree.training_sample_size, init=tree.init,
+                           spherical=tree.spherical, seed=tree.seed, num_threads=num_threads, progress=progress)
+        labels, _ = assign(x, centroids, num_threads=num_threads)
+    else:
+        centroids = np.zeros((1, d), np.float32)
+        labels = np.zeros(n, np.int64)
+    num_leaves = len(centroids)
+    counts = np.bincount(labels, minlength=num_leaves)
+
+    # 2. The AH space (and each leaf's center there).
+    ah_dim = d + (dpb if squared_l2 else 0)
+    x_ah = np.zeros((n, ah_dim), np.float32)
+    x_ah[:, :d] = x
+    centers_ah = np.zeros((num_leaves, ah_dim), np.float32)
+    centers_ah[:, :d] = centroids
+    query_extra, leaf_bias = 0.0, np.zeros(num_leaves, np.float32)
+    if squared_l2:
+        extra, query_extra, mean_norm2 = _l2_extra_coordinate(x)
+        x_ah[:, d] = extra
+        extra_sum = np.bincount(labels, weights=extra, minlength=num_leaves)
+        centers_ah[:, d] = np.where(counts > 0, extra_sum / np.maximum(counts, 1), 0.0)
+        # Centroid scan score <q,c> - |c|^2/2, plus this, is <q', c'> - C/2: the
+        # AH score then approximates <q,x> - |x|^2/2 like the exact copy does.
+        c_norm2 = np.einsum("ij,ij->i", centroids, centroids, dtype=np.float64)
+        leaf_bias = (0.5 * c_norm2 + query_extra * centers_ah[:, d].astype(np.float64)
+                     - 0.5 * mean_norm2).astype(np.float32)
+
+    # 3. Anisotropic PQ of the residuals.
+    residuals = x_ah - centers_ah[labels]
+    codebooks = ah.train_codebooks(residuals, dpb, iterations=ahc.training_iterations,
+                                   training_sample_size=ahc.training_sample_size,
+                                   seed=tree.seed if tree is not None else 0,
+                                   num_threads=num_threads, progress=progress)
+    codes = ah.encode(residuals, x_ah, codebooks, threshold=ahc.anisotropic_quantization_threshold,
+                      eta_dim=d, rounds=ahc.encoding_rounds, num_threads=num_threads)
+    del residuals
+
+    # 4. Leaf-major slots, each leaf padded to whole groups of 32.
+    padded = (counts + GROUP - 1) // GROUP * GROUP
+    leaf_starts = np.zeros(num_leaves + 1, np.int64)
+    np.cumsum(padded, out=leaf_starts[1:])
+    order = np.argsort(labels, kind="stable")
+    rank_in_leaf = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
+    slots = leaf_starts[labels[order]] + rank_in_leaf
+    slot_ids = np.full(leaf_starts[-1], -1, np.int32)
+    slot_ids[slots] = order
+    slot_codes = np.zeros((leaf_starts[-1], codes.shape[1]), np.uint8)
+    slot_codes[slots] = codes[order]
+
+    centroid_packed = _core.pack_dense(centroids, "float32", squared_l2, num_threads)
+    arrays = {
+        "meta": np.array([n, d, codes.shape[1], dpb], np.int64),
+        "query_extra": np.array([query_extra], np.float64),
+        "centroids": centroids,
+        "centroid_panels": centroid_packed["panels"],
+        "centroid_bias": centroid_packed["bias"],
+        "leaf_bias": leaf_bias,
+        "leaf_starts": leaf_starts,
+        "slot_ids": slot_ids,
+        "codes": _core.pack_lut16_codes(slot_codes).ravel(),
+        # [b][t][16]: the LUT build's inner loop runs over the 16 centers.
+        "lut_centers": np.ascontiguousarray(codebooks.transpose(0, 2, 1)).ravel(),
+    }
+    if config.reorder is not None:
+        arrays.update(_core.pack_rows(x, config.reorder.dtype, squared_l2, num_threads))
+    return QuantizedSearcher(config, arrays)
+
+
+class QuantizedSearcher(Searcher):
+    """Leaves -> AH (LUT16) scan -> optional exact reorder; see the module docstring."""
+
+    def __init__(self, config: IndexConfig, arrays: dict, *, simd_level: str = ""):
+        self.config = config
+        meta = arrays["meta"]
+        self._n, self.dim, num_blocks, dpb = (int(v) for v in meta)
+        self._arrays_dict = arrays
+        reorder_dtype = config.reorder.dtype if config.reorder is not None else ""
+        self._scorer = _core.PartitionedScorer(arrays, self._n, self.dim, num_blocks, dpb,
+                                               float(arrays["query_extra"][0]), reorder_dtype, simd_level)
+
+    def with_simd_level(self, level: str) -> "QuantizedSearcher":
+        """The same index, searched with the kernels of another supported SIMD level."""
+        return QuantizedSearcher(self.config, self._arrays_dict, simd_level=level)
+
+    @property
+    def simd_level(self) -> str:
+        return self._scorer.simd_level
+
+    @property
+    def num_leaves(self) -> int:
+        return self._scorer.num_leaves
+
+    def size(self) -> int:
+        return self._n
+
+    def _knobs(self, k: int, leaves_to_search, pre_reorder_num_neighbors):
+        tree = self.config.tree
+        if leaves_to_search is None:
+            leaves = tree.num_leaves_to_search if tree is not None else 1
+        else:
+            leaves = check_k(leaves_to_search, self.num_leaves, "leaves_to_search")
+        reorder = self.config.reorder
+        if reorder is None:
+            if pre_reorder_num_neighbors is not None:
+                raise ValueError("pre_reorder_num_neighbors needs an index built with reorder()")
+            return leaves, k
+        if pre_reorder_num_neighbors is None:
+            return leaves, max(k, reorder.pre_reorder_num_neighbors)
+        pre = check_k(pre_reorder_num_neighbors, 2**31 - 1, "pre_reorder_num_neighbors")
+        if pre < k:
+            raise ValueError(f"pre_reorder_num_neighbors ({pre}) must be >= final_num_neighbors ({k})")
+        return leaves, pre
+
+    def _search_raw(self, queries, k, num_threads, leaves_to_search=None, pre_reorder_num_neighbors=None):
+        leaves, pre = self._knobs(k, leaves_to_search, pre_reorder_num_neighbors)
+        return self._scorer.search(queries, leaves, pre, k, num_threads)
+
+    def stage_times(self, queries, final_num_neighbors=None, *, leaves_to_search=None,
+                    pre_reorder_num_neighbors=None) -> dict:
+        """Seconds spent per stage (centroid scoring, LUT build, scan, reorder,
+        total) searching `queries` one by one on one thread."""
+        from ._validate import as_float_matrix
+
+        queries = as_float_matrix(queries, "queries", dim=self.dim)
+        if self.distance_measure == "cosine":
+            queries = normalize_rows(queries, "query")
+        k = check_k(self.config.num_neighbors if final_num_neighbors is None else final_num_neighbors,
+                    self.size(), "final_num_neighbors")
+        leaves, pre = self._knobs(k, leaves_to_search, pre_reorder_num_neighbors)
+        totals = dict.fromkeys(("centroids", "lut", "scan", "reorder", "total"), 0.0)
+        for q in queries:
+            *_, times = self._scorer.search(q[None, :], leaves, pre, k, 1, True)
+            for key in totals:
+                totals[key] += times[key]
+        return totals
+
+    def _arrays(self) -> dict:
+        return dict(self._arrays_dict)

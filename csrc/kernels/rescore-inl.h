@@ -1,0 +1,52 @@
+// Exact rescoring of candidate rows (the reorder stage), included by each
+// dense scan unit after its Ops, which must also provide
+//   float hsum(V);                       // sum of the lanes
+//   V load_bf16(const uint16_t*);        // W bfloat16 values widened to float
+//   V load_i8(const int8_t*);            // W int8 codes converted to float
+// Rows are padded to a multiple of kRowAlign (>= W) elements, so no tails.
+
+namespace {
+
+template <class T, class Load>
+inline float DotRow(const float* q, const T* x, int64_t stride, Load load) {
+  typename Ops::V acc0 = Ops::zero(), acc1 = Ops::zero();
+  int64_t t = 0;
+  for (; t + 2 * Ops::W <= stride; t += 2 * Ops::W) {
+    acc0 = Ops::fmadd(Ops::load(q + t), load(x + t), acc0);
+    acc1 = Ops::fmadd(Ops::load(q + t + Ops::W), load(x + t + Ops::W), acc1);
+  }
+  for (; t < stride; t += Ops::W) acc0 = Ops::fmadd(Ops::load(q + t), load(x + t), acc0);
+  return Ops::hsum(Ops::add(acc0, acc1));
+}
+
+template <class T, class Load>
+inline void RescoreTyped(const annlib::RescoreArgs& a, Load load) {
+  const T* rows = static_cast<const T*>(a.rows);
+  for (int32_t i = 0; i < a.count; ++i) {
+    // The next candidate's row is a random access: start fetching it now.
+    if (i + 1 < a.count) {
+      const char* next = reinterpret_cast<const char*>(rows + a.ids[i + 1] * a.stride);
+      for (int64_t b = 0; b < a.stride * int64_t{sizeof(T)}; b += 64) __builtin_prefetch(next + b);
+    }
+    const int64_t j = a.ids[i];
+    float dot = DotRow(a.query, rows + j * a.stride, a.stride, load);
+    if (a.type == annlib::DenseType::kInt8) dot = a.scale[j] * dot + a.offset[j] * a.query_sum;
+    a.out[i] = dot + a.bias[j];
+  }
+}
+
+}  // namespace
+
+inline void Rescore(const annlib::RescoreArgs& a) {
+  switch (a.type) {
+    case annlib::DenseType::kFloat32:
+      RescoreTyped<float>(a, [](const float* p) { return Ops::load(p); });
+      break;
+    case annlib::DenseType::kBFloat16:
+      RescoreTyped<uint16_t>(a, [](const uint16_t* p) { return Ops::load_bf16(p); });
+      break;
+    case annlib::DenseType::kInt8:
+      RescoreTyped<int8_t>(a, [](const int8_t* p) { return Ops::load_i8(p); });
+      break;
+  }
+}

@@ -1,0 +1,172 @@
+#include "partitioned_search.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "../quantization/lut16_tables.h"
+#include "../util/parallel.h"
+#include "topk.h"
+
+namespace annlib {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Queries whose leaves are chosen together by one batched centroid scan.
+constexpr int64_t kQueryChunk = 512;
+// Queries handed to a worker at a time (they share one scratch allocation).
+constexpr int64_t kQueriesPerTask = 8;
+
+using Clock = std::chrono::steady_clock;
+
+double NanosSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
+}
+
+struct Scratch {
+  std::vector<float> query_ah;     // [ah_dim]
+  std::vector<float> lut;          // [num_blocks][16]
+  std::vector<uint8_t> table;      // [PaddedBlocks][16]
+  std::vector<float> heap_scores;  // [capacity]
+  std::vector<int32_t> heap_ids;
+  std::vector<float> query_row;    // [row_stride]
+  std::vector<float> rescored;
+  std::vector<Candidate> cands;
+
+  Scratch(const PartitionedView& v, int32_t capacity)
+      : query_ah(v.ah_dim(), 0.0f),
+        lut(int64_t{v.num_blocks} * 16),
+        table(int64_t{PaddedBlocks(v.num_blocks)} * 16),
+        heap_scores(capacity),
+        heap_ids(capacity),
+        query_row(v.rows != nullptr ? v.row_stride : 0, 0.0f),
+        rescored(capacity) {
+    cands.reserve(capacity);
+  }
+};
+
+// lut[b][j] = <q'_b, center_bj>: with centers stored [b][t][16] the inner
+// loop is 16 contiguous lanes, which the compiler vectorises.
+void BuildLut(const PartitionedView& v, const float* query_ah, float* lut) {
+  const int32_t dpb = v.dims_per_block;
+  for (int32_t b = 0; b < v.num_blocks; ++b) {
+    float acc[16] = {};
+    for (int32_t t = 0; t < dpb; ++t) {
+      const float q = query_ah[b * dpb + t];
+      const float* c = v.lut_centers + (int64_t{b} * dpb + t) * 16;
+      for (int j = 0; j < 16; ++j) acc[j] += q * c[j];
+    }
+    for (int j = 0; j < 16; ++j) lut[b * 16 + j] = acc[j];
+  }
+}
+
+void SearchOne(const PartitionedView& v, const DenseKernels& dense, Lut16ScanFn lut16, const float* query,
+               const int64_t* leaf_ids, const float* leaf_scores, const PartitionedParams& p, Scratch& s,
+               int64_t* out_ids, float* out_scores, StageTimes* times) {
+  const bool reorder = v.rows != nullptr;
+  const int32_t capacity = reorder ? p.pre_reorder : p.k;
+  Clock::time_point t0;
+  if (times) t0 = Clock::now();
+
+  std::copy(query, query + v.dim, s.query_ah.begin());
+  if (v.ah_dim() > v.dim) s.query_ah[v.dim] = v.query_extra;
+  BuildLut(v, s.query_ah.data(), s.lut.data());
+  Lut16Args args;
+  QuantizeLut16(s.lut.data(), v.num_blocks, s.table.data(), &args.inv_scale, &args.base);
+  const float lut_base = args.base;
+  if (times) {
+    times->lut += NanosSince(t0);
+    t0 = Clock::now();
+  }
+
+  SelectState state{s.heap_scores.data(), s.heap_ids.data(), 0};
+  args.num_blocks = PaddedBlocks(v.num_blocks);
+  args.lut = s.table.data();
+  args.point_bias = nullptr;
+  args.k = capacity;
+  args.state = &state;
+  const int64_t group_bytes = int64_t{args.num_blocks} * 16;
+  for (int32_t i = 0; i < p.leaves; ++i) {
+    const int64_t leaf = leaf_ids[i];
+    if (leaf < 0) break;  // fewer leaves than asked (cannot happen when leaves <= num_leaves)
+    const int64_t begin = v.leaf_starts[leaf], end = v.leaf_starts[leaf + 1];
+    if (end == begin) continue;
+    args.codes = v.codes + begin / kLut16Group * group_bytes;
+    args.num_points = end - begin;
+    args.ids = v.slot_ids + begin;
+    args.base = lut_base + leaf_scores[i] + v.leaf_bias[leaf];
+    lut16(args);
+  }
+  if (times) {
+    times->scan += NanosSince(t0);
+    t0 = Clock::now();
+  }
+
+  s.cands.clear();
+  if (reorder) {
+    std::copy(query, query + v.dim, s.query_row.begin());
+    float query_sum = 0.0f;
+    for (int32_t t = 0; t < v.dim; ++t) query_sum += query[t];
+    RescoreArgs r;
+    r.type = v.reorder_type;
+    r.rows = v.rows;
+    r.stride = v.row_stride;
+    r.bias = v.row_bias;
+    r.scale = v.row_scale;
+    r.offset = v.row_offset;
+    r.query = s.query_row.data();
+    r.query_sum = query_sum;
+    r.ids = s.heap_ids.data();
+    r.count = state.size;
+    r.out = s.rescored.data();
+    dense.rescore(r);
+    for (int32_t i = 0; i < state.size; ++i) s.cands.push_back({s.rescored[i], s.heap_ids[i]});
+  } else {
+    for (int32_t i = 0; i < state.size; ++i) s.cands.push_back({s.heap_scores[i], s.heap_ids[i]});
+  }
+  WriteTopK(s.cands, p.k, out_ids, out_scores);
+  if (times) times->reorder += NanosSince(t0);
+}
+
+}  // namespace
+
+void PartitionedSearch(const PartitionedView& v, const DenseKernels& dense, Lut16ScanFn lut16,
+                       const float* queries, int64_t nq, const PartitionedParams& p, int num_threads,
+                       int64_t* out_ids, float* out_scores, StageTimes* times) {
+  if (p.leaves < 1 || p.leaves > v.num_leaves()) throw std::invalid_argument("leaves must be in [1, num_leaves]");
+  if (p.k < 1) throw std::invalid_argument("k must be positive");
+  if (v.rows != nullptr && p.pre_reorder < p.k) throw std::invalid_argument("pre_reorder must be >= k");
+  const int threads = ResolveThreads(num_threads);
+  const int32_t capacity = v.rows != nullptr ? p.pre_reorder : p.k;
+  const Clock::time_point start = Clock::now();
+  std::vector<int64_t> leaf_ids;
+  std::vector<float> leaf_scores;
+  // Stage times are only kept for single-threaded calls (a sum over threads
+  // would not be a wall-clock breakdown).
+  StageTimes* stage = threads == 1 ? times : nullptr;
+  for (int64_t q0 = 0; q0 < nq; q0 += kQueryChunk) {
+    const int64_t m = std::min(kQueryChunk, nq - q0);
+    leaf_ids.resize(m * p.leaves);
+    leaf_scores.resize(m * p.leaves);
+    Clock::time_point t0 = Clock::now();
+    DenseSearch(v.centroids, dense, queries + q0 * v.dim, m, p.leaves, 0, threads, leaf_ids.data(),
+                leaf_scores.data());
+    if (stage) stage->centroids += NanosSince(t0);
+    const int64_t tasks = (m + kQueriesPerTask - 1) / kQueriesPerTask;
+    ParallelFor(tasks, threads, [&](int64_t task) {
+      Scratch s(v, capacity);
+      const int64_t end = std::min(m, (task + 1) * kQueriesPerTask);
+      for (int64_t i = task * kQueriesPerTask; i < end; ++i) {
+        const int64_t q = q0 + i;
+        SearchOne(v, dense, lut16, queries + q * v.dim, leaf_ids.data() + i * p.leaves,
+                  leaf_scores.data() + i * p.leaves, p, s, out_ids + q * p.k, out_scores + q * p.k, stage);
+      }
+    });
+  }
+  if (times) times->total += NanosSince(start);
+}
+
+}  // namespace annlib

@@ -1,0 +1,63 @@
+// Search driver of the quantized partitioning index (the ScaNN pipeline):
+//   1. score the query against every leaf centroid (dense scan kernel) and
+//      keep the best `leaves` leaves;
+//   2. build the query's LUT16 table from the AH codebooks;
+//   3. scan the codes of those leaves, best leaf first, into one heap of
+//      `pre_reorder` candidates (approximate score = leaf bias + LUT sum);
+//   4. rescore the candidates exactly from a row-major copy (if any) and
+//      return the best k.
+// Scores are <q, x> + bias as in the brute-force driver: squared L2 runs as
+// maximum inner product with bias -|x|^2/2 (ALGORITHMS.md section 4).
+#pragma once
+#include <cstdint>
+
+#include "../kernels/dense_scan.h"
+#include "../kernels/lut16.h"
+#include "dense_search.h"
+
+namespace annlib {
+
+struct PartitionedView {
+  int32_t dim = 0;                    // the data's dimension d
+  // Tree: centroid panels (float32; bias 0, or -|c|^2/2 for squared L2).
+  DenseView centroids;
+  // <q', c'> = centroid score + leaf_bias[leaf] (the AH space's leaf center).
+  const float* leaf_bias = nullptr;   // [num_leaves]
+  const int64_t* leaf_starts = nullptr;  // [num_leaves + 1] slot offsets, multiples of 32
+  // AH: codes of the residuals in the AH space of ah_dim = num_blocks *
+  // dims_per_block >= dim dimensions. The query there is [q, query_extra, 0...].
+  int32_t num_blocks = 0;
+  int32_t dims_per_block = 0;
+  const float* lut_centers = nullptr;  // [num_blocks][dims_per_block][16]
+  float query_extra = 0.0f;
+  const uint8_t* codes = nullptr;      // packed (kernels/lut16.h), leaf after leaf
+  const int32_t* slot_ids = nullptr;   // [total slots] datapoint id, -1 for padding
+  // Reorder copy; rows == nullptr means no reordering (AH scores are returned).
+  DenseType reorder_type = DenseType::kFloat32;
+  const void* rows = nullptr;
+  int64_t row_stride = 0;
+  const float* row_bias = nullptr;
+  const float* row_scale = nullptr;
+  const float* row_offset = nullptr;
+
+  int32_t num_leaves() const { return static_cast<int32_t>(centroids.n); }
+  int32_t ah_dim() const { return num_blocks * dims_per_block; }
+};
+
+struct PartitionedParams {
+  int32_t leaves;       // leaves searched per query, in [1, num_leaves]
+  int32_t pre_reorder;  // AH candidates kept (>= k when reordering)
+  int32_t k;            // results returned
+};
+
+// Per-stage time of one search call, summed over queries (nanoseconds).
+struct StageTimes {
+  double centroids = 0, lut = 0, scan = 0, reorder = 0, total = 0;
+};
+
+// queries [nq][dim] -> out_ids/out_scores [nq][k] (id -1, score -inf padding).
+void PartitionedSearch(const PartitionedView& v, const DenseKernels& dense, Lut16ScanFn lut16,
+                       const float* queries, int64_t nq, const PartitionedParams& p, int num_threads,
+                       int64_t* out_ids, float* out_scores, StageTimes* times = nullptr);
+
+}  // namespace annlib
