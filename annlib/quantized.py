@@ -3,10 +3,9 @@ anisotropic 4-bit PQ of the residuals scanned with LUT16, exact reordering.
 
 Build:
   1. k-means centers; every point goes to its nearest center's leaf.
-  2. The AH space: dot product and cosine use the data as is; squared L2 goes
-     through the exact L2 -> MIPS reduction x' = [x, (C - |x|^2) / (2s), 0...],
-     q' = [q, s, 0...] (ALGORITHMS.md section 4; the extra coordinate gets a
-     block of its own), so <q', x'> = <q, x> - |x|^2/2 + C/2 ranks like -|q-x|^2.
+  2. Squared L2 goes through the exact L2 -> MIPS reduction (ALGORITHMS.md
+     section 4): x' = [x, -|x|^2/2], q' = [q, 1]. The extra coordinate is not
+     quantized but kept exactly, as a per-slot float the LUT16 kernel adds.
   3. Residuals x' - c'(leaf) are quantized with per-block codebooks under the
      anisotropic loss.
   4. Codes are stored leaf after leaf, each leaf padded to 32 points (the
@@ -25,17 +24,6 @@ from ._validate import check_k, normalize_rows
 from .searcher import Searcher
 
 GROUP = 32  # LUT16 points per group (kernels/lut16.h)
-
-
-def _l2_extra_coordinate(data: np.ndarray):
-    """(extra [n], s, C): the reduction's extra coordinate, scaled so its spread
-    matches a typical coordinate's, which keeps its quantization error small."""
-    norms2 = np.einsum("ij,ij->i", data, data, dtype=np.float64)
-    mean_norm2 = float(norms2.mean())
-    coord_std = float(np.sqrt(np.mean(data.var(axis=0, dtype=np.float64))))
-    spread = float(norms2.std())
-    s = spread / (2.0 * coord_std) if spread > 0 and coord_std > 0 else 1.0
-    return ((mean_norm2 - norms2) / (2.0 * s)).astype(np.float32), s, mean_norm2
 
 
 def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int = 0,
@@ -59,31 +47,23 @@ def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int 
     num_leaves = len(centroids)
     counts = np.bincount(labels, minlength=num_leaves)
 
-    # 2. The AH space (and each leaf's center there).
-    ah_dim = d + (dpb if squared_l2 else 0)
-    x_ah = np.zeros((n, ah_dim), np.float32)
-    x_ah[:, :d] = x
-    centers_ah = np.zeros((num_leaves, ah_dim), np.float32)
-    centers_ah[:, :d] = centroids
-    query_extra, leaf_bias = 0.0, np.zeros(num_leaves, np.float32)
+    # 2. Squared L2 as inner product: <q, x> - |x|^2/2 ranks like -|q - x|^2.
+    # The per-point term is kept exactly (a float per slot added in the scan),
+    # the leaf's |c|^2/2 folded into it, so the centroid scan's score
+    # <q, c> - |c|^2/2 plus the LUT sum approximates <q, x> - |x|^2/2.
+    point_term = None
     if squared_l2:
-        extra, query_extra, mean_norm2 = _l2_extra_coordinate(x)
-        x_ah[:, d] = extra
-        extra_sum = np.bincount(labels, weights=extra, minlength=num_leaves)
-        centers_ah[:, d] = np.where(counts > 0, extra_sum / np.maximum(counts, 1), 0.0)
-        # Centroid scan score <q,c> - |c|^2/2, plus this, is <q', c'> - C/2: the
-        # AH score then approximates <q,x> - |x|^2/2 like the exact copy does.
+        x_norm2 = np.einsum("ij,ij->i", x, x, dtype=np.float64)
         c_norm2 = np.einsum("ij,ij->i", centroids, centroids, dtype=np.float64)
-        leaf_bias = (0.5 * c_norm2 + query_extra * centers_ah[:, d].astype(np.float64)
-                     - 0.5 * mean_norm2).astype(np.float32)
+        point_term = (0.5 * (c_norm2[labels] - x_norm2)).astype(np.float32)
 
     # 3. Anisotropic PQ of the residuals.
-    residuals = x_ah - centers_ah[labels]
+    residuals = x - centroids[labels]
     codebooks = ah.train_codebooks(residuals, dpb, iterations=ahc.training_iterations,
                                    training_sample_size=ahc.training_sample_size,
                                    seed=tree.seed if tree is not None else 0,
                                    num_threads=num_threads, progress=progress)
-    codes = ah.encode(residuals, x_ah, codebooks, threshold=ahc.anisotropic_quantization_threshold,
+    codes = ah.encode(residuals, x, codebooks, threshold=ahc.anisotropic_quantization_threshold,
                       eta_dim=d, rounds=ahc.encoding_rounds, num_threads=num_threads)
     del residuals
 
@@ -98,21 +78,25 @@ def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int 
     slot_ids[slots] = order
     slot_codes = np.zeros((leaf_starts[-1], codes.shape[1]), np.uint8)
     slot_codes[slots] = codes[order]
+    slot_bias = None
+    if point_term is not None:
+        slot_bias = np.zeros(leaf_starts[-1], np.float32)
+        slot_bias[slots] = point_term[order]
 
     centroid_packed = _core.pack_dense(centroids, "float32", squared_l2, num_threads)
     arrays = {
         "meta": np.array([n, d, codes.shape[1], dpb], np.int64),
-        "query_extra": np.array([query_extra], np.float64),
         "centroids": centroids,
         "centroid_panels": centroid_packed["panels"],
         "centroid_bias": centroid_packed["bias"],
-        "leaf_bias": leaf_bias,
         "leaf_starts": leaf_starts,
         "slot_ids": slot_ids,
         "codes": _core.pack_lut16_codes(slot_codes).ravel(),
         # [b][t][16]: the LUT build's inner loop runs over the 16 centers.
         "lut_centers": np.ascontiguousarray(codebooks.transpose(0, 2, 1)).ravel(),
     }
+    if slot_bias is not None:
+        arrays["slot_bias"] = slot_bias
     if config.reorder is not None:
         arrays.update(_core.pack_rows(x, config.reorder.dtype, squared_l2, num_threads))
     return QuantizedSearcher(config, arrays)
@@ -127,8 +111,22 @@ class QuantizedSearcher(Searcher):
         self._n, self.dim, num_blocks, dpb = (int(v) for v in meta)
         self._arrays_dict = arrays
         reorder_dtype = config.reorder.dtype if config.reorder is not None else ""
-        self._scorer = _core.PartitionedScorer(arrays, self._n, self.dim, num_blocks, dpb,
-                                               float(arrays["query_extra"][0]), reorder_dtype, simd_level)
+        self._scorer = _core.PartitionedScorer(arrays, self._n, self.dim, num_blocks, dpb, reorder_dtype,
+                                               simd_level)
+        k = min(config.num_neighbors, self._n)
+        self._default_knobs = (*self._knobs(k, None, None), k)
+
+    def search(self, q, final_num_neighbors=None, pre_reorder_num_neighbors=None, leaves_to_search=None, *,
+               num_threads: int = 1):
+        """Nearest neighbors of one query vector (shape (d,) or (1, d))."""
+        if (type(q) is np.ndarray and q.dtype == np.float32 and q.ndim == 1 and q.flags.c_contiguous
+                and final_num_neighbors is None and pre_reorder_num_neighbors is None and leaves_to_search is None):
+            # Latency path: the checks and conversions happen in C++ (same messages).
+            if q.shape[0] != self.dim:
+                raise ValueError(f"query has dimension {q.shape[0]} but the index was built with dimension {self.dim}")
+            return self._scorer.search_one(q, *self._default_knobs, self.distance_measure)
+        return super().search(q, final_num_neighbors, pre_reorder_num_neighbors, leaves_to_search,
+                              num_threads=num_threads)
 
     def with_simd_level(self, level: str) -> "QuantizedSearcher":
         """The same index, searched with the kernels of another supported SIMD level."""

@@ -6,6 +6,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <vector>
 #include <string>
@@ -165,19 +167,18 @@ Uint8Array PackLut16CodesPy(Uint8Array codes) {
 class PartitionedScorer {
  public:
   PartitionedScorer(py::dict arrays, int64_t n, int32_t dim, int32_t num_blocks, int32_t dims_per_block,
-                    float query_extra, const std::string& reorder_dtype, const std::string& simd_level)
-      : arrays_(arrays), dense_(&DenseKernelsFor(LevelOrActive(simd_level))),
-        lut16_(Lut16KernelFor(LevelOrActive(simd_level))) {
+                    const std::string& reorder_dtype, const std::string& simd_level)
+      : arrays_(arrays) {
+    const SimdLevel level = LevelOrActive(simd_level);
+    kernels_ = {&DenseKernelsFor(level), Lut16KernelFor(level), Lut16BuildFor(level)};
     if (n <= 0 || dim <= 0 || num_blocks <= 0 || dims_per_block <= 0 ||
-        int64_t{num_blocks} * dims_per_block < dim)
+        int64_t{num_blocks} * dims_per_block != dim)
       throw std::invalid_argument("bad index dimensions");
     v_.dim = dim;
     v_.num_blocks = num_blocks;
     v_.dims_per_block = dims_per_block;
-    v_.query_extra = query_extra;
-    const int64_t num_leaves = Length("leaf_bias");
+    const int64_t num_leaves = Length("leaf_starts") - 1;
     if (num_leaves < 1) throw std::invalid_argument("the index has no leaves");
-    v_.leaf_bias = DictVector<FloatArray>(arrays, "leaf_bias", num_leaves).data();
     v_.centroids.type = DenseType::kFloat32;
     v_.centroids.n = num_leaves;
     v_.centroids.dim = dim;
@@ -198,6 +199,7 @@ class PartitionedScorer {
     for (int64_t i = 0; i < slots; ++i)
       if (ids.data()[i] < -1 || ids.data()[i] >= n) throw std::invalid_argument("slot_ids out of range");
     v_.slot_ids = ids.data();
+    if (arrays.contains("slot_bias")) v_.slot_bias = DictVector<FloatArray>(arrays, "slot_bias", slots).data();
     v_.codes = DictVector<Uint8Array>(arrays, "codes", slots / kLut16Group * PaddedBlocks(num_blocks) * 16).data();
     v_.lut_centers = DictVector<FloatArray>(arrays, "lut_centers", int64_t{num_blocks} * dims_per_block * 16).data();
     if (!reorder_dtype.empty()) {
@@ -232,7 +234,7 @@ class PartitionedScorer {
     float* sp = scores.mutable_data();
     {
       py::gil_scoped_release release;
-      PartitionedSearch(v_, *dense_, lut16_, qp, nq, p, num_threads, ip, sp, timed ? &times : nullptr);
+      PartitionedSearch(v_, kernels_, qp, nq, p, num_threads, ip, sp, timed ? &times : nullptr);
     }
     if (!timed) return py::make_tuple(ids, scores);
     py::dict t;
@@ -244,7 +246,45 @@ class PartitionedScorer {
     return py::make_tuple(ids, scores, t);
   }
 
-  std::string simd_level() const { return dense_->level_name; }
+  // One query, one thread, fully in C++: the latency path of search(). Does
+  // what the Python edge does for a float32 vector (finiteness check, cosine
+  // normalisation, scores in the metric's sense) without its per-call cost.
+  py::tuple SearchOne(py::array_t<float, py::array::c_style> query, int32_t leaves, int32_t pre_reorder, int32_t k,
+                      const std::string& measure) const {
+    if (query.ndim() != 1 || query.shape(0) != v_.dim)
+      throw std::invalid_argument("query must have shape (" + std::to_string(v_.dim) + ",)");
+    std::vector<float> q(query.data(), query.data() + v_.dim);
+    float norm2 = 0.0f;
+    double norm2_exact = 0.0;
+    for (float x : q) {
+      if (!std::isfinite(x))
+        throw std::invalid_argument("query contains NaN or infinity (first in row 0); remove or impute those values");
+      norm2 += x * x;
+      norm2_exact += double{x} * x;
+    }
+    if (!std::isfinite(norm2))
+      throw std::invalid_argument(
+          "query has values too large for float32 arithmetic (squared norm overflows); rescale the data");
+    if (measure == "cosine") {
+      if (norm2_exact == 0.0)
+        throw std::invalid_argument("query row 0 is all zeros: cosine similarity is undefined for it");
+      const float norm = static_cast<float>(std::sqrt(norm2_exact));
+      for (float& x : q) x /= norm;
+    }
+    py::array_t<int64_t> ids(k);
+    FloatArray scores(k);
+    int64_t* ip = ids.mutable_data();
+    float* sp = scores.mutable_data();
+    {
+      py::gil_scoped_release release;
+      PartitionedSearch(v_, kernels_, q.data(), 1, PartitionedParams{leaves, pre_reorder, k}, 1, ip, sp);
+    }
+    if (measure == "squared_l2")  // raw = <q,x> - |x|^2/2, so |q - x|^2 = |q|^2 - 2 raw
+      for (int32_t i = 0; i < k; ++i) sp[i] = std::max(0.0f, norm2 - 2.0f * sp[i]);
+    return py::make_tuple(ids, scores);
+  }
+
+  std::string simd_level() const { return kernels_.dense->level_name; }
   int32_t num_leaves() const { return v_.num_leaves(); }
 
  private:
@@ -255,8 +295,7 @@ class PartitionedScorer {
 
   py::dict arrays_;
   PartitionedView v_;
-  const DenseKernels* dense_;
-  Lut16ScanFn lut16_;
+  PartitionedKernels kernels_;
 };
 
 // Holds references to the packed arrays (possibly read-only memory maps) so
@@ -416,11 +455,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("anisotropic_eta", &AnisotropicEta, py::arg("threshold"), py::arg("norm2"), py::arg("eta_dim"));
   m.def("pack_lut16_codes", &PackLut16CodesPy, py::arg("codes").noconvert());
   py::class_<PartitionedScorer>(m, "PartitionedScorer")
-      .def(py::init<py::dict, int64_t, int32_t, int32_t, int32_t, float, const std::string&, const std::string&>(),
+      .def(py::init<py::dict, int64_t, int32_t, int32_t, int32_t, const std::string&, const std::string&>(),
            py::arg("arrays"), py::arg("n"), py::arg("dim"), py::arg("num_blocks"), py::arg("dims_per_block"),
-           py::arg("query_extra"), py::arg("reorder_dtype"), py::arg("simd_level") = "")
+           py::arg("reorder_dtype"), py::arg("simd_level") = "")
       .def("search", &PartitionedScorer::Search, py::arg("queries").noconvert(), py::arg("leaves"),
            py::arg("pre_reorder"), py::arg("k"), py::arg("num_threads") = 0, py::arg("timed") = false)
+      .def("search_one", &PartitionedScorer::SearchOne, py::arg("query").noconvert(), py::arg("leaves"),
+           py::arg("pre_reorder"), py::arg("k"), py::arg("measure"))
       .def_property_readonly("simd_level", &PartitionedScorer::simd_level)
       .def_property_readonly("num_leaves", &PartitionedScorer::num_leaves);
   py::class_<Lut16Codes>(m, "Lut16Codes")

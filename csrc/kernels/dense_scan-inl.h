@@ -131,8 +131,9 @@ struct TileF32 {
   static constexpr int kQueryParams = 0;
   static void PackQueries(const float* q, int m, int dim, void* dst, float*) {
     float* out = static_cast<float*>(dst);
+    // Tile<M> reads only the first M <= m lanes of each row: no zero fill.
     for (int t = 0; t < dim; ++t)
-      for (int i = 0; i < kMR; ++i) out[t * kMR + i] = i < m ? q[int64_t{i} * dim + t] : 0.0f;
+      for (int i = 0; i < m; ++i) out[t * kMR + i] = q[int64_t{i} * dim + t];
   }
   template <int M>
   static void Tile(const uint8_t* panel_rows, int lane_off, const uint8_t* query_rows, int64_t nrows,
@@ -141,6 +142,26 @@ struct TileF32 {
     const float* q = reinterpret_cast<const float*>(query_rows);
     typename Ops::V acc[M][kVecsPerTile];
     LoadOrZero<M>(acc, acc_buf, first, Ops::zero);
+    if constexpr (M == 1) {
+      // A lone query has too few accumulators to hide the FMA latency: give
+      // odd rows their own chain and add the two at the end.
+      typename Ops::V odd[kVecsPerTile];
+      for (int v = 0; v < kVecsPerTile; ++v) odd[v] = Ops::zero();
+      int64_t t = 0;
+      for (; t + 1 < nrows; t += 2) {
+        const typename Ops::V q0 = Ops::set1(q[t * kMR]), q1 = Ops::set1(q[(t + 1) * kMR]);
+        for (int v = 0; v < kVecsPerTile; ++v) {
+          acc[0][v] = Ops::fmadd(q0, Ops::load(x + t * kPanelWidth + v * Ops::W), acc[0][v]);
+          odd[v] = Ops::fmadd(q1, Ops::load(x + (t + 1) * kPanelWidth + v * Ops::W), odd[v]);
+        }
+      }
+      if (t < nrows)
+        for (int v = 0; v < kVecsPerTile; ++v)
+          acc[0][v] = Ops::fmadd(Ops::set1(q[t * kMR]), Ops::load(x + t * kPanelWidth + v * Ops::W), acc[0][v]);
+      for (int v = 0; v < kVecsPerTile; ++v) acc[0][v] = Ops::add(acc[0][v], odd[v]);
+      StoreAcc<M>(acc, acc_buf);
+      return;
+    }
     for (int64_t t = 0; t < nrows; ++t) {
       typename Ops::V xv[kVecsPerTile];
       for (int v = 0; v < kVecsPerTile; ++v) xv[v] = Ops::load(x + t * kPanelWidth + v * Ops::W);

@@ -22,6 +22,18 @@ inline void Lut16Select(const annlib::Lut16Args& a, int64_t group, const float* 
   }
 }
 
+// Zeroes the table's padding blocks and writes the scale and base.
+inline void Lut16FinishBuild(const annlib::Lut16BuildArgs& a, float scale, double total_min) {
+  const int32_t padded = (a.num_blocks + annlib::kLut16BlockAlign - 1) / annlib::kLut16BlockAlign *
+                         annlib::kLut16BlockAlign;
+  for (int32_t b = a.num_blocks; b < padded; ++b)
+    for (int j = 0; j < 16; ++j) a.table[b * 16 + j] = 0;
+  *a.inv_scale = 1.0f / scale;
+  *a.base = static_cast<float>(total_min);
+}
+
+inline float Lut16Scale(float widest) { return widest > 0.0f ? 255.0f / widest : 1.0f; }
+
 // Scalar scoring of a group's totals (used by the scalar unit).
 inline uint32_t Lut16ScoreScalar(const annlib::Lut16Args& a, int64_t group, const int32_t* totals, float* scores) {
   const int64_t first = group * annlib::kLut16Group;

@@ -36,10 +36,29 @@ struct Lut16Args {
 
 using Lut16ScanFn = void (*)(const Lut16Args&);
 
+// A query's table: lut[b][j] = <q_b, center_bj>, quantised to uint8 with one
+// scale (255 over the widest block range) after subtracting each block's
+// minimum, as QuantizeLut16 does (quantization/lut16_tables.h).
+struct Lut16BuildArgs {
+  const float* query;        // [num_blocks * dims_per_block]
+  const float* centers;      // [num_blocks][dims_per_block][16]
+  int32_t num_blocks;
+  int32_t dims_per_block;
+  float* scratch;            // [num_blocks * 17] floats
+  uint8_t* table;            // out: [PaddedBlocks(num_blocks)][16]
+  float* inv_scale;          // out
+  float* base;               // out: sum of the block minima
+};
+
+using Lut16BuildFn = void (*)(const Lut16BuildArgs&);
+
 // Scores every point of the list and pushes those above the heap's current
 // threshold. Defined in kernels/lut16_<isa>.cpp.
 void Lut16ScanScalar(const Lut16Args& a);
 void Lut16ScanAvx2(const Lut16Args& a);
 void Lut16ScanAvx512(const Lut16Args& a);
+void Lut16BuildScalar(const Lut16BuildArgs& a);
+void Lut16BuildAvx2(const Lut16BuildArgs& a);
+void Lut16BuildAvx512(const Lut16BuildArgs& a);
 
 }  // namespace annlib

@@ -58,4 +58,53 @@ struct Ops {
 
 void Lut16ScanAvx2(const Lut16Args& a) { Lut16ScanBody(a); }
 
+namespace {
+float ReduceMin(__m256 v) {
+  __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_min_ss(m, _mm_movehdup_ps(m)));
+}
+float ReduceMax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+}  // namespace
+
+void Lut16BuildAvx2(const Lut16BuildArgs& a) {
+  float* lut = a.scratch;
+  float* mins = a.scratch + a.num_blocks * 16;
+  float widest = 0.0f;
+  double total_min = 0.0;
+  for (int32_t b = 0; b < a.num_blocks; ++b) {
+    __m256 lo_acc = _mm256_setzero_ps(), hi_acc = _mm256_setzero_ps();
+    for (int32_t t = 0; t < a.dims_per_block; ++t) {
+      const __m256 q = _mm256_set1_ps(a.query[b * a.dims_per_block + t]);
+      const float* c = a.centers + (int64_t{b} * a.dims_per_block + t) * 16;
+      lo_acc = _mm256_fmadd_ps(q, _mm256_loadu_ps(c), lo_acc);
+      hi_acc = _mm256_fmadd_ps(q, _mm256_loadu_ps(c + 8), hi_acc);
+    }
+    _mm256_storeu_ps(lut + b * 16, lo_acc);
+    _mm256_storeu_ps(lut + b * 16 + 8, hi_acc);
+    const float lo = ReduceMin(_mm256_min_ps(lo_acc, hi_acc)), hi = ReduceMax(_mm256_max_ps(lo_acc, hi_acc));
+    mins[b] = lo;
+    total_min += lo;
+    widest = hi - lo > widest ? hi - lo : widest;
+  }
+  const float scale = Lut16Scale(widest);
+  const __m256 vscale = _mm256_set1_ps(scale);
+  for (int32_t b = 0; b < a.num_blocks; ++b) {
+    const __m256 m = _mm256_set1_ps(mins[b]);
+    const __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(lut + b * 16), m), vscale));
+    const __m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(lut + b * 16 + 8), m), vscale));
+    // Saturating packs clamp to [0, 255]; the 128-bit lane interleave of the
+    // packs is undone by the final permute.
+    const __m256i w = _mm256_packs_epi32(q0, q1);
+    const __m128i bytes = _mm_packus_epi16(_mm256_castsi256_si128(_mm256_permute4x64_epi64(w, 0xD8)),
+                                           _mm256_extracti128_si256(_mm256_permute4x64_epi64(w, 0xD8), 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(a.table + b * 16), bytes);
+  }
+  Lut16FinishBuild(a, scale, total_min);
+}
+
 }  // namespace annlib

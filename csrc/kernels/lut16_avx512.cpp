@@ -55,4 +55,31 @@ struct Ops {
 
 void Lut16ScanAvx512(const Lut16Args& a) { Lut16ScanBody(a); }
 
+void Lut16BuildAvx512(const Lut16BuildArgs& a) {
+  float* lut = a.scratch;
+  float* mins = a.scratch + a.num_blocks * 16;
+  float widest = 0.0f;
+  double total_min = 0.0;
+  for (int32_t b = 0; b < a.num_blocks; ++b) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int32_t t = 0; t < a.dims_per_block; ++t)
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(a.query[b * a.dims_per_block + t]),
+                            _mm512_loadu_ps(a.centers + (int64_t{b} * a.dims_per_block + t) * 16), acc);
+    _mm512_storeu_ps(lut + b * 16, acc);
+    const float lo = _mm512_reduce_min_ps(acc), hi = _mm512_reduce_max_ps(acc);
+    mins[b] = lo;
+    total_min += lo;
+    widest = hi - lo > widest ? hi - lo : widest;
+  }
+  const float scale = Lut16Scale(widest);
+  const __m512 vscale = _mm512_set1_ps(scale);
+  for (int32_t b = 0; b < a.num_blocks; ++b) {
+    const __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(lut + b * 16), _mm512_set1_ps(mins[b])), vscale);
+    __m512i q = _mm512_cvtps_epi32(v);  // round to nearest even, like nearbyint
+    q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_setzero_si512()), _mm512_set1_epi32(255));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(a.table + b * 16), _mm512_cvtepi32_epi8(q));
+  }
+  Lut16FinishBuild(a, scale, total_min);
+}
+
 }  // namespace annlib

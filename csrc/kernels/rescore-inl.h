@@ -22,12 +22,16 @@ inline float DotRow(const float* q, const T* x, int64_t stride, Load load) {
 template <class T, class Load>
 inline void RescoreTyped(const annlib::RescoreArgs& a, Load load) {
   const T* rows = static_cast<const T*>(a.rows);
+  const int64_t row_bytes = a.stride * int64_t{sizeof(T)};
+  // Candidates' rows are random accesses: keep a few fetches in flight.
+  constexpr int32_t kAhead = 4;
+  auto prefetch = [&](int32_t i) {
+    const char* row = reinterpret_cast<const char*>(rows + a.ids[i] * a.stride);
+    for (int64_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(row + b);
+  };
+  for (int32_t i = 0; i < kAhead && i < a.count; ++i) prefetch(i);
   for (int32_t i = 0; i < a.count; ++i) {
-    // The next candidate's row is a random access: start fetching it now.
-    if (i + 1 < a.count) {
-      const char* next = reinterpret_cast<const char*>(rows + a.ids[i + 1] * a.stride);
-      for (int64_t b = 0; b < a.stride * int64_t{sizeof(T)}; b += 64) __builtin_prefetch(next + b);
-    }
+    if (i + kAhead < a.count) prefetch(i + kAhead);
     const int64_t j = a.ids[i];
     float dot = DotRow(a.query, rows + j * a.stride, a.stride, load);
     if (a.type == annlib::DenseType::kInt8) dot = a.scale[j] * dot + a.offset[j] * a.query_sum;

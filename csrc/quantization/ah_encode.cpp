@@ -15,6 +15,7 @@ constexpr int64_t kPointsPerTask = 256;
 
 // Per-point scratch: for every block and center, ||r_b - c||^2 and <r_b - c, x_b>.
 struct Scratch {
+  const float* centers_t;  // [num_blocks][dims_per_block][16], shared
   std::vector<float> dist, proj;
   std::vector<int32_t> order;
   std::vector<float> block_norm;
@@ -31,23 +32,27 @@ void EncodeOne(const AhEncodeArgs& a, int64_t i, Scratch& s) {
   const double eta = AnisotropicEta(a.threshold, norm2, a.eta_dim);
   const bool anisotropic = eta != 1.0 && norm2 > 0.0;
 
+  // Centers are read transposed ([b][t][16], s.centers_t) so the 16 centers
+  // are the vector lanes of every loop below.
   for (int32_t b = 0; b < nb; ++b) {
     const float* rb = r + int64_t{b} * dpb;
     const float* xb = x + int64_t{b} * dpb;
-    const float* cb = a.centers + int64_t{b} * kCenters * dpb;
+    const float* cb = s.centers_t + int64_t{b} * dpb * kCenters;
     float* dist = s.dist.data() + b * kCenters;
     float* proj = s.proj.data() + b * kCenters;
-    for (int j = 0; j < kCenters; ++j) {
-      float d2 = 0.0f, p = 0.0f;
-      for (int32_t t = 0; t < dpb; ++t) {
-        const float e = rb[t] - cb[j * dpb + t];
-        d2 += e * e;
-        p += e * xb[t];
+    for (int j = 0; j < kCenters; ++j) dist[j] = proj[j] = 0.0f;
+    for (int32_t t = 0; t < dpb; ++t) {
+      const float rt = rb[t], xt = xb[t];
+      for (int j = 0; j < kCenters; ++j) {
+        const float e = rt - cb[t * kCenters + j];
+        dist[j] += e * e;
+        proj[j] += e * xt;
       }
-      dist[j] = d2;
-      proj[j] = p;
     }
-    code[b] = static_cast<uint8_t>(std::min_element(dist, dist + kCenters) - dist);
+    int best = 0;
+    for (int j = 1; j < kCenters; ++j)
+      if (dist[j] < dist[best]) best = j;
+    code[b] = static_cast<uint8_t>(best);
   }
   if (!anisotropic || a.max_rounds <= 0) return;
 
@@ -101,9 +106,16 @@ double AnisotropicEta(double threshold, double norm2, int32_t eta_dim) {
 }
 
 void AhEncode(const AhEncodeArgs& a, int num_threads) {
+  const int32_t nb = a.num_blocks, dpb = a.dims_per_block;
+  std::vector<float> centers_t(int64_t{nb} * dpb * kCenters);
+  for (int32_t b = 0; b < nb; ++b)
+    for (int j = 0; j < kCenters; ++j)
+      for (int32_t t = 0; t < dpb; ++t)
+        centers_t[(int64_t{b} * dpb + t) * kCenters + j] = a.centers[(int64_t{b} * kCenters + j) * dpb + t];
   const int64_t tasks = (a.n + kPointsPerTask - 1) / kPointsPerTask;
   ParallelFor(tasks, num_threads, [&](int64_t task) {
     Scratch s;
+    s.centers_t = centers_t.data();
     s.dist.resize(int64_t{a.num_blocks} * kCenters);
     s.proj.resize(int64_t{a.num_blocks} * kCenters);
     s.order.resize(a.num_blocks);

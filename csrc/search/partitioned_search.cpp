@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "../quantization/lut16_tables.h"
+#include "../quantization/lut16_tables.h"  // PaddedBlocks
 #include "../util/parallel.h"
 #include "topk.h"
 
@@ -27,8 +27,7 @@ double NanosSince(Clock::time_point t0) {
 }
 
 struct Scratch {
-  std::vector<float> query_ah;     // [ah_dim]
-  std::vector<float> lut;          // [num_blocks][16]
+  std::vector<float> lut;          // LUT build scratch, [num_blocks * 17]
   std::vector<uint8_t> table;      // [PaddedBlocks][16]
   std::vector<float> heap_scores;  // [capacity]
   std::vector<int32_t> heap_ids;
@@ -37,8 +36,7 @@ struct Scratch {
   std::vector<Candidate> cands;
 
   Scratch(const PartitionedView& v, int32_t capacity)
-      : query_ah(v.ah_dim(), 0.0f),
-        lut(int64_t{v.num_blocks} * 16),
+      : lut(int64_t{v.num_blocks} * 17),
         table(int64_t{PaddedBlocks(v.num_blocks)} * 16),
         heap_scores(capacity),
         heap_ids(capacity),
@@ -48,22 +46,7 @@ struct Scratch {
   }
 };
 
-// lut[b][j] = <q'_b, center_bj>: with centers stored [b][t][16] the inner
-// loop is 16 contiguous lanes, which the compiler vectorises.
-void BuildLut(const PartitionedView& v, const float* query_ah, float* lut) {
-  const int32_t dpb = v.dims_per_block;
-  for (int32_t b = 0; b < v.num_blocks; ++b) {
-    float acc[16] = {};
-    for (int32_t t = 0; t < dpb; ++t) {
-      const float q = query_ah[b * dpb + t];
-      const float* c = v.lut_centers + (int64_t{b} * dpb + t) * 16;
-      for (int j = 0; j < 16; ++j) acc[j] += q * c[j];
-    }
-    for (int j = 0; j < 16; ++j) lut[b * 16 + j] = acc[j];
-  }
-}
-
-void SearchOne(const PartitionedView& v, const DenseKernels& dense, Lut16ScanFn lut16, const float* query,
+void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
                const int64_t* leaf_ids, const float* leaf_scores, const PartitionedParams& p, Scratch& s,
                int64_t* out_ids, float* out_scores, StageTimes* times) {
   const bool reorder = v.rows != nullptr;
@@ -71,11 +54,10 @@ void SearchOne(const PartitionedView& v, const DenseKernels& dense, Lut16ScanFn 
   Clock::time_point t0;
   if (times) t0 = Clock::now();
 
-  std::copy(query, query + v.dim, s.query_ah.begin());
-  if (v.ah_dim() > v.dim) s.query_ah[v.dim] = v.query_extra;
-  BuildLut(v, s.query_ah.data(), s.lut.data());
   Lut16Args args;
-  QuantizeLut16(s.lut.data(), v.num_blocks, s.table.data(), &args.inv_scale, &args.base);
+  Lut16BuildArgs build{query, v.lut_centers, v.num_blocks, v.dims_per_block, s.lut.data(),
+                       s.table.data(), &args.inv_scale, &args.base};
+  kernels.build(build);
   const float lut_base = args.base;
   if (times) {
     times->lut += NanosSince(t0);
@@ -85,7 +67,6 @@ void SearchOne(const PartitionedView& v, const DenseKernels& dense, Lut16ScanFn 
   SelectState state{s.heap_scores.data(), s.heap_ids.data(), 0};
   args.num_blocks = PaddedBlocks(v.num_blocks);
   args.lut = s.table.data();
-  args.point_bias = nullptr;
   args.k = capacity;
   args.state = &state;
   const int64_t group_bytes = int64_t{args.num_blocks} * 16;
@@ -97,8 +78,9 @@ void SearchOne(const PartitionedView& v, const DenseKernels& dense, Lut16ScanFn 
     args.codes = v.codes + begin / kLut16Group * group_bytes;
     args.num_points = end - begin;
     args.ids = v.slot_ids + begin;
-    args.base = lut_base + leaf_scores[i] + v.leaf_bias[leaf];
-    lut16(args);
+    args.point_bias = v.slot_bias != nullptr ? v.slot_bias + begin : nullptr;
+    args.base = lut_base + leaf_scores[i];  // the leaf center's score, exact
+    kernels.scan(args);
   }
   if (times) {
     times->scan += NanosSince(t0);
@@ -122,7 +104,7 @@ void SearchOne(const PartitionedView& v, const DenseKernels& dense, Lut16ScanFn 
     r.ids = s.heap_ids.data();
     r.count = state.size;
     r.out = s.rescored.data();
-    dense.rescore(r);
+    kernels.dense->rescore(r);
     for (int32_t i = 0; i < state.size; ++i) s.cands.push_back({s.rescored[i], s.heap_ids[i]});
   } else {
     for (int32_t i = 0; i < state.size; ++i) s.cands.push_back({s.heap_scores[i], s.heap_ids[i]});
@@ -133,7 +115,7 @@ void SearchOne(const PartitionedView& v, const DenseKernels& dense, Lut16ScanFn 
 
 }  // namespace
 
-void PartitionedSearch(const PartitionedView& v, const DenseKernels& dense, Lut16ScanFn lut16,
+void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kernels,
                        const float* queries, int64_t nq, const PartitionedParams& p, int num_threads,
                        int64_t* out_ids, float* out_scores, StageTimes* times) {
   if (p.leaves < 1 || p.leaves > v.num_leaves()) throw std::invalid_argument("leaves must be in [1, num_leaves]");
@@ -152,7 +134,7 @@ void PartitionedSearch(const PartitionedView& v, const DenseKernels& dense, Lut1
     leaf_ids.resize(m * p.leaves);
     leaf_scores.resize(m * p.leaves);
     Clock::time_point t0 = Clock::now();
-    DenseSearch(v.centroids, dense, queries + q0 * v.dim, m, p.leaves, 0, threads, leaf_ids.data(),
+    DenseSearch(v.centroids, *kernels.dense, queries + q0 * v.dim, m, p.leaves, 0, threads, leaf_ids.data(),
                 leaf_scores.data());
     if (stage) stage->centroids += NanosSince(t0);
     const int64_t tasks = (m + kQueriesPerTask - 1) / kQueriesPerTask;
@@ -161,7 +143,7 @@ void PartitionedSearch(const PartitionedView& v, const DenseKernels& dense, Lut1
       const int64_t end = std::min(m, (task + 1) * kQueriesPerTask);
       for (int64_t i = task * kQueriesPerTask; i < end; ++i) {
         const int64_t q = q0 + i;
-        SearchOne(v, dense, lut16, queries + q * v.dim, leaf_ids.data() + i * p.leaves,
+        SearchOne(v, kernels, queries + q * v.dim, leaf_ids.data() + i * p.leaves,
                   leaf_scores.data() + i * p.leaves, p, s, out_ids + q * p.k, out_scores + q * p.k, stage);
       }
     });

@@ -7,7 +7,9 @@
 //   4. rescore the candidates exactly from a row-major copy (if any) and
 //      return the best k.
 // Scores are <q, x> + bias as in the brute-force driver: squared L2 runs as
-// maximum inner product with bias -|x|^2/2 (ALGORITHMS.md section 4).
+// maximum inner product with bias -|x|^2/2 (ALGORITHMS.md section 4). The
+// reduction's extra coordinate is not quantized: its exact value enters the
+// LUT16 kernel as a per-point bias, so only <q, residual> is approximated.
 #pragma once
 #include <cstdint>
 
@@ -21,17 +23,16 @@ struct PartitionedView {
   int32_t dim = 0;                    // the data's dimension d
   // Tree: centroid panels (float32; bias 0, or -|c|^2/2 for squared L2).
   DenseView centroids;
-  // <q', c'> = centroid score + leaf_bias[leaf] (the AH space's leaf center).
-  const float* leaf_bias = nullptr;   // [num_leaves]
   const int64_t* leaf_starts = nullptr;  // [num_leaves + 1] slot offsets, multiples of 32
-  // AH: codes of the residuals in the AH space of ah_dim = num_blocks *
-  // dims_per_block >= dim dimensions. The query there is [q, query_extra, 0...].
+  // AH: codes of the residuals (num_blocks * dims_per_block == dim).
   int32_t num_blocks = 0;
   int32_t dims_per_block = 0;
   const float* lut_centers = nullptr;  // [num_blocks][dims_per_block][16]
-  float query_extra = 0.0f;
   const uint8_t* codes = nullptr;      // packed (kernels/lut16.h), leaf after leaf
   const int32_t* slot_ids = nullptr;   // [total slots] datapoint id, -1 for padding
+  // Exact per-point term of the L2 -> MIPS reduction, (|c|^2 - |x|^2) / 2,
+  // or nullptr (dot product).
+  const float* slot_bias = nullptr;    // [total slots]
   // Reorder copy; rows == nullptr means no reordering (AH scores are returned).
   DenseType reorder_type = DenseType::kFloat32;
   const void* rows = nullptr;
@@ -41,7 +42,6 @@ struct PartitionedView {
   const float* row_offset = nullptr;
 
   int32_t num_leaves() const { return static_cast<int32_t>(centroids.n); }
-  int32_t ah_dim() const { return num_blocks * dims_per_block; }
 };
 
 struct PartitionedParams {
@@ -56,7 +56,13 @@ struct StageTimes {
 };
 
 // queries [nq][dim] -> out_ids/out_scores [nq][k] (id -1, score -inf padding).
-void PartitionedSearch(const PartitionedView& v, const DenseKernels& dense, Lut16ScanFn lut16,
+struct PartitionedKernels {
+  const DenseKernels* dense;  // centroid scan and reorder
+  Lut16ScanFn scan;
+  Lut16BuildFn build;
+};
+
+void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kernels,
                        const float* queries, int64_t nq, const PartitionedParams& p, int num_threads,
                        int64_t* out_ids, float* out_scores, StageTimes* times = nullptr);
 

@@ -97,6 +97,17 @@ const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
   throw std::invalid_argument("bad SIMD level");
 }
 
+Lut16BuildFn Lut16BuildFor(SimdLevel level) {
+  RequireSupported(level);
+  switch (level) {
+    case SimdLevel::kScalar: return &Lut16BuildScalar;
+    case SimdLevel::kAvx2: return &Lut16BuildAvx2;
+    case SimdLevel::kAvx512:
+    case SimdLevel::kAvx512Bf16: return &Lut16BuildAvx512;
+  }
+  return &Lut16BuildScalar;
+}
+
 Lut16ScanFn Lut16KernelFor(SimdLevel level) {
   RequireSupported(level);
   switch (level) {

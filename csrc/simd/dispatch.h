@@ -30,5 +30,7 @@ Bf16Variant ParseBf16Variant(const std::string& name);
 const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16 = Bf16Variant::kAuto);
 // LUT16 scan for a level (the avx512_bf16 level uses the AVX-512BW kernel).
 Lut16ScanFn Lut16KernelFor(SimdLevel level);
+// LUT16 table builder for a level.
+Lut16BuildFn Lut16BuildFor(SimdLevel level);
 
 }  // namespace annlib

@@ -1,0 +1,328 @@
+"""annlib's quantized index vs ScaNN, FAISS (IVF-PQ fast scan + refine) and
+hnswlib, side by side in one process per dataset, same data, same queries.
+
+    python bench/bench_quantized.py ../shared/datasets/words-100k-384-angular.hdf5 \
+        [--queries 2000] [--threads 2] [--systems annlib,scann,faiss,hnswlib] [--quick]
+
+For every system it builds a small grid of indexes, sweeps the search knobs,
+and measures recall@k on all queries, single-thread QPS (one query per call,
+as a latency-bound user calls it) and batched QPS (--threads threads). It then
+prints, for each recall target, the best QPS each system reaches at or above
+it and annlib's ratio to each peer, plus build time and index memory of the
+configurations used, and annlib's per-stage time breakdown at one point.
+Figures are only comparable within one run (shared machines are noisy).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TARGETS = (0.90, 0.95, 0.99)
+
+
+@dataclass
+class Point:
+    system: str
+    build: str      # build configuration
+    knobs: str      # search knobs
+    recall: float
+    qps_single: float
+    qps_batched: float
+
+
+@dataclass
+class Built:
+    system: str
+    name: str
+    build_s: float
+    memory_bytes: int
+    points: list = field(default_factory=list)
+
+
+def recall_at(ids, truth, k):
+    hits = sum(len(np.intersect1d(a[:k], b[:k])) for a, b in zip(ids, truth))
+    return hits / (k * len(truth))
+
+
+def dir_size(path):
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+
+
+def measure(system, build_name, knobs, one, batched, queries, truth, k, single_queries):
+    """one(q) -> ids of one query; batched(Q) -> ids [n, k]."""
+    start = time.perf_counter()
+    ids = batched(queries)
+    qps_batched = len(queries) / (time.perf_counter() - start)
+    rec = recall_at(np.asarray(ids), truth, k)
+    sub = queries[:single_queries]
+    for q in sub[:20]:  # warm up
+        one(q)
+    start = time.perf_counter()
+    for q in sub:
+        one(q)
+    qps_single = len(sub) / (time.perf_counter() - start)
+    return Point(system, build_name, knobs, rec, qps_single, qps_batched)
+
+
+# ----------------------------------------------------------------- systems
+
+def leaf_counts(n, quick):
+    base = int(round(math.sqrt(n) / 100.0)) * 100 or 100
+    return [base * 2] if quick else [base, base * 2, base * 4]
+
+
+def search_grid(num_leaves, quick):
+    fractions = [0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.25] if not quick else [0.02, 0.05, 0.1, 0.2]
+    leaves = sorted({max(1, int(round(f * num_leaves))) for f in fractions})
+    return leaves, ([20, 40, 100, 250] if not quick else [40, 100, 250])
+
+
+def ah_settings(d, measure, norms):
+    """(dims_per_block, threshold) pairs worth trying: 2 dims everywhere, 4 at
+    high d; the anisotropic threshold only for inner-product data (ScaNN's use)."""
+    dpbs = [2, 4] if d >= 256 else [2]
+    thresholds = [None]
+    if measure != "squared_l2":
+        thresholds.append(0.2 if d <= 128 else 0.1)
+    return [(dpb, t) for dpb in dpbs for t in thresholds]
+
+
+def run_annlib(data, queries, truth, k, measure, threads, quick, single):
+    import annlib
+
+    out = []
+    norms = np.linalg.norm(data, axis=1)
+    for num_leaves in leaf_counts(len(data), quick):
+        for dpb, t in ah_settings(data.shape[1], measure, norms):
+            name = f"leaves={num_leaves} dpb={dpb} T={t}"
+            start = time.perf_counter()
+            s = (annlib.builder(data, k, measure).tree(num_leaves, max(1, num_leaves // 20))
+                 .score_ah(dpb, anisotropic_quantization_threshold=t).reorder(100).build(num_threads=threads,
+                                                                                       progress=False))
+            built = Built("annlib", name, time.perf_counter() - start, sum(a.nbytes for a in s._arrays().values()))
+            leaves_list, reorders = search_grid(num_leaves, quick)
+            for leaves in leaves_list:
+                for pre in reorders:
+                    def one(q, leaves=leaves, pre=pre):
+                        return s.search(q, pre_reorder_num_neighbors=pre, leaves_to_search=leaves)[0]
+
+                    def batched(qs, leaves=leaves, pre=pre):
+                        return s.search_batched(qs, pre_reorder_num_neighbors=pre, leaves_to_search=leaves,
+                                                num_threads=threads)[0]
+
+                    built.points.append(measure_point("annlib", name, f"leaves={leaves} reorder={pre}", one,
+                                                      batched, queries, truth, k, single))
+            built.searcher = s
+            out.append(built)
+            print(f"  annlib {name}: build {built.build_s:.1f} s", file=sys.stderr)
+    return out
+
+
+def run_scann(data, queries, truth, k, measure, threads, quick, single):
+    import scann
+
+    out = []
+    scann_measure = "squared_l2" if measure == "squared_l2" else "dot_product"
+    for num_leaves in leaf_counts(len(data), quick):
+        for _, t in ah_settings(2, measure, None):
+            name = f"leaves={num_leaves} dpb=2 T={t}"
+            start = time.perf_counter()
+            b = scann.scann_ops_pybind.builder(data, k, scann_measure).tree(
+                num_leaves=num_leaves, num_leaves_to_search=max(1, num_leaves // 20),
+                training_sample_size=min(len(data), 100_000))
+            b = b.score_ah(2, anisotropic_quantization_threshold=t) if t else b.score_ah(2)
+            s = b.reorder(100).build()
+            build_s = time.perf_counter() - start
+            tmp = tempfile.mkdtemp()
+            try:
+                s.serialize(tmp)
+                memory = dir_size(tmp)
+            finally:
+                shutil.rmtree(tmp)
+            built = Built("scann", name, build_s, memory)
+            leaves_list, reorders = search_grid(num_leaves, quick)
+            for leaves in leaves_list:
+                for pre in reorders:
+                    def one(q, leaves=leaves, pre=pre):
+                        return s.search(q, final_num_neighbors=k, pre_reorder_num_neighbors=pre,
+                                        leaves_to_search=leaves)[0]
+
+                    def batched(qs, leaves=leaves, pre=pre):
+                        return s.search_batched_parallel(qs, final_num_neighbors=k, pre_reorder_num_neighbors=pre,
+                                                         leaves_to_search=leaves)[0]
+
+                    built.points.append(measure_point("scann", name, f"leaves={leaves} reorder={pre}", one,
+                                                      batched, queries, truth, k, single))
+            out.append(built)
+            print(f"  scann {name}: build {build_s:.1f} s", file=sys.stderr)
+    return out
+
+
+def run_faiss(data, queries, truth, k, measure, threads, quick, single):
+    import faiss
+
+    out = []
+    d = data.shape[1]
+    metric = faiss.METRIC_L2 if measure == "squared_l2" else faiss.METRIC_INNER_PRODUCT
+    for nlist in leaf_counts(len(data), quick):
+        name = f"IVF{nlist},PQ{d // 2}x4fs,RFlat"
+        faiss.omp_set_num_threads(threads)
+        start = time.perf_counter()
+        index = faiss.index_factory(d, name, metric)
+        index.train(data)
+        index.add(data)
+        build_s = time.perf_counter() - start
+        built = Built("faiss", name, build_s, len(faiss.serialize_index(index)))
+        ivf = faiss.extract_index_ivf(index)
+        leaves_list, reorders = search_grid(nlist, quick)
+        for nprobe in leaves_list:
+            for pre in reorders:
+                ivf.nprobe = nprobe
+                index.k_factor = max(1.0, pre / k)
+
+                def one(q):
+                    return index.search(q[None, :], k)[1][0]
+
+                def batched(qs):
+                    faiss.omp_set_num_threads(threads)
+                    ids = index.search(qs, k)[1]
+                    faiss.omp_set_num_threads(1)
+                    return ids
+
+                faiss.omp_set_num_threads(1)
+                built.points.append(measure_point("faiss", name, f"nprobe={nprobe} k_factor={pre / k:g}", one,
+                                                  batched, queries, truth, k, single))
+        out.append(built)
+        print(f"  faiss {name}: build {build_s:.1f} s", file=sys.stderr)
+    return out
+
+
+def run_hnswlib(data, queries, truth, k, measure, threads, quick, single):
+    import hnswlib
+
+    out = []
+    space = "l2" if measure == "squared_l2" else "ip"
+    for m in ([16] if quick else [16, 32]):
+        name = f"M={m} efC=200"
+        start = time.perf_counter()
+        index = hnswlib.Index(space=space, dim=data.shape[1])
+        index.init_index(max_elements=len(data), ef_construction=200, M=m)
+        index.add_items(data, num_threads=threads)
+        build_s = time.perf_counter() - start
+        tmp = tempfile.mkdtemp()
+        try:
+            index.save_index(os.path.join(tmp, "i.bin"))
+            memory = dir_size(tmp)
+        finally:
+            shutil.rmtree(tmp)
+        built = Built("hnswlib", name, build_s, memory)
+        for ef in ([20, 40, 80, 160] if quick else [10, 20, 40, 60, 80, 120, 160, 240, 400]):
+            index.set_ef(max(ef, k))
+
+            def one(q):
+                return index.knn_query(q, k, num_threads=1)[0][0]
+
+            def batched(qs):
+                return index.knn_query(qs, k, num_threads=threads)[0]
+
+            built.points.append(measure_point("hnswlib", name, f"ef={ef}", one, batched, queries, truth, k, single))
+        out.append(built)
+        print(f"  hnswlib {name}: build {build_s:.1f} s", file=sys.stderr)
+    return out
+
+
+measure_point = measure
+RUNNERS = {"annlib": run_annlib, "scann": run_scann, "faiss": run_faiss, "hnswlib": run_hnswlib}
+
+
+# ----------------------------------------------------------------- report
+
+def best_at(builts, target, attr):
+    """Best (qps, point, built) over every point of every build with recall >= target."""
+    best = (0.0, None, None)
+    for built in builts:
+        for p in built.points:
+            if p.recall >= target and getattr(p, attr) > best[0]:
+                best = (getattr(p, attr), p, built)
+    return best
+
+
+def report(name, results, systems):
+    print(f"\n## {name}")
+    for attr, label in (("qps_single", "single-thread QPS (one query per call)"),
+                        ("qps_batched", "batched QPS")):
+        print(f"\n{label}")
+        header = f"{'recall':>7} " + " ".join(f"{s:>10}" for s in systems)
+        peers = [s for s in systems if s != "annlib"]
+        if "annlib" in systems:
+            header += " " + " ".join(f"{'x ' + s:>10}" for s in peers)
+        print(header)
+        for target in TARGETS:
+            row = {s: best_at(results[s], target, attr)[0] for s in systems}
+            line = f"{target:>7.2f} " + " ".join(f"{row[s]:>10.0f}" if row[s] else f"{'-':>10}" for s in systems)
+            if "annlib" in systems:
+                line += " " + " ".join(
+                    f"{row['annlib'] / row[s]:>10.2f}" if row[s] and row["annlib"] else f"{'-':>10}" for s in peers)
+            print(line)
+    print("\nconfigurations behind the single-thread bests (build time, index memory):")
+    for target in TARGETS:
+        for s in systems:
+            qps, p, built = best_at(results[s], target, "qps_single")
+            if p is not None:
+                print(f"  @{target:.2f} {s:8} {built.name} | {p.knobs} | recall {p.recall:.4f} | "
+                      f"build {built.build_s:.1f} s | {built.memory_bytes / 2**20:.1f} MiB")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("datasets", nargs="+")
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--single-queries", type=int, default=1000,
+                        help="queries timed one per call for single-thread QPS (default 1000)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--systems", default="annlib,scann,faiss,hnswlib")
+    parser.add_argument("--quick", action="store_true", help="smaller build and search grids")
+    parser.add_argument("-k", type=int, default=10)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    from annlib.datasets import read_hdf5
+
+    systems = args.systems.split(",")
+    for path in args.datasets:
+        ds = read_hdf5(path)
+        data = np.ascontiguousarray(ds.train, dtype=np.float32)
+        queries = np.ascontiguousarray(ds.test[:args.queries], dtype=np.float32)
+        truth = ds.neighbors[:args.queries, :args.k]
+        measure = ds.distance_measure
+        if measure == "cosine":  # every system then runs inner product on unit vectors
+            data /= np.linalg.norm(data, axis=1, keepdims=True)
+            queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+            measure = "dot_product"
+        print(f"{os.path.basename(path)}: n={len(data)} d={data.shape[1]} {measure}, {len(queries)} queries, "
+              f"k={args.k}, {args.threads} threads", file=sys.stderr)
+        results = {s: RUNNERS[s](data, queries, truth, args.k, measure, args.threads, args.quick,
+                                 args.single_queries) for s in systems}
+        report(os.path.basename(path), results, systems)
+        if "annlib" in systems:
+            _, p, built = best_at(results["annlib"], 0.95, "qps_single") if best_at(
+                results["annlib"], 0.95, "qps_single")[1] else best_at(results["annlib"], 0.0, "qps_single")
+            knobs = dict(kv.split("=") for kv in p.knobs.split())
+            times = built.searcher.stage_times(queries[:args.single_queries],
+                                               leaves_to_search=int(knobs["leaves"]),
+                                               pre_reorder_num_neighbors=int(knobs["reorder"]))
+            n = min(len(queries), args.single_queries)
+            parts = ", ".join(f"{key} {v / n * 1e6:.1f} us" for key, v in times.items())
+            print(f"\nannlib per-query stage times at {built.name} | {p.knobs} (recall {p.recall:.4f}): {parts}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""The quantized partitioning index: recall, exactness limits, every SIMD
+level, anisotropic encoding, save/load, bad arguments, GIL release."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import annlib
+from annlib import _core, ah
+from annlib.config import IndexConfig
+
+from conftest import clustered, exact_topk, recall
+
+MEASURES = ["dot_product", "squared_l2", "cosine"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(7)
+    x, q = clustered(rng, 6000, 32, clusters=48, spread=0.3, nq=200)
+    return x + 0.5, q + 0.5  # off-center, so dot product and cosine rank differently
+
+
+def build(x, measure, *, leaves=40, search=8, dpb=2, threshold=None, reorder=100, dtype="float32", k=10):
+    b = annlib.builder(x, k, measure).tree(leaves, search).score_ah(dpb, anisotropic_quantization_threshold=threshold)
+    if reorder:
+        b = b.reorder(reorder, dtype=dtype)
+    return b.build(progress=False)
+
+
+@pytest.fixture(scope="module")
+def indexes(data):
+    x, _ = data
+    return {m: build(x, m) for m in MEASURES}
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+def test_recall_at_moderate_setting(data, indexes, measure, simd_level):
+    x, q = data
+    s = indexes[measure].with_simd_level(simd_level)
+    assert s.simd_level == simd_level
+    truth, _ = exact_topk(x, q, 10, measure)
+    ids, _ = s.search_batched(q)
+    assert recall(ids, truth) >= 0.9
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int8"])
+def test_full_scan_and_reorder_is_exact(data, measure, dtype, simd_level):
+    """Every leaf searched and every candidate rescored: the float32 copy must
+    give the exact answer; bf16/int8 copies score within their precision."""
+    x, q = data
+    s = build(x, measure, reorder=200, dtype=dtype).with_simd_level(simd_level)
+    truth, true_scores = exact_topk(x, q, 10, measure)
+    ids, scores = s.search_batched(q, leaves_to_search=s.num_leaves, pre_reorder_num_neighbors=len(x))
+    if dtype == "float32":
+        assert recall(ids, truth) >= 0.999
+        np.testing.assert_allclose(scores, true_scores, rtol=1e-4, atol=1e-3)
+    else:
+        assert recall(ids, truth) >= 0.9  # neighbors here are close: lossy copies swap a few
+        # Returned scores are the rescored ones: close to the exact score of the returned id.
+        _, all_scores = exact_topk(x, q, len(x), measure)
+        order, _ = exact_topk(x, q, len(x), measure)
+        lookup = np.empty_like(all_scores)
+        np.put_along_axis(lookup, order, all_scores, 1)
+        exact_of_returned = np.take_along_axis(lookup, ids, 1)
+        # bf16 / int8 round each value to ~2^-8 relative: the dot product's error
+        # is bounded by a small fraction of |q| |x| (doubled for squared L2).
+        scale = np.linalg.norm(q, axis=1).max() * np.linalg.norm(x, axis=1).max()
+        assert np.abs(scores - exact_of_returned).max() <= 0.02 * scale
+
+
+def test_levels_agree(data, indexes):
+    x, q = data
+    s = indexes["squared_l2"]
+    results = [s.with_simd_level(level).search_batched(q)[0] for level in annlib.available_simd_levels()]
+    for other in results[1:]:
+        # LUT rounding may differ in the last bit between levels; answers barely do.
+        assert recall(other, results[0]) >= 0.98
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+def test_single_query_path_matches_batched(data, indexes, measure):
+    x, q = data
+    s = indexes[measure]
+    ids_b, scores_b = s.search_batched(q[:20])
+    for i in range(20):
+        ids, scores = s.search(q[i])
+        assert np.array_equal(ids, ids_b[i])
+        np.testing.assert_allclose(scores, scores_b[i], rtol=1e-5, atol=1e-4)
+        ids2, _ = s.search(q[i].astype(np.float64))  # the general path
+        assert np.array_equal(ids2, ids)
+
+
+def test_scores_in_natural_sense(data, indexes):
+    x, q = data
+    ids, scores = indexes["squared_l2"].search(q[0])
+    assert np.all(np.diff(scores) >= 0)
+    np.testing.assert_allclose(scores, ((x[ids] - q[0]) ** 2).sum(1), rtol=1e-4)
+    ids, scores = indexes["dot_product"].search(q[0])
+    assert np.all(np.diff(scores) <= 0)
+    np.testing.assert_allclose(scores, x[ids] @ q[0], rtol=1e-5)
+
+
+def test_more_leaves_and_candidates_never_hurt_much(data, indexes):
+    x, q = data
+    s = indexes["dot_product"]
+    truth, _ = exact_topk(x, q, 10, "dot_product")
+    r_small = recall(s.search_batched(q, leaves_to_search=2, pre_reorder_num_neighbors=10)[0], truth)
+    r_large = recall(s.search_batched(q, leaves_to_search=20, pre_reorder_num_neighbors=200)[0], truth)
+    assert r_large > r_small and r_large >= 0.97
+
+
+def test_without_reorder_and_without_tree(data):
+    x, q = data
+    truth, _ = exact_topk(x, q, 10, "dot_product")
+    s = build(x, "dot_product", reorder=0)
+    ids, scores = s.search_batched(q, leaves_to_search=40)
+    assert recall(ids, truth) >= 0.6  # 4-bit PQ alone at 2 dims/block
+    # AH scores approximate the true ones.
+    np.testing.assert_allclose(scores[:, 0], (x[ids[:, 0]] * q).sum(1), atol=0.1 * np.abs(scores).max())
+    flat = annlib.builder(x, 10, "dot_product").score_ah(2).reorder(100).build(progress=False)
+    assert flat.num_leaves == 1
+    assert recall(flat.search_batched(q)[0], truth) >= 0.95
+
+
+def test_padding_when_fewer_candidates_than_k(rng):
+    x = rng.standard_normal((100, 8)).astype(np.float32)
+    s = annlib.builder(x, 5, "squared_l2").tree(10, 1).score_ah(2).reorder(5).build(progress=False)
+    ids, scores = s.search_batched(x[:5], final_num_neighbors=60)
+    assert ids.shape == (5, 60)
+    missing = ids == -1
+    assert missing.any()  # one leaf holds far fewer than 60 points
+    assert np.all(np.isinf(scores[missing])) and np.all(scores[missing] > 0)
+    assert not np.isin(-1, ids[~missing])
+
+
+def _anisotropic_loss(residual, original, approx, eta):
+    e = residual - approx
+    par = (e * original).sum(1) / np.linalg.norm(original, axis=1)
+    return eta * par**2 + ((e * e).sum(1) - par**2)
+
+
+def test_anisotropic_encoding_lowers_its_loss(rng):
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    centers = ah.train_codebooks(x, 2, iterations=5, progress=False)
+    plain = ah.encode(x, x, centers, threshold=None, eta_dim=16)
+    aniso = ah.encode(x, x, centers, threshold=0.5, eta_dim=16)
+    eta = _core.anisotropic_eta(0.5, 1.0, 16)
+    assert eta == pytest.approx(15 * 0.25 / 0.75)
+
+    def decode(codes):
+        return centers[np.arange(8)[None, :], codes].reshape(len(x), 16)
+
+    loss_plain = _anisotropic_loss(x, x, decode(plain), eta)
+    loss_aniso = _anisotropic_loss(x, x, decode(aniso), eta)
+    assert np.all(loss_aniso <= loss_plain + 1e-5)
+    assert loss_aniso.mean() < 0.9 * loss_plain.mean()
+    # Plain encoding is each block's nearest center.
+    blocks = x.reshape(len(x), 8, 1, 2)
+    nearest = ((blocks - centers[None]) ** 2).sum(-1).argmin(-1)
+    assert np.array_equal(plain, nearest)
+
+
+def test_anisotropic_threshold_helps_inner_product_recall(data):
+    """On unit vectors, the score-aware loss keeps more true neighbors among AH candidates."""
+    x, q = data
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    truth, _ = exact_topk(x, q, 10, "dot_product")
+    plain = build(x, "dot_product", reorder=0)
+    aniso = build(x, "dot_product", reorder=0, threshold=0.4)
+    r_plain = recall(plain.search_batched(q, leaves_to_search=40)[0], truth)
+    r_aniso = recall(aniso.search_batched(q, leaves_to_search=40)[0], truth)
+    assert r_aniso >= r_plain - 0.01
+
+
+def test_save_load_round_trip(tmp_path, data, indexes):
+    x, q = data
+    for measure, s in indexes.items():
+        s.save(tmp_path / measure)
+        for mmap in (True, False):
+            t = annlib.load(tmp_path / measure, mmap=mmap)
+            assert t.config == s.config and type(t) is type(s)
+            for a, b in zip(t.search_batched(q), s.search_batched(q)):
+                assert np.array_equal(a, b)
+            assert np.array_equal(t.search(q[0])[0], s.search(q[0])[0])
+
+
+def test_load_rejects_inconsistent_arrays(tmp_path, data, indexes):
+    import json
+
+    s = indexes["dot_product"]
+    s.save(tmp_path / "i")
+    ids = np.load(tmp_path / "i" / "slot_ids.npy")
+    ids[0] = 10**8  # out of range: must be refused, not searched
+    np.save(tmp_path / "i" / "slot_ids.npy", ids)
+    with pytest.raises(ValueError):
+        annlib.load(tmp_path / "i", verify=False)
+    with pytest.raises(ValueError):
+        annlib.load(tmp_path / "i")  # the checksum catches it first
+    manifest = json.loads((tmp_path / "i" / "manifest.json").read_text())
+    assert "slot_ids" in manifest["arrays"]
+
+
+def test_config_round_trips_through_json(data):
+    x, _ = data
+    b = (annlib.builder(x, 10, "cosine").tree(40, 5, spherical=True, init="kmeans++")
+         .score_ah(4, anisotropic_quantization_threshold=0.2).reorder(50, dtype="bfloat16"))
+    cfg = b.config()
+    assert cfg.kind == "quantized"
+    assert IndexConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(Exception):
+        cfg.tree.num_leaves = 3  # frozen
+
+
+def test_bad_arguments(data, indexes):
+    x, q = data
+    s = indexes["dot_product"]
+    with pytest.raises(ValueError, match="leaves_to_search"):
+        s.search(q[0], leaves_to_search=41)
+    with pytest.raises(ValueError, match="leaves_to_search"):
+        s.search_batched(q, leaves_to_search=0)
+    with pytest.raises(ValueError, match="pre_reorder_num_neighbors"):
+        s.search(q[0], final_num_neighbors=10, pre_reorder_num_neighbors=5)
+    with pytest.raises(ValueError, match="dimension"):
+        s.search(q[0, :5])
+    with pytest.raises(ValueError, match="NaN"):
+        s.search(np.full(32, np.nan, np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        s.search_batched(np.full((2, 32), np.inf, np.float32))
+    with pytest.raises(ValueError, match="all zeros"):
+        indexes["cosine"].search(np.zeros(32, np.float32))
+    b = annlib.builder(x, 10, "dot_product")
+    with pytest.raises(ValueError, match="num_leaves_to_search"):
+        b.tree(10, 11)
+    with pytest.raises(ValueError, match="divide"):
+        b.score_ah(3)
+    with pytest.raises(ValueError, match="num_leaves"):
+        annlib.builder(x[:5], 2, "dot_product").tree(6, 1)
+    with pytest.raises(ValueError, match="pre_reorder_num_neighbors"):
+        annlib.builder(x, 10, "dot_product").reorder(5)
+    with pytest.raises(ValueError, match="dtype"):
+        annlib.builder(x, 10, "dot_product").reorder(20, dtype="float16")
+    b = annlib.builder(x, 10, "dot_product").tree(10, 2)
+    with pytest.raises(ValueError, match="already"):
+        b.tree(10, 2)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        b.score_brute_force()
+    with pytest.raises(ValueError, match="score_ah"):
+        b.config()  # a tree alone scores nothing
+    bf = annlib.builder(x, 10, "dot_product").score_brute_force().build()
+    with pytest.raises(ValueError, match="quantized"):
+        bf.search(q[0], leaves_to_search=3)
+    no_reorder = annlib.builder(x, 10, "dot_product").tree(10, 2).score_ah(2).build(progress=False)
+    with pytest.raises(ValueError, match="reorder"):
+        no_reorder.search(q[0], pre_reorder_num_neighbors=50)
+
+
+def test_search_releases_the_gil(data, indexes):
+    """A Python thread keeps running while another thread is inside a search."""
+    x, q = data
+    s = indexes["squared_l2"]
+    queries = np.repeat(q, 40, axis=0)
+    ticks = 0
+    done = threading.Event()
+
+    def count():
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+
+    counter = threading.Thread(target=count)
+    start = time.perf_counter()
+    counter.start()
+    before = ticks
+    s.search_batched(queries, leaves_to_search=20, pre_reorder_num_neighbors=200, num_threads=1)
+    during = ticks - before
+    done.set()
+    counter.join()
+    elapsed = time.perf_counter() - start
+    assert elapsed > 0.05
+    # With the GIL held for the whole call the counter could only run in the
+    # switch intervals before and after it (a few ticks); released, it spins.
+    assert during > 10_000
