@@ -350,15 +350,9 @@ class DenseScorer {
     if (!arrays_.contains(name)) throw std::invalid_argument(std::string("missing array '") + name + "'");
     return arrays_[name].cast<A>();
   }
-  // A 1-D array of exactly `length` elements of the right dtype, no conversion.
   template <class A>
   A Vector(const char* name, int64_t length) const {
-    py::object obj = arrays_[name];
-    if (!A::check_(obj)) throw std::invalid_argument(std::string("array '") + name + "' has the wrong dtype");
-    A a = obj.cast<A>();
-    if (a.ndim() != 1 || a.shape(0) != length)
-      throw std::invalid_argument(std::string("array '") + name + "' has the wrong length");
-    return a;
+    return DictVector<A>(arrays_, name, length);
   }
 
   py::dict arrays_;  // keeps every buffer alive

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -14,7 +13,6 @@
 namespace annlib {
 namespace {
 
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // Queries whose leaves are chosen together by one batched centroid scan.
 constexpr int64_t kQueryChunk = 512;
 // Queries handed to a worker at a time (they share one scratch allocation).
