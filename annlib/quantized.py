@@ -6,8 +6,8 @@ Build:
   2. Squared L2 goes through the exact L2 -> MIPS reduction (ALGORITHMS.md
      section 4): x' = [x, -|x|^2/2], q' = [q, 1]. The extra coordinate is not
      quantized but kept exactly, as a per-slot float the LUT16 kernel adds.
-  3. Residuals x' - c'(leaf) are quantized with per-block codebooks under the
-     anisotropic loss.
+  3. Residuals x - c(leaf) are quantized with per-block codebooks under the
+     anisotropic loss (the exact extra coordinate has no residual to quantize).
   4. Codes are stored leaf after leaf, each leaf padded to 32 points (the
      LUT16 group), with a slot -> datapoint id map.
   5. Optional row copy (float32, bfloat16 or int8) for exact reordering.
