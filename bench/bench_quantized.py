@@ -56,7 +56,7 @@ def dir_size(path):
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
 
-def measure(system, build_name, knobs, one, batched, queries, truth, k, single_queries):
+def measure_point(system, build_name, knobs, one, batched, queries, truth, k, single_queries):
     """one(q) -> ids of one query; batched(Q) -> ids [n, k]."""
     start = time.perf_counter()
     ids = batched(queries)
@@ -70,6 +70,28 @@ def measure(system, build_name, knobs, one, batched, queries, truth, k, single_q
         one(q)
     qps_single = len(sub) / (time.perf_counter() - start)
     return Point(system, build_name, knobs, rec, qps_single, qps_batched)
+
+
+def saved_size(save):
+    """Bytes a system writes when saving its index into a temporary directory."""
+    tmp = tempfile.mkdtemp()
+    try:
+        save(tmp)
+        return dir_size(tmp)
+    finally:
+        shutil.rmtree(tmp)
+
+
+def sweep_leaves_and_reorder(built, num_leaves, search, search_batched, queries, truth, k, quick, single):
+    """Adds a point per (leaves_to_search, reorder) of the grid; search(q, leaves, pre) -> ids of
+    one query, search_batched(Q, leaves, pre) -> ids [n, k] (ScaNN-style partitioned searchers)."""
+    leaves_list, reorders = search_grid(num_leaves, quick)
+    for leaves in leaves_list:
+        for pre in reorders:
+            built.points.append(measure_point(
+                built.system, built.name, f"leaves={leaves} reorder={pre}",
+                lambda q: search(q, leaves, pre), lambda qs: search_batched(qs, leaves, pre),
+                queries, truth, k, single))
 
 
 # ----------------------------------------------------------------- systems
@@ -108,18 +130,12 @@ def run_annlib(data, queries, truth, k, measure, threads, quick, single):
                  .score_ah(dpb, anisotropic_quantization_threshold=t).reorder(100).build(num_threads=threads,
                                                                                        progress=False))
             built = Built("annlib", name, time.perf_counter() - start, sum(a.nbytes for a in s._arrays().values()))
-            leaves_list, reorders = search_grid(num_leaves, quick)
-            for leaves in leaves_list:
-                for pre in reorders:
-                    def one(q, leaves=leaves, pre=pre):
-                        return s.search(q, pre_reorder_num_neighbors=pre, leaves_to_search=leaves)[0]
-
-                    def batched(qs, leaves=leaves, pre=pre):
-                        return s.search_batched(qs, pre_reorder_num_neighbors=pre, leaves_to_search=leaves,
-                                                num_threads=threads)[0]
-
-                    built.points.append(measure_point("annlib", name, f"leaves={leaves} reorder={pre}", one,
-                                                      batched, queries, truth, k, single))
+            sweep_leaves_and_reorder(
+                built, num_leaves,
+                lambda q, leaves, pre: s.search(q, pre_reorder_num_neighbors=pre, leaves_to_search=leaves)[0],
+                lambda qs, leaves, pre: s.search_batched(qs, pre_reorder_num_neighbors=pre, leaves_to_search=leaves,
+                                                         num_threads=threads)[0],
+                queries, truth, k, quick, single)
             built.searcher = s
             out.append(built)
             print(f"  annlib {name}: build {built.build_s:.1f} s", file=sys.stderr)
@@ -141,26 +157,15 @@ def run_scann(data, queries, truth, k, measure, threads, quick, single):
             b = b.score_ah(2, anisotropic_quantization_threshold=t) if t else b.score_ah(2)
             s = b.reorder(100).build()
             build_s = time.perf_counter() - start
-            tmp = tempfile.mkdtemp()
-            try:
-                s.serialize(tmp)
-                memory = dir_size(tmp)
-            finally:
-                shutil.rmtree(tmp)
-            built = Built("scann", name, build_s, memory)
-            leaves_list, reorders = search_grid(num_leaves, quick)
-            for leaves in leaves_list:
-                for pre in reorders:
-                    def one(q, leaves=leaves, pre=pre):
-                        return s.search(q, final_num_neighbors=k, pre_reorder_num_neighbors=pre,
-                                        leaves_to_search=leaves)[0]
-
-                    def batched(qs, leaves=leaves, pre=pre):
-                        return s.search_batched_parallel(qs, final_num_neighbors=k, pre_reorder_num_neighbors=pre,
-                                                         leaves_to_search=leaves)[0]
-
-                    built.points.append(measure_point("scann", name, f"leaves={leaves} reorder={pre}", one,
-                                                      batched, queries, truth, k, single))
+            built = Built("scann", name, build_s, saved_size(s.serialize))
+            sweep_leaves_and_reorder(
+                built, num_leaves,
+                lambda q, leaves, pre: s.search(q, final_num_neighbors=k, pre_reorder_num_neighbors=pre,
+                                                leaves_to_search=leaves)[0],
+                lambda qs, leaves, pre: s.search_batched_parallel(qs, final_num_neighbors=k,
+                                                                  pre_reorder_num_neighbors=pre,
+                                                                  leaves_to_search=leaves)[0],
+                queries, truth, k, quick, single)
             out.append(built)
             print(f"  scann {name}: build {build_s:.1f} s", file=sys.stderr)
     return out
@@ -217,13 +222,7 @@ def run_hnswlib(data, queries, truth, k, measure, threads, quick, single):
         index.init_index(max_elements=len(data), ef_construction=200, M=m)
         index.add_items(data, num_threads=threads)
         build_s = time.perf_counter() - start
-        tmp = tempfile.mkdtemp()
-        try:
-            index.save_index(os.path.join(tmp, "i.bin"))
-            memory = dir_size(tmp)
-        finally:
-            shutil.rmtree(tmp)
-        built = Built("hnswlib", name, build_s, memory)
+        built = Built("hnswlib", name, build_s, saved_size(lambda tmp: index.save_index(os.path.join(tmp, "i.bin"))))
         for ef in ([20, 40, 80, 160] if quick else [10, 20, 40, 60, 80, 120, 160, 240, 400]):
             index.set_ef(max(ef, k))
 
@@ -239,7 +238,6 @@ def run_hnswlib(data, queries, truth, k, measure, threads, quick, single):
     return out
 
 
-measure_point = measure
 RUNNERS = {"annlib": run_annlib, "scann": run_scann, "faiss": run_faiss, "hnswlib": run_hnswlib}
 
 
