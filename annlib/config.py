@@ -36,6 +36,10 @@ class BruteForceConfig:
             raise ValueError(f"dtype must be one of {', '.join(DENSE_DTYPES)}; got {self.dtype!r}")
 
 
+def _is_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def _positive_int(value, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -52,6 +56,12 @@ class TreeConfig:
     iterations: Lloyd iterations (default 12, as ScaNN).
     init: "random" (ScaNN's default) or "kmeans++".
     seed: random seed of sampling and initialisation.
+    soar_lambda: None = each point in one leaf; a number >= 0 = SOAR spilling:
+        each point is also stored in argmin_c |x-c|^2 + lambda <x-c, r^>^2
+        (r^ = its unit primary residual). 1.0 is a good start (measured in
+        the README); for squared L2 too, through the L2 -> MIPS reduction.
+    overretrieve_factor: with SOAR, AH candidates gathered per wanted
+        candidate before duplicates are dropped (default 2.0, as ScaNN).
     """
 
     num_leaves: int
@@ -61,6 +71,8 @@ class TreeConfig:
     iterations: int = 12
     init: str = "random"
     seed: int = 0
+    soar_lambda: float | None = None
+    overretrieve_factor: float = 2.0
 
     def __post_init__(self):
         for name in ("num_leaves", "num_leaves_to_search", "training_sample_size", "iterations"):
@@ -74,6 +86,12 @@ class TreeConfig:
             raise ValueError(f"init must be 'random' or 'kmeans++', got {self.init!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        lam = self.soar_lambda
+        if lam is not None and not (_is_number(lam) and lam >= 0):
+            raise ValueError(f"soar_lambda must be None or a finite number >= 0, got {lam!r}")
+        f = self.overretrieve_factor
+        if not (_is_number(f) and 1.0 <= f <= 100.0):
+            raise ValueError(f"overretrieve_factor must be a number in [1, 100], got {f!r}")
 
 
 @dataclass(frozen=True)

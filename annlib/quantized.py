@@ -2,7 +2,9 @@
 anisotropic 4-bit PQ of the residuals scanned with LUT16, exact reordering.
 
 Build:
-  1. k-means centers; every point goes to its nearest center's leaf.
+  1. k-means centers; every point goes to its nearest center's leaf and, with
+     SOAR, to one more leaf (csrc/quantization/soar.h); a spilled point has a
+     slot and a code in each of its two leaves.
   2. Squared L2 goes through the exact L2 -> MIPS reduction (ALGORITHMS.md
      section 4): x' = [x, -|x|^2/2], q' = [q, 1]. The extra coordinate is not
      quantized but kept exactly, as a per-slot float the LUT16 kernel adds.
@@ -16,6 +18,7 @@ Search runs in C++ (csrc/search/partitioned_search.cpp).
 from __future__ import annotations
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import _core, ah
 from .config import IndexConfig
@@ -45,9 +48,20 @@ def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int 
         centroids = np.zeros((1, d), np.float32)
         labels = np.zeros(n, np.int64)
     num_leaves = len(centroids)
-    counts = np.bincount(labels, minlength=num_leaves)
+    seed = tree.seed if tree is not None else 0
 
-    # 2. Squared L2 as inner product: <q, x> - |x|^2/2 ranks like -|q - x|^2.
+    # 2. SOAR: a second leaf per point, unless it is the primary one again.
+    point_ids = np.arange(n, dtype=np.int64)
+    slot_labels = labels
+    if tree is not None and tree.soar_lambda is not None:
+        secondary = _core.soar_assign(x, centroids, np.ascontiguousarray(labels, dtype=np.int64),
+                                      float(tree.soar_lambda), num_threads)
+        spilled = np.flatnonzero(secondary != labels)
+        point_ids = np.concatenate([point_ids, spilled])
+        slot_labels = np.concatenate([labels, secondary[spilled].astype(np.int64)])
+    counts = np.bincount(slot_labels, minlength=num_leaves)
+
+    # 3. Squared L2 as inner product: <q, x> - |x|^2/2 ranks like -|q - x|^2.
     # The per-point term is kept exactly (a float per slot added in the scan),
     # the leaf's |c|^2/2 folded into it, so the centroid scan's score
     # <q, c> - |c|^2/2 plus the LUT sum approximates <q, x> - |x|^2/2.
@@ -55,29 +69,30 @@ def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int 
     if squared_l2:
         x_norm2 = np.einsum("ij,ij->i", x, x, dtype=np.float64)
         c_norm2 = np.einsum("ij,ij->i", centroids, centroids, dtype=np.float64)
-        point_term = (0.5 * (c_norm2[labels] - x_norm2)).astype(np.float32)
+        point_term = (0.5 * (c_norm2[slot_labels] - x_norm2[point_ids])).astype(np.float32)
 
-    # 3. Anisotropic PQ of the residuals.
-    residuals = x - centroids[labels]
-    codebooks = ah.train_codebooks(residuals, dpb, iterations=ahc.training_iterations,
-                                   training_sample_size=ahc.training_sample_size,
-                                   seed=tree.seed if tree is not None else 0,
-                                   num_threads=num_threads, progress=progress)
-    codes = ah.encode(residuals, x, codebooks, threshold=ahc.anisotropic_quantization_threshold,
-                      eta_dim=d, rounds=ahc.encoding_rounds, num_threads=num_threads)
-    del residuals
+    # 4. Anisotropic PQ of the residuals: codebooks from a sample of primary
+    # residuals, then every stored copy encoded against its own leaf center.
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, min(n, ahc.training_sample_size), replace=False))
+    codebooks = ah.train_codebooks(x[sample] - centroids[labels[sample]], dpb, iterations=ahc.training_iterations,
+                                   training_sample_size=len(sample), seed=seed, num_threads=num_threads,
+                                   progress=progress)
+    codes = _encode_copies(x, centroids, point_ids, slot_labels, codebooks, ahc, num_threads, progress)
 
-    # 4. Leaf-major slots, each leaf padded to whole groups of 32.
+    # 5. Leaf-major slots, each leaf padded to whole groups of 32.
+    total = len(point_ids)
     padded = (counts + GROUP - 1) // GROUP * GROUP
     leaf_starts = np.zeros(num_leaves + 1, np.int64)
     np.cumsum(padded, out=leaf_starts[1:])
-    order = np.argsort(labels, kind="stable")
-    rank_in_leaf = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
-    slots = leaf_starts[labels[order]] + rank_in_leaf
+    order = np.argsort(slot_labels, kind="stable")
+    rank_in_leaf = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    slots = leaf_starts[slot_labels[order]] + rank_in_leaf
     slot_ids = np.full(leaf_starts[-1], -1, np.int32)
-    slot_ids[slots] = order
+    slot_ids[slots] = point_ids[order]
     slot_codes = np.zeros((leaf_starts[-1], codes.shape[1]), np.uint8)
     slot_codes[slots] = codes[order]
+    del codes
     slot_bias = None
     if point_term is not None:
         slot_bias = np.zeros(leaf_starts[-1], np.float32)
@@ -85,7 +100,7 @@ def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int 
 
     centroid_packed = _core.pack_dense(centroids, "float32", squared_l2, num_threads)
     arrays = {
-        "meta": np.array([n, d, codes.shape[1], dpb], np.int64),
+        "meta": np.array([n, d, slot_codes.shape[1], dpb], np.int64),
         "centroids": centroids,
         "centroid_panels": centroid_packed["panels"],
         "centroid_bias": centroid_packed["bias"],
@@ -102,6 +117,22 @@ def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int 
     return QuantizedSearcher(config, arrays)
 
 
+def _encode_copies(x, centroids, point_ids, slot_labels, codebooks, ahc, num_threads, progress):
+    """AH codes of x[point_ids] - centroids[slot_labels], in chunks (bounded
+    memory, a progress bar, and Ctrl-C between chunks)."""
+    chunk = 1 << 16
+    codes = np.empty((len(point_ids), codebooks.shape[0]), np.uint8)
+    for i in tqdm(range(0, len(point_ids), chunk), desc="AH encode", unit="chunk", disable=not progress,
+                  leave=False):
+        ids = point_ids[i:i + chunk]
+        originals = x[ids]
+        residuals = originals - centroids[slot_labels[i:i + chunk]]
+        codes[i:i + chunk] = ah.encode(residuals, originals, codebooks,
+                                       threshold=ahc.anisotropic_quantization_threshold, eta_dim=x.shape[1],
+                                       rounds=ahc.encoding_rounds, num_threads=num_threads)
+    return codes
+
+
 class QuantizedSearcher(Searcher):
     """Leaves -> AH (LUT16) scan -> optional exact reorder; see the module docstring."""
 
@@ -111,8 +142,9 @@ class QuantizedSearcher(Searcher):
         self._n, self.dim, num_blocks, dpb = (int(v) for v in meta)
         self._arrays_dict = arrays
         reorder_dtype = config.reorder.dtype if config.reorder is not None else ""
+        overretrieve = config.tree.overretrieve_factor if config.tree is not None else 1.0
         self._scorer = _core.PartitionedScorer(arrays, self._n, self.dim, num_blocks, dpb, reorder_dtype,
-                                               simd_level)
+                                               simd_level, overretrieve)
         k = min(config.num_neighbors, self._n)
         self._default_knobs = (*self._knobs(k, None, None), k)
 

@@ -14,6 +14,7 @@
 
 #include "../quantization/ah_encode.h"
 #include "../quantization/lut16_tables.h"
+#include "../quantization/soar.h"
 #include "../search/dense_search.h"
 #include "../search/partitioned_search.h"
 #include "../search/topk.h"
@@ -151,6 +152,37 @@ Uint8Array AhEncodePy(FloatArray residuals, FloatArray originals, FloatArray cen
   return codes;
 }
 
+// SOAR spill center of every point (quantization/soar.h): x [n][d], centers
+// [L][d], primary [n] -> int32 [n] (equal to primary where not spilled).
+Int32Array SoarAssignPy(FloatArray x, FloatArray centers, Int64Array primary, float lambda, int num_threads,
+                        const std::string& simd_level) {
+  if (x.ndim() != 2 || centers.ndim() != 2 || x.shape(1) != centers.shape(1) || centers.shape(0) < 1)
+    throw std::invalid_argument("x (n, d) and centers (L, d) must be 2-D with the same d");
+  if (primary.ndim() != 1 || primary.shape(0) != x.shape(0))
+    throw std::invalid_argument("primary must have shape (n,)");
+  const int64_t n = x.shape(0), num_centers = centers.shape(0);
+  const int32_t dim = static_cast<int32_t>(x.shape(1));
+  DenseView cv;
+  cv.type = DenseType::kFloat32;
+  cv.n = num_centers;
+  cv.dim = dim;
+  std::vector<uint8_t> panels(cv.num_panels() * PanelBytes(DenseType::kFloat32, dim));
+  std::vector<float> bias(cv.num_panels() * kPanelWidth);
+  Int32Array secondary(n);
+  SoarArgs a{x.data(), n, centers.data(), cv, primary.data(), lambda, secondary.mutable_data()};
+  const DenseKernels& kernels = DenseKernelsFor(LevelOrActive(simd_level));
+  {
+    py::gil_scoped_release release;
+    DensePointArrays out;
+    out.bias = bias.data();
+    PackDense(centers.data(), num_centers, dim, DenseType::kFloat32, false, panels.data(), out, num_threads);
+    a.center_panels.panels = panels.data();
+    a.center_panels.bias = bias.data();
+    SoarAssign(a, kernels, num_threads);
+  }
+  return secondary;
+}
+
 // codes [slots][num_blocks] (slots a multiple of 32) -> LUT16 packed layout.
 Uint8Array PackLut16CodesPy(Uint8Array codes) {
   if (codes.ndim() != 2 || codes.shape(0) % kLut16Group != 0 || codes.shape(1) < 1)
@@ -167,7 +199,7 @@ Uint8Array PackLut16CodesPy(Uint8Array codes) {
 class PartitionedScorer {
  public:
   PartitionedScorer(py::dict arrays, int64_t n, int32_t dim, int32_t num_blocks, int32_t dims_per_block,
-                    const std::string& reorder_dtype, const std::string& simd_level)
+                    const std::string& reorder_dtype, const std::string& simd_level, float overretrieve_factor)
       : arrays_(arrays) {
     const SimdLevel level = LevelOrActive(simd_level);
     kernels_ = {&DenseKernelsFor(level), Lut16KernelFor(level), Lut16BuildFor(level)};
@@ -196,8 +228,21 @@ class PartitionedScorer {
     if (slots % kLut16Group != 0) throw std::invalid_argument("leaf_starts must end on a multiple of 32");
     v_.leaf_starts = st;
     const Int32Array ids = DictVector<Int32Array>(arrays, "slot_ids", slots);
-    for (int64_t i = 0; i < slots; ++i)
-      if (ids.data()[i] < -1 || ids.data()[i] >= n) throw std::invalid_argument("slot_ids out of range");
+    // Every datapoint is stored once, or twice when SOAR spilled it.
+    std::vector<uint8_t> copies(n, 0);
+    for (int64_t i = 0; i < slots; ++i) {
+      const int32_t id = ids.data()[i];
+      if (id < -1 || id >= n) throw std::invalid_argument("slot_ids out of range");
+      if (id >= 0 && ++copies[id] > 2) throw std::invalid_argument("slot_ids hold a datapoint more than twice");
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      if (copies[j] == 0) throw std::invalid_argument("slot_ids miss datapoint " + std::to_string(j));
+      if (copies[j] == 2) v_.spilled = true;
+    }
+    if (!(overretrieve_factor >= 1.0f) || !std::isfinite(overretrieve_factor))
+      throw std::invalid_argument("overretrieve_factor must be a finite number >= 1");
+    v_.num_points = n;
+    v_.overretrieve_factor = overretrieve_factor;
     v_.slot_ids = ids.data();
     if (arrays.contains("slot_bias")) v_.slot_bias = DictVector<FloatArray>(arrays, "slot_bias", slots).data();
     v_.codes = DictVector<Uint8Array>(arrays, "codes", slots / kLut16Group * PaddedBlocks(num_blocks) * 16).data();
@@ -286,6 +331,7 @@ class PartitionedScorer {
 
   std::string simd_level() const { return kernels_.dense->level_name; }
   int32_t num_leaves() const { return v_.num_leaves(); }
+  bool spilled() const { return v_.spilled; }
 
  private:
   int64_t Length(const char* name) const {
@@ -447,11 +493,15 @@ PYBIND11_MODULE(_core, m) {
         py::arg("centers").noconvert(), py::arg("threshold"), py::arg("eta_dim"), py::arg("max_rounds") = 10,
         py::arg("num_threads") = 0);
   m.def("anisotropic_eta", &AnisotropicEta, py::arg("threshold"), py::arg("norm2"), py::arg("eta_dim"));
+  m.def("soar_assign", &SoarAssignPy, py::arg("x").noconvert(), py::arg("centers").noconvert(),
+        py::arg("primary").noconvert(), py::arg("soar_lambda"), py::arg("num_threads") = 0,
+        py::arg("simd_level") = "");
   m.def("pack_lut16_codes", &PackLut16CodesPy, py::arg("codes").noconvert());
   py::class_<PartitionedScorer>(m, "PartitionedScorer")
-      .def(py::init<py::dict, int64_t, int32_t, int32_t, int32_t, const std::string&, const std::string&>(),
+      .def(py::init<py::dict, int64_t, int32_t, int32_t, int32_t, const std::string&, const std::string&, float>(),
            py::arg("arrays"), py::arg("n"), py::arg("dim"), py::arg("num_blocks"), py::arg("dims_per_block"),
-           py::arg("reorder_dtype"), py::arg("simd_level") = "")
+           py::arg("reorder_dtype"), py::arg("simd_level") = "", py::arg("overretrieve_factor") = 1.0f)
+      .def_property_readonly("spilled", &PartitionedScorer::spilled)
       .def("search", &PartitionedScorer::Search, py::arg("queries").noconvert(), py::arg("leaves"),
            py::arg("pre_reorder"), py::arg("k"), py::arg("num_threads") = 0, py::arg("timed") = false)
       .def("search_one", &PartitionedScorer::SearchOne, py::arg("query").noconvert(), py::arg("leaves"),

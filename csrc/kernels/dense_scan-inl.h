@@ -95,6 +95,14 @@ inline void Epilogue(float* out, int m, int64_t j0, const float* bias, SelectSta
   }
 }
 
+// Raw mode: the tile's scores plus bias, stored for the caller.
+inline void StoreRaw(const float* out, int m, int64_t j0, const float* bias, float* raw, int64_t stride) {
+  for (int i = 0; i < m; ++i)
+    for (int v = 0; v < kVecsPerTile; ++v)
+      Ops::store(raw + i * stride + j0 + v * Ops::W,
+                 Ops::add(Ops::load(out + i * kTileWidth + v * Ops::W), Ops::load(bias + v * Ops::W)));
+}
+
 // ---------------------------------------------------------------- tiles
 // A tile policy knows its query packing and accumulates, for M <= kMR queries
 // and kTileWidth points of one panel, the dot products over a slice of panel
@@ -376,15 +384,18 @@ void Scan(const ScanArgs& a) {
     // in increasing point order (ties then favour the smaller id).
     for (int g = 0; g < groups; ++g) {
       const int m = nq - g * kMR < kMR ? nq - g * kMR : kMR;
-      SelectState* st = a.states + int64_t{g} * kMR;
-      if (a.num_bins == 0)
+      SelectState* st = a.raw_scores != nullptr ? nullptr : a.states + int64_t{g} * kMR;
+      if (st != nullptr && a.num_bins == 0)
         for (int i = 0; i < m; ++i) thresholds[i] = HeapThreshold(st[i], a.k);
       for (int64_t p = c0; p < c1; ++p)
         for (int tile = 0; tile < kTilesPerPanel; ++tile) {
           const int64_t j0 = p * kPanelWidth + tile * kTileWidth;
           float* out = reinterpret_cast<float*>(tile_acc(p - c0, tile, g));
           T::Finish(m, out, params + int64_t{g} * kMR * T::kQueryParams, j0, a);
-          Epilogue(out, m, j0, a.bias + j0, st, a, thresholds);
+          if (a.raw_scores != nullptr)
+            StoreRaw(out, m, j0, a.bias + j0, a.raw_scores + int64_t{g} * kMR * a.raw_stride, a.raw_stride);
+          else
+            Epilogue(out, m, j0, a.bias + j0, st, a, thresholds);
         }
     }
   }

@@ -53,6 +53,11 @@ struct ScanArgs {
   int32_t k;
   int32_t num_bins;        // 0 = exact top-k
   SelectState* states;     // [num_queries]
+  // Raw mode (no selection): when set, score + bias of query i and point j is
+  // written to raw_scores[i * raw_stride + j] for every point of the range
+  // (padding points included), and states/k/num_bins are ignored.
+  float* raw_scores = nullptr;
+  int64_t raw_stride = 0;
 };
 
 using ScanFn = void (*)(const ScanArgs&);

@@ -249,4 +249,34 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
   });
 }
 
+void DenseScores(const DenseView& db, const DenseKernels& kernels, const float* queries, int64_t num_queries,
+                 float* out, int64_t out_stride, int num_threads) {
+  const int64_t num_panels = db.num_panels();
+  if (out_stride < num_panels * kPanelWidth) throw std::invalid_argument("out_stride is too small");
+  if (num_queries <= 0) return;
+  constexpr int64_t kBlock = 64;  // queries per task
+  const ScanFn scan = kernels.scan[static_cast<int>(db.type)];
+  ParallelFor((num_queries + kBlock - 1) / kBlock, ResolveThreads(num_threads), [&](int64_t item) {
+    const int64_t q0 = item * kBlock;
+    ScanArgs args;
+    args.panels = db.panels;
+    args.bias = db.bias;
+    args.scale = db.scale;
+    args.offset = db.offset;
+    args.sums = db.sums;
+    args.scaled_sums = db.scaled_sums;
+    args.dim = db.dim;
+    args.panel_begin = 0;
+    args.panel_end = num_panels;
+    args.queries = queries + q0 * db.dim;
+    args.num_queries = static_cast<int32_t>(std::min(kBlock, num_queries - q0));
+    args.k = 1;
+    args.num_bins = 0;
+    args.states = nullptr;
+    args.raw_scores = out + q0 * out_stride;
+    args.raw_stride = out_stride;
+    scan(args);
+  });
+}
+
 }  // namespace annlib

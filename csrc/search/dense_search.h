@@ -57,4 +57,11 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
                  int64_t num_queries, int32_t k, int32_t num_bins, int num_threads,
                  int64_t* out_ids, float* out_scores);
 
+// Every score <q, x> + bias, no selection: out[i * out_stride + j] for query i
+// and point j < num_panels * 32 (padding points included; out_stride must be
+// at least that). A GEMM with our kernels, for callers that need the whole
+// score matrix (SOAR's spill assignment).
+void DenseScores(const DenseView& db, const DenseKernels& kernels, const float* queries, int64_t num_queries,
+                 float* out, int64_t out_stride, int num_threads);
+
 }  // namespace annlib

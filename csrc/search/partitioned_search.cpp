@@ -32,6 +32,8 @@ struct Scratch {
   std::vector<float> query_row;    // [row_stride]
   std::vector<float> rescored;
   std::vector<Candidate> cands;
+  std::vector<Candidate> dups;
+  std::vector<uint64_t> seen, twice;  // SOAR dedup bitmaps over ids, cleared after use
 
   Scratch(const PartitionedView& v, int32_t capacity)
       : lut(int64_t{v.num_blocks} * 17),
@@ -41,14 +43,68 @@ struct Scratch {
         query_row(v.rows != nullptr ? v.row_stride : 0, 0.0f),
         rescored(capacity) {
     cands.reserve(capacity);
+    if (v.spilled) {
+      seen.assign((v.num_points + 63) / 64, 0);
+      twice.assign(seen.size(), 0);
+    }
   }
 };
+
+// Heap entries a query keeps: the candidates it wants (pre_reorder, or k
+// without reordering), times the overretrieve factor when points are spilled.
+// A point is stored at most twice, so 2k entries always hold k distinct ids:
+// k results come back whenever the leaves searched hold k points.
+int32_t HeapCapacity(const PartitionedView& v, const PartitionedParams& p) {
+  const int32_t wanted = v.rows != nullptr ? p.pre_reorder : p.k;
+  if (!v.spilled) return wanted;
+  const double cap = std::max(std::ceil(double{wanted} * v.overretrieve_factor), 2.0 * p.k);
+  return static_cast<int32_t>(std::min(cap, 2147483647.0));
+}
+
+// Moves the heap's entries into s.cands, the best copy of each id only, then
+// keeps the `wanted` best by approximate score.
+void Deduplicate(const SelectState& heap, int32_t wanted, Scratch& s) {
+  auto test_and_set = [](std::vector<uint64_t>& bits, int32_t id) {
+    uint64_t& word = bits[static_cast<uint64_t>(id) >> 6];
+    const uint64_t bit = uint64_t{1} << (id & 63);
+    const bool was = (word & bit) != 0;
+    word |= bit;
+    return was;
+  };
+  for (int32_t i = 0; i < heap.size; ++i)
+    if (test_and_set(s.seen, heap.ids[i])) test_and_set(s.twice, heap.ids[i]);
+  s.dups.clear();
+  for (int32_t i = 0; i < heap.size; ++i) {
+    const int32_t id = heap.ids[i];
+    const Candidate c{heap.scores[i], id};
+    if ((s.twice[static_cast<uint64_t>(id) >> 6] >> (id & 63)) & 1) {
+      s.dups.push_back(c);
+    } else {
+      s.cands.push_back(c);
+    }
+  }
+  for (int32_t i = 0; i < heap.size; ++i) {
+    const uint64_t word = static_cast<uint64_t>(heap.ids[i]) >> 6;
+    s.seen[word] = 0;
+    s.twice[word] = 0;
+  }
+  // A duplicate's copies sit next to each other once sorted by id, best first.
+  std::sort(s.dups.begin(), s.dups.end(), [](const Candidate& a, const Candidate& b) {
+    return a.id < b.id || (a.id == b.id && a.score > b.score);
+  });
+  for (size_t i = 0; i < s.dups.size(); ++i)
+    if (i == 0 || s.dups[i].id != s.dups[i - 1].id) s.cands.push_back(s.dups[i]);
+  if (static_cast<int64_t>(s.cands.size()) > wanted) {
+    std::nth_element(s.cands.begin(), s.cands.begin() + wanted, s.cands.end(), Better);
+    s.cands.resize(wanted);
+  }
+}
 
 void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
                const int64_t* leaf_ids, const float* leaf_scores, const PartitionedParams& p, Scratch& s,
                int64_t* out_ids, float* out_scores, StageTimes* times) {
   const bool reorder = v.rows != nullptr;
-  const int32_t capacity = reorder ? p.pre_reorder : p.k;
+  const int32_t capacity = HeapCapacity(v, p);
   Clock::time_point t0;
   if (times) t0 = Clock::now();
 
@@ -86,10 +142,17 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
   }
 
   s.cands.clear();
+  if (v.spilled) {
+    Deduplicate(state, reorder ? p.pre_reorder : p.k, s);
+  } else {
+    for (int32_t i = 0; i < state.size; ++i) s.cands.push_back({s.heap_scores[i], s.heap_ids[i]});
+  }
   if (reorder) {
     std::copy(query, query + v.dim, s.query_row.begin());
     float query_sum = 0.0f;
     for (int32_t t = 0; t < v.dim; ++t) query_sum += query[t];
+    const int32_t count = static_cast<int32_t>(s.cands.size());
+    for (int32_t i = 0; i < count; ++i) s.heap_ids[i] = s.cands[i].id;
     RescoreArgs r;
     r.type = v.reorder_type;
     r.rows = v.rows;
@@ -100,12 +163,10 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
     r.query = s.query_row.data();
     r.query_sum = query_sum;
     r.ids = s.heap_ids.data();
-    r.count = state.size;
+    r.count = count;
     r.out = s.rescored.data();
     kernels.dense->rescore(r);
-    for (int32_t i = 0; i < state.size; ++i) s.cands.push_back({s.rescored[i], s.heap_ids[i]});
-  } else {
-    for (int32_t i = 0; i < state.size; ++i) s.cands.push_back({s.heap_scores[i], s.heap_ids[i]});
+    for (int32_t i = 0; i < count; ++i) s.cands[i].score = s.rescored[i];
   }
   WriteTopK(s.cands, p.k, out_ids, out_scores);
   if (times) times->reorder += NanosSince(t0);
@@ -120,7 +181,7 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
   if (p.k < 1) throw std::invalid_argument("k must be positive");
   if (v.rows != nullptr && p.pre_reorder < p.k) throw std::invalid_argument("pre_reorder must be >= k");
   const int threads = ResolveThreads(num_threads);
-  const int32_t capacity = v.rows != nullptr ? p.pre_reorder : p.k;
+  const int32_t capacity = HeapCapacity(v, p);
   const Clock::time_point start = Clock::now();
   std::vector<int64_t> leaf_ids;
   std::vector<float> leaf_scores;

@@ -4,7 +4,10 @@
 //   2. build the query's LUT16 table from the AH codebooks;
 //   3. scan the codes of those leaves, best leaf first, into one heap of
 //      `pre_reorder` candidates (approximate score = leaf bias + LUT sum);
-//   4. rescore the candidates exactly from a row-major copy (if any) and
+//   4. with SOAR (a point may sit in two leaves), drop the worse copy of every
+//      duplicate and keep the best `pre_reorder` of what is left; the heap
+//      holds overretrieve_factor times more entries to make up for them;
+//   5. rescore the candidates exactly from a row-major copy (if any) and
 //      return the best k.
 // Scores are <q, x> + bias as in the brute-force driver: squared L2 runs as
 // maximum inner product with bias -|x|^2/2 (ALGORITHMS.md section 4). The
@@ -40,6 +43,10 @@ struct PartitionedView {
   const float* row_bias = nullptr;
   const float* row_scale = nullptr;
   const float* row_offset = nullptr;
+  // SOAR: points may be stored twice, so candidates are deduplicated.
+  bool spilled = false;
+  int64_t num_points = 0;             // datapoints (ids are in [0, num_points))
+  float overretrieve_factor = 1.0f;   // heap capacity = factor * candidates wanted
 
   int32_t num_leaves() const { return static_cast<int32_t>(centroids.n); }
 };
