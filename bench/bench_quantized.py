@@ -8,8 +8,11 @@ For every system it builds a small grid of indexes, sweeps the search knobs,
 and measures recall@k on all queries, single-thread QPS (one query per call,
 as a latency-bound user calls it) and batched QPS (--threads threads). It then
 prints, for each recall target, the best QPS each system reaches at or above
-it and annlib's ratio to each peer, plus build time and index memory of the
-configurations used, and annlib's per-stage time breakdown at one point.
+it and the first system's ratio to each other one, plus build time and index
+memory of the configurations used, and the first system's per-stage time
+breakdown at one point. With annlib+soar and annlib both listed (or
+scann+soar and scann) it also prints recall per leaves_to_search with and
+without SOAR and what spilling costs in memory and build time.
 Figures are only comparable within one run (shared machines are noisy).
 """
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 TARGETS = (0.90, 0.95, 0.99)
+SOAR_LAMBDA = 1.5  # annlib's default recommendation, measured on the dev sets (README)
 
 
 @dataclass
@@ -117,19 +121,20 @@ def ah_settings(d, measure, norms):
     return [(dpb, t) for dpb in dpbs for t in thresholds]
 
 
-def run_annlib(data, queries, truth, k, measure, threads, quick, single):
+def run_annlib(data, queries, truth, k, measure, threads, quick, single, soar_lambda=None):
     import annlib
 
     out = []
     norms = np.linalg.norm(data, axis=1)
+    system = "annlib" if soar_lambda is None else "annlib+soar"
     for num_leaves in leaf_counts(len(data), quick):
         for dpb, t in ah_settings(data.shape[1], measure, norms):
-            name = f"leaves={num_leaves} dpb={dpb} T={t}"
+            name = f"leaves={num_leaves} dpb={dpb} T={t}" + (f" soar={soar_lambda}" if soar_lambda is not None else "")
             start = time.perf_counter()
-            s = (annlib.builder(data, k, measure).tree(num_leaves, max(1, num_leaves // 20))
+            s = (annlib.builder(data, k, measure).tree(num_leaves, max(1, num_leaves // 20), soar_lambda=soar_lambda)
                  .score_ah(dpb, anisotropic_quantization_threshold=t).reorder(100).build(num_threads=threads,
                                                                                        progress=False))
-            built = Built("annlib", name, time.perf_counter() - start, sum(a.nbytes for a in s._arrays().values()))
+            built = Built(system, name, time.perf_counter() - start, sum(a.nbytes for a in s._arrays().values()))
             sweep_leaves_and_reorder(
                 built, num_leaves,
                 lambda q, leaves, pre: s.search(q, pre_reorder_num_neighbors=pre, leaves_to_search=leaves)[0],
@@ -138,26 +143,34 @@ def run_annlib(data, queries, truth, k, measure, threads, quick, single):
                 queries, truth, k, quick, single)
             built.searcher = s
             out.append(built)
-            print(f"  annlib {name}: build {built.build_s:.1f} s", file=sys.stderr)
+            print(f"  {system} {name}: build {built.build_s:.1f} s", file=sys.stderr)
     return out
 
 
-def run_scann(data, queries, truth, k, measure, threads, quick, single):
+def run_annlib_soar(data, queries, truth, k, measure, threads, quick, single):
+    return run_annlib(data, queries, truth, k, measure, threads, quick, single, soar_lambda=SOAR_LAMBDA)
+
+
+def run_scann(data, queries, truth, k, measure, threads, quick, single, soar_lambda=None):
     import scann
 
     out = []
     scann_measure = "squared_l2" if measure == "squared_l2" else "dot_product"
+    if soar_lambda is not None and scann_measure != "dot_product":
+        print("  scann+soar skipped: ScaNN allows SOAR with dot product only", file=sys.stderr)
+        return out
+    system = "scann" if soar_lambda is None else "scann+soar"
     for num_leaves in leaf_counts(len(data), quick):
         for _, t in ah_settings(2, measure, None):
-            name = f"leaves={num_leaves} dpb=2 T={t}"
+            name = f"leaves={num_leaves} dpb=2 T={t}" + (f" soar={soar_lambda}" if soar_lambda is not None else "")
             start = time.perf_counter()
             b = scann.scann_ops_pybind.builder(data, k, scann_measure).tree(
                 num_leaves=num_leaves, num_leaves_to_search=max(1, num_leaves // 20),
-                training_sample_size=min(len(data), 100_000))
+                training_sample_size=min(len(data), 100_000), soar_lambda=soar_lambda)
             b = b.score_ah(2, anisotropic_quantization_threshold=t) if t else b.score_ah(2)
             s = b.reorder(100).build()
             build_s = time.perf_counter() - start
-            built = Built("scann", name, build_s, saved_size(s.serialize))
+            built = Built(system, name, build_s, saved_size(s.serialize))
             sweep_leaves_and_reorder(
                 built, num_leaves,
                 lambda q, leaves, pre: s.search(q, final_num_neighbors=k, pre_reorder_num_neighbors=pre,
@@ -167,8 +180,13 @@ def run_scann(data, queries, truth, k, measure, threads, quick, single):
                                                                   leaves_to_search=leaves)[0],
                 queries, truth, k, quick, single)
             out.append(built)
-            print(f"  scann {name}: build {build_s:.1f} s", file=sys.stderr)
+            print(f"  {system} {name}: build {build_s:.1f} s", file=sys.stderr)
     return out
+
+
+def run_scann_soar(data, queries, truth, k, measure, threads, quick, single):
+    # ScaNN's SOAR setting as the issue names it: lambda 1.0, threshold 0.1 (ah_settings).
+    return run_scann(data, queries, truth, k, measure, threads, quick, single, soar_lambda=1.0)
 
 
 def run_faiss(data, queries, truth, k, measure, threads, quick, single):
@@ -238,7 +256,8 @@ def run_hnswlib(data, queries, truth, k, measure, threads, quick, single):
     return out
 
 
-RUNNERS = {"annlib": run_annlib, "scann": run_scann, "faiss": run_faiss, "hnswlib": run_hnswlib}
+RUNNERS = {"annlib": run_annlib, "annlib+soar": run_annlib_soar, "scann": run_scann, "scann+soar": run_scann_soar,
+           "faiss": run_faiss, "hnswlib": run_hnswlib}
 
 
 # ----------------------------------------------------------------- report
@@ -254,29 +273,50 @@ def best_at(builts, target, attr):
 
 
 def report(name, results, systems):
+    """Best QPS per recall target; ratios of the first system to each other one."""
+    lead, peers = systems[0], systems[1:]
     print(f"\n## {name}")
     for attr, label in (("qps_single", "single-thread QPS (one query per call)"),
                         ("qps_batched", "batched QPS")):
         print(f"\n{label}")
-        header = f"{'recall':>7} " + " ".join(f"{s:>10}" for s in systems)
-        peers = [s for s in systems if s != "annlib"]
-        if "annlib" in systems:
-            header += " " + " ".join(f"{'x ' + s:>10}" for s in peers)
+        width = max(11, *(len(s) + 2 for s in systems))
+        header = f"{'recall':>7} " + " ".join(f"{s:>{width}}" for s in systems)
+        header += " " + " ".join(f"{'x ' + s:>{width + 2}}" for s in peers)
         print(header)
         for target in TARGETS:
             row = {s: best_at(results[s], target, attr)[0] for s in systems}
-            line = f"{target:>7.2f} " + " ".join(f"{row[s]:>10.0f}" if row[s] else f"{'-':>10}" for s in systems)
-            if "annlib" in systems:
-                line += " " + " ".join(
-                    f"{row['annlib'] / row[s]:>10.2f}" if row[s] and row["annlib"] else f"{'-':>10}" for s in peers)
+            line = f"{target:>7.2f} " + " ".join(f"{row[s]:>{width}.0f}" if row[s] else f"{'-':>{width}}"
+                                                 for s in systems)
+            line += " " + " ".join(f"{row[lead] / row[s]:>{width + 2}.2f}" if row[s] and row[lead]
+                                   else f"{'-':>{width + 2}}" for s in peers)
             print(line)
     print("\nconfigurations behind the single-thread bests (build time, index memory):")
     for target in TARGETS:
         for s in systems:
             qps, p, built = best_at(results[s], target, "qps_single")
             if p is not None:
-                print(f"  @{target:.2f} {s:8} {built.name} | {p.knobs} | recall {p.recall:.4f} | "
+                print(f"  @{target:.2f} {s:11} {built.name} | {p.knobs} | recall {p.recall:.4f} | "
                       f"build {built.build_s:.1f} s | {built.memory_bytes / 2**20:.1f} MiB")
+    for with_soar, without in (("annlib+soar", "annlib"), ("scann+soar", "scann")):
+        if with_soar in results and without in results:
+            soar_report(results[with_soar], results[without])
+
+
+def soar_report(with_soar, without):
+    """Recall@k per leaves_to_search (best reorder) and the cost of spilling,
+    build by build, for builds that differ only in SOAR."""
+    plain = {b.name: b for b in without}
+    for b in with_soar:
+        base = plain.get(b.name.rsplit(" soar=", 1)[0])
+        if base is None:
+            continue
+        print(f"\n{b.system} vs {base.system}, {base.name}: memory {b.memory_bytes / base.memory_bytes - 1:+.1%}, "
+              f"build time {b.build_s / base.build_s - 1:+.1%}")
+        print(f"  {'leaves':>7} {'recall':>8} {'+soar':>8}")
+        for leaves in sorted({int(p.knobs.split()[0].split("=")[1]) for p in b.points}):
+            def best(built):
+                return max(p.recall for p in built.points if p.knobs.split()[0] == f"leaves={leaves}")
+            print(f"  {leaves:>7} {best(base):>8.4f} {best(b):>8.4f}")
 
 
 def main(argv=None):
@@ -286,7 +326,9 @@ def main(argv=None):
     parser.add_argument("--single-queries", type=int, default=1000,
                         help="queries timed one per call for single-thread QPS (default 1000)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--systems", default="annlib,scann,faiss,hnswlib")
+    parser.add_argument("--systems", default="annlib,scann,faiss,hnswlib",
+                        help="comma-separated, the first is compared with the others: annlib, annlib+soar, "
+                             "scann, scann+soar (dot product only), faiss, hnswlib")
     parser.add_argument("--quick", action="store_true", help="smaller build and search grids")
     parser.add_argument("-k", type=int, default=10)
     args = parser.parse_args(argv)
@@ -309,16 +351,17 @@ def main(argv=None):
         results = {s: RUNNERS[s](data, queries, truth, args.k, measure, args.threads, args.quick,
                                  args.single_queries) for s in systems}
         report(os.path.basename(path), results, systems)
-        if "annlib" in systems:
-            _, p, built = best_at(results["annlib"], 0.95, "qps_single") if best_at(
-                results["annlib"], 0.95, "qps_single")[1] else best_at(results["annlib"], 0.0, "qps_single")
+        lead = systems[0]
+        if lead.startswith("annlib"):
+            _, p, built = best_at(results[lead], 0.95, "qps_single") if best_at(
+                results[lead], 0.95, "qps_single")[1] else best_at(results[lead], 0.0, "qps_single")
             knobs = dict(kv.split("=") for kv in p.knobs.split())
             times = built.searcher.stage_times(queries[:args.single_queries],
                                                leaves_to_search=int(knobs["leaves"]),
                                                pre_reorder_num_neighbors=int(knobs["reorder"]))
             n = min(len(queries), args.single_queries)
             parts = ", ".join(f"{key} {v / n * 1e6:.1f} us" for key, v in times.items())
-            print(f"\nannlib per-query stage times at {built.name} | {p.knobs} (recall {p.recall:.4f}): {parts}")
+            print(f"\n{lead} per-query stage times at {built.name} | {p.knobs} (recall {p.recall:.4f}): {parts}")
         sys.stdout.flush()
 
 

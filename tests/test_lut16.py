@@ -34,6 +34,24 @@ def test_lut16_matches_reference(simd_level, rng, n, nb):
     assert set(sure.tolist()) <= set(ids.tolist())
 
 
+@pytest.mark.parametrize("nb", [1, 2, 8])
+@pytest.mark.parametrize("k", [1, 7, 100, 900])
+def test_lut16_selection_is_exact_top_k_under_ties(simd_level, rng, nb, k):
+    """The candidate buffer (appends, histogram compactions) returns exactly the
+    k best of the kernel's own scores, ties broken by the smaller id, even with
+    a handful of distinct scores (one block: at most 16) and many compactions."""
+    n = 5000
+    codes = rng.integers(0, 16, (n, nb)).astype(np.uint8)
+    lut = rng.standard_normal((nb, 16)).astype(np.float32)
+    all_ids, all_scores = lut16_topk(codes, lut, n, None, simd_level)
+    score_of = np.empty(n, np.float32)
+    score_of[all_ids] = all_scores
+    expected = np.lexsort((np.arange(n), -score_of))[:k]
+    ids, scores = lut16_topk(codes, lut, k, None, simd_level)
+    np.testing.assert_array_equal(ids, expected)
+    np.testing.assert_array_equal(scores, score_of[expected])
+
+
 def test_lut16_levels_bit_identical(rng):
     codes = rng.integers(0, 16, (20000, 96)).astype(np.uint8)
     lut = rng.standard_normal((96, 16)).astype(np.float32)

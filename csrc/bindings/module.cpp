@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 #include <string>
@@ -438,9 +439,9 @@ class Lut16Codes {
       bias.resize(ids_.size(), 0.0f);
     }
     std::vector<uint8_t> table(PaddedBlocks(num_blocks_) * 16);
-    std::vector<float> heap_scores(k);
-    std::vector<int32_t> heap_ids(k);
-    SelectState state{heap_scores.data(), heap_ids.data(), 0};
+    std::vector<Candidate> found(CandidateCapacity(k));
+    CandidateBuffer buffer{found.data(), 0, static_cast<int32_t>(found.size()), k,
+                           -std::numeric_limits<float>::infinity()};
     {
       py::gil_scoped_release release;
       Lut16Args args;
@@ -451,12 +452,11 @@ class Lut16Codes {
       args.lut = table.data();
       args.point_bias = bias.empty() ? nullptr : bias.data();
       args.ids = ids_.data();
-      args.k = k;
-      args.state = &state;
+      args.candidates = &buffer;
       scan(args);
+      CompactCandidates(buffer);
     }
-    std::vector<Candidate> cands;
-    for (int i = 0; i < state.size; ++i) cands.push_back({heap_scores[i], heap_ids[i]});
+    std::vector<Candidate> cands(found.begin(), found.begin() + buffer.size);
     py::array_t<int64_t> out_ids(k);
     FloatArray out_scores(k);
     WriteTopK(cands, k, out_ids.mutable_data(), out_scores.mutable_data());

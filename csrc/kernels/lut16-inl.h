@@ -1,24 +1,23 @@
 // Shared tail of the LUT16 kernels, included in each ISA unit's anonymous
-// namespace: feeds a group's surviving points to the heap. The caller has
-// computed the 32 approximate scores (natural point order) and a bit mask of
-// those above the heap threshold at the start of the group.
-
-#include "select-inl.h"
+// namespace: feeds a group's surviving points to the candidate buffer. The
+// caller has computed the 32 approximate scores (natural point order) and a
+// bit mask of those at or above the threshold at the start of the group.
 
 inline void Lut16Select(const annlib::Lut16Args& a, int64_t group, const float* scores, uint32_t mask) {
-  SelectState& st = *a.state;
+  annlib::CandidateBuffer& buf = *a.candidates;
   const int64_t first = group * annlib::kLut16Group;
-  float threshold = HeapThreshold(st, a.k);
   while (mask != 0) {
     const int i = __builtin_ctz(mask);
     mask &= mask - 1;
     if (first + i >= a.num_points) break;  // padding lanes come last
     const int32_t id = a.ids[first + i];
     if (id < 0) continue;  // an empty slot (a leaf's padding, a deleted point)
-    if (scores[i] > threshold) {
-      HeapPush(st, a.k, scores[i], id);
-      threshold = HeapThreshold(st, a.k);
+    if (scores[i] < buf.threshold) continue;  // it rose since the mask was made
+    if (buf.size == buf.capacity) {
+      annlib::CompactCandidates(buf);
+      if (scores[i] < buf.threshold) continue;
     }
+    buf.entries[buf.size++] = annlib::Candidate{scores[i], id};
   }
 }
 
@@ -37,13 +36,13 @@ inline float Lut16Scale(float widest) { return widest > 0.0f ? 255.0f / widest :
 // Scalar scoring of a group's totals (used by the scalar unit).
 inline uint32_t Lut16ScoreScalar(const annlib::Lut16Args& a, int64_t group, const int32_t* totals, float* scores) {
   const int64_t first = group * annlib::kLut16Group;
-  const float threshold = HeapThreshold(*a.state, a.k);
+  const float threshold = a.candidates->threshold;
   uint32_t mask = 0;
   for (int i = 0; i < annlib::kLut16Group; ++i) {
     float score = a.inv_scale * static_cast<float>(totals[i]) + a.base;
     if (a.point_bias != nullptr) score += a.point_bias[first + i];
     scores[i] = score;
-    if (score > threshold) mask |= 1u << i;
+    if (score >= threshold) mask |= 1u << i;
   }
   return mask;
 }

@@ -14,7 +14,7 @@
 #pragma once
 #include <cstdint>
 
-#include "dense_scan.h"  // SelectState
+#include "candidates.h"
 
 namespace annlib {
 
@@ -30,8 +30,7 @@ struct Lut16Args {
   float base;
   const float* point_bias;   // [groups * 32] (a slot for padding lanes too) or nullptr
   const int32_t* ids;        // [groups * 32] id of each point; < 0 = empty slot, never returned
-  int32_t k;                 // selection capacity (heap of k)
-  SelectState* state;        // exact top-k heap, shared across the lists of one query
+  CandidateBuffer* candidates;  // shared across the lists one query scans
 };
 
 using Lut16ScanFn = void (*)(const Lut16Args&);
@@ -52,8 +51,9 @@ struct Lut16BuildArgs {
 
 using Lut16BuildFn = void (*)(const Lut16BuildArgs&);
 
-// Scores every point of the list and pushes those above the heap's current
-// threshold. Defined in kernels/lut16_<isa>.cpp.
+// Scores every point of the list and appends those at or above the buffer's
+// threshold (compacting it when full); call CompactCandidates after the last
+// list. Defined in kernels/lut16_<isa>.cpp.
 void Lut16ScanScalar(const Lut16Args& a);
 void Lut16ScanAvx2(const Lut16Args& a);
 void Lut16ScanAvx512(const Lut16Args& a);

@@ -34,19 +34,19 @@ struct Ops {
     _mm256_storeu_si256(t + 1, _mm256_add_epi32(_mm256_loadu_si256(t + 1), _mm256_cvtepu16_epi32(_mm_unpackhi_epi16(e, o))));
   }
 
-  // Approximate scores of the group's 32 points and the mask of those above
-  // the heap threshold. point_bias has a slot for every padding lane too.
+  // Approximate scores of the group's 32 points and the mask of those at or above
+  // the candidate threshold. point_bias has a slot for every padding lane too.
   static uint32_t score(const Lut16Args& a, int64_t group, const int32_t* totals, float* scores) {
     const __m256 inv_scale = _mm256_set1_ps(a.inv_scale);
     const __m256 base = _mm256_set1_ps(a.base);
-    const __m256 threshold = _mm256_set1_ps(HeapThreshold(*a.state, a.k));
+    const __m256 threshold = _mm256_set1_ps(a.candidates->threshold);
     uint32_t mask = 0;
     for (int v = 0; v < 4; ++v) {
       const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(totals + 8 * v));
       __m256 s = _mm256_add_ps(_mm256_mul_ps(inv_scale, _mm256_cvtepi32_ps(t)), base);
       if (a.point_bias != nullptr) s = _mm256_add_ps(s, _mm256_loadu_ps(a.point_bias + group * kLut16Group + 8 * v));
       _mm256_storeu_ps(scores + 8 * v, s);
-      mask |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(s, threshold, _CMP_GT_OQ))) << (8 * v);
+      mask |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(s, threshold, _CMP_GE_OQ))) << (8 * v);
     }
     return mask;
   }

@@ -37,13 +37,13 @@ struct Ops {
   static uint32_t score(const Lut16Args& a, int64_t group, const int32_t* totals, float* scores) {
     const __m512 inv_scale = _mm512_set1_ps(a.inv_scale);
     const __m512 base = _mm512_set1_ps(a.base);
-    const __m512 threshold = _mm512_set1_ps(HeapThreshold(*a.state, a.k));
+    const __m512 threshold = _mm512_set1_ps(a.candidates->threshold);
     uint32_t mask = 0;
     for (int v = 0; v < 2; ++v) {
       __m512 s = _mm512_add_ps(_mm512_mul_ps(inv_scale, _mm512_cvtepi32_ps(_mm512_loadu_si512(totals + 16 * v))), base);
       if (a.point_bias != nullptr) s = _mm512_add_ps(s, _mm512_loadu_ps(a.point_bias + group * kLut16Group + 16 * v));
       _mm512_storeu_ps(scores + 16 * v, s);
-      mask |= static_cast<uint32_t>(_mm512_cmp_ps_mask(s, threshold, _CMP_GT_OQ)) << (16 * v);
+      mask |= static_cast<uint32_t>(_mm512_cmp_ps_mask(s, threshold, _CMP_GE_OQ)) << (16 * v);
     }
     return mask;
   }

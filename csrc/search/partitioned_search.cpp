@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -13,8 +14,10 @@
 namespace annlib {
 namespace {
 
-// Queries whose leaves are chosen together by one batched centroid scan.
+// Queries whose centroid scores are computed together by one GEMM-shaped
+// pass, at most this many score floats at a time (32 MB).
 constexpr int64_t kQueryChunk = 512;
+constexpr int64_t kMaxChunkScores = int64_t{8} << 20;
 // Queries handed to a worker at a time (they share one scratch allocation).
 constexpr int64_t kQueriesPerTask = 8;
 
@@ -27,19 +30,20 @@ double NanosSince(Clock::time_point t0) {
 struct Scratch {
   std::vector<float> lut;          // LUT build scratch, [num_blocks * 17]
   std::vector<uint8_t> table;      // [PaddedBlocks][16]
-  std::vector<float> heap_scores;  // [capacity]
-  std::vector<int32_t> heap_ids;
+  std::vector<Candidate> found;    // the scan's candidate buffer
+  std::vector<int32_t> rescore_ids;
   std::vector<float> query_row;    // [row_stride]
   std::vector<float> rescored;
   std::vector<Candidate> cands;
   std::vector<Candidate> dups;
   std::vector<uint64_t> seen, twice;  // SOAR dedup bitmaps over ids, cleared after use
+  std::vector<Candidate> leaves;       // the chosen leaves, best first
 
   Scratch(const PartitionedView& v, int32_t capacity)
       : lut(int64_t{v.num_blocks} * 17),
         table(int64_t{PaddedBlocks(v.num_blocks)} * 16),
-        heap_scores(capacity),
-        heap_ids(capacity),
+        found(CandidateCapacity(capacity)),
+        rescore_ids(capacity),
         query_row(v.rows != nullptr ? v.row_stride : 0, 0.0f),
         rescored(capacity) {
     cands.reserve(capacity);
@@ -50,9 +54,9 @@ struct Scratch {
   }
 };
 
-// Heap entries a query keeps: the candidates it wants (pre_reorder, or k
+// Candidates a query keeps from the scan: the candidates it wants (pre_reorder, or k
 // without reordering), times the overretrieve factor when points are spilled.
-// A point is stored at most twice, so 2k entries always hold k distinct ids:
+// A point is stored at most twice, so 2k candidates always hold k distinct ids:
 // k results come back whenever the leaves searched hold k points.
 int32_t HeapCapacity(const PartitionedView& v, const PartitionedParams& p) {
   const int32_t wanted = v.rows != nullptr ? p.pre_reorder : p.k;
@@ -61,9 +65,19 @@ int32_t HeapCapacity(const PartitionedView& v, const PartitionedParams& p) {
   return static_cast<int32_t>(std::min(cap, 2147483647.0));
 }
 
-// Moves the heap's entries into s.cands, the best copy of each id only, then
-// keeps the `wanted` best by approximate score.
-void Deduplicate(const SelectState& heap, int32_t wanted, Scratch& s) {
+// The `count` best leaves from a query's raw centroid scores, best first
+// (ties: smaller leaf first).
+void SelectLeaves(const float* scores, int32_t num_leaves, int32_t count, Scratch& s) {
+  s.leaves.resize(num_leaves);
+  for (int32_t l = 0; l < num_leaves; ++l) s.leaves[l] = Candidate{scores[l], l};
+  PartitionBest(s.leaves.data(), num_leaves, count);
+  std::sort(s.leaves.begin(), s.leaves.begin() + count, BetterOrder());
+  s.leaves.resize(count);
+}
+
+// Moves the scan's candidates into s.cands, the best copy of each id only,
+// then keeps the `wanted` best by approximate score.
+void Deduplicate(const CandidateBuffer& found, int32_t wanted, Scratch& s) {
   auto test_and_set = [](std::vector<uint64_t>& bits, int32_t id) {
     uint64_t& word = bits[static_cast<uint64_t>(id) >> 6];
     const uint64_t bit = uint64_t{1} << (id & 63);
@@ -71,20 +85,20 @@ void Deduplicate(const SelectState& heap, int32_t wanted, Scratch& s) {
     word |= bit;
     return was;
   };
-  for (int32_t i = 0; i < heap.size; ++i)
-    if (test_and_set(s.seen, heap.ids[i])) test_and_set(s.twice, heap.ids[i]);
+  for (int32_t i = 0; i < found.size; ++i)
+    if (test_and_set(s.seen, found.entries[i].id)) test_and_set(s.twice, found.entries[i].id);
   s.dups.clear();
-  for (int32_t i = 0; i < heap.size; ++i) {
-    const int32_t id = heap.ids[i];
-    const Candidate c{heap.scores[i], id};
+  for (int32_t i = 0; i < found.size; ++i) {
+    const Candidate c = found.entries[i];
+    const int32_t id = c.id;
     if ((s.twice[static_cast<uint64_t>(id) >> 6] >> (id & 63)) & 1) {
       s.dups.push_back(c);
     } else {
       s.cands.push_back(c);
     }
   }
-  for (int32_t i = 0; i < heap.size; ++i) {
-    const uint64_t word = static_cast<uint64_t>(heap.ids[i]) >> 6;
+  for (int32_t i = 0; i < found.size; ++i) {
+    const uint64_t word = static_cast<uint64_t>(found.entries[i].id) >> 6;
     s.seen[word] = 0;
     s.twice[word] = 0;
   }
@@ -94,15 +108,12 @@ void Deduplicate(const SelectState& heap, int32_t wanted, Scratch& s) {
   });
   for (size_t i = 0; i < s.dups.size(); ++i)
     if (i == 0 || s.dups[i].id != s.dups[i - 1].id) s.cands.push_back(s.dups[i]);
-  if (static_cast<int64_t>(s.cands.size()) > wanted) {
-    std::nth_element(s.cands.begin(), s.cands.begin() + wanted, s.cands.end(), Better);
-    s.cands.resize(wanted);
-  }
+  s.cands.resize(PartitionBest(s.cands.data(), static_cast<int64_t>(s.cands.size()), wanted));
 }
 
+// One query, its leaves chosen (s.leaves): LUT, scan, dedup, reorder, top k.
 void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
-               const int64_t* leaf_ids, const float* leaf_scores, const PartitionedParams& p, Scratch& s,
-               int64_t* out_ids, float* out_scores, StageTimes* times) {
+               const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores, StageTimes* times) {
   const bool reorder = v.rows != nullptr;
   const int32_t capacity = HeapCapacity(v, p);
   Clock::time_point t0;
@@ -118,24 +129,24 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
     t0 = Clock::now();
   }
 
-  SelectState state{s.heap_scores.data(), s.heap_ids.data(), 0};
+  CandidateBuffer found{s.found.data(), 0, static_cast<int32_t>(s.found.size()), capacity,
+                        -std::numeric_limits<float>::infinity()};
   args.num_blocks = PaddedBlocks(v.num_blocks);
   args.lut = s.table.data();
-  args.k = capacity;
-  args.state = &state;
+  args.candidates = &found;
   const int64_t group_bytes = int64_t{args.num_blocks} * 16;
-  for (int32_t i = 0; i < p.leaves; ++i) {
-    const int64_t leaf = leaf_ids[i];
-    if (leaf < 0) break;  // fewer leaves than asked (cannot happen when leaves <= num_leaves)
+  for (const Candidate& chosen : s.leaves) {
+    const int64_t leaf = chosen.id;
     const int64_t begin = v.leaf_starts[leaf], end = v.leaf_starts[leaf + 1];
     if (end == begin) continue;
     args.codes = v.codes + begin / kLut16Group * group_bytes;
     args.num_points = end - begin;
     args.ids = v.slot_ids + begin;
     args.point_bias = v.slot_bias != nullptr ? v.slot_bias + begin : nullptr;
-    args.base = lut_base + leaf_scores[i];  // the leaf center's score, exact
+    args.base = lut_base + chosen.score;  // the leaf center's score, exact
     kernels.scan(args);
   }
+  CompactCandidates(found);
   if (times) {
     times->scan += NanosSince(t0);
     t0 = Clock::now();
@@ -143,16 +154,16 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
 
   s.cands.clear();
   if (v.spilled) {
-    Deduplicate(state, reorder ? p.pre_reorder : p.k, s);
+    Deduplicate(found, reorder ? p.pre_reorder : p.k, s);
   } else {
-    for (int32_t i = 0; i < state.size; ++i) s.cands.push_back({s.heap_scores[i], s.heap_ids[i]});
+    s.cands.assign(found.entries, found.entries + found.size);
   }
   if (reorder) {
     std::copy(query, query + v.dim, s.query_row.begin());
     float query_sum = 0.0f;
     for (int32_t t = 0; t < v.dim; ++t) query_sum += query[t];
     const int32_t count = static_cast<int32_t>(s.cands.size());
-    for (int32_t i = 0; i < count; ++i) s.heap_ids[i] = s.cands[i].id;
+    for (int32_t i = 0; i < count; ++i) s.rescore_ids[i] = s.cands[i].id;
     RescoreArgs r;
     r.type = v.reorder_type;
     r.rows = v.rows;
@@ -162,7 +173,7 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
     r.offset = v.row_offset;
     r.query = s.query_row.data();
     r.query_sum = query_sum;
-    r.ids = s.heap_ids.data();
+    r.ids = s.rescore_ids.data();
     r.count = count;
     r.out = s.rescored.data();
     kernels.dense->rescore(r);
@@ -183,18 +194,17 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
   const int threads = ResolveThreads(num_threads);
   const int32_t capacity = HeapCapacity(v, p);
   const Clock::time_point start = Clock::now();
-  std::vector<int64_t> leaf_ids;
-  std::vector<float> leaf_scores;
   // Stage times are only kept for single-threaded calls (a sum over threads
   // would not be a wall-clock breakdown).
   StageTimes* stage = threads == 1 ? times : nullptr;
-  for (int64_t q0 = 0; q0 < nq; q0 += kQueryChunk) {
-    const int64_t m = std::min(kQueryChunk, nq - q0);
-    leaf_ids.resize(m * p.leaves);
-    leaf_scores.resize(m * p.leaves);
+  const int32_t num_leaves = v.num_leaves();
+  const int64_t stride = v.centroids.num_panels() * kPanelWidth;
+  const int64_t chunk = std::max<int64_t>(1, std::min(kQueryChunk, kMaxChunkScores / stride));
+  std::vector<float> centroid_scores(std::min(chunk, nq) * stride);
+  for (int64_t q0 = 0; q0 < nq; q0 += chunk) {
+    const int64_t m = std::min(chunk, nq - q0);
     Clock::time_point t0 = Clock::now();
-    DenseSearch(v.centroids, *kernels.dense, queries + q0 * v.dim, m, p.leaves, 0, threads, leaf_ids.data(),
-                leaf_scores.data());
+    DenseScores(v.centroids, *kernels.dense, queries + q0 * v.dim, m, centroid_scores.data(), stride, threads);
     if (stage) stage->centroids += NanosSince(t0);
     const int64_t tasks = (m + kQueriesPerTask - 1) / kQueriesPerTask;
     ParallelFor(tasks, threads, [&](int64_t task) {
@@ -202,8 +212,11 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
       const int64_t end = std::min(m, (task + 1) * kQueriesPerTask);
       for (int64_t i = task * kQueriesPerTask; i < end; ++i) {
         const int64_t q = q0 + i;
-        SearchOne(v, kernels, queries + q * v.dim, leaf_ids.data() + i * p.leaves,
-                  leaf_scores.data() + i * p.leaves, p, s, out_ids + q * p.k, out_scores + q * p.k, stage);
+        Clock::time_point t1;
+        if (stage) t1 = Clock::now();
+        SelectLeaves(centroid_scores.data() + i * stride, num_leaves, p.leaves, s);
+        if (stage) stage->centroids += NanosSince(t1);
+        SearchOne(v, kernels, queries + q * v.dim, p, s, out_ids + q * p.k, out_scores + q * p.k, stage);
       }
     });
   }
