@@ -152,11 +152,17 @@ class QuantizedSearcher(Searcher):
                num_threads: int = 1):
         """Nearest neighbors of one query vector (shape (d,) or (1, d))."""
         if (type(q) is np.ndarray and q.dtype == np.float32 and q.ndim == 1 and q.flags.c_contiguous
-                and final_num_neighbors is None and pre_reorder_num_neighbors is None and leaves_to_search is None):
-            # Latency path: the checks and conversions happen in C++ (same messages).
+                and num_threads == 1):
+            # Latency path: the query checks and conversions happen in C++ (same messages).
             if q.shape[0] != self.dim:
                 raise ValueError(f"query has dimension {q.shape[0]} but the index was built with dimension {self.dim}")
-            return self._scorer.search_one(q, *self._default_knobs, self.distance_measure)
+            if final_num_neighbors is None and pre_reorder_num_neighbors is None and leaves_to_search is None:
+                knobs = self._default_knobs
+            else:
+                k = check_k(self.config.num_neighbors if final_num_neighbors is None else final_num_neighbors,
+                            self._n, "final_num_neighbors")
+                knobs = (*self._knobs(k, leaves_to_search, pre_reorder_num_neighbors), k)
+            return self._scorer.search_one(q, *knobs, self.distance_measure)
         return super().search(q, final_num_neighbors, pre_reorder_num_neighbors, leaves_to_search,
                               num_threads=num_threads)
 

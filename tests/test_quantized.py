@@ -284,3 +284,22 @@ def test_search_releases_the_gil(data, indexes):
     # With the GIL held for the whole call the counter could only run in the
     # switch intervals before and after it (a few ticks); released, it spins.
     assert during > 10_000
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+@pytest.mark.parametrize("overrides", [{}, dict(final_num_neighbors=5), dict(leaves_to_search=3),
+                                       dict(pre_reorder_num_neighbors=30, leaves_to_search=12, final_num_neighbors=20)])
+def test_single_query_fast_path_matches_general_path(data, indexes, measure, overrides):
+    """A float32 vector takes the all-C++ path (with or without overrides); a
+    float64 one goes through the general Python edge: same answers."""
+    _, q = data
+    s = indexes[measure]
+    for qi in q[:10]:
+        fast_ids, fast_scores = s.search(qi.astype(np.float32), **overrides)
+        ids, scores = s.search(qi.astype(np.float64), **overrides)
+        np.testing.assert_array_equal(fast_ids, ids)
+        np.testing.assert_allclose(fast_scores, scores, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="leaves_to_search"):
+        s.search(q[0].astype(np.float32), leaves_to_search=s.num_leaves + 1)
+    with pytest.raises(ValueError, match="pre_reorder_num_neighbors"):
+        s.search(q[0].astype(np.float32), final_num_neighbors=20, pre_reorder_num_neighbors=10)
