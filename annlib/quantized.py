@@ -98,12 +98,17 @@ def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int 
         slot_bias = np.zeros(leaf_starts[-1], np.float32)
         slot_bias[slots] = point_term[order]
 
-    centroid_packed = _core.pack_dense(centroids, "float32", squared_l2, num_threads)
+    # Leaves are screened from int8 panels (a quarter of the bytes every query
+    # streams) and the best rescored from float32 rows: exact leaf scores.
+    centroid_packed = _core.pack_dense(centroids, "int8", squared_l2, num_threads)
+    centroid_rows = _core.pack_rows(centroids, "float32", squared_l2, num_threads)
     arrays = {
         "meta": np.array([n, d, slot_codes.shape[1], dpb], np.int64),
         "centroids": centroids,
         "centroid_panels": centroid_packed["panels"],
-        "centroid_bias": centroid_packed["bias"],
+        **{f"centroid_{key}": centroid_packed[key] for key in ("bias", "scale", "offset", "sums", "scaled_sums")},
+        "centroid_rows": centroid_rows["rows"].ravel(),
+        "centroid_row_bias": centroid_rows["row_bias"],
         "leaf_starts": leaf_starts,
         "slot_ids": slot_ids,
         "codes": _core.pack_lut16_codes(slot_codes).ravel(),

@@ -106,7 +106,7 @@ def leaf_counts(n, quick):
 
 
 def search_grid(num_leaves, quick):
-    fractions = [0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.25] if not quick else [0.02, 0.05, 0.1, 0.2]
+    fractions = [0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.25, 0.4] if not quick else [0.02, 0.05, 0.1, 0.2, 0.35]
     leaves = sorted({max(1, int(round(f * num_leaves))) for f in fractions})
     return leaves, ([20, 40, 100, 250] if not quick else [40, 100, 250])
 
@@ -161,7 +161,8 @@ def run_scann(data, queries, truth, k, measure, threads, quick, single, soar_lam
         return out
     system = "scann" if soar_lambda is None else "scann+soar"
     for num_leaves in leaf_counts(len(data), quick):
-        for _, t in ah_settings(2, measure, None):
+        # ScaNN's LUT16 takes 2 dims per block; thresholds as for annlib (0.1 at d >= 256).
+        for t in sorted({t for _, t in ah_settings(data.shape[1], measure, None)}, key=str):
             name = f"leaves={num_leaves} dpb=2 T={t}" + (f" soar={soar_lambda}" if soar_lambda is not None else "")
             start = time.perf_counter()
             b = scann.scann_ops_pybind.builder(data, k, scann_measure).tree(

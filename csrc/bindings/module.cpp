@@ -212,14 +212,27 @@ class PartitionedScorer {
     v_.dims_per_block = dims_per_block;
     const int64_t num_leaves = Length("leaf_starts") - 1;
     if (num_leaves < 1) throw std::invalid_argument("the index has no leaves");
-    v_.centroids.type = DenseType::kFloat32;
+    v_.row_stride = RowStride(dim);
+    py::array panels = arrays["centroid_panels"].cast<py::array>();
+    // float32 panels score leaves exactly; with float32 centroid rows present
+    // the panels are int8, screen the leaves, and the best are rescored.
+    const bool screened = arrays.contains("centroid_rows");
+    v_.centroids.type = screened ? DenseType::kInt8 : DenseType::kFloat32;
     v_.centroids.n = num_leaves;
     v_.centroids.dim = dim;
-    py::array panels = arrays["centroid_panels"].cast<py::array>();
-    if (panels.nbytes() != v_.centroids.num_panels() * PanelBytes(DenseType::kFloat32, dim))
+    if (panels.nbytes() != v_.centroids.num_panels() * PanelBytes(v_.centroids.type, dim))
       throw std::invalid_argument("centroid panels have the wrong size");
     v_.centroids.panels = panels.data();
-    v_.centroids.bias = DictVector<FloatArray>(arrays, "centroid_bias", v_.centroids.num_panels() * kPanelWidth).data();
+    const int64_t padded = v_.centroids.num_panels() * kPanelWidth;
+    v_.centroids.bias = DictVector<FloatArray>(arrays, "centroid_bias", padded).data();
+    if (screened) {
+      v_.centroids.scale = DictVector<FloatArray>(arrays, "centroid_scale", padded).data();
+      v_.centroids.offset = DictVector<FloatArray>(arrays, "centroid_offset", padded).data();
+      v_.centroids.sums = DictVector<Int32Array>(arrays, "centroid_sums", padded).data();
+      v_.centroids.scaled_sums = DictVector<FloatArray>(arrays, "centroid_scaled_sums", padded).data();
+      v_.centroid_rows = DictVector<FloatArray>(arrays, "centroid_rows", num_leaves * v_.row_stride).data();
+      v_.centroid_row_bias = DictVector<FloatArray>(arrays, "centroid_row_bias", num_leaves).data();
+    }
     const Int64Array starts = DictVector<Int64Array>(arrays, "leaf_starts", num_leaves + 1);
     const int64_t* st = starts.data();
     const int64_t slots = st[num_leaves];
@@ -250,7 +263,6 @@ class PartitionedScorer {
     v_.lut_centers = DictVector<FloatArray>(arrays, "lut_centers", int64_t{num_blocks} * dims_per_block * 16).data();
     if (!reorder_dtype.empty()) {
       v_.reorder_type = ParseDenseType(reorder_dtype);
-      v_.row_stride = RowStride(dim);
       py::array rows = arrays["rows"].cast<py::array>();
       if (rows.nbytes() != n * v_.row_stride * RowElementBytes(v_.reorder_type) ||
           !(rows.flags() & py::array::c_style))

@@ -151,22 +151,27 @@ struct TileF32 {
     typename Ops::V acc[M][kVecsPerTile];
     LoadOrZero<M>(acc, acc_buf, first, Ops::zero);
     if constexpr (M == 1) {
-      // A lone query has too few accumulators to hide the FMA latency: give
-      // odd rows their own chain and add the two at the end.
-      typename Ops::V odd[kVecsPerTile];
-      for (int v = 0; v < kVecsPerTile; ++v) odd[v] = Ops::zero();
+      // A lone query has too few accumulators to hide the FMA latency: four
+      // rows in flight get their own chains, added at the end.
+      typename Ops::V part[3][kVecsPerTile];
+      for (int c = 0; c < 3; ++c)
+        for (int v = 0; v < kVecsPerTile; ++v) part[c][v] = Ops::zero();
       int64_t t = 0;
-      for (; t + 1 < nrows; t += 2) {
+      for (; t + 3 < nrows; t += 4) {
         const typename Ops::V q0 = Ops::set1(q[t * kMR]), q1 = Ops::set1(q[(t + 1) * kMR]);
+        const typename Ops::V q2 = Ops::set1(q[(t + 2) * kMR]), q3 = Ops::set1(q[(t + 3) * kMR]);
         for (int v = 0; v < kVecsPerTile; ++v) {
           acc[0][v] = Ops::fmadd(q0, Ops::load(x + t * kPanelWidth + v * Ops::W), acc[0][v]);
-          odd[v] = Ops::fmadd(q1, Ops::load(x + (t + 1) * kPanelWidth + v * Ops::W), odd[v]);
+          part[0][v] = Ops::fmadd(q1, Ops::load(x + (t + 1) * kPanelWidth + v * Ops::W), part[0][v]);
+          part[1][v] = Ops::fmadd(q2, Ops::load(x + (t + 2) * kPanelWidth + v * Ops::W), part[1][v]);
+          part[2][v] = Ops::fmadd(q3, Ops::load(x + (t + 3) * kPanelWidth + v * Ops::W), part[2][v]);
         }
       }
-      if (t < nrows)
+      for (; t < nrows; ++t)
         for (int v = 0; v < kVecsPerTile; ++v)
           acc[0][v] = Ops::fmadd(Ops::set1(q[t * kMR]), Ops::load(x + t * kPanelWidth + v * Ops::W), acc[0][v]);
-      for (int v = 0; v < kVecsPerTile; ++v) acc[0][v] = Ops::add(acc[0][v], odd[v]);
+      for (int v = 0; v < kVecsPerTile; ++v)
+        acc[0][v] = Ops::add(Ops::add(acc[0][v], part[0][v]), Ops::add(part[1][v], part[2][v]));
       StoreAcc<M>(acc, acc_buf);
       return;
     }
@@ -205,6 +210,32 @@ struct TileBf16 {
     const float* q = reinterpret_cast<const float*>(query_rows);
     typename Ops::V acc[M][kVecsPerTile];
     LoadOrZero<M>(acc, acc_buf, first, Ops::zero);
+    if constexpr (M == 1) {
+      // As for float32: a lone query's chains are split (even and odd
+      // dimensions, two rows at a time) so the FMA latency is hidden.
+      typename Ops::V part[3][kVecsPerTile];
+      for (int c = 0; c < 3; ++c)
+        for (int v = 0; v < kVecsPerTile; ++v) part[c][v] = Ops::zero();
+      auto row = [&](int64_t t, typename Ops::V (&even_acc)[kVecsPerTile], typename Ops::V (&odd_acc)[kVecsPerTile]) {
+        const typename Ops::V qe = Ops::set1(q[t * kMR * 2]), qo = Ops::set1(q[t * kMR * 2 + 1]);
+        for (int v = 0; v < kVecsPerTile; ++v) {
+          typename Ops::V even, odd;
+          Ops::bf16_pair(x + t * 2 * kPanelWidth + v * 2 * Ops::W, even, odd);
+          even_acc[v] = Ops::fmadd(qe, even, even_acc[v]);
+          odd_acc[v] = Ops::fmadd(qo, odd, odd_acc[v]);
+        }
+      };
+      int64_t t = 0;
+      for (; t + 1 < nrows; t += 2) {
+        row(t, acc[0], part[0]);
+        row(t + 1, part[1], part[2]);
+      }
+      if (t < nrows) row(t, acc[0], part[0]);
+      for (int v = 0; v < kVecsPerTile; ++v)
+        acc[0][v] = Ops::add(Ops::add(acc[0][v], part[0][v]), Ops::add(part[1][v], part[2][v]));
+      StoreAcc<M>(acc, acc_buf);
+      return;
+    }
     for (int64_t t = 0; t < nrows; ++t) {
       typename Ops::V even[kVecsPerTile], odd[kVecsPerTile];
       for (int v = 0; v < kVecsPerTile; ++v)

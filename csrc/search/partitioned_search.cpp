@@ -38,13 +38,15 @@ struct Scratch {
   std::vector<Candidate> dups;
   std::vector<uint64_t> seen, twice;  // SOAR dedup bitmaps over ids, cleared after use
   std::vector<Candidate> leaves;       // the chosen leaves, best first
+  std::vector<int32_t> leaf_ids;       // exact rescoring of the chosen leaves
+  std::vector<float> leaf_scores;
 
   Scratch(const PartitionedView& v, int32_t capacity)
       : lut(int64_t{v.num_blocks} * 17),
         table(int64_t{PaddedBlocks(v.num_blocks)} * 16),
         found(CandidateCapacity(capacity)),
         rescore_ids(capacity),
-        query_row(v.rows != nullptr ? v.row_stride : 0, 0.0f),
+        query_row(v.row_stride, 0.0f),
         rescored(capacity) {
     cands.reserve(capacity);
     if (v.spilled) {
@@ -66,13 +68,38 @@ int32_t HeapCapacity(const PartitionedView& v, const PartitionedParams& p) {
 }
 
 // The `count` best leaves from a query's raw centroid scores, best first
-// (ties: smaller leaf first).
-void SelectLeaves(const float* scores, int32_t num_leaves, int32_t count, Scratch& s) {
+// (ties: smaller leaf first). When the scores are an int8 screening, a few
+// more leaves than asked are rescored exactly from the float32 rows and the
+// best `count` of those kept, so screening error only matters at the margin.
+// s.query_row holds the zero-padded query.
+void SelectLeaves(const PartitionedView& v, const DenseKernels& dense, const float* scores, int32_t count,
+                  Scratch& s) {
+  const int32_t num_leaves = v.num_leaves();
   s.leaves.resize(num_leaves);
   for (int32_t l = 0; l < num_leaves; ++l) s.leaves[l] = Candidate{scores[l], l};
-  PartitionBest(s.leaves.data(), num_leaves, count);
-  std::sort(s.leaves.begin(), s.leaves.begin() + count, BetterOrder());
+  if (v.centroid_rows != nullptr) {
+    const int32_t screened = std::min(num_leaves, count + std::max(8, count / 4));
+    PartitionBest(s.leaves.data(), num_leaves, screened);
+    s.leaf_ids.resize(screened);
+    s.leaf_scores.resize(screened);
+    for (int32_t i = 0; i < screened; ++i) s.leaf_ids[i] = s.leaves[i].id;
+    RescoreArgs r{};
+    r.type = DenseType::kFloat32;
+    r.rows = v.centroid_rows;
+    r.stride = v.row_stride;
+    r.bias = v.centroid_row_bias;
+    r.query = s.query_row.data();
+    r.ids = s.leaf_ids.data();
+    r.count = screened;
+    r.out = s.leaf_scores.data();
+    dense.rescore(r);
+    for (int32_t i = 0; i < screened; ++i) s.leaves[i].score = s.leaf_scores[i];
+    PartitionBest(s.leaves.data(), screened, count);
+  } else {
+    PartitionBest(s.leaves.data(), num_leaves, count);
+  }
   s.leaves.resize(count);
+  std::sort(s.leaves.begin(), s.leaves.end(), BetterOrder());
 }
 
 // Moves the scan's candidates into s.cands, the best copy of each id only,
@@ -111,6 +138,22 @@ void Deduplicate(const CandidateBuffer& found, int32_t wanted, Scratch& s) {
   s.cands.resize(PartitionBest(s.cands.data(), static_cast<int64_t>(s.cands.size()), wanted));
 }
 
+// Starts fetching the head of a leaf's codes, ids and biases while the
+// previous leaf is scanned: leaves are a few KB at scattered addresses, too
+// short for the hardware prefetcher to ramp up on its own.
+void PrefetchLeaf(const PartitionedView& v, int64_t leaf, int64_t group_bytes) {
+  constexpr int64_t kLine = 64, kMaxBytes = 2048;
+  const int64_t begin = v.leaf_starts[leaf], end = v.leaf_starts[leaf + 1];
+  const char* codes = reinterpret_cast<const char*>(v.codes + begin / kLut16Group * group_bytes);
+  const int64_t code_bytes = std::min(kMaxBytes, (end - begin) / kLut16Group * group_bytes);
+  for (int64_t off = 0; off < code_bytes; off += kLine) __builtin_prefetch(codes + off);
+  const int64_t meta_bytes = std::min(kMaxBytes / 4, (end - begin) * 4);
+  for (int64_t off = 0; off < meta_bytes; off += kLine) {
+    __builtin_prefetch(reinterpret_cast<const char*>(v.slot_ids + begin) + off);
+    if (v.slot_bias != nullptr) __builtin_prefetch(reinterpret_cast<const char*>(v.slot_bias + begin) + off);
+  }
+}
+
 // One query, its leaves chosen (s.leaves): LUT, scan, dedup, reorder, top k.
 void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
                const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores, StageTimes* times) {
@@ -135,9 +178,12 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
   args.lut = s.table.data();
   args.candidates = &found;
   const int64_t group_bytes = int64_t{args.num_blocks} * 16;
-  for (const Candidate& chosen : s.leaves) {
+  const size_t num_chosen = s.leaves.size();
+  for (size_t i = 0; i < num_chosen; ++i) {
+    const Candidate& chosen = s.leaves[i];
     const int64_t leaf = chosen.id;
     const int64_t begin = v.leaf_starts[leaf], end = v.leaf_starts[leaf + 1];
+    if (i + 1 < num_chosen) PrefetchLeaf(v, s.leaves[i + 1].id, group_bytes);
     if (end == begin) continue;
     args.codes = v.codes + begin / kLut16Group * group_bytes;
     args.num_points = end - begin;
@@ -159,7 +205,6 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
     s.cands.assign(found.entries, found.entries + found.size);
   }
   if (reorder) {
-    std::copy(query, query + v.dim, s.query_row.begin());
     float query_sum = 0.0f;
     for (int32_t t = 0; t < v.dim; ++t) query_sum += query[t];
     const int32_t count = static_cast<int32_t>(s.cands.size());
@@ -197,7 +242,6 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
   // Stage times are only kept for single-threaded calls (a sum over threads
   // would not be a wall-clock breakdown).
   StageTimes* stage = threads == 1 ? times : nullptr;
-  const int32_t num_leaves = v.num_leaves();
   const int64_t stride = v.centroids.num_panels() * kPanelWidth;
   const int64_t chunk = std::max<int64_t>(1, std::min(kQueryChunk, kMaxChunkScores / stride));
   std::vector<float> centroid_scores(std::min(chunk, nq) * stride);
@@ -214,7 +258,8 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
         const int64_t q = q0 + i;
         Clock::time_point t1;
         if (stage) t1 = Clock::now();
-        SelectLeaves(centroid_scores.data() + i * stride, num_leaves, p.leaves, s);
+        std::copy(queries + q * v.dim, queries + (q + 1) * v.dim, s.query_row.begin());
+        SelectLeaves(v, *kernels.dense, centroid_scores.data() + i * stride, p.leaves, s);
         if (stage) stage->centroids += NanosSince(t1);
         SearchOne(v, kernels, queries + q * v.dim, p, s, out_ids + q * p.k, out_scores + q * p.k, stage);
       }

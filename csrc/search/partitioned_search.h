@@ -24,8 +24,13 @@ namespace annlib {
 
 struct PartitionedView {
   int32_t dim = 0;                    // the data's dimension d
-  // Tree: centroid panels (float32; bias 0, or -|c|^2/2 for squared L2).
+  // Tree: centroid panels (bias 0, or -|c|^2/2 for squared L2) score every
+  // leaf. float32 panels score exactly; int8 panels (a quarter of the bytes
+  // every query streams) screen the leaves, and the best are rescored from
+  // float32 rows (stride row_stride), so leaf scores stay exact.
   DenseView centroids;
+  const float* centroid_rows = nullptr;      // [num_leaves][row_stride] or nullptr
+  const float* centroid_row_bias = nullptr;  // [num_leaves]
   const int64_t* leaf_starts = nullptr;  // [num_leaves + 1] slot offsets, multiples of 32
   // AH: codes of the residuals (num_blocks * dims_per_block == dim).
   int32_t num_blocks = 0;
