@@ -13,6 +13,9 @@ Build:
   4. Codes are stored leaf after leaf, each leaf padded to 32 points (the
      LUT16 group), with a slot -> datapoint id map.
   5. Optional row copy (float32, bfloat16 or int8) for exact reordering.
+  6. Centroids twice: int8 panels that every query scans to screen the
+     leaves (a quarter of float32's bytes), and float32 rows that rescore the
+     best screened leaves exactly.
 Search runs in C++ (csrc/search/partitioned_search.cpp).
 """
 from __future__ import annotations

@@ -60,7 +60,7 @@ struct Scratch {
 // without reordering), times the overretrieve factor when points are spilled.
 // A point is stored at most twice, so 2k candidates always hold k distinct ids:
 // k results come back whenever the leaves searched hold k points.
-int32_t HeapCapacity(const PartitionedView& v, const PartitionedParams& p) {
+int32_t CandidatesKept(const PartitionedView& v, const PartitionedParams& p) {
   const int32_t wanted = v.rows != nullptr ? p.pre_reorder : p.k;
   if (!v.spilled) return wanted;
   const double cap = std::max(std::ceil(double{wanted} * v.overretrieve_factor), 2.0 * p.k);
@@ -158,7 +158,7 @@ void PrefetchLeaf(const PartitionedView& v, int64_t leaf, int64_t group_bytes) {
 void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
                const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores, StageTimes* times) {
   const bool reorder = v.rows != nullptr;
-  const int32_t capacity = HeapCapacity(v, p);
+  const int32_t capacity = CandidatesKept(v, p);
   Clock::time_point t0;
   if (times) t0 = Clock::now();
 
@@ -237,7 +237,7 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
   if (p.k < 1) throw std::invalid_argument("k must be positive");
   if (v.rows != nullptr && p.pre_reorder < p.k) throw std::invalid_argument("pre_reorder must be >= k");
   const int threads = ResolveThreads(num_threads);
-  const int32_t capacity = HeapCapacity(v, p);
+  const int32_t capacity = CandidatesKept(v, p);
   const Clock::time_point start = Clock::now();
   // Stage times are only kept for single-threaded calls (a sum over threads
   // would not be a wall-clock breakdown).

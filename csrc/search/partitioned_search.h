@@ -1,11 +1,12 @@
 // Search driver of the quantized partitioning index (the ScaNN pipeline):
-//   1. score the query against every leaf centroid (dense scan kernel) and
-//      keep the best `leaves` leaves;
+//   1. score the query against every leaf centroid (dense kernels in raw
+//      mode, on int8 panels), keep the best leaves, rescore those exactly;
 //   2. build the query's LUT16 table from the AH codebooks;
-//   3. scan the codes of those leaves, best leaf first, into one heap of
-//      `pre_reorder` candidates (approximate score = leaf bias + LUT sum);
+//   3. scan the codes of those leaves, best leaf first, keeping the best
+//      `pre_reorder` candidates (approximate score = leaf score + LUT sum) in
+//      a candidate buffer (kernels/candidates.h);
 //   4. with SOAR (a point may sit in two leaves), drop the worse copy of every
-//      duplicate and keep the best `pre_reorder` of what is left; the heap
+//      duplicate and keep the best `pre_reorder` of what is left; the buffer
 //      holds overretrieve_factor times more entries to make up for them;
 //   5. rescore the candidates exactly from a row-major copy (if any) and
 //      return the best k.
@@ -51,7 +52,7 @@ struct PartitionedView {
   // SOAR: points may be stored twice, so candidates are deduplicated.
   bool spilled = false;
   int64_t num_points = 0;             // datapoints (ids are in [0, num_points))
-  float overretrieve_factor = 1.0f;   // heap capacity = factor * candidates wanted
+  float overretrieve_factor = 1.0f;   // candidates kept = factor * candidates wanted
 
   int32_t num_leaves() const { return static_cast<int32_t>(centroids.n); }
 };
