@@ -16,6 +16,19 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int64_t kMaxQueryBlock = 256;  // queries packed and scanned together
 
+// The database half of a scan's arguments.
+ScanArgs DatabaseArgs(const DenseView& db) {
+  ScanArgs args;
+  args.panels = db.panels;
+  args.bias = db.bias;
+  args.scale = db.scale;
+  args.offset = db.offset;
+  args.sums = db.sums;
+  args.scaled_sums = db.scaled_sums;
+  args.dim = db.dim;
+  return args;
+}
+
 int DimsPerGroup(DenseType type) {
   switch (type) {
     case DenseType::kFloat32: return 1;
@@ -202,14 +215,7 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
     const int64_t qb = item / splits;
     const int64_t split = item % splits;
     const int64_t q0 = qb * block;
-    ScanArgs args;
-    args.panels = db.panels;
-    args.bias = db.bias;
-    args.scale = db.scale;
-    args.offset = db.offset;
-    args.sums = db.sums;
-    args.scaled_sums = db.scaled_sums;
-    args.dim = db.dim;
+    ScanArgs args = DatabaseArgs(db);
     args.panel_begin = split * panels_per_split;
     args.panel_end = std::min(num_panels, args.panel_begin + panels_per_split);
     args.queries = queries + q0 * db.dim;
@@ -258,14 +264,7 @@ void DenseScores(const DenseView& db, const DenseKernels& kernels, const float* 
   const ScanFn scan = kernels.scan[static_cast<int>(db.type)];
   ParallelFor((num_queries + kBlock - 1) / kBlock, ResolveThreads(num_threads), [&](int64_t item) {
     const int64_t q0 = item * kBlock;
-    ScanArgs args;
-    args.panels = db.panels;
-    args.bias = db.bias;
-    args.scale = db.scale;
-    args.offset = db.offset;
-    args.sums = db.sums;
-    args.scaled_sums = db.scaled_sums;
-    args.dim = db.dim;
+    ScanArgs args = DatabaseArgs(db);
     args.panel_begin = 0;
     args.panel_end = num_panels;
     args.queries = queries + q0 * db.dim;
