@@ -214,8 +214,9 @@ class PartitionedScorer {
     if (num_leaves < 1) throw std::invalid_argument("the index has no leaves");
     v_.row_stride = RowStride(dim);
     py::array panels = arrays["centroid_panels"].cast<py::array>();
-    // float32 panels score leaves exactly; with float32 centroid rows present
-    // the panels are int8, screen the leaves, and the best are rescored.
+    // With float32 centroid rows present (every index built now) the panels
+    // are int8, screen the leaves, and the best are rescored; without them
+    // (indexes saved before int8 screening) float32 panels score exactly.
     const bool screened = arrays.contains("centroid_rows");
     v_.centroids.type = screened ? DenseType::kInt8 : DenseType::kFloat32;
     v_.centroids.n = num_leaves;

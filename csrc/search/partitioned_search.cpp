@@ -60,8 +60,12 @@ struct Scratch {
 // without reordering), times the overretrieve factor when points are spilled.
 // A point is stored at most twice, so 2k candidates always hold k distinct ids:
 // k results come back whenever the leaves searched hold k points.
+int32_t CandidatesWanted(const PartitionedView& v, const PartitionedParams& p) {
+  return v.rows != nullptr ? p.pre_reorder : p.k;
+}
+
 int32_t CandidatesKept(const PartitionedView& v, const PartitionedParams& p) {
-  const int32_t wanted = v.rows != nullptr ? p.pre_reorder : p.k;
+  const int32_t wanted = CandidatesWanted(v, p);
   if (!v.spilled) return wanted;
   const double cap = std::max(std::ceil(double{wanted} * v.overretrieve_factor), 2.0 * p.k);
   return static_cast<int32_t>(std::min(cap, 2147483647.0));
@@ -200,7 +204,7 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
 
   s.cands.clear();
   if (v.spilled) {
-    Deduplicate(found, reorder ? p.pre_reorder : p.k, s);
+    Deduplicate(found, CandidatesWanted(v, p), s);
   } else {
     s.cands.assign(found.entries, found.entries + found.size);
   }
