@@ -56,14 +56,15 @@ struct Scratch {
   }
 };
 
-// Candidates a query keeps from the scan: the candidates it wants (pre_reorder, or k
-// without reordering), times the overretrieve factor when points are spilled.
-// A point is stored at most twice, so 2k candidates always hold k distinct ids:
-// k results come back whenever the leaves searched hold k points.
+// Candidates a query wants after the scan: pre_reorder, or k without reordering.
 int32_t CandidatesWanted(const PartitionedView& v, const PartitionedParams& p) {
   return v.rows != nullptr ? p.pre_reorder : p.k;
 }
 
+// Candidates a query keeps from the scan: those it wants, times the
+// overretrieve factor when points are spilled. A point is stored at most
+// twice, so 2k candidates always hold k distinct ids: k results come back
+// whenever the leaves searched hold k points.
 int32_t CandidatesKept(const PartitionedView& v, const PartitionedParams& p) {
   const int32_t wanted = CandidatesWanted(v, p);
   if (!v.spilled) return wanted;
