@@ -15,9 +15,9 @@ from setuptools import setup
 IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 
 ISA_FLAGS = {
-    "_avx2.cpp": ["-mavx2", "-mfma"],
-    "_avx512.cpp": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl"],
-    "_avx512_bf16.cpp": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512dq",
+    "_avx2.cpp": ["-mavx2", "-mfma", "-mf16c"],
+    "_avx512.cpp": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl"],
+    "_avx512_bf16.cpp": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq",
                           "-mavx512vl", "-mavx512vnni", "-mavx512bf16"],
 }
 

@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 from . import _core
 from .builder import Builder, builder
 from .config import BruteForceConfig, IndexConfig
+from .multivector import MultiVectorIndex
 from .recall_math import expected_recall, num_bins_for
 from .searcher import BruteForceSearcher, Searcher
 
@@ -25,13 +26,16 @@ def available_simd_levels() -> list[str]:
     return list(_core.supported_simd_levels())
 
 
-def load(path, mmap: bool = True, verify: bool = True) -> Searcher:
-    """Loads a saved index directory. Arrays are memory-mapped when mmap is true;
-    verify checks every array's sha256 against the manifest first."""
+def load(path, mmap: bool = True, verify: bool = True):
+    """Loads a saved index directory: a Searcher, or a MultiVectorIndex when
+    one was saved there. Arrays are memory-mapped when mmap is true; verify
+    checks every array's sha256 against the manifest first."""
     from .io import load_index
     from .searcher import _searcher_kinds
 
-    config_json, arrays, _ = load_index(path, mmap=mmap, verify=verify)
+    config_json, arrays, manifest = load_index(path, mmap=mmap, verify=verify)
+    if _saved_kind(config_json) == "multivector":
+        return MultiVectorIndex.from_saved(path, config_json, arrays, manifest, mmap=mmap, verify=verify)
     try:
         config = IndexConfig.from_json(config_json)
     except (ValueError, TypeError) as exc:
@@ -43,5 +47,15 @@ def load(path, mmap: bool = True, verify: bool = True) -> Searcher:
         raise ValueError(f"{path}: saved arrays do not match the config ({exc})") from exc
 
 
-__all__ = ["Builder", "BruteForceConfig", "BruteForceSearcher", "IndexConfig", "Searcher", "available_simd_levels",
-           "builder", "expected_recall", "load", "num_bins_for", "simd_level", "__version__"]
+def _saved_kind(config_json: str):
+    import json
+
+    try:
+        data = json.loads(config_json)
+    except json.JSONDecodeError:
+        return None
+    return data.get("kind") if isinstance(data, dict) else None
+
+
+__all__ = ["Builder", "BruteForceConfig", "BruteForceSearcher", "IndexConfig", "MultiVectorIndex", "Searcher",
+           "available_simd_levels", "builder", "expected_recall", "load", "num_bins_for", "simd_level", "__version__"]

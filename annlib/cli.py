@@ -1,4 +1,4 @@
-"""Command line: `annlib demo`, `annlib info`."""
+"""Command line: `annlib demo`, `annlib info`, `annlib serve`."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,22 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    from .service.options import options_from_args
+
+    try:
+        from .service.server import serve
+    except ImportError as exc:
+        print(f"annlib serve needs the service extra: pip install \"annlib[service]\" ({exc})", file=sys.stderr)
+        return 2
+    try:
+        options = options_from_args(args)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return serve(options)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="annlib", description="annlib vector search")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -29,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
     info = sub.add_parser("info", help="version and SIMD level")
     info.set_defaults(func=_cmd_info)
+    from .service.options import add_arguments
+
+    serve = sub.add_parser("serve", help="serve saved indexes over gRPC (needs annlib[service])")
+    add_arguments(serve)
+    serve.set_defaults(func=_cmd_serve)
     return parser
 
 

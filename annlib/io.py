@@ -5,6 +5,8 @@ Layout of a saved index:
                     array its file, shape, dtype and sha256
     config.json     the IndexConfig
     <name>.npy      arrays, loadable with np.load(mmap_mode="r")
+    <sub>/          nested indexes (a multi-vector index keeps its document
+                    index here), each a complete saved index of its own
 
 Saves are atomic: everything is written and fsynced into a temporary sibling
 directory which is then renamed into place; an existing index at the path is
@@ -43,8 +45,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_index(path, config_json: str, arrays: dict[str, np.ndarray], library_version: str) -> Path:
-    """Atomically writes config and arrays as an index directory at path."""
+def save_index(path, config_json: str, arrays: dict[str, np.ndarray], library_version: str,
+               subindexes: dict | None = None) -> Path:
+    """Atomically writes config and arrays as an index directory at path;
+    subindexes maps a directory name to an object with save(path), written
+    inside it before the whole is renamed into place."""
     path = Path(path).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
@@ -62,9 +67,14 @@ def save_index(path, config_json: str, arrays: dict[str, np.ndarray], library_ve
                 os.fsync(f.fileno())
             entries[name] = {"file": file.name, "shape": list(arr.shape), "dtype": arr.dtype.str,
                              "sha256": _sha256_of(file)}
+        for name, child in (subindexes or {}).items():
+            if not name.isidentifier():
+                raise ValueError(f"subindex name {name!r} is not a valid identifier")
+            child.save(tmp / name)
         (tmp / "config.json").write_text(config_json)
         manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                     "library_version": library_version, "arrays": entries,
+                    "subindexes": sorted(subindexes or {}),
                     "config_sha256": hashlib.sha256(config_json.encode()).hexdigest()}
         with open(tmp / "manifest.json", "w") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)
@@ -130,4 +140,7 @@ def load_index(path, *, mmap: bool = True, verify: bool = True) -> tuple[str, di
             raise ValueError(f"array file {file} has shape {arr.shape} / dtype {arr.dtype.str}, "
                              f"manifest says {tuple(entry['shape'])} / {entry['dtype']}")
         arrays[name] = arr
+    for name in manifest.get("subindexes", []):
+        if not (path / name / "manifest.json").is_file():
+            raise ValueError(f"nested index {path / name} is missing")
     return config_json, arrays, manifest

@@ -17,6 +17,7 @@
 #include "../quantization/lut16_tables.h"
 #include "../quantization/soar.h"
 #include "../search/dense_search.h"
+#include "../search/maxsim_search.h"
 #include "../search/partitioned_search.h"
 #include "../search/topk.h"
 #include "../simd/dispatch.h"
@@ -423,6 +424,57 @@ class DenseScorer {
 // One list of LUT16-packed codes, scanned on its own: the kernel in
 // isolation, for tests and micro-benchmarks (the partitioned index drives the
 // same kernel over its leaves).
+// Late-interaction scoring over a token store (float16, or int8 with a
+// per-token scale). Keeps references to the arrays, which may be read-only maps.
+class MaxSimScorer {
+ public:
+  MaxSimScorer(py::array tokens, py::object token_scale, Int64Array offsets, const std::string& simd_level)
+      : tokens_(tokens), offsets_(offsets), level_(LevelOrActive(simd_level)), kernel_(MaxSimKernelFor(level_)) {
+    if (tokens.ndim() != 2 || tokens.shape(1) < 1 || !(tokens.flags() & py::array::c_style))
+      throw std::invalid_argument("tokens must be a C-contiguous (num_tokens, dim) array");
+    if (tokens.dtype().is(py::dtype("float16"))) {
+      store_.type = TokenType::kFloat16;
+      if (!token_scale.is_none()) throw std::invalid_argument("float16 tokens take no token_scale");
+    } else if (tokens.dtype().is(py::dtype::of<int8_t>())) {
+      store_.type = TokenType::kInt8;
+      if (token_scale.is_none()) throw std::invalid_argument("int8 tokens need token_scale");
+      scale_ = token_scale.cast<FloatArray>();
+      if (scale_.ndim() != 1 || scale_.shape(0) != tokens.shape(0))
+        throw std::invalid_argument("token_scale must be float32 with one entry per token");
+      store_.token_scale = scale_.data();
+    } else {
+      throw std::invalid_argument("tokens must be float16 or int8");
+    }
+    if (offsets.ndim() != 1 || offsets.shape(0) < 2) throw std::invalid_argument("offsets must be 1-D with >= 2 entries");
+    store_.tokens = tokens.data();
+    store_.offsets = offsets.data();
+    store_.num_docs = offsets.shape(0) - 1;
+    store_.dim = static_cast<int32_t>(tokens.shape(1));
+    CheckTokenOffsets(store_.offsets, store_.num_docs, tokens.shape(0));
+  }
+
+  FloatArray Scores(FloatArray query_tokens, Int64Array doc_ids, int num_threads) const {
+    if (query_tokens.ndim() != 2 || query_tokens.shape(1) != store_.dim || query_tokens.shape(0) < 1)
+      throw std::invalid_argument("query_tokens must have shape (m >= 1, dim)");
+    if (doc_ids.ndim() != 1) throw std::invalid_argument("doc_ids must be 1-D");
+    FloatArray out(doc_ids.shape(0));
+    py::gil_scoped_release release;
+    MaxSimScores(store_, kernel_, query_tokens.data(), static_cast<int32_t>(query_tokens.shape(0)), doc_ids.data(),
+                 doc_ids.shape(0), out.mutable_data(), num_threads);
+    return out;
+  }
+
+  std::string simd_level() const { return SimdLevelName(level_); }
+
+ private:
+  py::array tokens_;
+  FloatArray scale_;
+  Int64Array offsets_;
+  SimdLevel level_;
+  MaxSimFn kernel_;
+  TokenStore store_{};
+};
+
 class Lut16Codes {
  public:
   // codes [n][num_blocks] uint8 with values 0..15.
@@ -527,6 +579,12 @@ PYBIND11_MODULE(_core, m) {
            py::arg("point_bias") = py::none(), py::arg("simd_level") = "")
       .def_property_readonly("size", &Lut16Codes::size)
       .def_property_readonly("num_blocks", &Lut16Codes::num_blocks);
+  py::class_<MaxSimScorer>(m, "MaxSimScorer")
+      .def(py::init<py::array, py::object, Int64Array, const std::string&>(), py::arg("tokens"),
+           py::arg("token_scale"), py::arg("offsets").noconvert(), py::arg("simd_level") = "")
+      .def("scores", &MaxSimScorer::Scores, py::arg("query_tokens").noconvert(), py::arg("doc_ids").noconvert(),
+           py::arg("num_threads") = 1)
+      .def_property_readonly("simd_level", &MaxSimScorer::simd_level);
   py::class_<DenseScorer>(m, "DenseScorer")
       .def(py::init<py::dict, int64_t, int32_t, const std::string&, const std::string&, const std::string&>(),
            py::arg("arrays"), py::arg("n"), py::arg("dim"), py::arg("dtype"), py::arg("simd_level") = "",

@@ -28,7 +28,9 @@ SimdLevel MaxSupportedLevel() {
 #if defined(__x86_64__) || defined(__i386__)
   // libgcc's checks include the OS (XGETBV) support for the wider registers.
   __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // F16C (float16 <-> float32) came with every AVX2 CPU; checked all the same.
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
   const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
                       __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
@@ -117,6 +119,17 @@ Lut16ScanFn Lut16KernelFor(SimdLevel level) {
     case SimdLevel::kAvx512Bf16: return &Lut16ScanAvx512;
   }
   return &Lut16ScanScalar;
+}
+
+MaxSimFn MaxSimKernelFor(SimdLevel level) {
+  RequireSupported(level);
+  switch (level) {
+    case SimdLevel::kScalar: return &MaxSimScalar;
+    case SimdLevel::kAvx2: return &MaxSimAvx2;
+    case SimdLevel::kAvx512:
+    case SimdLevel::kAvx512Bf16: return &MaxSimAvx512;
+  }
+  return &MaxSimScalar;
 }
 
 }  // namespace annlib

@@ -7,6 +7,7 @@
 
 #include "../kernels/dense_scan.h"
 #include "../kernels/lut16.h"
+#include "../kernels/maxsim.h"
 
 namespace annlib {
 
@@ -32,5 +33,7 @@ const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16 = Bf16Vari
 Lut16ScanFn Lut16KernelFor(SimdLevel level);
 // LUT16 table builder for a level.
 Lut16BuildFn Lut16BuildFor(SimdLevel level);
+// MaxSim kernel for a level (the avx512_bf16 level uses the AVX-512 kernel).
+MaxSimFn MaxSimKernelFor(SimdLevel level);
 
 }  // namespace annlib

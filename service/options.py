@@ -1,0 +1,78 @@
+"""`annlib serve` options (kept free of grpc imports so `annlib --help` works
+without the service extra installed)."""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+
+TOKEN_ENV = "ANNLIB_SERVICE_TOKEN"
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    indexes: list = field(default_factory=list)  # [(name, path)]
+    host: str = "127.0.0.1"
+    port: int = 50051
+    workers: int = 16
+    max_message_bytes: int = 64 << 20
+    batch_threads: int = 0
+    auth_token: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    enable_admin: bool = False
+    drain_seconds: float = 0.0
+    grace_seconds: float = 30.0
+
+
+def _name_and_path(text: str):
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", action="append", default=[], type=_name_and_path, metavar="NAME=PATH",
+                        help="serve the saved index at PATH as NAME (repeatable)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1: loopback only; 0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=50051, help="port (default 50051; 0 picks a free one)")
+    parser.add_argument("--workers", type=int, default=16, help="concurrent calls served (default 16)")
+    parser.add_argument("--max-message-mb", type=float, default=64.0,
+                        help="largest request or response in MiB (default 64)")
+    parser.add_argument("--batch-threads", type=int, default=0,
+                        help="threads per SearchBatch call (default 0 = all cores)")
+    parser.add_argument("--auth-token-file", help="require 'authorization: Bearer <token>' with the token in this "
+                        f"file (or set {TOKEN_ENV})")
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (with --tls-key)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--enable-admin", action="store_true",
+                        help="allow the AdminService RPCs (load/unload indexes from server paths)")
+    parser.add_argument("--drain-seconds", type=float, default=0.0,
+                        help="on SIGTERM, report NOT_SERVING this long before refusing new calls (default 0)")
+    parser.add_argument("--grace-seconds", type=float, default=30.0,
+                        help="on SIGTERM, how long running calls may take to finish (default 30)")
+
+
+def options_from_args(args: argparse.Namespace) -> ServerOptions:
+    token = os.environ.get(TOKEN_ENV) or None
+    if args.auth_token_file:
+        with open(args.auth_token_file, encoding="utf-8") as f:
+            token = f.read().strip()
+        if not token:
+            raise ValueError(f"{args.auth_token_file} is empty")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be in [0, 65535], got {args.port}")
+    if args.workers < 1 or args.max_message_mb <= 0 or args.batch_threads < 0:
+        raise ValueError("--workers must be >= 1, --max-message-mb > 0 and --batch-threads >= 0")
+    names = [name for name, _ in args.index]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--index names must be distinct, got {names}")
+    return ServerOptions(indexes=list(args.index), host=args.host, port=args.port, workers=args.workers,
+                         max_message_bytes=int(args.max_message_mb * (1 << 20)), batch_threads=args.batch_threads,
+                         auth_token=token, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                         enable_admin=args.enable_admin, drain_seconds=args.drain_seconds,
+                         grace_seconds=args.grace_seconds)

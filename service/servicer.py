@@ -1,0 +1,165 @@
+"""The RPCs. Each decodes its request, calls the library, encodes the answer;
+errors become status codes (codec.ServiceError, ValueError/TypeError from the
+library's own checks -> INVALID_ARGUMENT)."""
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from annlib.v1 import messages_pb2 as pb
+from annlib.v1 import service_pb2_grpc as rpc
+
+from .codec import ServiceError, from_matrix, invalid, option, to_neighbors
+from .registry import Hosted, IndexRegistry
+
+log = logging.getLogger("annlib.service")
+
+DEFAULT_NUM_CANDIDATES = 100
+_BATCH_CHUNK = 1024      # queries searched between two deadline checks
+_BYTES_PER_RESULT = 16   # id + score + framing, to refuse oversized answers early
+
+
+def rpc_method(fn):
+    """Maps exceptions to status codes and refuses work past the deadline."""
+
+    @functools.wraps(fn)
+    def wrapper(self, request, context):
+        try:
+            check_deadline(context)
+            return fn(self, request, context)
+        except ServiceError as exc:
+            context.abort(exc.code, exc.message)
+        except (ValueError, TypeError) as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except MemoryError:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the server ran out of memory for this request")
+
+    return wrapper
+
+
+def check_deadline(context) -> None:
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the work was done")
+
+
+def index_info(hosted: Hosted) -> pb.IndexInfo:
+    index, searcher = hosted.index, hosted.searcher
+    config_file = Path(hosted.path) / "config.json"
+    info = pb.IndexInfo(name=hosted.name, path=hosted.path, size=index.size(), dim=searcher.dim,
+                        distance_measure=searcher.distance_measure, num_neighbors=searcher.config.num_neighbors,
+                        kind="multivector" if hosted.is_multivector else searcher.config.kind,
+                        config_json=config_file.read_text() if config_file.is_file() else "")
+    if hosted.is_multivector:
+        info.token_dim, info.token_dtype = index.token_dim, index.token_dtype
+        info.bytes_per_token, info.num_tokens = index.bytes_per_token, index.num_tokens
+    return info
+
+
+def search_knobs(options: pb.SearchOptions, hosted: Hosted) -> dict:
+    if options.HasField("num_candidates") and not hosted.is_multivector:
+        raise invalid("num_candidates applies to multi-vector indexes only")
+    return {"final_num_neighbors": option(options, "final_num_neighbors"),
+            "leaves_to_search": option(options, "leaves_to_search"),
+            "pre_reorder_num_neighbors": option(options, "pre_reorder_num_neighbors")}
+
+
+def require_multivector(hosted: Hosted) -> None:
+    if not hosted.is_multivector:
+        raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION,
+                           f"index {hosted.name!r} is a single-vector index; re-ranking needs a multi-vector index")
+
+
+class SearchServicer(rpc.SearchServiceServicer):
+    def __init__(self, registry: IndexRegistry, *, max_response_bytes: int, batch_threads: int = 0):
+        self._registry = registry
+        self._max_response_bytes = max_response_bytes
+        self._batch_threads = batch_threads
+
+    @rpc_method
+    def ListIndexes(self, request, context):
+        return pb.ListIndexesResponse(indexes=[index_info(h) for h in self._registry.all()])
+
+    @rpc_method
+    def DescribeIndex(self, request, context):
+        return index_info(self._registry.get(request.index))
+
+    @rpc_method
+    def Search(self, request, context):
+        hosted = self._registry.get(request.index)
+        query = from_matrix(request.query, "query", ndim=(1, 2))
+        ids, scores = hosted.searcher.search(query, **search_knobs(request.options, hosted), num_threads=1)
+        return pb.SearchResponse(neighbors=to_neighbors(ids, scores))
+
+    @rpc_method
+    def SearchBatch(self, request, context):
+        hosted = self._registry.get(request.index)
+        queries = from_matrix(request.queries, "queries")
+        knobs = search_knobs(request.options, hosted)
+        k = knobs["final_num_neighbors"] or hosted.searcher.config.num_neighbors
+        if len(queries) * k * _BYTES_PER_RESULT > self._max_response_bytes:
+            raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"{len(queries)} queries x {k} results exceed the server's message size limit "
+                               f"({self._max_response_bytes} bytes); send fewer queries per call")
+        results = []
+        for start in range(0, len(queries), _BATCH_CHUNK):
+            check_deadline(context)
+            ids, scores = hosted.searcher.search_batched(queries[start:start + _BATCH_CHUNK], **knobs,
+                                                         num_threads=self._batch_threads)
+            results.extend(to_neighbors(i, s) for i, s in zip(ids, scores))
+        return pb.SearchBatchResponse(results=results)
+
+    @rpc_method
+    def Rerank(self, request, context):
+        hosted = self._registry.get(request.index)
+        require_multivector(hosted)
+        tokens = from_matrix(request.query_tokens, "query_tokens")
+        ids, scores = hosted.index.rerank(tokens, np.asarray(request.candidate_ids, dtype=np.int64),
+                                          request.k or None)
+        return pb.RerankResponse(neighbors=to_neighbors(ids, scores))
+
+    @rpc_method
+    def SearchAndRerank(self, request, context):
+        hosted = self._registry.get(request.index)
+        require_multivector(hosted)
+        query = from_matrix(request.query, "query", ndim=(1, 2)) if request.HasField("query") else None
+        tokens = from_matrix(request.query_tokens, "query_tokens")
+        knobs = search_knobs(request.options, hosted)
+        k = knobs.pop("final_num_neighbors") or hosted.searcher.config.num_neighbors
+        candidates = option(request.options, "num_candidates") or max(DEFAULT_NUM_CANDIDATES, k)
+        ids, scores = hosted.index.search(query, tokens, k, candidates, **knobs)
+        return pb.SearchAndRerankResponse(neighbors=to_neighbors(ids, scores))
+
+
+class AdminServicer(rpc.AdminServiceServicer):
+    def __init__(self, registry: IndexRegistry, *, enabled: bool, on_change):
+        self._registry = registry
+        self._enabled = enabled
+        self._on_change = on_change
+
+    def _require_enabled(self):
+        if not self._enabled:
+            raise ServiceError(grpc.StatusCode.PERMISSION_DENIED,
+                               "admin RPCs are disabled; start the server with --enable-admin")
+
+    @rpc_method
+    def LoadIndex(self, request, context):
+        self._require_enabled()
+        if not request.path:
+            raise invalid("path is empty")
+        hosted = self._registry.load(request.name, request.path, replace=request.replace)
+        log.info("loaded index %r from %s", hosted.name, hosted.path)
+        self._on_change()
+        return pb.LoadIndexResponse(index=index_info(hosted))
+
+    @rpc_method
+    def UnloadIndex(self, request, context):
+        self._require_enabled()
+        self._registry.unload(request.name)
+        log.info("unloaded index %r", request.name)
+        self._on_change()
+        return pb.UnloadIndexResponse()
