@@ -223,12 +223,14 @@ class MultiVectorIndex:
     def rerank(self, query_tokens, candidate_ids, k: int | None = None, *, num_threads: int = 1):
         """The k best of candidate_ids by exact MaxSim: (ids int64[k], scores float32[k]),
         best first, ties to the smaller id. k defaults to the index's num_neighbors."""
+        q = self._query_tokens(query_tokens)
         ids = self._doc_ids(candidate_ids, "candidate_ids")
         if np.unique(ids).size != ids.size:
             raise ValueError("candidate_ids holds duplicates; pass each document once")
-        k = self.documents.config.num_neighbors if k is None else k
-        k = check_k(k, ids.size, "k (at most the number of candidates)")
-        scores = self.maxsim(query_tokens, ids, num_threads=num_threads)
+        k = check_k(self.documents.config.num_neighbors if k is None else k, 2**31 - 1, "k")
+        if k > ids.size:
+            raise ValueError(f"k={k} exceeds the {ids.size} candidates given")
+        scores = self._scorer.scores(q, ids, check_num_threads(num_threads))
         order = np.lexsort((ids, -scores))[:k]
         return ids[order], scores[order]
 
@@ -272,7 +274,9 @@ class MultiVectorIndex:
         candidates = self.candidates(query_vector, q_tokens, num_candidates, token_neighbors=token_neighbors,
                                      leaves_to_search=leaves_to_search,
                                      pre_reorder_num_neighbors=pre_reorder_num_neighbors)
-        ids, scores = self.rerank(q_tokens, candidates, min(k, candidates.size), num_threads=num_threads)
+        ids, scores = np.empty(0, np.int64), np.empty(0, np.float32)
+        if candidates.size:
+            ids, scores = self.rerank(q_tokens, candidates, min(k, candidates.size), num_threads=num_threads)
         if ids.size < k:
             ids = np.concatenate([ids, np.full(k - ids.size, -1, np.int64)])
             scores = np.concatenate([scores, np.full(k - scores.size, -np.inf, np.float32)])

@@ -170,7 +170,7 @@ def test_bad_input_gives_clear_errors(rng, corpus):
         index.rerank(qt, [0, len(pooled)], 1)
     with pytest.raises(ValueError, match="duplicates"):
         index.rerank(qt, [3, 3], 1)
-    with pytest.raises(ValueError, match="at most the number of candidates"):
+    with pytest.raises(ValueError, match="exceeds the 2 candidates"):
         index.rerank(qt, [1, 2], 3)
     with pytest.raises(TypeError, match="integer"):
         index.rerank(qt, [1.5, 2.0], 1)
