@@ -1,0 +1,179 @@
+"""Load test of the gRPC service: N concurrent clients for a fixed duration
+against a real `annlib serve` on loopback, next to in-process search QPS.
+
+    python bench/service_load.py ../shared/datasets/words-100k-384-angular.hdf5 \
+        [--clients 16] [--duration 60] [--index SAVED_DIR] [--client-processes 2]
+
+Builds the index (k-means tree + SOAR + AH + reorder; or loads --index),
+starts the server in a subprocess, and runs --clients client threads spread
+over --client-processes processes (Python clients need the extra processes to
+keep up), each calling Search with one test query at a time. Prints QPS,
+p50/p99/max latency, the error count, recall@10 of what the server returned,
+and the in-process QPS of searcher.search() from as many threads as cores.
+Client and server share this machine's cores: the ratio is what one box
+serves over gRPC compared with calling the library directly.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def client_process(address, index, queries, threads, duration, out):
+    """Runs `threads` clients in this process; puts (latencies, errors, ids) on out."""
+    import grpc
+
+    from annlib.service.codec import to_matrix
+    from annlib.v1 import messages_pb2 as pb
+    from annlib.v1 import service_pb2_grpc as rpc
+
+    requests = [pb.SearchRequest(index=index, query=to_matrix(q)) for q in queries]
+    latencies, errors, answers = [], [0], {}
+    lock = threading.Lock()
+    with grpc.insecure_channel(address) as channel:
+        stub = rpc.SearchServiceStub(channel)
+        stub.ListIndexes(pb.ListIndexesRequest(), timeout=30)  # connected before the clock starts
+        stop_at = time.perf_counter() + duration
+
+        def run(offset):
+            mine, failed, i = [], 0, offset
+            while time.perf_counter() < stop_at:
+                j = i % len(requests)
+                start = time.perf_counter()
+                try:
+                    response = stub.Search(requests[j], timeout=10)
+                    mine.append(time.perf_counter() - start)
+                    answers.setdefault(j, list(response.neighbors.ids))
+                except grpc.RpcError:
+                    failed += 1
+                i += threads
+            with lock:
+                latencies.extend(mine)
+                errors[0] += failed
+
+        workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    out.put((latencies, errors[0], answers))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def in_process_qps(searcher, queries, threads, duration):
+    counts = [0] * threads
+    stop_at = time.perf_counter() + duration
+
+    def run(t):
+        i = t
+        while time.perf_counter() < stop_at:
+            searcher.search(queries[i % len(queries)])
+            counts[t] += 1
+            i += threads
+
+    workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", help="ann-benchmarks HDF5 file (queries and ground truth)")
+    parser.add_argument("--index", help="a saved index to serve (default: build one from the dataset)")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument("--leaves", type=int, default=600)
+    parser.add_argument("--leaves-to-search", type=int, default=40)
+    args = parser.parse_args(argv)
+    import annlib
+    from annlib.datasets import read_hdf5
+
+    data = read_hdf5(args.dataset)
+    queries, truth = np.ascontiguousarray(data.test, dtype=np.float32), data.neighbors[:, :10]
+    workdir = Path(tempfile.mkdtemp(prefix="annlib-load-"))
+    if args.index:
+        path = Path(args.index)
+    else:
+        measure = data.distance_measure
+        start = time.perf_counter()
+        built = (annlib.builder(data.train, 10, measure)
+                 .tree(args.leaves, args.leaves_to_search, soar_lambda=1.5)
+                 .score_ah(2, anisotropic_quantization_threshold=0.2 if measure == "cosine" else None)
+                 .reorder(100).build())
+        path = workdir / "index"
+        built.save(path)
+        print(f"built {measure} index in {time.perf_counter() - start:.1f} s -> {path}")
+    searcher = annlib.load(path)
+    local_ids = searcher.search_batched(queries)[0]
+    local_recall = np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(local_ids, truth)])
+
+    cores = os.cpu_count() or 1
+    local_qps = in_process_qps(searcher, queries, cores, min(args.duration, 20.0))
+    print(f"in-process search(): {local_qps:,.0f} QPS with {cores} threads; recall@10 {local_recall:.3f}")
+
+    server = subprocess.Popen([sys.executable, "-m", "annlib", "serve", "--index", f"bench={path}", "--port", "0",
+                               "--workers", str(max(args.clients, 1))],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = None
+        for line in server.stdout:
+            if "listening on" in line:
+                port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
+            if line.startswith("serving "):
+                break
+        if port is None:
+            raise SystemExit("the server did not start")
+        ctx = multiprocessing.get_context("spawn")
+        out = ctx.Queue()
+        per = [args.clients // args.client_processes + (i < args.clients % args.client_processes)
+               for i in range(args.client_processes)]
+        procs = [ctx.Process(target=client_process, args=(f"127.0.0.1:{port}", "bench", queries, n, args.duration,
+                                                         out)) for n in per if n]
+        start, server_cpu = time.perf_counter(), cpu_seconds(server.pid)
+        for p in procs:
+            p.start()
+        results = [out.get() for _ in procs]
+        server_cpu = cpu_seconds(server.pid) - server_cpu
+        for p in procs:
+            p.join()
+        wall = time.perf_counter() - start
+    finally:
+        server.terminate()
+        server.wait(60)
+    latencies = np.concatenate([np.asarray(r[0]) for r in results]) * 1e3
+    errors = sum(r[1] for r in results)
+    answers = {j: ids for r in results for j, ids in r[2].items()}
+    served_recall = np.mean([len(np.intersect1d(ids, truth[j])) / 10 for j, ids in answers.items()])
+    qps = len(latencies) / args.duration
+    print(f"\ngRPC Search, {args.clients} clients in {len(procs)} processes, {args.duration:.0f} s "
+          f"({wall:.1f} s with start-up)")
+    print(f"  calls {len(latencies):,}  errors {errors}")
+    print(f"  QPS {qps:,.0f}   latency p50 {np.percentile(latencies, 50):.2f} ms   "
+          f"p99 {np.percentile(latencies, 99):.2f} ms   max {latencies.max():.2f} ms")
+    print(f"  recall@10 of served answers {served_recall:.3f} ({len(answers)} distinct queries)")
+    print(f"  server CPU per call {server_cpu / len(latencies) * 1e6:.0f} us "
+          f"(in-process: {cores / local_qps * 1e6:.0f} us of a core per search)")
+    print(f"  server QPS / in-process QPS = {qps / local_qps:.2f}")
+
+
+if __name__ == "__main__":
+    main()
