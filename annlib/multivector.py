@@ -84,23 +84,25 @@ def _encode_tokens(tokens, token_dtype: str) -> tuple[np.ndarray, np.ndarray | N
     return out, scale
 
 
-def _default_index(builder, n: int, dim: int):
+def _default_index(builder, n: int, dim: int, reorder_dtype: str = "float32"):
     """Exact search below 20k rows; above, a quantized tree with about
-    2 sqrt(n) leaves, 10% of them searched, SOAR, and exact reordering."""
+    2 sqrt(n) leaves, 10% of them searched, SOAR, and reordering from a
+    reorder_dtype copy."""
     if n < _EXACT_BELOW:
         return builder.score_brute_force()
     leaves = int(2 * np.sqrt(n))
     dims_per_block = 2 if dim % 2 == 0 else 1
     return (builder.tree(leaves, max(8, leaves // 10), soar_lambda=1.0)
             .score_ah(dims_per_block)
-            .reorder(200))
+            .reorder(200, dtype=reorder_dtype))
 
 
 def _token_candidates(token_ids: np.ndarray, token_scores: np.ndarray, offsets: np.ndarray):
     """Documents owning the retrieved tokens, with the MaxSim those tokens
     bound: per query token, a document's best retrieved token score, or the
     query token's weakest retrieved score when none of its tokens came back
-    (no unretrieved token can beat it). Returns (doc ids, bound), unsorted."""
+    (with exact token search, no unretrieved token beats it). Returns
+    (doc ids, bound), unsorted."""
     valid = token_ids >= 0
     rows = np.nonzero(valid)[0]
     docs = np.searchsorted(offsets, token_ids[valid], side="right") - 1
@@ -160,7 +162,9 @@ class MultiVectorIndex:
             # Indexed as stored, so token scores agree with the MaxSim re-ranking.
             stored = tokens.astype(np.float32) if scale is None else tokens.astype(np.float32) * scale[:, None]
             tb = make_builder(stored, check_k(token_neighbors, len(stored), "token_neighbors"), "dot_product")
-            tb = (configure_tokens or (lambda x: _default_index(x, *stored.shape)))(tb)
+            # int8 reordering: candidate generation needs token ranks, not exact scores, and a
+            # float32 copy would take twice the float16 store's memory.
+            tb = (configure_tokens or (lambda x: _default_index(x, *stored.shape, reorder_dtype="int8")))(tb)
             tokens_searcher = tb.build(num_threads=num_threads, progress=progress)
         return cls(documents, tokens, scale, offsets, tokens_searcher)
 

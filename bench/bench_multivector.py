@@ -15,7 +15,9 @@ then a segmented max), measured in this run on the same candidates.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +27,10 @@ def read(path):
 
     with h5py.File(path, "r") as f:
         return {name: f[name][()] for name in f if f[name].dtype != object}
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def rows(matrix, offsets, i):
@@ -81,6 +87,12 @@ def main(argv=None):
     print(f"{index.size()} documents, {index.num_tokens} tokens, {args.token_dtype}: "
           f"{index.bytes_per_token} bytes/token; document index: {index.documents.config.kind}, "
           f"token index: {index.token_index.config.kind}")
+    with tempfile.TemporaryDirectory() as tmp:
+        index.save(Path(tmp) / "mv")
+        parts = {"token store": sum(f.stat().st_size for f in (Path(tmp) / "mv").glob("*.npy")),
+                 "document index": dir_bytes(Path(tmp) / "mv" / "documents"),
+                 "token index": dir_bytes(Path(tmp) / "mv" / "tokens")}
+    print("saved size: " + ", ".join(f"{name} {size / 2**20:.1f} MiB" for name, size in parts.items()))
 
     pooled, _ = index.documents.search_batched(data["query_pooled"], final_num_neighbors=k)
     r, n = relevance_metrics(pooled, qrels, k)

@@ -130,7 +130,10 @@ def main(argv=None):
     local_qps = in_process_qps(searcher, queries, cores, min(args.duration, 20.0))
     print(f"in-process search(): {local_qps:,.0f} QPS with {cores} threads; recall@10 {local_recall:.3f}")
 
-    server = subprocess.Popen([sys.executable, "-m", "annlib", "serve", "--index", f"bench={path}", "--port", "0",
+    # The installed console script: `python -m annlib` from a source checkout would import the
+    # unbuilt source tree instead of the installed package.
+    script = Path(sys.executable).parent / "annlib"
+    server = subprocess.Popen([str(script), "serve", "--index", f"bench={path}", "--port", "0",
                                "--workers", str(max(args.clients, 1))],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

@@ -352,8 +352,12 @@ def test_tls(saved, tmp_path):
 
 def test_annlib_serve_command_line(saved):
     import sys
+    from pathlib import Path
 
-    proc = ServerProcess("--index", f"vec={saved['root'] / 'vec'}", command=[sys.executable, "-m", "annlib", "serve"])
+    # The console script pip installed beside this interpreter: what a user runs.
+    script = Path(sys.executable).parent / "annlib"
+    assert script.is_file(), f"{script} is missing: is annlib installed in this environment?"
+    proc = ServerProcess("--index", f"vec={saved['root'] / 'vec'}", command=[str(script), "serve"])
     try:
         with proc.channel() as channel:
             assert health_status(channel) == SERVING
