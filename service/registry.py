@@ -3,6 +3,7 @@ swap into the table is atomic, so a search running on an index that is
 replaced or unloaded finishes on the object it started with."""
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,9 @@ import grpc
 import annlib
 
 from .codec import ServiceError
+
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class IndexRegistry:
         return len(self._indexes)
 
     def load(self, name: str, path: str, *, replace: bool = False) -> Hosted:
-        if not name or not name.replace("-", "_").replace(".", "_").isidentifier():
+        if not _NAME.fullmatch(name):
             raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"index name {name!r} must be letters, digits, '_', '-' or '.'")
         if not replace and name in self._indexes:

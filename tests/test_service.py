@@ -136,6 +136,10 @@ def test_admin_load_replace_unload(server, stub, admin, saved):
     code, details = status_of(admin.LoadIndex, pb.LoadIndexRequest(name="bad", path=str(saved["root"])))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "cannot load" in details
     assert status_of(admin.UnloadIndex, pb.UnloadIndexRequest(name="nope"))[0] == grpc.StatusCode.NOT_FOUND
+    code, details = status_of(admin.LoadIndex, pb.LoadIndexRequest(name="bad name!", path=path))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "letters, digits" in details
+    admin.LoadIndex(pb.LoadIndexRequest(name="2026-11.v2", path=path))
+    admin.UnloadIndex(pb.UnloadIndexRequest(name="2026-11.v2"))
 
 
 # -- every error code -------------------------------------------------------------
