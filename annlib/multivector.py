@@ -22,7 +22,6 @@ them in one .npy file that load() memory-maps.
 from __future__ import annotations
 
 import json
-import numbers
 from typing import Callable
 
 import numpy as np
@@ -234,17 +233,29 @@ class MultiVectorIndex:
         k = check_k(self.documents.config.num_neighbors if k is None else k, 2**31 - 1, "k")
         if k > ids.size:
             raise ValueError(f"k={k} exceeds the {ids.size} candidates given")
-        scores = self._scorer.scores(q, ids, check_num_threads(num_threads))
+        return self._rerank(q, ids, k, check_num_threads(num_threads))
+
+    def _rerank(self, q: np.ndarray, ids: np.ndarray, k: int, num_threads: int):
+        """rerank() on checked input: distinct in-range ids, k <= len(ids)."""
+        scores = self._scorer.scores(q, ids, num_threads)
         order = np.lexsort((ids, -scores))[:k]
         return ids[order], scores[order]
 
     def candidates(self, query_vector, query_tokens, num_candidates: int = 100, *, token_neighbors=None,
                    leaves_to_search=None, pre_reorder_num_neighbors=None) -> np.ndarray:
-        """Up to num_candidates document ids for MaxSim re-ranking: those owning
-        the best tokens first (by the MaxSim their tokens bound), then the
-        pooled-vector neighbors in their order. query_vector may be None when
-        the index has a token index; the knobs apply to the pooled search."""
+        """Up to num_candidates distinct document ids for MaxSim re-ranking:
+        those owning the best tokens first (by the MaxSim their tokens bound),
+        then the pooled-vector neighbors in their order. query_vector may be
+        None when the index has a token index; the knobs apply to the pooled
+        search."""
         num_candidates = check_k(num_candidates, 2**31 - 1, "num_candidates")
+        q = self._query_tokens(query_tokens) if self.token_index is not None else None
+        return self._candidates(query_vector, q, num_candidates, token_neighbors, leaves_to_search,
+                                pre_reorder_num_neighbors)
+
+    def _candidates(self, query_vector, q, num_candidates: int, token_neighbors, leaves_to_search,
+                    pre_reorder_num_neighbors) -> np.ndarray:
+        """candidates() with q, the query tokens, already checked."""
         if query_vector is None and self.token_index is None:
             raise ValueError("this index has no token index: pass query_vector for pooled-vector candidates")
         pooled = np.empty(0, np.int64)
@@ -256,7 +267,6 @@ class MultiVectorIndex:
             return pooled
         if token_neighbors is not None:
             token_neighbors = check_k(token_neighbors, self.num_tokens, "token_neighbors")
-        q = self._query_tokens(query_tokens)
         token_ids, token_scores = self.token_index.search_batched(q, token_neighbors, num_threads=1)
         found, bound = _token_candidates(token_ids, token_scores, self._offsets)
         by_tokens = found[np.lexsort((found, -bound))]
@@ -270,17 +280,17 @@ class MultiVectorIndex:
         fewer candidates than k were found."""
         k = self.documents.config.num_neighbors if k is None else k
         k = check_k(k, self.size(), "k")
-        if isinstance(num_candidates, (bool, np.bool_)) or not isinstance(num_candidates, numbers.Integral):
-            raise TypeError(f"num_candidates must be an integer, got {type(num_candidates).__name__}")
+        num_candidates = check_k(num_candidates, 2**31 - 1, "num_candidates")
         if num_candidates < k:
             raise ValueError(f"num_candidates ({num_candidates}) must be >= k ({k})")
-        q_tokens = self._query_tokens(query_tokens)
-        candidates = self.candidates(query_vector, q_tokens, num_candidates, token_neighbors=token_neighbors,
-                                     leaves_to_search=leaves_to_search,
-                                     pre_reorder_num_neighbors=pre_reorder_num_neighbors)
+        num_threads = check_num_threads(num_threads)
+        # Checked once here; the candidate and re-rank steps take them as they are.
+        q = self._query_tokens(query_tokens)
+        candidates = self._candidates(query_vector, q, num_candidates, token_neighbors, leaves_to_search,
+                                      pre_reorder_num_neighbors)
         ids, scores = np.empty(0, np.int64), np.empty(0, np.float32)
         if candidates.size:
-            ids, scores = self.rerank(q_tokens, candidates, min(k, candidates.size), num_threads=num_threads)
+            ids, scores = self._rerank(q, candidates, min(k, candidates.size), num_threads)
         if ids.size < k:
             ids = np.concatenate([ids, np.full(k - ids.size, -1, np.int64)])
             scores = np.concatenate([scores, np.full(k - scores.size, -np.inf, np.float32)])
