@@ -1,4 +1,4 @@
-"""Command line: `annlib demo`, `annlib info`, `annlib serve`."""
+"""Command line: `annlib demo`, `annlib info`, `annlib serve`, `annlib bench`, `annlib bench-plot`."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +37,18 @@ def _cmd_serve(args) -> int:
     return serve(options)
 
 
+def _cmd_bench(args) -> int:
+    from .benchmarks.runner import main_from_args
+
+    return main_from_args(args)
+
+
+def _cmd_bench_plot(args) -> int:
+    from .benchmarks.plot import main_from_args
+
+    return main_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="annlib", description="annlib vector search")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve saved indexes over gRPC (needs annlib[service])")
     add_arguments(serve)
     serve.set_defaults(func=_cmd_serve)
+    from .benchmarks.runner import add_arguments as add_bench_arguments
+
+    bench = sub.add_parser("bench", help="recall/QPS of annlib and the peers on a dataset (JSON lines; "
+                                          "plot with bench/plot.py)")
+    add_bench_arguments(bench)
+    bench.set_defaults(func=_cmd_bench)
+    from .benchmarks.plot import add_arguments as add_plot_arguments
+
+    bench_plot = sub.add_parser("bench-plot", help="recall-QPS plots and the best-QPS table from bench results")
+    add_plot_arguments(bench_plot)
+    bench_plot.set_defaults(func=_cmd_bench_plot)
     return parser
 
 

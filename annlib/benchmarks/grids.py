@@ -1,0 +1,108 @@
+"""Which builds each algorithm is measured at and which query settings are swept.
+
+Grids scale with the dataset: partitioned indexes (annlib, ScaNN, FAISS IVF)
+get about 2*sqrt(n) leaves and search 1-40% of them, with reorder budgets
+from 2k to 25k candidates; graph indexes sweep ef. Every partitioned system
+gets the same leaf count and the same sweep, so the curves are comparable.
+`quick=True` keeps one build per algorithm and a short sweep (smoke runs).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+SOAR_LAMBDA = 1.5          # annlib's recommended spilling strength (README, measured on the dev sets)
+SCANN_SOAR_LAMBDA = 1.0    # ScaNN's own recommendation
+
+ALL_LABELS = ("annlib+soar", "annlib", "scann+soar", "scann", "faiss-ivfpqfs", "faiss-hnsw", "hnswlib", "bruteforce")
+
+
+@dataclass(frozen=True)
+class Definition:
+    """One build of one algorithm and the query settings it is swept over."""
+    label: str                   # the series name in results, plots and tables
+    family: str                  # the wrapper (algorithms.FAMILIES)
+    build_args: dict
+    query_args: list = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        args = " ".join(f"{key}={value}" for key, value in self.build_args.items())
+        return f"{self.label}({args})"
+
+    def to_json(self) -> str:
+        return json.dumps({"label": self.label, "family": self.family, "build_args": self.build_args,
+                           "query_args": self.query_args})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Definition":
+        data = json.loads(text)
+        return cls(data["label"], data["family"], data["build_args"], data["query_args"])
+
+
+def num_leaves_for(n: int) -> int:
+    """About 2*sqrt(n), rounded to 100 (at least 100, at most n // 20 on small data)."""
+    leaves = 2 * max(100, int(round(math.sqrt(n) / 100.0)) * 100)
+    return max(1, min(leaves, n // 20))
+
+
+def leaf_sweep(num_leaves: int, quick: bool) -> list:
+    fractions = ([0.02, 0.05, 0.1, 0.2, 0.35] if quick
+                 else [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.25, 0.4])
+    return sorted({max(1, int(round(f * num_leaves))) for f in fractions})
+
+
+def reorder_sweep(k: int, quick: bool) -> list:
+    return [4 * k, 10 * k, 25 * k] if quick else [2 * k, 4 * k, 10 * k, 25 * k]
+
+
+def ef_sweep(k: int, quick: bool) -> list:
+    efs = [20, 40, 80, 160] if quick else [10, 20, 40, 60, 80, 120, 160, 240, 400, 800]
+    return sorted({max(ef, k) for ef in efs})
+
+
+def ah_builds(d: int, measure: str, quick: bool) -> list:
+    """(dims_per_block, threshold) pairs: 2 dims everywhere, also 4 at d >= 256; the
+    anisotropic threshold on inner-product data only (0.2 at d <= 128, 0.1 above)."""
+    threshold = None if measure == "squared_l2" else (0.2 if d <= 128 else 0.1)
+    if quick:
+        return [(2, threshold)]
+    dpbs = [2, 4] if d >= 256 else [2]
+    thresholds = [None] if threshold is None else [None, threshold]
+    return [(dpb, t) for dpb in dpbs for t in thresholds]
+
+
+def definitions(n: int, d: int, measure: str, k: int, labels=ALL_LABELS, quick: bool = False) -> list:
+    """Every build to run for a dataset of n points in d dims, in the order given by labels."""
+    leaves = num_leaves_for(n)
+    partition_sweep = [{"leaves": leaf, "reorder": r} for leaf in leaf_sweep(leaves, quick)
+                       for r in reorder_sweep(k, quick)]
+    graph_sweep = [{"ef": ef} for ef in ef_sweep(k, quick)]
+    out = []
+    for label in labels:
+        if label in ("annlib", "annlib+soar"):
+            soar = SOAR_LAMBDA if label == "annlib+soar" else None
+            for dpb, t in ah_builds(d, measure, quick):
+                out.append(Definition(label, "annlib", {"num_leaves": leaves, "dims_per_block": dpb,
+                                                        "threshold": t, "soar_lambda": soar}, partition_sweep))
+        elif label in ("scann", "scann+soar"):
+            if label == "scann+soar" and measure != "dot_product":
+                continue  # ScaNN allows SOAR with dot product only (noted by the runner)
+            soar = SCANN_SOAR_LAMBDA if label == "scann+soar" else None
+            for t in sorted({t for _, t in ah_builds(d, measure, quick)}, key=str):
+                out.append(Definition(label, "scann", {"num_leaves": leaves, "threshold": t, "soar_lambda": soar},
+                                      partition_sweep))
+        elif label == "faiss-ivfpqfs":
+            out.append(Definition(label, label, {"nlist": leaves},
+                                  [{"nprobe": q["leaves"], "reorder": q["reorder"]} for q in partition_sweep]))
+        elif label == "faiss-hnsw":
+            out.append(Definition(label, label, {"M": 32, "ef_construction": 200}, graph_sweep))
+        elif label == "hnswlib":
+            for m in ([16] if quick else [16, 32]):
+                out.append(Definition(label, label, {"M": m, "ef_construction": 200}, graph_sweep))
+        elif label == "bruteforce":
+            out.append(Definition(label, label, {}, [{}]))
+        else:
+            raise ValueError(f"unknown algorithm {label!r}; choose from {', '.join(ALL_LABELS)}")
+    return out

@@ -1,0 +1,179 @@
+"""The benchmark suite: ann-benchmarks recall, the runner's JSON lines, plots and the table."""
+import json
+
+import numpy as np
+import pytest
+
+from annlib.benchmarks import grids, plot, runner
+from annlib.benchmarks.recall import id_recall, knn_recall, metric_distances
+from annlib.cli import main as cli_main
+from annlib.datasets import ground_truth, write_hdf5
+
+from conftest import clustered
+
+
+# ----------------------------------------------------------------- recall
+
+def test_knn_recall_counts_points_tied_with_the_kth_neighbour():
+    # Query at the origin; points 1, 2 and 3 are all at distance 1 (a three-way tie at k=2).
+    train = np.array([[0.5, 0], [1, 0], [0, 1], [-1, 0], [3, 0]], dtype=np.float32)
+    query = np.zeros((1, 2), dtype=np.float32)
+    true_distances = np.array([[0.5, 1.0, 1.0, 1.0, 3.0]])
+    returned = np.array([[0, 3]])  # point 3 is tied with the stored 2nd neighbour (point 1)
+    run = metric_distances("euclidean", query, train, returned)
+    np.testing.assert_allclose(run, [[0.5, 1.0]])
+    assert knn_recall(true_distances, run, 2) == 1.0
+    assert id_recall(returned, np.array([[0, 1]]), 2) == 0.5
+    worse = metric_distances("euclidean", query, train, np.array([[0, 4]]))
+    assert knn_recall(true_distances, worse, 2) == 0.5
+
+
+def test_knn_recall_epsilon_and_padding():
+    true_distances = np.array([[0.1, 0.2]])
+    assert knn_recall(true_distances, np.array([[0.1, 0.2009]]), 2) == 1.0     # within 1e-3
+    assert knn_recall(true_distances, np.array([[0.1, 0.2011]]), 2) == 0.5
+    train = np.eye(3, dtype=np.float32)
+    padded = metric_distances("angular", train[:1], train, np.array([[0, -1]]))
+    assert padded[0, 0] == pytest.approx(0.0) and padded[0, 1] == np.inf
+
+
+def test_angular_distance_ignores_norms():
+    train = np.array([[2.0, 0.0], [0.0, 5.0]], dtype=np.float32)
+    query = np.array([[3.0, 3.0]], dtype=np.float32)
+    np.testing.assert_allclose(metric_distances("angular", query, train, np.array([[0, 1]])),
+                               [[1 - np.sqrt(0.5)] * 2], rtol=1e-12)
+
+
+def test_recall_rejects_unknown_metric_and_short_ground_truth():
+    with pytest.raises(ValueError, match="hamming"):
+        metric_distances("hamming", np.zeros((1, 2)), np.zeros((2, 2)), np.zeros((1, 1), dtype=int))
+    with pytest.raises(ValueError, match="fewer than k"):
+        knn_recall(np.zeros((1, 5)), np.zeros((1, 10)), 10)
+
+
+# ----------------------------------------------------------------- grids
+
+def test_grids_scale_with_the_dataset_and_share_the_sweep():
+    assert grids.num_leaves_for(100_000) == 600 and grids.num_leaves_for(1_000_000) == 2000
+    assert grids.num_leaves_for(1_000) == 50
+    defs = grids.definitions(150_000, 128, "squared_l2", 10)
+    labels = {d.label for d in defs}
+    assert "scann+soar" not in labels  # ScaNN spills with dot product only
+    partitioned = [d for d in defs if d.family in ("annlib", "scann")]
+    ivf = next(d for d in defs if d.family == "faiss-ivfpqfs")
+    for d in partitioned:
+        assert d.build_args["num_leaves"] == ivf.build_args["nlist"] == 800
+        assert [(q["leaves"], q["reorder"]) for q in d.query_args] == \
+               [(q["nprobe"], q["reorder"]) for q in ivf.query_args]
+    assert all(grids.Definition.from_json(d.to_json()) == d for d in defs)
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        grids.definitions(1000, 8, "dot_product", 10, ["annoy"])
+
+
+# ----------------------------------------------------------------- runner and plots
+
+@pytest.fixture(scope="module")
+def tiny_datasets(tmp_path_factory):
+    rng = np.random.default_rng(7)
+    root = tmp_path_factory.mktemp("bench-data")
+    paths = {}
+    for metric, measure in (("euclidean", "squared_l2"), ("angular", "cosine")):
+        train, test = clustered(rng, 4000, 16, clusters=40, nq=60)
+        ids, _ = ground_truth(train, test, 20, measure)
+        distances = metric_distances(metric, test, train, ids)
+        paths[metric] = root / f"tiny-{metric}.hdf5"
+        write_hdf5(paths[metric], train, test, ids, distances, metric)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def results_file(tiny_datasets, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench-results") / "results.jsonl"
+    for metric in ("euclidean", "angular"):
+        runner.run(str(tiny_datasets[metric]), algorithms=["annlib+soar", "bruteforce", "scann+soar"], k=10,
+                   threads=2, single_queries=20, runs=1, output=str(out), quick=True)
+    return out
+
+
+def records_of(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_runner_writes_one_record_per_query_setting(results_file):
+    records = records_of(results_file)
+    points = [r for r in records if r["kind"] == "point"]
+    for dataset in ("tiny-euclidean", "tiny-angular"):
+        mine = [r for r in points if r["dataset"] == dataset]
+        brute = [r for r in mine if r["algorithm"] == "bruteforce"]
+        assert len(brute) == 1 and brute[0]["recall"] == 1.0 and brute[0]["recall_ids"] == 1.0
+        soar = [r for r in mine if r["algorithm"] == "annlib+soar"]
+        expected = grids.definitions(4000, 16, "dot_product", 10, ["annlib+soar"], quick=True)[0].query_args
+        assert [r["query"] for r in soar] == expected
+        assert max(r["recall"] for r in soar) >= 0.95
+        for r in soar:
+            assert 0.0 <= r["recall"] <= 1.0 and r["qps_single"] > 0 and r["qps_batched"] > 0
+            assert r["build_s"] > 0 and r["index_bytes"] > 0
+            assert r["k"] == 10 and r["threads"] == 2 and r["num_queries"] == 60 and r["single_queries"] == 20
+            assert r["build"]["soar_lambda"] == grids.SOAR_LAMBDA
+    # ScaNN's SOAR is dot-product only: noted for the euclidean data, never silently missing.
+    notes = [r for r in records if r["kind"] in ("skipped", "failed")]
+    assert any(r["dataset"] == "tiny-euclidean" and r["algorithm"] == "scann+soar" and "dot product" in r["reason"]
+               for r in notes)
+    angular_scann = [r for r in records if r["dataset"] == "tiny-angular" and r["algorithm"] == "scann+soar"]
+    assert angular_scann  # measured when scann is installed, else a 'not installed' note
+    assert all(r["kind"] == "point" or "not installed" in r["reason"] for r in angular_scann)
+
+
+def test_rerun_appends_and_plots_take_the_latest_run(results_file, tiny_datasets, tmp_path):
+    out = tmp_path / "results.jsonl"
+    out.write_text(results_file.read_text())
+    before = len(records_of(out))
+    runner.run(str(tiny_datasets["euclidean"]), algorithms=["bruteforce"], threads=1, single_queries=5, runs=1,
+               output=str(out))
+    records = records_of(out)
+    assert len(records) == before + 1
+    selected = plot.select_points(records)
+    [latest] = selected["tiny-euclidean"]["bruteforce"]
+    assert latest["run_id"] == records[-1]["run_id"]
+    assert len(selected["tiny-euclidean"]["annlib+soar"]) > 1  # untouched algorithms keep their run
+
+
+def test_pareto_frontier_keeps_only_unbeaten_points():
+    points = [{"recall": r, "q": q} for r, q in [(0.8, 100), (0.85, 90), (0.9, 95), (0.95, 50), (0.97, 60),
+                                                   (0.99, 10)]]
+    assert plot.pareto_frontier(points, "q") == [(0.8, 100), (0.9, 95), (0.97, 60), (0.99, 10)]
+    assert plot.best_qps(points, "q", 0.9)["q"] == 95
+    assert plot.best_qps(points, "q", 0.995) is None
+
+
+def test_plot_writes_pngs_table_and_readme_section(results_file, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nintro\n{plot.BEGIN}\nold table\n{plot.END}\nafter\n")
+    code = cli_main(["bench-plot", str(results_file), "--out", str(tmp_path / "plots"), "--readme", str(readme)])
+    assert code == 0
+    for dataset in ("tiny-euclidean", "tiny-angular"):
+        for mode in ("single", "batched"):
+            png = tmp_path / "plots" / f"{dataset}-{mode}.png"
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = capsys.readouterr().out
+    assert "| mode | recall | annlib+soar |" in table and "| single | 0.90 |" in table
+    assert "scann+soar skipped" in table
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("# x\n\nintro\n") and text.endswith(f"{plot.END}\nafter\n")
+    assert table.strip() in text
+
+
+def test_plot_and_bench_errors_are_clear(tmp_path, capsys, tiny_datasets):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"kind": "point"}\nnot json\n')
+    assert cli_main(["bench-plot", str(bad), "--out", str(tmp_path)]) == 2
+    assert "bad.jsonl:2" in capsys.readouterr().err
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    assert cli_main(["bench", str(tiny_datasets["euclidean"]), "--algorithms", "annoy"]) == 2
+    assert "unknown algorithm" in capsys.readouterr().err
+    assert cli_main(["bench", str(tmp_path / "missing.hdf5")]) == 2
+    assert "neither a file nor a dataset name" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="bench-table"):
+        plot.replace_in_readme(readme, "table\n")
+    assert readme.read_text() == "no markers\n"
