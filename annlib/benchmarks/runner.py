@@ -193,8 +193,9 @@ def _run_isolated(definition: Definition, settings: Settings, common: dict, time
 
 def run(dataset: str, *, algorithms=ALL_LABELS, k: int = 10, threads: int = 0, num_queries: int = 0,
         single_queries: int = 1000, runs: int = 2, output: str | None = None, quick: bool = False,
-        timeout: float = 1800.0) -> Path:
-    """Benchmarks `algorithms` on one dataset; returns the JSON lines file the results went to."""
+        timeout: float = 1800.0, builds=None) -> Path:
+    """Benchmarks `algorithms` on one dataset; returns the JSON lines file the results went to.
+    `builds(n, d, measure, k)` -> [Definition] replaces the standard grid (custom sweeps)."""
     from .algorithms import missing_module
 
     if k < 1:
@@ -217,7 +218,8 @@ def run(dataset: str, *, algorithms=ALL_LABELS, k: int = 10, threads: int = 0, n
               "k": k, "threads": threads, "num_queries": len(queries), "single_queries": settings.single_queries,
               "runs": runs, "annlib_version": annlib.__version__, "simd_level": annlib.simd_level(),
               "machine": f"{platform.machine()} {os.cpu_count()} cores", "python": platform.python_version()}
-    builds = definitions(len(train), train.shape[1], measure, k, algorithms, quick)
+    builds = (builds or (lambda *shape: definitions(*shape, algorithms, quick)))(len(train), train.shape[1],
+                                                                                 measure, k)
     del train, queries
     print(f"{name}: {metric}, k={k}, {settings.num_queries} queries ({settings.single_queries} one per call), "
           f"{threads} threads, {len(builds)} builds -> {output} (run {settings.run_id})", file=sys.stderr)
