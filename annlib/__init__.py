@@ -14,6 +14,7 @@ from .config import BruteForceConfig, IndexConfig
 from .multivector import MultiVectorIndex
 from .recall_math import expected_recall, num_bins_for
 from .searcher import BruteForceSearcher, Searcher
+from .tuning import SearchParams, TuneResult, tune
 
 
 def simd_level() -> str:
@@ -42,9 +43,27 @@ def load(path, mmap: bool = True, verify: bool = True):
         raise ValueError(f"{path}/config.json is invalid: {exc}") from exc
     kind = _searcher_kinds().get(config.kind)
     try:
-        return kind(config, arrays)
+        searcher = kind(config, arrays)
     except (KeyError, ValueError, RuntimeError) as exc:
         raise ValueError(f"{path}: saved arrays do not match the config ({exc})") from exc
+    _apply_tuned_params(path, searcher)
+    return searcher
+
+
+def _apply_tuned_params(path, searcher) -> None:
+    """Applies search_params.json (written by `annlib tune --write`) when the index has one."""
+    from pathlib import Path
+
+    from .tuning.params import PARAMS_FILE
+
+    params_path = Path(path) / PARAMS_FILE
+    if not params_path.exists():
+        return
+    try:
+        params = SearchParams.from_json(params_path.read_text(encoding="utf-8"))
+        searcher.set_default_params(params)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{params_path} is invalid: {exc}") from exc
 
 
 def _saved_kind(config_json: str):
@@ -57,5 +76,6 @@ def _saved_kind(config_json: str):
     return data.get("kind") if isinstance(data, dict) else None
 
 
-__all__ = ["Builder", "BruteForceConfig", "BruteForceSearcher", "IndexConfig", "MultiVectorIndex", "Searcher",
-           "available_simd_levels", "builder", "expected_recall", "load", "num_bins_for", "simd_level", "__version__"]
+__all__ = ["Builder", "BruteForceConfig", "BruteForceSearcher", "IndexConfig", "MultiVectorIndex", "SearchParams",
+           "Searcher", "TuneResult", "available_simd_levels", "builder", "expected_recall", "load", "num_bins_for",
+           "simd_level", "tune", "__version__"]

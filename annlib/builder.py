@@ -23,8 +23,11 @@ class Builder:
         self._num_neighbors = check_k(num_neighbors, self._database.shape[0])
         self._distance_measure = check_distance_measure(distance_measure)
         self._stages: dict = {}
+        self._autopilot: dict | None = None
 
     def _set(self, name: str, stage) -> "Builder":
+        if self._autopilot is not None:
+            raise ValueError(f"autopilot() chooses every stage itself; do not add {name}()")
         if name in self._stages:
             raise ValueError(f"{name}() was already called on this builder")
         stages = dict(self._stages, **{name: stage})
@@ -69,19 +72,59 @@ class Builder:
         float32, bfloat16 or int8 copy of the data."""
         return self._set("reorder", ReorderConfig(pre_reorder_num_neighbors, dtype))
 
+    def autopilot(self, target_recall: float | None = None, max_latency_us: float | None = None, *,
+                  queries=None, ground_truth=None) -> "Builder":
+        """Let annlib choose: build() picks the stages from the data's size, dimension and metric
+        (rules in annlib.tuning.autopilot), builds, then tunes the search settings for exactly
+        one of target_recall or max_latency_us (annlib.tune, with `queries` or a database
+        sample); the result is in searcher.tune_result. Replaces every other stage."""
+        if self._stages:
+            raise ValueError("autopilot() chooses every stage itself; do not combine it with "
+                             f"{', '.join(self._stages)}()")
+        if (target_recall is None) == (max_latency_us is None):
+            raise ValueError("give exactly one of target_recall or max_latency_us")
+        self._autopilot = dict(target_recall=target_recall, max_latency_us=max_latency_us, queries=queries,
+                               ground_truth=ground_truth)
+        return self
+
     def config(self) -> IndexConfig:
         return IndexConfig(num_neighbors=self._num_neighbors, distance_measure=self._distance_measure,
                            **self._stages)
 
     def build(self, num_threads: int = 0, progress: bool = True) -> Searcher:
         """Builds the index; num_threads=0 uses all cores; progress shows tqdm bars."""
-        config = self.config()
         num_threads = check_num_threads(num_threads)
+        if self._autopilot is not None:
+            return self._build_autopilot(num_threads, progress)
+        config = self.config()
         if config.kind == "brute_force":
             return BruteForceSearcher.build(config, self._database, num_threads)
         from .quantized import build_quantized
 
         return build_quantized(config, self._database, num_threads, progress)
+
+
+    def _build_autopilot(self, num_threads: int, progress: bool) -> Searcher:
+        from .tuning import tune
+        from .tuning.autopilot import choose_build
+
+        options = self._autopilot
+        n, d = self._database.shape
+        choice = choose_build(n, d, self._distance_measure, options["target_recall"])
+        staged = Builder(self._database, self._num_neighbors, self._distance_measure)
+        if choice.brute_force:
+            searcher = staged.score_brute_force().build(num_threads, progress)
+            searcher.tune_result = None  # exact: nothing to tune
+            return searcher
+        searcher = (staged.tree(choice.num_leaves, max(1, choice.num_leaves // 20), soar_lambda=choice.soar_lambda)
+                    .score_ah(choice.dims_per_block, anisotropic_quantization_threshold=choice.threshold)
+                    .reorder(max(100, self._num_neighbors)).build(num_threads, progress))
+        result = tune(searcher, options["queries"], target_recall=options["target_recall"],
+                      max_latency_us=options["max_latency_us"], ground_truth=options["ground_truth"],
+                      database=self._database, num_threads=num_threads, progress=progress)
+        searcher.set_default_params(result.params)
+        searcher.tune_result = result
+        return searcher
 
 
 def builder(database, num_neighbors: int, distance_measure: str) -> Builder:

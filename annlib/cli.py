@@ -1,4 +1,4 @@
-"""Command line: `annlib demo`, `annlib info`, `annlib serve`, `annlib bench`, `annlib bench-plot`."""
+"""Command line: `annlib demo`, `annlib info`, `annlib serve`, `annlib tune`, `annlib bench`, `annlib bench-plot`."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +49,12 @@ def _cmd_bench_plot(args) -> int:
     return main_from_args(args)
 
 
+def _cmd_tune(args) -> int:
+    from .tuning.cli import run_tune
+
+    return run_tune(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="annlib", description="annlib vector search")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve saved indexes over gRPC (needs annlib[service])")
     add_arguments(serve)
     serve.set_defaults(func=_cmd_serve)
+    from .tuning.cli import add_arguments as add_tune_arguments
+
+    tune = sub.add_parser("tune", help="choose search settings for a target recall or latency (autotuner)")
+    add_tune_arguments(tune)
+    tune.set_defaults(func=_cmd_tune)
     from .benchmarks.runner import add_arguments as add_bench_arguments
 
     bench = sub.add_parser("bench", help="recall/QPS of annlib and the peers on a dataset (JSON lines; "

@@ -155,6 +155,7 @@ class QuantizedSearcher(Searcher):
                                                simd_level, overretrieve)
         k = min(config.num_neighbors, self._n)
         self._default_knobs = (*self._knobs(k, None, None), k)
+        self._ah_scorer = None  # built on first use by _ah_candidates
 
     def search(self, q, final_num_neighbors=None, pre_reorder_num_neighbors=None, leaves_to_search=None, *,
                num_threads: int = 1):
@@ -229,6 +230,35 @@ class QuantizedSearcher(Searcher):
             for key in totals:
                 totals[key] += times[key]
         return totals
+
+    def set_default_params(self, params) -> None:
+        """Makes `params` (a SearchParams, e.g. annlib.tune(...).params) the knobs used when a
+        search passes none; save() keeps them in the config."""
+        import dataclasses
+
+        from .tuning import SearchParams
+
+        if not isinstance(params, SearchParams):
+            raise TypeError(f"params must be an annlib.SearchParams, got {type(params).__name__}")
+        k = check_k(params.final_num_neighbors, self._n, "final_num_neighbors")
+        leaves, pre = self._knobs(k, params.leaves_to_search, params.pre_reorder_num_neighbors)
+        tree = dataclasses.replace(self.config.tree, num_leaves_to_search=leaves)
+        reorder = (dataclasses.replace(self.config.reorder, pre_reorder_num_neighbors=pre)
+                   if self.config.reorder is not None else None)
+        self.config = dataclasses.replace(self.config, num_neighbors=k, tree=tree, reorder=reorder)
+        self._default_knobs = (leaves, pre, k)
+
+    def _ah_candidates(self, queries: np.ndarray, leaves: int, count: int, num_threads: int = 0) -> np.ndarray:
+        """Ids [nq, count] of the best AH candidates over the best `leaves` leaves, best first, before
+        any reordering (the tuner's view of the scan stage); queries already validated."""
+        if self._ah_scorer is None:
+            meta = self._arrays_dict["meta"]
+            _, _, num_blocks, dpb = (int(v) for v in meta)
+            overretrieve = self.config.tree.overretrieve_factor if self.config.tree is not None else 1.0
+            self._ah_scorer = _core.PartitionedScorer(self._arrays_dict, self._n, self.dim, num_blocks, dpb, "",
+                                                      self.simd_level, overretrieve)
+        count = min(count, self._n)
+        return self._ah_scorer.search(queries, leaves, count, count, num_threads)[0]
 
     def _arrays(self) -> dict:
         return dict(self._arrays_dict)

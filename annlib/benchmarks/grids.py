@@ -9,8 +9,9 @@ gets the same leaf count and the same sweep, so the curves are comparable.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
+
+from ..tuning.autopilot import num_leaves_for  # the leaf-count rule autopilot uses too
 
 SOAR_LAMBDA = 1.5          # annlib's recommended spilling strength (README, measured on the dev sets)
 SCANN_SOAR_LAMBDA = 1.0    # ScaNN's own recommendation
@@ -39,12 +40,6 @@ class Definition:
     def from_json(cls, text: str) -> "Definition":
         data = json.loads(text)
         return cls(data["label"], data["family"], data["build_args"], data["query_args"])
-
-
-def num_leaves_for(n: int) -> int:
-    """About 2*sqrt(n), rounded to 100 (at least 100, at most n // 20 on small data)."""
-    leaves = 2 * max(100, int(round(math.sqrt(n) / 100.0)) * 100)
-    return max(1, min(leaves, n // 20))
 
 
 def leaf_sweep(num_leaves: int, quick: bool) -> list:

@@ -1,0 +1,13 @@
+"""annlib.tuning: the constrained-optimization autotuner (ALGORITHMS.md section 5).
+
+    ranks   for every true neighbour of every sample query, its rank at each stage
+            (leaf rank, AH rank at each number of leaves searched), read from the
+            index's own kernels, so recall(t) needs no further searches
+    cost    a per-stage cost model whose constants are timed on this machine
+    solve   min RecallLoss(t) + lambda * Cost(t), lambda bisected to meet the target
+    tune    the user-facing annlib.tune() and its held-out validation
+"""
+from .params import SearchParams, TuneResult
+from .tune import tune
+
+__all__ = ["SearchParams", "TuneResult", "tune"]

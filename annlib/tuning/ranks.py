@@ -1,0 +1,110 @@
+"""Per-stage ranks of the true neighbours, read from the index's own kernels.
+
+For each sample query and each of its true top-k neighbours this records
+  - its leaf rank: the rank of its best leaf (with SOAR, the better of its two)
+    among all leaves, by the query's centroid score;
+  - its AH rank at each number of leaves searched l in a grid: its position in
+    the AH candidate list the index's LUT16 scan produces over the best l leaves
+    (after SOAR de-duplication), or max_reorder when it is not in the first
+    max_reorder candidates.
+With an exact (float32) reorder a true top-k neighbour among the candidates is
+always returned, so recall(l, r) is the share of true neighbours whose AH rank
+at l is below r: every setting's recall comes from this table, no more searches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def leaf_grid(num_leaves: int, count: int = 32) -> np.ndarray:
+    """About `count` distinct leaf counts from 1 to num_leaves, geometrically spaced."""
+    return np.unique(np.round(np.geomspace(1, num_leaves, count)).astype(np.int64))
+
+
+@dataclass
+class RankTable:
+    leaves: np.ndarray          # [G] the grid of leaves_to_search values
+    max_reorder: int            # AH ranks at or beyond this are stored as max_reorder
+    ah_rank: np.ndarray         # [G, nq, k] int32
+    leaf_rank: np.ndarray       # [nq, k] int32, 0 = the query's best leaf
+    scanned_slots: np.ndarray   # [G] mean code slots scanned per query (padding included)
+
+    def recall(self) -> np.ndarray:
+        """[G, max_reorder + 1]: recall[g, r] with leaves[g] leaves searched and r re-ranked."""
+        g, nq, k = self.ah_rank.shape
+        counts = np.zeros((g, self.max_reorder + 2), dtype=np.int64)
+        for i in range(g):
+            counts[i] = np.bincount(self.ah_rank[i].ravel(), minlength=self.max_reorder + 2)[:self.max_reorder + 2]
+        # recall[g, r] = share of ranks < r
+        cumulative = np.concatenate([np.zeros((g, 1), dtype=np.int64), np.cumsum(counts, axis=1)], axis=1)
+        return cumulative[:, :self.max_reorder + 1] / float(nq * k)
+
+    def per_query_recall(self, g: int, r: int) -> np.ndarray:
+        return (self.ah_rank[g] < r).mean(axis=1)
+
+    def leaf_recall(self) -> np.ndarray:
+        """[G]: share of true neighbours whose best leaf is among the first leaves[g] (an upper bound)."""
+        return np.array([(self.leaf_rank < l).mean() for l in self.leaves])
+
+
+def _positions(candidates: np.ndarray, truth: np.ndarray, n: int, missing: int) -> np.ndarray:
+    """Position of each truth id in its row of candidates (missing when absent), vectorised."""
+    nq, width = candidates.shape
+    rows = np.arange(nq, dtype=np.int64)[:, None] * (n + 1)
+    keys = (rows + candidates).ravel()              # padding (-1) maps to id n of the previous row: never a truth id
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    wanted = (rows + truth).ravel()
+    at = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
+    found = sorted_keys[at] == wanted
+    return np.where(found, order[at] % width, missing).reshape(truth.shape).astype(np.int32)
+
+
+def record_ranks(searcher, queries: np.ndarray, truth: np.ndarray, max_reorder: int, leaves: np.ndarray,
+                 num_threads: int = 0, progress=None, exclude: np.ndarray | None = None) -> RankTable:
+    """The RankTable of `queries` (already normalised for cosine) with true ids `truth` [nq, k].
+    exclude: per query, an id that does not count (a database point used as a query is
+    its own nearest neighbour; searches drop it, so it must not take a candidate's place)."""
+    arrays = searcher._arrays()
+    n = searcher.size()
+    num_leaves = searcher.num_leaves
+    dim = searcher.dim
+    centroids = np.asarray(arrays["centroid_rows"]).reshape(num_leaves, -1)[:, :dim]
+    scores = queries @ centroids.T + np.asarray(arrays["centroid_row_bias"])[None, :]
+    order = np.argsort(-scores, axis=1, kind="stable")
+    rank_of_leaf = np.empty_like(order)
+    np.put_along_axis(rank_of_leaf, order, np.arange(num_leaves)[None, :].repeat(len(queries), 0), axis=1)
+
+    # Leaves holding each point (SOAR: up to two), from the slot layout.
+    starts = np.asarray(arrays["leaf_starts"])
+    slot_ids = np.asarray(arrays["slot_ids"])
+    slot_leaf = np.repeat(np.arange(num_leaves), np.diff(starts))
+    real = slot_ids >= 0
+    best = np.full(truth.shape, num_leaves, dtype=np.int64)
+    point_slots = np.argsort(slot_ids[real], kind="stable")
+    ids_sorted = slot_ids[real][point_slots]
+    leaves_sorted = slot_leaf[real][point_slots]
+    first = np.searchsorted(ids_sorted, truth)
+    for offset in (0, 1):  # a point has at most two copies, adjacent after sorting by id
+        at = np.minimum(first + offset, len(ids_sorted) - 1)
+        holds = ids_sorted[at] == truth
+        leaf = leaves_sorted[at]
+        rank = np.take_along_axis(rank_of_leaf, leaf.reshape(len(queries), -1), axis=1).reshape(truth.shape)
+        best = np.where(holds, np.minimum(best, rank), best)
+
+    sizes = np.diff(starts)
+    scanned = np.cumsum(sizes[order], axis=1).mean(axis=0)    # [num_leaves] mean slots over the first l leaves
+
+    ah_rank = np.empty((len(leaves), *truth.shape), dtype=np.int32)
+    for g, l in enumerate(leaves):
+        candidates = searcher._ah_candidates(queries, int(l), max_reorder, num_threads)
+        ah_rank[g] = _positions(candidates, truth, n, max_reorder)
+        if exclude is not None:
+            own = _positions(candidates, exclude[:, None], n, max_reorder)
+            ah_rank[g] -= ((own < ah_rank[g]) & (ah_rank[g] < max_reorder)).astype(np.int32)
+        if progress is not None:
+            progress.update(1)
+    return RankTable(np.asarray(leaves), max_reorder, ah_rank, best.astype(np.int32),
+                     scanned[np.asarray(leaves) - 1])

@@ -1,0 +1,189 @@
+"""annlib.tune(): search settings for a target recall or a latency budget, validated on held-out queries."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .._validate import as_float_matrix, check_k, check_num_threads, normalize_rows
+from .cost import measure_cost_model
+from .params import SearchParams, TuneResult
+from .ranks import leaf_grid, record_ranks
+from .solve import Unreachable, frontier_points, solve_for_cost, solve_for_recall
+
+MAX_FIT_QUERIES = 1000     # more sample queries barely move the estimates; they cost tuning time
+MIN_FIT_QUERIES = 40
+DATABASE_SAMPLE = 1000     # queries drawn from the database when no query log is given
+
+
+def tune(searcher, queries=None, *, target_recall: float | None = None, max_latency_us: float | None = None,
+         k: int | None = None, ground_truth=None, database=None, holdout_fraction: float = 0.2,
+         num_threads: int = 0, seed: int = 0, progress: bool = True) -> TuneResult:
+    """Chooses leaves_to_search and pre_reorder_num_neighbors for a quantized index.
+
+    Exactly one of target_recall (the cheapest setting predicted to reach it) or
+    max_latency_us (the best recall predicted within that single-query latency).
+    queries: a sample of real queries [nq, d]; without them, `database` rows (or the
+    index's own float32 reorder copy) are sampled and searched for their nearest
+    *other* points (the result says so). ground_truth: true neighbour ids [nq, >= k]
+    of `queries`; computed with exact brute force over the database when omitted.
+    A `holdout_fraction` of the queries is kept out of the fit and searched with the
+    chosen settings: the measured recall and latency are reported beside the prediction.
+    """
+    from ..quantized import QuantizedSearcher
+
+    started = time.perf_counter()
+    if not isinstance(searcher, QuantizedSearcher):
+        raise TypeError("tune() needs a quantized index (builder.tree(...).score_ah(...)); "
+                        f"a {type(searcher).__name__} has no search knobs to tune")
+    if searcher.config.tree is None:
+        raise ValueError("tune() needs an index with a tree(): without leaves there is nothing to choose")
+    if (target_recall is None) == (max_latency_us is None):
+        raise ValueError("give exactly one of target_recall or max_latency_us")
+    if target_recall is not None and not (isinstance(target_recall, (int, float)) and 0 < target_recall <= 1):
+        raise ValueError(f"target_recall must be in (0, 1], got {target_recall!r}")
+    if max_latency_us is not None and not (isinstance(max_latency_us, (int, float)) and max_latency_us > 0):
+        raise ValueError(f"max_latency_us must be > 0, got {max_latency_us!r}")
+    if not 0 < holdout_fraction < 1:
+        raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}")
+    num_threads = check_num_threads(num_threads)
+    k = check_k(searcher.config.num_neighbors if k is None else k, searcher.size(), "k")
+
+    queries, truth, exclude, source = _queries_and_truth(searcher, queries, ground_truth, database, k, seed,
+                                                         num_threads)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(queries))
+    num_heldout = max(1, int(round(holdout_fraction * len(queries))))
+    fit, heldout = order[num_heldout:][:MAX_FIT_QUERIES], order[:num_heldout]
+    if len(fit) < MIN_FIT_QUERIES:
+        raise ValueError(f"tune() needs at least {MIN_FIT_QUERIES} fitting queries after the {num_heldout} held out; "
+                         f"got {len(queries)} queries in all")
+
+    leaves = leaf_grid(searcher.num_leaves)
+    max_reorder = int(min(searcher.size(), max(1000, 100 * k)))
+    bar = _progress(progress, len(leaves) + 8)
+    try:
+        table = record_ranks(searcher, queries[fit], truth[fit], max_reorder, leaves, num_threads, bar,
+                             None if exclude is None else exclude[fit])
+        model = measure_cost_model(searcher, queries[fit], k, table, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    recall = table.recall()
+    reorder = np.arange(max_reorder + 1)
+    cost = model.predict(leaves[:, None], table.scanned_slots[:, None], reorder[None, :])
+    try:
+        margin = 0.0
+        if target_recall is not None:
+            (g, r), explored = solve_for_recall(recall, cost, k, float(target_recall))
+            # The cheapest point that just meets the target on the sample tends to fall short on
+            # new queries (it was picked because it looked good here): ask for one standard error
+            # of the sample's recall estimate more, when that is reachable.
+            per_query = table.per_query_recall(g, r)
+            margin = float(per_query.std(ddof=1) / np.sqrt(len(per_query)))
+            if target_recall + margin <= recall[:, k:].max():
+                (g, r), explored = solve_for_recall(recall, cost, k, float(target_recall) + margin)
+            else:
+                margin = 0.0
+        else:
+            (g, r), explored = solve_for_cost(recall, cost, k, float(max_latency_us))
+    except Unreachable as exc:
+        g, r, value = exc.args
+        if target_recall is not None:
+            raise ValueError(f"target recall {target_recall} is out of reach for this index: the best predicted "
+                             f"recall@{k} is {value:.4f} (leaves_to_search={leaves[g]}, "
+                             f"pre_reorder_num_neighbors={r}); lower the target or rebuild with more "
+                             f"leaves, more code blocks or SOAR") from None
+        raise ValueError(f"max latency {max_latency_us} us is out of reach: the fastest setting is predicted at "
+                         f"{value:.1f} us per query (leaves_to_search={leaves[g]}, "
+                         f"pre_reorder_num_neighbors={r})") from None
+    params = SearchParams(int(leaves[g]), int(r), k)
+    heldout_recall, heldout_latency = _validate(searcher, queries[heldout], truth[heldout], params,
+                                                None if exclude is None else exclude[heldout])
+    return TuneResult(params, target_recall, max_latency_us, float(recall[g, r]), float(cost[g, r]),
+                      heldout_recall, heldout_latency, len(fit), len(heldout), source,
+                      time.perf_counter() - started, model.as_dict(), frontier_points(explored, leaves), margin)
+
+
+def _queries_and_truth(searcher, queries, ground_truth, database, k, seed, num_threads):
+    """Validated (queries, true ids [nq, k], ids to exclude per query or None, where the queries came from)."""
+    if queries is None:
+        rows = _database_rows(searcher, database)
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(len(rows), size=min(DATABASE_SAMPLE, len(rows)), replace=False)
+        queries = np.ascontiguousarray(rows[pick], dtype=np.float32)
+        if ground_truth is not None:
+            raise ValueError("ground_truth belongs to given queries; without queries the tuner computes it")
+        ids = _exact(searcher, rows, queries, k + 1, num_threads)
+        # A database row's nearest point is itself: drop it (or the last, should ties hide it).
+        keep = ids != pick[:, None]
+        truth = np.stack([row[mask][:k] for row, mask in zip(ids, keep)])
+        return _prepared(searcher, queries), truth, pick, "database sample (no query log)"
+    queries = as_float_matrix(queries, "queries", dim=searcher.dim)
+    if ground_truth is None:
+        truth = _exact(searcher, _database_rows(searcher, database), queries, k, num_threads)
+    else:
+        truth = np.asarray(ground_truth)
+        if truth.ndim != 2 or truth.shape[0] != len(queries) or truth.shape[1] < k:
+            raise ValueError(f"ground_truth must have shape ({len(queries)}, >= {k}), got {truth.shape}")
+        if not np.issubdtype(truth.dtype, np.integer):
+            raise TypeError(f"ground_truth must hold integer ids, got {truth.dtype}")
+        truth = truth[:, :k].astype(np.int64)
+        if truth.min() < 0 or truth.max() >= searcher.size():
+            raise ValueError(f"ground_truth ids must be in [0, {searcher.size()})")
+    return _prepared(searcher, queries), truth, None, "given queries"
+
+
+def _prepared(searcher, queries):
+    return normalize_rows(queries, "query") if searcher.distance_measure == "cosine" else queries
+
+
+def _database_rows(searcher, database):
+    if database is not None:
+        rows = as_float_matrix(database, "database", dim=searcher.dim)
+        if len(rows) != searcher.size():
+            raise ValueError(f"database has {len(rows)} rows but the index holds {searcher.size()} points")
+        return rows
+    reorder = searcher.config.reorder
+    if reorder is not None and reorder.dtype == "float32":
+        return np.asarray(searcher._arrays()["rows"]).reshape(searcher.size(), -1)[:, :searcher.dim]
+    raise ValueError("exact ground truth needs the original vectors: pass database= (the index keeps only "
+                     "a compressed copy) or ground_truth=")
+
+
+def _exact(searcher, rows, queries, k, num_threads):
+    from ..builder import builder
+
+    exact = builder(rows, k, searcher.distance_measure).score_brute_force().build(num_threads=num_threads)
+    return exact.search_batched(queries, num_threads=num_threads)[0]
+
+
+def _validate(searcher, queries, truth, params, exclude=None):
+    """(recall, mean single-query latency in us) of params on the held-out queries; with
+    `exclude` (database rows as queries) each query's own id is dropped from its results."""
+    knobs = dict(final_num_neighbors=params.final_num_neighbors, leaves_to_search=params.leaves_to_search,
+                 pre_reorder_num_neighbors=params.pre_reorder_num_neighbors)
+    if exclude is None:
+        ids = searcher.search_batched(queries, **knobs)[0]
+    else:
+        k, r = params.final_num_neighbors, params.pre_reorder_num_neighbors
+        wider = searcher.search_batched(queries, final_num_neighbors=min(k + 1, searcher.size()),
+                                        leaves_to_search=params.leaves_to_search,
+                                        pre_reorder_num_neighbors=min(r + 1, searcher.size()))[0]
+        ids = [row[row != own][:k] for row, own in zip(wider, exclude)]
+    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(ids, truth))
+    for q in queries[:10]:
+        searcher.search(q, **knobs)
+    start = time.perf_counter()
+    for q in queries:
+        searcher.search(q, **knobs)
+    latency = (time.perf_counter() - start) / len(queries) * 1e6
+    return hits / truth.size, latency
+
+
+def _progress(enabled, total):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="tuning (ranks, then timings)", unit="step", leave=False)

@@ -1,0 +1,226 @@
+"""The autotuner: rank tables, the optimizer, held-out recall, autopilot and the CLI."""
+import json
+
+import numpy as np
+import pytest
+
+import annlib
+from annlib.cli import main as cli_main
+from annlib.tuning.ranks import _positions, leaf_grid, record_ranks
+from annlib.tuning.solve import Unreachable, solve_for_cost, solve_for_recall
+
+from conftest import clustered
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Clustered data hard enough that recall depends on both knobs."""
+    rng = np.random.default_rng(11)
+    x, q = clustered(rng, 24_000, 48, clusters=60, spread=0.6, nq=900)
+    return x, q
+
+
+@pytest.fixture(scope="module")
+def index(data):
+    x, _ = data
+    return (annlib.builder(x, 10, "squared_l2").tree(240, 12).score_ah(2).reorder(100)
+            .build(num_threads=2, progress=False))
+
+
+@pytest.fixture(scope="module")
+def soar_index(data):
+    x, _ = data
+    return (annlib.builder(x, 10, "dot_product").tree(240, 12, soar_lambda=1.5).score_ah(2).reorder(100)
+            .build(num_threads=2, progress=False))
+
+
+def exact_ids(x, q, k, measure):
+    s = annlib.builder(x, k, measure).score_brute_force().build()
+    return s.search_batched(q)[0]
+
+
+def measured_recall(searcher, q, truth, params):
+    ids = searcher.search_batched(q, final_num_neighbors=params.final_num_neighbors,
+                                  leaves_to_search=params.leaves_to_search,
+                                  pre_reorder_num_neighbors=params.pre_reorder_num_neighbors)[0]
+    return np.mean([len(np.intersect1d(a, b)) / truth.shape[1] for a, b in zip(ids, truth)])
+
+
+def test_positions_finds_ids_in_rows():
+    candidates = np.array([[5, 3, 9, -1], [1, 2, 3, 4]])
+    truth = np.array([[9, 7], [1, 4]])
+    np.testing.assert_array_equal(_positions(candidates, truth, n=10, missing=4), [[2, 4], [0, 3]])
+
+
+@pytest.mark.parametrize("which", ["index", "soar_index"])
+def test_rank_table_predicts_measured_recall_exactly(which, data, request):
+    """recall(l, r) read from the table equals a real search's recall at that setting."""
+    searcher = request.getfixturevalue(which)
+    x, q = data
+    q = q[:200]
+    truth = exact_ids(x, q, 10, searcher.distance_measure)
+    leaves = leaf_grid(searcher.num_leaves, 12)
+    table = record_ranks(searcher, q, truth, 400, leaves)
+    recall = table.recall()
+    leaf_recall = table.leaf_recall()
+    for g in (0, 4, 8):
+        assert recall[g, 400] <= leaf_recall[g] + 1e-12
+        for r in (10, 40, 200):
+            params = annlib.SearchParams(int(leaves[g]), r, 10)
+            assert recall[g, r] == pytest.approx(measured_recall(searcher, q, truth, params), abs=0.005)
+    assert np.all(np.diff(recall, axis=1) >= 0)             # more candidates never lose a neighbour
+    assert np.all(np.diff(table.scanned_slots) > 0)
+
+
+def test_solver_meets_the_target_cheaply():
+    # recall[g, r] rises with both knobs; cost too. The cheapest feasible point is known.
+    g = np.arange(6)[:, None]
+    r = np.arange(51)[None, :]
+    recall = 1 - np.exp(-(g + 1) * 0.4) * np.exp(-r / 25)
+    cost = 10 + 5.0 * g + 0.3 * r
+    (gg, rr), explored = solve_for_recall(recall, cost, 5, 0.9)
+    feasible = np.where((recall >= 0.9) & (r >= 5), cost, np.inf)
+    assert recall[gg, rr] >= 0.9
+    assert cost[gg, rr] == pytest.approx(feasible.min())
+    assert explored
+    (gg, rr), _ = solve_for_cost(recall, cost, 5, 30.0)
+    affordable = np.where((cost <= 30.0) & (r >= 5), recall, -1)
+    assert cost[gg, rr] <= 30.0 and recall[gg, rr] == pytest.approx(affordable.max())
+    with pytest.raises(Unreachable):
+        solve_for_recall(recall, cost, 5, 0.9999999)
+    with pytest.raises(Unreachable):
+        solve_for_cost(recall, cost, 5, 1.0)
+
+
+@pytest.mark.parametrize("target", [0.85, 0.95])
+def test_tuned_settings_meet_the_target_on_heldout_queries(index, data, target):
+    x, q = data
+    result = annlib.tune(index, q, target_recall=target, num_threads=2, progress=False)
+    assert result.predicted_recall >= target
+    assert result.heldout_recall >= target - 0.01
+    assert result.num_heldout_queries == 180 and result.num_fit_queries == 720
+    assert result.queries_source == "given queries"
+    assert result.frontier and result.cost_model["per_slot_us"] >= 0
+    # Measured independently on all the queries, with the chosen settings.
+    truth = exact_ids(x, q, 10, "squared_l2")
+    assert measured_recall(index, q, truth, result.params) >= target - 0.01
+
+
+def test_higher_targets_cost_more(index, data):
+    _, q = data
+    low = annlib.tune(index, q, target_recall=0.8, num_threads=2, progress=False)
+    high = annlib.tune(index, q, target_recall=0.97, num_threads=2, progress=False)
+    assert high.predicted_cost_us > low.predicted_cost_us
+    assert (high.params.leaves_to_search, high.params.pre_reorder_num_neighbors) != \
+           (low.params.leaves_to_search, low.params.pre_reorder_num_neighbors)
+
+
+def test_latency_target_and_database_sample(soar_index):
+    fast = annlib.tune(soar_index, None, target_recall=0.9, num_threads=2, progress=False)
+    assert fast.queries_source == "database sample (no query log)"
+    assert fast.heldout_recall >= 0.89
+    budget = fast.predicted_cost_us * 1.5
+    result = annlib.tune(soar_index, None, max_latency_us=budget, num_threads=2, progress=False)
+    assert result.predicted_cost_us <= budget
+    assert result.predicted_recall >= fast.predicted_recall - 0.005
+
+
+def test_impossible_targets_say_what_is_reachable(index, data):
+    _, q = data
+    # Neighbours the index cannot rank first: true ids replaced by far-away points for half the queries.
+    x, _ = data
+    truth = exact_ids(x, q, 10, "squared_l2")
+    far = annlib.builder(-x, 10, "squared_l2").score_brute_force().build().search_batched(q[:450])[0]
+    truth[:450] = far
+    with pytest.raises(ValueError, match=r"out of reach.*best predicted recall@10 is 0\.[0-6]\d*"):
+        annlib.tune(index, q, target_recall=0.95, ground_truth=truth, num_threads=2, progress=False)
+    with pytest.raises(ValueError, match=r"max latency 0\.001 us is out of reach: the fastest setting"):
+        annlib.tune(index, q, max_latency_us=0.001, num_threads=2, progress=False)
+
+
+def test_bad_tune_arguments(index, data):
+    x, q = data
+    with pytest.raises(ValueError, match="exactly one"):
+        annlib.tune(index, q, progress=False)
+    with pytest.raises(ValueError, match="exactly one"):
+        annlib.tune(index, q, target_recall=0.9, max_latency_us=100, progress=False)
+    with pytest.raises(ValueError, match="target_recall"):
+        annlib.tune(index, q, target_recall=1.5, progress=False)
+    with pytest.raises(ValueError, match="shape"):
+        annlib.tune(index, q, target_recall=0.9, ground_truth=np.zeros((3, 10), dtype=np.int64), progress=False)
+    with pytest.raises(ValueError, match="at least"):
+        annlib.tune(index, q[:20], target_recall=0.9, progress=False)
+    with pytest.raises(ValueError, match="dimension"):
+        annlib.tune(index, q[:, :10], target_recall=0.9, progress=False)
+    brute = annlib.builder(x[:1000], 10, "squared_l2").score_brute_force().build()
+    with pytest.raises(TypeError, match="quantized index"):
+        annlib.tune(brute, q, target_recall=0.9, progress=False)
+    int8 = annlib.builder(x[:5000], 10, "squared_l2").tree(50, 5).score_ah(2).reorder(50, dtype="int8").build(
+        progress=False)
+    with pytest.raises(ValueError, match="database="):
+        annlib.tune(int8, q, target_recall=0.9, progress=False)
+
+
+def test_set_default_params_survives_save_and_load(index, tmp_path, data):
+    _, q = data
+    params = annlib.SearchParams(30, 150, 5)
+    index_copy = annlib.load(_saved(index, tmp_path / "a"))
+    index_copy.set_default_params(params)
+    ids, _ = index_copy.search_batched(q[:50])
+    expected, _ = index_copy.search_batched(q[:50], final_num_neighbors=5, leaves_to_search=30,
+                                            pre_reorder_num_neighbors=150)
+    np.testing.assert_array_equal(ids, expected)
+    index_copy.save(tmp_path / "b")
+    again = annlib.load(tmp_path / "b")
+    np.testing.assert_array_equal(again.search_batched(q[:50])[0], expected)
+    with pytest.raises(ValueError, match="leaves_to_search"):
+        again.set_default_params(annlib.SearchParams(10_000, 150, 5))
+    with pytest.raises(TypeError, match="SearchParams"):
+        again.set_default_params({"leaves_to_search": 3})
+
+
+def _saved(searcher, path):
+    searcher.save(path)
+    return path
+
+
+def test_autopilot_builds_and_tunes(data):
+    x, q = data
+    searcher = annlib.builder(x, 10, "dot_product").autopilot(target_recall=0.9, queries=q).build(
+        num_threads=2, progress=False)
+    assert searcher.config.tree.soar_lambda == 1.5       # inner product: SOAR on (autopilot rules)
+    assert searcher.num_leaves == 400                      # 2 * (sqrt(24,000) rounded to 100)
+    result = searcher.tune_result
+    assert result.heldout_recall >= 0.89
+    assert searcher.config.tree.num_leaves_to_search == result.params.leaves_to_search
+    small = annlib.builder(x[:5000], 10, "squared_l2").autopilot(target_recall=0.9).build(progress=False)
+    assert small.config.kind == "brute_force" and small.tune_result is None
+    with pytest.raises(ValueError, match="autopilot"):
+        annlib.builder(x, 10, "dot_product").tree(10, 2).autopilot(target_recall=0.9)
+    with pytest.raises(ValueError, match="autopilot"):
+        annlib.builder(x, 10, "dot_product").autopilot(target_recall=0.9).reorder(10)
+
+
+def test_cli_round_trip_writes_params_that_load_applies(index, data, tmp_path, capsys):
+    x, q = data
+    path = _saved(index, tmp_path / "index")
+    np.save(tmp_path / "q.npy", q)
+    np.save(tmp_path / "gt.npy", exact_ids(x, q, 10, "squared_l2"))
+    code = cli_main(["tune", "--index", str(path), "--queries", str(tmp_path / "q.npy"), "--ground-truth",
+                     str(tmp_path / "gt.npy"), "--target-recall", "0.9", "--threads", "2", "--write"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "<- chosen" in out and "held-out" in out and "search_params.json" in out
+    stored = json.loads((path / "search_params.json").read_text())
+    loaded = annlib.load(path)
+    assert loaded.config.tree.num_leaves_to_search == stored["leaves_to_search"]
+    assert loaded.config.reorder.pre_reorder_num_neighbors == stored["pre_reorder_num_neighbors"]
+    (path / "search_params.json").write_text('{"leaves_to_search": -1}')
+    with pytest.raises(ValueError, match="search_params.json is invalid"):
+        annlib.load(path)
+    (path / "search_params.json").unlink()
+    assert cli_main(["tune", "--index", str(tmp_path / "nowhere"), "--target-recall", "0.9"]) == 2
+    assert "not an index directory" in capsys.readouterr().err
+    assert cli_main(["tune", "--index", str(path), "--queries", str(tmp_path / "q.txt"),
+                     "--target-recall", "0.9"]) == 2
+    assert ".npy or .hdf5" in capsys.readouterr().err
