@@ -218,12 +218,13 @@ def run(dataset: str, *, algorithms=ALL_LABELS, k: int = 10, threads: int = 0, n
               "k": k, "threads": threads, "num_queries": len(queries), "single_queries": settings.single_queries,
               "runs": runs, "annlib_version": annlib.__version__, "simd_level": annlib.simd_level(),
               "machine": f"{platform.machine()} {os.cpu_count()} cores", "python": platform.python_version()}
-    builds = (builds or (lambda *shape: definitions(*shape, algorithms, quick)))(len(train), train.shape[1],
+    custom = builds
+    builds = (custom or (lambda *shape: definitions(*shape, algorithms, quick)))(len(train), train.shape[1],
                                                                                  measure, k)
     del train, queries
     print(f"{name}: {metric}, k={k}, {settings.num_queries} queries ({settings.single_queries} one per call), "
           f"{threads} threads, {len(builds)} builds -> {output} (run {settings.run_id})", file=sys.stderr)
-    if "scann+soar" in algorithms and measure != "dot_product":
+    if custom is None and "scann+soar" in algorithms and measure != "dot_product":
         _note(settings, common, name, "scann+soar", "skipped", "ScaNN allows SOAR with dot product only")
     skipped = set()
     for definition in builds:
