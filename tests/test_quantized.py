@@ -93,6 +93,24 @@ def test_single_query_path_matches_batched(data, indexes, measure):
         assert np.array_equal(ids2, ids)
 
 
+@pytest.mark.parametrize("soar", [None, 1.5])
+@pytest.mark.parametrize("measure", ["squared_l2", "dot_product"])
+def test_leaf_major_batches_match_single_queries(data, measure, soar, simd_level):
+    """Batches of >= 16 queries scan leaf-major with the multi-query LUT16 kernel (several
+    queries per pass over a leaf); the results are those of one query at a time."""
+    x, q = data
+    s = (annlib.builder(x, 10, measure).tree(40, 8, soar_lambda=soar).score_ah(2).reorder(60)
+         .build(progress=False).with_simd_level(simd_level))
+    for threads in (1, 2):
+        ids_b, scores_b = s.search_batched(q[:150], leaves_to_search=12, num_threads=threads)
+        for i in range(0, 150, 7):
+            ids, scores = s.search(q[i], leaves_to_search=12)
+            assert np.array_equal(ids, ids_b[i])
+            np.testing.assert_allclose(scores, scores_b[i], rtol=1e-5, atol=1e-4)
+        if soar is not None:
+            assert all(len(set(row)) == len(row) for row in ids_b.tolist())
+
+
 def test_scores_in_natural_sense(data, indexes):
     x, q = data
     ids, scores = indexes["squared_l2"].search(q[0])

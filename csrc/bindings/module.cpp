@@ -204,7 +204,7 @@ class PartitionedScorer {
                     const std::string& reorder_dtype, const std::string& simd_level, float overretrieve_factor)
       : arrays_(arrays) {
     const SimdLevel level = LevelOrActive(simd_level);
-    kernels_ = {&DenseKernelsFor(level), Lut16KernelFor(level), Lut16BuildFor(level)};
+    kernels_ = {&DenseKernelsFor(level), Lut16KernelFor(level), Lut16BuildFor(level), Lut16MultiKernelFor(level)};
     if (n <= 0 || dim <= 0 || num_blocks <= 0 || dims_per_block <= 0 ||
         int64_t{num_blocks} * dims_per_block != dim)
       throw std::invalid_argument("bad index dimensions");

@@ -35,6 +35,15 @@ struct Lut16Args {
 
 using Lut16ScanFn = void (*)(const Lut16Args&);
 
+// Several queries over the same list of points: queries[j] share codes,
+// num_points, num_blocks, point_bias and ids, and each has its own lut,
+// inv_scale, base and candidates. Each code register is loaded and split into
+// nibbles once for all of them (the batched search scans a leaf for every
+// query of a batch that probes it). Results are exactly those of `count`
+// single-query scans.
+constexpr int kLut16MaxQueries = 4;
+using Lut16ScanMultiFn = void (*)(const Lut16Args* queries, int count);
+
 // A query's table: lut[b][j] = <q_b, center_bj>, quantised to uint8 with one
 // scale (255 over the widest block range) after subtracting each block's
 // minimum, as QuantizeLut16 does (quantization/lut16_tables.h).
@@ -57,6 +66,9 @@ using Lut16BuildFn = void (*)(const Lut16BuildArgs&);
 void Lut16ScanScalar(const Lut16Args& a);
 void Lut16ScanAvx2(const Lut16Args& a);
 void Lut16ScanAvx512(const Lut16Args& a);
+void Lut16ScanMultiScalar(const Lut16Args* queries, int count);
+void Lut16ScanMultiAvx2(const Lut16Args* queries, int count);
+void Lut16ScanMultiAvx512(const Lut16Args* queries, int count);
 void Lut16BuildScalar(const Lut16BuildArgs& a);
 void Lut16BuildAvx2(const Lut16BuildArgs& a);
 void Lut16BuildAvx512(const Lut16BuildArgs& a);

@@ -14,6 +14,7 @@ namespace {
 
 struct Ops {
   static constexpr int kBlocks = 2;
+  static constexpr int kMaxQueries = 2;  // 8 accumulators + 6 temporaries of 16 ymm registers
   using V = __m256i;
   static V zero() { return _mm256_setzero_si256(); }
   static V load(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
@@ -57,6 +58,8 @@ struct Ops {
 }  // namespace
 
 void Lut16ScanAvx2(const Lut16Args& a) { Lut16ScanBody(a); }
+
+void Lut16ScanMultiAvx2(const Lut16Args* queries, int count) { Lut16ScanMultiBody(queries, count); }
 
 namespace {
 float ReduceMin(__m256 v) {

@@ -14,6 +14,7 @@ namespace {
 
 struct Ops {
   static constexpr int kBlocks = 4;
+  static constexpr int kMaxQueries = 4;  // 16 accumulators + 6 temporaries of 32 zmm registers
   using V = __m512i;
   static V zero() { return _mm512_setzero_si512(); }
   static V load(const uint8_t* p) { return _mm512_loadu_si512(p); }
@@ -54,6 +55,8 @@ struct Ops {
 }  // namespace
 
 void Lut16ScanAvx512(const Lut16Args& a) { Lut16ScanBody(a); }
+
+void Lut16ScanMultiAvx512(const Lut16Args* queries, int count) { Lut16ScanMultiBody(queries, count); }
 
 void Lut16BuildAvx512(const Lut16BuildArgs& a) {
   float* lut = a.scratch;

@@ -31,6 +31,11 @@ void Lut16ScanScalar(const Lut16Args& a) {
   }
 }
 
+// The reference: one scan per query.
+void Lut16ScanMultiScalar(const Lut16Args* queries, int count) {
+  for (int j = 0; j < count; ++j) Lut16ScanScalar(queries[j]);
+}
+
 void Lut16BuildScalar(const Lut16BuildArgs& a) {
   float* lut = a.scratch;
   float* mins = a.scratch + a.num_blocks * 16;

@@ -9,6 +9,7 @@
 //     void add_half(V a, V b, int32_t* totals);  // fold lanes, add to 16 totals
 //     uint32_t score(const Lut16Args&, int64_t group, const int32_t* totals, float* scores);
 //   };
+//     static constexpr int kMaxQueries;   // queries per pass that fit the registers
 // Needs lut16-inl.h (Lut16Select) included first.
 
 inline void Lut16ScanBody(const annlib::Lut16Args& a) {
@@ -41,5 +42,58 @@ inline void Lut16ScanBody(const annlib::Lut16Args& a) {
       Ops::add_half(hi_a, hi_b, totals + 16);
     }
     Lut16Select(a, g, scores, Ops::score(a, g, totals, scores));
+  }
+}
+
+// Q queries per pass: the codes are loaded and split into nibbles once, then
+// looked up in each query's table (4 accumulators per query).
+template <int Q>
+inline void Lut16ScanMultiPass(const annlib::Lut16Args* a) {
+  using annlib::kLut16Group;
+  const int64_t groups = (a[0].num_points + kLut16Group - 1) / kLut16Group;
+  const int32_t num_blocks = a[0].num_blocks;
+  alignas(64) int32_t totals[Q][kLut16Group];
+  float scores[kLut16Group];
+  for (int64_t g = 0; g < groups; ++g) {
+    const uint8_t* codes = a[0].codes + g * num_blocks * 16;
+    for (int j = 0; j < Q; ++j)
+      for (int i = 0; i < kLut16Group; ++i) totals[j][i] = 0;
+    for (int32_t b0 = 0; b0 < num_blocks; b0 += 256) {  // widening as in Lut16ScanBody
+      const int32_t b1 = num_blocks - b0 < 256 ? num_blocks : b0 + 256;
+      typename Ops::V lo_a[Q], lo_b[Q], hi_a[Q], hi_b[Q];
+      for (int j = 0; j < Q; ++j) lo_a[j] = lo_b[j] = hi_a[j] = hi_b[j] = Ops::zero();
+      for (int32_t b = b0; b < b1; b += Ops::kBlocks) {
+        const typename Ops::V c = Ops::load(codes + b * 16);
+        const typename Ops::V lo = Ops::low_nibbles(c), hi = Ops::high_nibbles(c);
+        for (int j = 0; j < Q; ++j) {
+          const typename Ops::V table = Ops::load(a[j].lut + b * 16);
+          const typename Ops::V r_lo = Ops::shuffle(table, lo);
+          const typename Ops::V r_hi = Ops::shuffle(table, hi);
+          lo_a[j] = Ops::add16(lo_a[j], r_lo);
+          lo_b[j] = Ops::add16(lo_b[j], Ops::shr16_8(r_lo));
+          hi_a[j] = Ops::add16(hi_a[j], r_hi);
+          hi_b[j] = Ops::add16(hi_b[j], Ops::shr16_8(r_hi));
+        }
+      }
+      for (int j = 0; j < Q; ++j) {
+        Ops::add_half(lo_a[j], lo_b[j], totals[j]);
+        Ops::add_half(hi_a[j], hi_b[j], totals[j] + 16);
+      }
+    }
+    for (int j = 0; j < Q; ++j) Lut16Select(a[j], g, scores, Ops::score(a[j], g, totals[j], scores));
+  }
+}
+
+inline void Lut16ScanMultiBody(const annlib::Lut16Args* a, int count) {
+  while (count > 0) {
+    const int q = count < Ops::kMaxQueries ? count : Ops::kMaxQueries;
+    switch (q) {
+      case 1: Lut16ScanBody(a[0]); break;
+      case 2: Lut16ScanMultiPass<2>(a); break;
+      case 3: Lut16ScanMultiPass<3>(a); break;
+      default: Lut16ScanMultiPass<4>(a); break;
+    }
+    a += q;
+    count -= q;
   }
 }

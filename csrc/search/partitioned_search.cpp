@@ -20,6 +20,10 @@ constexpr int64_t kQueryChunk = 512;
 constexpr int64_t kMaxChunkScores = int64_t{8} << 20;
 // Queries handed to a worker at a time (they share one scratch allocation).
 constexpr int64_t kQueriesPerTask = 8;
+// Batches of at least this many queries are scanned leaf-major, in blocks of
+// up to kLeafMajorBlock queries per worker.
+constexpr int64_t kLeafMajorMinQueries = 16;
+constexpr int64_t kLeafMajorBlock = 256;
 
 using Clock = std::chrono::steady_clock;
 
@@ -159,10 +163,13 @@ void PrefetchLeaf(const PartitionedView& v, int64_t leaf, int64_t group_bytes) {
   }
 }
 
+void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
+                 const PartitionedParams& p, const CandidateBuffer& found, Scratch& s, int64_t* out_ids,
+                 float* out_scores);
+
 // One query, its leaves chosen (s.leaves): LUT, scan, dedup, reorder, top k.
 void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
                const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores, StageTimes* times) {
-  const bool reorder = v.rows != nullptr;
   const int32_t capacity = CandidatesKept(v, p);
   Clock::time_point t0;
   if (times) t0 = Clock::now();
@@ -202,7 +209,16 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
     times->scan += NanosSince(t0);
     t0 = Clock::now();
   }
+  FinishQuery(v, kernels, query, p, found, s, out_ids, out_scores);
+  if (times) times->reorder += NanosSince(t0);
+}
 
+// After the scan of one query (found compacted, s.query_row holding the query):
+// SOAR de-duplication, reordering, the top k.
+void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
+                 const PartitionedParams& p, const CandidateBuffer& found, Scratch& s, int64_t* out_ids,
+                 float* out_scores) {
+  const bool reorder = v.rows != nullptr;
   s.cands.clear();
   if (v.spilled) {
     Deduplicate(found, CandidatesWanted(v, p), s);
@@ -230,7 +246,100 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
     for (int32_t i = 0; i < count; ++i) s.cands[i].score = s.rescored[i];
   }
   WriteTopK(s.cands, p.k, out_ids, out_scores);
-  if (times) times->reorder += NanosSince(t0);
+}
+
+// A block of queries searched leaf-major: every query's leaves are chosen and
+// its table built first, then each leaf probed by any of them is scanned once
+// per kLut16MaxQueries of its queries (codes loaded and split once per pass,
+// the leaf's codes hot in cache across passes), then each query is finished
+// as SearchOne would. The results are identical: a candidate buffer keeps the
+// exact best set whatever order the leaves come in.
+void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries,
+                          int64_t count, const float* centroid_scores, int64_t stride, const PartitionedParams& p,
+                          Scratch& s, int64_t* out_ids, float* out_scores) {
+  const int32_t capacity = CandidatesKept(v, p);
+  const int32_t padded_blocks = PaddedBlocks(v.num_blocks);
+  const int64_t table_bytes = int64_t{padded_blocks} * 16;
+  const int64_t buffer_size = CandidateCapacity(capacity);
+  std::vector<uint8_t> tables(count * table_bytes);
+  std::vector<float> inv_scales(count), lut_bases(count);
+  std::vector<Candidate> entries(count * buffer_size);
+  std::vector<CandidateBuffer> buffers(count);
+  // (leaf, query, leaf score) for every probe, bucketed by leaf.
+  const int32_t num_leaves = v.num_leaves();
+  std::vector<int32_t> per_leaf(num_leaves + 1, 0);
+  std::vector<Candidate> probes;  // score = leaf score, id = query within the block
+  std::vector<int32_t> probe_leaf;
+  probes.reserve(count * p.leaves);
+  probe_leaf.reserve(count * p.leaves);
+  for (int64_t i = 0; i < count; ++i) {
+    const float* query = queries + i * v.dim;
+    std::copy(query, query + v.dim, s.query_row.begin());
+    SelectLeaves(v, *kernels.dense, centroid_scores + i * stride, p.leaves, s);
+    Lut16BuildArgs build{query, v.lut_centers, v.num_blocks, v.dims_per_block, s.lut.data(),
+                         tables.data() + i * table_bytes, &inv_scales[i], &lut_bases[i]};
+    kernels.build(build);
+    buffers[i] = CandidateBuffer{entries.data() + i * buffer_size, 0, static_cast<int32_t>(buffer_size), capacity,
+                                 -std::numeric_limits<float>::infinity()};
+    // The query's best leaf is scanned now, on its own: its candidates raise the buffer's
+    // threshold early, so the leaf-major pass (leaves in id order) keeps fewer survivors.
+    const Candidate best = s.leaves.front();
+    const int64_t begin = v.leaf_starts[best.id], end = v.leaf_starts[best.id + 1];
+    if (end > begin) {
+      Lut16Args a;
+      a.codes = v.codes + begin / kLut16Group * table_bytes;
+      a.num_points = end - begin;
+      a.num_blocks = padded_blocks;
+      a.ids = v.slot_ids + begin;
+      a.point_bias = v.slot_bias != nullptr ? v.slot_bias + begin : nullptr;
+      a.lut = tables.data() + i * table_bytes;
+      a.inv_scale = inv_scales[i];
+      a.base = lut_bases[i] + best.score;
+      a.candidates = &buffers[i];
+      kernels.scan(a);
+    }
+    for (size_t j = 1; j < s.leaves.size(); ++j) {
+      const Candidate& leaf = s.leaves[j];
+      probes.push_back(Candidate{leaf.score, static_cast<int32_t>(i)});
+      probe_leaf.push_back(leaf.id);
+      ++per_leaf[leaf.id + 1];
+    }
+  }
+  for (int32_t l = 0; l < num_leaves; ++l) per_leaf[l + 1] += per_leaf[l];
+  std::vector<Candidate> by_leaf(probes.size());
+  {
+    std::vector<int32_t> fill(per_leaf.begin(), per_leaf.end() - 1);
+    for (size_t j = 0; j < probes.size(); ++j) by_leaf[fill[probe_leaf[j]]++] = probes[j];
+  }
+  const int64_t group_bytes = table_bytes;
+  Lut16Args args[kLut16MaxQueries];
+  for (int32_t leaf = 0; leaf < num_leaves; ++leaf) {
+    const int64_t begin = v.leaf_starts[leaf], end = v.leaf_starts[leaf + 1];
+    if (end == begin || per_leaf[leaf] == per_leaf[leaf + 1]) continue;
+    for (int32_t j0 = per_leaf[leaf]; j0 < per_leaf[leaf + 1]; j0 += kLut16MaxQueries) {
+      const int n = std::min<int32_t>(kLut16MaxQueries, per_leaf[leaf + 1] - j0);
+      for (int j = 0; j < n; ++j) {
+        const Candidate probe = by_leaf[j0 + j];
+        Lut16Args& a = args[j];
+        a.codes = v.codes + begin / kLut16Group * group_bytes;
+        a.num_points = end - begin;
+        a.num_blocks = padded_blocks;
+        a.ids = v.slot_ids + begin;
+        a.point_bias = v.slot_bias != nullptr ? v.slot_bias + begin : nullptr;
+        a.lut = tables.data() + probe.id * table_bytes;
+        a.inv_scale = inv_scales[probe.id];
+        a.base = lut_bases[probe.id] + probe.score;  // the leaf center's score, exact
+        a.candidates = &buffers[probe.id];
+      }
+      kernels.scan_multi(args, n);
+    }
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    const float* query = queries + i * v.dim;
+    std::copy(query, query + v.dim, s.query_row.begin());
+    CompactCandidates(buffers[i]);
+    FinishQuery(v, kernels, query, p, buffers[i], s, out_ids + i * p.k, out_scores + i * p.k);
+  }
 }
 
 }  // namespace
@@ -255,6 +364,18 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
     Clock::time_point t0 = Clock::now();
     DenseScores(v.centroids, *kernels.dense, queries + q0 * v.dim, m, centroid_scores.data(), stride, threads);
     if (stage) stage->centroids += NanosSince(t0);
+    if (stage == nullptr && m >= kLeafMajorMinQueries) {
+      // Blocks big enough that leaves are shared, at least one per thread.
+      const int64_t block = std::clamp<int64_t>((m + threads - 1) / threads, kLeafMajorMinQueries, kLeafMajorBlock);
+      ParallelFor((m + block - 1) / block, threads, [&](int64_t task) {
+        Scratch s(v, capacity);
+        const int64_t i0 = task * block, count = std::min(m, i0 + block) - i0;
+        const int64_t q = q0 + i0;
+        SearchBlockLeafMajor(v, kernels, queries + q * v.dim, count, centroid_scores.data() + i0 * stride, stride, p,
+                             s, out_ids + q * p.k, out_scores + q * p.k);
+      });
+      continue;
+    }
     const int64_t tasks = (m + kQueriesPerTask - 1) / kQueriesPerTask;
     ParallelFor(tasks, threads, [&](int64_t task) {
       Scratch s(v, capacity);

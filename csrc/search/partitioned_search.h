@@ -73,6 +73,7 @@ struct PartitionedKernels {
   const DenseKernels* dense;  // centroid scan and reorder
   Lut16ScanFn scan;
   Lut16BuildFn build;
+  Lut16ScanMultiFn scan_multi;  // batches: a leaf scanned once for several queries
 };
 
 void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kernels,

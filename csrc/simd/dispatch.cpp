@@ -121,6 +121,17 @@ Lut16ScanFn Lut16KernelFor(SimdLevel level) {
   return &Lut16ScanScalar;
 }
 
+Lut16ScanMultiFn Lut16MultiKernelFor(SimdLevel level) {
+  RequireSupported(level);
+  switch (level) {
+    case SimdLevel::kScalar: return &Lut16ScanMultiScalar;
+    case SimdLevel::kAvx2: return &Lut16ScanMultiAvx2;
+    case SimdLevel::kAvx512:
+    case SimdLevel::kAvx512Bf16: return &Lut16ScanMultiAvx512;
+  }
+  return &Lut16ScanMultiScalar;
+}
+
 MaxSimFn MaxSimKernelFor(SimdLevel level) {
   RequireSupported(level);
   switch (level) {

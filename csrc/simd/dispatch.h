@@ -31,6 +31,8 @@ Bf16Variant ParseBf16Variant(const std::string& name);
 const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16 = Bf16Variant::kAuto);
 // LUT16 scan for a level (the avx512_bf16 level uses the AVX-512BW kernel).
 Lut16ScanFn Lut16KernelFor(SimdLevel level);
+// Multi-query LUT16 scan for a level (several queries per pass over a list).
+Lut16ScanMultiFn Lut16MultiKernelFor(SimdLevel level);
 // LUT16 table builder for a level.
 Lut16BuildFn Lut16BuildFor(SimdLevel level);
 // MaxSim kernel for a level (the avx512_bf16 level uses the AVX-512 kernel).
