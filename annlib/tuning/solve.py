@@ -25,8 +25,11 @@ def _argmin(recall, cost, weight, k):
     return np.unravel_index(int(np.argmin(objective)), objective.shape)
 
 
-def _bisect(recall, cost, k, feasible, iterations=48):
-    """Largest lambda (log scale) whose minimiser is feasible; returns (g, r, visited points)."""
+def _bisect(recall, cost, k, feasible, feasible_when_large: bool, iterations=48):
+    """Bisects lambda on a log scale for the boundary of the feasible region: the largest
+    feasible lambda when small lambdas are feasible (a recall target: small lambda buys
+    recall), the smallest when large ones are (a cost budget). Returns ((g, r), visited)."""
+    lo, hi = 1e-12, 1e3
     visited = []
 
     def choose(weight):
@@ -34,19 +37,15 @@ def _bisect(recall, cost, k, feasible, iterations=48):
         visited.append((g, r, weight))
         return g, r
 
-    lo, hi = 1e-12, 1e3
-    best = choose(lo)
-    if not feasible(*best):
-        return None, visited
-    if feasible(*choose(hi)):
-        return visited[-1][:2], visited
+    best = choose(hi if feasible_when_large else lo)  # feasible: the caller checked reachability
     for _ in range(iterations):
         mid = np.sqrt(lo * hi)
         g, r = choose(mid)
         if feasible(g, r):
-            lo, best = mid, (g, r)
+            best = (g, r)
+            hi, lo = (mid, lo) if feasible_when_large else (hi, mid)
         else:
-            hi = mid
+            hi, lo = (hi, mid) if feasible_when_large else (mid, lo)
         if hi / lo < 1.0001:
             break
     return best, visited
@@ -74,7 +73,7 @@ def solve_for_recall(recall: np.ndarray, cost: np.ndarray, k: int, target: float
         g, r = np.unravel_index(int(np.argmax(np.where(np.arange(recall.shape[1]) >= k, recall, -1))), recall.shape)
         raise Unreachable(g, r, float(reachable))
     feasible = lambda g, r: recall[g, r] >= target  # noqa: E731
-    start, visited = _bisect(recall, cost, k, feasible)
+    start, visited = _bisect(recall, cost, k, feasible, feasible_when_large=False)
     chosen = _polish(recall, cost, k, start, feasible, lambda g, r: (cost[g, r], -recall[g, r]))
     return chosen, _explored(recall, cost, visited)
 
@@ -86,21 +85,8 @@ def solve_for_cost(recall: np.ndarray, cost: np.ndarray, k: int, budget_us: floa
         g, r = np.unravel_index(int(np.argmin(np.where(np.arange(cost.shape[1]) >= k, cost, np.inf))), cost.shape)
         raise Unreachable(g, r, float(cheapest))
     feasible = lambda g, r: cost[g, r] <= budget_us  # noqa: E731
-    # A lower lambda buys recall: bisect for the smallest lambda whose minimiser fits the budget.
-    lo, hi = 1e-12, 1e3
-    best = _argmin(recall, cost, hi, k)
-    visited = [(*best, hi)]
-    for _ in range(48):
-        mid = np.sqrt(lo * hi)
-        g, r = _argmin(recall, cost, mid, k)
-        visited.append((g, r, mid))
-        if feasible(g, r):
-            hi, best = mid, (g, r)
-        else:
-            lo = mid
-        if hi / lo < 1.0001:
-            break
-    chosen = _polish(recall, cost, k, best, feasible, lambda g, r: (-recall[g, r], cost[g, r]))
+    start, visited = _bisect(recall, cost, k, feasible, feasible_when_large=True)
+    chosen = _polish(recall, cost, k, start, feasible, lambda g, r: (-recall[g, r], cost[g, r]))
     return chosen, _explored(recall, cost, visited)
 
 
