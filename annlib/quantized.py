@@ -240,6 +240,8 @@ class QuantizedSearcher(Searcher):
 
         if not isinstance(params, SearchParams):
             raise TypeError(f"params must be an annlib.SearchParams, got {type(params).__name__}")
+        if self.config.tree is None:
+            raise ValueError("this index has no tree(): leaves_to_search has nothing to set")
         k = check_k(params.final_num_neighbors, self._n, "final_num_neighbors")
         leaves, pre = self._knobs(k, params.leaves_to_search, params.pre_reorder_num_neighbors)
         tree = dataclasses.replace(self.config.tree, num_leaves_to_search=leaves)

@@ -159,6 +159,9 @@ def test_bad_tune_arguments(index, data):
         progress=False)
     with pytest.raises(ValueError, match="database="):
         annlib.tune(int8, q, target_recall=0.9, progress=False)
+    no_reorder = annlib.builder(x[:5000], 10, "squared_l2").tree(50, 5).score_ah(2).build(progress=False)
+    with pytest.raises(ValueError, match="reorder"):
+        annlib.tune(no_reorder, q, target_recall=0.9, progress=False)
 
 
 def test_set_default_params_survives_save_and_load(index, tmp_path, data):
@@ -177,6 +180,10 @@ def test_set_default_params_survives_save_and_load(index, tmp_path, data):
         again.set_default_params(annlib.SearchParams(10_000, 150, 5))
     with pytest.raises(TypeError, match="SearchParams"):
         again.set_default_params({"leaves_to_search": 3})
+    x, _ = data
+    flat = annlib.builder(x[:2000], 5, "squared_l2").score_ah(2).reorder(50).build(progress=False)
+    with pytest.raises(ValueError, match="no tree"):
+        flat.set_default_params(params)
 
 
 def _saved(searcher, path):

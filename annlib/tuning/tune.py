@@ -38,6 +38,9 @@ def tune(searcher, queries=None, *, target_recall: float | None = None, max_late
                         f"a {type(searcher).__name__} has no search knobs to tune")
     if searcher.config.tree is None:
         raise ValueError("tune() needs an index with a tree(): without leaves there is nothing to choose")
+    if searcher.config.reorder is None:
+        raise ValueError("tune() needs an index with reorder(): its recall model counts a true neighbour "
+                         "among the re-ranked candidates as found")
     if (target_recall is None) == (max_latency_us is None):
         raise ValueError("give exactly one of target_recall or max_latency_us")
     if target_recall is not None and not (isinstance(target_recall, (int, float)) and 0 < target_recall <= 1):
