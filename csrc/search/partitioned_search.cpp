@@ -167,6 +167,25 @@ void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, co
                  const PartitionedParams& p, const CandidateBuffer& found, Scratch& s, int64_t* out_ids,
                  float* out_scores);
 
+// The scan arguments of one (non-empty) leaf for one query whose table is built:
+// the leaf's codes, ids and biases, and base = the table's base + the leaf
+// center's exact score.
+Lut16Args LeafScanArgs(const PartitionedView& v, int64_t leaf, const uint8_t* table, float inv_scale, float base,
+                       CandidateBuffer* candidates) {
+  const int64_t begin = v.leaf_starts[leaf], end = v.leaf_starts[leaf + 1];
+  Lut16Args a;
+  a.num_blocks = PaddedBlocks(v.num_blocks);
+  a.codes = v.codes + begin / kLut16Group * (int64_t{a.num_blocks} * 16);
+  a.num_points = end - begin;
+  a.ids = v.slot_ids + begin;
+  a.point_bias = v.slot_bias != nullptr ? v.slot_bias + begin : nullptr;
+  a.lut = table;
+  a.inv_scale = inv_scale;
+  a.base = base;
+  a.candidates = candidates;
+  return a;
+}
+
 // One query, its leaves chosen (s.leaves): LUT, scan, dedup, reorder, top k.
 void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
                const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores, StageTimes* times) {
@@ -174,11 +193,10 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
   Clock::time_point t0;
   if (times) t0 = Clock::now();
 
-  Lut16Args args;
+  float inv_scale, lut_base;
   Lut16BuildArgs build{query, v.lut_centers, v.num_blocks, v.dims_per_block, s.lut.data(),
-                       s.table.data(), &args.inv_scale, &args.base};
+                       s.table.data(), &inv_scale, &lut_base};
   kernels.build(build);
-  const float lut_base = args.base;
   if (times) {
     times->lut += NanosSince(t0);
     t0 = Clock::now();
@@ -186,23 +204,13 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
 
   CandidateBuffer found{s.found.data(), 0, static_cast<int32_t>(s.found.size()), capacity,
                         -std::numeric_limits<float>::infinity()};
-  args.num_blocks = PaddedBlocks(v.num_blocks);
-  args.lut = s.table.data();
-  args.candidates = &found;
-  const int64_t group_bytes = int64_t{args.num_blocks} * 16;
+  const int64_t group_bytes = int64_t{PaddedBlocks(v.num_blocks)} * 16;
   const size_t num_chosen = s.leaves.size();
   for (size_t i = 0; i < num_chosen; ++i) {
     const Candidate& chosen = s.leaves[i];
-    const int64_t leaf = chosen.id;
-    const int64_t begin = v.leaf_starts[leaf], end = v.leaf_starts[leaf + 1];
     if (i + 1 < num_chosen) PrefetchLeaf(v, s.leaves[i + 1].id, group_bytes);
-    if (end == begin) continue;
-    args.codes = v.codes + begin / kLut16Group * group_bytes;
-    args.num_points = end - begin;
-    args.ids = v.slot_ids + begin;
-    args.point_bias = v.slot_bias != nullptr ? v.slot_bias + begin : nullptr;
-    args.base = lut_base + chosen.score;  // the leaf center's score, exact
-    kernels.scan(args);
+    if (v.leaf_starts[chosen.id + 1] == v.leaf_starts[chosen.id]) continue;
+    kernels.scan(LeafScanArgs(v, chosen.id, s.table.data(), inv_scale, lut_base + chosen.score, &found));
   }
   CompactCandidates(found);
   if (times) {
@@ -284,20 +292,9 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
     // The query's best leaf is scanned now, on its own: its candidates raise the buffer's
     // threshold early, so the leaf-major pass (leaves in id order) keeps fewer survivors.
     const Candidate best = s.leaves.front();
-    const int64_t begin = v.leaf_starts[best.id], end = v.leaf_starts[best.id + 1];
-    if (end > begin) {
-      Lut16Args a;
-      a.codes = v.codes + begin / kLut16Group * table_bytes;
-      a.num_points = end - begin;
-      a.num_blocks = padded_blocks;
-      a.ids = v.slot_ids + begin;
-      a.point_bias = v.slot_bias != nullptr ? v.slot_bias + begin : nullptr;
-      a.lut = tables.data() + i * table_bytes;
-      a.inv_scale = inv_scales[i];
-      a.base = lut_bases[i] + best.score;
-      a.candidates = &buffers[i];
-      kernels.scan(a);
-    }
+    if (v.leaf_starts[best.id + 1] > v.leaf_starts[best.id])
+      kernels.scan(LeafScanArgs(v, best.id, tables.data() + i * table_bytes, inv_scales[i], lut_bases[i] + best.score,
+                                &buffers[i]));
     for (size_t j = 1; j < s.leaves.size(); ++j) {
       const Candidate& leaf = s.leaves[j];
       probes.push_back(Candidate{leaf.score, static_cast<int32_t>(i)});
@@ -311,25 +308,15 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
     std::vector<int32_t> fill(per_leaf.begin(), per_leaf.end() - 1);
     for (size_t j = 0; j < probes.size(); ++j) by_leaf[fill[probe_leaf[j]]++] = probes[j];
   }
-  const int64_t group_bytes = table_bytes;
   Lut16Args args[kLut16MaxQueries];
   for (int32_t leaf = 0; leaf < num_leaves; ++leaf) {
-    const int64_t begin = v.leaf_starts[leaf], end = v.leaf_starts[leaf + 1];
-    if (end == begin || per_leaf[leaf] == per_leaf[leaf + 1]) continue;
+    if (v.leaf_starts[leaf + 1] == v.leaf_starts[leaf] || per_leaf[leaf] == per_leaf[leaf + 1]) continue;
     for (int32_t j0 = per_leaf[leaf]; j0 < per_leaf[leaf + 1]; j0 += kLut16MaxQueries) {
       const int n = std::min<int32_t>(kLut16MaxQueries, per_leaf[leaf + 1] - j0);
       for (int j = 0; j < n; ++j) {
         const Candidate probe = by_leaf[j0 + j];
-        Lut16Args& a = args[j];
-        a.codes = v.codes + begin / kLut16Group * group_bytes;
-        a.num_points = end - begin;
-        a.num_blocks = padded_blocks;
-        a.ids = v.slot_ids + begin;
-        a.point_bias = v.slot_bias != nullptr ? v.slot_bias + begin : nullptr;
-        a.lut = tables.data() + probe.id * table_bytes;
-        a.inv_scale = inv_scales[probe.id];
-        a.base = lut_bases[probe.id] + probe.score;  // the leaf center's score, exact
-        a.candidates = &buffers[probe.id];
+        args[j] = LeafScanArgs(v, leaf, tables.data() + probe.id * table_bytes, inv_scales[probe.id],
+                               lut_bases[probe.id] + probe.score, &buffers[probe.id]);
       }
       kernels.scan_multi(args, n);
     }
