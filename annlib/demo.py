@@ -8,6 +8,7 @@ from importlib import resources
 import numpy as np
 
 from . import builder, simd_level
+from .recall_math import id_recall
 
 
 def load_demo_data():
@@ -15,11 +16,6 @@ def load_demo_data():
     with resources.files("annlib.data").joinpath("sift-20k.npz").open("rb") as f:
         data = np.load(f)
         return data["train"].astype(np.float32), data["test"].astype(np.float32), data["neighbors"]
-
-
-def recall_at_k(ids: np.ndarray, truth: np.ndarray, k: int) -> float:
-    hits = sum(len(set(row[:k].tolist()) & set(t[:k].tolist())) for row, t in zip(ids, truth))
-    return hits / (k * len(ids))
 
 
 def _time_batched(searcher, queries, k, repeats: int = 3):
@@ -50,7 +46,7 @@ def run_demo(k: int = 10, out=print) -> list[dict]:
         build_s = time.perf_counter() - start
         ids, qps = _time_batched(searcher, test, k)
         exact_qps = exact_qps or qps
-        rec = recall_at_k(ids, truth, k)
+        rec = id_recall(ids, truth, k)
         rows.append({"index": label, "recall": rec, "qps": qps, "build_s": build_s})
         out(f"{label:<28}{rec:>10.4f}{qps:>12.0f}{qps / exact_qps:>9.2f}x{build_s:>9.2f}")
     return rows

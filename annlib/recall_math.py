@@ -1,4 +1,5 @@
-"""Bin-count sizing for the TPU-KNN partial reduction (Chern et al., 2022).
+"""Recall arithmetic: measured recall@k of returned ids, and the bin-count
+sizing of the TPU-KNN partial reduction (Chern et al., 2022).
 
 A true neighbor is lost only when a better one falls into the same of L
 uniformly used bins, which gives E[recall] = (L/k)(1 - (1 - 1/L)^k).
@@ -6,6 +7,17 @@ uniformly used bins, which gives E[recall] = (L/k)(1 - (1 - 1/L)^k).
 from __future__ import annotations
 
 import math
+
+import numpy as np
+
+
+def id_recall(ids, true_ids, k: int) -> float:
+    """Share of the true top-k ids among the first k returned (padding -1 never counts; no tie
+    handling: see annlib.benchmarks.recall for the ann-benchmarks distance-threshold recall)."""
+    ids = np.asarray(ids)[:, :k]
+    true_ids = np.asarray(true_ids)[:, :k]
+    hits = sum(len(np.intersect1d(a[a >= 0], b)) for a, b in zip(ids, true_ids))
+    return hits / (k * len(true_ids))
 
 
 def expected_recall(num_bins: int, k: int) -> float:

@@ -24,6 +24,7 @@ import numpy as np
 
 import annlib
 from annlib.datasets import read_hdf5
+from annlib.recall_math import id_recall
 from annlib.tuning.autopilot import num_leaves_for
 from annlib.tuning.ranks import leaf_grid
 
@@ -35,7 +36,7 @@ def measure(searcher, queries, truth, k, leaves, reorder):
     """(recall@k, single-thread QPS) of one setting, one query per call."""
     knobs = dict(final_num_neighbors=k, leaves_to_search=int(leaves), pre_reorder_num_neighbors=int(reorder))
     ids = searcher.search_batched(queries, **knobs)[0]
-    recall = sum(len(np.intersect1d(a, b)) for a, b in zip(ids, truth)) / truth.size
+    recall = id_recall(ids, truth, k)
     for q in queries[:20]:
         searcher.search(q, **knobs)
     best = math.inf

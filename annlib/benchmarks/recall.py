@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..recall_math import id_recall  # noqa: F401  (reported beside knn_recall)
+
 EPSILON = 1e-3  # ann-benchmarks' default for the "k-nn" metric
 
 
@@ -42,11 +44,3 @@ def knn_recall(true_distances: np.ndarray, run_distances: np.ndarray, k: int, ep
     thresholds = true_distances[:, k - 1].astype(np.float64) + epsilon
     hits = (np.asarray(run_distances)[:, :k] <= thresholds[:, None]).sum(axis=1)
     return float(hits.mean() / k)
-
-
-def id_recall(ids: np.ndarray, true_ids: np.ndarray, k: int) -> float:
-    """Share of the true top-k ids returned (no tie handling); reported beside knn_recall."""
-    ids = np.asarray(ids)[:, :k]
-    true_ids = np.asarray(true_ids)[:, :k]
-    hits = sum(len(np.intersect1d(a[a >= 0], b)) for a, b in zip(ids, true_ids))
-    return hits / (k * len(true_ids))

@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from .._validate import as_float_matrix, check_k, check_num_threads, normalize_rows
+from ..recall_math import id_recall
 from .cost import measure_cost_model
 from .params import SearchParams, TuneResult
 from .ranks import leaf_grid, record_ranks
@@ -174,14 +175,14 @@ def _validate(searcher, queries, truth, params, exclude=None):
                                         leaves_to_search=params.leaves_to_search,
                                         pre_reorder_num_neighbors=min(r + 1, searcher.size()))[0]
         ids = [row[row != own][:k] for row, own in zip(wider, exclude)]
-    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(ids, truth))
+    recall = id_recall(ids, truth, params.final_num_neighbors)
     for q in queries[:10]:
         searcher.search(q, **knobs)
     start = time.perf_counter()
     for q in queries:
         searcher.search(q, **knobs)
     latency = (time.perf_counter() - start) / len(queries) * 1e6
-    return hits / truth.size, latency
+    return recall, latency
 
 
 def _progress(enabled, total):
