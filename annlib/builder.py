@@ -18,10 +18,17 @@ from .searcher import BruteForceSearcher, Searcher
 
 
 class Builder:
-    def __init__(self, database, num_neighbors: int, distance_measure: str):
+    def __init__(self, database, num_neighbors: int, distance_measure: str, ids=None):
         self._database = check_database(database)
         self._num_neighbors = check_k(num_neighbors, self._database.shape[0])
         self._distance_measure = check_distance_measure(distance_measure)
+        self._ids = None
+        if ids is not None:
+            from .updates import check_ids
+
+            self._ids = check_ids(ids)
+            if len(self._ids) != len(self._database):
+                raise ValueError(f"ids has {len(self._ids)} entries but the database has {len(self._database)} rows")
         self._stages: dict = {}
         self._autopilot: dict | None = None
 
@@ -98,10 +105,10 @@ class Builder:
             return self._build_autopilot(num_threads, progress)
         config = self.config()
         if config.kind == "brute_force":
-            return BruteForceSearcher.build(config, self._database, num_threads)
+            return BruteForceSearcher.build(config, self._database, num_threads, ids=self._ids)
         from .quantized import build_quantized
 
-        return build_quantized(config, self._database, num_threads, progress)
+        return build_quantized(config, self._database, num_threads, progress, ids=self._ids)
 
 
     def _build_autopilot(self, num_threads: int, progress: bool) -> Searcher:
@@ -111,7 +118,7 @@ class Builder:
         options = self._autopilot
         n, d = self._database.shape
         choice = choose_build(n, d, self._distance_measure, options["target_recall"])
-        staged = Builder(self._database, self._num_neighbors, self._distance_measure)
+        staged = Builder(self._database, self._num_neighbors, self._distance_measure, ids=self._ids)
         if choice.brute_force:
             searcher = staged.score_brute_force().build(num_threads, progress)
             searcher.tune_result = None  # exact: nothing to tune
@@ -127,7 +134,9 @@ class Builder:
         return searcher
 
 
-def builder(database, num_neighbors: int, distance_measure: str) -> Builder:
+def builder(database, num_neighbors: int, distance_measure: str, ids=None) -> Builder:
     """Starts building an index over database (n, d) for num_neighbors results
-    under distance_measure ("dot_product", "squared_l2" or "cosine")."""
-    return Builder(database, num_neighbors, distance_measure)
+    under distance_measure ("dot_product", "squared_l2" or "cosine"). ids: the
+    int64 id of each row (unique, >= 0; default 0..n-1); results, updates and
+    filters speak these ids."""
+    return Builder(database, num_neighbors, distance_measure, ids=ids)

@@ -17,8 +17,15 @@ Build:
      leaves (a quarter of float32's bytes), and float32 rows that rescore the
      best screened leaves exactly.
 Search runs in C++ (csrc/search/partitioned_search.cpp).
+
+Updates (upsert, delete, compact, rebalance) and filtered search: see
+annlib/updates.py and annlib/filters.py; the C++ side keeps the changes
+(csrc/search/partitioned_store.h) behind a reader-writer lock, so searches in
+other threads see each update whole.
 """
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -26,14 +33,15 @@ from tqdm.auto import tqdm
 from . import _core, ah
 from .config import IndexConfig
 from .partitioning import assign, kmeans
-from ._validate import check_k, normalize_rows
+from ._validate import as_float_matrix, check_k, check_num_threads, normalize_rows
 from .searcher import Searcher
+from .updates import check_ids, decode_rows, health_report, leaf_balance, prepare_points
 
 GROUP = 32  # LUT16 points per group (kernels/lut16.h)
 
 
 def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int = 0,
-                    progress: bool = True) -> "QuantizedSearcher":
+                    progress: bool = True, ids: np.ndarray | None = None) -> "QuantizedSearcher":
     measure = config.distance_measure
     squared_l2 = measure == "squared_l2"
     x = normalize_rows(database, "database") if measure == "cosine" else database
@@ -120,6 +128,10 @@ def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int 
     }
     if slot_bias is not None:
         arrays["slot_bias"] = slot_bias
+    if ids is not None:
+        arrays["ids"] = ids
+    # health() compares the leaves' spread with this one.
+    arrays["leaf_cv_at_training"] = np.array([leaf_balance(counts)["leaf_size_cv"]])
     if config.reorder is not None:
         arrays.update(_core.pack_rows(x, config.reorder.dtype, squared_l2, num_threads))
     return QuantizedSearcher(config, arrays)
@@ -147,21 +159,23 @@ class QuantizedSearcher(Searcher):
     def __init__(self, config: IndexConfig, arrays: dict, *, simd_level: str = ""):
         self.config = config
         meta = arrays["meta"]
-        self._n, self.dim, num_blocks, dpb = (int(v) for v in meta)
+        n, self.dim, self._num_blocks, dpb = (int(v) for v in meta)
         self._arrays_dict = arrays
         reorder_dtype = config.reorder.dtype if config.reorder is not None else ""
         overretrieve = config.tree.overretrieve_factor if config.tree is not None else 1.0
-        self._scorer = _core.PartitionedScorer(arrays, self._n, self.dim, num_blocks, dpb, reorder_dtype,
+        self._scorer = _core.PartitionedScorer(arrays, n, self.dim, self._num_blocks, dpb, reorder_dtype,
                                                simd_level, overretrieve)
-        k = min(config.num_neighbors, self._n)
+        k = min(config.num_neighbors, n)
         self._default_knobs = (*self._knobs(k, None, None), k)
-        self._ah_scorer = None  # built on first use by _ah_candidates
+        self._changed = False  # updated since the arrays were built or loaded
+        self._update_lock = threading.Lock()  # one update (or rebalance) at a time
 
     def search(self, q, final_num_neighbors=None, pre_reorder_num_neighbors=None, leaves_to_search=None, *,
-               num_threads: int = 1):
-        """Nearest neighbors of one query vector (shape (d,) or (1, d))."""
+               allowlist=None, denylist=None, num_threads: int = 1):
+        """Nearest neighbors of one query vector (shape (d,) or (1, d)); allowlist/denylist
+        restrict the ids that may come back (annlib.filters)."""
         if (type(q) is np.ndarray and q.dtype == np.float32 and q.ndim == 1 and q.flags.c_contiguous
-                and num_threads == 1):
+                and num_threads == 1 and allowlist is None and denylist is None):
             # Latency path: the query checks and conversions happen in C++ (same messages).
             if q.shape[0] != self.dim:
                 raise ValueError(f"query has dimension {q.shape[0]} but the index was built with dimension {self.dim}")
@@ -169,15 +183,15 @@ class QuantizedSearcher(Searcher):
                 knobs = self._default_knobs
             else:
                 k = check_k(self.config.num_neighbors if final_num_neighbors is None else final_num_neighbors,
-                            self._n, "final_num_neighbors")
+                            self.size(), "final_num_neighbors")
                 knobs = (*self._knobs(k, leaves_to_search, pre_reorder_num_neighbors), k)
             return self._scorer.search_one(q, *knobs, self.distance_measure)
         return super().search(q, final_num_neighbors, pre_reorder_num_neighbors, leaves_to_search,
-                              num_threads=num_threads)
+                              allowlist=allowlist, denylist=denylist, num_threads=num_threads)
 
     def with_simd_level(self, level: str) -> "QuantizedSearcher":
-        """The same index, searched with the kernels of another supported SIMD level."""
-        return QuantizedSearcher(self.config, self._arrays_dict, simd_level=level)
+        """The same index (as it is now), searched with the kernels of another supported SIMD level."""
+        return QuantizedSearcher(self.config, self._arrays(), simd_level=level)
 
     @property
     def simd_level(self) -> str:
@@ -188,7 +202,90 @@ class QuantizedSearcher(Searcher):
         return self._scorer.num_leaves
 
     def size(self) -> int:
-        return self._n
+        """Points in the index now (after upserts and deletes)."""
+        return self._scorer.size()
+
+    # ---- updates (annlib/updates.py) ----------------------------------------
+
+    def upsert(self, ids, vectors, *, num_threads: int = 0) -> None:
+        """Adds points, or replaces the points with these ids. Each goes to its nearest leaf
+        (and its SOAR leaf), encoded with the index's codebooks, exactly as a build would
+        place it. Searches in other threads see the index before or after the whole call."""
+        ids = check_ids(ids)
+        x = as_float_matrix(vectors, "vectors", dim=self.dim)
+        if len(x) != len(ids):
+            raise ValueError(f"ids has {len(ids)} entries but vectors has {len(x)} rows")
+        if len(ids) == 0:
+            return
+        if self.distance_measure == "cosine":
+            x = normalize_rows(x, "vectors")
+        num_threads = check_num_threads(num_threads)
+        with self._update_lock:
+            self._scorer.upsert(ids, **prepare_points(self, x, num_threads))
+            self._changed = True
+
+    def delete(self, ids) -> None:
+        """Removes points by id, all or none: an id the index does not hold raises ValueError
+        and nothing is deleted. Deleted points are never returned from then on; their space
+        is reclaimed by compact(), which also runs on its own once deleted points make up a
+        quarter of the storage."""
+        ids = check_ids(ids)
+        if len(ids) == 0:
+            return
+        with self._update_lock:
+            held = self._scorer.contains(ids)
+            if not held.all():
+                missing = ids[~held]
+                raise ValueError(f"{len(missing)} of the ids are not in the index (first: {int(missing[0])}); "
+                                 "nothing was deleted")
+            self._scorer.remove(ids)
+            self._changed = True
+
+    def contains(self, ids) -> np.ndarray:
+        """Whether each id is in the index (bool array)."""
+        return self._scorer.contains(check_ids(ids))
+
+    def compact(self) -> None:
+        """Reclaims the space of deleted points now."""
+        with self._update_lock:
+            self._scorer.compact()
+
+    def health(self) -> dict:
+        """Size, deletes awaiting compaction, the share of points added since the partitions
+        and codebooks were trained, and how uneven the leaves have become (max/mean and
+        coefficient of variation of live points per leaf, beside the value at training);
+        rebalance_recommended says when rebalance() should pay off."""
+        baseline = self._arrays_dict.get("leaf_cv_at_training")
+        return health_report(self._scorer.stats(), float(np.asarray(baseline)[0]) if baseline is not None else None)
+
+    def rebalance(self, num_leaves: int | None = None, *, num_threads: int = 0, progress: bool = False) -> None:
+        """Retrains the partitions and codebooks on the points the index holds now (read back
+        from its reorder copy) and swaps the new index in; searches keep running on the old
+        one meanwhile. num_leaves changes the leaf count (default: the build's)."""
+        import dataclasses
+
+        if self.config.reorder is None:
+            raise ValueError("rebalance() reads the vectors back from the reorder copy; this index was built "
+                             "without reorder(), so rebuild it from the original data instead")
+        num_threads = check_num_threads(num_threads)
+        with self._update_lock:
+            arrays = self._arrays()
+            n = self.size()
+            ids = np.asarray(arrays["ids"], dtype=np.int64) if "ids" in arrays else None
+            x = decode_rows(arrays, self.config.reorder.dtype, n, self.dim)
+            config = self.config
+            if num_leaves is not None:
+                if config.tree is None:
+                    raise ValueError("this index has no tree(): num_leaves has nothing to set")
+                leaves = check_k(num_leaves, n, "num_leaves")
+                config = dataclasses.replace(config, tree=dataclasses.replace(
+                    config.tree, num_leaves=leaves,
+                    num_leaves_to_search=min(config.tree.num_leaves_to_search, leaves)))
+            fresh = build_quantized(config, x, num_threads, progress, ids=ids)
+            # One attribute at a time is enough: a search reads self._scorer once.
+            self.config, self._arrays_dict, self._scorer = fresh.config, fresh._arrays_dict, fresh._scorer
+            self._default_knobs = fresh._default_knobs
+            self._changed = False
 
     def _knobs(self, k: int, leaves_to_search, pre_reorder_num_neighbors):
         tree = self.config.tree
@@ -208,9 +305,10 @@ class QuantizedSearcher(Searcher):
             raise ValueError(f"pre_reorder_num_neighbors ({pre}) must be >= final_num_neighbors ({k})")
         return leaves, pre
 
-    def _search_raw(self, queries, k, num_threads, leaves_to_search=None, pre_reorder_num_neighbors=None):
+    def _search_raw(self, queries, k, num_threads, leaves_to_search=None, pre_reorder_num_neighbors=None,
+                    filters=None):
         leaves, pre = self._knobs(k, leaves_to_search, pre_reorder_num_neighbors)
-        return self._scorer.search(queries, leaves, pre, k, num_threads)
+        return self._scorer.search(queries, leaves, pre, k, num_threads, **(filters or {}))
 
     def stage_times(self, queries, final_num_neighbors=None, *, leaves_to_search=None,
                     pre_reorder_num_neighbors=None) -> dict:
@@ -242,7 +340,7 @@ class QuantizedSearcher(Searcher):
             raise TypeError(f"params must be an annlib.SearchParams, got {type(params).__name__}")
         if self.config.tree is None:
             raise ValueError("this index has no tree(): leaves_to_search has nothing to set")
-        k = check_k(params.final_num_neighbors, self._n, "final_num_neighbors")
+        k = check_k(params.final_num_neighbors, self.size(), "final_num_neighbors")
         leaves, pre = self._knobs(k, params.leaves_to_search, params.pre_reorder_num_neighbors)
         tree = dataclasses.replace(self.config.tree, num_leaves_to_search=leaves)
         reorder = (dataclasses.replace(self.config.reorder, pre_reorder_num_neighbors=pre)
@@ -251,16 +349,16 @@ class QuantizedSearcher(Searcher):
         self._default_knobs = (leaves, pre, k)
 
     def _ah_candidates(self, queries: np.ndarray, leaves: int, count: int, num_threads: int = 0) -> np.ndarray:
-        """Ids [nq, count] of the best AH candidates over the best `leaves` leaves, best first, before
+        """Rows [nq, count] of the best AH candidates over the best `leaves` leaves, best first, before
         any reordering (the tuner's view of the scan stage); queries already validated."""
-        if self._ah_scorer is None:
-            meta = self._arrays_dict["meta"]
-            _, _, num_blocks, dpb = (int(v) for v in meta)
-            overretrieve = self.config.tree.overretrieve_factor if self.config.tree is not None else 1.0
-            self._ah_scorer = _core.PartitionedScorer(self._arrays_dict, self._n, self.dim, num_blocks, dpb, "",
-                                                      self.simd_level, overretrieve)
-        count = min(count, self._n)
-        return self._ah_scorer.search(queries, leaves, count, count, num_threads)[0]
+        count = min(count, self.size())
+        return self._scorer.search(queries, leaves, count, count, num_threads, reorder=False)[0]
 
     def _arrays(self) -> dict:
-        return dict(self._arrays_dict)
+        """The arrays a save writes: the build's, with the updated ones exported (compacted)."""
+        if not self._changed:
+            return dict(self._arrays_dict)
+        arrays = dict(self._arrays_dict, **self._scorer.export())
+        meta = np.asarray(arrays["meta"])
+        arrays["meta"] = np.array([len(arrays["ids"]), *meta[1:]], np.int64)
+        return arrays

@@ -7,9 +7,12 @@ Every searcher answers
                    num_threads=0)
         -> (ids int64[n, k], scores float32[n, k])
 None means the build's default; the last two apply to the quantized index.
+Both also take allowlist= / denylist= (ids or a boolean mask over ids; see
+annlib.filters). Ids are the build's ids= (default 0..n-1).
 Scores are in the metric's natural sense: dot product and cosine similarity
 are larger-is-better, squared L2 is smaller-is-better. Rows are padded with id
--1 and score -inf (similarities) or +inf (distances) when fewer than k exist.
+-1 and score -inf (similarities) or +inf (distances) when fewer than k exist
+(fewer than k points, or fewer than k allowed by a filter).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import numpy as np
 from . import _core
 from ._validate import as_float_matrix, check_k, check_num_threads, normalize_rows
 from .config import IndexConfig
+from .filters import filter_kwargs, row_bitmask
 from .recall_math import num_bins_for
 
 
@@ -38,30 +42,32 @@ class Searcher:
         return self.config.distance_measure
 
     def search(self, q, final_num_neighbors=None, pre_reorder_num_neighbors=None, leaves_to_search=None, *,
-               num_threads: int = 1):
-        """Nearest neighbors of one query vector (shape (d,) or (1, d))."""
+               allowlist=None, denylist=None, num_threads: int = 1):
+        """Nearest neighbors of one query vector (shape (d,) or (1, d)); allowlist/denylist
+        restrict the ids that may come back (annlib.filters)."""
         queries = as_float_matrix(q, "query", dim=self.dim, allow_1d=True)
         if queries.shape[0] != 1:
             raise ValueError(f"search() takes one query, got {queries.shape[0]}; use search_batched() for several")
-        ids, scores = self._search_validated(queries, final_num_neighbors, num_threads,
-                                             leaves_to_search, pre_reorder_num_neighbors)
+        ids, scores = self._search_validated(queries, final_num_neighbors, num_threads, leaves_to_search,
+                                             pre_reorder_num_neighbors, filter_kwargs(allowlist, denylist))
         return ids[0], scores[0]
 
     def search_batched(self, queries, final_num_neighbors=None, pre_reorder_num_neighbors=None,
-                       leaves_to_search=None, num_threads: int = 0):
-        """Nearest neighbors of each row of queries (shape (n, d)); num_threads=0 uses all cores."""
+                       leaves_to_search=None, num_threads: int = 0, *, allowlist=None, denylist=None):
+        """Nearest neighbors of each row of queries (shape (n, d)); num_threads=0 uses all cores;
+        allowlist/denylist restrict the ids that may come back, for every query (annlib.filters)."""
         queries = as_float_matrix(queries, "queries", dim=self.dim)
-        return self._search_validated(queries, final_num_neighbors, num_threads,
-                                      leaves_to_search, pre_reorder_num_neighbors)
+        return self._search_validated(queries, final_num_neighbors, num_threads, leaves_to_search,
+                                      pre_reorder_num_neighbors, filter_kwargs(allowlist, denylist))
 
     def _search_validated(self, queries: np.ndarray, final_num_neighbors, num_threads, leaves_to_search,
-                          pre_reorder_num_neighbors):
+                          pre_reorder_num_neighbors, filters: dict):
         k = self.config.num_neighbors if final_num_neighbors is None else final_num_neighbors
         k = check_k(k, self.size(), "final_num_neighbors")
         num_threads = check_num_threads(num_threads)
         if self.distance_measure == "cosine":
             queries = normalize_rows(queries, "query")
-        ids, raw = self._search_raw(queries, k, num_threads, leaves_to_search, pre_reorder_num_neighbors)
+        ids, raw = self._search_raw(queries, k, num_threads, leaves_to_search, pre_reorder_num_neighbors, filters)
         return ids, self._to_metric(queries, raw)
 
     def _to_metric(self, queries: np.ndarray, raw: np.ndarray) -> np.ndarray:
@@ -75,7 +81,7 @@ class Searcher:
         return dist.astype(np.float32, copy=False)
 
     def _search_raw(self, queries: np.ndarray, k: int, num_threads: int, leaves_to_search=None,
-                    pre_reorder_num_neighbors=None):
+                    pre_reorder_num_neighbors=None, filters: dict | None = None):
         raise NotImplementedError
 
     def save(self, path) -> None:
@@ -99,14 +105,25 @@ class BruteForceSearcher(Searcher):
         self._packed = arrays
         bf = config.brute_force
         self._scorer = _core.DenseScorer(arrays, self._n, self.dim, bf.dtype, simd_level, bf16_variant)
+        # User ids of the rows (None: 0..n-1), checked like the builder's ids=.
+        self._ids = None
+        if "ids" in arrays:
+            from .updates import check_ids
+
+            self._ids = check_ids(np.asarray(arrays["ids"]))
+            if len(self._ids) != self._n:
+                raise ValueError(f"ids has {len(self._ids)} entries for {self._n} points")
 
     @classmethod
-    def build(cls, config: IndexConfig, database: np.ndarray, num_threads: int = 0) -> "BruteForceSearcher":
+    def build(cls, config: IndexConfig, database: np.ndarray, num_threads: int = 0,
+              ids: np.ndarray | None = None) -> "BruteForceSearcher":
         if config.distance_measure == "cosine":
             database = normalize_rows(database, "database")
         packed = _core.pack_dense(database, config.brute_force.dtype,
                                   config.distance_measure == "squared_l2", num_threads)
         packed["meta"] = np.array(database.shape, dtype=np.int64)
+        if ids is not None:
+            packed["ids"] = ids
         return cls(config, packed)
 
     def with_simd_level(self, level: str, bf16_variant: str = "auto") -> "BruteForceSearcher":
@@ -130,17 +147,33 @@ class BruteForceSearcher(Searcher):
     # about 256 MB however many queries a batch holds.
     _STATE_BYTES = 256 << 20
 
-    def _search_raw(self, queries, k, num_threads, leaves_to_search=None, pre_reorder_num_neighbors=None):
+    def _search_raw(self, queries, k, num_threads, leaves_to_search=None, pre_reorder_num_neighbors=None,
+                    filters=None):
         if leaves_to_search is not None or pre_reorder_num_neighbors is not None:
             raise ValueError("leaves_to_search and pre_reorder_num_neighbors apply to the quantized index, "
                              "not to brute force")
         bins = self.num_bins(k)
+        allowed, count = None, self._n
+        if filters is not None and any(v is not None for v in filters.values()):
+            allowed, count = row_bitmask(filters, self._ids, self._n, (self._n + 31) // 32 * 32 // 64 + 1)
+        ids, raw = self._scan(queries, k, bins, num_threads, allowed)
+        if allowed is not None and bins:
+            # Binned selection keeps one point per bin; a filter can leave fewer than k
+            # bins with an allowed point, so those queries are selected exactly.
+            short = np.flatnonzero((ids >= 0).sum(axis=1) < min(k, count))
+            if len(short):
+                ids[short], raw[short] = self._scan(queries[short], k, 0, num_threads, allowed)
+        if self._ids is not None:
+            ids = np.where(ids >= 0, self._ids[np.maximum(ids, 0)], -1)
+        return ids, raw
+
+    def _scan(self, queries, k, bins, num_threads, allowed):
         # 8 bytes (score + id) per slot, doubled as a margin for database splits.
         per_query = 8 * (k if bins == 0 else bins + 32) * 2
         chunk = max(256, self._STATE_BYTES // per_query)
         if len(queries) <= chunk:
-            return self._scorer.search(queries, k, bins, num_threads)
-        parts = [self._scorer.search(queries[i:i + chunk], k, bins, num_threads)
+            return self._scorer.search(queries, k, bins, num_threads, allowed)
+        parts = [self._scorer.search(queries[i:i + chunk], k, bins, num_threads, allowed)
                  for i in range(0, len(queries), chunk)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 

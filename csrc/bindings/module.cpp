@@ -21,40 +21,14 @@
 #include "../search/partitioned_search.h"
 #include "../search/topk.h"
 #include "../simd/dispatch.h"
+#include "common.h"
 
 namespace py = pybind11;
 using namespace annlib;
 
 namespace {
 
-using FloatArray = py::array_t<float, py::array::c_style>;
-using Int32Array = py::array_t<int32_t, py::array::c_style>;
-using Int64Array = py::array_t<int64_t, py::array::c_style>;
-using Uint8Array = py::array_t<uint8_t, py::array::c_style>;
-
-// A 1-D array of exactly `length` elements of type A's dtype, taken from a
-// dict of arrays without conversion (saved indexes may be read-only maps).
-template <class A>
-A DictVector(const py::dict& arrays, const char* name, int64_t length) {
-  if (!arrays.contains(name)) throw std::invalid_argument(std::string("missing array '") + name + "'");
-  py::object obj = arrays[name];
-  if (!A::check_(obj)) throw std::invalid_argument(std::string("array '") + name + "' has the wrong dtype");
-  A a = obj.cast<A>();
-  if (a.ndim() != 1 || a.shape(0) != length)
-    throw std::invalid_argument(std::string("array '") + name + "' has the wrong length");
-  return a;
-}
-
-DenseType ParseDenseType(const std::string& name) {
-  if (name == "float32") return DenseType::kFloat32;
-  if (name == "bfloat16") return DenseType::kBFloat16;
-  if (name == "int8") return DenseType::kInt8;
-  throw std::invalid_argument("dtype must be 'float32', 'bfloat16' or 'int8', got '" + name + "'");
-}
-
-SimdLevel LevelOrActive(const std::string& name) {
-  return name.empty() ? ActiveLevel() : ParseSimdLevel(name);
-}
+using namespace annlib_bindings;
 
 constexpr const char* kInt8FloatArrays[] = {"scale", "offset", "scaled_sums"};
 
@@ -196,169 +170,6 @@ Uint8Array PackLut16CodesPy(Uint8Array codes) {
   return packed;
 }
 
-// The quantized partitioning index's arrays (names in annlib/quantized.py),
-// checked for consistency once, then searched many times.
-class PartitionedScorer {
- public:
-  PartitionedScorer(py::dict arrays, int64_t n, int32_t dim, int32_t num_blocks, int32_t dims_per_block,
-                    const std::string& reorder_dtype, const std::string& simd_level, float overretrieve_factor)
-      : arrays_(arrays) {
-    const SimdLevel level = LevelOrActive(simd_level);
-    kernels_ = {&DenseKernelsFor(level), Lut16KernelFor(level), Lut16BuildFor(level), Lut16MultiKernelFor(level)};
-    if (n <= 0 || dim <= 0 || num_blocks <= 0 || dims_per_block <= 0 ||
-        int64_t{num_blocks} * dims_per_block != dim)
-      throw std::invalid_argument("bad index dimensions");
-    v_.dim = dim;
-    v_.num_blocks = num_blocks;
-    v_.dims_per_block = dims_per_block;
-    const int64_t num_leaves = Length("leaf_starts") - 1;
-    if (num_leaves < 1) throw std::invalid_argument("the index has no leaves");
-    v_.row_stride = RowStride(dim);
-    py::array panels = arrays["centroid_panels"].cast<py::array>();
-    // With float32 centroid rows present (every index built now) the panels
-    // are int8, screen the leaves, and the best are rescored; without them
-    // (indexes saved before int8 screening) float32 panels score exactly.
-    const bool screened = arrays.contains("centroid_rows");
-    v_.centroids.type = screened ? DenseType::kInt8 : DenseType::kFloat32;
-    v_.centroids.n = num_leaves;
-    v_.centroids.dim = dim;
-    if (panels.nbytes() != v_.centroids.num_panels() * PanelBytes(v_.centroids.type, dim))
-      throw std::invalid_argument("centroid panels have the wrong size");
-    v_.centroids.panels = panels.data();
-    const int64_t padded = v_.centroids.num_panels() * kPanelWidth;
-    v_.centroids.bias = DictVector<FloatArray>(arrays, "centroid_bias", padded).data();
-    if (screened) {
-      v_.centroids.scale = DictVector<FloatArray>(arrays, "centroid_scale", padded).data();
-      v_.centroids.offset = DictVector<FloatArray>(arrays, "centroid_offset", padded).data();
-      v_.centroids.sums = DictVector<Int32Array>(arrays, "centroid_sums", padded).data();
-      v_.centroids.scaled_sums = DictVector<FloatArray>(arrays, "centroid_scaled_sums", padded).data();
-      v_.centroid_rows = DictVector<FloatArray>(arrays, "centroid_rows", num_leaves * v_.row_stride).data();
-      v_.centroid_row_bias = DictVector<FloatArray>(arrays, "centroid_row_bias", num_leaves).data();
-    }
-    const Int64Array starts = DictVector<Int64Array>(arrays, "leaf_starts", num_leaves + 1);
-    const int64_t* st = starts.data();
-    const int64_t slots = st[num_leaves];
-    for (int64_t l = 0; l < num_leaves; ++l)
-      if (st[l] < 0 || st[l] > st[l + 1] || st[l] % kLut16Group != 0)
-        throw std::invalid_argument("leaf_starts must be increasing multiples of 32");
-    if (slots % kLut16Group != 0) throw std::invalid_argument("leaf_starts must end on a multiple of 32");
-    v_.leaf_starts = st;
-    const Int32Array ids = DictVector<Int32Array>(arrays, "slot_ids", slots);
-    // Every datapoint is stored once, or twice when SOAR spilled it.
-    std::vector<uint8_t> copies(n, 0);
-    for (int64_t i = 0; i < slots; ++i) {
-      const int32_t id = ids.data()[i];
-      if (id < -1 || id >= n) throw std::invalid_argument("slot_ids out of range");
-      if (id >= 0 && ++copies[id] > 2) throw std::invalid_argument("slot_ids hold a datapoint more than twice");
-    }
-    for (int64_t j = 0; j < n; ++j) {
-      if (copies[j] == 0) throw std::invalid_argument("slot_ids miss datapoint " + std::to_string(j));
-      if (copies[j] == 2) v_.spilled = true;
-    }
-    if (!(overretrieve_factor >= 1.0f) || !std::isfinite(overretrieve_factor))
-      throw std::invalid_argument("overretrieve_factor must be a finite number >= 1");
-    v_.num_points = n;
-    v_.overretrieve_factor = overretrieve_factor;
-    v_.slot_ids = ids.data();
-    if (arrays.contains("slot_bias")) v_.slot_bias = DictVector<FloatArray>(arrays, "slot_bias", slots).data();
-    v_.codes = DictVector<Uint8Array>(arrays, "codes", slots / kLut16Group * PaddedBlocks(num_blocks) * 16).data();
-    v_.lut_centers = DictVector<FloatArray>(arrays, "lut_centers", int64_t{num_blocks} * dims_per_block * 16).data();
-    if (!reorder_dtype.empty()) {
-      v_.reorder_type = ParseDenseType(reorder_dtype);
-      py::array rows = arrays["rows"].cast<py::array>();
-      if (rows.nbytes() != n * v_.row_stride * RowElementBytes(v_.reorder_type) ||
-          !(rows.flags() & py::array::c_style))
-        throw std::invalid_argument("reorder rows have the wrong size or layout");
-      v_.rows = rows.data();
-      v_.row_bias = DictVector<FloatArray>(arrays, "row_bias", n).data();
-      if (v_.reorder_type == DenseType::kInt8) {
-        v_.row_scale = DictVector<FloatArray>(arrays, "row_scale", n).data();
-        v_.row_offset = DictVector<FloatArray>(arrays, "row_offset", n).data();
-      }
-    }
-  }
-
-  // Returns (ids int64 [nq][k], raw scores [nq][k]); with timed=True also a
-  // dict of per-stage seconds (kept for single-threaded calls).
-  py::tuple Search(FloatArray queries, int32_t leaves, int32_t pre_reorder, int32_t k, int num_threads,
-                   bool timed) const {
-    if (queries.ndim() != 2 || queries.shape(1) != v_.dim)
-      throw std::invalid_argument("queries must have shape (num_queries, " + std::to_string(v_.dim) + ")");
-    const int64_t nq = queries.shape(0);
-    py::array_t<int64_t> ids({nq, int64_t{k}});
-    FloatArray scores({nq, int64_t{k}});
-    PartitionedParams p{leaves, pre_reorder, k};
-    StageTimes times;
-    const float* qp = queries.data();
-    int64_t* ip = ids.mutable_data();
-    float* sp = scores.mutable_data();
-    {
-      py::gil_scoped_release release;
-      PartitionedSearch(v_, kernels_, qp, nq, p, num_threads, ip, sp, timed ? &times : nullptr);
-    }
-    if (!timed) return py::make_tuple(ids, scores);
-    py::dict t;
-    t["centroids"] = times.centroids * 1e-9;
-    t["lut"] = times.lut * 1e-9;
-    t["scan"] = times.scan * 1e-9;
-    t["reorder"] = times.reorder * 1e-9;
-    t["total"] = times.total * 1e-9;
-    return py::make_tuple(ids, scores, t);
-  }
-
-  // One query, one thread, fully in C++: the latency path of search(). Does
-  // what the Python edge does for a float32 vector (finiteness check, cosine
-  // normalisation, scores in the metric's sense) without its per-call cost.
-  py::tuple SearchOne(py::array_t<float, py::array::c_style> query, int32_t leaves, int32_t pre_reorder, int32_t k,
-                      const std::string& measure) const {
-    if (query.ndim() != 1 || query.shape(0) != v_.dim)
-      throw std::invalid_argument("query must have shape (" + std::to_string(v_.dim) + ",)");
-    std::vector<float> q(query.data(), query.data() + v_.dim);
-    float norm2 = 0.0f;
-    double norm2_exact = 0.0;
-    for (float x : q) {
-      if (!std::isfinite(x))
-        throw std::invalid_argument("query contains NaN or infinity (first in row 0); remove or impute those values");
-      norm2 += x * x;
-      norm2_exact += double{x} * x;
-    }
-    if (!std::isfinite(norm2))
-      throw std::invalid_argument(
-          "query has values too large for float32 arithmetic (squared norm overflows); rescale the data");
-    if (measure == "cosine") {
-      if (norm2_exact == 0.0)
-        throw std::invalid_argument("query row 0 is all zeros: cosine similarity is undefined for it");
-      const float norm = static_cast<float>(std::sqrt(norm2_exact));
-      for (float& x : q) x /= norm;
-    }
-    py::array_t<int64_t> ids(k);
-    FloatArray scores(k);
-    int64_t* ip = ids.mutable_data();
-    float* sp = scores.mutable_data();
-    {
-      py::gil_scoped_release release;
-      PartitionedSearch(v_, kernels_, q.data(), 1, PartitionedParams{leaves, pre_reorder, k}, 1, ip, sp);
-    }
-    if (measure == "squared_l2")  // raw = <q,x> - |x|^2/2, so |q - x|^2 = |q|^2 - 2 raw
-      for (int32_t i = 0; i < k; ++i) sp[i] = std::max(0.0f, norm2 - 2.0f * sp[i]);
-    return py::make_tuple(ids, scores);
-  }
-
-  std::string simd_level() const { return kernels_.dense->level_name; }
-  int32_t num_leaves() const { return v_.num_leaves(); }
-  bool spilled() const { return v_.spilled; }
-
- private:
-  int64_t Length(const char* name) const {
-    if (!arrays_.contains(name)) throw std::invalid_argument(std::string("missing array '") + name + "'");
-    return arrays_[name].cast<py::array>().size();
-  }
-
-  py::dict arrays_;
-  PartitionedView v_;
-  PartitionedKernels kernels_;
-};
-
 // Holds references to the packed arrays (possibly read-only memory maps) so
 // they outlive every search.
 class DenseScorer {
@@ -386,10 +197,18 @@ class DenseScorer {
     }
   }
 
-  py::tuple Search(FloatArray queries, int32_t k, int32_t num_bins, int num_threads) const {
+  // allowed: None, or a filter bit per point (uint64 words covering every panel).
+  py::tuple Search(FloatArray queries, int32_t k, int32_t num_bins, int num_threads, py::object allowed) const {
     if (queries.ndim() != 2 || queries.shape(1) != view_.dim)
       throw std::invalid_argument("queries must have shape (num_queries, " + std::to_string(view_.dim) + ")");
     if (k <= 0 || k > view_.n) throw std::invalid_argument("k must be in [1, n]");
+    py::array_t<uint64_t, py::array::c_style> bits;
+    if (!allowed.is_none()) {
+      bits = allowed.cast<py::array_t<uint64_t, py::array::c_style>>();
+      if (bits.ndim() != 1 || bits.shape(0) * 64 < view_.num_panels() * kPanelWidth)
+        throw std::invalid_argument("allowed must hold a bit for every point of every panel");
+    }
+    const uint64_t* allowed_bits = allowed.is_none() ? nullptr : bits.data();
     const int64_t nq = queries.shape(0);
     py::array_t<int64_t> ids({nq, int64_t{k}});
     FloatArray scores({nq, int64_t{k}});
@@ -398,7 +217,7 @@ class DenseScorer {
     float* sp = scores.mutable_data();
     {
       py::gil_scoped_release release;
-      DenseSearch(view_, *kernels_, qp, nq, k, num_bins, num_threads, ip, sp);
+      DenseSearch(view_, *kernels_, qp, nq, k, num_bins, num_threads, ip, sp, allowed_bits);
     }
     return py::make_tuple(ids, scores);
   }
@@ -491,10 +310,17 @@ class Lut16Codes {
   }
 
   // lut [num_blocks][16] float. Returns (ids int64 [k], approx scores [k]), best first.
-  py::tuple TopK(FloatArray lut, int32_t k, py::object point_bias, const std::string& simd_level) const {
+  // allowed: None, or a filter bit per point (uint64 words).
+  py::tuple TopK(FloatArray lut, int32_t k, py::object point_bias, const std::string& simd_level,
+                 py::object allowed) const {
     if (lut.ndim() != 2 || lut.shape(1) != 16 || lut.shape(0) != num_blocks_)
       throw std::invalid_argument("lut must have shape (" + std::to_string(num_blocks_) + ", 16)");
     if (k <= 0 || k > n_) throw std::invalid_argument("k must be in [1, n]");
+    py::array_t<uint64_t, py::array::c_style> bits;
+    if (!allowed.is_none()) {
+      bits = allowed.cast<py::array_t<uint64_t, py::array::c_style>>();
+      if (bits.ndim() != 1 || bits.shape(0) * 64 < n_) throw std::invalid_argument("allowed needs a bit per point");
+    }
     const Lut16ScanFn scan = Lut16KernelFor(LevelOrActive(simd_level));
     std::vector<float> bias;
     if (!point_bias.is_none()) {
@@ -518,6 +344,7 @@ class Lut16Codes {
       args.point_bias = bias.empty() ? nullptr : bias.data();
       args.ids = ids_.data();
       args.candidates = &buffer;
+      args.allowed = allowed.is_none() ? nullptr : bits.data();
       scan(args);
       CompactCandidates(buffer);
     }
@@ -562,21 +389,11 @@ PYBIND11_MODULE(_core, m) {
         py::arg("primary").noconvert(), py::arg("soar_lambda"), py::arg("num_threads") = 0,
         py::arg("simd_level") = "");
   m.def("pack_lut16_codes", &PackLut16CodesPy, py::arg("codes").noconvert());
-  py::class_<PartitionedScorer>(m, "PartitionedScorer")
-      .def(py::init<py::dict, int64_t, int32_t, int32_t, int32_t, const std::string&, const std::string&, float>(),
-           py::arg("arrays"), py::arg("n"), py::arg("dim"), py::arg("num_blocks"), py::arg("dims_per_block"),
-           py::arg("reorder_dtype"), py::arg("simd_level") = "", py::arg("overretrieve_factor") = 1.0f)
-      .def_property_readonly("spilled", &PartitionedScorer::spilled)
-      .def("search", &PartitionedScorer::Search, py::arg("queries").noconvert(), py::arg("leaves"),
-           py::arg("pre_reorder"), py::arg("k"), py::arg("num_threads") = 0, py::arg("timed") = false)
-      .def("search_one", &PartitionedScorer::SearchOne, py::arg("query").noconvert(), py::arg("leaves"),
-           py::arg("pre_reorder"), py::arg("k"), py::arg("measure"))
-      .def_property_readonly("simd_level", &PartitionedScorer::simd_level)
-      .def_property_readonly("num_leaves", &PartitionedScorer::num_leaves);
+  annlib_bindings::RegisterPartitionedScorer(m);
   py::class_<Lut16Codes>(m, "Lut16Codes")
       .def(py::init<py::array_t<uint8_t, py::array::c_style>>(), py::arg("codes").noconvert())
       .def("topk", &Lut16Codes::TopK, py::arg("lut").noconvert(), py::arg("k"),
-           py::arg("point_bias") = py::none(), py::arg("simd_level") = "")
+           py::arg("point_bias") = py::none(), py::arg("simd_level") = "", py::arg("allowed") = py::none())
       .def_property_readonly("size", &Lut16Codes::size)
       .def_property_readonly("num_blocks", &Lut16Codes::num_blocks);
   py::class_<MaxSimScorer>(m, "MaxSimScorer")
@@ -590,6 +407,6 @@ PYBIND11_MODULE(_core, m) {
            py::arg("arrays"), py::arg("n"), py::arg("dim"), py::arg("dtype"), py::arg("simd_level") = "",
            py::arg("bf16_variant") = "auto")
       .def("search", &DenseScorer::Search, py::arg("queries").noconvert(), py::arg("k"),
-           py::arg("num_bins"), py::arg("num_threads") = 0)
+           py::arg("num_bins"), py::arg("num_threads") = 0, py::arg("allowed") = py::none())
       .def_property_readonly("simd_level", &DenseScorer::simd_level);
 }

@@ -40,17 +40,29 @@ inline int64_t DimGroups(int dim, int per_group) { return (dim + per_group - 1) 
 // Adds the per-point bias to a tile of raw scores and feeds every survivor to
 // the selection state of its query. Survivors are rare once the threshold has
 // risen, so the common path is one compare per vector.
+// The filter's bits for points j .. j + W - 1 (W divides 64 and j is a
+// multiple of W, so they sit in one word); all ones without a filter.
+inline uint32_t AllowedLanes(const ScanArgs& a, int64_t j) {
+  constexpr uint64_t kLanes = Ops::W >= 32 ? ~uint64_t{0} : (uint64_t{1} << Ops::W) - 1;
+  if (a.allowed == nullptr) return static_cast<uint32_t>(kLanes);
+  return static_cast<uint32_t>((a.allowed[j >> 6] >> (j & 63)) & kLanes);
+}
+
 inline void Epilogue(float* out, int m, int64_t j0, const float* bias, SelectState* states,
                      const ScanArgs& a, float* thresholds) {
   typename Ops::V b[kVecsPerTile];
-  for (int v = 0; v < kVecsPerTile; ++v) b[v] = Ops::load(bias + v * Ops::W);
+  uint32_t allowed[kVecsPerTile];
+  for (int v = 0; v < kVecsPerTile; ++v) {
+    b[v] = Ops::load(bias + v * Ops::W);
+    allowed[v] = AllowedLanes(a, j0 + v * Ops::W);
+  }
   if (a.num_bins == 0) {
     for (int i = 0; i < m; ++i) {
       float* row = out + i * kTileWidth;
       typename Ops::V thr = Ops::set1(thresholds[i]);
       for (int v = 0; v < kVecsPerTile; ++v) {
         typename Ops::V s = Ops::add(Ops::load(row + v * Ops::W), b[v]);
-        uint32_t mask = Ops::gt_mask(s, thr);
+        uint32_t mask = Ops::gt_mask(s, thr) & allowed[v];
         if (mask == 0) continue;
         Ops::store(row + v * Ops::W, s);
         SelectState& st = states[i];
@@ -82,7 +94,7 @@ inline void Epilogue(float* out, int m, int64_t j0, const float* bias, SelectSta
     SelectState& st = states[i];
     for (int v = 0; v < kVecsPerTile; ++v) {
       typename Ops::V s = Ops::add(Ops::load(row + v * Ops::W), b[v]);
-      uint32_t mask = Ops::gt_mask(s, Ops::load(st.scores + pos[v]));
+      uint32_t mask = Ops::gt_mask(s, Ops::load(st.scores + pos[v])) & allowed[v];
       if (mask == 0) continue;
       Ops::store(row + v * Ops::W, s);
       while (mask != 0) {

@@ -58,6 +58,9 @@ struct ScanArgs {
   // (padding points included), and states/k/num_bins are ignored.
   float* raw_scores = nullptr;
   int64_t raw_stride = 0;
+  // Filter: bit j of allowed[] says whether point j may be selected
+  // (nullptr = every point); consulted by the selection epilogue.
+  const uint64_t* allowed = nullptr;
 };
 
 using ScanFn = void (*)(const ScanArgs&);

@@ -12,6 +12,7 @@ inline void Lut16Select(const annlib::Lut16Args& a, int64_t group, const float* 
     if (first + i >= a.num_points) break;  // padding lanes come last
     const int32_t id = a.ids[first + i];
     if (id < 0) continue;  // an empty slot (a leaf's padding, a deleted point)
+    if (a.allowed != nullptr && !((a.allowed[id >> 6] >> (id & 63)) & 1)) continue;  // filtered out
     if (scores[i] < buf.threshold) continue;  // it rose since the mask was made
     if (buf.size == buf.capacity) {
       annlib::CompactCandidates(buf);

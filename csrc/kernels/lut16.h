@@ -31,6 +31,9 @@ struct Lut16Args {
   const float* point_bias;   // [groups * 32] (a slot for padding lanes too) or nullptr
   const int32_t* ids;        // [groups * 32] id of each point; < 0 = empty slot, never returned
   CandidateBuffer* candidates;  // shared across the lists one query scans
+  // Filter: bit id of allowed[] says whether point id may be returned
+  // (nullptr = every point). Only survivors of the threshold test look it up.
+  const uint64_t* allowed = nullptr;
 };
 
 using Lut16ScanFn = void (*)(const Lut16Args&);

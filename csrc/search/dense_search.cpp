@@ -180,7 +180,7 @@ void PackRows(const float* x, int64_t n, int32_t dim, DenseType type, bool squar
 
 void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* queries,
                  int64_t num_queries, int32_t k, int32_t num_bins, int num_threads,
-                 int64_t* out_ids, float* out_scores) {
+                 int64_t* out_ids, float* out_scores, const uint64_t* allowed) {
   if (k <= 0) throw std::invalid_argument("k must be positive");
   if (num_bins < 0) throw std::invalid_argument("num_bins must be >= 0");
   if (num_bins > 0 && num_bins < k) throw std::invalid_argument("num_bins must be >= k");
@@ -223,6 +223,7 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
     args.k = k;
     args.num_bins = num_bins;
     args.states = states.data() + split * num_queries + q0;
+    args.allowed = allowed;
     scan(args);
   });
 

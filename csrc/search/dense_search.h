@@ -53,9 +53,11 @@ void PackRows(const float* x, int64_t n, int32_t dim, DenseType type, bool squar
 // Top-k of <q, x> + bias for each query row. num_bins = 0: exact; otherwise the
 // best of each of num_bins strided bins survives and the top k of those are
 // returned. Outputs [nq][k]; missing entries are id -1, score -inf.
+// allowed: optional filter, bit j set when point j may be returned (words
+// covering num_panels * 32 points); k results come back whenever k are allowed.
 void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* queries,
                  int64_t num_queries, int32_t k, int32_t num_bins, int num_threads,
-                 int64_t* out_ids, float* out_scores);
+                 int64_t* out_ids, float* out_scores, const uint64_t* allowed = nullptr);
 
 // Every score <q, x> + bias, no selection: out[i * out_stride + j] for query i
 // and point j < num_panels * 32 (padding points included; out_stride must be

@@ -152,14 +152,14 @@ void Deduplicate(const CandidateBuffer& found, int32_t wanted, Scratch& s) {
 // short for the hardware prefetcher to ramp up on its own.
 void PrefetchLeaf(const PartitionedView& v, int64_t leaf, int64_t group_bytes) {
   constexpr int64_t kLine = 64, kMaxBytes = 2048;
-  const int64_t begin = v.leaf_starts[leaf], end = v.leaf_starts[leaf + 1];
-  const char* codes = reinterpret_cast<const char*>(v.codes + begin / kLut16Group * group_bytes);
-  const int64_t code_bytes = std::min(kMaxBytes, (end - begin) / kLut16Group * group_bytes);
+  const LeafData& data = v.leaves[leaf];
+  const char* codes = reinterpret_cast<const char*>(data.codes);
+  const int64_t code_bytes = std::min(kMaxBytes, data.size / kLut16Group * group_bytes);
   for (int64_t off = 0; off < code_bytes; off += kLine) __builtin_prefetch(codes + off);
-  const int64_t meta_bytes = std::min(kMaxBytes / 4, (end - begin) * 4);
+  const int64_t meta_bytes = std::min(kMaxBytes / 4, data.size * 4);
   for (int64_t off = 0; off < meta_bytes; off += kLine) {
-    __builtin_prefetch(reinterpret_cast<const char*>(v.slot_ids + begin) + off);
-    if (v.slot_bias != nullptr) __builtin_prefetch(reinterpret_cast<const char*>(v.slot_bias + begin) + off);
+    __builtin_prefetch(reinterpret_cast<const char*>(data.ids) + off);
+    if (data.bias != nullptr) __builtin_prefetch(reinterpret_cast<const char*>(data.bias) + off);
   }
 }
 
@@ -170,19 +170,20 @@ void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, co
 // The scan arguments of one (non-empty) leaf for one query whose table is built:
 // the leaf's codes, ids and biases, and base = the table's base + the leaf
 // center's exact score.
-Lut16Args LeafScanArgs(const PartitionedView& v, int64_t leaf, const uint8_t* table, float inv_scale, float base,
-                       CandidateBuffer* candidates) {
-  const int64_t begin = v.leaf_starts[leaf], end = v.leaf_starts[leaf + 1];
+Lut16Args LeafScanArgs(const PartitionedView& v, const PartitionedParams& p, int64_t leaf, const uint8_t* table,
+                       float inv_scale, float base, CandidateBuffer* candidates) {
+  const LeafData& data = v.leaves[leaf];
   Lut16Args a;
   a.num_blocks = PaddedBlocks(v.num_blocks);
-  a.codes = v.codes + begin / kLut16Group * (int64_t{a.num_blocks} * 16);
-  a.num_points = end - begin;
-  a.ids = v.slot_ids + begin;
-  a.point_bias = v.slot_bias != nullptr ? v.slot_bias + begin : nullptr;
+  a.codes = data.codes;
+  a.num_points = data.size;
+  a.ids = data.ids;
+  a.point_bias = data.bias;
   a.lut = table;
   a.inv_scale = inv_scale;
   a.base = base;
   a.candidates = candidates;
+  a.allowed = p.allowed;
   return a;
 }
 
@@ -209,8 +210,8 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
   for (size_t i = 0; i < num_chosen; ++i) {
     const Candidate& chosen = s.leaves[i];
     if (i + 1 < num_chosen) PrefetchLeaf(v, s.leaves[i + 1].id, group_bytes);
-    if (v.leaf_starts[chosen.id + 1] == v.leaf_starts[chosen.id]) continue;
-    kernels.scan(LeafScanArgs(v, chosen.id, s.table.data(), inv_scale, lut_base + chosen.score, &found));
+    if (v.leaves[chosen.id].size == 0) continue;
+    kernels.scan(LeafScanArgs(v, p, chosen.id, s.table.data(), inv_scale, lut_base + chosen.score, &found));
   }
   CompactCandidates(found);
   if (times) {
@@ -292,9 +293,9 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
     // The query's best leaf is scanned now, on its own: its candidates raise the buffer's
     // threshold early, so the leaf-major pass (leaves in id order) keeps fewer survivors.
     const Candidate best = s.leaves.front();
-    if (v.leaf_starts[best.id + 1] > v.leaf_starts[best.id])
-      kernels.scan(LeafScanArgs(v, best.id, tables.data() + i * table_bytes, inv_scales[i], lut_bases[i] + best.score,
-                                &buffers[i]));
+    if (v.leaves[best.id].size > 0)
+      kernels.scan(LeafScanArgs(v, p, best.id, tables.data() + i * table_bytes, inv_scales[i],
+                                lut_bases[i] + best.score, &buffers[i]));
     for (size_t j = 1; j < s.leaves.size(); ++j) {
       const Candidate& leaf = s.leaves[j];
       probes.push_back(Candidate{leaf.score, static_cast<int32_t>(i)});
@@ -310,12 +311,12 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
   }
   Lut16Args args[kLut16MaxQueries];
   for (int32_t leaf = 0; leaf < num_leaves; ++leaf) {
-    if (v.leaf_starts[leaf + 1] == v.leaf_starts[leaf] || per_leaf[leaf] == per_leaf[leaf + 1]) continue;
+    if (v.leaves[leaf].size == 0 || per_leaf[leaf] == per_leaf[leaf + 1]) continue;
     for (int32_t j0 = per_leaf[leaf]; j0 < per_leaf[leaf + 1]; j0 += kLut16MaxQueries) {
       const int n = std::min<int32_t>(kLut16MaxQueries, per_leaf[leaf + 1] - j0);
       for (int j = 0; j < n; ++j) {
         const Candidate probe = by_leaf[j0 + j];
-        args[j] = LeafScanArgs(v, leaf, tables.data() + probe.id * table_bytes, inv_scales[probe.id],
+        args[j] = LeafScanArgs(v, p, leaf, tables.data() + probe.id * table_bytes, inv_scales[probe.id],
                                lut_bases[probe.id] + probe.score, &buffers[probe.id]);
       }
       kernels.scan_multi(args, n);
@@ -379,6 +380,67 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
     });
   }
   if (times) times->total += NanosSince(start);
+}
+
+}  // namespace annlib
+
+namespace annlib {
+
+void ExactRowSearch(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries, int64_t nq,
+                    const int32_t* rows, int64_t num_rows, int32_t k, int num_threads, int64_t* out_ids,
+                    float* out_scores) {
+  if (v.rows == nullptr) throw std::invalid_argument("exact search needs the reorder copy");
+  if (k < 1) throw std::invalid_argument("k must be positive");
+  // A chunk of rows (a few hundred KB) stays in cache while a block of
+  // queries is rescored against it: the GEMM shape, over gathered rows.
+  constexpr int64_t kRowChunk = 256, kQueryBlock = 16;
+  const int64_t blocks = (nq + kQueryBlock - 1) / kQueryBlock;
+  ParallelFor(blocks, ResolveThreads(num_threads), [&](int64_t block) {
+    const int64_t q0 = block * kQueryBlock, m = std::min(nq, q0 + kQueryBlock) - q0;
+    const int32_t capacity = CandidateCapacity(k);
+    std::vector<Candidate> entries(m * capacity);
+    std::vector<CandidateBuffer> buffers(m);
+    std::vector<float> padded(m * v.row_stride, 0.0f), sums(m, 0.0f), scores(kRowChunk);
+    for (int64_t i = 0; i < m; ++i) {
+      buffers[i] = CandidateBuffer{entries.data() + i * capacity, 0, capacity, k,
+                                   -std::numeric_limits<float>::infinity()};
+      const float* q = queries + (q0 + i) * v.dim;
+      std::copy(q, q + v.dim, padded.begin() + i * v.row_stride);
+      for (int32_t t = 0; t < v.dim; ++t) sums[i] += q[t];
+    }
+    RescoreArgs r{};
+    r.type = v.reorder_type;
+    r.rows = v.rows;
+    r.stride = v.row_stride;
+    r.bias = v.row_bias;
+    r.scale = v.row_scale;
+    r.offset = v.row_offset;
+    r.out = scores.data();
+    for (int64_t c0 = 0; c0 < num_rows; c0 += kRowChunk) {
+      r.ids = rows + c0;
+      r.count = static_cast<int32_t>(std::min(kRowChunk, num_rows - c0));
+      for (int64_t i = 0; i < m; ++i) {
+        r.query = padded.data() + i * v.row_stride;
+        r.query_sum = sums[i];
+        kernels.dense->rescore(r);
+        CandidateBuffer& buf = buffers[i];
+        for (int32_t j = 0; j < r.count; ++j) {
+          if (scores[j] < buf.threshold) continue;
+          if (buf.size == buf.capacity) {
+            CompactCandidates(buf);
+            if (scores[j] < buf.threshold) continue;
+          }
+          buf.entries[buf.size++] = Candidate{scores[j], r.ids[j]};
+        }
+      }
+    }
+    std::vector<Candidate> cands;
+    for (int64_t i = 0; i < m; ++i) {
+      CompactCandidates(buffers[i]);
+      cands.assign(buffers[i].entries, buffers[i].entries + buffers[i].size);
+      WriteTopK(cands, k, out_ids + (q0 + i) * k, out_scores + (q0 + i) * k);
+    }
+  });
 }
 
 }  // namespace annlib

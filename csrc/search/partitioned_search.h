@@ -23,6 +23,16 @@
 
 namespace annlib {
 
+// One leaf's slots: packed LUT16 codes (kernels/lut16.h), the datapoint (row)
+// of each slot (-1: padding or a deleted point) and, for squared L2, the exact
+// per-slot term of the L2 -> MIPS reduction, (|c|^2 - |x|^2) / 2.
+struct LeafData {
+  const uint8_t* codes = nullptr;  // [size / 32][PaddedBlocks(num_blocks)][16]
+  const int32_t* ids = nullptr;    // [size]
+  const float* bias = nullptr;     // [size] or nullptr (dot product)
+  int64_t size = 0;                // slots, a multiple of 32
+};
+
 struct PartitionedView {
   int32_t dim = 0;                    // the data's dimension d
   // Tree: centroid panels (bias 0, or -|c|^2/2 for squared L2) score every
@@ -32,16 +42,11 @@ struct PartitionedView {
   DenseView centroids;
   const float* centroid_rows = nullptr;      // [num_leaves][row_stride] or nullptr
   const float* centroid_row_bias = nullptr;  // [num_leaves]
-  const int64_t* leaf_starts = nullptr;  // [num_leaves + 1] slot offsets, multiples of 32
+  const LeafData* leaves = nullptr;          // [num_leaves]
   // AH: codes of the residuals (num_blocks * dims_per_block == dim).
   int32_t num_blocks = 0;
   int32_t dims_per_block = 0;
   const float* lut_centers = nullptr;  // [num_blocks][dims_per_block][16]
-  const uint8_t* codes = nullptr;      // packed (kernels/lut16.h), leaf after leaf
-  const int32_t* slot_ids = nullptr;   // [total slots] datapoint id, -1 for padding
-  // Exact per-point term of the L2 -> MIPS reduction, (|c|^2 - |x|^2) / 2,
-  // or nullptr (dot product).
-  const float* slot_bias = nullptr;    // [total slots]
   // Reorder copy; rows == nullptr means no reordering (AH scores are returned).
   DenseType reorder_type = DenseType::kFloat32;
   const void* rows = nullptr;
@@ -51,7 +56,7 @@ struct PartitionedView {
   const float* row_offset = nullptr;
   // SOAR: points may be stored twice, so candidates are deduplicated.
   bool spilled = false;
-  int64_t num_points = 0;             // datapoints (ids are in [0, num_points))
+  int64_t num_points = 0;             // rows (slot ids are in [0, num_points))
   float overretrieve_factor = 1.0f;   // candidates kept = factor * candidates wanted
 
   int32_t num_leaves() const { return static_cast<int32_t>(centroids.n); }
@@ -61,6 +66,8 @@ struct PartitionedParams {
   int32_t leaves;       // leaves searched per query, in [1, num_leaves]
   int32_t pre_reorder;  // AH candidates kept (>= k when reordering)
   int32_t k;            // results returned
+  // Filter: bit r set when row r may be returned (nullptr = every row).
+  const uint64_t* allowed = nullptr;
 };
 
 // Per-stage time of one search call, summed over queries (nanoseconds).
@@ -79,5 +86,13 @@ struct PartitionedKernels {
 void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kernels,
                        const float* queries, int64_t nq, const PartitionedParams& p, int num_threads,
                        int64_t* out_ids, float* out_scores, StageTimes* times = nullptr);
+
+// Exact top k of each query over the given rows (the reorder copy rescored,
+// no tree): the path for filters that leave few points, and the fallback for
+// queries whose searched leaves held fewer than k allowed points.
+// Outputs [nq][k] like PartitionedSearch. Needs v.rows.
+void ExactRowSearch(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries, int64_t nq,
+                    const int32_t* rows, int64_t num_rows, int32_t k, int num_threads, int64_t* out_ids,
+                    float* out_scores);
 
 }  // namespace annlib

@@ -1,0 +1,67 @@
+"""Filtered search arguments: allowlist= / denylist= at the API edge.
+
+Each takes either an array of ids (integers) or a boolean mask indexed by id
+(mask[id] True = listed), so len(mask) must exceed the largest id in the
+index. Ids the index does not hold are ignored: an allowlist often comes from
+a permission system that spans more items than one index. A point is
+returned only if it is allowed and not denied. The filter is applied inside
+the scans (a bitmask the LUT16 and brute-force kernels consult), so k results
+come back whenever k allowed points exist.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def id_filter(values, name: str):
+    """(ids int64 or None, mask uint8 or None) from an allowlist/denylist argument."""
+    if values is None:
+        return None, None
+    arr = values if isinstance(values, np.ndarray) else np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of ids or a 1-D boolean mask, got shape {arr.shape}")
+    if arr.dtype == np.bool_:
+        return None, np.ascontiguousarray(arr).view(np.uint8)
+    if arr.size == 0:
+        return np.empty(0, np.int64), None
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer ids or booleans (a mask over ids), got dtype {arr.dtype}")
+    ids = np.ascontiguousarray(arr, dtype=np.int64)
+    if ids.min() < 0:
+        raise ValueError(f"{name} holds negative id {int(ids.min())}; ids are >= 0")
+    return ids, None
+
+
+def filter_kwargs(allowlist, denylist) -> dict:
+    """Keyword arguments of the C++ scorers' search for these filters."""
+    allow_ids, allow_mask = id_filter(allowlist, "allowlist")
+    deny_ids, deny_mask = id_filter(denylist, "denylist")
+    return dict(allow_ids=allow_ids, allow_mask=allow_mask, deny_ids=deny_ids, deny_mask=deny_mask)
+
+
+def row_bitmask(kwargs: dict, row_ids: np.ndarray | None, num_rows: int, num_words: int):
+    """For indexes whose rows never change (brute force): (bit per row as uint64 words, allowed count).
+    row_ids: the id of each row, None for 0..num_rows-1."""
+    allowed = _rows_listed(kwargs["allow_ids"], kwargs["allow_mask"], row_ids, num_rows, default=True)
+    denied = _rows_listed(kwargs["deny_ids"], kwargs["deny_mask"], row_ids, num_rows, default=False)
+    allowed &= ~denied
+    bits = np.zeros(num_words * 64, np.bool_)
+    bits[:num_rows] = allowed
+    return np.packbits(bits, bitorder="little").view(np.uint64), int(allowed.sum())
+
+
+def _rows_listed(ids, mask, row_ids, num_rows, *, default: bool) -> np.ndarray:
+    if ids is None and mask is None:
+        return np.full(num_rows, default)
+    if mask is not None:
+        max_id = num_rows - 1 if row_ids is None else int(row_ids.max())
+        if len(mask) <= max_id:
+            raise ValueError(f"a boolean mask needs an entry for every id in the index (mask[id]); it has length "
+                             f"{len(mask)} but the index holds id {max_id}")
+        return mask.view(np.bool_)[:num_rows] if row_ids is None else mask.view(np.bool_)[row_ids]
+    listed = np.zeros(num_rows, np.bool_)
+    if row_ids is None:
+        listed[ids[ids < num_rows]] = True
+    else:
+        listed[np.isin(row_ids, ids)] = True
+    return listed

@@ -1,0 +1,42 @@
+// Search over a changing, optionally filtered index: chooses between the
+// partitioned search and exact search over the allowed rows, and makes sure
+// k results come back whenever k allowed points exist.
+//
+// A filter that keeps a share s of the points leaves about s times as many
+// allowed candidates in each leaf, so the partitioned search visits
+// leaves / s leaves (at most all of them) to see as many allowed points as an
+// unfiltered search would. When scoring the allowed rows exactly costs less
+// than that (a selective filter), the exact search runs instead.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "partitioned_search.h"
+
+namespace annlib {
+
+struct LiveSearchArgs {
+  const uint64_t* allowed = nullptr;  // bit per row, nullptr = every live row
+  int64_t allowed_count = 0;          // rows allowed (live rows without a filter)
+  // The allowed rows, ascending; computed only when exact search needs them.
+  std::function<std::vector<int32_t>()> allowed_rows;
+  // Search again, exactly, the queries that found fewer than k results.
+  bool fill_short = true;
+};
+
+// Which path a search takes, and with how many leaves.
+struct LivePlan {
+  bool exact = false;
+  int32_t leaves = 0;
+};
+
+LivePlan PlanLiveSearch(const PartitionedView& v, const PartitionedParams& p, const LiveSearchArgs& a,
+                        int64_t live);
+
+// Outputs [nq][k] of rows (not user ids) and raw scores, padded with -1/-inf.
+void LiveSearch(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries, int64_t nq,
+                const PartitionedParams& p, int num_threads, const LiveSearchArgs& a, int64_t live,
+                int64_t* out_rows, float* out_scores, StageTimes* times = nullptr);
+
+}  // namespace annlib

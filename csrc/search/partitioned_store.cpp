@@ -1,0 +1,411 @@
+#include "partitioned_store.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <unordered_set>
+
+#include "../quantization/lut16_tables.h"  // PaddedBlocks
+
+namespace annlib {
+
+// ---- IdMap -----------------------------------------------------------------
+
+int32_t IdMap::Find(int64_t id) const {
+  if (id < 0) return -1;
+  if (dense_mode_) return id < static_cast<int64_t>(dense_.size()) ? dense_[id] : -1;
+  const auto it = hash_.find(id);
+  return it == hash_.end() ? -1 : it->second;
+}
+
+void IdMap::Set(int64_t id, int32_t row) {
+  if (dense_mode_ && id >= static_cast<int64_t>(dense_.size())) {
+    // Dense while the vector stays within a few entries per point.
+    if (id < 4 * (count_ + 1) + (int64_t{1} << 16)) {
+      dense_.resize(std::max<int64_t>(id + 1, static_cast<int64_t>(dense_.size()) * 3 / 2), -1);
+    } else {
+      MoveToHash();
+    }
+  }
+  if (dense_mode_) {
+    if (dense_[id] < 0) ++count_;
+    dense_[id] = row;
+  } else {
+    count_ += hash_.insert_or_assign(id, row).second ? 1 : 0;
+  }
+}
+
+void IdMap::Erase(int64_t id) {
+  if (dense_mode_) {
+    if (id >= 0 && id < static_cast<int64_t>(dense_.size()) && dense_[id] >= 0) {
+      dense_[id] = -1;
+      --count_;
+    }
+  } else {
+    count_ -= static_cast<int64_t>(hash_.erase(id));
+  }
+}
+
+void IdMap::Clear() {
+  dense_mode_ = true;
+  count_ = 0;
+  dense_.clear();
+  hash_.clear();
+}
+
+void IdMap::MoveToHash() {
+  hash_.reserve(count_ * 2);
+  for (int64_t id = 0; id < static_cast<int64_t>(dense_.size()); ++id)
+    if (dense_[id] >= 0) hash_.emplace(id, dense_[id]);
+  dense_.clear();
+  dense_.shrink_to_fit();
+  dense_mode_ = false;
+}
+
+// ---- PartitionedStore ------------------------------------------------------
+
+PartitionedStore::PartitionedStore(const StoreArrays& base) : base_(base) {
+  group_bytes_ = int64_t{PaddedBlocks(base.num_blocks)} * 16;
+  has_bias_ = base.slot_bias != nullptr;
+  has_rows_ = base.rows != nullptr;
+  const int32_t num_leaves = base.num_leaves;
+  leaves_.resize(num_leaves);
+  owned_.resize(num_leaves);
+  is_owned_.assign(num_leaves, 0);
+  leaf_live_.assign(num_leaves, 0);
+  row_leaf_.assign(base.num_rows * 2, -1);
+  for (int32_t l = 0; l < num_leaves; ++l) {
+    const int64_t begin = base.leaf_starts[l], end = base.leaf_starts[l + 1];
+    LeafData& leaf = leaves_[l];
+    leaf.codes = base.codes + begin / kLut16Group * group_bytes_;
+    leaf.ids = base.slot_ids + begin;
+    leaf.bias = has_bias_ ? base.slot_bias + begin : nullptr;
+    leaf.size = end - begin;
+    for (int64_t s = begin; s < end; ++s) {
+      const int32_t row = base.slot_ids[s];
+      if (row < 0) continue;
+      ++leaf_live_[l];
+      int32_t* where = &row_leaf_[2 * int64_t{row}];
+      where[where[0] < 0 ? 0 : 1] = l;
+    }
+  }
+  row_ids_.resize(base.num_rows);
+  row_added_.assign(base.num_rows, 0);
+  for (int64_t r = 0; r < base.num_rows; ++r) {
+    const int64_t id = base.ids != nullptr ? base.ids[r] : r;
+    if (id < 0) throw std::invalid_argument("ids must be >= 0");
+    if (ids_.Find(id) >= 0) throw std::invalid_argument("ids hold " + std::to_string(id) + " more than once");
+    ids_.Set(id, static_cast<int32_t>(r));
+    row_ids_[r] = id;
+    if (base.row_added != nullptr && base.row_added[r]) {
+      row_added_[r] = 1;
+      ++added_;
+    }
+  }
+  live_ = base.num_rows;
+}
+
+void PartitionedStore::FillView(PartitionedView* v) const {
+  v->leaves = leaves_.data();
+  v->num_points = num_rows();
+  if (has_rows_) {
+    v->rows = rows();
+    v->row_bias = row_bias();
+    v->row_scale = row_scale();
+    v->row_offset = row_offset();
+  }
+}
+
+int64_t PartitionedStore::RowBytes() const { return base_.row_stride * RowElementBytes(base_.row_type); }
+
+void PartitionedStore::Own(int32_t l) {
+  if (is_owned_[l]) return;
+  LeafData& leaf = leaves_[l];
+  OwnedLeaf& o = owned_[l];
+  o.codes.assign(leaf.codes, leaf.codes + leaf.size / kLut16Group * group_bytes_);
+  o.ids.assign(leaf.ids, leaf.ids + leaf.size);
+  if (has_bias_) o.bias.assign(leaf.bias, leaf.bias + leaf.size);
+  is_owned_[l] = 1;
+  Refresh(l);
+}
+
+void PartitionedStore::Refresh(int32_t l) {
+  OwnedLeaf& o = owned_[l];
+  LeafData& leaf = leaves_[l];
+  leaf.codes = o.codes.data();
+  leaf.ids = o.ids.data();
+  leaf.bias = has_bias_ ? o.bias.data() : nullptr;
+  leaf.size = static_cast<int64_t>(o.ids.size());
+}
+
+void PartitionedStore::OwnRows() {
+  if (rows_owned_ || !has_rows_) return;
+  const int64_t n = num_rows();
+  const uint8_t* src = static_cast<const uint8_t*>(base_.rows);
+  rows_.assign(src, src + n * RowBytes());
+  row_bias_.assign(base_.row_bias, base_.row_bias + n);
+  if (base_.row_type == DenseType::kInt8) {
+    row_scale_.assign(base_.row_scale, base_.row_scale + n);
+    row_offset_.assign(base_.row_offset, base_.row_offset + n);
+  }
+  rows_owned_ = true;
+}
+
+// A slot of the leaf holding no point (a hole left by a delete, or padding),
+// or a new group of 32 empty slots when the leaf is full.
+int64_t PartitionedStore::FreeSlot(int32_t l) {
+  Own(l);
+  OwnedLeaf& o = owned_[l];
+  const auto it = std::find(o.ids.begin(), o.ids.end(), -1);
+  if (it != o.ids.end()) return it - o.ids.begin();
+  const int64_t slot = static_cast<int64_t>(o.ids.size());
+  o.codes.resize(o.codes.size() + group_bytes_, 0);
+  o.ids.resize(o.ids.size() + kLut16Group, -1);
+  if (has_bias_) o.bias.resize(o.bias.size() + kLut16Group, 0.0f);
+  Refresh(l);
+  return slot;
+}
+
+// Writes a point's codes into its slot: in a group, byte i of block b holds
+// point i's code in the low nibble and point i + 16's in the high one.
+void PartitionedStore::WriteSlot(int32_t l, int64_t slot, int32_t row, const uint8_t* code, const float* bias) {
+  OwnedLeaf& o = owned_[l];
+  uint8_t* group = o.codes.data() + slot / kLut16Group * group_bytes_;
+  const int lane = static_cast<int>(slot % kLut16Group);
+  const int shift = lane < 16 ? 0 : 4;
+  const uint8_t keep = lane < 16 ? 0xF0 : 0x0F;
+  for (int32_t b = 0; b < base_.num_blocks; ++b) {
+    uint8_t& byte = group[b * 16 + (lane & 15)];
+    byte = static_cast<uint8_t>((byte & keep) | ((code[b] & 0x0F) << shift));
+  }
+  o.ids[slot] = row;
+  if (has_bias_) o.bias[slot] = bias != nullptr ? *bias : 0.0f;
+  ++leaf_live_[l];
+}
+
+void PartitionedStore::RemoveRow(int32_t row) {
+  for (int c = 0; c < 2; ++c) {
+    const int32_t l = row_leaf_[2 * int64_t{row} + c];
+    if (l < 0) continue;
+    Own(l);
+    std::vector<int32_t>& ids = owned_[l].ids;
+    const auto it = std::find(ids.begin(), ids.end(), row);
+    if (it != ids.end()) {
+      *it = -1;
+      --leaf_live_[l];
+    }
+    row_leaf_[2 * int64_t{row} + c] = -1;
+  }
+  ids_.Erase(row_ids_[row]);
+  row_ids_[row] = -1;
+  if (row_added_[row]) --added_;
+  row_added_[row] = 0;
+  --live_;
+}
+
+void PartitionedStore::Upsert(const NewPoints& p) {
+  std::unordered_set<int64_t> seen;
+  seen.reserve(p.count * 2);
+  for (int64_t i = 0; i < p.count; ++i) {
+    if (p.ids[i] < 0) throw std::invalid_argument("ids must be >= 0, got " + std::to_string(p.ids[i]));
+    if (!seen.insert(p.ids[i]).second)
+      throw std::invalid_argument("id " + std::to_string(p.ids[i]) + " appears more than once in one call");
+    for (int c = 0; c < 2; ++c)
+      if (p.leaf[c] != nullptr && (p.leaf[c][i] < -1 || p.leaf[c][i] >= num_leaves()))
+        throw std::invalid_argument("leaf out of range");
+  }
+  if (num_rows() + p.count > INT32_MAX) throw std::length_error("an index holds at most 2^31 - 1 rows");
+  OwnRows();
+  const int64_t row_bytes = has_rows_ ? RowBytes() : 0;
+  for (int64_t i = 0; i < p.count; ++i) {
+    const int32_t old = ids_.Find(p.ids[i]);
+    if (old >= 0) RemoveRow(old);
+    const int32_t row = static_cast<int32_t>(num_rows());
+    row_ids_.push_back(p.ids[i]);
+    row_added_.push_back(1);
+    row_leaf_.push_back(-1);
+    row_leaf_.push_back(-1);
+    ids_.Set(p.ids[i], row);
+    ++live_;
+    ++added_;
+    if (has_rows_) {
+      const uint8_t* src = static_cast<const uint8_t*>(p.rows) + i * row_bytes;
+      rows_.insert(rows_.end(), src, src + row_bytes);
+      row_bias_.push_back(p.row_bias[i]);
+      if (base_.row_type == DenseType::kInt8) {
+        row_scale_.push_back(p.row_scale[i]);
+        row_offset_.push_back(p.row_offset[i]);
+      }
+    }
+    for (int c = 0; c < 2; ++c) {
+      if (p.leaf[c] == nullptr || p.leaf[c][i] < 0) continue;
+      const int32_t l = p.leaf[c][i];
+      if (c == 1 && l == p.leaf[0][i]) continue;  // not spilled
+      const int64_t slot = FreeSlot(l);
+      WriteSlot(l, slot, row, p.codes[c] + i * base_.num_blocks, p.bias[c] != nullptr ? p.bias[c] + i : nullptr);
+      row_leaf_[2 * int64_t{row} + c] = l;
+    }
+  }
+}
+
+void PartitionedStore::Remove(const int64_t* ids, int64_t count) {
+  std::unordered_set<int64_t> seen;
+  seen.reserve(count * 2);
+  for (int64_t i = 0; i < count; ++i) {
+    if (ids_.Find(ids[i]) < 0)
+      throw std::invalid_argument("id " + std::to_string(ids[i]) + " is not in the index");
+    if (!seen.insert(ids[i]).second)
+      throw std::invalid_argument("id " + std::to_string(ids[i]) + " appears more than once in one call");
+  }
+  for (int64_t i = 0; i < count; ++i) RemoveRow(ids_.Find(ids[i]));
+}
+
+bool PartitionedStore::CompactionDue() const {
+  return dead_rows() > 0 && dead_rows() * 4 >= num_rows();
+}
+
+void PartitionedStore::Compact() {
+  const int64_t n = num_rows();
+  // New row numbers: live rows keep their order.
+  std::vector<int32_t> renumber(n, -1);
+  int32_t next = 0;
+  for (int64_t r = 0; r < n; ++r)
+    if (row_ids_[r] >= 0) renumber[r] = next++;
+  const bool renumbered = next != n;
+  if (renumbered) {
+    OwnRows();
+    const int64_t row_bytes = has_rows_ ? RowBytes() : 0;
+    for (int64_t r = 0; r < n; ++r) {
+      const int32_t to = renumber[r];
+      if (to < 0 || to == r) continue;
+      row_ids_[to] = row_ids_[r];
+      row_added_[to] = row_added_[r];
+      row_leaf_[2 * int64_t{to}] = row_leaf_[2 * r];
+      row_leaf_[2 * int64_t{to} + 1] = row_leaf_[2 * r + 1];
+      if (has_rows_) {
+        std::memmove(rows_.data() + to * row_bytes, rows_.data() + r * row_bytes, row_bytes);
+        row_bias_[to] = row_bias_[r];
+        if (base_.row_type == DenseType::kInt8) {
+          row_scale_[to] = row_scale_[r];
+          row_offset_[to] = row_offset_[r];
+        }
+      }
+    }
+    row_ids_.resize(next);
+    row_added_.resize(next);
+    row_leaf_.resize(2 * int64_t{next});
+    if (has_rows_) {
+      rows_.resize(next * row_bytes);
+      rows_.shrink_to_fit();
+      row_bias_.resize(next);
+      row_scale_.resize(base_.row_type == DenseType::kInt8 ? next : 0);
+      row_offset_.resize(base_.row_type == DenseType::kInt8 ? next : 0);
+    }
+    ids_.Clear();
+    for (int32_t r = 0; r < next; ++r) ids_.Set(row_ids_[r], r);
+  }
+  for (int32_t l = 0; l < num_leaves(); ++l) {
+    const int64_t packed = (leaf_live_[l] + kLut16Group - 1) / kLut16Group * kLut16Group;
+    if (!renumbered && packed == leaves_[l].size) continue;
+    Own(l);
+    OwnedLeaf& o = owned_[l];
+    // Live slots move to the front in order; a slot's nibbles are its own, so
+    // writing slot `to` <= `from` never clobbers a slot still to be read.
+    std::vector<uint8_t> code(base_.num_blocks);
+    int64_t to = 0;
+    for (int64_t from = 0; from < static_cast<int64_t>(o.ids.size()); ++from) {
+      const int32_t row = o.ids[from];
+      if (row < 0) continue;
+      if (to != from) {
+        const uint8_t* g = o.codes.data() + from / kLut16Group * group_bytes_;
+        const int lane = static_cast<int>(from % kLut16Group);
+        for (int32_t b = 0; b < base_.num_blocks; ++b) {
+          const uint8_t byte = g[b * 16 + (lane & 15)];
+          code[b] = lane < 16 ? (byte & 0x0F) : (byte >> 4);
+        }
+        const float bias = has_bias_ ? o.bias[from] : 0.0f;
+        o.ids[from] = -1;
+        --leaf_live_[l];  // WriteSlot counts it again
+        WriteSlot(l, to, row, code.data(), has_bias_ ? &bias : nullptr);
+      }
+      o.ids[to] = renumber[row];
+      ++to;
+    }
+    o.codes.resize(packed / kLut16Group * group_bytes_);
+    o.ids.resize(packed);
+    std::fill(o.ids.begin() + to, o.ids.end(), -1);
+    if (has_bias_) o.bias.resize(packed);
+    o.codes.shrink_to_fit();
+    o.ids.shrink_to_fit();
+    o.bias.shrink_to_fit();
+    Refresh(l);
+  }
+}
+
+int64_t PartitionedStore::max_id() const {
+  int64_t best = -1;
+  for (int64_t id : row_ids_) best = std::max(best, id);
+  return best;
+}
+
+namespace {
+
+[[noreturn]] void MaskTooShort(const IdFilter& f, int64_t id) {
+  throw std::invalid_argument("a boolean mask needs an entry for every id in the index (mask[id]); it has length " +
+                              std::to_string(f.mask_length) + " but the index holds id " + std::to_string(id));
+}
+
+}  // namespace
+
+int64_t PartitionedStore::FilterRows(const IdFilter& allow, const IdFilter& deny, std::vector<uint64_t>* bits) const {
+  const int64_t n = num_rows();
+  bits->assign((n + 63) / 64 + 1, 0);
+  uint64_t* b = bits->data();
+  auto set = [&](int64_t r) { b[r >> 6] |= uint64_t{1} << (r & 63); };
+  auto clear = [&](int64_t r) { b[r >> 6] &= ~(uint64_t{1} << (r & 63)); };
+  if (allow.ids != nullptr) {
+    for (int64_t i = 0; i < allow.num_ids; ++i) {
+      const int32_t r = ids_.Find(allow.ids[i]);
+      if (r >= 0) set(r);
+    }
+  } else {
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t id = row_ids_[r];
+      if (id < 0) continue;
+      if (allow.mask != nullptr && id >= allow.mask_length) MaskTooShort(allow, id);
+      if (allow.mask == nullptr || allow.mask[id]) set(r);
+    }
+  }
+  if (deny.ids != nullptr) {
+    for (int64_t i = 0; i < deny.num_ids; ++i) {
+      const int32_t r = ids_.Find(deny.ids[i]);
+      if (r >= 0) clear(r);
+    }
+  } else if (deny.mask != nullptr) {
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t id = row_ids_[r];
+      if (id < 0) continue;
+      if (id >= deny.mask_length) MaskTooShort(deny, id);
+      if (deny.mask[id]) clear(r);
+    }
+  }
+  int64_t count = 0;
+  for (uint64_t w : *bits) count += __builtin_popcountll(w);
+  return count;
+}
+
+std::vector<int32_t> PartitionedStore::RowsOf(const std::vector<uint64_t>& bits, int64_t num_rows) {
+  std::vector<int32_t> rows;
+  for (int64_t w = 0; w < static_cast<int64_t>(bits.size()); ++w) {
+    uint64_t word = bits[w];
+    while (word != 0) {
+      const int64_t r = w * 64 + __builtin_ctzll(word);
+      word &= word - 1;
+      if (r < num_rows) rows.push_back(static_cast<int32_t>(r));
+    }
+  }
+  return rows;
+}
+
+}  // namespace annlib
