@@ -42,6 +42,11 @@ def tune(searcher, queries=None, *, target_recall: float | None = None, max_late
     if searcher.config.reorder is None:
         raise ValueError("tune() needs an index with reorder(): its recall model counts a true neighbour "
                          "among the re-ranked candidates as found")
+    arrays = searcher._arrays()
+    if "ids" in arrays and not np.array_equal(np.asarray(arrays["ids"]), np.arange(searcher.size())):
+        # The rank model works on storage rows; they are the ids only for 0..n-1 in row order.
+        raise ValueError("tune() needs an index whose ids are 0..n-1 in build order; tune before custom ids "
+                         "or updates (or rebalance() the index first when its ids are 0..n-1)")
     if (target_recall is None) == (max_latency_us is None):
         raise ValueError("give exactly one of target_recall or max_latency_us")
     if target_recall is not None and not (isinstance(target_recall, (int, float)) and 0 < target_recall <= 1):
