@@ -24,7 +24,7 @@ LivePlan PlanLiveSearch(const PartitionedView& v, const PartitionedParams& p, co
   plan.leaves = p.leaves;
   if (a.allowed == nullptr || a.allowed_count >= live) return plan;
   const double share = std::max(1.0, double(a.allowed_count)) / std::max<int64_t>(1, live);
-  plan.leaves = static_cast<int32_t>(std::min<double>(num_leaves, std::ceil(p.leaves / share)));
+  plan.leaves = static_cast<int32_t>(std::min<double>(num_leaves, std::ceil(p.leaves / std::sqrt(share))));
   if (v.rows == nullptr) return plan;
   int64_t slots = 0;
   for (int32_t l = 0; l < num_leaves; ++l) slots += v.leaves[l].size;

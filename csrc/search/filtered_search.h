@@ -3,10 +3,13 @@
 // k results come back whenever k allowed points exist.
 //
 // A filter that keeps a share s of the points leaves about s times as many
-// allowed candidates in each leaf, so the partitioned search visits
-// leaves / s leaves (at most all of them) to see as many allowed points as an
-// unfiltered search would. When scoring the allowed rows exactly costs less
-// than that (a selective filter), the exact search runs instead.
+// allowed candidates in each leaf, so the partitioned search visits more
+// leaves: leaves / sqrt(s) (at most all of them). The candidates are all
+// allowed, so the reorder budget goes further than unfiltered; on the words
+// dev set (s from 5% to 50%) this kept recall at or above the unfiltered
+// recall, while leaves / s cost up to 2.4x the time for 0.01-0.02 more.
+// When scoring the allowed rows exactly costs less than that (a selective
+// filter, under about 7% there), the exact search runs instead.
 #pragma once
 #include <cstdint>
 #include <functional>
