@@ -240,9 +240,6 @@ class DenseScorer {
   const DenseKernels* kernels_;
 };
 
-// One list of LUT16-packed codes, scanned on its own: the kernel in
-// isolation, for tests and micro-benchmarks (the partitioned index drives the
-// same kernel over its leaves).
 // Late-interaction scoring over a token store (float16, or int8 with a
 // per-token scale). Keeps references to the arrays, which may be read-only maps.
 class MaxSimScorer {
@@ -294,6 +291,9 @@ class MaxSimScorer {
   TokenStore store_{};
 };
 
+// One list of LUT16-packed codes, scanned on its own: the kernel in
+// isolation, for tests and micro-benchmarks (the partitioned index drives the
+// same kernel over its leaves).
 class Lut16Codes {
  public:
   // codes [n][num_blocks] uint8 with values 0..15.

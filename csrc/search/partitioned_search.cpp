@@ -382,10 +382,6 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
   if (times) times->total += NanosSince(start);
 }
 
-}  // namespace annlib
-
-namespace annlib {
-
 void ExactRowSearch(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries, int64_t nq,
                     const int32_t* rows, int64_t num_rows, int32_t k, int num_threads, int64_t* out_ids,
                     float* out_scores) {
