@@ -1,4 +1,5 @@
-"""Filtered search arguments: allowlist= / denylist= at the API edge.
+"""Filtered search arguments: allowlist= / denylist= at the API edge, and
+compiled filters for many searches.
 
 Each takes either an array of ids (integers) or a boolean mask indexed by id
 (mask[id] True = listed), so len(mask) must exceed the largest id in the
@@ -32,8 +33,29 @@ def id_filter(values, name: str):
     return ids, None
 
 
+class CompiledFilter:
+    """An allowlist/denylist turned into a bitmask over the index's points once, for many
+    searches: searcher.compile_filter(allowlist=..., denylist=...), then pass it as
+    allowlist= to search()/search_batched(). Per call, a plain filter costs a pass over its
+    ids (or the mask); a compiled one costs nothing. After the index changes (upsert,
+    delete, compact, rebalance) the next search recompiles it on its own."""
+
+    def __init__(self, searcher, kwargs: dict):
+        self.searcher = searcher
+        self.kwargs = kwargs
+        self.handle = None
+        self.recompile()
+
+    def recompile(self) -> None:
+        self.handle = self.searcher._compile_filter(self.kwargs)
+
+
 def filter_kwargs(allowlist, denylist) -> dict:
     """Keyword arguments of the C++ scorers' search for these filters."""
+    if isinstance(allowlist, CompiledFilter):
+        if denylist is not None:
+            raise ValueError("a compiled filter already holds its denylist: pass denylist= to compile_filter()")
+        return {"compiled": allowlist}
     allow_ids, allow_mask = id_filter(allowlist, "allowlist")
     deny_ids, deny_mask = id_filter(denylist, "denylist")
     return dict(allow_ids=allow_ids, allow_mask=allow_mask, deny_ids=deny_ids, deny_mask=deny_mask)

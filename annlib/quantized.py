@@ -308,7 +308,20 @@ class QuantizedSearcher(Searcher):
     def _search_raw(self, queries, k, num_threads, leaves_to_search=None, pre_reorder_num_neighbors=None,
                     filters=None):
         leaves, pre = self._knobs(k, leaves_to_search, pre_reorder_num_neighbors)
-        return self._scorer.search(queries, leaves, pre, k, num_threads, **(filters or {}))
+        compiled = (filters or {}).get("compiled")
+        if compiled is None:
+            return self._scorer.search(queries, leaves, pre, k, num_threads, **(filters or {}))
+        if compiled.searcher is not self:
+            raise ValueError("this filter was compiled for another index")
+        for _ in range(3):  # an update between recompiling and searching makes it stale again
+            try:
+                return self._scorer.search(queries, leaves, pre, k, num_threads, compiled=compiled.handle)
+            except _core.StaleFilterError:
+                compiled.recompile()
+        return self._scorer.search(queries, leaves, pre, k, num_threads, **compiled.kwargs)
+
+    def _compile_filter(self, kwargs):
+        return self._scorer.compile_filter(**kwargs)
 
     def stage_times(self, queries, final_num_neighbors=None, *, leaves_to_search=None,
                     pre_reorder_num_neighbors=None) -> dict:

@@ -21,7 +21,7 @@ import numpy as np
 from . import _core
 from ._validate import as_float_matrix, check_k, check_num_threads, normalize_rows
 from .config import IndexConfig
-from .filters import filter_kwargs, row_bitmask
+from .filters import CompiledFilter, filter_kwargs, row_bitmask
 from .recall_math import num_bins_for
 
 
@@ -59,6 +59,14 @@ class Searcher:
         queries = as_float_matrix(queries, "queries", dim=self.dim)
         return self._search_validated(queries, final_num_neighbors, num_threads, leaves_to_search,
                                       pre_reorder_num_neighbors, filter_kwargs(allowlist, denylist))
+
+    def compile_filter(self, allowlist=None, denylist=None) -> CompiledFilter:
+        """allowlist/denylist (ids or boolean masks over ids) as a bitmask made once: pass the
+        result as allowlist= to many searches (it follows later updates on its own)."""
+        return CompiledFilter(self, filter_kwargs(allowlist, denylist))
+
+    def _compile_filter(self, kwargs: dict):
+        raise NotImplementedError
 
     def _search_validated(self, queries: np.ndarray, final_num_neighbors, num_threads, leaves_to_search,
                           pre_reorder_num_neighbors, filters: dict):
@@ -154,8 +162,13 @@ class BruteForceSearcher(Searcher):
                              "not to brute force")
         bins = self.num_bins(k)
         allowed, count = None, self._n
-        if filters is not None and any(v is not None for v in filters.values()):
-            allowed, count = row_bitmask(filters, self._ids, self._n, (self._n + 31) // 32 * 32 // 64 + 1)
+        compiled = (filters or {}).get("compiled")
+        if compiled is not None:
+            if compiled.searcher is not self:
+                raise ValueError("this filter was compiled for another index")
+            allowed, count = compiled.handle
+        elif filters is not None and any(v is not None for v in filters.values()):
+            allowed, count = self._compile_filter(filters)
         ids, raw = self._scan(queries, k, bins, num_threads, allowed)
         if allowed is not None and bins:
             # Binned selection keeps one point per bin; a filter can leave fewer than k
@@ -166,6 +179,10 @@ class BruteForceSearcher(Searcher):
         if self._ids is not None:
             ids = np.where(ids >= 0, self._ids[np.maximum(ids, 0)], -1)
         return ids, raw
+
+    def _compile_filter(self, kwargs):
+        """(bit per point as uint64 words covering every panel, allowed count)."""
+        return row_bitmask(kwargs, self._ids, self._n, (self._n + 31) // 32 * 32 // 64 + 1)
 
     def _scan(self, queries, k, bins, num_threads, allowed):
         # 8 bytes (score + id) per slot, doubled as a margin for database splits.

@@ -153,3 +153,30 @@ def test_filter_errors_are_clear(data, indexes):
         s.search_batched(q, allowlist=np.zeros((2, 2), np.int64))
     with pytest.raises(ValueError, match="negative"):
         s.search_batched(q, denylist=[-3])
+
+
+def test_compiled_filters_match_plain_ones_and_follow_updates(rng):
+    x = _clustered(rng, 4000, 16)
+    q = _clustered(rng, 60, 16)
+    allow = np.arange(0, 4000, 3)
+    deny = np.arange(0, 4000, 9)
+    brute = annlib.builder(x, 10, "squared_l2").score_brute_force().build()
+    quant = (annlib.builder(x, 10, "squared_l2").tree(40, 6, soar_lambda=1.5).score_ah(2).reorder(60)
+             .build(progress=False))
+    for s in (brute, quant):
+        f = s.compile_filter(allowlist=allow, denylist=deny)
+        plain = s.search_batched(q, allowlist=allow, denylist=deny)
+        compiled = s.search_batched(q, allowlist=f)
+        np.testing.assert_array_equal(plain[0], compiled[0])
+        np.testing.assert_array_equal(np.stack([s.search(v, allowlist=f)[0] for v in q[:5]]), plain[0][:5])
+        with pytest.raises(ValueError, match="denylist"):
+            s.search_batched(q, allowlist=f, denylist=deny)
+    with pytest.raises(ValueError, match="another index"):
+        quant.search_batched(q, allowlist=brute.compile_filter(allowlist=allow))
+    f = quant.compile_filter(allowlist=np.append(allow, 10**6))
+    gone = quant.search_batched(q, allowlist=f)[0][:, 0]
+    quant.delete(np.unique(gone))
+    quant.upsert([10**6], q[:1])  # a new point the filter lists
+    got = quant.search_batched(q, allowlist=f)[0]  # recompiled on its own
+    assert not np.isin(got, gone).any() and got[0, 0] == 10**6
+    assert np.isin(got, np.append(allow, 10**6)).all()

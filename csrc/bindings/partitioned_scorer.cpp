@@ -61,6 +61,20 @@ struct FilterArg {
   }
 };
 
+// A filter turned into a row bitmask once, for many searches (Python:
+// searcher.compile_filter). Valid for the scorer and store version it was made
+// at; a search given a stale one raises StaleFilter and the caller recompiles.
+struct CompiledFilter {
+  std::vector<uint64_t> bits;
+  int64_t count = 0;
+  const void* owner = nullptr;
+  uint64_t version = 0;
+};
+
+struct StaleFilter : std::runtime_error {
+  StaleFilter() : std::runtime_error("the index changed since this filter was compiled") {}
+};
+
 class PartitionedScorer {
  public:
   PartitionedScorer(py::dict arrays, int64_t n, int32_t dim, int32_t num_blocks, int32_t dims_per_block,
@@ -156,10 +170,11 @@ class PartitionedScorer {
   // than user ids (the tuner's view of the scan stage).
   py::tuple Search(FloatArray queries, int32_t leaves, int32_t pre_reorder, int32_t k, int num_threads, bool timed,
                    py::object allow_ids, py::object allow_mask, py::object deny_ids, py::object deny_mask,
-                   bool reorder) const {
+                   bool reorder, py::object compiled_filter) const {
     if (queries.ndim() != 2 || queries.shape(1) != v_.dim)
       throw std::invalid_argument("queries must have shape (num_queries, " + std::to_string(v_.dim) + ")");
     const FilterArg allow(allow_ids, allow_mask), deny(deny_ids, deny_mask);
+    const CompiledFilter* compiled = compiled_filter.is_none() ? nullptr : compiled_filter.cast<const CompiledFilter*>();
     const int64_t nq = queries.shape(0);
     py::array_t<int64_t> ids({nq, int64_t{k}});
     FloatArray scores({nq, int64_t{k}});
@@ -174,7 +189,11 @@ class PartitionedScorer {
       if (!reorder) v.rows = nullptr;
       LiveSearchArgs a;
       std::vector<uint64_t> bits;
-      if (allow.filter.present() || deny.filter.present()) {
+      if (compiled != nullptr) {
+        if (compiled->owner != this || compiled->version != store_->version()) throw StaleFilter();
+        a.allowed_count = compiled->count;
+        a.allowed = compiled->bits.data();
+      } else if (allow.filter.present() || deny.filter.present()) {
         a.allowed_count = store_->FilterRows(allow.filter, deny.filter, &bits);
         a.allowed = bits.data();
       } else {
@@ -182,7 +201,8 @@ class PartitionedScorer {
       }
       a.fill_short = reorder;
       a.allowed_rows = [&]() {
-        if (bits.empty()) store_->FilterRows(IdFilter(), IdFilter(), &bits);
+        if (a.allowed != nullptr) return PartitionedStore::RowsOf(compiled ? compiled->bits : bits, store_->num_rows());
+        store_->FilterRows(IdFilter(), IdFilter(), &bits);
         return PartitionedStore::RowsOf(bits, store_->num_rows());
       };
       LiveSearch(v, kernels_, qp, nq, PartitionedParams{leaves, pre_reorder, k}, num_threads, a, store_->size(), ip,
@@ -197,6 +217,17 @@ class PartitionedScorer {
     t["reorder"] = times.reorder * 1e-9;
     t["total"] = times.total * 1e-9;
     return py::make_tuple(ids, scores, t);
+  }
+
+  CompiledFilter Compile(py::object allow_ids, py::object allow_mask, py::object deny_ids, py::object deny_mask) const {
+    const FilterArg allow(allow_ids, allow_mask), deny(deny_ids, deny_mask);
+    CompiledFilter f;
+    py::gil_scoped_release release;
+    std::shared_lock<RwLock> lock(lock_);
+    f.count = store_->FilterRows(allow.filter, deny.filter, &f.bits);
+    f.owner = this;
+    f.version = store_->version();
+    return f;
   }
 
   // One query, one thread, fully in C++: the latency path of search(). Does
@@ -460,6 +491,8 @@ class PartitionedScorer {
 }  // namespace
 
 void RegisterPartitionedScorer(py::module_& m) {
+  py::register_exception<StaleFilter>(m, "StaleFilterError");
+  py::class_<CompiledFilter>(m, "CompiledFilter").def_readonly("count", &CompiledFilter::count);
   py::class_<PartitionedScorer>(m, "PartitionedScorer")
       .def(py::init<py::dict, int64_t, int32_t, int32_t, int32_t, const std::string&, const std::string&, float>(),
            py::arg("arrays"), py::arg("n"), py::arg("dim"), py::arg("num_blocks"), py::arg("dims_per_block"),
@@ -468,7 +501,9 @@ void RegisterPartitionedScorer(py::module_& m) {
       .def("search", &PartitionedScorer::Search, py::arg("queries").noconvert(), py::arg("leaves"),
            py::arg("pre_reorder"), py::arg("k"), py::arg("num_threads") = 0, py::arg("timed") = false,
            py::arg("allow_ids") = py::none(), py::arg("allow_mask") = py::none(), py::arg("deny_ids") = py::none(),
-           py::arg("deny_mask") = py::none(), py::arg("reorder") = true)
+           py::arg("deny_mask") = py::none(), py::arg("reorder") = true, py::arg("compiled") = py::none())
+      .def("compile_filter", &PartitionedScorer::Compile, py::arg("allow_ids") = py::none(),
+           py::arg("allow_mask") = py::none(), py::arg("deny_ids") = py::none(), py::arg("deny_mask") = py::none())
       .def("search_one", &PartitionedScorer::SearchOne, py::arg("query").noconvert(), py::arg("leaves"),
            py::arg("pre_reorder"), py::arg("k"), py::arg("measure"))
       .def("upsert", &PartitionedScorer::Upsert, py::arg("ids").noconvert(), py::arg("leaf0").noconvert(),

@@ -104,6 +104,14 @@ PartitionedStore::PartitionedStore(const StoreArrays& base) : base_(base) {
     }
   }
   live_ = base.num_rows;
+  live_bits_.assign((base.num_rows + 63) / 64 + 1, 0);
+  for (int64_t r = 0; r < base.num_rows; ++r) SetLive(r, true);
+}
+
+void PartitionedStore::SetLive(int64_t row, bool live) {
+  if (row >> 6 >= static_cast<int64_t>(live_bits_.size())) live_bits_.resize((row >> 6) * 3 / 2 + 2, 0);
+  const uint64_t bit = uint64_t{1} << (row & 63);
+  live_bits_[row >> 6] = live ? (live_bits_[row >> 6] | bit) : (live_bits_[row >> 6] & ~bit);
 }
 
 void PartitionedStore::FillView(PartitionedView* v) const {
@@ -199,6 +207,7 @@ void PartitionedStore::RemoveRow(int32_t row) {
   }
   ids_.Erase(row_ids_[row]);
   row_ids_[row] = -1;
+  SetLive(row, false);
   if (row_added_[row]) --added_;
   row_added_[row] = 0;
   --live_;
@@ -216,6 +225,7 @@ void PartitionedStore::Upsert(const NewPoints& p) {
         throw std::invalid_argument("leaf out of range");
   }
   if (num_rows() + p.count > INT32_MAX) throw std::length_error("an index holds at most 2^31 - 1 rows");
+  ++version_;
   OwnRows();
   const int64_t row_bytes = has_rows_ ? RowBytes() : 0;
   for (int64_t i = 0; i < p.count; ++i) {
@@ -227,6 +237,7 @@ void PartitionedStore::Upsert(const NewPoints& p) {
     row_leaf_.push_back(-1);
     row_leaf_.push_back(-1);
     ids_.Set(p.ids[i], row);
+    SetLive(row, true);
     ++live_;
     ++added_;
     if (has_rows_) {
@@ -258,6 +269,7 @@ void PartitionedStore::Remove(const int64_t* ids, int64_t count) {
     if (!seen.insert(ids[i]).second)
       throw std::invalid_argument("id " + std::to_string(ids[i]) + " appears more than once in one call");
   }
+  ++version_;
   for (int64_t i = 0; i < count; ++i) RemoveRow(ids_.Find(ids[i]));
 }
 
@@ -266,6 +278,7 @@ bool PartitionedStore::CompactionDue() const {
 }
 
 void PartitionedStore::Compact() {
+  ++version_;
   const int64_t n = num_rows();
   // New row numbers: live rows keep their order.
   std::vector<int32_t> renumber(n, -1);
@@ -303,7 +316,11 @@ void PartitionedStore::Compact() {
       row_offset_.resize(base_.row_type == DenseType::kInt8 ? next : 0);
     }
     ids_.Clear();
-    for (int32_t r = 0; r < next; ++r) ids_.Set(row_ids_[r], r);
+    live_bits_.assign((int64_t{next} + 63) / 64 + 1, 0);
+    for (int32_t r = 0; r < next; ++r) {
+      ids_.Set(row_ids_[r], r);
+      SetLive(r, true);
+    }
   }
   for (int32_t l = 0; l < num_leaves(); ++l) {
     const int64_t packed = (leaf_live_[l] + kLut16Group - 1) / kLut16Group * kLut16Group;
@@ -362,33 +379,35 @@ int64_t PartitionedStore::FilterRows(const IdFilter& allow, const IdFilter& deny
   const int64_t n = num_rows();
   bits->assign((n + 63) / 64 + 1, 0);
   uint64_t* b = bits->data();
-  auto set = [&](int64_t r) { b[r >> 6] |= uint64_t{1} << (r & 63); };
-  auto clear = [&](int64_t r) { b[r >> 6] &= ~(uint64_t{1} << (r & 63)); };
+  // Masks are read row by row, 64 rows to a word, without branching on the
+  // (unpredictable) mask values; a word's bits are built in a register.
+  auto masked_word = [&](const IdFilter& f, int64_t w) {
+    uint64_t word = 0;
+    const int64_t end = std::min(n, (w + 1) * 64);
+    for (int64_t r = w * 64; r < end; ++r) {
+      const int64_t id = row_ids_[r];
+      if (id < 0) continue;
+      if (id >= f.mask_length) MaskTooShort(f, id);
+      word |= uint64_t{f.mask[id] != 0} << (r & 63);
+    }
+    return word;
+  };
+  const int64_t words = (n + 63) / 64;
   if (allow.ids != nullptr) {
     for (int64_t i = 0; i < allow.num_ids; ++i) {
       const int32_t r = ids_.Find(allow.ids[i]);
-      if (r >= 0) set(r);
+      if (r >= 0) b[r >> 6] |= uint64_t{1} << (r & 63);
     }
   } else {
-    for (int64_t r = 0; r < n; ++r) {
-      const int64_t id = row_ids_[r];
-      if (id < 0) continue;
-      if (allow.mask != nullptr && id >= allow.mask_length) MaskTooShort(allow, id);
-      if (allow.mask == nullptr || allow.mask[id]) set(r);
-    }
+    for (int64_t w = 0; w < words; ++w) b[w] = allow.mask != nullptr ? masked_word(allow, w) : live_bits_[w];
   }
   if (deny.ids != nullptr) {
     for (int64_t i = 0; i < deny.num_ids; ++i) {
       const int32_t r = ids_.Find(deny.ids[i]);
-      if (r >= 0) clear(r);
+      if (r >= 0) b[r >> 6] &= ~(uint64_t{1} << (r & 63));
     }
   } else if (deny.mask != nullptr) {
-    for (int64_t r = 0; r < n; ++r) {
-      const int64_t id = row_ids_[r];
-      if (id < 0) continue;
-      if (id >= deny.mask_length) MaskTooShort(deny, id);
-      if (deny.mask[id]) clear(r);
-    }
+    for (int64_t w = 0; w < words; ++w) b[w] &= ~masked_word(deny, w);
   }
   int64_t count = 0;
   for (uint64_t w : *bits) count += __builtin_popcountll(w);

@@ -102,6 +102,9 @@ class PartitionedStore {
   bool CompactionDue() const;
 
   int64_t size() const { return live_; }
+  // Changes with every upsert, delete and compaction: a row bitmask made at
+  // one version is only valid at that version.
+  uint64_t version() const { return version_; }
   int64_t num_rows() const { return static_cast<int64_t>(row_ids_.size()); }
   int64_t dead_rows() const { return num_rows() - live_; }
   int64_t added() const { return added_; }
@@ -136,6 +139,7 @@ class PartitionedStore {
   int64_t FreeSlot(int32_t leaf);
   void WriteSlot(int32_t leaf, int64_t slot, int32_t row, const uint8_t* code, const float* bias);
   void RemoveRow(int32_t row);
+  void SetLive(int64_t row, bool live);
   int64_t RowBytes() const;
 
   StoreArrays base_;
@@ -147,10 +151,12 @@ class PartitionedStore {
   std::vector<uint8_t> is_owned_;
   std::vector<int64_t> leaf_live_;
   std::vector<int64_t> row_ids_;    // user id of each row, -1 = deleted
+  std::vector<uint64_t> live_bits_;  // bit per row: live (row_ids_[r] >= 0)
   std::vector<int32_t> row_leaf_;   // [row][2] leaves holding the row, -1 = none
   std::vector<uint8_t> row_added_;  // 1 = added since the last training
   IdMap ids_;
   int64_t live_ = 0;
+  uint64_t version_ = 0;
   int64_t added_ = 0;
   bool rows_owned_ = false;
   std::vector<uint8_t> rows_;
