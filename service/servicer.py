@@ -63,9 +63,15 @@ def index_info(hosted: Hosted) -> pb.IndexInfo:
 def search_knobs(options: pb.SearchOptions, hosted: Hosted) -> dict:
     if options.HasField("num_candidates") and not hosted.is_multivector:
         raise invalid("num_candidates applies to multi-vector indexes only")
-    return {"final_num_neighbors": option(options, "final_num_neighbors"),
-            "leaves_to_search": option(options, "leaves_to_search"),
-            "pre_reorder_num_neighbors": option(options, "pre_reorder_num_neighbors")}
+    knobs = {"final_num_neighbors": option(options, "final_num_neighbors"),
+             "leaves_to_search": option(options, "leaves_to_search"),
+             "pre_reorder_num_neighbors": option(options, "pre_reorder_num_neighbors")}
+    for name in ("allowlist", "denylist"):
+        if options.HasField(name):
+            if hosted.is_multivector:
+                raise invalid(f"{name} applies to single-vector indexes only")
+            knobs[name] = np.asarray(getattr(options, name).ids, dtype=np.int64)
+    return knobs
 
 
 def require_multivector(hosted: Hosted) -> None:

@@ -104,6 +104,25 @@ def test_search_batch_matches_the_library(stub, saved):
     np.testing.assert_allclose(np.array([r.scores for r in got.results]), scores, rtol=1e-6)
 
 
+def test_filtered_search_matches_the_library(stub, saved):
+    q = saved["queries"]
+    allow, deny = np.arange(0, 3000, 4), np.arange(0, 3000, 12)
+    options = pb.SearchOptions(final_num_neighbors=5, allowlist=pb.IdList(ids=allow.tolist()),
+                               denylist=pb.IdList(ids=deny.tolist()))
+    for name in ("vec", "exact"):
+        reply = stub.SearchBatch(pb.SearchBatchRequest(index=name, queries=to_matrix(q), options=options))
+        ids = np.array([list(r.ids) for r in reply.results])
+        want = saved[name].search_batched(q, final_num_neighbors=5, allowlist=allow, denylist=deny)[0]
+        np.testing.assert_array_equal(ids, want)
+        assert np.isin(ids, allow).all() and not np.isin(ids, deny).any()
+        one = stub.Search(pb.SearchRequest(index=name, query=to_matrix(q[0]), options=options))
+        np.testing.assert_array_equal(list(one.neighbors.ids), want[0])
+    # An empty allowlist is set (nothing allowed), not absent.
+    empty = stub.Search(pb.SearchRequest(index="vec", query=to_matrix(q[0]),
+                                         options=pb.SearchOptions(allowlist=pb.IdList())))
+    assert set(empty.neighbors.ids) == {-1}
+
+
 def test_rerank_and_search_and_rerank_match_the_library(stub, saved):
     mv, rng = saved["mv"], saved["rng"]
     qv, qt = query_for(rng, saved["centers"])
@@ -173,6 +192,9 @@ def test_bad_requests_are_invalid_argument(stub, saved):
                     pb.RerankRequest(index="mv", query_tokens=to_matrix(qt), candidate_ids=[10**9]),
                     pb.RerankRequest(index="mv", query_tokens=to_matrix(qt[:, :5]), candidate_ids=[1])):
         assert status_of(stub.Rerank, request)[0] == invalid
+    code, details = status_of(stub.SearchAndRerank, pb.SearchAndRerankRequest(
+        index="mv", query_tokens=to_matrix(qt), options=pb.SearchOptions(allowlist=pb.IdList(ids=[1]))))
+    assert code == invalid and "single-vector" in details
 
 
 def test_not_found_failed_precondition_and_resource_exhausted(stub, admin, saved):

@@ -15,16 +15,26 @@ class Matrix(_message.Message):
     def __init__(self, shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class SearchOptions(_message.Message):
-    __slots__ = ("final_num_neighbors", "leaves_to_search", "pre_reorder_num_neighbors", "num_candidates")
+    __slots__ = ("final_num_neighbors", "leaves_to_search", "pre_reorder_num_neighbors", "num_candidates", "allowlist", "denylist")
     FINAL_NUM_NEIGHBORS_FIELD_NUMBER: _ClassVar[int]
     LEAVES_TO_SEARCH_FIELD_NUMBER: _ClassVar[int]
     PRE_REORDER_NUM_NEIGHBORS_FIELD_NUMBER: _ClassVar[int]
     NUM_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    ALLOWLIST_FIELD_NUMBER: _ClassVar[int]
+    DENYLIST_FIELD_NUMBER: _ClassVar[int]
     final_num_neighbors: int
     leaves_to_search: int
     pre_reorder_num_neighbors: int
     num_candidates: int
-    def __init__(self, final_num_neighbors: _Optional[int] = ..., leaves_to_search: _Optional[int] = ..., pre_reorder_num_neighbors: _Optional[int] = ..., num_candidates: _Optional[int] = ...) -> None: ...
+    allowlist: IdList
+    denylist: IdList
+    def __init__(self, final_num_neighbors: _Optional[int] = ..., leaves_to_search: _Optional[int] = ..., pre_reorder_num_neighbors: _Optional[int] = ..., num_candidates: _Optional[int] = ..., allowlist: _Optional[_Union[IdList, _Mapping]] = ..., denylist: _Optional[_Union[IdList, _Mapping]] = ...) -> None: ...
+
+class IdList(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Neighbors(_message.Message):
     __slots__ = ("ids", "scores")
