@@ -241,6 +241,12 @@ class QuantizedSearcher(Searcher):
             self._scorer.remove(ids)
             self._changed = True
 
+    def save(self, path) -> None:
+        """Writes the index as it is now (compacted) to directory `path`, atomically; updates
+        wait until it is written."""
+        with self._update_lock:
+            super().save(path)
+
     def contains(self, ids) -> np.ndarray:
         """Whether each id is in the index (bool array)."""
         return self._scorer.contains(check_ids(ids))

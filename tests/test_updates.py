@@ -275,3 +275,37 @@ def test_searches_racing_upserts_and_deletes_never_see_deleted_ids(rng):
     assert not errors, errors[0]
     assert counts["updates"] >= 3 and counts["searches"] >= 10, counts
     assert s.size() == 4000 + 50 * counts["updates"]
+
+
+def test_an_index_emptied_by_deletes_saves_loads_and_refills(rng, tmp_path):
+    x = _clustered(rng, 500, 8)
+    s = _build(x, "cosine", leaves=10, search=3)
+    s.delete(np.arange(500))
+    assert s.size() == 0
+    with pytest.raises(ValueError, match="exceeds the number of indexed points"):
+        s.search_batched(x[:2])
+    s.save(tmp_path / "empty")
+    loaded = annlib.load(tmp_path / "empty")
+    assert loaded.size() == 0
+    loaded.upsert(np.arange(100, 150), x[:50])
+    got = loaded.search_batched(x[:5], final_num_neighbors=3)[0]
+    assert got[:, 0].tolist() == [100, 101, 102, 103, 104]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "int8"])
+def test_updates_with_compressed_reorder_rows(rng, tmp_path, dtype):
+    x = _clustered(rng, 3000, 16)
+    q = _clustered(rng, 100, 16)
+    s = (annlib.builder(x[:2000], 10, "squared_l2").tree(30, 6).score_ah(2).reorder(80, dtype=dtype)
+         .build(progress=False))
+    s.upsert(np.arange(2000, 3000), x[2000:])
+    s.delete(np.arange(0, 2000, 5))
+    keep = np.setdiff1d(np.arange(3000), np.arange(0, 2000, 5))
+    truth = _exact(x[keep], q, 10, "squared_l2", keep)
+    got = s.search_batched(q)
+    assert not np.isin(got[0], np.arange(0, 2000, 5)).any()
+    assert id_recall(got[0], truth, 10) >= 0.85
+    s.save(tmp_path / "idx")
+    np.testing.assert_array_equal(annlib.load(tmp_path / "idx").search_batched(q)[0], got[0])
+    s.rebalance()  # vectors read back from the rounded rows
+    assert s.size() == len(keep) and id_recall(s.search_batched(q)[0], truth, 10) >= 0.85

@@ -82,7 +82,7 @@ class PartitionedScorer {
       : arrays_(arrays) {
     const SimdLevel level = LevelOrActive(simd_level);
     kernels_ = {&DenseKernelsFor(level), Lut16KernelFor(level), Lut16BuildFor(level), Lut16MultiKernelFor(level)};
-    if (n <= 0 || dim <= 0 || num_blocks <= 0 || dims_per_block <= 0 ||
+    if (n < 0 || dim <= 0 || num_blocks <= 0 || dims_per_block <= 0 ||  // n = 0: every point deleted
         int64_t{num_blocks} * dims_per_block != dim)
       throw std::invalid_argument("bad index dimensions");
     v_.dim = dim;

@@ -118,10 +118,14 @@ void PartitionedStore::FillView(PartitionedView* v) const {
   v->leaves = leaves_.data();
   v->num_points = num_rows();
   if (has_rows_) {
-    v->rows = rows();
-    v->row_bias = row_bias();
-    v->row_scale = row_scale();
-    v->row_offset = row_offset();
+    // rows == nullptr means "no reorder copy" to the search: an empty one
+    // (every point deleted) must still be non-null.
+    static const uint64_t kEmpty[8] = {};
+    auto or_empty = [](const void* p) { return p != nullptr ? p : static_cast<const void*>(kEmpty); };
+    v->rows = or_empty(rows());
+    v->row_bias = static_cast<const float*>(or_empty(row_bias()));
+    v->row_scale = static_cast<const float*>(or_empty(row_scale()));
+    v->row_offset = static_cast<const float*>(or_empty(row_offset()));
   }
 }
 
