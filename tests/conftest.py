@@ -49,6 +49,13 @@ def exact_topk(x, q, k, measure):
     return order, np.take_along_axis(scores, order, 1)
 
 
+def exact_among(x, q, k, measure, rows):
+    """exact_topk over the rows x[rows] only (a filter, or the points left after deletes),
+    named by those row numbers."""
+    rows = np.asarray(rows)
+    return rows[exact_topk(x[rows], q, k, measure)[0]]
+
+
 def recall(ids, truth):
     k = truth.shape[1]
     return float(np.mean([len(np.intersect1d(a[:k], b)) / k for a, b in zip(ids, truth)]))

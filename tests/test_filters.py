@@ -6,29 +6,21 @@ import pytest
 import annlib
 from annlib import _core
 from annlib.recall_math import id_recall
+from conftest import clustered, exact_among
 
 LEVELS = annlib.available_simd_levels()
 MEASURES = ["dot_product", "squared_l2", "cosine"]
 
 
-def _clustered(rng, n, d, centers=40, spread=0.35):
-    c = np.random.default_rng(12345).standard_normal((centers, d)).astype(np.float32)  # shared by data and queries
-    return (c[rng.integers(centers, size=n)] + spread * rng.standard_normal((n, d))).astype(np.float32)
-
-
-def _exact(x, q, k, measure, allowed_rows):
-    if measure == "cosine":
-        x = x / np.linalg.norm(x, axis=1, keepdims=True)
-        q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    x = x[allowed_rows]
-    scores = 2 * q @ x.T - (x * x).sum(1)[None, :] if measure == "squared_l2" else q @ x.T
-    return allowed_rows[np.argsort(-scores, axis=1, kind="stable")[:, :k]]
+def _data(rng, n, d, nq=0):
+    """Clustered points (and queries around the same centers)."""
+    return clustered(rng, n, d, clusters=40, spread=0.35, nq=nq)
 
 
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(7)
-    return _clustered(rng, 8000, 24), _clustered(rng, 150, 24)
+    return _data(rng, 8000, 24, 150)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +56,7 @@ def test_brute_force_applies_the_filter_in_its_kernel(data, level, dtype):
     ids, dist = s.search_batched(q, allowlist=allowed)
     assert np.isin(ids, allowed).all()
     # Exact for float32; bfloat16 and int8 round the data (Gaussian here, no integer structure).
-    assert id_recall(ids, _exact(x, q, 10, "squared_l2", allowed), 10) >= (0.999 if dtype == "float32" else 0.95)
+    assert id_recall(ids, exact_among(x, q, 10, "squared_l2", allowed), 10) >= (0.999 if dtype == "float32" else 0.95)
     binned = annlib.builder(x, 10, "dot_product").score_brute_force(recall_target=0.9).build()
     ids = binned.with_simd_level(level).search_batched(q, allowlist=allowed[:15])[0]
     assert (ids >= 0).all() and np.isin(ids, allowed[:15]).all()  # k come back whenever k are allowed
@@ -79,7 +71,7 @@ def test_filtered_results_are_allowed_and_match_exact_filtered_truth(data, index
     s = indexes[measure]
     ids, scores = s.search_batched(q, allowlist=allowed)
     assert np.isin(ids, allowed).all()  # and no padding: k allowed points exist
-    assert id_recall(ids, _exact(x, q, 10, measure, allowed), 10) >= 0.9
+    assert id_recall(ids, exact_among(x, q, 10, measure, allowed), 10) >= 0.9
     mask = np.zeros(len(x), bool)
     mask[allowed] = True
     by_mask = s.search_batched(q, allowlist=mask)
@@ -95,7 +87,7 @@ def test_filtered_quantized_search_at_every_simd_level(data, indexes, level):
     allowed = np.flatnonzero(np.arange(len(x)) % 3 == 0)
     ids = s.search_batched(q, allowlist=allowed)[0]
     assert np.isin(ids, allowed).all()
-    assert id_recall(ids, _exact(x, q, 10, "dot_product", allowed), 10) >= 0.9
+    assert id_recall(ids, exact_among(x, q, 10, "dot_product", allowed), 10) >= 0.9
 
 
 def test_denylist_and_both_together(data, indexes):
@@ -106,7 +98,7 @@ def test_denylist_and_both_together(data, indexes):
     ids = s.search_batched(q, denylist=denied)[0]
     assert not np.isin(ids, denied).any()
     keep = np.setdiff1d(np.arange(len(x)), denied)
-    assert id_recall(ids, _exact(x, q, 10, "squared_l2", keep), 10) >= 0.9
+    assert id_recall(ids, exact_among(x, q, 10, "squared_l2", keep), 10) >= 0.9
     allow = np.arange(0, len(x), 2)
     both = s.search_batched(q, allowlist=allow, denylist=denied)[0]
     assert np.isin(both, allow).all() and not np.isin(both, denied).any()
@@ -124,8 +116,7 @@ def test_padding_when_fewer_than_k_are_allowed(data, indexes):
 
 
 def test_filters_follow_updates_and_custom_ids(rng):
-    x = _clustered(rng, 3000, 16)
-    q = _clustered(rng, 50, 16)
+    x, q = _data(rng, 3000, 16, 50)
     ids = np.arange(3000) * 10 + 3
     s = (annlib.builder(x, 10, "dot_product", ids=ids).tree(30, 5).score_ah(2).reorder(50).build(progress=False))
     s.upsert(np.arange(100) * 10 + 100_000, x[:100] * 1.5)
@@ -156,8 +147,7 @@ def test_filter_errors_are_clear(data, indexes):
 
 
 def test_compiled_filters_match_plain_ones_and_follow_updates(rng):
-    x = _clustered(rng, 4000, 16)
-    q = _clustered(rng, 60, 16)
+    x, q = _data(rng, 4000, 16, 60)
     allow = np.arange(0, 4000, 3)
     deny = np.arange(0, 4000, 9)
     brute = annlib.builder(x, 10, "squared_l2").score_brute_force().build()

@@ -8,23 +8,12 @@ import pytest
 
 import annlib
 from annlib.recall_math import id_recall
+from conftest import clustered, exact_among, exact_topk
 
 
-def _clustered(rng, n, d, centers=40, spread=0.35):
-    c = np.random.default_rng(12345).standard_normal((centers, d)).astype(np.float32)  # shared by data and queries
-    return (c[rng.integers(centers, size=n)] + spread * rng.standard_normal((n, d))).astype(np.float32)
-
-
-def _exact(x, q, k, measure, ids=None):
-    if measure == "cosine":
-        x = x / np.linalg.norm(x, axis=1, keepdims=True)
-        q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    if measure == "squared_l2":
-        scores = 2 * q @ x.T - (x * x).sum(1)[None, :]
-    else:
-        scores = q @ x.T
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return top if ids is None else ids[top]
+def _data(rng, n, d, nq=0):
+    """Clustered points (and queries around the same centers)."""
+    return clustered(rng, n, d, clusters=40, spread=0.35, nq=nq)
 
 
 def _build(x, measure, ids=None, soar=1.5, leaves=40, search=8, reorder=60):
@@ -38,24 +27,22 @@ MEASURES = ["dot_product", "squared_l2", "cosine"]
 
 @pytest.mark.parametrize("measure", MEASURES)
 def test_ids_given_at_build_are_what_results_speak(rng, measure):
-    x = _clustered(rng, 2000, 16)
-    q = _clustered(rng, 50, 16)
+    x, q = _data(rng, 2000, 16, 50)
     ids = np.arange(2000, dtype=np.int64) * 7919 + 10**11  # far beyond n: the id map hashes them
     s = _build(x, measure, ids=ids)
     got = s.search_batched(q)[0]
     assert np.isin(got, ids).all()
-    assert id_recall(got, _exact(x, q, 10, measure, ids), 10) >= 0.9
+    assert id_recall(got, ids[exact_topk(x, q, 10, measure)[0]], 10) >= 0.9
     brute = annlib.builder(x, 10, measure, ids=ids).score_brute_force().build()
-    np.testing.assert_array_equal(brute.search_batched(q)[0], _exact(x, q, 10, measure, ids))
+    np.testing.assert_array_equal(brute.search_batched(q)[0], ids[exact_topk(x, q, 10, measure)[0]])
 
 
 @pytest.mark.parametrize("measure", MEASURES)
 @pytest.mark.parametrize("soar", [None, 1.5])
 def test_recall_after_growing_by_half_is_close_to_a_fresh_build(rng, measure, soar):
     n = 20000
-    x = _clustered(rng, n, 24)
-    q = _clustered(rng, 300, 24)
-    truth = _exact(x, q, 10, measure)
+    x, q = _data(rng, n, 24, 300)
+    truth = exact_topk(x, q, 10, measure)[0]
 
     def build(data, seed=0):
         return (annlib.builder(data, 10, measure).tree(80, 10, soar_lambda=soar, seed=seed)
@@ -79,8 +66,7 @@ def test_recall_after_growing_by_half_is_close_to_a_fresh_build(rng, measure, so
 
 
 def test_upserted_points_are_encoded_as_a_build_encodes_them(rng):
-    x = _clustered(rng, 3000, 16)
-    q = _clustered(rng, 100, 16)
+    x, q = _data(rng, 3000, 16, 100)
     for measure in MEASURES:
         built = _build(x, measure)
         rebuilt = _build(x, measure)
@@ -90,7 +76,7 @@ def test_upserted_points_are_encoded_as_a_build_encodes_them(rng):
 
 
 def test_upsert_replaces_an_existing_id(rng):
-    x = _clustered(rng, 2000, 16)
+    x = _data(rng, 2000, 16)
     s = _build(x, "squared_l2")
     moved = x[1234:1235] + 0.01
     s.upsert([5], moved)
@@ -103,7 +89,7 @@ def test_upsert_replaces_an_existing_id(rng):
 
 @pytest.mark.parametrize("measure", MEASURES)
 def test_deleted_ids_never_come_back(rng, measure):
-    x = _clustered(rng, 3000, 16)
+    x = _data(rng, 3000, 16)
     q = x[:300] + 0.01  # queries whose nearest points are being deleted
     s = _build(x, measure)
     victims = np.arange(0, 300, 2)
@@ -116,12 +102,11 @@ def test_deleted_ids_never_come_back(rng, measure):
     single = s.search(q[0], final_num_neighbors=50)[0]
     assert not np.isin(single, victims).any()
     keep = np.setdiff1d(np.arange(3000), victims)
-    assert id_recall(s.search_batched(q[1::2])[0], _exact(x[keep], q[1::2], 10, measure, keep), 10) >= 0.9
+    assert id_recall(s.search_batched(q[1::2])[0], exact_among(x, q[1::2], 10, measure, keep), 10) >= 0.9
 
 
 def test_compaction_keeps_results_and_reclaims_space(rng):
-    x = _clustered(rng, 4000, 16)
-    q = _clustered(rng, 100, 16)
+    x, q = _data(rng, 4000, 16, 100)
     s = _build(x, "dot_product")
     s.delete(np.arange(0, 500))  # under a quarter: stays as tombstones
     assert s.health()["deleted_pending_compaction"] == 500
@@ -138,8 +123,7 @@ def test_compaction_keeps_results_and_reclaims_space(rng):
 
 @pytest.mark.parametrize("measure", MEASURES)
 def test_save_after_updates_then_load_gives_the_same_results(rng, tmp_path, measure):
-    x = _clustered(rng, 3000, 16)
-    q = _clustered(rng, 100, 16)
+    x, q = _data(rng, 3000, 16, 100)
     s = _build(x[:2000], measure, ids=np.arange(2000) + 10**6)
     s.upsert(np.arange(2000, 3000), x[2000:])
     s.delete(np.arange(10**6, 10**6 + 200))
@@ -160,7 +144,7 @@ def test_save_after_updates_then_load_gives_the_same_results(rng, tmp_path, meas
 
 
 def test_health_reports_drift_and_rebalance_retrains(rng):
-    x = _clustered(rng, 6000, 16)
+    x = _data(rng, 6000, 16)
     s = _build(x[:3000], "squared_l2")
     h = s.health()
     assert h["added_fraction"] == 0 and not h["rebalance_recommended"]
@@ -174,7 +158,7 @@ def test_health_reports_drift_and_rebalance_retrains(rng):
     assert h["leaf_size_cv"] > 1.5 * h["leaf_size_cv_at_training"] and h["rebalance_recommended"]
     data = np.concatenate([x[:3000], drifted])
     queries = drifted[:100] + 0.05
-    truth = _exact(data, queries, 10, "squared_l2")
+    truth = exact_topk(data, queries, 10, "squared_l2")[0]
     before = id_recall(s.search_batched(queries)[0], truth, 10)
     s.rebalance()
     h = s.health()
@@ -185,7 +169,7 @@ def test_health_reports_drift_and_rebalance_retrains(rng):
 
 
 def test_update_errors_are_clear(rng):
-    x = _clustered(rng, 1000, 8)
+    x = _data(rng, 1000, 8)
     s = _build(x, "dot_product", leaves=10, search=3)
     with pytest.raises(ValueError, match="more than once"):
         s.upsert([1, 1], x[:2])
@@ -216,7 +200,7 @@ def test_update_errors_are_clear(rng):
 
 def test_searches_racing_upserts_and_deletes_never_see_deleted_ids(rng):
     d = 16
-    x = _clustered(rng, 4000, d)
+    x = _data(rng, 4000, d)
     s = _build(x, "squared_l2", leaves=30, search=6)
     deleted: set = set()
     deleted_lock = threading.Lock()
@@ -229,7 +213,7 @@ def test_searches_racing_upserts_and_deletes_never_see_deleted_ids(rng):
         next_id, live = 4000, list(range(4000))
         try:
             while not stop.is_set():
-                new = _clustered(local, 200, d)
+                new = x[local.integers(len(x), size=200)] + 0.1 * local.standard_normal((200, d), np.float32)
                 s.upsert(np.arange(next_id, next_id + 200), new)
                 live.extend(range(next_id, next_id + 200))
                 next_id += 200
@@ -250,7 +234,7 @@ def test_searches_racing_upserts_and_deletes_never_see_deleted_ids(rng):
             while not stop.is_set():
                 with deleted_lock:
                     gone = np.array(sorted(deleted), dtype=np.int64)
-                q = _clustered(local, 64, d)
+                q = x[local.integers(len(x), size=64)] + 0.1 * local.standard_normal((64, d), np.float32)
                 allow = local.choice(20000, 5000, replace=False) if local.random() < 0.3 else None
                 ids, dist = s.search_batched(q, final_num_neighbors=20, num_threads=1, allowlist=allow)
                 one, _ = s.search(q[0], final_num_neighbors=20)
@@ -278,7 +262,7 @@ def test_searches_racing_upserts_and_deletes_never_see_deleted_ids(rng):
 
 
 def test_an_index_emptied_by_deletes_saves_loads_and_refills(rng, tmp_path):
-    x = _clustered(rng, 500, 8)
+    x = _data(rng, 500, 8)
     s = _build(x, "cosine", leaves=10, search=3)
     s.delete(np.arange(500))
     assert s.size() == 0
@@ -294,14 +278,13 @@ def test_an_index_emptied_by_deletes_saves_loads_and_refills(rng, tmp_path):
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "int8"])
 def test_updates_with_compressed_reorder_rows(rng, tmp_path, dtype):
-    x = _clustered(rng, 3000, 16)
-    q = _clustered(rng, 100, 16)
+    x, q = _data(rng, 3000, 16, 100)
     s = (annlib.builder(x[:2000], 10, "squared_l2").tree(30, 6).score_ah(2).reorder(80, dtype=dtype)
          .build(progress=False))
     s.upsert(np.arange(2000, 3000), x[2000:])
     s.delete(np.arange(0, 2000, 5))
     keep = np.setdiff1d(np.arange(3000), np.arange(0, 2000, 5))
-    truth = _exact(x[keep], q, 10, "squared_l2", keep)
+    truth = exact_among(x, q, 10, "squared_l2", keep)
     got = s.search_batched(q)
     assert not np.isin(got[0], np.arange(0, 2000, 5)).any()
     assert id_recall(got[0], truth, 10) >= 0.85
