@@ -201,9 +201,8 @@ class PartitionedScorer {
       }
       a.fill_short = reorder;
       a.allowed_rows = [&]() {
-        if (a.allowed != nullptr) return PartitionedStore::RowsOf(compiled ? compiled->bits : bits, store_->num_rows());
-        store_->FilterRows(IdFilter(), IdFilter(), &bits);
-        return PartitionedStore::RowsOf(bits, store_->num_rows());
+        if (a.allowed == nullptr) return store_->LiveRows();
+        return PartitionedStore::RowsOf(compiled ? compiled->bits : bits, store_->num_rows());
       };
       LiveSearch(v, kernels_, qp, nq, PartitionedParams{leaves, pre_reorder, k}, num_threads, a, store_->size(), ip,
                  sp, timed ? &times : nullptr);
@@ -264,11 +263,7 @@ class PartitionedScorer {
       std::shared_lock<RwLock> lock(lock_);
       LiveSearchArgs a;
       a.allowed_count = store_->size();
-      std::vector<uint64_t> bits;
-      a.allowed_rows = [&]() {
-        store_->FilterRows(IdFilter(), IdFilter(), &bits);
-        return PartitionedStore::RowsOf(bits, store_->num_rows());
-      };
+      a.allowed_rows = [&]() { return store_->LiveRows(); };
       LiveSearch(v_, kernels_, q.data(), 1, PartitionedParams{leaves, pre_reorder, k}, 1, a, store_->size(), ip, sp);
       RowsToIds(ip, k);
     }

@@ -126,6 +126,8 @@ class PartitionedStore {
   int64_t FilterRows(const IdFilter& allow, const IdFilter& deny, std::vector<uint64_t>* bits) const;
   // The rows whose bit is set, ascending.
   static std::vector<int32_t> RowsOf(const std::vector<uint64_t>& bits, int64_t num_rows);
+  // The live rows, ascending.
+  std::vector<int32_t> LiveRows() const { return RowsOf(live_bits_, num_rows()); }
 
  private:
   struct OwnedLeaf {
