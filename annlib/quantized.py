@@ -233,12 +233,7 @@ class QuantizedSearcher(Searcher):
         if len(ids) == 0:
             return
         with self._update_lock:
-            held = self._scorer.contains(ids)
-            if not held.all():
-                missing = ids[~held]
-                raise ValueError(f"{len(missing)} of the ids are not in the index (first: {int(missing[0])}); "
-                                 "nothing was deleted")
-            self._scorer.remove(ids)
+            self._scorer.remove(ids)  # checks every id before it deletes any
             self._changed = True
 
     def save(self, path) -> None:
@@ -317,8 +312,6 @@ class QuantizedSearcher(Searcher):
         compiled = (filters or {}).get("compiled")
         if compiled is None:
             return self._scorer.search(queries, leaves, pre, k, num_threads, **(filters or {}))
-        if compiled.searcher is not self:
-            raise ValueError("this filter was compiled for another index")
         for _ in range(3):  # an update between recompiling and searching makes it stale again
             try:
                 return self._scorer.search(queries, leaves, pre, k, num_threads, compiled=compiled.handle)

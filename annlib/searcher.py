@@ -73,6 +73,8 @@ class Searcher:
         k = self.config.num_neighbors if final_num_neighbors is None else final_num_neighbors
         k = check_k(k, self.size(), "final_num_neighbors")
         num_threads = check_num_threads(num_threads)
+        if "compiled" in filters and filters["compiled"].searcher is not self:
+            raise ValueError("this filter was compiled for another index")
         if self.distance_measure == "cosine":
             queries = normalize_rows(queries, "query")
         ids, raw = self._search_raw(queries, k, num_threads, leaves_to_search, pre_reorder_num_neighbors, filters)
@@ -164,8 +166,6 @@ class BruteForceSearcher(Searcher):
         allowed, count = None, self._n
         compiled = (filters or {}).get("compiled")
         if compiled is not None:
-            if compiled.searcher is not self:
-                raise ValueError("this filter was compiled for another index")
             allowed, count = compiled.handle
         elif filters is not None and any(v is not None for v in filters.values()):
             allowed, count = self._compile_filter(filters)

@@ -269,7 +269,7 @@ void PartitionedStore::Remove(const int64_t* ids, int64_t count) {
   seen.reserve(count * 2);
   for (int64_t i = 0; i < count; ++i) {
     if (ids_.Find(ids[i]) < 0)
-      throw std::invalid_argument("id " + std::to_string(ids[i]) + " is not in the index");
+      throw std::invalid_argument("id " + std::to_string(ids[i]) + " is not in the index; nothing was deleted");
     if (!seen.insert(ids[i]).second)
       throw std::invalid_argument("id " + std::to_string(ids[i]) + " appears more than once in one call");
   }
