@@ -5,9 +5,11 @@ Build:
   1. k-means centers; every point goes to its nearest center's leaf and, with
      SOAR, to one more leaf (csrc/quantization/soar.h); a spilled point has a
      slot and a code in each of its two leaves.
-  2. Squared L2 goes through the exact L2 -> MIPS reduction (ALGORITHMS.md
+  2. Squared L2 goes through the L2 -> MIPS reduction (ALGORITHMS.md
      section 4): x' = [x, -|x|^2/2], q' = [q, 1]. The extra coordinate is not
-     quantized but kept exactly, as a per-slot float the LUT16 kernel adds.
+     quantized but kept as a per-slot float the LUT16 kernel adds, computed
+     from the reconstructed point (ah.l2_point_term) so the scan scores
+     -|q - x~|^2/2; the reorder rows keep the exact |x|^2.
   3. Residuals x - c(leaf) are quantized with per-block codebooks under the
      anisotropic loss (the exact extra coordinate has no residual to quantize).
   4. Codes are stored leaf after leaf, each leaf padded to 32 points (the
@@ -72,16 +74,6 @@ def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int 
         slot_labels = np.concatenate([labels, secondary[spilled].astype(np.int64)])
     counts = np.bincount(slot_labels, minlength=num_leaves)
 
-    # 3. Squared L2 as inner product: <q, x> - |x|^2/2 ranks like -|q - x|^2.
-    # The per-point term is kept exactly (a float per slot added in the scan),
-    # the leaf's |c|^2/2 folded into it, so the centroid scan's score
-    # <q, c> - |c|^2/2 plus the LUT sum approximates <q, x> - |x|^2/2.
-    point_term = None
-    if squared_l2:
-        x_norm2 = np.einsum("ij,ij->i", x, x, dtype=np.float64)
-        c_norm2 = np.einsum("ij,ij->i", centroids, centroids, dtype=np.float64)
-        point_term = (0.5 * (c_norm2[slot_labels] - x_norm2[point_ids])).astype(np.float32)
-
     # 4. Anisotropic PQ of the residuals: codebooks from a sample of primary
     # residuals, then every stored copy encoded against its own leaf center.
     rng = np.random.default_rng(seed)
@@ -90,6 +82,13 @@ def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int 
                                    training_sample_size=len(sample), seed=seed, num_threads=num_threads,
                                    progress=progress)
     codes = _encode_copies(x, centroids, point_ids, slot_labels, codebooks, ahc, num_threads, progress)
+
+    # Squared L2 as inner product: <q, x> - |x|^2/2 ranks like -|q - x|^2. The
+    # per-point term is a float per slot added in the scan (not quantized),
+    # the leaf's |c|^2/2 folded into it (ah.l2_point_term says which norm and why).
+    point_term = None
+    if squared_l2:
+        point_term = ah.l2_point_term(centroids, slot_labels, codes, codebooks)
 
     # 5. Leaf-major slots, each leaf padded to whole groups of 32.
     total = len(point_ids)

@@ -4,8 +4,8 @@ and rebalance() read back.
 
 A new point is placed exactly as a build would have placed it, with the
 index's own centers and codebooks: its nearest leaf, with SOAR one more leaf
-chosen by the spill loss, AH codes of its residual in each, the exact L2
-term for squared L2, and a reorder row. Only the centers and codebooks stay
+chosen by the spill loss, AH codes of its residual in each, the L2 point term
+for squared L2, and a reorder row. Only the centers and codebooks stay
 as trained: when many points have been added (or the data drifted), the
 leaves grow uneven and health() says so; rebalance() retrains both.
 """
@@ -49,13 +49,12 @@ def prepare_points(searcher, x: np.ndarray, num_threads: int) -> dict:
                          rounds=ahc.encoding_rounds, num_threads=num_threads)
 
     squared_l2 = config.distance_measure == "squared_l2"
-    x_norm2 = np.einsum("ij,ij->i", x, x, dtype=np.float64) if squared_l2 else None
-    c_norm2 = np.einsum("ij,ij->i", centroids, centroids, dtype=np.float64) if squared_l2 else None
 
-    def slot_bias(leaves):
-        return None if not squared_l2 else (0.5 * (c_norm2[leaves] - x_norm2)).astype(np.float32)
+    def slot_bias(leaves, codes):
+        return ah.l2_point_term(centroids, leaves, codes, codebooks) if squared_l2 else None
 
-    out = dict(leaf0=labels.astype(np.int32), codes0=encode(labels), bias0=slot_bias(labels),
+    codes0 = encode(labels)
+    out = dict(leaf0=labels.astype(np.int32), codes0=codes0, bias0=slot_bias(labels, codes0),
                leaf1=None, codes1=None, bias1=None, rows=None)
     tree = config.tree
     if tree is not None and tree.soar_lambda is not None:
@@ -69,7 +68,7 @@ def prepare_points(searcher, x: np.ndarray, num_threads: int) -> dict:
                                         threshold=ahc.anisotropic_quantization_threshold, eta_dim=x.shape[1],
                                         rounds=ahc.encoding_rounds, num_threads=num_threads)
         out.update(leaf1=np.ascontiguousarray(secondary, dtype=np.int32), codes1=codes1,
-                   bias1=slot_bias(secondary.astype(np.int64)))
+                   bias1=slot_bias(secondary.astype(np.int64), codes1))
     if config.reorder is not None:
         out["rows"] = _core.pack_rows(x, config.reorder.dtype, squared_l2, num_threads)
     return out
