@@ -60,7 +60,7 @@ def reconstructed_norm2(centers: np.ndarray, leaves: np.ndarray, codes: np.ndarr
     num_blocks = codebooks.shape[0]
     out = np.empty(len(codes), np.float64)
     block = np.arange(num_blocks)
-    step = 1 << 15
+    step = max(64, (1 << 22) // centers.shape[1])  # about 16 MB of decoded floats at a time
     for i in range(0, len(codes), step):
         c = codes[i:i + step]
         decoded = codebooks[block, c].reshape(len(c), -1)  # [m, num_blocks * dims_per_block]
