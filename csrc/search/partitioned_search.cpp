@@ -187,6 +187,18 @@ Lut16Args LeafScanArgs(const PartitionedView& v, const PartitionedParams& p, int
   return a;
 }
 
+// Rescoring arguments over the reorder copy; the caller sets query, ids and out.
+RescoreArgs ReorderArgs(const PartitionedView& v) {
+  RescoreArgs r{};
+  r.type = v.reorder_type;
+  r.rows = v.rows;
+  r.stride = v.row_stride;
+  r.bias = v.row_bias;
+  r.scale = v.row_scale;
+  r.offset = v.row_offset;
+  return r;
+}
+
 // One query, its leaves chosen (s.leaves): LUT, scan, dedup, reorder, top k.
 void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
                const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores, StageTimes* times) {
@@ -239,13 +251,7 @@ void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, co
     for (int32_t t = 0; t < v.dim; ++t) query_sum += query[t];
     const int32_t count = static_cast<int32_t>(s.cands.size());
     for (int32_t i = 0; i < count; ++i) s.rescore_ids[i] = s.cands[i].id;
-    RescoreArgs r;
-    r.type = v.reorder_type;
-    r.rows = v.rows;
-    r.stride = v.row_stride;
-    r.bias = v.row_bias;
-    r.scale = v.row_scale;
-    r.offset = v.row_offset;
+    RescoreArgs r = ReorderArgs(v);
     r.query = s.query_row.data();
     r.query_sum = query_sum;
     r.ids = s.rescore_ids.data();
@@ -404,13 +410,7 @@ void ExactRowSearch(const PartitionedView& v, const PartitionedKernels& kernels,
       std::copy(q, q + v.dim, padded.begin() + i * v.row_stride);
       for (int32_t t = 0; t < v.dim; ++t) sums[i] += q[t];
     }
-    RescoreArgs r{};
-    r.type = v.reorder_type;
-    r.rows = v.rows;
-    r.stride = v.row_stride;
-    r.bias = v.row_bias;
-    r.scale = v.row_scale;
-    r.offset = v.row_offset;
+    RescoreArgs r = ReorderArgs(v);
     r.out = scores.data();
     for (int64_t c0 = 0; c0 < num_rows; c0 += kRowChunk) {
       r.ids = rows + c0;
