@@ -60,6 +60,17 @@ class Searcher:
         return self._search_validated(queries, final_num_neighbors, num_threads, leaves_to_search,
                                       pre_reorder_num_neighbors, filter_kwargs(allowlist, denylist))
 
+    # Live updates: the quantized index implements them (annlib/quantized.py).
+    def upsert(self, ids, vectors, *, num_threads: int = 0) -> None:
+        self._no_updates("upsert")
+
+    def delete(self, ids) -> None:
+        self._no_updates("delete")
+
+    def _no_updates(self, what: str):
+        raise TypeError(f"{what}() needs a quantized index (builder.tree(...).score_ah(...)); a "
+                        f"{type(self).__name__} is rebuilt from the data instead")
+
     def compile_filter(self, allowlist=None, denylist=None) -> CompiledFilter:
         """allowlist/denylist (ids or boolean masks over ids) as a bitmask made once: pass the
         result as allowlist= to many searches (it follows later updates on its own)."""
