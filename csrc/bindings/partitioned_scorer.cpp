@@ -410,7 +410,7 @@ class PartitionedScorer {
   py::dict Stats() const {
     Int64Array leaf_live(v_.num_leaves());
     py::dict out;
-    int64_t size, rows, added, max_id;
+    int64_t size, rows, added;
     {
       py::gil_scoped_release release;
       std::shared_lock<RwLock> lock(lock_);
@@ -418,12 +418,10 @@ class PartitionedScorer {
       size = store_->size();
       rows = store_->num_rows();
       added = store_->added();
-      max_id = store_->max_id();
     }
     out["size"] = size;
     out["rows"] = rows;
     out["added"] = added;
-    out["max_id"] = max_id;
     out["leaf_live"] = leaf_live;
     return out;
   }

@@ -364,12 +364,6 @@ void PartitionedStore::Compact() {
   }
 }
 
-int64_t PartitionedStore::max_id() const {
-  int64_t best = -1;
-  for (int64_t id : row_ids_) best = std::max(best, id);
-  return best;
-}
-
 namespace {
 
 [[noreturn]] void MaskTooShort(const IdFilter& f, int64_t id) {

@@ -108,7 +108,6 @@ class PartitionedStore {
   int64_t num_rows() const { return static_cast<int64_t>(row_ids_.size()); }
   int64_t dead_rows() const { return num_rows() - live_; }
   int64_t added() const { return added_; }
-  int64_t max_id() const;                     // -1 when empty
   int64_t RowOf(int64_t id) const { return ids_.Find(id); }
   const std::vector<int64_t>& row_ids() const { return row_ids_; }
   const std::vector<uint8_t>& row_added() const { return row_added_; }
