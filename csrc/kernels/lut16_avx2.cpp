@@ -26,13 +26,15 @@ struct Ops {
 
   // Per 128-bit lane, 16-bit lane m of `a - (b << 8)` sums point 2m and of `b`
   // point 2m + 1; fold the two lanes, re-interleave into natural order, widen.
-  static void add_half(V a, V b, int32_t* totals) {
+  static void add_half(V a, V b, bool first, int32_t* totals) {
     const __m256i even = _mm256_sub_epi16(a, _mm256_slli_epi16(b, 8));
     const __m128i e = _mm_add_epi16(_mm256_castsi256_si128(even), _mm256_extracti128_si256(even, 1));
     const __m128i o = _mm_add_epi16(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
     __m256i* t = reinterpret_cast<__m256i*>(totals);
-    _mm256_storeu_si256(t, _mm256_add_epi32(_mm256_loadu_si256(t), _mm256_cvtepu16_epi32(_mm_unpacklo_epi16(e, o))));
-    _mm256_storeu_si256(t + 1, _mm256_add_epi32(_mm256_loadu_si256(t + 1), _mm256_cvtepu16_epi32(_mm_unpackhi_epi16(e, o))));
+    const __m256i lo = _mm256_cvtepu16_epi32(_mm_unpacklo_epi16(e, o));
+    const __m256i hi = _mm256_cvtepu16_epi32(_mm_unpackhi_epi16(e, o));
+    _mm256_storeu_si256(t, first ? lo : _mm256_add_epi32(_mm256_loadu_si256(t), lo));
+    _mm256_storeu_si256(t + 1, first ? hi : _mm256_add_epi32(_mm256_loadu_si256(t + 1), hi));
   }
 
   // Approximate scores of the group's 32 points and the mask of those at or above

@@ -25,14 +25,15 @@ struct Ops {
   static V shr16_8(V x) { return _mm512_srli_epi16(x, 8); }
 
   // As in the AVX2 unit, with four 128-bit lanes to fold.
-  static void add_half(V a, V b, int32_t* totals) {
+  static void add_half(V a, V b, bool first, int32_t* totals) {
     const __m512i even = _mm512_sub_epi16(a, _mm512_slli_epi16(b, 8));
     const __m256i e2 = _mm256_add_epi16(_mm512_castsi512_si256(even), _mm512_extracti64x4_epi64(even, 1));
     const __m256i o2 = _mm256_add_epi16(_mm512_castsi512_si256(b), _mm512_extracti64x4_epi64(b, 1));
     const __m128i e = _mm_add_epi16(_mm256_castsi256_si128(e2), _mm256_extracti128_si256(e2, 1));
     const __m128i o = _mm_add_epi16(_mm256_castsi256_si128(o2), _mm256_extracti128_si256(o2, 1));
     const __m256i both = _mm256_set_m128i(_mm_unpackhi_epi16(e, o), _mm_unpacklo_epi16(e, o));
-    _mm512_storeu_si512(totals, _mm512_add_epi32(_mm512_loadu_si512(totals), _mm512_cvtepu16_epi32(both)));
+    const __m512i sums = _mm512_cvtepu16_epi32(both);
+    _mm512_storeu_si512(totals, first ? sums : _mm512_add_epi32(_mm512_loadu_si512(totals), sums));
   }
 
   static uint32_t score(const Lut16Args& a, int64_t group, const int32_t* totals, float* scores) {

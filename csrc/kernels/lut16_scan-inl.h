@@ -6,7 +6,8 @@
 //     V zero(); V load(const uint8_t*); V low_nibbles(V); V high_nibbles(V);
 //     V shuffle(V table, V index);         // pshufb within 128-bit lanes
 //     V add16(V, V); V shr16_8(V);         // 16-bit lane add, shift right by 8
-//     void add_half(V a, V b, int32_t* totals);  // fold lanes, add to 16 totals
+//     void add_half(V a, V b, bool first, int32_t* totals);  // fold lanes into 16 totals
+//                                          // (stored when first, else added)
 //     uint32_t score(const Lut16Args&, int64_t group, const int32_t* totals, float* scores);
 //   };
 //     static constexpr int kMaxQueries;   // queries per pass that fit the registers
@@ -19,7 +20,6 @@ inline void Lut16ScanBody(const annlib::Lut16Args& a) {
   float scores[kLut16Group];
   for (int64_t g = 0; g < groups; ++g) {
     const uint8_t* codes = a.codes + g * a.num_blocks * 16;
-    for (int i = 0; i < kLut16Group; ++i) totals[i] = 0;
     // A 128-bit lane sees every kBlocks-th block: at most 256 / kBlocks byte
     // terms per 16-bit lane in a chunk of 256 blocks, and the folded lanes
     // sum to at most 255 * 256 = 65280, so nothing overflows.
@@ -38,8 +38,8 @@ inline void Lut16ScanBody(const annlib::Lut16Args& a) {
         hi_a = Ops::add16(hi_a, r_hi);
         hi_b = Ops::add16(hi_b, Ops::shr16_8(r_hi));
       }
-      Ops::add_half(lo_a, lo_b, totals);
-      Ops::add_half(hi_a, hi_b, totals + 16);
+      Ops::add_half(lo_a, lo_b, b0 == 0, totals);
+      Ops::add_half(hi_a, hi_b, b0 == 0, totals + 16);
     }
     Lut16Select(a, g, scores, Ops::score(a, g, totals, scores));
   }
@@ -56,8 +56,6 @@ inline void Lut16ScanMultiPass(const annlib::Lut16Args* a) {
   float scores[kLut16Group];
   for (int64_t g = 0; g < groups; ++g) {
     const uint8_t* codes = a[0].codes + g * num_blocks * 16;
-    for (int j = 0; j < Q; ++j)
-      for (int i = 0; i < kLut16Group; ++i) totals[j][i] = 0;
     for (int32_t b0 = 0; b0 < num_blocks; b0 += 256) {  // widening as in Lut16ScanBody
       const int32_t b1 = num_blocks - b0 < 256 ? num_blocks : b0 + 256;
       typename Ops::V lo_a[Q], lo_b[Q], hi_a[Q], hi_b[Q];
@@ -76,8 +74,8 @@ inline void Lut16ScanMultiPass(const annlib::Lut16Args* a) {
         }
       }
       for (int j = 0; j < Q; ++j) {
-        Ops::add_half(lo_a[j], lo_b[j], totals[j]);
-        Ops::add_half(hi_a[j], hi_b[j], totals[j] + 16);
+        Ops::add_half(lo_a[j], lo_b[j], b0 == 0, totals[j]);
+        Ops::add_half(hi_a[j], hi_b[j], b0 == 0, totals[j] + 16);
       }
     }
     for (int j = 0; j < Q; ++j) Lut16Select(a[j], g, scores, Ops::score(a[j], g, totals[j], scores));

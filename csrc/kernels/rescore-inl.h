@@ -24,7 +24,7 @@ inline void RescoreTyped(const annlib::RescoreArgs& a, Load load) {
   const T* rows = static_cast<const T*>(a.rows);
   const int64_t row_bytes = a.stride * int64_t{sizeof(T)};
   // Candidates' rows are random accesses: keep a few fetches in flight.
-  constexpr int32_t kAhead = 4;
+  constexpr int32_t kAhead = 8;
   auto prefetch = [&](int32_t i) {
     const char* row = reinterpret_cast<const char*>(rows + a.ids[i] * a.stride);
     for (int64_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(row + b);

@@ -85,10 +85,9 @@ void SelectLeaves(const PartitionedView& v, const DenseKernels& dense, const flo
                   Scratch& s) {
   const int32_t num_leaves = v.num_leaves();
   s.leaves.resize(num_leaves);
-  for (int32_t l = 0; l < num_leaves; ++l) s.leaves[l] = Candidate{scores[l], l};
   if (v.centroid_rows != nullptr) {
     const int32_t screened = std::min(num_leaves, count + std::max(8, count / 4));
-    PartitionBest(s.leaves.data(), num_leaves, screened);
+    SelectBestScores(scores, num_leaves, screened, s.leaves.data());
     s.leaf_ids.resize(screened);
     s.leaf_scores.resize(screened);
     for (int32_t i = 0; i < screened; ++i) s.leaf_ids[i] = s.leaves[i].id;
@@ -105,7 +104,7 @@ void SelectLeaves(const PartitionedView& v, const DenseKernels& dense, const flo
     for (int32_t i = 0; i < screened; ++i) s.leaves[i].score = s.leaf_scores[i];
     PartitionBest(s.leaves.data(), screened, count);
   } else {
-    PartitionBest(s.leaves.data(), num_leaves, count);
+    SelectBestScores(scores, num_leaves, count, s.leaves.data());
   }
   s.leaves.resize(count);
   std::sort(s.leaves.begin(), s.leaves.end(), BetterOrder());

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace annlib {
 namespace {
@@ -37,6 +38,70 @@ int64_t KeepTopBuckets(Candidate* first, int64_t n, int64_t count) {
   return kept;
 }
 
+// Better() without branches: the selection below evaluates it once per
+// entry and round on data with no order, where a branch is a coin flip.
+inline bool BetterNoBranch(const Candidate& a, const Candidate& b) {
+  return (a.score > b.score) | ((a.score == b.score) & (a.id < b.id));
+}
+
+const Candidate& Median3(const Candidate& a, const Candidate& b, const Candidate& c) {
+  if (Better(a, b)) return Better(b, c) ? b : (Better(a, c) ? c : a);
+  return Better(a, c) ? a : (Better(b, c) ? c : b);
+}
+
+// Moves the `count` best of first[0, n) to first[0, count), 0 < count < n.
+// A quickselect whose partition step has no data-dependent branch: each
+// entry is written to both ends of the other array and only one end's cursor
+// advances. Entries found to be among the best are settled at first[0, done).
+void QuickSelectBest(Candidate* first, int64_t n, int64_t count) {
+  constexpr int64_t kSmall = 24;  // below this, nth_element's insertion sort wins
+  thread_local std::vector<Candidate> scratch;
+  if (static_cast<int64_t>(scratch.size()) < n) scratch.resize(n);
+  // The undecided entries live[0, size): in scratch, or in first right after the settled ones.
+  Candidate* live = first;
+  bool in_scratch = false;
+  int64_t size = n, done = 0, want = count;
+  while (want > 0 && size > want && size > kSmall) {
+    Candidate* dst = in_scratch ? first + done : scratch.data();  // never overlaps live
+    const Candidate pivot = Median3(live[0], live[size / 2], live[size - 1]);
+    int64_t lo = 0, hi = size;
+    for (int64_t i = 0; i < size; ++i) {
+      const Candidate c = live[i];
+      const bool better = BetterNoBranch(c, pivot);
+      dst[lo] = c;
+      dst[hi - 1] = c;
+      lo += better;
+      hi -= !better;
+    }
+    in_scratch = !in_scratch;
+    live = dst;
+    // dst[0, lo): better than the pivot; dst[lo, size): the rest, pivot included.
+    if (lo > want) {
+      size = lo;  // the best `want` are all among the better ones
+      continue;
+    }
+    if (lo == 0) {
+      // Nothing beats the pivot: settle it and any entries equal to it.
+      int64_t equal = 0;
+      for (int64_t i = 0; i < size; ++i) {
+        const bool same = !BetterNoBranch(pivot, dst[i]);
+        std::swap(dst[equal], dst[i]);
+        equal += same;
+      }
+      lo = std::min(equal, want);
+    }
+    if (in_scratch) std::copy(dst, dst + lo, first + done);
+    done += lo;
+    want -= lo;
+    live = dst + lo;
+    size -= lo;
+  }
+  if (want > 0) {
+    if (size > want) std::nth_element(live, live + (want - 1), live + size, BetterOrder());
+    if (in_scratch) std::copy(live, live + want, first + done);
+  }
+}
+
 }  // namespace
 
 int64_t PartitionBest(Candidate* first, int64_t n, int64_t count) {
@@ -48,8 +113,31 @@ int64_t PartitionBest(Candidate* first, int64_t n, int64_t count) {
     if (kept == n) break;
     n = kept;
   }
-  std::nth_element(first, first + (count - 1), first + n, BetterOrder());
+  if (count < n) QuickSelectBest(first, n, count);
   return count;
+}
+
+int64_t SelectBestScores(const float* scores, int64_t n, int64_t count, Candidate* out) {
+  if (count <= 0) return 0;
+  if (count >= n) {
+    for (int64_t i = 0; i < n; ++i) out[i] = Candidate{scores[i], static_cast<int32_t>(i)};
+    return n;
+  }
+  // Deal the scores round-robin into `count` groups: the smallest group
+  // maximum is a threshold that at least `count` scores reach, so every score
+  // below it can be dropped in one pass (a vertical max, then a compare).
+  thread_local std::vector<float> maxima;
+  maxima.assign(scores, scores + count);
+  for (int64_t row = count; row + count <= n; row += count)
+    for (int64_t j = 0; j < count; ++j) maxima[j] = scores[row + j] > maxima[j] ? scores[row + j] : maxima[j];
+  float threshold = maxima[0];
+  for (int64_t j = 1; j < count; ++j) threshold = maxima[j] < threshold ? maxima[j] : threshold;
+  int64_t kept = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    out[kept] = Candidate{scores[i], static_cast<int32_t>(i)};
+    kept += !(scores[i] < threshold);  // NaN scores are kept (and then ranked last)
+  }
+  return PartitionBest(out, kept, count);
 }
 
 void WriteTopK(std::vector<Candidate>& cands, int32_t k, int64_t* out_ids, float* out_scores) {

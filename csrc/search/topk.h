@@ -25,6 +25,13 @@ struct BetterOrder {
 // linear passes instead of a mispredicted branch per comparison.
 int64_t PartitionBest(Candidate* first, int64_t n, int64_t count);
 
+// The `count` best of scores[0, n) as candidates (id = index) in out[0, count),
+// in no particular order; out needs room for n. Returns min(count, n). One
+// pass drops every score below a threshold that `count` scores are known to
+// reach, so choosing leaves from a query's centroid scores costs little more
+// than reading them.
+int64_t SelectBestScores(const float* scores, int64_t n, int64_t count, Candidate* out);
+
 // Writes the k best of `cands` (reordered in place) to out_ids/out_scores,
 // padding with id -1 and score -inf when there are fewer than k.
 void WriteTopK(std::vector<Candidate>& cands, int32_t k, int64_t* out_ids, float* out_scores);
