@@ -15,7 +15,7 @@ inline void Lut16Select(const annlib::Lut16Args& a, int64_t group, const float* 
     if (a.allowed != nullptr && !((a.allowed[id >> 6] >> (id & 63)) & 1)) continue;  // filtered out
     if (scores[i] < buf.threshold) continue;  // it rose since the mask was made
     if (buf.size == buf.capacity) {
-      annlib::CompactCandidates(buf);
+      annlib::MakeRoom(buf);
       if (scores[i] < buf.threshold) continue;
     }
     buf.entries[buf.size++] = annlib::Candidate{scores[i], id};

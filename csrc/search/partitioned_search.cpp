@@ -295,12 +295,13 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
     kernels.build(build);
     buffers[i] = CandidateBuffer{entries.data() + i * buffer_size, 0, static_cast<int32_t>(buffer_size), capacity,
                                  -std::numeric_limits<float>::infinity()};
-    // The query's best leaf is scanned now, on its own: its candidates raise the buffer's
-    // threshold early, so the leaf-major pass (leaves in id order) keeps fewer survivors.
+    // The query's best leaf is scanned now, on its own, and its candidates set the buffer's
+    // threshold, so the leaf-major pass (leaves in id order) keeps fewer survivors.
     const Candidate best = s.leaves.front();
     if (v.leaves[best.id].size > 0)
       kernels.scan(LeafScanArgs(v, p, best.id, tables.data() + i * table_bytes, inv_scales[i],
                                 lut_bases[i] + best.score, &buffers[i]));
+    MakeRoom(buffers[i]);
     for (size_t j = 1; j < s.leaves.size(); ++j) {
       const Candidate& leaf = s.leaves[j];
       probes.push_back(Candidate{leaf.score, static_cast<int32_t>(i)});
@@ -422,7 +423,7 @@ void ExactRowSearch(const PartitionedView& v, const PartitionedKernels& kernels,
         for (int32_t j = 0; j < r.count; ++j) {
           if (scores[j] < buf.threshold) continue;
           if (buf.size == buf.capacity) {
-            CompactCandidates(buf);
+            MakeRoom(buf);
             if (scores[j] < buf.threshold) continue;
           }
           buf.entries[buf.size++] = Candidate{scores[j], r.ids[j]};

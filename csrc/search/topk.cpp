@@ -8,26 +8,50 @@
 namespace annlib {
 namespace {
 
-constexpr int kBuckets = 256;
-
-// Keeps (in front) the entries of the highest buckets that together hold at
-// least `count` entries; returns how many were kept (n when no progress).
-int64_t KeepTopBuckets(Candidate* first, int64_t n, int64_t count) {
-  float lo = first[0].score, hi = first[0].score;
-  for (int64_t i = 1; i < n; ++i) {
-    lo = first[i].score < lo ? first[i].score : lo;
-    hi = first[i].score > hi ? first[i].score : hi;
+// Smallest and largest score of first[0, n), n > 0. Four independent chains:
+// a single one would wait on min/max latency at every entry.
+void ScoreRange(const Candidate* first, int64_t n, float* lo_out, float* hi_out) {
+  float lo[4], hi[4];
+  for (int j = 0; j < 4; ++j) lo[j] = hi[j] = first[0].score;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (int j = 0; j < 4; ++j) {
+      const float s = first[i + j].score;
+      lo[j] = s < lo[j] ? s : lo[j];
+      hi[j] = s > hi[j] ? s : hi[j];
+    }
   }
+  for (; i < n; ++i) {
+    lo[0] = first[i].score < lo[0] ? first[i].score : lo[0];
+    hi[0] = first[i].score > hi[0] ? first[i].score : hi[0];
+  }
+  for (int j = 1; j < 4; ++j) {
+    lo[0] = lo[j] < lo[0] ? lo[j] : lo[0];
+    hi[0] = hi[j] > hi[0] ? hi[j] : hi[0];
+  }
+  *lo_out = lo[0];
+  *hi_out = hi[0];
+}
+
+// Keeps (in front) the entries of the highest buckets of score that together
+// hold at least `count` entries; returns how many were kept (n when no
+// progress). About two entries per bucket, at most 256 buckets: the walk
+// down from the top bucket stays short on small buffers.
+int64_t KeepTopBuckets(Candidate* first, int64_t n, int64_t count) {
+  constexpr int kMaxBuckets = 256;
+  float lo, hi;
+  ScoreRange(first, n, &lo, &hi);
   const float range = hi - lo;
   if (!(range > 0.0f) || !std::isfinite(range)) return n;  // all equal, or not bucketable
-  const float scale = static_cast<float>(kBuckets) / range * 0.9999f;
+  const int buckets = static_cast<int>(std::clamp<int64_t>(n / 2, 16, kMaxBuckets));
+  const float scale = static_cast<float>(buckets) / range * 0.9999f;
   auto bucket = [&](float score) {
     const int b = static_cast<int>((score - lo) * scale);
-    return b < 0 ? 0 : (b >= kBuckets ? kBuckets - 1 : b);
+    return b < 0 ? 0 : (b >= buckets ? buckets - 1 : b);
   };
-  int64_t hist[kBuckets] = {};
+  int32_t hist[kMaxBuckets] = {};
   for (int64_t i = 0; i < n; ++i) ++hist[bucket(first[i].score)];
-  int cut = kBuckets - 1;
+  int cut = buckets - 1;
   for (int64_t above = hist[cut]; above < count; above += hist[cut]) --cut;
   int64_t kept = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -148,6 +172,19 @@ void WriteTopK(std::vector<Candidate>& cands, int32_t k, int64_t* out_ids, float
     out_ids[i] = have ? cands[i].id : -1;
     out_scores[i] = have ? cands[i].score : -std::numeric_limits<float>::infinity();
   }
+}
+
+void MakeRoom(CandidateBuffer& b) {
+  if (b.size <= b.keep) return;
+  const int64_t kept = KeepTopBuckets(b.entries, b.size, b.keep);
+  if (kept > (int64_t{b.size} + b.keep) / 2) {  // ties or outliers: too little room made
+    CompactCandidates(b);
+    return;
+  }
+  b.size = static_cast<int32_t>(kept);
+  float lo, hi;
+  ScoreRange(b.entries, kept, &lo, &hi);
+  b.threshold = lo;  // `kept` >= keep entries reach it
 }
 
 void CompactCandidates(CandidateBuffer& b) {
