@@ -41,7 +41,8 @@ struct Scratch {
   std::vector<Candidate> cands;
   std::vector<Candidate> dups;
   std::vector<uint64_t> seen, twice;  // SOAR dedup bitmaps over ids, cleared after use
-  std::vector<Candidate> leaves;       // the chosen leaves, best first
+  std::vector<Candidate> leaves;       // leaf selection scratch, [num_leaves]
+  std::vector<Candidate> chosen;       // the chosen leaves, best first
   std::vector<int32_t> leaf_ids;       // exact rescoring of the chosen leaves
   std::vector<float> leaf_scores;
 
@@ -80,11 +81,12 @@ int32_t CandidatesKept(const PartitionedView& v, const PartitionedParams& p) {
 // (ties: smaller leaf first). When the scores are an int8 screening, a few
 // more leaves than asked are rescored exactly from the float32 rows and the
 // best `count` of those kept, so screening error only matters at the margin.
+// The best leaf comes first; with `sorted`, all of them are in order.
 // s.query_row holds the zero-padded query.
 void SelectLeaves(const PartitionedView& v, const DenseKernels& dense, const float* scores, int32_t count,
-                  Scratch& s) {
+                  bool sorted, Scratch& s) {
   const int32_t num_leaves = v.num_leaves();
-  s.leaves.resize(num_leaves);
+  s.leaves.resize(num_leaves);  // capacity kept between queries: no re-initialisation
   if (v.centroid_rows != nullptr) {
     const int32_t screened = std::min(num_leaves, count + std::max(8, count / 4));
     SelectBestScores(scores, num_leaves, screened, s.leaves.data());
@@ -106,8 +108,12 @@ void SelectLeaves(const PartitionedView& v, const DenseKernels& dense, const flo
   } else {
     SelectBestScores(scores, num_leaves, count, s.leaves.data());
   }
-  s.leaves.resize(count);
-  std::sort(s.leaves.begin(), s.leaves.end(), BetterOrder());
+  s.chosen.assign(s.leaves.begin(), s.leaves.begin() + count);
+  if (sorted) {
+    std::sort(s.chosen.begin(), s.chosen.end(), BetterOrder());
+  } else {
+    std::iter_swap(s.chosen.begin(), std::min_element(s.chosen.begin(), s.chosen.end(), BetterOrder()));
+  }
 }
 
 // Moves the scan's candidates into s.cands, the best copy of each id only,
@@ -198,7 +204,7 @@ RescoreArgs ReorderArgs(const PartitionedView& v) {
   return r;
 }
 
-// One query, its leaves chosen (s.leaves): LUT, scan, dedup, reorder, top k.
+// One query, its leaves chosen (s.chosen): LUT, scan, dedup, reorder, top k.
 void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
                const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores, StageTimes* times) {
   const int32_t capacity = CandidatesKept(v, p);
@@ -217,10 +223,10 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
   CandidateBuffer found{s.found.data(), 0, static_cast<int32_t>(s.found.size()), capacity,
                         -std::numeric_limits<float>::infinity()};
   const int64_t group_bytes = int64_t{PaddedBlocks(v.num_blocks)} * 16;
-  const size_t num_chosen = s.leaves.size();
+  const size_t num_chosen = s.chosen.size();
   for (size_t i = 0; i < num_chosen; ++i) {
-    const Candidate& chosen = s.leaves[i];
-    if (i + 1 < num_chosen) PrefetchLeaf(v, s.leaves[i + 1].id, group_bytes);
+    const Candidate& chosen = s.chosen[i];
+    if (i + 1 < num_chosen) PrefetchLeaf(v, s.chosen[i + 1].id, group_bytes);
     if (v.leaves[chosen.id].size == 0) continue;
     kernels.scan(LeafScanArgs(v, p, chosen.id, s.table.data(), inv_scale, lut_base + chosen.score, &found));
   }
@@ -289,7 +295,7 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
   for (int64_t i = 0; i < count; ++i) {
     const float* query = queries + i * v.dim;
     std::copy(query, query + v.dim, s.query_row.begin());
-    SelectLeaves(v, *kernels.dense, centroid_scores + i * stride, p.leaves, s);
+    SelectLeaves(v, *kernels.dense, centroid_scores + i * stride, p.leaves, false, s);
     Lut16BuildArgs build{query, v.lut_centers, v.num_blocks, v.dims_per_block, s.lut.data(),
                          tables.data() + i * table_bytes, &inv_scales[i], &lut_bases[i]};
     kernels.build(build);
@@ -297,13 +303,13 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
                                  -std::numeric_limits<float>::infinity()};
     // The query's best leaf is scanned now, on its own, and its candidates set the buffer's
     // threshold, so the leaf-major pass (leaves in id order) keeps fewer survivors.
-    const Candidate best = s.leaves.front();
+    const Candidate best = s.chosen.front();
     if (v.leaves[best.id].size > 0)
       kernels.scan(LeafScanArgs(v, p, best.id, tables.data() + i * table_bytes, inv_scales[i],
                                 lut_bases[i] + best.score, &buffers[i]));
     MakeRoom(buffers[i]);
-    for (size_t j = 1; j < s.leaves.size(); ++j) {
-      const Candidate& leaf = s.leaves[j];
+    for (size_t j = 1; j < s.chosen.size(); ++j) {
+      const Candidate& leaf = s.chosen[j];
       probes.push_back(Candidate{leaf.score, static_cast<int32_t>(i)});
       probe_leaf.push_back(leaf.id);
       ++per_leaf[leaf.id + 1];
@@ -379,7 +385,7 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
         Clock::time_point t1;
         if (stage) t1 = Clock::now();
         std::copy(queries + q * v.dim, queries + (q + 1) * v.dim, s.query_row.begin());
-        SelectLeaves(v, *kernels.dense, centroid_scores.data() + i * stride, p.leaves, s);
+        SelectLeaves(v, *kernels.dense, centroid_scores.data() + i * stride, p.leaves, true, s);
         if (stage) stage->centroids += NanosSince(t1);
         SearchOne(v, kernels, queries + q * v.dim, p, s, out_ids + q * p.k, out_scores + q * p.k, stage);
       }
