@@ -165,8 +165,8 @@ int64_t SelectBestScores(const float* scores, int64_t n, int64_t count, Candidat
 }
 
 void WriteTopK(std::vector<Candidate>& cands, int32_t k, int64_t* out_ids, float* out_scores) {
-  const size_t keep = std::min<size_t>(k, cands.size());
-  std::partial_sort(cands.begin(), cands.begin() + keep, cands.end(), BetterOrder());
+  const size_t keep = static_cast<size_t>(PartitionBest(cands.data(), static_cast<int64_t>(cands.size()), k));
+  std::sort(cands.begin(), cands.begin() + keep, BetterOrder());
   for (int32_t i = 0; i < k; ++i) {
     const bool have = static_cast<size_t>(i) < keep;
     out_ids[i] = have ? cands[i].id : -1;
