@@ -223,7 +223,8 @@ def run(dataset: str, *, algorithms=ALL_LABELS, k: int = 10, threads: int = 0, n
     common = {"run_id": settings.run_id, "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "k": k, "threads": threads, "num_queries": len(queries), "single_queries": settings.single_queries,
               "runs": runs, "annlib_version": annlib.__version__, "simd_level": annlib.simd_level(),
-              "machine": f"{platform.machine()} {os.cpu_count()} cores", "python": platform.python_version()}
+              "machine": f"{platform.machine()} {os.cpu_count()} cores", "cpu": _cpu_model(),
+              "python": platform.python_version()}
     custom = builds
     builds = (custom or (lambda *shape: definitions(*shape, algorithms, quick)))(len(train), train.shape[1],
                                                                                  measure, k)
@@ -246,6 +247,18 @@ def run(dataset: str, *, algorithms=ALL_LABELS, k: int = 10, threads: int = 0, n
             _note(settings, common, name, definition.label, "failed", f"{definition.name}: {failure}")
     print(f"[{_elapsed(settings)}] done: {output}", file=sys.stderr)
     return output
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), so results from different machines can be told apart."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def _note(settings: Settings, common: dict, dataset: str, label: str, kind: str, reason: str) -> None:
