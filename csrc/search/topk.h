@@ -20,9 +20,9 @@ struct BetterOrder {
 
 // Moves the `count` best of first[0, n) (BetterOrder) to first[0, count), in
 // no particular order; the other entries are overwritten. Returns
-// min(count, n). Branch-free histogram passes narrow the range before a small
-// nth_element: selection of a few hundred out of thousands costs a few
-// linear passes instead of a mispredicted branch per comparison.
+// min(count, n). Histogram passes narrow a large range, then a quickselect
+// with a branch-free partition finishes: a few linear passes instead of a
+// mispredicted branch per comparison.
 int64_t PartitionBest(Candidate* first, int64_t n, int64_t count);
 
 // The `count` best of scores[0, n) as candidates (id = index) in out[0, count),
