@@ -19,6 +19,8 @@ ISA_FLAGS = {
     "_avx512.cpp": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl"],
     "_avx512_bf16.cpp": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq",
                           "-mavx512vl", "-mavx512vnni", "-mavx512bf16"],
+    "_amx.cpp": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
+                 "-mavx512vnni", "-mavx512bf16", "-mamx-tile", "-mamx-bf16"],
 }
 
 

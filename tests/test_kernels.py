@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import annlib
+from annlib import _core
 from conftest import clustered, exact_topk, recall
 
 MEASURES = ["dot_product", "squared_l2", "cosine"]
@@ -56,8 +57,10 @@ def test_bfloat16_scores_match_rounded_reference(simd_level, rng, n, d):
 
 @pytest.mark.skipif("avx512_bf16" not in annlib.available_simd_levels(), reason="needs AVX-512 BF16")
 @pytest.mark.parametrize("n,d", SHAPES)
-@pytest.mark.parametrize("variant", ["native", "widened"])
-def test_bfloat16_both_avx512_bf16_variants(rng, n, d, variant):
+@pytest.mark.parametrize("variant", ["native", "widened", "amx"])
+def test_bfloat16_every_avx512_bf16_variant(rng, n, d, variant):
+    if variant == "amx" and not _core.amx_usable():
+        pytest.skip("needs AMX-BF16 (and the OS's permission to use it)")
     check_bf16(rng, n, d, "avx512_bf16", variant)
 
 

@@ -372,6 +372,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("simd_level", []() { return std::string(SimdLevelName(ActiveLevel())); },
         "SIMD level in use (best supported, lowered by ANNLIB_SIMD_LEVEL).");
   m.def("max_simd_level", []() { return std::string(SimdLevelName(MaxSupportedLevel())); });
+  m.def("amx_usable", &AmxUsable, "whether bfloat16 brute force can run on AMX tiles here");
   m.def("supported_simd_levels", []() {
     std::vector<std::string> names;
     for (SimdLevel level : SupportedLevels()) names.emplace_back(SimdLevelName(level));

@@ -69,7 +69,8 @@ Bf16Variant ParseBf16Variant(const std::string& name) {
   if (name.empty() || name == "auto") return Bf16Variant::kAuto;
   if (name == "native") return Bf16Variant::kNative;
   if (name == "widened") return Bf16Variant::kWidened;
-  throw std::invalid_argument("bf16 variant must be 'auto', 'native' or 'widened', got '" + name + "'");
+  if (name == "amx") return Bf16Variant::kAmx;
+  throw std::invalid_argument("bf16 variant must be 'auto', 'native', 'widened' or 'amx', got '" + name + "'");
 }
 
 static bool IsAmd() {
@@ -94,6 +95,11 @@ const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
     case SimdLevel::kAvx2: return DenseKernelsAvx2();
     case SimdLevel::kAvx512: return DenseKernelsAvx512();
     case SimdLevel::kAvx512Bf16:
+      if (bf16 == Bf16Variant::kAmx) {
+        if (!AmxUsable()) throw std::invalid_argument("bf16 variant 'amx' needs AMX-BF16, which this CPU or OS lacks");
+        return DenseKernelsAmx();
+      }
+      if (bf16 == Bf16Variant::kAuto && AmxUsable()) return DenseKernelsAmx();
       return DenseKernelsAvx512Bf16(bf16 == Bf16Variant::kNative || (bf16 == Bf16Variant::kAuto && IsAmd()));
   }
   throw std::invalid_argument("bad SIMD level");

@@ -22,9 +22,10 @@ SimdLevel MaxSupportedLevel();
 SimdLevel ActiveLevel();
 // Every level this CPU can run, lowest first (tests iterate over these).
 std::vector<SimdLevel> SupportedLevels();
-enum class Bf16Variant : int { kAuto = 0, kNative = 1, kWidened = 2 };
-// Auto picks vdpbf16ps on AMD and widening to float32 elsewhere (measured
-// slower than float32 FMA on Sapphire Rapids, where vdpbf16ps issues on one port).
+enum class Bf16Variant : int { kAuto = 0, kNative = 1, kWidened = 2, kAmx = 3 };
+// Auto picks AMX tiles where the CPU and OS allow them, else vdpbf16ps on AMD
+// and widening to float32 elsewhere (vdpbf16ps measured at half the float32
+// FMA rate on Intel Sapphire Rapids and later).
 Bf16Variant ParseBf16Variant(const std::string& name);
 
 // Kernel table for a level; throws std::invalid_argument if unsupported here.
