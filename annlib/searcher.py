@@ -149,7 +149,8 @@ class BruteForceSearcher(Searcher):
 
     def with_simd_level(self, level: str, bf16_variant: str = "auto") -> "BruteForceSearcher":
         """The same index, scanned with the kernels of another supported SIMD level
-        (bf16_variant "native" or "widened" forces the avx512_bf16 level's bf16 kernel)."""
+        (bf16_variant "native", "widened" or "amx" forces the avx512_bf16 level's bf16 kernel;
+        "auto" takes AMX where available, else "native" on AMD and "widened" elsewhere)."""
         return BruteForceSearcher(self.config, self._packed, simd_level=level, bf16_variant=bf16_variant)
 
     @property
