@@ -64,6 +64,21 @@ def test_bfloat16_every_avx512_bf16_variant(rng, n, d, variant):
     check_bf16(rng, n, d, "avx512_bf16", variant)
 
 
+@pytest.mark.skipif(not _core.amx_usable(), reason="needs AMX (and the OS's permission to use it)")
+@pytest.mark.parametrize("n,d", SHAPES)
+@pytest.mark.parametrize("nq", [3, 40])
+def test_int8_on_amx_is_bit_identical_to_vnni(rng, n, d, nq):
+    """int8 dots are exact integers on both paths, so AMX tiles (and, below 4
+    queries, the vector fallback) give the vector kernel's scores bit for bit."""
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    q = rng.standard_normal((nq, d)).astype(np.float32)
+    s = annlib.builder(x, 10, "squared_l2").score_brute_force(dtype="int8").build()
+    amx = s.with_simd_level("avx512_bf16", bf16_variant="amx").search_batched(q)
+    vnni = s.with_simd_level("avx512_bf16", bf16_variant="widened").search_batched(q)
+    np.testing.assert_array_equal(amx[0], vnni[0])
+    np.testing.assert_array_equal(amx[1], vnni[1])
+
+
 @pytest.mark.parametrize("n,d", SHAPES)
 @pytest.mark.parametrize("measure", ["dot_product", "squared_l2"])
 def test_int8_close_to_reference(simd_level, rng, n, d, measure):

@@ -100,7 +100,7 @@ const DenseKernels& DenseKernelsAvx512();
 // native_bf16: vdpbf16ps on a bf16-rounded query (fast on AMD Zen 4/5); else
 // bf16 widened to float32 and FMA (faster on Intel Sapphire Rapids).
 const DenseKernels& DenseKernelsAvx512Bf16(bool native_bf16);
-// The avx512_bf16 kernels with bfloat16 scans on AMX tiles (kernels/dense_scan_amx.cpp).
+// The avx512_bf16 kernels with bfloat16 and int8 scans on AMX tiles (kernels/dense_scan_amx.cpp).
 const DenseKernels& DenseKernelsAmx();
 // Whether this CPU has AMX-BF16 and the OS granted this process the tile state.
 bool AmxUsable();

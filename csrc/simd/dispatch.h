@@ -23,9 +23,9 @@ SimdLevel ActiveLevel();
 // Every level this CPU can run, lowest first (tests iterate over these).
 std::vector<SimdLevel> SupportedLevels();
 enum class Bf16Variant : int { kAuto = 0, kNative = 1, kWidened = 2, kAmx = 3 };
-// Auto picks AMX tiles where the CPU and OS allow them, else vdpbf16ps on AMD
-// and widening to float32 elsewhere (vdpbf16ps measured at half the float32
-// FMA rate on Intel Sapphire Rapids and later).
+// Auto picks AMX tiles (bf16 and int8 scans) where the CPU and OS allow them,
+// else vdpbf16ps on AMD and widening to float32 elsewhere (vdpbf16ps measured
+// at half the float32 FMA rate on Intel Sapphire Rapids and later).
 Bf16Variant ParseBf16Variant(const std::string& name);
 
 // Kernel table for a level; throws std::invalid_argument if unsupported here.
