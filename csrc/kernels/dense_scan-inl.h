@@ -37,6 +37,14 @@ static_assert(kPanelWidth % kTileWidth == 0, "panel must be whole tiles");
 
 inline int64_t DimGroups(int dim, int per_group) { return (dim + per_group - 1) / per_group; }
 
+// A query value rounded to bfloat16 (nearest even), for the kernels that
+// multiply bf16 by bf16 (vdpbf16ps, AMX tiles).
+inline uint16_t RoundToBf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
 // Adds the per-point bias to a tile of raw scores and feeds every survivor to
 // the selection state of its query. Survivors are rare once the threshold has
 // risen, so the common path is one compare per vector.

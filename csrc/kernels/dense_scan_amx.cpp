@@ -62,12 +62,6 @@ void ConfigureTiles() {
   _tile_loadconfig(&cfg);
 }
 
-uint16_t RoundToBf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);  // round to nearest even
-}
-
 // bfloat16: queries rounded to bf16, pairs of dimensions per 4-byte lane.
 struct AmxBf16 {
   using Vector = TileBf16;  // the widening kernel, for small calls

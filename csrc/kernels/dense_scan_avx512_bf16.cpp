@@ -31,11 +31,6 @@ struct TileBf16Native {
   static constexpr int kDimsPerRow = 2;
   static constexpr int kQueryRowBytes = 4;
   static constexpr int kQueryParams = 0;
-  static uint32_t RoundToBf16(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, sizeof u);
-    return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;  // round to nearest even
-  }
   static void PackQueries(const float* q, int m, int dim, void* dst, float*) {
     uint32_t* out = static_cast<uint32_t*>(dst);
     const int64_t rows = DimGroups(dim, 2);
@@ -44,7 +39,7 @@ struct TileBf16Native {
         uint32_t word = 0;
         for (int h = 0; h < 2; ++h) {
           const int64_t dd = 2 * t + h;
-          if (i < m && dd < dim) word |= RoundToBf16(q[int64_t{i} * dim + dd]) << (16 * h);
+          if (i < m && dd < dim) word |= uint32_t{RoundToBf16(q[int64_t{i} * dim + dd])} << (16 * h);
         }
         out[t * kMR + i] = word;
       }
