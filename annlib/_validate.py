@@ -40,11 +40,14 @@ def as_float_matrix(x, name: str, *, dim: int | None = None, allow_1d: bool = Fa
     if dim is not None and arr.shape[1] != dim:
         raise ValueError(f"{name} has dimension {arr.shape[1]} but the index was built with dimension {dim}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
-        raise ValueError(f"{name} contains NaN or infinity (first in row {bad}); remove or impute those values")
-    # Squared norms must be representable too: scores are built from them.
+    # A NaN or infinity makes its row's squared norm non-finite, so one pass over
+    # the norms checks both (no full-size temporary in the common case); squared
+    # norms must be representable anyway, as scores are built from them.
     if arr.size and not np.isfinite(np.einsum("ij,ij->i", arr, arr)).all():
+        finite_rows = np.isfinite(arr).all(axis=1)
+        if not finite_rows.all():
+            bad = int(np.flatnonzero(~finite_rows)[0])
+            raise ValueError(f"{name} contains NaN or infinity (first in row {bad}); remove or impute those values")
         raise ValueError(f"{name} has values too large for float32 arithmetic (squared norm overflows); rescale the data")
     return arr
 

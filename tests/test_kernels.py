@@ -79,6 +79,37 @@ def test_int8_on_amx_is_bit_identical_to_vnni(rng, n, d, nq):
     np.testing.assert_array_equal(amx[1], vnni[1])
 
 
+@pytest.mark.skipif(not _core.amx_usable(), reason="needs AMX (and the OS's permission to use it)")
+@pytest.mark.parametrize("n,d", SHAPES)
+@pytest.mark.parametrize("measure", MEASURES)
+@pytest.mark.parametrize("nq", [3, 40, 600])
+def test_binned_float32_screened_on_amx_matches_vector_kernel(rng, n, d, measure, nq):
+    """Binned float32 on AMX picks bin winners with bf16x3 tile products and
+    rescores them exactly; clustered data (|q||x| far above the score gaps)
+    would defeat plain bf16. Results match the float32 vector kernel's, and an
+    index without norms (saved before they existed) rescores every winner."""
+    x, q = clustered(rng, n, d, nq=nq)
+    s = annlib.builder(x, 10, measure).score_brute_force(recall_target=0.9).build()
+    amx_ids, amx_scores = s.with_simd_level("avx512_bf16", bf16_variant="amx").search_batched(q)
+    vec_ids, vec_scores = s.with_simd_level("avx512").search_batched(q)
+    assert (amx_ids == vec_ids).mean() >= 0.995
+    x64, q64 = x.astype(np.float64), q.astype(np.float64)
+    if measure == "cosine":
+        x64 /= np.linalg.norm(x64, axis=1, keepdims=True)
+        q64 /= np.linalg.norm(q64, axis=1, keepdims=True)
+    true = q64 @ x64.T
+    if measure == "squared_l2":
+        true = (q64**2).sum(1)[:, None] - 2 * true + (x64**2).sum(1)[None, :]
+    scale = np.abs(true).max()
+    np.testing.assert_allclose(amx_scores, vec_scores, atol=2e-5 * scale, rtol=0)
+    np.testing.assert_allclose(amx_scores, np.take_along_axis(true, amx_ids, 1), atol=2e-5 * scale, rtol=0)
+    arrays = {key: value for key, value in s._arrays().items() if key != "norms"}
+    old = annlib.BruteForceSearcher(s.config, arrays, bf16_variant="amx")
+    old_ids, old_scores = old.search_batched(q)
+    np.testing.assert_array_equal(old_ids, amx_ids)
+    np.testing.assert_array_equal(old_scores, amx_scores)
+
+
 @pytest.mark.parametrize("n,d", SHAPES)
 @pytest.mark.parametrize("measure", ["dot_product", "squared_l2"])
 def test_int8_close_to_reference(simd_level, rng, n, d, measure):

@@ -33,8 +33,8 @@ using namespace annlib_bindings;
 constexpr const char* kInt8FloatArrays[] = {"scale", "offset", "scaled_sums"};
 
 // Packs x [n][dim] into the panel layout; returns the arrays a DenseScorer
-// needs (and a saved index stores): panels (uint8), bias, and for int8 also
-// scale, offset, sums and scaled_sums.
+// needs (and a saved index stores): panels (uint8), bias, for float32 norms,
+// and for int8 scale, offset, sums and scaled_sums.
 py::dict PackDensePy(FloatArray x, const std::string& dtype, bool squared_l2, int num_threads) {
   if (x.ndim() != 2) throw std::invalid_argument("x must be 2-D");
   const DenseType type = ParseDenseType(dtype);
@@ -56,6 +56,11 @@ py::dict PackDensePy(FloatArray x, const std::string& dtype, bool squared_l2, in
     Int32Array sums(padded);
     arrays.sums = sums.mutable_data();
     out["sums"] = sums;
+  }
+  if (type == DenseType::kFloat32) {
+    FloatArray norms(padded);
+    arrays.norms = norms.mutable_data();
+    out["norms"] = norms;
   }
   const float* xp = x.data();
   void* pp = panels.mutable_data();
@@ -195,6 +200,9 @@ class DenseScorer {
       view_.scaled_sums = Vector<FloatArray>("scaled_sums", padded).data();
       view_.sums = Vector<Int32Array>("sums", padded).data();
     }
+    // Indexes saved before norms were packed lack them: every bin winner is then rescored.
+    if (view_.type == DenseType::kFloat32 && arrays_.contains("norms"))
+      view_.norms = Vector<FloatArray>("norms", padded).data();
   }
 
   // allowed: None, or a filter bit per point (uint64 words covering every panel).

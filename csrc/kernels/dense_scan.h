@@ -91,6 +91,10 @@ struct DenseKernels {
   const char* level_name;
   ScanFn scan[3];  // indexed by DenseType
   RescoreFn rescore;
+  // Binned float32 search, when set: a cheaper scan whose approximate scores
+  // only choose each bin's winner (AMX: panels rounded to bf16 on the fly);
+  // the driver rescores the winners exactly. nullptr: scan[kFloat32] is used.
+  ScanFn screen_f32 = nullptr;
 };
 
 // Defined in kernels/dense_scan_<isa>.cpp.

@@ -65,6 +65,8 @@ void ConfigureTiles() {
 // bfloat16: queries rounded to bf16, pairs of dimensions per 4-byte lane.
 struct AmxBf16 {
   using Vector = TileBf16;  // the widening kernel, for small calls
+  static constexpr bool kStaged = false;
+  static constexpr int kParts = 1;
   static constexpr int kDimsPerRow = 2;
   static constexpr int kQueryParams = 0;
   // Query i's dimensions as bf16 at dst + i * stride bytes (zeroed beforehand).
@@ -83,11 +85,76 @@ struct AmxBf16 {
   }
 };
 
+// float32 panels screened on bf16 tiles (binned mode only), in three bf16
+// products: with x = x_hi + x_lo and q = q_hi + q_lo split into bf16 parts,
+// <q, x> ~= <q_hi, x_hi> + <q_hi, x_lo> + <q_lo, x_hi>, about 2^-16 relative
+// error where plain bf16 has 2^-8 (too coarse when |q||x| dwarfs the score
+// gaps, as squared L2 on clustered data shows). Each panel is split into a
+// staging buffer once per query block: the hi rows for `steps` K steps, then
+// the lo rows. The scores only pick each bin's winner; the caller rescores
+// the winners exactly.
+struct AmxF32Screen : AmxBf16 {
+  using Vector = TileF32;  // small calls: exact float32 scores
+  static constexpr bool kStaged = true;
+  static constexpr int kParts = 2;  // hi and lo, for queries and staged panels
+  static int64_t SourcePanelBytes(int dim) { return int64_t{dim} * kRowBytes; }
+  // Query i: hi dimensions at dst + i * stride, lo dimensions at half the stride.
+  static void Pack(const ScanArgs& a, uint8_t* dst, int64_t stride, float*) {
+    for (int i = 0; i < a.num_queries; ++i) {
+      uint16_t* hi = reinterpret_cast<uint16_t*>(dst + i * stride);
+      uint16_t* lo = reinterpret_cast<uint16_t*>(dst + i * stride + stride / 2);
+      for (int t = 0; t < a.dim; ++t) {
+        const float v = a.queries[int64_t{i} * a.dim + t];
+        hi[t] = RoundToBf16(v);
+        lo[t] = RoundToBf16(v - Bf16ToFloat(hi[t]));
+      }
+    }
+  }
+  // Rows 2t and 2t+1 of the float32 panel become row t of a bf16 panel (point
+  // l's pair at bytes 4l..4l+3): the hi parts in rows [0, staged_rows), the lo
+  // parts in the next staged_rows rows.
+  static void Stage(const uint8_t* panel, int dim, int64_t staged_rows, uint8_t* out) {
+    alignas(64) static constexpr uint16_t kInterleave[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21,
+                                                             6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27,
+                                                             12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i interleave = _mm512_load_si512(kInterleave);
+    const float* x = reinterpret_cast<const float*>(panel);
+    uint8_t* out_lo = out + staged_rows * kRowBytes;
+    for (int64_t t = 0; t < staged_rows; ++t)
+      for (int h = 0; h < 2; ++h) {  // points 0-15, then 16-31
+        const int64_t even = 2 * t, odd = 2 * t + 1;
+        const __m512 ev = even < dim ? _mm512_loadu_ps(x + even * kPanelWidth + 16 * h) : _mm512_setzero_ps();
+        const __m512 od = odd < dim ? _mm512_loadu_ps(x + odd * kPanelWidth + 16 * h) : _mm512_setzero_ps();
+        // Words 0-15: the even dimension of the 16 points; 16-31: the odd one.
+        const __m512i hi = (__m512i)_mm512_cvtne2ps_pbh(od, ev);
+        const __m512 ev_lo = _mm512_sub_ps(ev, Widen(_mm512_castsi512_si256(hi)));
+        const __m512 od_lo = _mm512_sub_ps(od, Widen(_mm512_extracti64x4_epi64(hi, 1)));
+        const __m512i lo = (__m512i)_mm512_cvtne2ps_pbh(od_lo, ev_lo);
+        _mm512_store_si512(out + t * kRowBytes + 64 * h, _mm512_permutexvar_epi16(interleave, hi));
+        _mm512_store_si512(out_lo + t * kRowBytes + 64 * h, _mm512_permutexvar_epi16(interleave, lo));
+      }
+  }
+
+ private:
+  static float Bf16ToFloat(uint16_t b) {
+    const uint32_t u = uint32_t{b} << 16;
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+  }
+  // 16 bf16 values as float32 (exact: a shift into the high half).
+  static __m512 Widen(__m256i words) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(words), 16));
+  }
+};
+
 // int8: the vector kernel's affine query codes (+128, unsigned, as vpdpbusd
 // takes them), quads of dimensions per lane; int32 sums exact, so scores are
 // bit-identical to the vector kernel's once TileInt8::Finish has run.
 struct AmxInt8 {
   using Vector = TileInt8;
+  static constexpr bool kStaged = false;
+  static constexpr int kParts = 1;
   static constexpr int kDimsPerRow = 4;
   static constexpr int kQueryParams = TileInt8::kQueryParams;
   static void Pack(const ScanArgs& a, uint8_t* dst, int64_t stride, float* params) {
@@ -112,6 +179,17 @@ struct AmxInt8 {
   }
 };
 
+// C tiles 0-3 += 32 queries' K step at q (rows query_stride apart) x the two
+// B tiles of 16 panel rows at b.
+template <class P>
+inline void Multiply(const uint8_t* q, int64_t query_stride, const uint8_t* b) {
+  _tile_loadd(6, b, kRowBytes);
+  _tile_loadd(7, b + kRowBytes / 2, kRowBytes);
+  _tile_loadd(4, q, query_stride);
+  _tile_loadd(5, q + 16 * query_stride, query_stride);
+  P::Dot();
+}
+
 template <class P>
 void ScanAmx(const ScanArgs& a) {
   const int nq = a.num_queries;
@@ -119,18 +197,20 @@ void ScanAmx(const ScanArgs& a) {
   if (nq < kMinQueries) return Scan<typename P::Vector>(a);
   const int64_t rows = DimGroups(a.dim, P::kDimsPerRow);
   const int64_t steps = (rows + kRowsPerStep - 1) / kRowsPerStep;
-  const int64_t query_stride = steps * kStepBytes;
+  const int64_t query_stride = P::kParts * steps * kStepBytes;
   const int passes = (nq + kQueriesPerPass - 1) / kQueriesPerPass;
   const int64_t query_bytes = int64_t{passes} * kQueriesPerPass * query_stride;
-  const int64_t tail_bytes = kRowsPerStep * kRowBytes;
+  // Staging: a zero-padded copy of a partial last K step, so no load reads past
+  // the panel; for staged (converted) panels, the whole panel in `steps` K steps.
+  const int64_t staging_bytes = (P::kStaged ? P::kParts * steps : 1) * kRowsPerStep * kRowBytes;
   const int64_t out_bytes = int64_t{kQueriesPerPass} * kPanelWidth * 4;
   const int64_t float_bytes = (int64_t{passes} * kQueriesPerPass * (P::kQueryParams + 1) * 4 + 63) / 64 * 64;
-  uint8_t* scratch = static_cast<uint8_t*>(std::aligned_alloc(64, query_bytes + tail_bytes + out_bytes + float_bytes));
+  uint8_t* scratch = static_cast<uint8_t*>(std::aligned_alloc(64, query_bytes + staging_bytes + out_bytes + float_bytes));
   if (scratch == nullptr) throw std::bad_alloc();
   uint8_t* qpack = scratch;
-  uint8_t* tail = scratch + query_bytes;
-  float* out = reinterpret_cast<float*>(tail + tail_bytes);
-  float* thresholds = reinterpret_cast<float*>(tail + tail_bytes + out_bytes);
+  uint8_t* staging = scratch + query_bytes;
+  float* out = reinterpret_cast<float*>(staging + staging_bytes);
+  float* thresholds = reinterpret_cast<float*>(staging + staging_bytes + out_bytes);
   float* params = thresholds + passes * kQueriesPerPass;
 
   // Padding queries and dimensions meet zero panel rows or zero queries: they add nothing.
@@ -140,15 +220,20 @@ void ScanAmx(const ScanArgs& a) {
     for (int i = 0; i < nq; ++i) thresholds[i] = HeapThreshold(a.states[i], a.k);
 
   const uint8_t* panels = static_cast<const uint8_t*>(a.panels);
-  const int64_t panel_bytes = rows * kRowBytes;
-  const int64_t full_steps = rows / kRowsPerStep;
+  int64_t panel_bytes = rows * kRowBytes, full_steps = rows / kRowsPerStep;
+  if constexpr (P::kStaged) {
+    panel_bytes = P::SourcePanelBytes(a.dim);
+    full_steps = 0;
+  }
   const int64_t tail_rows = rows - full_steps * kRowsPerStep;
-  std::memset(tail, 0, tail_bytes);
+  std::memset(staging, 0, staging_bytes);
   ConfigureTiles();
   for (int64_t p = a.panel_begin; p < a.panel_end; ++p) {
     const uint8_t* panel = panels + p * panel_bytes;
-    // A partial last step is read from a zero-padded copy, never past the panel.
-    if (tail_rows > 0) std::memcpy(tail, panel + full_steps * kRowsPerStep * kRowBytes, tail_rows * kRowBytes);
+    if constexpr (P::kStaged)
+      P::Stage(panel, a.dim, steps * kRowsPerStep, staging);
+    else if (tail_rows > 0)  // never read past the panel
+      std::memcpy(staging, panel + full_steps * kRowsPerStep * kRowBytes, tail_rows * kRowBytes);
     const int64_t j0 = p * kPanelWidth;
     for (int pass = 0; pass < passes; ++pass) {
       const int q0 = pass * kQueriesPerPass;
@@ -159,12 +244,14 @@ void ScanAmx(const ScanArgs& a) {
       _tile_zero(2);
       _tile_zero(3);
       for (int64_t s = 0; s < steps; ++s) {
-        const uint8_t* b = s < full_steps ? panel + s * kRowsPerStep * kRowBytes : tail;
-        _tile_loadd(6, b, kRowBytes);
-        _tile_loadd(7, b + kRowBytes / 2, kRowBytes);
-        _tile_loadd(4, qa + s * kStepBytes, query_stride);
-        _tile_loadd(5, qa + 16 * query_stride + s * kStepBytes, query_stride);
-        P::Dot();
+        const uint8_t* b = s < full_steps ? panel + s * kRowsPerStep * kRowBytes
+                                          : staging + (s - full_steps) * kRowsPerStep * kRowBytes;
+        const uint8_t* q = qa + s * kStepBytes;
+        Multiply<P>(q, query_stride, b);
+        if constexpr (P::kParts == 2) {  // the hi x lo and lo x hi products
+          Multiply<P>(q, query_stride, b + steps * kRowsPerStep * kRowBytes);
+          Multiply<P>(q + steps * kStepBytes, query_stride, b);
+        }
       }
       constexpr int kOutStride = kPanelWidth * 4;  // bytes per query row of `out`
       _tile_stored(0, out, kOutStride);
@@ -204,7 +291,8 @@ bool AmxUsable() {
 
 const DenseKernels& DenseKernelsAmx() {
   using namespace isa_amx;
-  static const DenseKernels kernels{"avx512_bf16", {&Scan<TileF32>, &ScanAmx<AmxBf16>, &ScanAmx<AmxInt8>}, &Rescore};
+  static const DenseKernels kernels{"avx512_bf16", {&Scan<TileF32>, &ScanAmx<AmxBf16>, &ScanAmx<AmxInt8>}, &Rescore,
+                                        &ScanAmx<AmxF32Screen>};
   return kernels;
 }
 

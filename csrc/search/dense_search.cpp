@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -15,6 +16,8 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int64_t kMaxQueryBlock = 256;  // queries packed and scanned together
+// A screened scan converts each panel once per block: larger blocks amortise that.
+constexpr int64_t kMaxScreenBlock = 512;
 
 // The database half of a scan's arguments.
 ScanArgs DatabaseArgs(const DenseView& db) {
@@ -85,6 +88,52 @@ double SquaredNorm(const float* row, int32_t dim) {
   return norm2;
 }
 
+// Exact float32 score of point j from its panel (dimension-major, 32 points
+// apart), accumulated in double: rescores the winners of a screened scan.
+float PanelScore(const DenseView& db, const float* query, int64_t j) {
+  const float* x = static_cast<const float*>(db.panels) + (j / kPanelWidth) * int64_t{db.dim} * kPanelWidth +
+                   j % kPanelWidth;
+  // Four chains, so the adds overlap the strided loads.
+  double sum[4] = {0.0, 0.0, 0.0, 0.0};
+  int32_t t = 0;
+  for (; t + 3 < db.dim; t += 4)
+    for (int c = 0; c < 4; ++c) sum[c] += double{query[t + c]} * x[int64_t{t + c} * kPanelWidth];
+  for (; t < db.dim; ++t) sum[0] += double{query[t]} * x[int64_t{t} * kPanelWidth];
+  return static_cast<float>((sum[0] + sum[1]) + (sum[2] + sum[3]) + double{db.bias[j]});
+}
+
+// A screened scan's bin winners carry approximate scores. Rescores exactly the
+// ones that can still be among the k best and drops the rest. With norms, the
+// screen's error is bounded by eps (|q| |x| + |bias|): bf16x3 products lose
+// about 3 * 2^-16 of sum |q_i x_i| <= |q| |x|, float32 sums at most 2^-24 per
+// addition (times two for margin). A winner whose upper bound falls below the
+// k-th best lower bound cannot make the top k.
+void RescoreWinners(const DenseView& db, const float* query, int32_t k, std::vector<Candidate>& cands) {
+  if (db.norms == nullptr || static_cast<int64_t>(cands.size()) <= k) {
+    for (Candidate& c : cands) c.score = PanelScore(db, query, c.id);
+    return;
+  }
+  double qnorm2 = 0.0;
+  for (int32_t t = 0; t < db.dim; ++t) qnorm2 += double{query[t]} * query[t];
+  const double eps = 2.0 * (4.0 * std::ldexp(1.0, -16) + (3.0 * db.dim + 2.0) * std::ldexp(1.0, -24));
+  const double qnorm = std::sqrt(qnorm2);
+  constexpr double kFlushedDenormals = 1e-30;  // AMX flushes bf16 denormals to zero
+  std::vector<double> margin(cands.size()), lower(cands.size());
+  for (size_t i = 0; i < cands.size(); ++i) {
+    const int64_t j = cands[i].id;
+    margin[i] = eps * (qnorm * db.norms[j] + std::fabs(double{db.bias[j]})) + kFlushedDenormals;
+    lower[i] = cands[i].score - margin[i];
+  }
+  std::vector<double> kth(lower);
+  std::nth_element(kth.begin(), kth.begin() + (k - 1), kth.end(), std::greater<double>());
+  const double threshold = kth[k - 1];
+  size_t kept = 0;
+  for (size_t i = 0; i < cands.size(); ++i)
+    if (cands[i].score + margin[i] >= threshold)
+      cands[kept++] = Candidate{PanelScore(db, query, cands[i].id), cands[i].id};
+  cands.resize(kept);
+}
+
 }  // namespace
 
 int64_t PanelBytes(DenseType type, int32_t dim) {
@@ -105,6 +154,7 @@ void PackDense(const float* x, int64_t n, int32_t dim, DenseType type, bool squa
       const int64_t j = p * kPanelWidth + lane;
       if (j >= n) {
         bias[j] = kNegInf;
+        if (out_arrays.norms != nullptr) out_arrays.norms[j] = 0.0f;
         if (type == DenseType::kInt8) {
           out_arrays.scale[j] = out_arrays.offset[j] = out_arrays.scaled_sums[j] = 0.0f;
           out_arrays.sums[j] = 0;
@@ -112,7 +162,9 @@ void PackDense(const float* x, int64_t n, int32_t dim, DenseType type, bool squa
         continue;
       }
       const float* row = x + j * dim;
-      bias[j] = squared_l2 ? static_cast<float>(-0.5 * SquaredNorm(row, dim)) : 0.0f;
+      const double norm2 = SquaredNorm(row, dim);
+      bias[j] = squared_l2 ? static_cast<float>(-0.5 * norm2) : 0.0f;
+      if (out_arrays.norms != nullptr) out_arrays.norms[j] = static_cast<float>(std::sqrt(norm2));
       switch (type) {
         case DenseType::kFloat32: {
           float* out = reinterpret_cast<float*>(panel);
@@ -188,14 +240,18 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
   const int threads = ResolveThreads(num_threads);
   const int64_t num_panels = db.num_panels();
 
+  // Binned float32 may screen with cheaper scores: only bin winners matter,
+  // and they are rescored exactly below.
+  const bool screened = db.type == DenseType::kFloat32 && num_bins > 0 && kernels.screen_f32 != nullptr;
   // Large query blocks stream the database from memory fewer times; with few
   // queries the database itself is split so every thread has work. Each split
   // keeps its own selection state, merged below.
-  int64_t block = kMaxQueryBlock;
+  const int64_t max_block = screened ? kMaxScreenBlock : kMaxQueryBlock;
+  int64_t block = max_block;
   int64_t splits = 1;
   if (num_queries >= int64_t{8} * threads) {
     const int64_t per_thread = (num_queries + threads - 1) / threads;
-    block = std::min(kMaxQueryBlock, (per_thread + 7) / 8 * 8);
+    block = std::min(max_block, (per_thread + 7) / 8 * 8);
   } else {
     block = num_queries;
     splits = std::max<int64_t>(1, std::min<int64_t>(2 * threads, num_panels / 8));
@@ -210,7 +266,7 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
   for (int64_t i = 0; i < splits * num_queries; ++i)
     states[i] = SelectState{state_scores.data() + i * capacity, state_ids.data() + i * capacity, 0};
 
-  const ScanFn scan = kernels.scan[static_cast<int>(db.type)];
+  const ScanFn scan = screened ? kernels.screen_f32 : kernels.scan[static_cast<int>(db.type)];
   ParallelFor(qblocks * splits, threads, [&](int64_t item) {
     const int64_t qb = item / splits;
     const int64_t split = item % splits;
@@ -250,6 +306,7 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
         }
         for (const Candidate& c : bins)
           if (c.id >= 0) cands.push_back(c);
+        if (screened) RescoreWinners(db, queries + q * db.dim, k, cands);
       }
       WriteTopK(cands, k, out_ids + q * k, out_scores + q * k);
     }

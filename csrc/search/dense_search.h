@@ -21,6 +21,10 @@ struct DenseView {
   const float* offset = nullptr;
   const int32_t* sums = nullptr;
   const float* scaled_sums = nullptr;
+  // float32, optional: each point's Euclidean norm, which bounds a screened
+  // scan's error so that only the bin winners near the top k are rescored
+  // (without it every winner is).
+  const float* norms = nullptr;
   int64_t num_panels() const { return (n + kPanelWidth - 1) / kPanelWidth; }
 };
 
@@ -34,6 +38,7 @@ struct DensePointArrays {
   float* offset = nullptr;       // int8 only
   int32_t* sums = nullptr;       // int8 only
   float* scaled_sums = nullptr;  // int8 only
+  float* norms = nullptr;        // float32, optional: Euclidean norms (0 for padding)
 };
 
 // Fills panels (num_panels * PanelBytes bytes) and the per-point arrays from
