@@ -86,8 +86,9 @@ def test_int8_on_amx_is_bit_identical_to_vnni(rng, n, d, nq):
 def test_binned_float32_screened_on_amx_matches_vector_kernel(rng, n, d, measure, nq):
     """Binned float32 on AMX picks bin winners with bf16x3 tile products and
     rescores them exactly; clustered data (|q||x| far above the score gaps)
-    would defeat plain bf16. Results match the float32 vector kernel's, and an
-    index without norms (saved before they existed) rescores every winner."""
+    would defeat plain bf16. Results match the float32 vector kernel's, also
+    for an index without norms (saved before they existed), which rescores the
+    2k best screened winners instead of those its error bound admits."""
     x, q = clustered(rng, n, d, nq=nq)
     s = annlib.builder(x, 10, measure).score_brute_force(recall_target=0.9).build()
     amx_ids, amx_scores = s.with_simd_level("avx512_bf16", bf16_variant="amx").search_batched(q)
@@ -106,8 +107,8 @@ def test_binned_float32_screened_on_amx_matches_vector_kernel(rng, n, d, measure
     arrays = {key: value for key, value in s._arrays().items() if key != "norms"}
     old = annlib.BruteForceSearcher(s.config, arrays, bf16_variant="amx")
     old_ids, old_scores = old.search_batched(q)
-    np.testing.assert_array_equal(old_ids, amx_ids)
-    np.testing.assert_array_equal(old_scores, amx_scores)
+    assert (old_ids == amx_ids).mean() >= 0.995
+    np.testing.assert_allclose(old_scores, np.take_along_axis(true, old_ids, 1), atol=2e-5 * scale, rtol=0)
 
 
 @pytest.mark.parametrize("n,d", SHAPES)
