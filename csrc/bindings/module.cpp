@@ -200,7 +200,8 @@ class DenseScorer {
       view_.scaled_sums = Vector<FloatArray>("scaled_sums", padded).data();
       view_.sums = Vector<Int32Array>("sums", padded).data();
     }
-    // Indexes saved before norms were packed lack them: every bin winner is then rescored.
+    // Indexes saved before norms were packed lack them: without the error bound,
+    // the 2k best screened bin winners are rescored.
     if (view_.type == DenseType::kFloat32 && arrays_.contains("norms"))
       view_.norms = Vector<FloatArray>("norms", padded).data();
   }

@@ -92,8 +92,9 @@ struct DenseKernels {
   ScanFn scan[3];  // indexed by DenseType
   RescoreFn rescore;
   // Binned float32 search, when set: a cheaper scan whose approximate scores
-  // only choose each bin's winner (AMX: panels rounded to bf16 on the fly);
-  // the driver rescores the winners exactly. nullptr: scan[kFloat32] is used.
+  // only choose each bin's winner (AMX: panels split into bf16 hi + lo parts
+  // on the fly, three tile products); the driver rescores the winners exactly.
+  // nullptr: scan[kFloat32] is used.
   ScanFn screen_f32 = nullptr;
 };
 

@@ -126,13 +126,12 @@ void RescoreWinners(const DenseView& db, const float* query, int32_t k, std::vec
     const double eps = 2.0 * (4.0 * std::ldexp(1.0, -16) + (3.0 * db.dim + 2.0) * std::ldexp(1.0, -24));
     const double qnorm = std::sqrt(qnorm2);
     constexpr double kFlushedDenormals = 1e-30;  // AMX flushes bf16 denormals to zero
-    std::vector<double> margin(cands.size()), lower(cands.size());
+    std::vector<double> margin(cands.size()), kth(cands.size());  // kth: lower bounds, partly sorted below
     for (size_t i = 0; i < cands.size(); ++i) {
       const int64_t j = cands[i].id;
       margin[i] = eps * (qnorm * db.norms[j] + std::fabs(double{db.bias[j]})) + kFlushedDenormals;
-      lower[i] = cands[i].score - margin[i];
+      kth[i] = cands[i].score - margin[i];
     }
-    std::vector<double> kth(lower);
     std::nth_element(kth.begin(), kth.begin() + (k - 1), kth.end(), std::greater<double>());
     const double threshold = kth[k - 1];
     size_t kept = 0;
