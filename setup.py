@@ -9,7 +9,7 @@ import os
 import platform
 from glob import glob
 
-from pybind11.setup_helpers import Pybind11Extension, build_ext
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
 
 IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
@@ -59,6 +59,10 @@ def sources():
 extra_compile_args = ["-O3", "-ffp-contract=off", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 if os.environ.get("ANNLIB_NATIVE") == "1":
     extra_compile_args.append("-march=native")
+
+# One compiler process per core (NPY_NUM_BUILD_JOBS overrides); unchanged files are
+# skipped when building in place.
+ParallelCompile("NPY_NUM_BUILD_JOBS", needs_recompile=lambda obj, src: True).install()
 
 ext_modules = [
     Pybind11Extension(

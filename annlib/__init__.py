@@ -39,15 +39,19 @@ def load(path, mmap: bool = True, verify: bool = True):
         return MultiVectorIndex.from_saved(path, config_json, arrays, manifest, mmap=mmap, verify=verify)
     try:
         config = IndexConfig.from_json(config_json)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path}/config.json is invalid: {exc}") from exc
     kind = _searcher_kinds().get(config.kind)
     try:
         searcher = kind(config, arrays)
-    except (KeyError, ValueError, RuntimeError) as exc:
+    except _DAMAGE as exc:  # the arrays came from the files: any of these means they are damaged
         raise ValueError(f"{path}: saved arrays do not match the config ({exc})") from exc
     _apply_tuned_params(path, searcher)
     return searcher
+
+
+# What a searcher's constructor raises on arrays that do not fit together.
+_DAMAGE = (KeyError, ValueError, RuntimeError, TypeError, AttributeError, IndexError)
 
 
 def _apply_tuned_params(path, searcher) -> None:

@@ -40,9 +40,12 @@ def _is_number(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
+MAX_INT32 = 2**31 - 1  # counts reach the C++ core as int32
+
+
 def _positive_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INT32:
+        raise ValueError(f"{name} must be a positive integer (at most {MAX_INT32}), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,8 @@ class IndexConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "IndexConfig":
+        if not isinstance(data, dict):
+            raise ValueError(f"a config must be a JSON object, got {type(data).__name__}")
         data = dict(data)
         data.pop("kind", None)
         known = {f.name for f in dataclasses.fields(cls)}
@@ -189,6 +194,8 @@ class IndexConfig:
             raise ValueError(f"unknown config fields: {sorted(unknown)}")
         for stage, stage_cls in _STAGES.items():
             if data.get(stage) is not None:
+                if not isinstance(data[stage], dict):
+                    raise ValueError(f"bad {stage} config: expected an object, got {data[stage]!r}")
                 try:
                     data[stage] = stage_cls(**data[stage])
                 except TypeError as e:

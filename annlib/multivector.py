@@ -332,8 +332,12 @@ class MultiVectorIndex:
 
         from . import load as load_searcher
 
-        config = json.loads(config_json)
-        if config.get("kind") != "multivector" or "documents" not in manifest.get("subindexes", []):
+        try:
+            config = json.loads(config_json)
+        except ValueError as exc:
+            raise ValueError(f"{path}/config.json is invalid: {exc}") from exc
+        if (not isinstance(config, dict) or config.get("kind") != "multivector"
+                or "documents" not in manifest.get("subindexes", [])):
             raise ValueError(f"{path} is not a saved multi-vector index")
         documents = load_searcher(Path(path) / "documents", mmap=mmap, verify=verify)
         token_index = None
@@ -343,5 +347,5 @@ class MultiVectorIndex:
             token_index = load_searcher(Path(path) / "tokens", mmap=mmap, verify=verify)
         try:
             return cls(documents, arrays["tokens"], arrays.get("token_scale"), arrays["doc_offsets"], token_index)
-        except (KeyError, ValueError, RuntimeError) as exc:
+        except (KeyError, ValueError, RuntimeError, TypeError, AttributeError, IndexError) as exc:
             raise ValueError(f"{path}: saved arrays do not form a multi-vector index ({exc})") from exc

@@ -36,10 +36,14 @@ from . import _core, ah
 from .config import IndexConfig
 from .partitioning import assign, kmeans
 from ._validate import as_float_matrix, check_k, check_num_threads, normalize_rows
-from .searcher import Searcher
+from .searcher import Searcher, check_finite, read_meta
 from .updates import check_ids, decode_rows, health_report, leaf_balance, prepare_points
 
 GROUP = 32  # LUT16 points per group (kernels/lut16.h)
+# Float arrays checked for NaN/inf on build and load (all but the big ones).
+_FINITE_ARRAYS = ("centroids", "centroid_rows", "centroid_row_bias", "lut_centers", "slot_bias", "row_bias",
+                  "row_scale", "row_offset", "leaf_cv_at_training")
+_FINITE_PANEL_ARRAYS = ("centroid_bias", "centroid_scale", "centroid_offset", "centroid_scaled_sums")
 
 
 def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int = 0,
@@ -157,13 +161,18 @@ class QuantizedSearcher(Searcher):
 
     def __init__(self, config: IndexConfig, arrays: dict, *, simd_level: str = ""):
         self.config = config
-        meta = arrays["meta"]
-        n, self.dim, self._num_blocks, dpb = (int(v) for v in meta)
+        n, self.dim, self._num_blocks, dpb = read_meta(arrays, 4)
+        check_finite(arrays, _FINITE_ARRAYS)
+        check_finite(arrays, _FINITE_PANEL_ARRAYS, len(arrays["leaf_starts"]) - 1)
         self._arrays_dict = arrays
         reorder_dtype = config.reorder.dtype if config.reorder is not None else ""
         overretrieve = config.tree.overretrieve_factor if config.tree is not None else 1.0
         self._scorer = _core.PartitionedScorer(arrays, n, self.dim, self._num_blocks, dpb, reorder_dtype,
                                                simd_level, overretrieve)
+        tree = config.tree
+        if tree is not None and (tree.num_leaves != self.num_leaves or tree.num_leaves_to_search > self.num_leaves):
+            raise ValueError(f"the config asks for {tree.num_leaves} leaves ({tree.num_leaves_to_search} searched) "
+                             f"but the index has {self.num_leaves}")
         k = min(config.num_neighbors, n)
         self._default_knobs = (*self._knobs(k, None, None), k)
         self._changed = False  # updated since the arrays were built or loaded

@@ -20,9 +20,38 @@ import numpy as np
 
 from . import _core
 from ._validate import as_float_matrix, check_k, check_num_threads, normalize_rows
-from .config import IndexConfig
+from .config import MAX_INT32, IndexConfig
 from .filters import CompiledFilter, filter_kwargs, row_bitmask
 from .recall_math import num_bins_for
+
+
+def read_meta(arrays: dict, length: int) -> list[int]:
+    """The `meta` array of a built or loaded index as ints: `length` int64 counts, each in
+    [0, 2**31) (what the C++ core takes), so a damaged file is refused with a ValueError."""
+    meta = arrays.get("meta")
+    if meta is None:
+        raise ValueError("missing array 'meta'")
+    meta = np.asarray(meta)
+    if meta.shape != (length,) or meta.dtype != np.int64:
+        raise ValueError(f"array 'meta' must be {length} int64 values, got shape {meta.shape} dtype {meta.dtype}")
+    values = [int(v) for v in meta]
+    if any(not 0 <= v <= MAX_INT32 for v in values):
+        raise ValueError(f"array 'meta' holds out-of-range counts {values}")
+    return values
+
+
+def check_finite(arrays: dict, names, points: int | None = None) -> None:
+    """Refuses NaN or infinity in the named float arrays (the small ones: centers, biases,
+    norms, scales), which would otherwise poison every score silently. In arrays padded to
+    whole panels the entries past `points` may be -inf (a padding bias: never returned)."""
+    for name in names:
+        arr = arrays.get(name)
+        if arr is None or np.asarray(arr).dtype.kind != "f":
+            continue
+        arr = np.asarray(arr).ravel()
+        head, tail = (arr, arr[:0]) if points is None else (arr[:points], arr[points:])
+        if not np.isfinite(head).all() or np.isnan(tail).any() or (tail == np.inf).any():
+            raise ValueError(f"array {name!r} holds NaN or infinity")
 
 
 class Searcher:
@@ -121,8 +150,8 @@ class BruteForceSearcher(Searcher):
 
     def __init__(self, config: IndexConfig, arrays: dict, *, simd_level: str = "", bf16_variant: str = "auto"):
         self.config = config
-        meta = arrays["meta"]
-        self._n, self.dim = int(meta[0]), int(meta[1])
+        self._n, self.dim = read_meta(arrays, 2)
+        check_finite(arrays, ("bias", "norms", "scale", "offset", "scaled_sums"), self._n)
         self._packed = arrays
         bf = config.brute_force
         self._scorer = _core.DenseScorer(arrays, self._n, self.dim, bf.dtype, simd_level, bf16_variant)

@@ -52,6 +52,22 @@ def test_lut16_selection_is_exact_top_k_under_ties(simd_level, rng, nb, k):
     np.testing.assert_array_equal(scores, score_of[expected])
 
 
+@pytest.mark.parametrize("n", [110, 150, 400])
+def test_lut16_selection_with_outliers_returns_distinct_ids(simd_level, n):
+    """A full buffer whose top buckets hold most entries (scores rising by id, a few far
+    below) makes MakeRoom fall back to an exact selection; the entries its bucket pass
+    had already moved must not come back as second copies (search_batched returned an
+    id twice in a row because of this)."""
+    k = 10
+    codes = np.zeros((n, 4), np.uint8)
+    bias = (np.arange(n) * 1e-3).astype(np.float32)
+    bias[::10] = -100.0
+    ids, scores = lut16_topk(codes, np.zeros((4, 16), np.float32), k, bias, simd_level)
+    expected = np.lexsort((np.arange(n), -bias))[:k]
+    np.testing.assert_array_equal(ids, expected)
+    assert len(set(ids.tolist())) == k
+
+
 def test_lut16_levels_bit_identical(rng):
     codes = rng.integers(0, 16, (20000, 96)).astype(np.uint8)
     lut = rng.standard_normal((96, 16)).astype(np.float32)

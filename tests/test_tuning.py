@@ -232,7 +232,7 @@ def test_cli_round_trip_writes_params_that_load_applies(index, data, tmp_path, c
         annlib.load(path)
     (path / "search_params.json").unlink()
     assert cli_main(["tune", "--index", str(tmp_path / "nowhere"), "--target-recall", "0.9"]) == 2
-    assert "not an index directory" in capsys.readouterr().err
+    assert "no index at" in capsys.readouterr().err
     assert cli_main(["tune", "--index", str(path), "--queries", str(tmp_path / "q.txt"),
                      "--target-recall", "0.9"]) == 2
     assert ".npy or .hdf5" in capsys.readouterr().err

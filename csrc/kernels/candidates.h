@@ -30,8 +30,14 @@ struct CandidateBuffer {
   float threshold;     // -inf until `keep` entries were kept by a compaction
 };
 
-// Smallest sensible capacity for `keep` entries: compactions every >= keep appends.
-inline int32_t CandidateCapacity(int32_t keep) { return 4 * keep + 64; }
+// Capacity for `keep` entries: compactions every >= keep appends (at most
+// every 4M appends for huge keeps, so memory stays about keep's). Computed in
+// 64 bits; callers bound keep by the points an index holds, and a capacity
+// that does not fit the int32 fields is refused.
+inline int64_t CandidateCapacity(int64_t keep) {
+  const int64_t room = 3 * keep < (int64_t{1} << 22) ? 3 * keep : (int64_t{1} << 22);
+  return keep + room + 64;
+}
 
 // Keeps the `keep` best entries and, once that many exist, raises the
 // threshold to the worst of them. Defined in search/topk.cpp (baseline code).

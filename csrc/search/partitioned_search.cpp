@@ -24,11 +24,24 @@ constexpr int64_t kQueriesPerTask = 8;
 // up to kLeafMajorBlock queries per worker.
 constexpr int64_t kLeafMajorMinQueries = 16;
 constexpr int64_t kLeafMajorBlock = 256;
+// A leaf-major block holds every query's candidate buffer at once: blocks
+// shrink to stay within this many bytes of buffers, and below
+// kLeafMajorMinQueries queries (huge pre_reorder requests) the batch is
+// searched a query at a time instead.
+constexpr int64_t kLeafMajorBufferBytes = int64_t{64} << 20;
 
 using Clock = std::chrono::steady_clock;
 
 double NanosSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
+}
+
+// Entries of a candidate buffer that keeps `keep` (kernels/candidates.h).
+int32_t BufferSize(int32_t keep) {
+  const int64_t size = CandidateCapacity(keep);
+  if (size > std::numeric_limits<int32_t>::max())
+    throw std::invalid_argument("pre_reorder_num_neighbors is too large for the candidate buffer");
+  return static_cast<int32_t>(size);
 }
 
 struct Scratch {
@@ -49,7 +62,7 @@ struct Scratch {
   Scratch(const PartitionedView& v, int32_t capacity)
       : lut(int64_t{v.num_blocks} * 17),
         table(int64_t{PaddedBlocks(v.num_blocks)} * 16),
-        found(CandidateCapacity(capacity)),
+        found(BufferSize(capacity)),
         rescore_ids(capacity),
         query_row(v.row_stride, 0.0f),
         rescored(capacity) {
@@ -61,9 +74,12 @@ struct Scratch {
   }
 };
 
-// Candidates a query wants after the scan: pre_reorder, or k without reordering.
+// Candidates a query wants after the scan: pre_reorder, or k without
+// reordering. A request beyond the rows the index holds means all of them:
+// buffers are sized by what the index holds, never by the request alone.
 int32_t CandidatesWanted(const PartitionedView& v, const PartitionedParams& p) {
-  return v.rows != nullptr ? p.pre_reorder : p.k;
+  const int64_t wanted = v.rows != nullptr ? p.pre_reorder : p.k;
+  return static_cast<int32_t>(std::min(wanted, std::max<int64_t>(v.num_points, 1)));
 }
 
 // Candidates a query keeps from the scan: those it wants, times the
@@ -73,8 +89,9 @@ int32_t CandidatesWanted(const PartitionedView& v, const PartitionedParams& p) {
 int32_t CandidatesKept(const PartitionedView& v, const PartitionedParams& p) {
   const int32_t wanted = CandidatesWanted(v, p);
   if (!v.spilled) return wanted;
-  const double cap = std::max(std::ceil(double{wanted} * v.overretrieve_factor), 2.0 * p.k);
-  return static_cast<int32_t>(std::min(cap, 2147483647.0));
+  const double cap = std::max(std::ceil(static_cast<double>(wanted) * v.overretrieve_factor), 2.0 * p.k);
+  // No more slots than two per row exist.
+  return static_cast<int32_t>(std::min(cap, 2.0 * std::max<int64_t>(v.num_points, 1)));
 }
 
 // The `count` best leaves from a query's raw centroid scores, best first
@@ -280,7 +297,7 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
   const int32_t capacity = CandidatesKept(v, p);
   const int32_t padded_blocks = PaddedBlocks(v.num_blocks);
   const int64_t table_bytes = int64_t{padded_blocks} * 16;
-  const int64_t buffer_size = CandidateCapacity(capacity);
+  const int64_t buffer_size = BufferSize(capacity);
   std::vector<uint8_t> tables(count * table_bytes);
   std::vector<float> inv_scales(count), lut_bases(count);
   std::vector<Candidate> entries(count * buffer_size);
@@ -364,9 +381,11 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
     Clock::time_point t0 = Clock::now();
     DenseScores(v.centroids, *kernels.dense, queries + q0 * v.dim, m, centroid_scores.data(), stride, threads);
     if (stage) stage->centroids += NanosSince(t0);
-    if (stage == nullptr && m >= kLeafMajorMinQueries) {
+    const int64_t max_block = kLeafMajorBufferBytes / (int64_t{BufferSize(capacity)} * int64_t{sizeof(Candidate)});
+    if (stage == nullptr && m >= kLeafMajorMinQueries && max_block >= kLeafMajorMinQueries) {
       // Blocks big enough that leaves are shared, at least one per thread.
-      const int64_t block = std::clamp<int64_t>((m + threads - 1) / threads, kLeafMajorMinQueries, kLeafMajorBlock);
+      const int64_t block = std::min(
+          max_block, std::clamp<int64_t>((m + threads - 1) / threads, kLeafMajorMinQueries, kLeafMajorBlock));
       ParallelFor((m + block - 1) / block, threads, [&](int64_t task) {
         Scratch s(v, capacity);
         const int64_t i0 = task * block, count = std::min(m, i0 + block) - i0;
@@ -405,7 +424,7 @@ void ExactRowSearch(const PartitionedView& v, const PartitionedKernels& kernels,
   const int64_t blocks = (nq + kQueryBlock - 1) / kQueryBlock;
   ParallelFor(blocks, ResolveThreads(num_threads), [&](int64_t block) {
     const int64_t q0 = block * kQueryBlock, m = std::min(nq, q0 + kQueryBlock) - q0;
-    const int32_t capacity = CandidateCapacity(k);
+    const int32_t capacity = BufferSize(k);
     std::vector<Candidate> entries(m * capacity);
     std::vector<CandidateBuffer> buffers(m);
     std::vector<float> padded(m * v.row_stride, 0.0f), sums(m, 0.0f), scores(kRowChunk);

@@ -176,12 +176,15 @@ void WriteTopK(std::vector<Candidate>& cands, int32_t k, int64_t* out_ids, float
 
 void MakeRoom(CandidateBuffer& b) {
   if (b.size <= b.keep) return;
-  const int64_t kept = KeepTopBuckets(b.entries, b.size, b.keep);
-  if (kept > (int64_t{b.size} + b.keep) / 2) {  // ties or outliers: too little room made
+  const int64_t size = b.size;
+  const int64_t kept = KeepTopBuckets(b.entries, size, b.keep);
+  // KeepTopBuckets moved the kept entries to the front; entries[kept, size)
+  // are stale (some are second copies of kept ones), so they must go now.
+  b.size = static_cast<int32_t>(kept);
+  if (kept > (size + b.keep) / 2) {  // ties or outliers: too little room made
     CompactCandidates(b);
     return;
   }
-  b.size = static_cast<int32_t>(kept);
   float lo, hi;
   ScoreRange(b.entries, kept, &lo, &hi);
   b.threshold = lo;  // `kept` >= keep entries reach it
