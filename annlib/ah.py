@@ -27,7 +27,10 @@ def train_codebooks(residuals: np.ndarray, dims_per_block: int, *, iterations: i
     sample = residuals if size == n else residuals[np.sort(rng.choice(n, size, replace=False))]
     blocks = sample.reshape(size, num_blocks, dims_per_block)
     # Start each block from 16 random sample points (repeats only when the sample is tiny).
-    picks = rng.choice(size, (num_blocks, NUM_CENTERS), replace=size < NUM_CENTERS)
+    if size < NUM_CENTERS or size >= NUM_CENTERS * num_blocks:
+        picks = rng.choice(size, (num_blocks, NUM_CENTERS), replace=size < NUM_CENTERS)
+    else:  # fewer points than blocks x centers: distinct points within each block
+        picks = np.stack([rng.choice(size, NUM_CENTERS, replace=False) for _ in range(num_blocks)])
     centers = np.ascontiguousarray(blocks[picks, np.arange(num_blocks)[:, None]], dtype=np.float32)
     block_base = np.arange(num_blocks, dtype=np.int32) * NUM_CENTERS
     for _ in tqdm(range(iterations), desc="AH codebooks", unit="iter", disable=not progress, leave=False):

@@ -159,3 +159,20 @@ def test_config_yml_instantiates_for_both_metrics(wrapper_module):
                 set_args.bind(algo, *q)
                 algo.set_query_arguments(*q)
 
+
+
+def test_only_real_ids_reach_the_harness(wrapper_module, rng):
+    """With fewer points than asked for, results are padded with id -1 inside annlib; the
+    harness would read -1 as the last training row (and two of them fail its duplicate
+    check), so the wrapper returns only real, distinct ids, single and batched."""
+    train = rng.standard_normal((6, 8)).astype(np.float32)
+    test = rng.standard_normal((5, 8)).astype(np.float32)
+    for metric in ("euclidean", "angular"):
+        algo = wrapper_module.Annlib(metric, 2)
+        algo.fit(train)
+        algo.set_query_arguments(2, 10)
+        algo.batch_query(test, 10)
+        rows = [algo.query(v, 10) for v in test] + list(algo.get_batch_results())
+        for row in rows:
+            assert len(row) == len(set(row)) == 6  # the harness's own duplicate check
+            assert all(0 <= int(i) < len(train) for i in row)

@@ -324,3 +324,56 @@ def test_single_query_fast_path_matches_general_path(data, indexes, measure, ove
         s.search(q[0].astype(np.float32), leaves_to_search=s.num_leaves + 1)
     with pytest.raises(ValueError, match="pre_reorder_num_neighbors"):
         s.search(q[0].astype(np.float32), final_num_neighbors=20, pre_reorder_num_neighbors=10)
+
+
+_HUGE_PRE_REORDER = r"""
+import resource, sys
+import numpy as np
+import annlib
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # a 22 GB allocation fails, not the machine
+rng = np.random.default_rng(0)
+x = rng.standard_normal((3000, 16)).astype(np.float32)
+q = rng.standard_normal((200, 16)).astype(np.float32)
+for soar in (None, 1.0):
+    s = annlib.builder(x, 10, "dot_product").tree(30, 4, soar_lambda=soar).score_ah(2).reorder(40).build(progress=False)
+    for call in (lambda **kw: s.search_batched(q, **kw), lambda **kw: s.search(q[0], **kw),
+                 lambda **kw: s.search_batched(q[:3], **kw)):
+        huge = call(pre_reorder_num_neighbors=2**31 - 1, leaves_to_search=30)
+        every = call(pre_reorder_num_neighbors=3000, leaves_to_search=30)
+        assert all(np.array_equal(a, b) for a, b in zip(huge, every))
+print("ok")
+"""
+
+
+def test_pre_reorder_beyond_the_index_means_every_candidate():
+    """pre_reorder_num_neighbors=2**31-1 used to wrap the candidate capacity in int32 and
+    corrupt the heap; values beyond the points held now act as 'all of them', in a
+    child process (so a crash fails the test) under a 3 GB address-space limit."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _HUGE_PRE_REORDER], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+def test_pre_reorder_beyond_int32_is_refused(data, indexes):
+    _, q = data
+    with pytest.raises(ValueError, match="pre_reorder_num_neighbors"):
+        indexes["dot_product"].search(q[0], pre_reorder_num_neighbors=2**31)
+    with pytest.raises(ValueError, match="pre_reorder_num_neighbors"):
+        indexes["dot_product"].search_batched(q, pre_reorder_num_neighbors=2**40)
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+@pytest.mark.parametrize("n,d,dpb", [(1, 4, 2), (5, 64, 2), (17, 64, 1), (40, 96, 2), (100, 384, 4)])
+def test_small_databases_build_and_search_exactly(rng, measure, n, d, dpb):
+    """Fewer points than blocks x 16 centers once failed inside numpy ('Cannot take a larger
+    sample than population'); small data builds, and with every leaf searched and every
+    candidate reordered the results are exact."""
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    k = min(3, n)
+    leaves = min(2, n)
+    s = annlib.builder(x, k, measure).tree(leaves, leaves).score_ah(dpb).reorder(k).build(progress=False)
+    ids, _ = s.search_batched(x, pre_reorder_num_neighbors=n)
+    truth, _ = exact_topk(x, x, k, measure)
+    assert recall(ids, truth) == 1.0

@@ -197,6 +197,23 @@ def test_bad_requests_are_invalid_argument(stub, saved):
     assert code == invalid and "single-vector" in details
 
 
+def test_huge_knobs_are_bounded_and_the_server_survives(stub, saved):
+    """pre_reorder_num_neighbors = 2**31-1 once sized the candidate buffer by a wrapped
+    int32 and killed the server with SIGSEGV; now it means 'every candidate found'."""
+    q = saved["queries"][0]
+    huge = pb.SearchOptions(pre_reorder_num_neighbors=2**31 - 1, leaves_to_search=30)
+    for _ in range(3):
+        got = stub.Search(pb.SearchRequest(index="vec", query=to_matrix(q), options=huge)).neighbors
+        np.testing.assert_array_equal(got.ids, saved["vec"].search(q, 10, 3000, 30)[0])
+    batch = stub.SearchBatch(pb.SearchBatchRequest(index="vec", queries=to_matrix(saved["queries"]), options=huge))
+    want = saved["vec"].search_batched(saved["queries"], 10, 3000, 30)[0]
+    np.testing.assert_array_equal(np.array([r.ids for r in batch.results]), want)
+    code, _ = status_of(stub.Search, pb.SearchRequest(
+        index="vec", query=to_matrix(q), options=pb.SearchOptions(leaves_to_search=2**31 - 1)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert stub.ListIndexes(pb.ListIndexesRequest()).indexes  # still serving
+
+
 def test_not_found_failed_precondition_and_resource_exhausted(stub, admin, saved):
     q = to_matrix(saved["queries"][0])
     code, details = status_of(stub.Search, pb.SearchRequest(index="missing", query=q))

@@ -45,7 +45,7 @@ class Annlib(BaseANN):
             X = X / np.where(norms > 0, norms, 1.0)
             measure = "dot_product"
         num_leaves = min(self.num_leaves, len(X))
-        self.searcher = (annlib.builder(X, 10, measure)
+        self.searcher = (annlib.builder(X, min(10, len(X)), measure)
                          .tree(num_leaves, min(self.leaves_to_search, num_leaves), soar_lambda=self.soar_lambda)
                          .score_ah(self.dims_per_block, anisotropic_quantization_threshold=self.threshold)
                          .reorder(self.reorder)
@@ -58,14 +58,19 @@ class Annlib(BaseANN):
 
     def _knobs(self, n):
         num_leaves = self.searcher.num_leaves
+        n = min(n, self.searcher.size())  # a dataset smaller than n has fewer neighbours to give
         return {"final_num_neighbors": n, "leaves_to_search": min(self.leaves_to_search, num_leaves),
                 "pre_reorder_num_neighbors": max(self.reorder, n)}
 
+    # Results are padded with id -1 when fewer than n points were found; the harness would
+    # read -1 as the last training row, so only real ids are returned.
     def query(self, v, n):
-        return self.searcher.search(np.asarray(v, dtype=np.float32), **self._knobs(n))[0]
+        ids = self.searcher.search(np.asarray(v, dtype=np.float32), **self._knobs(n))[0]
+        return ids[ids >= 0]
 
     def batch_query(self, X, n):
-        self.res = self.searcher.search_batched(np.asarray(X, dtype=np.float32), num_threads=0, **self._knobs(n))[0]
+        ids = self.searcher.search_batched(np.asarray(X, dtype=np.float32), num_threads=0, **self._knobs(n))[0]
+        self.res = [row[row >= 0] for row in ids]
 
     def get_batch_results(self):
         return self.res
