@@ -11,10 +11,26 @@ __version__ = "0.1.0"
 from . import _core
 from .builder import Builder, builder
 from .config import BruteForceConfig, IndexConfig
+from .limits import time_limit
 from .multivector import MultiVectorIndex
 from .recall_math import expected_recall, num_bins_for
 from .searcher import BruteForceSearcher, Searcher
 from .tuning import SearchParams, TuneResult, tune
+
+
+def _chain_sigint() -> None:
+    """Ctrl-C also stops annlib calls running in other threads (a thread pool's, a
+    server's) while Python's default SIGINT handler is installed (see
+    csrc/bindings/interrupts.cpp); the main thread's calls stop either way."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        _core.chain_sigint()
+
+
+_chain_sigint()
 
 
 def simd_level() -> str:
@@ -82,4 +98,4 @@ def _saved_kind(config_json: str):
 
 __all__ = ["Builder", "BruteForceConfig", "BruteForceSearcher", "IndexConfig", "MultiVectorIndex", "SearchParams",
            "Searcher", "TuneResult", "available_simd_levels", "builder", "expected_recall", "load", "num_bins_for",
-           "simd_level", "tune", "__version__"]
+           "simd_level", "time_limit", "tune", "__version__"]

@@ -10,6 +10,7 @@
 
 #include "../kernels/dense_scan.h"
 #include "../simd/dispatch.h"
+#include "../util/cancel.h"
 
 namespace annlib_bindings {
 
@@ -46,6 +47,42 @@ inline SimdLevel LevelOrActive(const std::string& name) {
   return name.empty() ? annlib::ActiveLevel() : annlib::ParseSimdLevel(name);
 }
 
+// Runs Python's signal handlers (the call's poll, on its own thread): true when
+// one raised (Ctrl-C's KeyboardInterrupt); the error stays set for the caller.
+inline bool PollPythonSignals() {
+  py::gil_scoped_acquire gil;
+  return PyErr_CheckSignals() != 0;
+}
+
+// Runs f() (pure C++ work: no Python object is touched) with the GIL released,
+// as one cancellable call (util/cancel.h): Ctrl-C raises KeyboardInterrupt
+// within a fraction of a second (so does an interrupt of every call,
+// annlib._core.interrupt_all), a time limit of the thread (annlib.time_limit)
+// TimeoutError. Never for updates, which must not stop half-way.
+template <class F>
+void Interruptible(F&& f) {
+  annlib::CallControl control(&PollPythonSignals);
+  try {
+    py::gil_scoped_release release;
+    f();
+  } catch (const annlib::Cancelled& stop) {
+    // A poll that stopped the call left its signal handler's error set. An
+    // interrupt of every call (SIGINT seen by the chained C handler) leaves
+    // Python's own handler pending: on the main thread it runs now and raises
+    // KeyboardInterrupt itself (raising a second one here would make two).
+    if (!control.poll_stopped() && PyErr_CheckSignals() == 0) {
+      if (stop.reason == annlib::StopReason::kDeadline)
+        PyErr_SetString(PyExc_TimeoutError, "annlib: the time limit passed before the work was done");
+      else
+        PyErr_SetNone(PyExc_KeyboardInterrupt);
+    }
+    throw py::error_already_set();
+  }
+  // The work finished, but a signal handler raised meanwhile: its error wins.
+  if (control.poll_stopped()) throw py::error_already_set();
+}
+
 void RegisterPartitionedScorer(py::module_& m);
+void RegisterInterrupts(py::module_& m);
 
 }  // namespace annlib_bindings

@@ -64,10 +64,7 @@ py::dict PackDensePy(FloatArray x, const std::string& dtype, bool squared_l2, in
   }
   const float* xp = x.data();
   void* pp = panels.mutable_data();
-  {
-    py::gil_scoped_release release;
-    PackDense(xp, n, dim, type, squared_l2, pp, arrays, num_threads);
-  }
+  Interruptible([&] { PackDense(xp, n, dim, type, squared_l2, pp, arrays, num_threads); });
   out["panels"] = panels;
   out["bias"] = bias;
   return out;
@@ -91,10 +88,7 @@ py::dict PackRowsPy(FloatArray x, const std::string& dtype, bool squared_l2, int
   const float* xp = x.data();
   void* rp = rows.mutable_data();
   float *bp = bias.mutable_data(), *sp = scale.mutable_data(), *op = offset.mutable_data();
-  {
-    py::gil_scoped_release release;
-    PackRows(xp, n, dim, type, squared_l2, rp, bp, sp, op, num_threads);
-  }
+  Interruptible([&] { PackRows(xp, n, dim, type, squared_l2, rp, bp, sp, op, num_threads); });
   py::dict out;
   out["rows"] = rows;
   out["row_bias"] = bias;
@@ -126,10 +120,7 @@ Uint8Array AhEncodePy(FloatArray residuals, FloatArray originals, FloatArray cen
   a.max_rounds = max_rounds;
   Uint8Array codes({a.n, int64_t{a.num_blocks}});
   a.codes = codes.mutable_data();
-  {
-    py::gil_scoped_release release;
-    AhEncode(a, num_threads);
-  }
+  Interruptible([&] { AhEncode(a, num_threads); });
   return codes;
 }
 
@@ -152,15 +143,15 @@ Int32Array SoarAssignPy(FloatArray x, FloatArray centers, Int64Array primary, fl
   Int32Array secondary(n);
   SoarArgs a{x.data(), n, centers.data(), cv, primary.data(), lambda, secondary.mutable_data()};
   const DenseKernels& kernels = DenseKernelsFor(LevelOrActive(simd_level));
-  {
-    py::gil_scoped_release release;
+  const float* cp = centers.data();
+  Interruptible([&] {
     DensePointArrays out;
     out.bias = bias.data();
-    PackDense(centers.data(), num_centers, dim, DenseType::kFloat32, false, panels.data(), out, num_threads);
+    PackDense(cp, num_centers, dim, DenseType::kFloat32, false, panels.data(), out, num_threads);
     a.center_panels.panels = panels.data();
     a.center_panels.bias = bias.data();
     SoarAssign(a, kernels, num_threads);
-  }
+  });
   return secondary;
 }
 
@@ -224,10 +215,7 @@ class DenseScorer {
     const float* qp = queries.data();
     int64_t* ip = ids.mutable_data();
     float* sp = scores.mutable_data();
-    {
-      py::gil_scoped_release release;
-      DenseSearch(view_, *kernels_, qp, nq, k, num_bins, num_threads, ip, sp, allowed_bits);
-    }
+    Interruptible([&] { DenseSearch(view_, *kernels_, qp, nq, k, num_bins, num_threads, ip, sp, allowed_bits); });
     return py::make_tuple(ids, scores);
   }
 
@@ -283,9 +271,12 @@ class MaxSimScorer {
       throw std::invalid_argument("query_tokens must have shape (m >= 1, dim)");
     if (doc_ids.ndim() != 1) throw std::invalid_argument("doc_ids must be 1-D");
     FloatArray out(doc_ids.shape(0));
-    py::gil_scoped_release release;
-    MaxSimScores(store_, kernel_, query_tokens.data(), static_cast<int32_t>(query_tokens.shape(0)), doc_ids.data(),
-                 doc_ids.shape(0), out.mutable_data(), num_threads);
+    const float* qp = query_tokens.data();
+    const int32_t m = static_cast<int32_t>(query_tokens.shape(0));
+    const int64_t* dp = doc_ids.data();
+    const int64_t count = doc_ids.shape(0);
+    float* op = out.mutable_data();
+    Interruptible([&] { MaxSimScores(store_, kernel_, qp, m, dp, count, op, num_threads); });
     return out;
   }
 
@@ -400,6 +391,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("simd_level") = "");
   m.def("pack_lut16_codes", &PackLut16CodesPy, py::arg("codes").noconvert());
   annlib_bindings::RegisterPartitionedScorer(m);
+  annlib_bindings::RegisterInterrupts(m);
   py::class_<Lut16Codes>(m, "Lut16Codes")
       .def(py::init<py::array_t<uint8_t, py::array::c_style>>(), py::arg("codes").noconvert())
       .def("topk", &Lut16Codes::TopK, py::arg("lut").noconvert(), py::arg("k"),

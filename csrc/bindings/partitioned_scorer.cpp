@@ -182,8 +182,7 @@ class PartitionedScorer {
     const float* qp = queries.data();
     int64_t* ip = ids.mutable_data();
     float* sp = scores.mutable_data();
-    {
-      py::gil_scoped_release release;
+    Interruptible([&] {
       std::shared_lock<RwLock> lock(lock_);
       PartitionedView v = v_;
       if (!reorder) v.rows = nullptr;
@@ -207,7 +206,7 @@ class PartitionedScorer {
       LiveSearch(v, kernels_, qp, nq, PartitionedParams{leaves, pre_reorder, k}, num_threads, a, store_->size(), ip,
                  sp, timed ? &times : nullptr);
       if (reorder) RowsToIds(ip, nq * k);
-    }
+    });
     if (!timed) return py::make_tuple(ids, scores);
     py::dict t;
     t["centroids"] = times.centroids * 1e-9;
@@ -258,15 +257,14 @@ class PartitionedScorer {
     FloatArray scores(k);
     int64_t* ip = ids.mutable_data();
     float* sp = scores.mutable_data();
-    {
-      py::gil_scoped_release release;
+    Interruptible([&] {
       std::shared_lock<RwLock> lock(lock_);
       LiveSearchArgs a;
       a.allowed_count = store_->size();
       a.allowed_rows = [&]() { return store_->LiveRows(); };
       LiveSearch(v_, kernels_, q.data(), 1, PartitionedParams{leaves, pre_reorder, k}, 1, a, store_->size(), ip, sp);
       RowsToIds(ip, k);
-    }
+    });
     if (measure == "squared_l2")  // raw = <q,x> - |x|^2/2, so |q - x|^2 = |q|^2 - 2 raw
       for (int32_t i = 0; i < k; ++i) sp[i] = std::max(0.0f, norm2 - 2.0f * sp[i]);
     return py::make_tuple(ids, scores);

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "../util/cancel.h"
 #include "../util/parallel.h"
 #include "topk.h"
 
@@ -22,6 +23,9 @@ constexpr int64_t kMaxQueryBlock = 256;  // queries packed and scanned together
 // 0.84x / 1.19x / 1.44x).
 constexpr int64_t kMaxScreenBlock = 512;
 constexpr int64_t kMinScreenBlock = 64;
+// Multiply-adds of one scan step between two cancellation checks (about
+// 10-20 ms on one core).
+constexpr int64_t kStepMacs = int64_t{1} << 30;
 
 // The database half of a scan's arguments.
 ScanArgs DatabaseArgs(const DenseView& db) {
@@ -282,20 +286,28 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
     states[i] = SelectState{state_scores.data() + i * capacity, state_ids.data() + i * capacity, 0};
 
   const ScanFn scan = screened ? kernels.screen_f32 : kernels.scan[static_cast<int>(db.type)];
+  // An item scans its panels in steps of about kStepMacs multiply-adds, the
+  // selection state carried from step to step (the same result as one scan),
+  // so a cancelled call stops within a step.
+  const int64_t step_panels = std::max<int64_t>(16, kStepMacs / (block * db.dim * kPanelWidth));
   ParallelFor(qblocks * splits, threads, [&](int64_t item) {
     const int64_t qb = item / splits;
     const int64_t split = item % splits;
     const int64_t q0 = qb * block;
     ScanArgs args = DatabaseArgs(db);
-    args.panel_begin = split * panels_per_split;
-    args.panel_end = std::min(num_panels, args.panel_begin + panels_per_split);
     args.queries = queries + q0 * db.dim;
     args.num_queries = static_cast<int32_t>(std::min(block, num_queries - q0));
     args.k = k;
     args.num_bins = num_bins;
     args.states = states.data() + split * num_queries + q0;
     args.allowed = allowed;
-    scan(args);
+    const int64_t begin = split * panels_per_split, end = std::min(num_panels, begin + panels_per_split);
+    for (int64_t p = begin; p < end; p += step_panels) {
+      if (p > begin) ThrowIfCancelled();
+      args.panel_begin = p;
+      args.panel_end = std::min(end, p + step_panels);
+      scan(args);
+    }
   });
 
   // Merge the splits and select the final top k of each query.

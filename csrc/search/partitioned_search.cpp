@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -376,6 +377,12 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
   const int64_t stride = v.centroids.num_panels() * kPanelWidth;
   const int64_t chunk = std::max<int64_t>(1, std::min(kQueryChunk, kMaxChunkScores / stride));
   std::vector<float> centroid_scores(std::min(chunk, nq) * stride);
+  // One scratch per thread for the whole call (made on the thread's first task).
+  std::vector<std::unique_ptr<Scratch>> scratch(threads);
+  auto scratch_of = [&](int thread) -> Scratch& {
+    if (!scratch[thread]) scratch[thread] = std::make_unique<Scratch>(v, capacity);
+    return *scratch[thread];
+  };
   for (int64_t q0 = 0; q0 < nq; q0 += chunk) {
     const int64_t m = std::min(chunk, nq - q0);
     Clock::time_point t0 = Clock::now();
@@ -386,8 +393,8 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
       // Blocks big enough that leaves are shared, at least one per thread.
       const int64_t block = std::min(
           max_block, std::clamp<int64_t>((m + threads - 1) / threads, kLeafMajorMinQueries, kLeafMajorBlock));
-      ParallelFor((m + block - 1) / block, threads, [&](int64_t task) {
-        Scratch s(v, capacity);
+      ParallelFor((m + block - 1) / block, threads, [&](int64_t task, int thread) {
+        Scratch& s = scratch_of(thread);
         const int64_t i0 = task * block, count = std::min(m, i0 + block) - i0;
         const int64_t q = q0 + i0;
         SearchBlockLeafMajor(v, kernels, queries + q * v.dim, count, centroid_scores.data() + i0 * stride, stride, p,
@@ -396,8 +403,8 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
       continue;
     }
     const int64_t tasks = (m + kQueriesPerTask - 1) / kQueriesPerTask;
-    ParallelFor(tasks, threads, [&](int64_t task) {
-      Scratch s(v, capacity);
+    ParallelFor(tasks, threads, [&](int64_t task, int thread) {
+      Scratch& s = scratch_of(thread);
       const int64_t end = std::min(m, (task + 1) * kQueriesPerTask);
       for (int64_t i = task * kQueriesPerTask; i < end; ++i) {
         const int64_t q = q0 + i;

@@ -1,15 +1,18 @@
-// ParallelFor: runs fn(item) for item in [0, n) on up to num_threads threads
-// (0 = all hardware threads). Items are handed out by an atomic counter; the
-// first exception thrown by any item is re-thrown on the calling thread after
-// every worker has stopped.
+// ParallelFor: runs fn(item, thread) for item in [0, n) on up to num_threads
+// threads (0 = all hardware threads); thread is in [0, threads) and no two
+// items run at once with the same thread number, so per-thread scratch can
+// be indexed by it (fn(item) is accepted too).
+//
+// The calling thread is thread 0 and works too; the others come from one
+// persistent pool (util/parallel.cpp), so a call creates no thread. Items are
+// handed out by an atomic counter. The first exception thrown by any item is
+// re-thrown on the calling thread after every worker has stopped. Between
+// items every thread checks the call's CallControl (util/cancel.h): once it
+// says stop, no new item starts and Cancelled is thrown.
 #pragma once
-#include <algorithm>
-#include <atomic>
 #include <cstdint>
-#include <exception>
-#include <mutex>
 #include <thread>
-#include <vector>
+#include <type_traits>
 
 namespace annlib {
 
@@ -19,36 +22,24 @@ inline int ResolveThreads(int num_threads) {
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
+namespace detail {
+using ItemFn = void (*)(void* fn, int64_t item, int thread);
+void RunParallel(int64_t n, int threads, ItemFn call, void* fn);
+}  // namespace detail
+
 template <class Fn>
 void ParallelFor(int64_t n, int num_threads, Fn&& fn) {
-  if (n <= 0) return;
-  const int threads = static_cast<int>(std::min<int64_t>(ResolveThreads(num_threads), n));
-  if (threads == 1) {
-    for (int64_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto worker = [&]() {
-    for (;;) {
-      const int64_t i = next.fetch_add(1);
-      if (i >= n) return;
-      try {
-        fn(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
-        next.store(n);  // stop handing out work
-      }
+  using F = std::remove_reference_t<Fn>;
+  detail::ItemFn call = [](void* f, int64_t item, int thread) {
+    F& body = *static_cast<F*>(f);
+    if constexpr (std::is_invocable_v<F&, int64_t, int>) {
+      body(item, thread);
+    } else {
+      (void)thread;
+      body(item);
     }
   };
-  std::vector<std::thread> pool;
-  pool.reserve(threads - 1);
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& th : pool) th.join();
-  if (error) std::rethrow_exception(error);
+  detail::RunParallel(n, num_threads, call, const_cast<void*>(static_cast<const void*>(&fn)));
 }
 
 }  // namespace annlib

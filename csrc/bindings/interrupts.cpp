@@ -1,0 +1,67 @@
+// Ctrl-C and time limits for the Python module.
+//
+// A call on the main thread sees Ctrl-C through its poll (common.h,
+// Interruptible). A call on another thread (a thread pool's, a server's) never
+// runs Python's handlers, so the module also chains a C-level SIGINT handler
+// in front of Python's: it stops every running call (InterruptAllCalls, one
+// atomic increment) and hands the signal on, so KeyboardInterrupt is raised in
+// the main thread as before. annlib/__init__.py chains it only while Python's
+// default SIGINT handler (which always raises KeyboardInterrupt) is installed;
+// Python-level handlers are untouched (signal.getsignal still returns
+// Python's), and a program that installs its own SIGINT handler later
+// replaces the chain, keeping only the main-thread poll.
+#include <pybind11/pybind11.h>
+
+#include <csignal>
+
+#include "../util/cancel.h"
+#include "common.h"
+
+namespace annlib_bindings {
+namespace {
+
+#ifndef _WIN32
+struct sigaction g_previous;
+
+void OnSigint(int sig, siginfo_t* info, void* context) {
+  annlib::InterruptAllCalls();
+  if (g_previous.sa_flags & SA_SIGINFO) {
+    if (g_previous.sa_sigaction != nullptr) g_previous.sa_sigaction(sig, info, context);
+  } else if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN &&
+             g_previous.sa_handler != nullptr) {
+    g_previous.sa_handler(sig);
+  }
+}
+
+// Chains OnSigint in front of the installed handler, when that is a function
+// (Python's, normally); SIG_IGN and SIG_DFL are left alone.
+void ChainSigint() {
+  struct sigaction current;
+  if (sigaction(SIGINT, nullptr, &current) != 0) return;
+  const bool function = (current.sa_flags & SA_SIGINFO) ? current.sa_sigaction != nullptr
+                                                        : (current.sa_handler != SIG_DFL && current.sa_handler != SIG_IGN);
+  if (!function) return;
+  g_previous = current;
+  struct sigaction chained = current;
+  chained.sa_flags = (current.sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
+  chained.sa_sigaction = &OnSigint;
+  sigaction(SIGINT, &chained, nullptr);
+}
+#else
+void ChainSigint() {}
+#endif
+
+}  // namespace
+
+void RegisterInterrupts(py::module_& m) {
+  m.def("chain_sigint", &ChainSigint,
+        "puts a C-level SIGINT handler in front of the installed one that also stops every running annlib call "
+        "(annlib/__init__.py calls it when Python's default SIGINT handler is installed)");
+  m.def("interrupt_all", &annlib::InterruptAllCalls,
+        "stops every annlib call running now (they raise KeyboardInterrupt)");
+  m.def("set_thread_deadline", &annlib::SetThreadDeadline, py::arg("seconds"),
+        "time limit (seconds, < 0 = none) for the calls this thread starts; returns the previous one's remaining "
+        "seconds (< 0 = none)");
+}
+
+}  // namespace annlib_bindings
