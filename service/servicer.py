@@ -10,6 +10,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+import annlib
+
 from annlib.v1 import messages_pb2 as pb
 from annlib.v1 import service_pb2_grpc as rpc
 
@@ -24,13 +26,18 @@ _BYTES_PER_RESULT = 16   # id + score + framing, to refuse oversized answers ear
 
 
 def rpc_method(fn):
-    """Maps exceptions to status codes and refuses work past the deadline."""
+    """Maps exceptions to status codes, refuses work past the deadline, and stops library
+    calls when the deadline passes mid-call (annlib.time_limit: they stop between work
+    items and raise TimeoutError, so an abandoned call does not keep the cores busy)."""
 
     @functools.wraps(fn)
     def wrapper(self, request, context):
         try:
             check_deadline(context)
-            return fn(self, request, context)
+            with annlib.time_limit(context.time_remaining()):
+                return fn(self, request, context)
+        except TimeoutError:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the work was done")
         except ServiceError as exc:
             context.abort(exc.code, exc.message)
         except (ValueError, TypeError) as exc:

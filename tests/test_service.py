@@ -249,6 +249,29 @@ def test_deadline_is_honoured(server, stub, saved):
     assert stub.Search(request, timeout=10).neighbors.ids  # the server is still fine
 
 
+def test_deadline_stops_the_work_itself(tmp_path, rng):
+    """A SearchBatch worth seconds of exact search with a 0.3 s deadline: the library call
+    stops when the deadline passes (annlib.time_limit), so DEADLINE_EXCEEDED comes back
+    at once and the cores are free for the next call."""
+    x = rng.standard_normal((100_000, 128)).astype(np.float32)
+    annlib.builder(x, 10, "dot_product").score_brute_force().build().save(tmp_path / "big")
+    queries = rng.standard_normal((64_000, 128)).astype(np.float32)  # 8e11 multiply-adds
+    proc = ServerProcess("--index", f"big={tmp_path / 'big'}")
+    try:
+        with proc.channel() as channel:
+            stub = rpc.SearchServiceStub(channel)
+            start = time.monotonic()
+            code, _ = status_of(stub.SearchBatch, pb.SearchBatchRequest(index="big", queries=to_matrix(queries)),
+                                timeout=0.3)
+            assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+            small = pb.SearchBatchRequest(index="big", queries=to_matrix(queries[:8]))
+            assert len(stub.SearchBatch(small, timeout=30).results) == 8
+            # Uninterrupted, the batch alone takes about 10 s on a 2-core machine.
+            assert time.monotonic() - start < 3.5
+    finally:
+        assert proc.terminate() == 0
+
+
 def test_concurrent_calls_all_succeed_and_agree(stub, saved):
     queries = saved["queries"]
     expected = saved["vec"].search_batched(queries)[0]
