@@ -57,8 +57,15 @@ def sources():
 # -ffp-contract=off: scalar arithmetic rounds the same in every ISA unit (no
 # silent FMA contraction), so all SIMD levels return bit-identical scores.
 extra_compile_args = ["-O3", "-ffp-contract=off", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+extra_link_args = ["-pthread"]
 if os.environ.get("ANNLIB_NATIVE") == "1":
     extra_compile_args.append("-march=native")
+# ANNLIB_SANITIZE=thread or address,undefined: a test build for .ci/sanitize (never a release).
+SANITIZE = os.environ.get("ANNLIB_SANITIZE")
+if SANITIZE:
+    extra_compile_args += [f"-fsanitize={SANITIZE}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
+                           "-g", "-O1"]
+    extra_link_args += [f"-fsanitize={SANITIZE}"]
 
 # One compiler process per core (NPY_NUM_BUILD_JOBS overrides); unchanged files are
 # skipped when building in place.
@@ -70,7 +77,7 @@ ext_modules = [
         sources(),
         cxx_std=17,
         extra_compile_args=extra_compile_args,
-        extra_link_args=["-pthread"],
+        extra_link_args=extra_link_args,
         define_macros=[] if IS_X86 else [("ANNLIB_SCALAR_ONLY", "1")],
     )
 ]

@@ -33,10 +33,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import _core, ah
-from .config import IndexConfig
+from .config import MAX_INT32, IndexConfig
 from .partitioning import assign, kmeans
 from ._validate import as_float_matrix, check_k, check_num_threads, normalize_rows
-from .searcher import Searcher, check_finite, read_meta
+from .searcher import Searcher, check_finite, default_or_checked_k, read_meta
 from .updates import check_ids, decode_rows, health_report, leaf_balance, prepare_points
 
 GROUP = 32  # LUT16 points per group (kernels/lut16.h)
@@ -156,27 +156,81 @@ def _encode_copies(x, centroids, point_ids, slot_labels, codebooks, ahc, num_thr
     return codes
 
 
+class _State:
+    """Everything a search reads, taken together: the config, the arrays, the C++ scorer
+    and the default knobs. A searcher swaps in a new _State as a whole (rebalance,
+    set_default_params), so a search that took one never mixes two."""
+
+    __slots__ = ("config", "arrays", "scorer", "default_knobs")
+
+    def __init__(self, config: IndexConfig, arrays: dict, scorer, default_knobs=None):
+        self.config, self.arrays, self.scorer = config, arrays, scorer
+        if default_knobs is None:
+            k = config.num_neighbors
+            default_knobs = (*self.knobs(k, None, None), k)
+        self.default_knobs = default_knobs
+
+    def knobs(self, k: int, leaves_to_search, pre_reorder_num_neighbors) -> tuple[int, int]:
+        """(leaves, pre_reorder) of a search for k results, checked against this state."""
+        tree = self.config.tree
+        if leaves_to_search is None:
+            leaves = tree.num_leaves_to_search if tree is not None else 1
+        else:
+            leaves = check_k(leaves_to_search, self.scorer.num_leaves, "leaves_to_search")
+        reorder = self.config.reorder
+        if reorder is None:
+            if pre_reorder_num_neighbors is not None:
+                raise ValueError("pre_reorder_num_neighbors needs an index built with reorder()")
+            return leaves, k
+        if pre_reorder_num_neighbors is None:
+            return leaves, max(k, reorder.pre_reorder_num_neighbors)
+        # Beyond the points held it means all of them (the C++ core sizes its buffers by those).
+        pre = check_k(pre_reorder_num_neighbors, MAX_INT32, "pre_reorder_num_neighbors")
+        if pre < k:
+            raise ValueError(f"pre_reorder_num_neighbors ({pre}) must be >= final_num_neighbors ({k})")
+        return leaves, pre
+
+    def _search_raw(self, queries, k, num_threads, leaves_to_search, pre_reorder_num_neighbors, filters):
+        leaves, pre = self.knobs(k, leaves_to_search, pre_reorder_num_neighbors)
+        compiled = (filters or {}).get("compiled")
+        if compiled is None:
+            return self.scorer.search(queries, leaves, pre, k, num_threads, **(filters or {}))
+        for _ in range(3):  # an update between recompiling and searching makes it stale again
+            try:
+                return self.scorer.search(queries, leaves, pre, k, num_threads, compiled=compiled.handle)
+            except _core.StaleFilterError:
+                compiled.recompile()
+        return self.scorer.search(queries, leaves, pre, k, num_threads, **compiled.kwargs)
+
+    def size(self) -> int:
+        return self.scorer.size()
+
+
 class QuantizedSearcher(Searcher):
     """Leaves -> AH (LUT16) scan -> optional exact reorder; see the module docstring."""
 
     def __init__(self, config: IndexConfig, arrays: dict, *, simd_level: str = ""):
-        self.config = config
         n, self.dim, self._num_blocks, dpb = read_meta(arrays, 4)
         check_finite(arrays, _FINITE_ARRAYS)
         check_finite(arrays, _FINITE_PANEL_ARRAYS, len(arrays["leaf_starts"]) - 1)
-        self._arrays_dict = arrays
         reorder_dtype = config.reorder.dtype if config.reorder is not None else ""
         overretrieve = config.tree.overretrieve_factor if config.tree is not None else 1.0
-        self._scorer = _core.PartitionedScorer(arrays, n, self.dim, self._num_blocks, dpb, reorder_dtype,
-                                               simd_level, overretrieve)
+        scorer = _core.PartitionedScorer(arrays, n, self.dim, self._num_blocks, dpb, reorder_dtype,
+                                         simd_level, overretrieve)
         tree = config.tree
-        if tree is not None and (tree.num_leaves != self.num_leaves or tree.num_leaves_to_search > self.num_leaves):
+        if tree is not None and (tree.num_leaves != scorer.num_leaves or tree.num_leaves_to_search > scorer.num_leaves):
             raise ValueError(f"the config asks for {tree.num_leaves} leaves ({tree.num_leaves_to_search} searched) "
-                             f"but the index has {self.num_leaves}")
-        k = min(config.num_neighbors, n)
-        self._default_knobs = (*self._knobs(k, None, None), k)
+                             f"but the index has {scorer.num_leaves}")
+        self._state = _State(config, arrays, scorer)
         self._changed = False  # updated since the arrays were built or loaded
         self._update_lock = threading.Lock()  # one update (or rebalance) at a time
+
+    @property
+    def config(self) -> IndexConfig:
+        return self._state.config
+
+    def _snapshot(self) -> _State:
+        return self._state
 
     def search(self, q, final_num_neighbors=None, pre_reorder_num_neighbors=None, leaves_to_search=None, *,
                allowlist=None, denylist=None, num_threads: int = 1):
@@ -187,31 +241,32 @@ class QuantizedSearcher(Searcher):
             # Latency path: the query checks and conversions happen in C++ (same messages).
             if q.shape[0] != self.dim:
                 raise ValueError(f"query has dimension {q.shape[0]} but the index was built with dimension {self.dim}")
+            state = self._state
             if final_num_neighbors is None and pre_reorder_num_neighbors is None and leaves_to_search is None:
-                knobs = self._default_knobs
+                knobs = state.default_knobs
             else:
-                k = check_k(self.config.num_neighbors if final_num_neighbors is None else final_num_neighbors,
-                            self.size(), "final_num_neighbors")
-                knobs = (*self._knobs(k, leaves_to_search, pre_reorder_num_neighbors), k)
-            return self._scorer.search_one(q, *knobs, self.distance_measure)
+                k = default_or_checked_k(state, final_num_neighbors)
+                knobs = (*state.knobs(k, leaves_to_search, pre_reorder_num_neighbors), k)
+            return state.scorer.search_one(q, *knobs, self.distance_measure)
         return super().search(q, final_num_neighbors, pre_reorder_num_neighbors, leaves_to_search,
                               allowlist=allowlist, denylist=denylist, num_threads=num_threads)
 
     def with_simd_level(self, level: str) -> "QuantizedSearcher":
         """The same index (as it is now), searched with the kernels of another supported SIMD level."""
-        return QuantizedSearcher(self.config, self._arrays(), simd_level=level)
+        with self._update_lock:
+            return QuantizedSearcher(self.config, self._arrays(), simd_level=level)
 
     @property
     def simd_level(self) -> str:
-        return self._scorer.simd_level
+        return self._state.scorer.simd_level
 
     @property
     def num_leaves(self) -> int:
-        return self._scorer.num_leaves
+        return self._state.scorer.num_leaves
 
     def size(self) -> int:
         """Points in the index now (after upserts and deletes)."""
-        return self._scorer.size()
+        return self._state.size()
 
     # ---- updates (annlib/updates.py) ----------------------------------------
 
@@ -229,7 +284,8 @@ class QuantizedSearcher(Searcher):
             x = normalize_rows(x, "vectors")
         num_threads = check_num_threads(num_threads)
         with self._update_lock:
-            self._scorer.upsert(ids, **prepare_points(self, x, num_threads))
+            state = self._state
+            state.scorer.upsert(ids, **prepare_points(state.config, state.arrays, self._num_blocks, x, num_threads))
             self._changed = True
 
     def delete(self, ids) -> None:
@@ -241,7 +297,7 @@ class QuantizedSearcher(Searcher):
         if len(ids) == 0:
             return
         with self._update_lock:
-            self._scorer.remove(ids)  # checks every id before it deletes any
+            self._state.scorer.remove(ids)  # checks every id before it deletes any
             self._changed = True
 
     def save(self, path) -> None:
@@ -252,20 +308,21 @@ class QuantizedSearcher(Searcher):
 
     def contains(self, ids) -> np.ndarray:
         """Whether each id is in the index (bool array)."""
-        return self._scorer.contains(check_ids(ids))
+        return self._state.scorer.contains(check_ids(ids))
 
     def compact(self) -> None:
         """Reclaims the space of deleted points now."""
         with self._update_lock:
-            self._scorer.compact()
+            self._state.scorer.compact()
 
     def health(self) -> dict:
         """Size, deletes awaiting compaction, the share of points added since the partitions
         and codebooks were trained, and how uneven the leaves have become (max/mean and
         coefficient of variation of live points per leaf, beside the value at training);
         rebalance_recommended says when rebalance() should pay off."""
-        baseline = self._arrays_dict.get("leaf_cv_at_training")
-        return health_report(self._scorer.stats(), float(np.asarray(baseline)[0]) if baseline is not None else None)
+        state = self._state
+        baseline = state.arrays.get("leaf_cv_at_training")
+        return health_report(state.scorer.stats(), float(np.asarray(baseline)[0]) if baseline is not None else None)
 
     def rebalance(self, num_leaves: int | None = None, *, num_threads: int = 0, progress: bool = False) -> None:
         """Retrains the partitions and codebooks on the points the index holds now (read back
@@ -290,61 +347,25 @@ class QuantizedSearcher(Searcher):
                 config = dataclasses.replace(config, tree=dataclasses.replace(
                     config.tree, num_leaves=leaves,
                     num_leaves_to_search=min(config.tree.num_leaves_to_search, leaves)))
-            fresh = build_quantized(config, x, num_threads, progress, ids=ids)
-            # One attribute at a time is enough: a search reads self._scorer once.
-            self.config, self._arrays_dict, self._scorer = fresh.config, fresh._arrays_dict, fresh._scorer
-            self._default_knobs = fresh._default_knobs
+            self._state = build_quantized(config, x, num_threads, progress, ids=ids)._state  # one swap
             self._changed = False
 
-    def _knobs(self, k: int, leaves_to_search, pre_reorder_num_neighbors):
-        tree = self.config.tree
-        if leaves_to_search is None:
-            leaves = tree.num_leaves_to_search if tree is not None else 1
-        else:
-            leaves = check_k(leaves_to_search, self.num_leaves, "leaves_to_search")
-        reorder = self.config.reorder
-        if reorder is None:
-            if pre_reorder_num_neighbors is not None:
-                raise ValueError("pre_reorder_num_neighbors needs an index built with reorder()")
-            return leaves, k
-        if pre_reorder_num_neighbors is None:
-            return leaves, max(k, reorder.pre_reorder_num_neighbors)
-        pre = check_k(pre_reorder_num_neighbors, 2**31 - 1, "pre_reorder_num_neighbors")
-        if pre < k:
-            raise ValueError(f"pre_reorder_num_neighbors ({pre}) must be >= final_num_neighbors ({k})")
-        return leaves, pre
-
-    def _search_raw(self, queries, k, num_threads, leaves_to_search=None, pre_reorder_num_neighbors=None,
-                    filters=None):
-        leaves, pre = self._knobs(k, leaves_to_search, pre_reorder_num_neighbors)
-        compiled = (filters or {}).get("compiled")
-        if compiled is None:
-            return self._scorer.search(queries, leaves, pre, k, num_threads, **(filters or {}))
-        for _ in range(3):  # an update between recompiling and searching makes it stale again
-            try:
-                return self._scorer.search(queries, leaves, pre, k, num_threads, compiled=compiled.handle)
-            except _core.StaleFilterError:
-                compiled.recompile()
-        return self._scorer.search(queries, leaves, pre, k, num_threads, **compiled.kwargs)
-
     def _compile_filter(self, kwargs):
-        return self._scorer.compile_filter(**kwargs)
+        return self._state.scorer.compile_filter(**kwargs)
 
     def stage_times(self, queries, final_num_neighbors=None, *, leaves_to_search=None,
                     pre_reorder_num_neighbors=None) -> dict:
         """Seconds spent per stage (centroid scoring, LUT build, scan, reorder,
         total) searching `queries` one by one on one thread."""
-        from ._validate import as_float_matrix
-
         queries = as_float_matrix(queries, "queries", dim=self.dim)
         if self.distance_measure == "cosine":
             queries = normalize_rows(queries, "query")
-        k = check_k(self.config.num_neighbors if final_num_neighbors is None else final_num_neighbors,
-                    self.size(), "final_num_neighbors")
-        leaves, pre = self._knobs(k, leaves_to_search, pre_reorder_num_neighbors)
+        state = self._state
+        k = default_or_checked_k(state, final_num_neighbors)
+        leaves, pre = state.knobs(k, leaves_to_search, pre_reorder_num_neighbors)
         totals = dict.fromkeys(("centroids", "lut", "scan", "reorder", "total"), 0.0)
         for q in queries:
-            *_, times = self._scorer.search(q[None, :], leaves, pre, k, 1, True)
+            *_, times = state.scorer.search(q[None, :], leaves, pre, k, 1, True)
             for key in totals:
                 totals[key] += times[key]
         return totals
@@ -358,27 +379,31 @@ class QuantizedSearcher(Searcher):
 
         if not isinstance(params, SearchParams):
             raise TypeError(f"params must be an annlib.SearchParams, got {type(params).__name__}")
-        if self.config.tree is None:
-            raise ValueError("this index has no tree(): leaves_to_search has nothing to set")
-        k = check_k(params.final_num_neighbors, self.size(), "final_num_neighbors")
-        leaves, pre = self._knobs(k, params.leaves_to_search, params.pre_reorder_num_neighbors)
-        tree = dataclasses.replace(self.config.tree, num_leaves_to_search=leaves)
-        reorder = (dataclasses.replace(self.config.reorder, pre_reorder_num_neighbors=pre)
-                   if self.config.reorder is not None else None)
-        self.config = dataclasses.replace(self.config, num_neighbors=k, tree=tree, reorder=reorder)
-        self._default_knobs = (leaves, pre, k)
+        with self._update_lock:
+            state = self._state
+            if state.config.tree is None:
+                raise ValueError("this index has no tree(): leaves_to_search has nothing to set")
+            k = check_k(params.final_num_neighbors, state.size(), "final_num_neighbors")
+            leaves, pre = state.knobs(k, params.leaves_to_search, params.pre_reorder_num_neighbors)
+            tree = dataclasses.replace(state.config.tree, num_leaves_to_search=leaves)
+            reorder = (dataclasses.replace(state.config.reorder, pre_reorder_num_neighbors=pre)
+                       if state.config.reorder is not None else None)
+            config = dataclasses.replace(state.config, num_neighbors=k, tree=tree, reorder=reorder)
+            self._state = _State(config, state.arrays, state.scorer, (leaves, pre, k))
 
     def _ah_candidates(self, queries: np.ndarray, leaves: int, count: int, num_threads: int = 0) -> np.ndarray:
         """Rows [nq, count] of the best AH candidates over the best `leaves` leaves, best first, before
         any reordering (the tuner's view of the scan stage); queries already validated."""
-        count = min(count, self.size())
-        return self._scorer.search(queries, leaves, count, count, num_threads, reorder=False)[0]
+        state = self._state
+        count = min(count, state.size())
+        return state.scorer.search(queries, leaves, count, count, num_threads, reorder=False)[0]
 
     def _arrays(self) -> dict:
         """The arrays a save writes: the build's, with the updated ones exported (compacted)."""
+        state = self._state
         if not self._changed:
-            return dict(self._arrays_dict)
-        arrays = dict(self._arrays_dict, **self._scorer.export())
+            return dict(state.arrays)
+        arrays = dict(state.arrays, **state.scorer.export())
         meta = np.asarray(arrays["meta"])
         arrays["meta"] = np.array([len(arrays["ids"]), *meta[1:]], np.int64)
         return arrays

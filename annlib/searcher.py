@@ -40,6 +40,15 @@ def read_meta(arrays: dict, length: int) -> list[int]:
     return values
 
 
+def default_or_checked_k(snapshot, final_num_neighbors) -> int:
+    """The k of a search: the build's num_neighbors by default (rows are padded with -1
+    once deletes leave fewer points), else the caller's, which must not exceed the
+    points held."""
+    if final_num_neighbors is None:
+        return snapshot.config.num_neighbors
+    return check_k(final_num_neighbors, snapshot.size(), "final_num_neighbors")
+
+
 def check_finite(arrays: dict, names, points: int | None = None) -> None:
     """Refuses NaN or infinity in the named float arrays (the small ones: centers, biases,
     norms, scales), which would otherwise poison every score silently. In arrays padded to
@@ -108,16 +117,22 @@ class Searcher:
     def _compile_filter(self, kwargs: dict):
         raise NotImplementedError
 
+    def _snapshot(self):
+        """What a search reads (config, size(), _search_raw), taken once so that a search
+        never mixes two states of an index that changes meanwhile (annlib/quantized.py)."""
+        return self
+
     def _search_validated(self, queries: np.ndarray, final_num_neighbors, num_threads, leaves_to_search,
                           pre_reorder_num_neighbors, filters: dict):
-        k = self.config.num_neighbors if final_num_neighbors is None else final_num_neighbors
-        k = check_k(k, self.size(), "final_num_neighbors")
+        snapshot = self._snapshot()
+        k = default_or_checked_k(snapshot, final_num_neighbors)
         num_threads = check_num_threads(num_threads)
         if "compiled" in filters and filters["compiled"].searcher is not self:
             raise ValueError("this filter was compiled for another index")
         if self.distance_measure == "cosine":
             queries = normalize_rows(queries, "query")
-        ids, raw = self._search_raw(queries, k, num_threads, leaves_to_search, pre_reorder_num_neighbors, filters)
+        ids, raw = snapshot._search_raw(queries, k, num_threads, leaves_to_search, pre_reorder_num_neighbors,
+                                        filters)
         return ids, self._to_metric(queries, raw)
 
     def _to_metric(self, queries: np.ndarray, raw: np.ndarray) -> np.ndarray:

@@ -33,15 +33,14 @@ def check_ids(ids, name: str = "ids") -> np.ndarray:
     return arr
 
 
-def prepare_points(searcher, x: np.ndarray, num_threads: int) -> dict:
-    """The scorer's upsert arguments for vectors x (validated, normalised for cosine)."""
-    arrays = searcher._arrays_dict
-    config = searcher.config
+def prepare_points(config, arrays: dict, num_blocks: int, x: np.ndarray, num_threads: int) -> dict:
+    """The scorer's upsert arguments for vectors x (validated, normalised for cosine) into
+    the index of these config and arrays."""
     ahc = config.score_ah
     centroids = np.asarray(arrays["centroids"])
     labels = assign(x, centroids, num_threads=num_threads)[0]
     codebooks = np.ascontiguousarray(
-        np.asarray(arrays["lut_centers"]).reshape(searcher._num_blocks, -1, 16).transpose(0, 2, 1))
+        np.asarray(arrays["lut_centers"]).reshape(num_blocks, -1, 16).transpose(0, 2, 1))
 
     def encode(leaves):
         return ah.encode(np.ascontiguousarray(x - centroids[leaves]), x, codebooks,

@@ -198,6 +198,7 @@ def test_update_errors_are_clear(rng):
     assert s.size() == 1000
 
 
+@pytest.mark.concurrency
 def test_searches_racing_upserts_and_deletes_never_see_deleted_ids(rng):
     d = 16
     x = _data(rng, 4000, d)
@@ -267,7 +268,9 @@ def test_an_index_emptied_by_deletes_saves_loads_and_refills(rng, tmp_path):
     s.delete(np.arange(500))
     assert s.size() == 0
     with pytest.raises(ValueError, match="exceeds the number of indexed points"):
-        s.search_batched(x[:2])
+        s.search_batched(x[:2], final_num_neighbors=3)
+    # The build's k by default: rows of padding, in both search paths.
+    assert (s.search_batched(x[:2])[0] == -1).all() and (s.search(x[0])[0] == -1).all()
     s.save(tmp_path / "empty")
     loaded = annlib.load(tmp_path / "empty")
     assert loaded.size() == 0

@@ -6,7 +6,9 @@
 // shared from the first scanned leaf to the last id they translate; upserts,
 // deletes, compaction and export hold it alone, so a search sees the index
 // wholly before or wholly after an update. The GIL is always released before
-// the lock is taken (a thread never waits for the lock while holding it).
+// the lock is taken and never taken while the lock is held, except by a
+// search's Ctrl-C poll (common.h), which waits for the GIL holding the lock
+// shared: safe, since no thread waits for the lock holding the GIL.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -141,13 +143,15 @@ class PartitionedScorer {
     base.num_blocks = num_blocks;
     base.leaf_starts = st;
     base.slot_ids = ids.data();
-    if (arrays.contains("slot_bias")) base.slot_bias = DictVector<FloatArray>(arrays, "slot_bias", slots).data();
+    has_slot_bias_ = arrays.contains("slot_bias");
+    if (has_slot_bias_) base.slot_bias = DictVector<FloatArray>(arrays, "slot_bias", slots).data();
     base.codes = DictVector<Uint8Array>(arrays, "codes", slots / kLut16Group * PaddedBlocks(num_blocks) * 16).data();
     base.num_rows = n;
     if (arrays.contains("ids")) base.ids = DictVector<Int64Array>(arrays, "ids", n).data();
     if (arrays.contains("row_added")) base.row_added = DictVector<Uint8Array>(arrays, "row_added", n).data();
     base.row_stride = v_.row_stride;
-    if (!reorder_dtype.empty()) {
+    has_rows_ = !reorder_dtype.empty();
+    if (has_rows_) {
       v_.reorder_type = base.row_type = ParseDenseType(reorder_dtype);
       py::array rows = arrays["rows"].cast<py::array>();
       if (rows.nbytes() != n * v_.row_stride * RowElementBytes(v_.reorder_type) ||
@@ -290,7 +294,7 @@ class PartitionedScorer {
     }
     if (!leaf1.is_none() && codes1.is_none()) throw std::invalid_argument("spill leaves need spill codes");
     const FloatArray b0 = Optional<FloatArray>(bias0, "slot bias", m), b1 = Optional<FloatArray>(bias1, "slot bias", m);
-    if (HasSlotBias() && bias0.is_none()) throw std::invalid_argument("this index needs slot biases");
+    if (has_slot_bias_ && bias0.is_none()) throw std::invalid_argument("this index needs slot biases");
     NewPoints p;
     p.count = m;
     p.ids = ids.data();
@@ -305,7 +309,7 @@ class PartitionedScorer {
     py::dict packed;
     py::array row_array;
     FloatArray row_bias, row_scale, row_offset;
-    if (v_.rows != nullptr) {
+    if (has_rows_) {
       if (rows.is_none()) throw std::invalid_argument("this index keeps reorder rows: pass them");
       packed = rows.cast<py::dict>();
       row_array = packed["rows"].cast<py::array>();
@@ -346,58 +350,36 @@ class PartitionedScorer {
   }
 
   // The index as a build would have written it (compacted first): the
-  // arrays that change with updates; the others are the build's.
+  // arrays that change with updates; the others are the build's. Copied out
+  // under the lock without the GIL, then handed to NumPy without a copy.
   py::dict Export() {
-    py::gil_scoped_release release;
-    std::unique_lock<RwLock> lock(lock_);
-    store_->Compact();
-    store_->FillView(&v_);
-    py::gil_scoped_acquire acquire;  // safe: no thread waits for the lock holding the GIL
-    const int32_t num_leaves = store_->num_leaves();
-    const int64_t group_bytes = int64_t{PaddedBlocks(v_.num_blocks)} * 16;
-    Int64Array starts(num_leaves + 1);
-    int64_t* sp = starts.mutable_data();
-    sp[0] = 0;
-    for (int32_t l = 0; l < num_leaves; ++l) sp[l + 1] = sp[l] + store_->leaf(l).size;
-    const int64_t slots = sp[num_leaves];
-    Int32Array slot_ids(slots);
-    Uint8Array codes(slots / kLut16Group * group_bytes);
-    const bool has_bias = HasSlotBias();
-    FloatArray slot_bias(has_bias ? slots : 0);
-    for (int32_t l = 0; l < num_leaves; ++l) {
-      const LeafData& leaf = store_->leaf(l);
-      std::copy(leaf.ids, leaf.ids + leaf.size, slot_ids.mutable_data() + sp[l]);
-      std::copy(leaf.codes, leaf.codes + leaf.size / kLut16Group * group_bytes,
-                codes.mutable_data() + sp[l] / kLut16Group * group_bytes);
-      if (has_bias) std::copy(leaf.bias, leaf.bias + leaf.size, slot_bias.mutable_data() + sp[l]);
+    Exported e;
+    {
+      py::gil_scoped_release release;
+      std::unique_lock<RwLock> lock(lock_);
+      store_->Compact();
+      store_->FillView(&v_);
+      CopyOut(&e);
     }
-    const int64_t n = store_->num_rows();
+    const int64_t n = static_cast<int64_t>(e.ids.size());
     py::dict out;
-    out["leaf_starts"] = starts;
-    out["slot_ids"] = slot_ids;
-    out["codes"] = codes;
-    if (has_bias) out["slot_bias"] = slot_bias;
-    Int64Array ids(n);
-    std::copy(store_->row_ids().begin(), store_->row_ids().end(), ids.mutable_data());
-    out["ids"] = ids;
-    Uint8Array added(n);
-    std::copy(store_->row_added().begin(), store_->row_added().end(), added.mutable_data());
-    out["row_added"] = added;
-    if (v_.rows != nullptr) {
-      const int64_t stride = v_.row_stride;
-      py::array rows;
+    out["leaf_starts"] = ToNumpy(std::move(e.leaf_starts));
+    out["slot_ids"] = ToNumpy(std::move(e.slot_ids));
+    out["codes"] = ToNumpy(std::move(e.codes));
+    if (has_slot_bias_) out["slot_bias"] = ToNumpy(std::move(e.slot_bias));
+    out["ids"] = ToNumpy(std::move(e.ids));
+    out["row_added"] = ToNumpy(std::move(e.row_added));
+    if (has_rows_) {
+      const int64_t stride = v_.row_stride;  // fixed at construction
       switch (v_.reorder_type) {
-        case DenseType::kFloat32: rows = py::array_t<float>({n, stride}); break;
-        case DenseType::kBFloat16: rows = py::array_t<uint16_t>({n, stride}); break;
-        case DenseType::kInt8: rows = py::array_t<int8_t>({n, stride}); break;
+        case DenseType::kFloat32: out["rows"] = ToNumpy(std::move(e.rows), py::dtype::of<float>(), {n, stride}); break;
+        case DenseType::kBFloat16: out["rows"] = ToNumpy(std::move(e.rows), py::dtype::of<uint16_t>(), {n, stride}); break;
+        case DenseType::kInt8: out["rows"] = ToNumpy(std::move(e.rows), py::dtype::of<int8_t>(), {n, stride}); break;
       }
-      const uint8_t* src = static_cast<const uint8_t*>(store_->rows());
-      std::copy(src, src + rows.nbytes(), static_cast<uint8_t*>(rows.mutable_data()));
-      out["rows"] = rows;
-      out["row_bias"] = Copy(store_->row_bias(), n);
+      out["row_bias"] = ToNumpy(std::move(e.row_bias));
       if (v_.reorder_type == DenseType::kInt8) {
-        out["row_scale"] = Copy(store_->row_scale(), n);
-        out["row_offset"] = Copy(store_->row_offset(), n);
+        out["row_scale"] = ToNumpy(std::move(e.row_scale));
+        out["row_offset"] = ToNumpy(std::move(e.row_offset));
       }
     }
     return out;
@@ -447,18 +429,16 @@ class PartitionedScorer {
 
   std::string simd_level() const { return kernels_.dense->level_name; }
   int32_t num_leaves() const { return v_.num_leaves(); }
-  bool spilled() const { return v_.spilled; }
+  bool spilled() const {
+    py::gil_scoped_release release;
+    std::shared_lock<RwLock> lock(lock_);
+    return v_.spilled;
+  }
 
  private:
   int64_t Length(const char* name) const {
     if (!arrays_.contains(name)) throw std::invalid_argument(std::string("missing array '") + name + "'");
     return arrays_[name].cast<py::array>().size();
-  }
-  bool HasSlotBias() const { return arrays_.contains("slot_bias"); }
-  static FloatArray Copy(const float* src, int64_t n) {
-    FloatArray out(n);
-    std::copy(src, src + n, out.mutable_data());
-    return out;
   }
   // Called with the lock held after an update: compacts when tombstones
   // have piled up, and points the view at the new storage.
@@ -472,8 +452,58 @@ class PartitionedScorer {
       if (rows[i] >= 0) rows[i] = ids[rows[i]];
   }
 
+  // What Export() copies out of the store (under the lock, no Python objects).
+  struct Exported {
+    std::vector<int64_t> leaf_starts, ids;
+    std::vector<int32_t> slot_ids;
+    std::vector<uint8_t> codes, row_added, rows;
+    std::vector<float> slot_bias, row_bias, row_scale, row_offset;
+  };
+
+  void CopyOut(Exported* e) const {
+    const int32_t num_leaves = store_->num_leaves();
+    const int64_t group_bytes = int64_t{PaddedBlocks(v_.num_blocks)} * 16;
+    e->leaf_starts.assign(num_leaves + 1, 0);
+    for (int32_t l = 0; l < num_leaves; ++l) e->leaf_starts[l + 1] = e->leaf_starts[l] + store_->leaf(l).size;
+    const int64_t slots = e->leaf_starts[num_leaves];
+    e->slot_ids.resize(slots);
+    e->codes.resize(slots / kLut16Group * group_bytes);
+    if (has_slot_bias_) e->slot_bias.resize(slots);
+    for (int32_t l = 0; l < num_leaves; ++l) {
+      const LeafData& leaf = store_->leaf(l);
+      const int64_t start = e->leaf_starts[l];
+      std::copy(leaf.ids, leaf.ids + leaf.size, e->slot_ids.begin() + start);
+      std::copy(leaf.codes, leaf.codes + leaf.size / kLut16Group * group_bytes,
+                e->codes.begin() + start / kLut16Group * group_bytes);
+      if (has_slot_bias_) std::copy(leaf.bias, leaf.bias + leaf.size, e->slot_bias.begin() + start);
+    }
+    const int64_t n = store_->num_rows();
+    e->ids = store_->row_ids();
+    e->row_added.assign(store_->row_added().begin(), store_->row_added().end());
+    if (!has_rows_) return;
+    const uint8_t* src = static_cast<const uint8_t*>(store_->rows());
+    e->rows.assign(src, src + n * v_.row_stride * RowElementBytes(v_.reorder_type));
+    e->row_bias.assign(store_->row_bias(), store_->row_bias() + n);
+    if (v_.reorder_type == DenseType::kInt8) {
+      e->row_scale.assign(store_->row_scale(), store_->row_scale() + n);
+      e->row_offset.assign(store_->row_offset(), store_->row_offset() + n);
+    }
+  }
+
+  // A vector's buffer as a NumPy array that owns it (no copy).
+  template <class T>
+  static py::array ToNumpy(std::vector<T>&& v, py::dtype dtype = py::dtype::of<T>(),
+                           std::vector<int64_t> shape = {}) {
+    auto* owned = new std::vector<T>(std::move(v));
+    py::capsule free_when_done(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+    if (shape.empty()) shape = {static_cast<int64_t>(owned->size() * sizeof(T) / dtype.itemsize())};
+    return py::array(dtype, shape, owned->data(), free_when_done);
+  }
+
   py::dict arrays_;  // keeps the build's (or load's) buffers alive
-  PartitionedView v_;
+  PartitionedView v_;  // dim, blocks, row layout: fixed; leaves, rows, spilled: under lock_
+  bool has_rows_ = false;       // a reorder copy (fixed at construction)
+  bool has_slot_bias_ = false;  // per-slot L2 terms (fixed at construction)
   PartitionedKernels kernels_;
   std::unique_ptr<PartitionedStore> store_;
   mutable RwLock lock_;

@@ -32,6 +32,9 @@ using annlib::ScanArgs;
 #include "select-inl.h"
 
 constexpr int kVecsPerTile = kTileWidth / Ops::W;
+// Panels a lone query scans at once (LoneQuery): chains enough to hide the
+// FMA latency, fewer than the 16 registers of the smallest ISA.
+constexpr int kLonePanels = 8 / kVecsPerTile > 1 ? 8 / kVecsPerTile : 2;
 static_assert(kTileWidth % Ops::W == 0, "tile must be whole vectors");
 static_assert(kPanelWidth % kTileWidth == 0, "panel must be whole tiles");
 
@@ -170,31 +173,6 @@ struct TileF32 {
     const float* q = reinterpret_cast<const float*>(query_rows);
     typename Ops::V acc[M][kVecsPerTile];
     LoadOrZero<M>(acc, acc_buf, first, Ops::zero);
-    if constexpr (M == 1) {
-      // A lone query has too few accumulators to hide the FMA latency: four
-      // rows in flight get their own chains, added at the end.
-      typename Ops::V part[3][kVecsPerTile];
-      for (int c = 0; c < 3; ++c)
-        for (int v = 0; v < kVecsPerTile; ++v) part[c][v] = Ops::zero();
-      int64_t t = 0;
-      for (; t + 3 < nrows; t += 4) {
-        const typename Ops::V q0 = Ops::set1(q[t * kMR]), q1 = Ops::set1(q[(t + 1) * kMR]);
-        const typename Ops::V q2 = Ops::set1(q[(t + 2) * kMR]), q3 = Ops::set1(q[(t + 3) * kMR]);
-        for (int v = 0; v < kVecsPerTile; ++v) {
-          acc[0][v] = Ops::fmadd(q0, Ops::load(x + t * kPanelWidth + v * Ops::W), acc[0][v]);
-          part[0][v] = Ops::fmadd(q1, Ops::load(x + (t + 1) * kPanelWidth + v * Ops::W), part[0][v]);
-          part[1][v] = Ops::fmadd(q2, Ops::load(x + (t + 2) * kPanelWidth + v * Ops::W), part[1][v]);
-          part[2][v] = Ops::fmadd(q3, Ops::load(x + (t + 3) * kPanelWidth + v * Ops::W), part[2][v]);
-        }
-      }
-      for (; t < nrows; ++t)
-        for (int v = 0; v < kVecsPerTile; ++v)
-          acc[0][v] = Ops::fmadd(Ops::set1(q[t * kMR]), Ops::load(x + t * kPanelWidth + v * Ops::W), acc[0][v]);
-      for (int v = 0; v < kVecsPerTile; ++v)
-        acc[0][v] = Ops::add(Ops::add(acc[0][v], part[0][v]), Ops::add(part[1][v], part[2][v]));
-      StoreAcc<M>(acc, acc_buf);
-      return;
-    }
     for (int64_t t = 0; t < nrows; ++t) {
       typename Ops::V xv[kVecsPerTile];
       for (int v = 0; v < kVecsPerTile; ++v) xv[v] = Ops::load(x + t * kPanelWidth + v * Ops::W);
@@ -204,6 +182,31 @@ struct TileF32 {
       }
     }
     StoreAcc<M>(acc, acc_buf);
+  }
+  // One query over kLonePanels panels: a lone query has too few accumulators
+  // to hide the FMA latency, so several panels' chains run together. Each
+  // chain adds the rows in order, as Tile<M> does: a query's scores are
+  // bit-identical alone and inside a batch.
+  static constexpr bool kLoneQuery = true;
+  static void LoneQuery(const uint8_t* const* panel_rows, int lane_off, const uint8_t* query_rows, int64_t nrows,
+                        bool first, void* const* acc_buf) {
+    const float* q = reinterpret_cast<const float*>(query_rows);
+    typename Ops::V acc[kLonePanels][kVecsPerTile];
+    for (int p = 0; p < kLonePanels; ++p)
+      for (int v = 0; v < kVecsPerTile; ++v) {
+        acc[p][v] = Ops::zero();
+        if (!first) std::memcpy(&acc[p][v], static_cast<const uint8_t*>(acc_buf[p]) + v * Ops::W * 4, sizeof acc[p][v]);
+      }
+    for (int64_t t = 0; t < nrows; ++t) {
+      const typename Ops::V qt = Ops::set1(q[t * kMR]);
+      for (int p = 0; p < kLonePanels; ++p) {
+        const float* x = reinterpret_cast<const float*>(panel_rows[p]) + lane_off + t * kPanelWidth;
+        for (int v = 0; v < kVecsPerTile; ++v) acc[p][v] = Ops::fmadd(qt, Ops::load(x + v * Ops::W), acc[p][v]);
+      }
+    }
+    for (int p = 0; p < kLonePanels; ++p)
+      for (int v = 0; v < kVecsPerTile; ++v)
+        std::memcpy(static_cast<uint8_t*>(acc_buf[p]) + v * Ops::W * 4, &acc[p][v], sizeof acc[p][v]);
   }
   static void Finish(int, void*, const float*, int64_t, const ScanArgs&) {}
 };
@@ -230,32 +233,6 @@ struct TileBf16 {
     const float* q = reinterpret_cast<const float*>(query_rows);
     typename Ops::V acc[M][kVecsPerTile];
     LoadOrZero<M>(acc, acc_buf, first, Ops::zero);
-    if constexpr (M == 1) {
-      // As for float32: a lone query's chains are split (even and odd
-      // dimensions, two rows at a time) so the FMA latency is hidden.
-      typename Ops::V part[3][kVecsPerTile];
-      for (int c = 0; c < 3; ++c)
-        for (int v = 0; v < kVecsPerTile; ++v) part[c][v] = Ops::zero();
-      auto row = [&](int64_t t, typename Ops::V (&even_acc)[kVecsPerTile], typename Ops::V (&odd_acc)[kVecsPerTile]) {
-        const typename Ops::V qe = Ops::set1(q[t * kMR * 2]), qo = Ops::set1(q[t * kMR * 2 + 1]);
-        for (int v = 0; v < kVecsPerTile; ++v) {
-          typename Ops::V even, odd;
-          Ops::bf16_pair(x + t * 2 * kPanelWidth + v * 2 * Ops::W, even, odd);
-          even_acc[v] = Ops::fmadd(qe, even, even_acc[v]);
-          odd_acc[v] = Ops::fmadd(qo, odd, odd_acc[v]);
-        }
-      };
-      int64_t t = 0;
-      for (; t + 1 < nrows; t += 2) {
-        row(t, acc[0], part[0]);
-        row(t + 1, part[1], part[2]);
-      }
-      if (t < nrows) row(t, acc[0], part[0]);
-      for (int v = 0; v < kVecsPerTile; ++v)
-        acc[0][v] = Ops::add(Ops::add(acc[0][v], part[0][v]), Ops::add(part[1][v], part[2][v]));
-      StoreAcc<M>(acc, acc_buf);
-      return;
-    }
     for (int64_t t = 0; t < nrows; ++t) {
       typename Ops::V even[kVecsPerTile], odd[kVecsPerTile];
       for (int v = 0; v < kVecsPerTile; ++v)
@@ -271,6 +248,34 @@ struct TileBf16 {
     }
     StoreAcc<M>(acc, acc_buf);
   }
+  // As TileF32::LoneQuery: several panels' chains for one query, each in the
+  // order Tile<M> uses.
+  static constexpr bool kLoneQuery = true;
+  static void LoneQuery(const uint8_t* const* panel_rows, int lane_off, const uint8_t* query_rows, int64_t nrows,
+                        bool first, void* const* acc_buf) {
+    const float* q = reinterpret_cast<const float*>(query_rows);
+    typename Ops::V acc[kLonePanels][kVecsPerTile];
+    for (int p = 0; p < kLonePanels; ++p)
+      for (int v = 0; v < kVecsPerTile; ++v) {
+        acc[p][v] = Ops::zero();
+        if (!first) std::memcpy(&acc[p][v], static_cast<const uint8_t*>(acc_buf[p]) + v * Ops::W * 4, sizeof acc[p][v]);
+      }
+    for (int64_t t = 0; t < nrows; ++t) {
+      const typename Ops::V qe = Ops::set1(q[t * kMR * 2]), qo = Ops::set1(q[t * kMR * 2 + 1]);
+      for (int p = 0; p < kLonePanels; ++p) {
+        const uint16_t* x = reinterpret_cast<const uint16_t*>(panel_rows[p]) + 2 * lane_off + t * 2 * kPanelWidth;
+        for (int v = 0; v < kVecsPerTile; ++v) {
+          typename Ops::V even, odd;
+          Ops::bf16_pair(x + v * 2 * Ops::W, even, odd);
+          acc[p][v] = Ops::fmadd(qe, even, acc[p][v]);
+          acc[p][v] = Ops::fmadd(qo, odd, acc[p][v]);
+        }
+      }
+    }
+    for (int p = 0; p < kLonePanels; ++p)
+      for (int v = 0; v < kVecsPerTile; ++v)
+        std::memcpy(static_cast<uint8_t*>(acc_buf[p]) + v * Ops::W * 4, &acc[p][v], sizeof acc[p][v]);
+  }
   static void Finish(int, void*, const float*, int64_t, const ScanArgs&) {}
 };
 
@@ -278,6 +283,7 @@ struct TileBf16 {
 // query. Then <q, x> ~= s_q s_x <u, c> + m_x (s_q sum(u) + d m_q) + m_q s_x sum(c);
 // the integer <u, c> is exact, the rest is applied in Finish.
 struct TileInt8 {
+  static constexpr bool kLoneQuery = false;  // integer sums: any order is exact, Tile<1> suffices
   static constexpr int kDimsPerRow = 4;
   static constexpr int kQueryRowBytes = 4;
   static constexpr int kQueryParams = 3;  // s_q, m_q, s_q sum(u) + d m_q
@@ -421,7 +427,20 @@ void Scan(const ScanArgs& a) {
     const int64_t c1 = c0 + chunk < a.panel_end ? c0 + chunk : a.panel_end;
     for (int64_t r0 = 0; r0 < rows; r0 += kRowsPerSlice) {
       const int64_t nrows = rows - r0 < kRowsPerSlice ? rows - r0 : kRowsPerSlice;
-      for (int64_t p = c0; p < c1; ++p) {
+      int64_t p = c0;
+      if constexpr (T::kLoneQuery) {
+        for (; nq == 1 && p + kLonePanels <= c1; p += kLonePanels)
+          for (int tile = 0; tile < kTilesPerPanel; ++tile) {
+            const uint8_t* slices[kLonePanels];
+            void* accs[kLonePanels];
+            for (int i = 0; i < kLonePanels; ++i) {
+              slices[i] = panels + (p + i) * panel_bytes + r0 * kRowBytes;
+              accs[i] = tile_acc(p + i - c0, tile, 0);
+            }
+            T::LoneQuery(slices, tile * kTileWidth, qpack + r0 * kMR * T::kQueryRowBytes, nrows, r0 == 0, accs);
+          }
+      }
+      for (; p < c1; ++p) {
         const uint8_t* slice = panels + p * panel_bytes + r0 * kRowBytes;
         for (int tile = 0; tile < kTilesPerPanel; ++tile)
           for (int g = 0; g < groups; ++g) {

@@ -1,0 +1,127 @@
+"""Searches running while the index changes under them: updates, rebalance, new default
+knobs, saves and introspection from other threads. Every search must succeed with a
+consistent answer. These are also the tests the ThreadSanitizer build runs
+(`.ci/sanitize thread`), so they are kept small."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import annlib
+from conftest import clustered
+
+pytestmark = pytest.mark.concurrency
+
+
+def run_threads(workers, seconds):
+    """Runs each worker(stop) in its own thread for `seconds`; returns the errors raised."""
+    stop = threading.Event()
+    errors = []
+
+    def guarded(fn):
+        try:
+            fn(stop)
+        except Exception as exc:  # reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_searches_never_fail_across_rebalance_and_new_defaults(rng, tmp_path):
+    """rebalance() swaps config, arrays and scorer, set_default_params() the knobs: a
+    search reads them as one snapshot, never the old config with the new scorer (which
+    asked for more leaves than the new index had)."""
+    x, q = clustered(rng, 3000, 16, nq=32)
+    s = annlib.builder(x, 10, "dot_product").tree(40, 30).score_ah(2).reorder(50).build(progress=False)
+    counts = {"searches": 0, "changes": 0}
+
+    def changer(stop):
+        leaves = 40
+        while not stop.is_set():
+            leaves = 20 if leaves == 40 else 40
+            s.rebalance(num_leaves=leaves)
+            s.set_default_params(annlib.SearchParams(leaves_to_search=leaves, pre_reorder_num_neighbors=40,
+                                                      final_num_neighbors=10))
+            counts["changes"] += 1
+
+    def searcher(stop):
+        while not stop.is_set():
+            ids, _ = s.search_batched(q)
+            one, _ = s.search(q[0])
+            assert (ids >= 0).all() and (one >= 0).all()
+            assert s.health()["size"] == 3000
+            counts["searches"] += 1
+
+    def saver(stop):
+        i = 0
+        while not stop.is_set():
+            s.save(tmp_path / f"copy{i % 2}")
+            assert annlib.load(tmp_path / f"copy{i % 2}").size() == 3000
+            i += 1
+
+    errors = run_threads([changer, searcher, searcher, saver], 3.0)
+    assert not errors, errors[0]
+    assert counts["changes"] >= 1 and counts["searches"] >= 5, counts
+
+
+def test_updates_export_and_introspection_race_free(rng):
+    """Upserts (which can make the index spilled), deletes, exports (save's copy of the
+    changed arrays) and the read-only properties, all at once."""
+    x, q = clustered(rng, 2000, 8, nq=16)
+    s = (annlib.builder(x, 5, "squared_l2").tree(20, 5, soar_lambda=1.0).score_ah(2).reorder(20)
+         .build(progress=False))
+    state = {"next": 2000}
+
+    def writer(stop):
+        local = np.random.default_rng(5)
+        while not stop.is_set():
+            start = state["next"]
+            s.upsert(np.arange(start, start + 50), x[local.integers(2000, size=50)] + 0.01)
+            s.delete(np.arange(start, start + 25))
+            state["next"] = start + 50
+
+    def reader(stop):
+        while not stop.is_set():
+            ids, dist = s.search_batched(q, num_threads=2)
+            assert np.all(dist[:, 1:] >= dist[:, :-1])
+            for row in ids:
+                real = row[row >= 0]
+                assert len(np.unique(real)) == len(real)
+
+    def inspector(stop):
+        while not stop.is_set():
+            scorer = s._snapshot().scorer
+            assert scorer.spilled in (True, False)
+            assert scorer.num_leaves == 20 and scorer.simd_level
+            arrays = s._arrays()
+            assert "ids" not in arrays or len(arrays["ids"]) == int(arrays["meta"][0])
+            s.contains(np.arange(10))
+
+    errors = run_threads([writer, reader, reader, inspector], 3.0)
+    assert not errors, errors[0]
+
+
+def test_many_threads_share_the_pool(rng):
+    """Several Python threads each running multi-threaded searches at once on the one
+    persistent pool: every result equals the single-threaded answer."""
+    x, q = clustered(rng, 4000, 24, nq=64)
+    quantized = annlib.builder(x, 10, "cosine").tree(30, 8).score_ah(2).reorder(40).build(progress=False)
+    brute = annlib.builder(x, 10, "squared_l2").score_brute_force(recall_target=0.9).build()
+    expected = {id(i): i.search_batched(q, num_threads=1)[0] for i in (quantized, brute)}
+
+    def worker(index):
+        def run(stop):
+            while not stop.is_set():
+                np.testing.assert_array_equal(index.search_batched(q, num_threads=3)[0], expected[id(index)])
+        return run
+
+    errors = run_threads([worker(quantized), worker(brute), worker(quantized), worker(brute)], 2.0)
+    assert not errors, errors[0]

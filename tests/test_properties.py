@@ -1,0 +1,231 @@
+"""Property-based tests over small random indexes (hypothesis): every metric, SOAR on and
+off, filters, updates, every SIMD level, odd dimensions, tiny sizes, ties and duplicate
+points. What must hold for every one of them:
+
+- every result row holds distinct, valid ids, best first;
+- search_batched equals per-row search (both of its paths);
+- with every leaf searched and every candidate reordered the answer is exact;
+- a saved and loaded index answers exactly as the original.
+
+The default run draws a fixed set of cases (derandomized: the same in CI every time);
+`pytest -m slow tests/test_properties.py` runs the long profile, many more random cases.
+"""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import annlib
+
+MEASURES = ["dot_product", "squared_l2", "cosine"]
+LEVELS = annlib.available_simd_levels()
+
+
+class Case:
+    """A small database with ties, queries, and the build and search settings of one example."""
+
+    def __init__(self, data):
+        seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+        rng = np.random.default_rng(seed)
+        self.n = data.draw(st.integers(1, 250), label="n")
+        self.d = data.draw(st.sampled_from([1, 2, 3, 5, 8, 12, 17, 33]), label="d")
+        self.measure = data.draw(st.sampled_from(MEASURES), label="measure")
+        self.level = data.draw(st.sampled_from(LEVELS), label="simd level")
+        grid = data.draw(st.booleans(), label="integer grid (many ties)")
+        if grid:
+            x = rng.integers(-2, 3, (self.n, self.d)).astype(np.float32)
+        else:
+            x = rng.standard_normal((self.n, self.d)).astype(np.float32)
+        duplicates = data.draw(st.integers(0, self.n // 2), label="duplicated rows")
+        if duplicates:
+            x[rng.choice(self.n, duplicates, replace=False)] = x[rng.choice(self.n, duplicates)]
+        if self.measure == "cosine":
+            x[np.all(x == 0, axis=1)] = 1.0  # cosine of a zero vector is undefined
+        self.x = x
+        nq = data.draw(st.integers(1, 20), label="queries")
+        q = x[rng.integers(self.n, size=nq)] + (0 if grid else 0.1) * rng.standard_normal((nq, self.d))
+        q = q.astype(np.float32)
+        if self.measure == "cosine":
+            q[np.all(q == 0, axis=1)] = 1.0
+        self.q = q
+        self.k = data.draw(st.integers(1, min(self.n, 12)), label="k")
+        self.ids = None
+        if data.draw(st.booleans(), label="own ids"):
+            self.ids = rng.choice(10 * self.n + 10, self.n, replace=False).astype(np.int64)
+        self.quantized = data.draw(st.booleans(), label="quantized")
+        if self.quantized:
+            self.num_leaves = data.draw(st.integers(1, min(self.n, 10)), label="leaves")
+            self.soar = data.draw(st.sampled_from([None, 1.0, 2.0]), label="soar lambda")
+            self.dpb = data.draw(st.sampled_from([b for b in (1, 2, 3, 4) if self.d % b == 0]), label="dims/block")
+        else:
+            self.recall_target = data.draw(st.sampled_from([1.0, 0.9]), label="recall target")
+            self.dtype = data.draw(st.sampled_from(["float32", "bfloat16", "int8"]), label="dtype")
+
+    def build(self, x=None, ids=None):
+        x = self.x if x is None else x
+        ids = self.ids if ids is None else ids
+        b = annlib.builder(x, self.k, self.measure, ids=ids)
+        if self.quantized:
+            b = b.tree(self.num_leaves, min(2, self.num_leaves), soar_lambda=self.soar).score_ah(self.dpb).reorder(self.k)
+            return b.build(progress=False).with_simd_level(self.level)
+        return b.score_brute_force(self.recall_target, dtype=self.dtype).build().with_simd_level(self.level)
+
+    def knobs(self, data, index):
+        if not self.quantized:
+            return {}
+        return {"leaves_to_search": data.draw(st.integers(1, index.num_leaves), label="leaves searched"),
+                "pre_reorder_num_neighbors": data.draw(st.integers(self.k, self.n + 5), label="reordered")}
+
+    def exhaustive(self, index):
+        return {"leaves_to_search": index.num_leaves, "pre_reorder_num_neighbors": max(self.k, index.size())} \
+            if self.quantized else {}
+
+    @property
+    def exact_capable(self):
+        """Exact search scores exactly: float32 everywhere, every point considered."""
+        return self.quantized or (self.recall_target == 1.0 and self.dtype == "float32")
+
+    def user_ids(self):
+        return np.arange(self.n) if self.ids is None else self.ids
+
+
+def true_scores(case, x, q):
+    x64, q64 = x.astype(np.float64), q.astype(np.float64)
+    if case.measure == "cosine":
+        x64 = x64 / np.linalg.norm(x64, axis=1, keepdims=True)
+        q64 = q64 / np.linalg.norm(q64, axis=1, keepdims=True)
+    if case.measure == "squared_l2":
+        return -((q64[:, None, :] - x64[None, :, :]) ** 2).sum(-1)  # larger is better
+    return q64 @ x64.T
+
+
+def check_rows(case, ids, scores, allowed_ids):
+    """Distinct, valid, best-first rows; padding only when fewer than k points qualify."""
+    larger_is_better = case.measure != "squared_l2"
+    for row, srow in zip(ids, scores):
+        real = row[row >= 0]
+        assert len(np.unique(real)) == len(real), f"an id came back twice: {row}"
+        assert np.isin(real, allowed_ids).all(), f"an id the index does not hold: {row}"
+        assert (row[len(real):] == -1).all(), "padding is only at the end"
+        assert len(real) == min(case.k, len(allowed_ids)), (row, len(allowed_ids))
+        s = srow[:len(real)]
+        assert np.all(s[:-1] >= s[1:]) if larger_is_better else np.all(s[:-1] <= s[1:]), srow
+
+
+def assert_exact(case, ids, x, row_ids, q):
+    """Tie-aware: each returned point scores within rounding of the k-th best true score."""
+    truth = true_scores(case, x, q)
+    position = {int(i): j for j, i in enumerate(row_ids)}
+    scale = 1e-4 * (1.0 + np.abs(truth).max())
+    for r, row in enumerate(ids):
+        kth = np.sort(truth[r])[::-1][min(case.k, len(row_ids)) - 1]
+        got = truth[r, [position[int(i)] for i in row if i >= 0]]
+        assert (got >= kth - scale).all(), (row, got, kth)
+
+
+def batched_equals_single(case, index, knobs, **filters):
+    ids, scores = index.search_batched(case.q, **knobs, **filters)
+    for i, query in enumerate(case.q):
+        for q in (query, query.astype(np.float64)):  # the float32 fast path and the general path
+            one_ids, one_scores = index.search(q, **knobs, **filters)
+            np.testing.assert_array_equal(one_ids, ids[i])
+            np.testing.assert_allclose(one_scores, scores[i], rtol=1e-5, atol=1e-5)
+    return ids, scores
+
+
+# -- the properties ------------------------------------------------------------
+
+def distinct_ids_and_batched_equals_single(data):
+    case = Case(data)
+    index = case.build()
+    ids, scores = batched_equals_single(case, index, case.knobs(data, index))
+    check_rows(case, ids, scores, case.user_ids())
+
+
+def exhaustive_search_is_exact(data):
+    case = Case(data)
+    index = case.build()
+    ids, scores = index.search_batched(case.q, **case.exhaustive(index))
+    check_rows(case, ids, scores, case.user_ids())
+    if case.exact_capable:
+        assert_exact(case, ids, case.x, case.user_ids(), case.q)
+
+
+def filtered_search(data):
+    case = Case(data)
+    index = case.build()
+    held = case.user_ids()
+    allowed = held[np.asarray(data.draw(st.lists(st.booleans(), min_size=case.n, max_size=case.n),
+                                        label="allowed"), dtype=bool)]
+    strays = np.array([10 * case.n + 11, 10 * case.n + 99])  # ids the index does not hold are ignored
+    allowlist = np.concatenate([allowed, strays])
+    if len(allowed) == 0:
+        ids, _ = index.search_batched(case.q, allowlist=allowlist)
+        assert (ids == -1).all()
+        return
+    ids, scores = batched_equals_single(case, index, case.exhaustive(index), allowlist=allowlist)
+    check_rows(case, ids, scores, allowed)
+    if case.exact_capable:
+        rows = np.flatnonzero(np.isin(held, allowed))
+        assert_exact(case, ids, case.x[rows], held[rows], case.q)
+    denied, _ = index.search_batched(case.q, denylist=allowed)
+    assert not np.isin(denied, allowed).any()
+
+
+def updates_then_search(data):
+    case = Case(data)
+    if not case.quantized:
+        return  # updates need a quantized index (brute force refuses them, tested elsewhere)
+    index = case.build()
+    held = case.user_ids()
+    gone = held[np.asarray(data.draw(st.lists(st.booleans(), min_size=case.n, max_size=case.n),
+                                     label="deleted"), dtype=bool)]
+    if len(gone) == case.n:
+        gone = gone[1:]  # keep at least one point
+    index.delete(gone)
+    rng = np.random.default_rng(len(gone))
+    added = data.draw(st.integers(0, 30), label="upserted")
+    new_ids = np.arange(10**6, 10**6 + added)
+    new_x = case.x[rng.integers(case.n, size=added)] + rng.standard_normal((added, case.d)).astype(np.float32)
+    if case.measure == "cosine":
+        new_x[np.all(new_x == 0, axis=1)] = 1.0
+    index.upsert(new_ids, new_x)
+    keep = ~np.isin(held, gone)
+    live_ids = np.concatenate([held[keep], new_ids])
+    live_x = np.concatenate([case.x[keep], new_x])
+    ids, scores = batched_equals_single(case, index, case.exhaustive(index))
+    check_rows(case, ids, scores, live_ids)
+    assert_exact(case, ids, live_x, live_ids, case.q)
+
+
+def save_and_load_answer_identically(data):
+    import tempfile
+
+    case = Case(data)
+    index = case.build()
+    knobs = case.knobs(data, index)
+    before = index.search_batched(case.q, **knobs)
+    with tempfile.TemporaryDirectory() as tmp:
+        index.save(f"{tmp}/idx")
+        for mmap in (True, False):
+            after = annlib.load(f"{tmp}/idx", mmap=mmap).with_simd_level(case.level).search_batched(case.q, **knobs)
+            np.testing.assert_array_equal(after[0], before[0])
+            np.testing.assert_array_equal(after[1], before[1])
+
+
+PROPERTIES = [distinct_ids_and_batched_equals_single, exhaustive_search_is_exact, filtered_search,
+              updates_then_search, save_and_load_answer_identically]
+
+# Two profiles of each property: the default one draws a fixed set of cases (the same
+# in CI every run); the long one (marked slow) draws many more, at random.
+for _prop in PROPERTIES:
+    for _suffix, _mark, _settings in (
+            ("", None, settings(max_examples=30, derandomize=True, deadline=None, database=None,
+                                suppress_health_check=[HealthCheck.too_slow])),
+            ("_long", pytest.mark.slow, settings(max_examples=600, deadline=None, database=None,
+                                                 suppress_health_check=[HealthCheck.too_slow]))):
+        _test = _settings(given(st.data())(_prop))
+        if _mark is not None:
+            _test = _mark(_test)
+        _test.__name__ = f"test_{_prop.__name__}{_suffix}"
+        globals()[_test.__name__] = _test
