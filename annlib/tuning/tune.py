@@ -7,7 +7,7 @@ import numpy as np
 
 from .._validate import as_float_matrix, check_k, check_num_threads, normalize_rows
 from ..recall_math import id_recall
-from .cost import measure_cost_model
+from .cost import CostModel, measure_cost_model
 from .params import SearchParams, TuneResult
 from .ranks import leaf_grid, record_ranks
 from .solve import Unreachable, frontier_points, solve_for_cost, solve_for_recall
@@ -19,7 +19,7 @@ DATABASE_SAMPLE = 1000     # queries drawn from the database when no query log i
 
 def tune(searcher, queries=None, *, target_recall: float | None = None, max_latency_us: float | None = None,
          k: int | None = None, ground_truth=None, database=None, holdout_fraction: float = 0.2,
-         num_threads: int = 0, seed: int = 0, progress: bool = True) -> TuneResult:
+         num_threads: int = 0, seed: int = 0, progress: bool = True, cost_model: dict | None = None) -> TuneResult:
     """Chooses leaves_to_search and pre_reorder_num_neighbors for a quantized index.
 
     Exactly one of target_recall (the cheapest setting predicted to reach it) or
@@ -30,6 +30,9 @@ def tune(searcher, queries=None, *, target_recall: float | None = None, max_late
     of `queries`; computed with exact brute force over the database when omitted.
     A `holdout_fraction` of the queries is kept out of the fit and searched with the
     chosen settings: the measured recall and latency are reported beside the prediction.
+    cost_model: the constants of an earlier result (TuneResult.cost_model) of the same
+    index on the same machine: no stage is timed again, so tuning the same index for
+    another target is faster and predicts with the same costs.
     """
     from ..quantized import QuantizedSearcher
 
@@ -68,13 +71,20 @@ def tune(searcher, queries=None, *, target_recall: float | None = None, max_late
         raise ValueError(f"tune() needs at least {MIN_FIT_QUERIES} fitting queries after the {num_heldout} held out; "
                          f"got {len(queries)} queries in all")
 
+    model = None
+    if cost_model is not None:
+        try:
+            model = CostModel(**cost_model)
+        except TypeError as exc:
+            raise ValueError(f"cost_model must be a TuneResult.cost_model dict: {exc}") from None
     leaves = leaf_grid(searcher.num_leaves)
     max_reorder = int(min(searcher.size(), max(1000, 100 * k)))
-    bar = _progress(progress, len(leaves) + 8)
+    bar = _progress(progress, len(leaves) + (8 if model is None else 0))
     try:
         table = record_ranks(searcher, queries[fit], truth[fit], max_reorder, leaves, num_threads, bar,
                              None if exclude is None else exclude[fit])
-        model = measure_cost_model(searcher, queries[fit], k, table, bar)
+        if model is None:
+            model = measure_cost_model(searcher, queries[fit], k, table, bar)
     finally:
         if bar is not None:
             bar.close()
