@@ -2,6 +2,8 @@
 that map to INVALID_ARGUMENT. Matrices are little-endian float32 + shape."""
 from __future__ import annotations
 
+import math
+
 import grpc
 import numpy as np
 
@@ -37,7 +39,7 @@ def from_matrix(message: pb.Matrix, name: str, *, ndim: tuple[int, ...] = (2,)) 
         raise invalid(f"{name} must be {ranks}, got shape {list(shape)}")
     if any(s <= 0 for s in shape):
         raise invalid(f"{name} has an empty or negative dimension: shape {list(shape)}")
-    expected = int(np.prod(shape, dtype=np.int64)) * 4
+    expected = math.prod(shape) * 4  # exact: a numpy product would wrap around for huge shapes
     if len(message.data) != expected:
         raise invalid(f"{name} has {len(message.data)} bytes of data; shape {list(shape)} needs {expected} "
                       "(little-endian float32)")
