@@ -140,7 +140,8 @@ class Searcher:
         if self.distance_measure != "squared_l2":
             return raw
         # raw = <q,x> - |x|^2/2, so |q - x|^2 = |q|^2 - 2 raw; padding (-inf) becomes +inf.
-        qnorm = np.einsum("ij,ij->i", queries, queries)[:, None]
+        # |q|^2 summed in double and rounded once, as the C++ single-query path does.
+        qnorm = np.einsum("ij,ij->i", queries, queries, dtype=np.float64).astype(np.float32)[:, None]
         dist = qnorm - 2.0 * raw
         np.maximum(dist, 0.0, out=dist)
         return dist.astype(np.float32, copy=False)

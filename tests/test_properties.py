@@ -125,11 +125,18 @@ def assert_exact(case, ids, x, row_ids, q):
 
 def batched_equals_single(case, index, knobs, **filters):
     ids, scores = index.search_batched(case.q, **knobs, **filters)
+    # With AMX, bfloat16 batches of 4 or more queries run on tiles that round the query to
+    # bfloat16 too (README, Brute force): there the single-query scores agree within
+    # bfloat16 rounding rather than bit for bit.
+    rounded = not case.quantized and case.dtype == "bfloat16" and annlib._core.amx_usable() and len(case.q) >= 4
     for i, query in enumerate(case.q):
         for q in (query, query.astype(np.float64)):  # the float32 fast path and the general path
             one_ids, one_scores = index.search(q, **knobs, **filters)
+            if rounded:
+                np.testing.assert_allclose(one_scores, scores[i], rtol=2**-6, atol=2**-6 * np.abs(scores[i]).max())
+                continue
             np.testing.assert_array_equal(one_ids, ids[i])
-            np.testing.assert_allclose(one_scores, scores[i], rtol=1e-5, atol=1e-5)
+            np.testing.assert_array_equal(one_scores, scores[i])
     return ids, scores
 
 

@@ -269,8 +269,11 @@ class PartitionedScorer {
       LiveSearch(v_, kernels_, q.data(), 1, PartitionedParams{leaves, pre_reorder, k}, 1, a, store_->size(), ip, sp);
       RowsToIds(ip, k);
     });
-    if (measure == "squared_l2")  // raw = <q,x> - |x|^2/2, so |q - x|^2 = |q|^2 - 2 raw
-      for (int32_t i = 0; i < k; ++i) sp[i] = std::max(0.0f, norm2 - 2.0f * sp[i]);
+    if (measure == "squared_l2") {  // raw = <q,x> - |x|^2/2, so |q - x|^2 = |q|^2 - 2 raw
+      // |q|^2 summed in double and rounded once, as the Python edge does (Searcher._to_metric).
+      const float qnorm = static_cast<float>(norm2_exact);
+      for (int32_t i = 0; i < k; ++i) sp[i] = std::max(0.0f, qnorm - 2.0f * sp[i]);
+    }
     return py::make_tuple(ids, scores);
   }
 

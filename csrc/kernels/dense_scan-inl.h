@@ -32,9 +32,6 @@ using annlib::ScanArgs;
 #include "select-inl.h"
 
 constexpr int kVecsPerTile = kTileWidth / Ops::W;
-// Panels a lone query scans at once (LoneQuery): chains enough to hide the
-// FMA latency, fewer than the 16 registers of the smallest ISA.
-constexpr int kLonePanels = 8 / kVecsPerTile > 1 ? 8 / kVecsPerTile : 2;
 static_assert(kTileWidth % Ops::W == 0, "tile must be whole vectors");
 static_assert(kPanelWidth % kTileWidth == 0, "panel must be whole tiles");
 
@@ -130,7 +127,10 @@ inline void StoreRaw(const float* out, int m, int64_t j0, const float* bias, flo
 // A tile policy knows its query packing and accumulates, for M <= kMR queries
 // and kTileWidth points of one panel, the dot products over a slice of panel
 // rows into acc [kMR][kTileWidth] (4-byte lanes: float, or int32 for int8).
-// Finish turns accumulators into raw float scores in place.
+// Finish turns accumulators into raw float scores in place. Every Tile<M>
+// adds the rows of a query in the same order whatever M is, so a query's
+// scores are bit-identical alone and inside a batch (a lone query splitting
+// its sum into several chains measured no faster: its scan is memory-bound).
 //
 //   kDimsPerRow         dimensions held by one 128-byte panel row
 //   kQueryRowBytes      bytes of packed query data per (row, query)
@@ -183,31 +183,6 @@ struct TileF32 {
     }
     StoreAcc<M>(acc, acc_buf);
   }
-  // One query over kLonePanels panels: a lone query has too few accumulators
-  // to hide the FMA latency, so several panels' chains run together. Each
-  // chain adds the rows in order, as Tile<M> does: a query's scores are
-  // bit-identical alone and inside a batch.
-  static constexpr bool kLoneQuery = true;
-  static void LoneQuery(const uint8_t* const* panel_rows, int lane_off, const uint8_t* query_rows, int64_t nrows,
-                        bool first, void* const* acc_buf) {
-    const float* q = reinterpret_cast<const float*>(query_rows);
-    typename Ops::V acc[kLonePanels][kVecsPerTile];
-    for (int p = 0; p < kLonePanels; ++p)
-      for (int v = 0; v < kVecsPerTile; ++v) {
-        acc[p][v] = Ops::zero();
-        if (!first) std::memcpy(&acc[p][v], static_cast<const uint8_t*>(acc_buf[p]) + v * Ops::W * 4, sizeof acc[p][v]);
-      }
-    for (int64_t t = 0; t < nrows; ++t) {
-      const typename Ops::V qt = Ops::set1(q[t * kMR]);
-      for (int p = 0; p < kLonePanels; ++p) {
-        const float* x = reinterpret_cast<const float*>(panel_rows[p]) + lane_off + t * kPanelWidth;
-        for (int v = 0; v < kVecsPerTile; ++v) acc[p][v] = Ops::fmadd(qt, Ops::load(x + v * Ops::W), acc[p][v]);
-      }
-    }
-    for (int p = 0; p < kLonePanels; ++p)
-      for (int v = 0; v < kVecsPerTile; ++v)
-        std::memcpy(static_cast<uint8_t*>(acc_buf[p]) + v * Ops::W * 4, &acc[p][v], sizeof acc[p][v]);
-  }
   static void Finish(int, void*, const float*, int64_t, const ScanArgs&) {}
 };
 
@@ -248,34 +223,6 @@ struct TileBf16 {
     }
     StoreAcc<M>(acc, acc_buf);
   }
-  // As TileF32::LoneQuery: several panels' chains for one query, each in the
-  // order Tile<M> uses.
-  static constexpr bool kLoneQuery = true;
-  static void LoneQuery(const uint8_t* const* panel_rows, int lane_off, const uint8_t* query_rows, int64_t nrows,
-                        bool first, void* const* acc_buf) {
-    const float* q = reinterpret_cast<const float*>(query_rows);
-    typename Ops::V acc[kLonePanels][kVecsPerTile];
-    for (int p = 0; p < kLonePanels; ++p)
-      for (int v = 0; v < kVecsPerTile; ++v) {
-        acc[p][v] = Ops::zero();
-        if (!first) std::memcpy(&acc[p][v], static_cast<const uint8_t*>(acc_buf[p]) + v * Ops::W * 4, sizeof acc[p][v]);
-      }
-    for (int64_t t = 0; t < nrows; ++t) {
-      const typename Ops::V qe = Ops::set1(q[t * kMR * 2]), qo = Ops::set1(q[t * kMR * 2 + 1]);
-      for (int p = 0; p < kLonePanels; ++p) {
-        const uint16_t* x = reinterpret_cast<const uint16_t*>(panel_rows[p]) + 2 * lane_off + t * 2 * kPanelWidth;
-        for (int v = 0; v < kVecsPerTile; ++v) {
-          typename Ops::V even, odd;
-          Ops::bf16_pair(x + v * 2 * Ops::W, even, odd);
-          acc[p][v] = Ops::fmadd(qe, even, acc[p][v]);
-          acc[p][v] = Ops::fmadd(qo, odd, acc[p][v]);
-        }
-      }
-    }
-    for (int p = 0; p < kLonePanels; ++p)
-      for (int v = 0; v < kVecsPerTile; ++v)
-        std::memcpy(static_cast<uint8_t*>(acc_buf[p]) + v * Ops::W * 4, &acc[p][v], sizeof acc[p][v]);
-  }
   static void Finish(int, void*, const float*, int64_t, const ScanArgs&) {}
 };
 
@@ -283,7 +230,6 @@ struct TileBf16 {
 // query. Then <q, x> ~= s_q s_x <u, c> + m_x (s_q sum(u) + d m_q) + m_q s_x sum(c);
 // the integer <u, c> is exact, the rest is applied in Finish.
 struct TileInt8 {
-  static constexpr bool kLoneQuery = false;  // integer sums: any order is exact, Tile<1> suffices
   static constexpr int kDimsPerRow = 4;
   static constexpr int kQueryRowBytes = 4;
   static constexpr int kQueryParams = 3;  // s_q, m_q, s_q sum(u) + d m_q
@@ -427,20 +373,7 @@ void Scan(const ScanArgs& a) {
     const int64_t c1 = c0 + chunk < a.panel_end ? c0 + chunk : a.panel_end;
     for (int64_t r0 = 0; r0 < rows; r0 += kRowsPerSlice) {
       const int64_t nrows = rows - r0 < kRowsPerSlice ? rows - r0 : kRowsPerSlice;
-      int64_t p = c0;
-      if constexpr (T::kLoneQuery) {
-        for (; nq == 1 && p + kLonePanels <= c1; p += kLonePanels)
-          for (int tile = 0; tile < kTilesPerPanel; ++tile) {
-            const uint8_t* slices[kLonePanels];
-            void* accs[kLonePanels];
-            for (int i = 0; i < kLonePanels; ++i) {
-              slices[i] = panels + (p + i) * panel_bytes + r0 * kRowBytes;
-              accs[i] = tile_acc(p + i - c0, tile, 0);
-            }
-            T::LoneQuery(slices, tile * kTileWidth, qpack + r0 * kMR * T::kQueryRowBytes, nrows, r0 == 0, accs);
-          }
-      }
-      for (; p < c1; ++p) {
+      for (int64_t p = c0; p < c1; ++p) {
         const uint8_t* slice = panels + p * panel_bytes + r0 * kRowBytes;
         for (int tile = 0; tile < kTilesPerPanel; ++tile)
           for (int g = 0; g < groups; ++g) {

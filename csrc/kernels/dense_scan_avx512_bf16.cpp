@@ -62,26 +62,6 @@ struct TileBf16Native {
     }
     StoreAcc<M>(acc, acc_buf);
   }
-  // One query over several panels (see TileF32::LoneQuery): the same order per chain.
-  static constexpr bool kLoneQuery = true;
-  static void LoneQuery(const uint8_t* const* panel_rows, int lane_off, const uint8_t* query_rows, int64_t nrows,
-                        bool first, void* const* acc_buf) {
-    const int32_t* q = reinterpret_cast<const int32_t*>(query_rows);
-    __m512 acc[kLonePanels][kVecsPerTile];
-    for (int p = 0; p < kLonePanels; ++p)
-      for (int v = 0; v < kVecsPerTile; ++v)
-        acc[p][v] = first ? Ops::zero() : _mm512_loadu_ps(static_cast<const float*>(acc_buf[p]) + v * Ops::W);
-    for (int64_t t = 0; t < nrows; ++t) {
-      const __m512bh qt = (__m512bh)_mm512_set1_epi32(q[t * kMR]);
-      for (int p = 0; p < kLonePanels; ++p) {
-        const uint16_t* x = reinterpret_cast<const uint16_t*>(panel_rows[p]) + 2 * lane_off + t * 2 * kPanelWidth;
-        for (int v = 0; v < kVecsPerTile; ++v)
-          acc[p][v] = _mm512_dpbf16_ps(acc[p][v], qt, (__m512bh)_mm512_loadu_si512(x + v * 2 * Ops::W));
-      }
-    }
-    for (int p = 0; p < kLonePanels; ++p)
-      for (int v = 0; v < kVecsPerTile; ++v) _mm512_storeu_ps(static_cast<float*>(acc_buf[p]) + v * Ops::W, acc[p][v]);
-  }
   static void Finish(int, void*, const float*, int64_t, const ScanArgs&) {}
 };
 
