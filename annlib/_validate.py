@@ -1,8 +1,10 @@
 """Input checks at the API edge.
 
 Every public entry point normalises its arrays here, once: float32, C-contiguous,
-2-D, finite. The C++ core then takes exactly that buffer (no silent copies in
-the hot path). Messages say what was wrong and how to fix the call.
+2-D. The C++ core then takes exactly that buffer (no silent copies in the hot
+path). The values (NaN, infinity, overflowing norms, zero rows for cosine) are
+checked by the engine (csrc/search/metric.h): queries on every search, other
+rows here through the same code. Messages say what was wrong and how to fix the call.
 """
 from __future__ import annotations
 
@@ -10,11 +12,15 @@ import numbers
 
 import numpy as np
 
+from . import _core
+
 DISTANCE_MEASURES = ("dot_product", "squared_l2", "cosine")
 
 
-def as_float_matrix(x, name: str, *, dim: int | None = None, allow_1d: bool = False) -> np.ndarray:
-    """Returns x as a C-contiguous float32 array of shape (n, dim).
+def as_float_matrix(x, name: str, *, dim: int | None = None, allow_1d: bool = False,
+                    check_values: bool = True) -> np.ndarray:
+    """Returns x as a C-contiguous float32 array of shape (n, dim), its values checked
+    (finite, norms representable) unless the engine checks them (queries).
 
     With allow_1d, a 1-D vector is accepted and returned as shape (1, dim).
     """
@@ -40,15 +46,8 @@ def as_float_matrix(x, name: str, *, dim: int | None = None, allow_1d: bool = Fa
     if dim is not None and arr.shape[1] != dim:
         raise ValueError(f"{name} has dimension {arr.shape[1]} but the index was built with dimension {dim}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
-    # A NaN or infinity makes its row's squared norm non-finite, so one pass over
-    # the norms checks both (no full-size temporary in the common case); squared
-    # norms must be representable anyway, as scores are built from them.
-    if arr.size and not np.isfinite(np.einsum("ij,ij->i", arr, arr)).all():
-        finite_rows = np.isfinite(arr).all(axis=1)
-        if not finite_rows.all():
-            bad = int(np.flatnonzero(~finite_rows)[0])
-            raise ValueError(f"{name} contains NaN or infinity (first in row {bad}); remove or impute those values")
-        raise ValueError(f"{name} has values too large for float32 arithmetic (squared norm overflows); rescale the data")
+    if check_values and arr.size:
+        _core.check_rows(arr, "dot_product", name)
     return arr
 
 
@@ -87,9 +86,22 @@ def check_distance_measure(distance_measure: str) -> str:
 
 
 def normalize_rows(x: np.ndarray, name: str) -> np.ndarray:
-    """L2-normalises rows for cosine similarity; a zero row has no direction."""
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
-    if (norms == 0).any():
-        bad = int(np.flatnonzero(norms == 0)[0])
-        raise ValueError(f"{name} row {bad} is all zeros: cosine similarity is undefined for it")
-    return np.ascontiguousarray(x / norms[:, None].astype(np.float32), dtype=np.float32)
+    """L2-normalises rows for cosine similarity (as the engine normalises queries); a zero
+    row has no direction."""
+    return _core.normalized_rows(x, name)
+
+
+def check_ids(ids, name: str = "ids") -> np.ndarray:
+    """ids as a 1-D int64 array of unique non-negative integers."""
+    arr = ids if isinstance(ids, np.ndarray) else np.asarray(ids)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of integers, got shape {arr.shape}")
+    if arr.size and (arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{name} must be >= 0 (-1 marks padding in results), got {int(arr.min())}")
+    unique, counts = np.unique(arr, return_counts=True)
+    if len(unique) != len(arr):
+        raise ValueError(f"{name} holds id {int(unique[counts > 1][0])} more than once; each id once per call")
+    return arr

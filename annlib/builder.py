@@ -12,9 +12,21 @@ returns the frozen, validated IndexConfig that build() will use.
 """
 from __future__ import annotations
 
-from ._validate import check_database, check_distance_measure, check_k, check_num_threads
+from ._validate import check_database, check_distance_measure, check_ids, check_k, check_num_threads
 from .config import AhConfig, BruteForceConfig, IndexConfig, ReorderConfig, TreeConfig
+from .quantized import build_quantized
 from .searcher import BruteForceSearcher, Searcher
+
+# autopilot() builds, then tunes: the tuning layer (above this one) registers the
+# function that does it when it is imported (annlib.tuning.autopilot), so the
+# builder never imports the layer above it.
+_autopilot_build = None
+
+
+def register_autopilot(build) -> None:
+    """build(builder, options, num_threads, progress) -> Searcher, for Builder.autopilot()."""
+    global _autopilot_build
+    _autopilot_build = build
 
 
 class Builder:
@@ -24,13 +36,24 @@ class Builder:
         self._distance_measure = check_distance_measure(distance_measure)
         self._ids = None
         if ids is not None:
-            from .updates import check_ids
-
             self._ids = check_ids(ids)
             if len(self._ids) != len(self._database):
                 raise ValueError(f"ids has {len(self._ids)} entries but the database has {len(self._database)} rows")
         self._stages: dict = {}
         self._autopilot: dict | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n, d) of the database."""
+        return self._database.shape
+
+    @property
+    def num_neighbors(self) -> int:
+        return self._num_neighbors
+
+    @property
+    def distance_measure(self) -> str:
+        return self._distance_measure
 
     def _set(self, name: str, stage) -> "Builder":
         if self._autopilot is not None:
@@ -82,7 +105,7 @@ class Builder:
     def autopilot(self, target_recall: float | None = None, max_latency_us: float | None = None, *,
                   queries=None, ground_truth=None) -> "Builder":
         """Let annlib choose: build() picks the stages from the data's size, dimension and metric
-        (rules in annlib.tuning.autopilot), builds, then tunes the search settings for exactly
+        (rules in annlib.defaults), builds, then tunes the search settings for exactly
         one of target_recall or max_latency_us (annlib.tune, with `queries` or a database
         sample); the result is in searcher.tune_result. Replaces every other stage."""
         if self._stages:
@@ -102,36 +125,19 @@ class Builder:
         """Builds the index; num_threads=0 uses all cores; progress shows tqdm bars."""
         num_threads = check_num_threads(num_threads)
         if self._autopilot is not None:
-            return self._build_autopilot(num_threads, progress)
+            if _autopilot_build is None:
+                raise RuntimeError("autopilot needs annlib.tuning; import annlib to register it")
+            staged = Builder(self._database, self._num_neighbors, self._distance_measure, ids=self._ids)
+            return _autopilot_build(staged, self._autopilot, num_threads, progress)
         config = self.config()
         if config.kind == "brute_force":
             return BruteForceSearcher.build(config, self._database, num_threads, ids=self._ids)
-        from .quantized import build_quantized
-
         return build_quantized(config, self._database, num_threads, progress, ids=self._ids)
 
-
-    def _build_autopilot(self, num_threads: int, progress: bool) -> Searcher:
-        from .tuning import tune
-        from .tuning.autopilot import choose_build
-
-        options = self._autopilot
-        n, d = self._database.shape
-        choice = choose_build(n, d, self._distance_measure, options["target_recall"])
-        staged = Builder(self._database, self._num_neighbors, self._distance_measure, ids=self._ids)
-        if choice.brute_force:
-            searcher = staged.score_brute_force().build(num_threads, progress)
-            searcher.tune_result = None  # exact: nothing to tune
-            return searcher
-        searcher = (staged.tree(choice.num_leaves, max(1, choice.num_leaves // 20), soar_lambda=choice.soar_lambda)
-                    .score_ah(choice.dims_per_block, anisotropic_quantization_threshold=choice.threshold)
-                    .reorder(max(100, self._num_neighbors)).build(num_threads, progress))
-        result = tune(searcher, options["queries"], target_recall=options["target_recall"],
-                      max_latency_us=options["max_latency_us"], ground_truth=options["ground_truth"],
-                      database=self._database, num_threads=num_threads, progress=progress)
-        searcher.set_default_params(result.params)
-        searcher.tune_result = result
-        return searcher
+    @property
+    def database(self):
+        """The checked database (float32, C-contiguous)."""
+        return self._database
 
 
 def builder(database, num_neighbors: int, distance_measure: str, ids=None) -> Builder:

@@ -59,31 +59,3 @@ def filter_kwargs(allowlist, denylist) -> dict:
     allow_ids, allow_mask = id_filter(allowlist, "allowlist")
     deny_ids, deny_mask = id_filter(denylist, "denylist")
     return dict(allow_ids=allow_ids, allow_mask=allow_mask, deny_ids=deny_ids, deny_mask=deny_mask)
-
-
-def row_bitmask(kwargs: dict, row_ids: np.ndarray | None, num_rows: int, num_words: int):
-    """For indexes whose rows never change (brute force): (bit per row as uint64 words, allowed count).
-    row_ids: the id of each row, None for 0..num_rows-1."""
-    allowed = _rows_listed(kwargs["allow_ids"], kwargs["allow_mask"], row_ids, num_rows, default=True)
-    denied = _rows_listed(kwargs["deny_ids"], kwargs["deny_mask"], row_ids, num_rows, default=False)
-    allowed &= ~denied
-    bits = np.zeros(num_words * 64, np.bool_)
-    bits[:num_rows] = allowed
-    return np.packbits(bits, bitorder="little").view(np.uint64), int(allowed.sum())
-
-
-def _rows_listed(ids, mask, row_ids, num_rows, *, default: bool) -> np.ndarray:
-    if ids is None and mask is None:
-        return np.full(num_rows, default)
-    if mask is not None:
-        max_id = num_rows - 1 if row_ids is None else int(row_ids.max())
-        if len(mask) <= max_id:
-            raise ValueError(f"a boolean mask needs an entry for every id in the index (mask[id]); it has length "
-                             f"{len(mask)} but the index holds id {max_id}")
-        return mask.view(np.bool_)[:num_rows] if row_ids is None else mask.view(np.bool_)[row_ids]
-    listed = np.zeros(num_rows, np.bool_)
-    if row_ids is None:
-        listed[ids[ids < num_rows]] = True
-    else:
-        listed[np.isin(row_ids, ids)] = True
-    return listed

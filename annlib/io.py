@@ -37,10 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _fs
+from . import _core, _fs
 
 FORMAT_NAME = "annlib-index"
-FORMAT_VERSION = 1  # bump on incompatible layout changes
+# The arrays of each version are defined in csrc/index/index_format.h; a reader
+# refuses versions newer than its own with a message saying so.
+FORMAT_VERSION = _core.FORMAT_VERSION
+OLDEST_FORMAT_VERSION = _core.OLDEST_FORMAT_VERSION
 _HASH_CHUNK = 1 << 22
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-[0-9a-f]{12}$")
 _MAX_NDIM = 8
@@ -287,9 +290,12 @@ def load_index(path, *, mmap: bool = True, verify: bool = True) -> tuple[str, di
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise ValueError(f"{manifest_file} does not describe an annlib index")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < OLDEST_FORMAT_VERSION:
         raise ValueError(f"{manifest_file}: index format version {version!r} is not supported "
-                         f"(this annlib reads version {FORMAT_VERSION}); rebuild or upgrade annlib")
+                         f"(this annlib reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{manifest_file}: index format version {version} is newer than this annlib reads "
+                         f"(versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}); upgrade annlib to load it")
     entries, subindexes = manifest.get("arrays", {}), manifest.get("subindexes", [])
     if not isinstance(entries, dict) or not isinstance(subindexes, list):
         raise ValueError(f"{manifest_file}: 'arrays' must be an object and 'subindexes' a list")
@@ -323,3 +329,4 @@ def load_index(path, *, mmap: bool = True, verify: bool = True) -> tuple[str, di
         if nested.is_symlink() or not (nested / "manifest.json").is_file():
             raise ValueError(f"nested index {nested} is missing")
     return config_json, arrays, manifest
+

@@ -22,21 +22,24 @@ them in one .npy file that load() memory-maps.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from . import _core
 from ._validate import as_float_matrix, check_database, check_k, check_num_threads
+from .builder import builder as make_builder
+from .defaults import configure as default_build
+from .indexes import DAMAGE, load_single
+from .io import load_index, save_index
 from .searcher import Searcher
+from .version import __version__
 
 TOKEN_DTYPES = ("float16", "int8")
 _FLOAT16_MAX = 65504.0
 _ENCODE_CHUNK = 1 << 16  # token rows widened to float32 at a time while building
 
-# Below this many rows the default document and token indexes are exact brute
-# force; above, quantized trees (see _default_index).
-_EXACT_BELOW = 20_000
 _DEFAULT_TOKEN_NEIGHBORS = 32
 
 
@@ -83,17 +86,11 @@ def _encode_tokens(tokens, token_dtype: str) -> tuple[np.ndarray, np.ndarray | N
     return out, scale
 
 
-def _default_index(builder, n: int, dim: int, reorder_dtype: str = "float32"):
-    """Exact search below 20k rows; above, a quantized tree with about
-    2 sqrt(n) leaves, 10% of them searched, SOAR, and reordering from a
-    reorder_dtype copy."""
-    if n < _EXACT_BELOW:
-        return builder.score_brute_force()
-    leaves = int(2 * np.sqrt(n))
-    dims_per_block = 2 if dim % 2 == 0 else 1
-    return (builder.tree(leaves, max(8, leaves // 10), soar_lambda=1.0)
-            .score_ah(dims_per_block)
-            .reorder(200, dtype=reorder_dtype))
+def _default_index(builder, measure: str, reorder_dtype: str = "float32"):
+    """annlib's default build (annlib.defaults) for an index nothing tunes: exact brute force
+    on small data, else a quantized tree with SOAR, 10% of its leaves searched, 200
+    candidates reordered from a reorder_dtype copy."""
+    return default_build(builder, measure, tuned=False, pre_reorder_num_neighbors=200, reorder_dtype=reorder_dtype)
 
 
 def _token_candidates(token_ids: np.ndarray, token_scores: np.ndarray, offsets: np.ndarray):
@@ -143,18 +140,16 @@ class MultiVectorIndex:
         token_index: also index every token row (dot product) for token-level
             candidates; token_neighbors tokens are retrieved per query token.
         configure(builder) -> builder sets the document index's stages and
-        configure_tokens the token index's; the default for both is exact
-        brute force below 20,000 rows and a quantized tree with SOAR above
-        (see _default_index).
+        configure_tokens the token index's; the default for both is annlib's
+        default build (annlib.defaults: exact brute force on small data, else a
+        quantized tree with SOAR; see _default_index).
         """
-        from .builder import builder as make_builder
-
         doc_vectors = check_database(doc_vectors)
         num_threads = check_num_threads(num_threads)
         tokens, scale = _encode_tokens(doc_token_vectors, token_dtype)
         offsets = _check_offsets(doc_offsets, doc_vectors.shape[0], tokens.shape[0])
         b = make_builder(doc_vectors, num_neighbors, distance_measure)
-        b = (configure or (lambda x: _default_index(x, *doc_vectors.shape)))(b)
+        b = (configure or (lambda x: _default_index(x, distance_measure)))(b)
         documents = b.build(num_threads=num_threads, progress=progress)
         tokens_searcher = None
         if token_index:
@@ -163,7 +158,7 @@ class MultiVectorIndex:
             tb = make_builder(stored, check_k(token_neighbors, len(stored), "token_neighbors"), "dot_product")
             # int8 reordering: candidate generation needs token ranks, not exact scores, and a
             # float32 copy would take twice the float16 store's memory.
-            tb = (configure_tokens or (lambda x: _default_index(x, *stored.shape, reorder_dtype="int8")))(tb)
+            tb = (configure_tokens or (lambda x: _default_index(x, "dot_product", reorder_dtype="int8")))(tb)
             tokens_searcher = tb.build(num_threads=num_threads, progress=progress)
         return cls(documents, tokens, scale, offsets, tokens_searcher)
 
@@ -305,9 +300,6 @@ class MultiVectorIndex:
     def save(self, path) -> None:
         """Writes the token store and the document index (subdirectory
         documents/) to directory `path` atomically."""
-        from . import __version__
-        from .io import save_index
-
         arrays = {"tokens": self._tokens, "doc_offsets": self._offsets}
         if self._token_scale is not None:
             arrays["token_scale"] = self._token_scale
@@ -320,18 +312,12 @@ class MultiVectorIndex:
     def load(cls, path, mmap: bool = True, verify: bool = True) -> "MultiVectorIndex":
         """Loads a saved multi-vector index; the token store is memory-mapped
         when mmap is true."""
-        from .io import load_index
-
         return cls.from_saved(path, *load_index(path, mmap=mmap, verify=verify), mmap=mmap, verify=verify)
 
     @classmethod
     def from_saved(cls, path, config_json: str, arrays: dict, manifest: dict, *, mmap: bool,
                    verify: bool) -> "MultiVectorIndex":
         """The index from what annlib.io.load_index read at path."""
-        from pathlib import Path
-
-        from . import load as load_searcher
-
         try:
             config = json.loads(config_json)
         except ValueError as exc:
@@ -339,13 +325,13 @@ class MultiVectorIndex:
         if (not isinstance(config, dict) or config.get("kind") != "multivector"
                 or "documents" not in manifest.get("subindexes", [])):
             raise ValueError(f"{path} is not a saved multi-vector index")
-        documents = load_searcher(Path(path) / "documents", mmap=mmap, verify=verify)
+        documents = load_single(Path(path) / "documents", mmap=mmap, verify=verify)
         token_index = None
         if config.get("token_index"):
             if "tokens" not in manifest.get("subindexes", []):
                 raise ValueError(f"{path}: the token index (tokens/) is missing")
-            token_index = load_searcher(Path(path) / "tokens", mmap=mmap, verify=verify)
+            token_index = load_single(Path(path) / "tokens", mmap=mmap, verify=verify)
         try:
             return cls(documents, arrays["tokens"], arrays.get("token_scale"), arrays["doc_offsets"], token_index)
-        except (KeyError, ValueError, RuntimeError, TypeError, AttributeError, IndexError) as exc:
+        except DAMAGE as exc:
             raise ValueError(f"{path}: saved arrays do not form a multi-vector index ({exc})") from exc

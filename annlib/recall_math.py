@@ -6,9 +6,9 @@ uniformly used bins, which gives E[recall] = (L/k)(1 - (1 - 1/L)^k).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from . import _core
 
 
 def id_recall(ids, true_ids, k: int) -> float:
@@ -31,10 +31,9 @@ def expected_recall(num_bins: int, k: int) -> float:
 def num_bins_for(recall_target: float, k: int) -> int:
     """L = ceil((k-1) / -ln(recall_target)) (XLA's conservative sizing), at least k.
 
-    Returns 0 (exact selection) for recall_target >= 1.
+    Returns 0 (exact selection) for recall_target >= 1. (The brute-force engine's own rule,
+    csrc/index/dense_index.h.)
     """
     if not 0.0 < recall_target <= 1.0:
         raise ValueError(f"recall_target must be in (0, 1], got {recall_target}")
-    if recall_target >= 1.0:
-        return 0
-    return max(k, math.ceil((k - 1) / -math.log(recall_target)))
+    return _core.num_bins_for(float(recall_target), int(k))

@@ -25,7 +25,7 @@ import numpy as np
 import annlib
 from annlib.datasets import read_hdf5
 from annlib.recall_math import id_recall
-from annlib.tuning.autopilot import num_leaves_for
+from annlib.defaults import num_leaves_for
 from annlib.tuning.ranks import leaf_grid
 
 TARGETS = (0.90, 0.95, 0.99)

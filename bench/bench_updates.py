@@ -30,10 +30,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import annlib  # noqa: E402
 from annlib.datasets import ground_truth, read_hdf5  # noqa: E402
 from annlib.recall_math import id_recall  # noqa: E402
-from annlib.tuning.autopilot import num_leaves_for  # noqa: E402
+from annlib.defaults import SOAR_LAMBDA, num_leaves_for  # noqa: E402
 
 K = 10
-SOAR_LAMBDA = 1.5
 
 
 def best_time(fn, min_total=0.5, min_runs=2):

@@ -98,7 +98,7 @@ def test_updates_export_and_introspection_race_free(rng):
 
     def inspector(stop):
         while not stop.is_set():
-            scorer = s._snapshot().scorer
+            scorer = s._snapshot().index
             assert scorer.spilled in (True, False)
             assert scorer.num_leaves == 20 and scorer.simd_level
             arrays = s._arrays()

@@ -38,7 +38,7 @@ def test_lut16_kernel_skips_points_outside_the_filter(rng, level):
     lut = rng.standard_normal((blocks, 16)).astype(np.float32)
     allowed = rng.random(n) < 0.3
     bits = np.packbits(np.concatenate([allowed, np.zeros(64 * 5 - n, bool)]), bitorder="little").view(np.uint64)
-    ids, _ = _core.Lut16Codes(codes).topk(lut, 20, simd_level=level, allowed=bits)
+    ids, _ = _core.testing.Lut16Codes(codes).topk(lut, 20, simd_level=level, allowed=bits)
     assert allowed[ids].all()
     scores = lut[np.arange(blocks), codes].sum(1)
     best_allowed = np.flatnonzero(allowed)[np.argsort(-scores[allowed], kind="stable")[:20]]

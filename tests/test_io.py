@@ -99,7 +99,11 @@ def corrupt(path, name, data=None, truncate=None):
     (lambda p: (p / "config.json").write_text((p / "config.json").read_text().replace("int8", "float32")),
      "config.json does not match"),
     (lambda p: (p / "manifest.json").write_text(
-        (p / "manifest.json").read_text().replace('"format_version": 1', '"format_version": 99')), "version 99"),
+        (p / "manifest.json").read_text().replace(f'"format_version": {aio.FORMAT_VERSION}', '"format_version": 99')),
+     "version 99 is newer.*upgrade annlib"),
+    (lambda p: (p / "manifest.json").write_text(
+        (p / "manifest.json").read_text().replace(f'"format_version": {aio.FORMAT_VERSION}', '"format_version": 0')),
+     "version 0 is not supported"),
 ])
 def test_damaged_index_gives_clear_error(tmp_path, built, damage, match):
     built[1].save(tmp_path / "idx")

@@ -7,7 +7,7 @@ from annlib import _core
 
 
 def lut16_topk(codes, lut, k, point_bias=None, level=""):
-    return _core.Lut16Codes(codes).topk(lut, k, point_bias, level)
+    return _core.testing.Lut16Codes(codes).topk(lut, k, point_bias, level)
 
 
 def reference_scores(codes, lut, point_bias=None):

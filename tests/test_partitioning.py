@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from annlib.partitioning import assign, kmeans
+from annlib.quantized.training import assign, kmeans
 from conftest import clustered
 
 

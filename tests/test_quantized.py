@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import annlib
-from annlib import _core, ah
+from annlib import _core
+from annlib.quantized.placement import encode
+from annlib.quantized.training import train_codebooks
 from annlib.config import IndexConfig
 
 from conftest import clustered, exact_topk, recall
@@ -166,9 +168,9 @@ def _anisotropic_loss(residual, original, approx, eta):
 def test_anisotropic_encoding_lowers_its_loss(rng):
     x = rng.standard_normal((3000, 16)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    centers = ah.train_codebooks(x, 2, iterations=5, progress=False)
-    plain = ah.encode(x, x, centers, threshold=None, eta_dim=16)
-    aniso = ah.encode(x, x, centers, threshold=0.5, eta_dim=16)
+    centers = train_codebooks(x, 2, iterations=5, progress=False)
+    plain = encode(x, x, centers, threshold=None, eta_dim=16)
+    aniso = encode(x, x, centers, threshold=0.5, eta_dim=16)
     eta = _core.anisotropic_eta(0.5, 1.0, 16)
     assert eta == pytest.approx(15 * 0.25 / 0.75)
 

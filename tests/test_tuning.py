@@ -49,7 +49,7 @@ def measured_recall(searcher, q, truth, params):
 def test_positions_finds_ids_in_rows():
     candidates = np.array([[5, 3, 9, -1], [1, 2, 3, 4]])
     truth = np.array([[9, 7], [1, 4]])
-    np.testing.assert_array_equal(_positions(candidates, truth, n=10, missing=4), [[2, 4], [0, 3]])
+    np.testing.assert_array_equal(_positions(candidates, truth, missing=4), [[2, 4], [0, 3]])
 
 
 @pytest.mark.parametrize("which", ["index", "soar_index"])
@@ -228,15 +228,15 @@ def test_cli_round_trip_writes_params_that_load_applies(index, data, tmp_path, c
                      str(tmp_path / "gt.npy"), "--target-recall", "0.9", "--threads", "2", "--write"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "<- chosen" in out and "held-out" in out and "search_params.json" in out
-    stored = json.loads((path / "search_params.json").read_text())
+    assert "<- chosen" in out and "held-out" in out and "config.json" in out
+    # One mechanism for tuned defaults (format 2): the index's own config.json.
+    stored = json.loads((path / "config.json").read_text())
+    chosen = [line for line in out.splitlines() if "<- chosen" in line][0].split()
     loaded = annlib.load(path)
-    assert loaded.config.tree.num_leaves_to_search == stored["leaves_to_search"]
-    assert loaded.config.reorder.pre_reorder_num_neighbors == stored["pre_reorder_num_neighbors"]
-    (path / "search_params.json").write_text('{"leaves_to_search": -1}')
-    with pytest.raises(ValueError, match="search_params.json is invalid"):
-        annlib.load(path)
-    (path / "search_params.json").unlink()
+    assert loaded.config.tree.num_leaves_to_search == stored["tree"]["num_leaves_to_search"] == int(chosen[0])
+    assert loaded.config.reorder.pre_reorder_num_neighbors == stored["reorder"]["pre_reorder_num_neighbors"] \
+        == int(chosen[1])
+    assert not (path / "search_params.json").exists()
     assert cli_main(["tune", "--index", str(tmp_path / "nowhere"), "--target-recall", "0.9"]) == 2
     assert "no index at" in capsys.readouterr().err
     assert cli_main(["tune", "--index", str(path), "--queries", str(tmp_path / "q.txt"),

@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from ..tuning.autopilot import num_leaves_for  # the leaf-count rule autopilot uses too
+from ..defaults import SOAR_LAMBDA, num_leaves_for  # annlib's recommendation, measured on the dev sets
 
-SOAR_LAMBDA = 1.5          # annlib's recommended spilling strength (README, measured on the dev sets)
 SCANN_SOAR_LAMBDA = 1.0    # ScaNN's own recommendation
 
 ALL_LABELS = ("annlib+soar", "annlib", "scann+soar", "scann", "faiss-ivfpqfs", "faiss-hnsw", "hnswlib", "bruteforce")

@@ -6,8 +6,13 @@
     cost    a per-stage cost model whose constants are timed on this machine
     solve   min RecallLoss(t) + lambda * Cost(t), lambda bisected to meet the target
     tune    the user-facing annlib.tune() and its held-out validation
+    autopilot  builder(...).autopilot(): the default build, then tune()
+
+It reads the index only through the quantized searcher's public view of its
+internals (leaf_order, leaves_of, leaf_slots, ah_candidates) and its stage timings.
 """
-from .params import SearchParams, TuneResult
+from . import autopilot  # noqa: F401  (registers builder(...).autopilot())
+from .results import TuneResult
 from .tune import tune
 
-__all__ = ["SearchParams", "TuneResult", "tune"]
+__all__ = ["TuneResult", "tune"]

@@ -5,13 +5,13 @@
 
 An HDF5 file (ann-benchmarks layout) gives its test queries and, unless
 --ground-truth is given, its stored neighbours. Without --queries the tuner
-samples the database (needs the index's float32 reorder copy). --write stores
-the chosen settings as search_params.json in the index directory (atomically);
-annlib.load applies them.
+samples the database (needs the index's float32 reorder copy). --write makes
+the chosen settings the index's defaults: the index is saved again, atomically,
+with them in its config.json (annlib.load applies them; format version 1 kept
+them in a search_params.json beside the index instead).
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -45,20 +45,6 @@ def _load_queries(path, ground_truth):
     if suffix == ".npy":
         return np.load(path, allow_pickle=False), None
     raise ValueError(f"{path}: queries must be a .npy or .hdf5 file")
-
-
-def write_params(index_dir, params) -> Path:
-    """search_params.json written beside the index atomically (temp file, fsync, rename)."""
-    from .params import PARAMS_FILE
-
-    target = Path(index_dir) / PARAMS_FILE
-    tmp = target.with_suffix(".json.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(params.to_json() + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    return target
 
 
 def print_result(result, out=print) -> None:
@@ -95,5 +81,7 @@ def run_tune(args) -> int:
         return 2
     print_result(result)
     if args.write:
-        print(f"wrote {write_params(args.index, result.params)}")
+        searcher.set_default_params(result.params)
+        searcher.save(args.index)
+        print(f"wrote the tuned defaults into {Path(args.index) / 'config.json'}")
     return 0

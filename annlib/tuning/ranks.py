@@ -1,6 +1,6 @@
 """Per-stage ranks of the true neighbours, read from the index's own kernels.
 
-For each sample query and each of its true top-k neighbours this records
+For each sample query and each of its true top-k neighbours (ids) this records
   - its leaf rank: the rank of its best leaf (with SOAR, the better of its two)
     among all leaves, by the query's centroid score;
   - its AH rank at each number of leaves searched l in a grid: its position in
@@ -49,11 +49,12 @@ class RankTable:
         return np.array([(self.leaf_rank < l).mean() for l in self.leaves])
 
 
-def _positions(candidates: np.ndarray, truth: np.ndarray, n: int, missing: int) -> np.ndarray:
+def _positions(candidates: np.ndarray, truth: np.ndarray, missing: int) -> np.ndarray:
     """Position of each truth id in its row of candidates (missing when absent), vectorised."""
     nq, width = candidates.shape
-    rows = np.arange(nq, dtype=np.int64)[:, None] * (n + 1)
-    keys = (rows + candidates).ravel()              # padding (-1) maps to id n of the previous row: never a truth id
+    span = int(max(candidates.max(initial=0), truth.max(initial=0))) + 2
+    rows = np.arange(nq, dtype=np.int64)[:, None] * span
+    keys = (rows + candidates).ravel()              # padding (-1) maps to id span-1 of the previous row: never a truth id
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     wanted = (rows + truth).ravel()
@@ -64,45 +65,32 @@ def _positions(candidates: np.ndarray, truth: np.ndarray, n: int, missing: int) 
 
 def record_ranks(searcher, queries: np.ndarray, truth: np.ndarray, max_reorder: int, leaves: np.ndarray,
                  num_threads: int = 0, progress=None, exclude: np.ndarray | None = None) -> RankTable:
-    """The RankTable of `queries` (already normalised for cosine) with true ids `truth` [nq, k].
+    """The RankTable of `queries` with true ids `truth` [nq, k], read through the index's
+    public view of its internals (leaf_order, leaves_of, leaf_slots, ah_candidates).
     exclude: per query, an id that does not count (a database point used as a query is
     its own nearest neighbour; searches drop it, so it must not take a candidate's place)."""
-    arrays = searcher._arrays()
-    n = searcher.size()
     num_leaves = searcher.num_leaves
-    dim = searcher.dim
-    centroids = np.asarray(arrays["centroid_rows"]).reshape(num_leaves, -1)[:, :dim]
-    scores = queries @ centroids.T + np.asarray(arrays["centroid_row_bias"])[None, :]
-    order = np.argsort(-scores, axis=1, kind="stable")
+    order = searcher.leaf_order(queries, num_threads=num_threads)   # [nq, L] best leaf first
     rank_of_leaf = np.empty_like(order)
-    np.put_along_axis(rank_of_leaf, order, np.arange(num_leaves)[None, :].repeat(len(queries), 0), axis=1)
-
-    # Leaves holding each point (SOAR: up to two), from the slot layout.
-    starts = np.asarray(arrays["leaf_starts"])
-    slot_ids = np.asarray(arrays["slot_ids"])
-    slot_leaf = np.repeat(np.arange(num_leaves), np.diff(starts))
-    real = slot_ids >= 0
+    np.put_along_axis(rank_of_leaf, order, np.arange(num_leaves, dtype=order.dtype)[None, :].repeat(len(queries), 0),
+                      axis=1)
+    # The better-ranked of each true neighbour's (up to two) leaves.
+    held = searcher.leaves_of(truth.ravel()).reshape(*truth.shape, 2)
     best = np.full(truth.shape, num_leaves, dtype=np.int64)
-    point_slots = np.argsort(slot_ids[real], kind="stable")
-    ids_sorted = slot_ids[real][point_slots]
-    leaves_sorted = slot_leaf[real][point_slots]
-    first = np.searchsorted(ids_sorted, truth)
-    for offset in (0, 1):  # a point has at most two copies, adjacent after sorting by id
-        at = np.minimum(first + offset, len(ids_sorted) - 1)
-        holds = ids_sorted[at] == truth
-        leaf = leaves_sorted[at]
-        rank = np.take_along_axis(rank_of_leaf, leaf.reshape(len(queries), -1), axis=1).reshape(truth.shape)
-        best = np.where(holds, np.minimum(best, rank), best)
+    for copy in (0, 1):
+        leaf = held[..., copy]
+        rank = np.take_along_axis(rank_of_leaf, np.maximum(leaf, 0), axis=1)
+        best = np.where(leaf >= 0, np.minimum(best, rank), best)
 
-    sizes = np.diff(starts)
+    sizes = searcher.leaf_slots()
     scanned = np.cumsum(sizes[order], axis=1).mean(axis=0)    # [num_leaves] mean slots over the first l leaves
 
     ah_rank = np.empty((len(leaves), *truth.shape), dtype=np.int32)
     for g, l in enumerate(leaves):
-        candidates = searcher._ah_candidates(queries, int(l), max_reorder, num_threads)
-        ah_rank[g] = _positions(candidates, truth, n, max_reorder)
+        candidates, _ = searcher.ah_candidates(queries, int(l), max_reorder, num_threads=num_threads)
+        ah_rank[g] = _positions(candidates, truth, max_reorder)
         if exclude is not None:
-            own = _positions(candidates, exclude[:, None], n, max_reorder)
+            own = _positions(candidates, exclude[:, None], max_reorder)
             ah_rank[g] -= ((own < ah_rank[g]) & (ah_rank[g] < max_reorder)).astype(np.int32)
         if progress is not None:
             progress.update(1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .params import FrontierPoint
+from .results import FrontierPoint
 
 
 class Unreachable(ValueError):

@@ -5,10 +5,13 @@ import time
 
 import numpy as np
 
-from .._validate import as_float_matrix, check_k, check_num_threads, normalize_rows
+from .._validate import as_float_matrix, check_k, check_num_threads
+from ..quantized import QuantizedSearcher
+from ..searcher import BruteForceSearcher
 from ..recall_math import id_recall
 from .cost import CostModel, measure_cost_model
-from .params import SearchParams, TuneResult
+from ..params import SearchParams
+from .results import TuneResult
 from .ranks import leaf_grid, record_ranks
 from .solve import Unreachable, frontier_points, solve_for_cost, solve_for_recall
 
@@ -34,8 +37,6 @@ def tune(searcher, queries=None, *, target_recall: float | None = None, max_late
     index on the same machine: no stage is timed again, so tuning the same index for
     another target is faster and predicts with the same costs.
     """
-    from ..quantized import QuantizedSearcher
-
     started = time.perf_counter()
     if not isinstance(searcher, QuantizedSearcher):
         raise TypeError("tune() needs a quantized index (builder.tree(...).score_ah(...)); "
@@ -45,11 +46,6 @@ def tune(searcher, queries=None, *, target_recall: float | None = None, max_late
     if searcher.config.reorder is None:
         raise ValueError("tune() needs an index with reorder(): its recall model counts a true neighbour "
                          "among the re-ranked candidates as found")
-    arrays = searcher._arrays()
-    if "ids" in arrays and not np.array_equal(np.asarray(arrays["ids"]), np.arange(searcher.size())):
-        # The rank model works on storage rows; they are the ids only for 0..n-1 in row order.
-        raise ValueError("tune() needs an index whose ids are 0..n-1 in build order; tune before custom ids "
-                         "or updates (or rebalance() the index first when its ids are 0..n-1)")
     if (target_recall is None) == (max_latency_us is None):
         raise ValueError("give exactly one of target_recall or max_latency_us")
     if target_recall is not None and not (isinstance(target_recall, (int, float)) and 0 < target_recall <= 1):
@@ -127,20 +123,22 @@ def tune(searcher, queries=None, *, target_recall: float | None = None, max_late
 def _queries_and_truth(searcher, queries, ground_truth, database, k, seed, num_threads):
     """Validated (queries, true ids [nq, k], ids to exclude per query or None, where the queries came from)."""
     if queries is None:
-        rows = _database_rows(searcher, database)
+        ids, rows = _database(searcher, database)
         rng = np.random.default_rng(seed)
         pick = rng.choice(len(rows), size=min(DATABASE_SAMPLE, len(rows)), replace=False)
         queries = np.ascontiguousarray(rows[pick], dtype=np.float32)
         if ground_truth is not None:
             raise ValueError("ground_truth belongs to given queries; without queries the tuner computes it")
-        ids = _exact(searcher, rows, queries, k + 1, num_threads)
+        nearest = ids[_exact(searcher, rows, queries, k + 1, num_threads)]
         # A database row's nearest point is itself: drop it (or the last, should ties hide it).
-        keep = ids != pick[:, None]
-        truth = np.stack([row[mask][:k] for row, mask in zip(ids, keep)])
-        return _prepared(searcher, queries), truth, pick, "database sample (no query log)"
+        own = ids[pick]
+        keep = nearest != own[:, None]
+        truth = np.stack([row[mask][:k] for row, mask in zip(nearest, keep)])
+        return queries, truth, own, "database sample (no query log)"
     queries = as_float_matrix(queries, "queries", dim=searcher.dim)
     if ground_truth is None:
-        truth = _exact(searcher, _database_rows(searcher, database), queries, k, num_threads)
+        ids, rows = _database(searcher, database)
+        truth = ids[_exact(searcher, rows, queries, k, num_threads)]
     else:
         truth = np.asarray(ground_truth)
         if truth.ndim != 2 or truth.shape[0] != len(queries) or truth.shape[1] < k:
@@ -148,32 +146,38 @@ def _queries_and_truth(searcher, queries, ground_truth, database, k, seed, num_t
         if not np.issubdtype(truth.dtype, np.integer):
             raise TypeError(f"ground_truth must hold integer ids, got {truth.dtype}")
         truth = truth[:, :k].astype(np.int64)
-        if truth.min() < 0 or truth.max() >= searcher.size():
-            raise ValueError(f"ground_truth ids must be in [0, {searcher.size()})")
-    return _prepared(searcher, queries), truth, None, "given queries"
+        if not searcher.contains(np.unique(truth)).all():
+            raise ValueError("ground_truth holds ids the index does not hold")
+    return queries, truth, None, "given queries"
 
 
-def _prepared(searcher, queries):
-    return normalize_rows(queries, "query") if searcher.distance_measure == "cosine" else queries
-
-
-def _database_rows(searcher, database):
+def _database(searcher, database):
+    """(ids, their vectors as rows): database= is the vectors of ids 0..n-1; without it the
+    index's float32 reorder copy."""
     if database is not None:
         rows = as_float_matrix(database, "database", dim=searcher.dim)
         if len(rows) != searcher.size():
             raise ValueError(f"database has {len(rows)} rows but the index holds {searcher.size()} points")
-        return rows
+        ids = np.arange(len(rows), dtype=np.int64)
+        if not searcher.contains(ids).all():
+            raise ValueError("database= gives the vectors of ids 0..n-1, but the index holds other ids; "
+                             "pass ground_truth= instead")
+        return ids, rows
     reorder = searcher.config.reorder
     if reorder is not None and reorder.dtype == "float32":
-        return np.asarray(searcher._arrays()["rows"]).reshape(searcher.size(), -1)[:, :searcher.dim]
+        ids = searcher.ids()
+        return ids, searcher.vectors(ids)
     raise ValueError("exact ground truth needs the original vectors: pass database= (the index keeps only "
                      "a compressed copy) or ground_truth=")
 
 
 def _exact(searcher, rows, queries, k, num_threads):
-    from ..builder import builder
+    """Positions in rows of each query's exact k nearest."""
+    from ..config import BruteForceConfig, IndexConfig
 
-    exact = builder(rows, k, searcher.distance_measure).score_brute_force().build(num_threads=num_threads)
+    config = IndexConfig(num_neighbors=k, distance_measure=searcher.distance_measure,
+                         brute_force=BruteForceConfig())
+    exact = BruteForceSearcher.build(config, rows, num_threads)
     return exact.search_batched(queries, num_threads=num_threads)[0]
 
 

@@ -36,7 +36,7 @@ def record(benchmark, key, value, line):
 def test_lut16_scan(benchmark, level, num_blocks):
     rng = np.random.default_rng(0)
     n = 100_000
-    codes = _core.Lut16Codes(rng.integers(0, 16, (n, num_blocks)).astype(np.uint8))
+    codes = _core.testing.Lut16Codes(rng.integers(0, 16, (n, num_blocks)).astype(np.uint8))
     lut = rng.standard_normal((num_blocks, 16)).astype(np.float32)
     benchmark(codes.topk, lut, 100, None, level)
     ns = benchmark.stats.stats.min * 1e9 / (n * num_blocks)
@@ -79,8 +79,10 @@ def test_kmeans_assignment(benchmark, level):
     n, d, num_centers = 20_000, 128, 1000
     x = rng.standard_normal((n, d)).astype(np.float32)
     centers = rng.standard_normal((num_centers, d)).astype(np.float32)
-    scorer = _core.DenseScorer(_core.pack_dense(centers, "float32", True, 1), num_centers, d, "float32", level)
-    benchmark(scorer.search, x, 1, 0, 1)
+    packed = _core.pack_dense(centers, "float32", True, 1)
+    packed["meta"] = np.array(centers.shape, np.int64)
+    nearest = _core.DenseIndex(packed, _core.FORMAT_VERSION, "squared_l2", "float32", 1.0, level)
+    benchmark(nearest.search, x, 1, 1)
     ps = benchmark.stats.stats.min * 1e12 / (n * num_centers * d)
     record(benchmark, "ps_per_mac", ps, f"k-means assign {level:12s}: {ps:.2f} ps per multiply-add "
                                         f"({n} points x {num_centers} centers)")

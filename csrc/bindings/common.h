@@ -5,10 +5,15 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <type_traits>
+#include <utility>
+#include <vector>
 #include <stdexcept>
 #include <string>
 
+#include "../index/index_format.h"
 #include "../kernels/dense_scan.h"
+#include "../search/row_ids.h"
 #include "../simd/dispatch.h"
 #include "../util/cancel.h"
 
@@ -47,6 +52,80 @@ inline SimdLevel LevelOrActive(const std::string& name) {
   return name.empty() ? annlib::ActiveLevel() : annlib::ParseSimdLevel(name);
 }
 
+// The engine's view of the arrays in a dict (index/index_format.h names
+// them): each taken without conversion (a saved index's arrays may be
+// read-only memory maps) and checked for its element type and layout; absent
+// entries stay absent. The dict must outlive the spans.
+template <class Arrays>
+Arrays ArraysFromDict(const py::dict& dict) {
+  Arrays arrays;
+  annlib::ForEachArray(arrays, [&](const char* name, auto& field) {
+    if (!dict.contains(name)) return;
+    const py::object obj = dict[name];
+    using Field = std::decay_t<decltype(field)>;
+    if constexpr (std::is_same_v<Field, annlib::Bytes>) {
+      if (!py::isinstance<py::array>(obj)) throw std::invalid_argument(std::string("array '") + name + "' is no array");
+      const py::array a = obj.cast<py::array>();
+      if (!(a.flags() & py::array::c_style))
+        throw std::invalid_argument(std::string("array '") + name + "' is not C-contiguous");
+      field.data = a.data();
+      field.size = a.nbytes();
+    } else {
+      using A = py::array_t<typename Field::value_type, py::array::c_style>;
+      if (!A::check_(obj)) throw std::invalid_argument(std::string("array '") + name + "' has the wrong dtype");
+      const A a = obj.cast<A>();
+      field.data = a.data();
+      field.size = a.size();
+    }
+  });
+  return arrays;
+}
+
+// A vector's buffer as a NumPy array that owns it (no copy); shape defaults
+// to 1-D over the whole buffer.
+template <class T>
+py::array ToNumpy(std::vector<T>&& values, py::dtype dtype = py::dtype::of<T>(), std::vector<int64_t> shape = {}) {
+  auto* owned = new std::vector<T>(std::move(values));
+  py::capsule free_when_done(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+  if (shape.empty()) shape = {static_cast<int64_t>(owned->size() * sizeof(T) / dtype.itemsize())};
+  return py::array(dtype, shape, owned->data(), free_when_done);
+}
+
+// A filter argument: ids (int64) or a mask (uint8 0/1, indexed by id); the
+// arrays stay referenced while the filter is used.
+struct FilterArg {
+  Int64Array ids;
+  Uint8Array mask;
+  annlib::IdFilter filter;
+  FilterArg(const py::object& id_list, const py::object& id_mask) {
+    if (!id_list.is_none()) {
+      ids = id_list.cast<Int64Array>();
+      if (ids.ndim() != 1) throw std::invalid_argument("filter ids must be 1-D");
+      filter.ids = ids.data();
+      filter.num_ids = ids.shape(0);
+    } else if (!id_mask.is_none()) {
+      mask = id_mask.cast<Uint8Array>();
+      if (mask.ndim() != 1) throw std::invalid_argument("a filter mask must be 1-D");
+      filter.mask = mask.data();
+      filter.mask_length = mask.shape(0);
+    }
+  }
+};
+
+// Queries as the engine takes them: (n, dim) or one (dim,) vector, float32,
+// C-contiguous (the Python edge converts); returns n.
+inline int64_t QueryRows(const FloatArray& queries, int32_t dim) {
+  if (queries.ndim() == 1 && queries.shape(0) == dim) return 1;
+  if (queries.ndim() == 2 && queries.shape(1) == dim) return queries.shape(0);
+  throw std::invalid_argument("queries must have shape (num_queries, " + std::to_string(dim) + ") or (" +
+                              std::to_string(dim) + ",)");
+}
+
+// Results of n queries, k each: 1-D for one (dim,) vector, else (n, k).
+inline std::vector<int64_t> ResultShape(const FloatArray& queries, int64_t n, int32_t k) {
+  return queries.ndim() == 1 ? std::vector<int64_t>{k} : std::vector<int64_t>{n, k};
+}
+
 // Runs Python's signal handlers (the call's poll, on its own thread): true when
 // one raised (Ctrl-C's KeyboardInterrupt); the error stays set for the caller.
 inline bool PollPythonSignals() {
@@ -82,7 +161,9 @@ void Interruptible(F&& f) {
   if (control.poll_stopped()) throw py::error_already_set();
 }
 
-void RegisterPartitionedScorer(py::module_& m);
+void RegisterDenseIndex(py::module_& m);
+void RegisterPartitionedIndex(py::module_& m);
+void RegisterTesting(py::module_& m);
 void RegisterInterrupts(py::module_& m);
 
 }  // namespace annlib_bindings

@@ -18,6 +18,8 @@
 #include "../quantization/soar.h"
 #include "../search/dense_search.h"
 #include "../search/maxsim_search.h"
+#include "../search/metric.h"
+#include "../index/index_format.h"
 #include "../search/partitioned_search.h"
 #include "../search/topk.h"
 #include "../simd/dispatch.h"
@@ -32,7 +34,7 @@ using namespace annlib_bindings;
 
 constexpr const char* kInt8FloatArrays[] = {"scale", "offset", "scaled_sums"};
 
-// Packs x [n][dim] into the panel layout; returns the arrays a DenseScorer
+// Packs x [n][dim] into the panel layout; returns the arrays a DenseIndex
 // needs (and a saved index stores): panels (uint8), bias, for float32 norms,
 // and for int8 scale, offset, sums and scaled_sums.
 py::dict PackDensePy(FloatArray x, const std::string& dtype, bool squared_l2, int num_threads) {
@@ -166,77 +168,6 @@ Uint8Array PackLut16CodesPy(Uint8Array codes) {
   return packed;
 }
 
-// Holds references to the packed arrays (possibly read-only memory maps) so
-// they outlive every search.
-class DenseScorer {
- public:
-  DenseScorer(py::dict arrays, int64_t n, int32_t dim, const std::string& dtype, const std::string& simd_level,
-              const std::string& bf16_variant)
-      : arrays_(arrays),
-        kernels_(&DenseKernelsFor(LevelOrActive(simd_level), ParseBf16Variant(bf16_variant))) {
-    view_.type = ParseDenseType(dtype);
-    view_.n = n;
-    view_.dim = dim;
-    if (n <= 0 || dim <= 0) throw std::invalid_argument("n and dim must be positive");
-    const int64_t padded = view_.num_panels() * kPanelWidth;
-    py::array panels = Get<py::array>("panels");
-    if (panels.nbytes() != view_.num_panels() * PanelBytes(view_.type, dim) ||
-        !(panels.flags() & py::array::c_style))
-      throw std::invalid_argument("panels array has the wrong size or layout for n, dim and dtype");
-    view_.panels = panels.data();
-    view_.bias = Vector<FloatArray>("bias", padded).data();
-    if (view_.type == DenseType::kInt8) {
-      view_.scale = Vector<FloatArray>("scale", padded).data();
-      view_.offset = Vector<FloatArray>("offset", padded).data();
-      view_.scaled_sums = Vector<FloatArray>("scaled_sums", padded).data();
-      view_.sums = Vector<Int32Array>("sums", padded).data();
-    }
-    // Indexes saved before norms were packed lack them: without the error bound,
-    // the 2k best screened bin winners are rescored.
-    if (view_.type == DenseType::kFloat32 && arrays_.contains("norms"))
-      view_.norms = Vector<FloatArray>("norms", padded).data();
-  }
-
-  // allowed: None, or a filter bit per point (uint64 words covering every panel).
-  py::tuple Search(FloatArray queries, int32_t k, int32_t num_bins, int num_threads, py::object allowed) const {
-    if (queries.ndim() != 2 || queries.shape(1) != view_.dim)
-      throw std::invalid_argument("queries must have shape (num_queries, " + std::to_string(view_.dim) + ")");
-    if (k <= 0 || k > view_.n) throw std::invalid_argument("k must be in [1, n]");
-    py::array_t<uint64_t, py::array::c_style> bits;
-    if (!allowed.is_none()) {
-      bits = allowed.cast<py::array_t<uint64_t, py::array::c_style>>();
-      if (bits.ndim() != 1 || bits.shape(0) * 64 < view_.num_panels() * kPanelWidth)
-        throw std::invalid_argument("allowed must hold a bit for every point of every panel");
-    }
-    const uint64_t* allowed_bits = allowed.is_none() ? nullptr : bits.data();
-    const int64_t nq = queries.shape(0);
-    py::array_t<int64_t> ids({nq, int64_t{k}});
-    FloatArray scores({nq, int64_t{k}});
-    const float* qp = queries.data();
-    int64_t* ip = ids.mutable_data();
-    float* sp = scores.mutable_data();
-    Interruptible([&] { DenseSearch(view_, *kernels_, qp, nq, k, num_bins, num_threads, ip, sp, allowed_bits); });
-    return py::make_tuple(ids, scores);
-  }
-
-  std::string simd_level() const { return kernels_->level_name; }
-
- private:
-  template <class A>
-  A Get(const char* name) const {
-    if (!arrays_.contains(name)) throw std::invalid_argument(std::string("missing array '") + name + "'");
-    return arrays_[name].cast<A>();
-  }
-  template <class A>
-  A Vector(const char* name, int64_t length) const {
-    return DictVector<A>(arrays_, name, length);
-  }
-
-  py::dict arrays_;  // keeps every buffer alive
-  DenseView view_;
-  const DenseKernels* kernels_;
-};
-
 // Late-interaction scoring over a token store (float16, or int8 with a
 // per-token scale). Keeps references to the arrays, which may be read-only maps.
 class MaxSimScorer {
@@ -291,79 +222,32 @@ class MaxSimScorer {
   TokenStore store_{};
 };
 
-// One list of LUT16-packed codes, scanned on its own: the kernel in
-// isolation, for tests and micro-benchmarks (the partitioned index drives the
-// same kernel over its leaves).
-class Lut16Codes {
- public:
-  // codes [n][num_blocks] uint8 with values 0..15.
-  explicit Lut16Codes(py::array_t<uint8_t, py::array::c_style> codes) {
-    if (codes.ndim() != 2 || codes.shape(0) < 1 || codes.shape(1) < 1)
-      throw std::invalid_argument("codes must be a non-empty (n, num_blocks) uint8 array");
-    n_ = codes.shape(0);
-    num_blocks_ = static_cast<int32_t>(codes.shape(1));
-    const int64_t groups = (n_ + kLut16Group - 1) / kLut16Group;
-    packed_.resize(groups * PaddedBlocks(num_blocks_) * 16);
-    ids_.assign(groups * kLut16Group, -1);
-    for (int64_t j = 0; j < n_; ++j) ids_[j] = static_cast<int32_t>(j);
-    PackLut16Codes(codes.data(), n_, num_blocks_, packed_.data());
+// Rows checked as the engine checks queries (search/metric.h).
+void CheckRowsPy(FloatArray x, const std::string& metric, const std::string& what) {
+  if (x.ndim() != 2) throw std::invalid_argument("x must be 2-D");
+  const float* xp = x.data();
+  const int64_t n = x.shape(0);
+  const int32_t dim = static_cast<int32_t>(x.shape(1));
+  const Metric m = ParseMetric(metric);
+  py::gil_scoped_release release;
+  CheckRows(xp, n, dim, m, what.c_str());
+}
+
+FloatArray NormalizedRowsPy(FloatArray x, const std::string& what) {
+  if (x.ndim() != 2) throw std::invalid_argument("x must be 2-D");
+  const int64_t n = x.shape(0);
+  const int32_t dim = static_cast<int32_t>(x.shape(1));
+  FloatArray out({n, int64_t{dim}});
+  const float* xp = x.data();
+  float* op = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    std::vector<float> normalized;
+    const float* rows = PrepareRows(xp, n, dim, Metric::kCosine, what.c_str(), &normalized);
+    std::copy(rows, rows + n * dim, op);
   }
-
-  // lut [num_blocks][16] float. Returns (ids int64 [k], approx scores [k]), best first.
-  // allowed: None, or a filter bit per point (uint64 words).
-  py::tuple TopK(FloatArray lut, int32_t k, py::object point_bias, const std::string& simd_level,
-                 py::object allowed) const {
-    if (lut.ndim() != 2 || lut.shape(1) != 16 || lut.shape(0) != num_blocks_)
-      throw std::invalid_argument("lut must have shape (" + std::to_string(num_blocks_) + ", 16)");
-    if (k <= 0 || k > n_) throw std::invalid_argument("k must be in [1, n]");
-    py::array_t<uint64_t, py::array::c_style> bits;
-    if (!allowed.is_none()) {
-      bits = allowed.cast<py::array_t<uint64_t, py::array::c_style>>();
-      if (bits.ndim() != 1 || bits.shape(0) * 64 < n_) throw std::invalid_argument("allowed needs a bit per point");
-    }
-    const Lut16ScanFn scan = Lut16KernelFor(LevelOrActive(simd_level));
-    std::vector<float> bias;
-    if (!point_bias.is_none()) {
-      FloatArray pb = point_bias.cast<FloatArray>();
-      if (pb.ndim() != 1 || pb.shape(0) != n_) throw std::invalid_argument("point_bias must have shape (n,)");
-      bias.assign(pb.data(), pb.data() + n_);
-      bias.resize(ids_.size(), 0.0f);
-    }
-    std::vector<uint8_t> table(PaddedBlocks(num_blocks_) * 16);
-    std::vector<Candidate> found(CandidateCapacity(k));
-    CandidateBuffer buffer{found.data(), 0, static_cast<int32_t>(found.size()), k,
-                           -std::numeric_limits<float>::infinity()};
-    {
-      py::gil_scoped_release release;
-      Lut16Args args;
-      QuantizeLut16(lut.data(), num_blocks_, table.data(), &args.inv_scale, &args.base);
-      args.codes = packed_.data();
-      args.num_points = n_;
-      args.num_blocks = PaddedBlocks(num_blocks_);
-      args.lut = table.data();
-      args.point_bias = bias.empty() ? nullptr : bias.data();
-      args.ids = ids_.data();
-      args.candidates = &buffer;
-      args.allowed = allowed.is_none() ? nullptr : bits.data();
-      scan(args);
-      CompactCandidates(buffer);
-    }
-    std::vector<Candidate> cands(found.begin(), found.begin() + buffer.size);
-    py::array_t<int64_t> out_ids(k);
-    FloatArray out_scores(k);
-    WriteTopK(cands, k, out_ids.mutable_data(), out_scores.mutable_data());
-    return py::make_tuple(out_ids, out_scores);
-  }
-
-  int64_t size() const { return n_; }
-  int32_t num_blocks() const { return num_blocks_; }
-
- private:
-  int64_t n_ = 0;
-  int32_t num_blocks_ = 0;
-  std::vector<uint8_t> packed_;
-  std::vector<int32_t> ids_;
-};
+  return out;
+}
 
 }  // namespace
 
@@ -390,25 +274,22 @@ PYBIND11_MODULE(_core, m) {
         py::arg("primary").noconvert(), py::arg("soar_lambda"), py::arg("num_threads") = 0,
         py::arg("simd_level") = "");
   m.def("pack_lut16_codes", &PackLut16CodesPy, py::arg("codes").noconvert());
-  annlib_bindings::RegisterPartitionedScorer(m);
+  annlib_bindings::RegisterDenseIndex(m);
+  annlib_bindings::RegisterPartitionedIndex(m);
+  annlib_bindings::RegisterTesting(m);
   annlib_bindings::RegisterInterrupts(m);
-  py::class_<Lut16Codes>(m, "Lut16Codes")
-      .def(py::init<py::array_t<uint8_t, py::array::c_style>>(), py::arg("codes").noconvert())
-      .def("topk", &Lut16Codes::TopK, py::arg("lut").noconvert(), py::arg("k"),
-           py::arg("point_bias") = py::none(), py::arg("simd_level") = "", py::arg("allowed") = py::none())
-      .def_property_readonly("size", &Lut16Codes::size)
-      .def_property_readonly("num_blocks", &Lut16Codes::num_blocks);
   py::class_<MaxSimScorer>(m, "MaxSimScorer")
       .def(py::init<py::array, py::object, Int64Array, const std::string&>(), py::arg("tokens"),
            py::arg("token_scale"), py::arg("offsets").noconvert(), py::arg("simd_level") = "")
       .def("scores", &MaxSimScorer::Scores, py::arg("query_tokens").noconvert(), py::arg("doc_ids").noconvert(),
            py::arg("num_threads") = 1)
       .def_property_readonly("simd_level", &MaxSimScorer::simd_level);
-  py::class_<DenseScorer>(m, "DenseScorer")
-      .def(py::init<py::dict, int64_t, int32_t, const std::string&, const std::string&, const std::string&>(),
-           py::arg("arrays"), py::arg("n"), py::arg("dim"), py::arg("dtype"), py::arg("simd_level") = "",
-           py::arg("bf16_variant") = "auto")
-      .def("search", &DenseScorer::Search, py::arg("queries").noconvert(), py::arg("k"),
-           py::arg("num_bins"), py::arg("num_threads") = 0, py::arg("allowed") = py::none())
-      .def_property_readonly("simd_level", &DenseScorer::simd_level);
+  m.attr("FORMAT_VERSION") = kFormatVersion;
+  m.attr("OLDEST_FORMAT_VERSION") = kOldestFormatVersion;
+  m.attr("LUT16_GROUP") = kLut16Group;
+  m.attr("PANEL_WIDTH") = kPanelWidth;
+  m.def("check_rows", &CheckRowsPy, py::arg("x").noconvert(), py::arg("metric"), py::arg("what"),
+        "raises ValueError naming the first row with NaN/inf, an overflowing squared norm, or (cosine) all zeros");
+  m.def("normalized_rows", &NormalizedRowsPy, py::arg("x").noconvert(), py::arg("what"),
+        "rows scaled to unit length (cosine), after check_rows");
 }

@@ -10,59 +10,6 @@
 
 namespace annlib {
 
-// ---- IdMap -----------------------------------------------------------------
-
-int32_t IdMap::Find(int64_t id) const {
-  if (id < 0) return -1;
-  if (dense_mode_) return id < static_cast<int64_t>(dense_.size()) ? dense_[id] : -1;
-  const auto it = hash_.find(id);
-  return it == hash_.end() ? -1 : it->second;
-}
-
-void IdMap::Set(int64_t id, int32_t row) {
-  if (dense_mode_ && id >= static_cast<int64_t>(dense_.size())) {
-    // Dense while the vector stays within a few entries per point.
-    if (id < 4 * (count_ + 1) + (int64_t{1} << 16)) {
-      dense_.resize(std::max<int64_t>(id + 1, static_cast<int64_t>(dense_.size()) * 3 / 2), -1);
-    } else {
-      MoveToHash();
-    }
-  }
-  if (dense_mode_) {
-    if (dense_[id] < 0) ++count_;
-    dense_[id] = row;
-  } else {
-    count_ += hash_.insert_or_assign(id, row).second ? 1 : 0;
-  }
-}
-
-void IdMap::Erase(int64_t id) {
-  if (dense_mode_) {
-    if (id >= 0 && id < static_cast<int64_t>(dense_.size()) && dense_[id] >= 0) {
-      dense_[id] = -1;
-      --count_;
-    }
-  } else {
-    count_ -= static_cast<int64_t>(hash_.erase(id));
-  }
-}
-
-void IdMap::Clear() {
-  dense_mode_ = true;
-  count_ = 0;
-  dense_.clear();
-  hash_.clear();
-}
-
-void IdMap::MoveToHash() {
-  hash_.reserve(count_ * 2);
-  for (int64_t id = 0; id < static_cast<int64_t>(dense_.size()); ++id)
-    if (dense_[id] >= 0) hash_.emplace(id, dense_[id]);
-  dense_.clear();
-  dense_.shrink_to_fit();
-  dense_mode_ = false;
-}
-
 // ---- PartitionedStore ------------------------------------------------------
 
 PartitionedStore::PartitionedStore(const StoreArrays& base) : base_(base) {
@@ -90,28 +37,14 @@ PartitionedStore::PartitionedStore(const StoreArrays& base) : base_(base) {
       where[where[0] < 0 ? 0 : 1] = l;
     }
   }
-  row_ids_.resize(base.num_rows);
+  rows_.Reset(base.ids, base.num_rows);
   row_added_.assign(base.num_rows, 0);
   for (int64_t r = 0; r < base.num_rows; ++r) {
-    const int64_t id = base.ids != nullptr ? base.ids[r] : r;
-    if (id < 0) throw std::invalid_argument("ids must be >= 0");
-    if (ids_.Find(id) >= 0) throw std::invalid_argument("ids hold " + std::to_string(id) + " more than once");
-    ids_.Set(id, static_cast<int32_t>(r));
-    row_ids_[r] = id;
     if (base.row_added != nullptr && base.row_added[r]) {
       row_added_[r] = 1;
       ++added_;
     }
   }
-  live_ = base.num_rows;
-  live_bits_.assign((base.num_rows + 63) / 64 + 1, 0);
-  for (int64_t r = 0; r < base.num_rows; ++r) SetLive(r, true);
-}
-
-void PartitionedStore::SetLive(int64_t row, bool live) {
-  if (row >> 6 >= static_cast<int64_t>(live_bits_.size())) live_bits_.resize((row >> 6) * 3 / 2 + 2, 0);
-  const uint64_t bit = uint64_t{1} << (row & 63);
-  live_bits_[row >> 6] = live ? (live_bits_[row >> 6] | bit) : (live_bits_[row >> 6] & ~bit);
 }
 
 void PartitionedStore::FillView(PartitionedView* v) const {
@@ -155,7 +88,7 @@ void PartitionedStore::OwnRows() {
   if (rows_owned_ || !has_rows_) return;
   const int64_t n = num_rows();
   const uint8_t* src = static_cast<const uint8_t*>(base_.rows);
-  rows_.assign(src, src + n * RowBytes());
+  reorder_.assign(src, src + n * RowBytes());
   row_bias_.assign(base_.row_bias, base_.row_bias + n);
   if (base_.row_type == DenseType::kInt8) {
     row_scale_.assign(base_.row_scale, base_.row_scale + n);
@@ -179,18 +112,11 @@ int64_t PartitionedStore::FreeSlot(int32_t l) {
   return slot;
 }
 
-// Writes a point's codes into its slot: in a group, byte i of block b holds
-// point i's code in the low nibble and point i + 16's in the high one.
+// Writes a point's codes, row and slot term into a slot of an owned leaf.
 void PartitionedStore::WriteSlot(int32_t l, int64_t slot, int32_t row, const uint8_t* code, const float* bias) {
   OwnedLeaf& o = owned_[l];
-  uint8_t* group = o.codes.data() + slot / kLut16Group * group_bytes_;
-  const int lane = static_cast<int>(slot % kLut16Group);
-  const int shift = lane < 16 ? 0 : 4;
-  const uint8_t keep = lane < 16 ? 0xF0 : 0x0F;
-  for (int32_t b = 0; b < base_.num_blocks; ++b) {
-    uint8_t& byte = group[b * 16 + (lane & 15)];
-    byte = static_cast<uint8_t>((byte & keep) | ((code[b] & 0x0F) << shift));
-  }
+  WriteLut16Codes(o.codes.data() + slot / kLut16Group * group_bytes_, static_cast<int>(slot % kLut16Group), code,
+                  base_.num_blocks);
   o.ids[slot] = row;
   if (has_bias_) o.bias[slot] = bias != nullptr ? *bias : 0.0f;
   ++leaf_live_[l];
@@ -209,12 +135,9 @@ void PartitionedStore::RemoveRow(int32_t row) {
     }
     row_leaf_[2 * int64_t{row} + c] = -1;
   }
-  ids_.Erase(row_ids_[row]);
-  row_ids_[row] = -1;
-  SetLive(row, false);
+  rows_.Kill(row);
   if (row_added_[row]) --added_;
   row_added_[row] = 0;
-  --live_;
 }
 
 void PartitionedStore::Upsert(const NewPoints& p) {
@@ -233,20 +156,16 @@ void PartitionedStore::Upsert(const NewPoints& p) {
   OwnRows();
   const int64_t row_bytes = has_rows_ ? RowBytes() : 0;
   for (int64_t i = 0; i < p.count; ++i) {
-    const int32_t old = ids_.Find(p.ids[i]);
+    const int32_t old = rows_.RowOf(p.ids[i]);
     if (old >= 0) RemoveRow(old);
-    const int32_t row = static_cast<int32_t>(num_rows());
-    row_ids_.push_back(p.ids[i]);
+    const int32_t row = rows_.Append(p.ids[i]);
     row_added_.push_back(1);
     row_leaf_.push_back(-1);
     row_leaf_.push_back(-1);
-    ids_.Set(p.ids[i], row);
-    SetLive(row, true);
-    ++live_;
     ++added_;
     if (has_rows_) {
       const uint8_t* src = static_cast<const uint8_t*>(p.rows) + i * row_bytes;
-      rows_.insert(rows_.end(), src, src + row_bytes);
+      reorder_.insert(reorder_.end(), src, src + row_bytes);
       row_bias_.push_back(p.row_bias[i]);
       if (base_.row_type == DenseType::kInt8) {
         row_scale_.push_back(p.row_scale[i]);
@@ -268,13 +187,13 @@ void PartitionedStore::Remove(const int64_t* ids, int64_t count) {
   std::unordered_set<int64_t> seen;
   seen.reserve(count * 2);
   for (int64_t i = 0; i < count; ++i) {
-    if (ids_.Find(ids[i]) < 0)
+    if (rows_.RowOf(ids[i]) < 0)
       throw std::invalid_argument("id " + std::to_string(ids[i]) + " is not in the index; nothing was deleted");
     if (!seen.insert(ids[i]).second)
       throw std::invalid_argument("id " + std::to_string(ids[i]) + " appears more than once in one call");
   }
   ++version_;
-  for (int64_t i = 0; i < count; ++i) RemoveRow(ids_.Find(ids[i]));
+  for (int64_t i = 0; i < count; ++i) RemoveRow(rows_.RowOf(ids[i]));
 }
 
 bool PartitionedStore::CompactionDue() const {
@@ -288,7 +207,7 @@ void PartitionedStore::Compact() {
   std::vector<int32_t> renumber(n, -1);
   int32_t next = 0;
   for (int64_t r = 0; r < n; ++r)
-    if (row_ids_[r] >= 0) renumber[r] = next++;
+    if (rows_.IdOf(r) >= 0) renumber[r] = next++;
   const bool renumbered = next != n;
   if (renumbered) {
     OwnRows();
@@ -296,12 +215,11 @@ void PartitionedStore::Compact() {
     for (int64_t r = 0; r < n; ++r) {
       const int32_t to = renumber[r];
       if (to < 0 || to == r) continue;
-      row_ids_[to] = row_ids_[r];
       row_added_[to] = row_added_[r];
       row_leaf_[2 * int64_t{to}] = row_leaf_[2 * r];
       row_leaf_[2 * int64_t{to} + 1] = row_leaf_[2 * r + 1];
       if (has_rows_) {
-        std::memmove(rows_.data() + to * row_bytes, rows_.data() + r * row_bytes, row_bytes);
+        std::memmove(reorder_.data() + to * row_bytes, reorder_.data() + r * row_bytes, row_bytes);
         row_bias_[to] = row_bias_[r];
         if (base_.row_type == DenseType::kInt8) {
           row_scale_[to] = row_scale_[r];
@@ -309,21 +227,15 @@ void PartitionedStore::Compact() {
         }
       }
     }
-    row_ids_.resize(next);
+    rows_.Renumber(renumber, next);
     row_added_.resize(next);
     row_leaf_.resize(2 * int64_t{next});
     if (has_rows_) {
-      rows_.resize(next * row_bytes);
-      rows_.shrink_to_fit();
+      reorder_.resize(next * row_bytes);
+      reorder_.shrink_to_fit();
       row_bias_.resize(next);
       row_scale_.resize(base_.row_type == DenseType::kInt8 ? next : 0);
       row_offset_.resize(base_.row_type == DenseType::kInt8 ? next : 0);
-    }
-    ids_.Clear();
-    live_bits_.assign((int64_t{next} + 63) / 64 + 1, 0);
-    for (int32_t r = 0; r < next; ++r) {
-      ids_.Set(row_ids_[r], r);
-      SetLive(r, true);
     }
   }
   for (int32_t l = 0; l < num_leaves(); ++l) {
@@ -339,12 +251,8 @@ void PartitionedStore::Compact() {
       const int32_t row = o.ids[from];
       if (row < 0) continue;
       if (to != from) {
-        const uint8_t* g = o.codes.data() + from / kLut16Group * group_bytes_;
-        const int lane = static_cast<int>(from % kLut16Group);
-        for (int32_t b = 0; b < base_.num_blocks; ++b) {
-          const uint8_t byte = g[b * 16 + (lane & 15)];
-          code[b] = lane < 16 ? (byte & 0x0F) : (byte >> 4);
-        }
+        ReadLut16Codes(o.codes.data() + from / kLut16Group * group_bytes_, static_cast<int>(from % kLut16Group),
+                       base_.num_blocks, code.data());
         const float bias = has_bias_ ? o.bias[from] : 0.0f;
         o.ids[from] = -1;
         --leaf_live_[l];  // WriteSlot counts it again
@@ -362,67 +270,6 @@ void PartitionedStore::Compact() {
     o.bias.shrink_to_fit();
     Refresh(l);
   }
-}
-
-namespace {
-
-[[noreturn]] void MaskTooShort(const IdFilter& f, int64_t id) {
-  throw std::invalid_argument("a boolean mask needs an entry for every id in the index (mask[id]); it has length " +
-                              std::to_string(f.mask_length) + " but the index holds id " + std::to_string(id));
-}
-
-}  // namespace
-
-int64_t PartitionedStore::FilterRows(const IdFilter& allow, const IdFilter& deny, std::vector<uint64_t>* bits) const {
-  const int64_t n = num_rows();
-  bits->assign((n + 63) / 64 + 1, 0);
-  uint64_t* b = bits->data();
-  // Masks are read row by row, 64 rows to a word, without branching on the
-  // (unpredictable) mask values; a word's bits are built in a register.
-  auto masked_word = [&](const IdFilter& f, int64_t w) {
-    uint64_t word = 0;
-    const int64_t end = std::min(n, (w + 1) * 64);
-    for (int64_t r = w * 64; r < end; ++r) {
-      const int64_t id = row_ids_[r];
-      if (id < 0) continue;
-      if (id >= f.mask_length) MaskTooShort(f, id);
-      word |= uint64_t{f.mask[id] != 0} << (r & 63);
-    }
-    return word;
-  };
-  const int64_t words = (n + 63) / 64;
-  if (allow.ids != nullptr) {
-    for (int64_t i = 0; i < allow.num_ids; ++i) {
-      const int32_t r = ids_.Find(allow.ids[i]);
-      if (r >= 0) b[r >> 6] |= uint64_t{1} << (r & 63);
-    }
-  } else {
-    for (int64_t w = 0; w < words; ++w) b[w] = allow.mask != nullptr ? masked_word(allow, w) : live_bits_[w];
-  }
-  if (deny.ids != nullptr) {
-    for (int64_t i = 0; i < deny.num_ids; ++i) {
-      const int32_t r = ids_.Find(deny.ids[i]);
-      if (r >= 0) b[r >> 6] &= ~(uint64_t{1} << (r & 63));
-    }
-  } else if (deny.mask != nullptr) {
-    for (int64_t w = 0; w < words; ++w) b[w] &= ~masked_word(deny, w);
-  }
-  int64_t count = 0;
-  for (uint64_t w : *bits) count += __builtin_popcountll(w);
-  return count;
-}
-
-std::vector<int32_t> PartitionedStore::RowsOf(const std::vector<uint64_t>& bits, int64_t num_rows) {
-  std::vector<int32_t> rows;
-  for (int64_t w = 0; w < static_cast<int64_t>(bits.size()); ++w) {
-    uint64_t word = bits[w];
-    while (word != 0) {
-      const int64_t r = w * 64 + __builtin_ctzll(word);
-      word &= word - 1;
-      if (r < num_rows) rows.push_back(static_cast<int32_t>(r));
-    }
-  }
-  return rows;
 }
 
 }  // namespace annlib

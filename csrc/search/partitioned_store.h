@@ -12,33 +12,16 @@
 // its slots, so scans skip it at once; a later insert reuses free slots, and
 // Compact() drops dead rows and empty groups and renumbers the rest.
 //
-// No locking here: the owner (bindings/module.cpp) holds a reader-writer lock,
-// shared by searches and exclusive for every call that changes the store.
+// No locking here: the owner (index/partitioned_index.h) holds a reader-writer
+// lock, shared by searches and exclusive for every call that changes the store.
 #pragma once
 #include <cstdint>
-#include <unordered_map>
 #include <vector>
 
 #include "partitioned_search.h"
+#include "row_ids.h"
 
 namespace annlib {
-
-// User id -> row. A vector indexed by id while ids stay small (the default
-// ids 0..n-1), a hash map once an id is far beyond the number of points.
-class IdMap {
- public:
-  int32_t Find(int64_t id) const;  // -1 when absent
-  void Set(int64_t id, int32_t row);
-  void Erase(int64_t id);
-  void Clear();
-
- private:
-  void MoveToHash();
-  bool dense_mode_ = true;
-  int64_t count_ = 0;
-  std::vector<int32_t> dense_;
-  std::unordered_map<int64_t, int32_t> hash_;
-};
 
 // The arrays of an unchanged index (annlib/quantized.py names them).
 struct StoreArrays {
@@ -68,18 +51,10 @@ struct NewPoints {
   const uint8_t* codes[2] = {nullptr, nullptr};  // [count][num_blocks] per copy
   const float* bias[2] = {nullptr, nullptr};     // [count] per copy, squared L2 only
   const void* rows = nullptr;                    // [count][row_stride] reorder rows
+  int64_t rows_bytes = 0;                        // bytes at rows (checked)
   const float* row_bias = nullptr;
   const float* row_scale = nullptr;
   const float* row_offset = nullptr;
-};
-
-// A filter over user ids: an id list or a boolean mask indexed by id.
-struct IdFilter {
-  const int64_t* ids = nullptr;
-  int64_t num_ids = 0;
-  const uint8_t* mask = nullptr;
-  int64_t mask_length = 0;
-  bool present() const { return ids != nullptr || mask != nullptr; }
 };
 
 class PartitionedStore {
@@ -101,32 +76,26 @@ class PartitionedStore {
   // the index compact it before they return).
   bool CompactionDue() const;
 
-  int64_t size() const { return live_; }
+  int64_t size() const { return rows_.live(); }
   // Changes with every upsert, delete and compaction: a row bitmask made at
   // one version is only valid at that version.
   uint64_t version() const { return version_; }
-  int64_t num_rows() const { return static_cast<int64_t>(row_ids_.size()); }
-  int64_t dead_rows() const { return num_rows() - live_; }
+  int64_t num_rows() const { return rows_.num_rows(); }
+  int64_t dead_rows() const { return num_rows() - size(); }
   int64_t added() const { return added_; }
-  int64_t RowOf(int64_t id) const { return ids_.Find(id); }
-  const std::vector<int64_t>& row_ids() const { return row_ids_; }
+  // Rows and their user ids (filters, id translation, live rows).
+  const RowIds& row_ids() const { return rows_; }
   const std::vector<uint8_t>& row_added() const { return row_added_; }
   const LeafData& leaf(int32_t l) const { return leaves_[l]; }
   int32_t num_leaves() const { return static_cast<int32_t>(leaves_.size()); }
   int64_t LiveSlots(int32_t l) const { return leaf_live_[l]; }
+  // The leaves holding a row (-1: none), its primary copy first.
+  const int32_t* LeavesOf(int32_t row) const { return &row_leaf_[2 * int64_t{row}]; }
   // Reorder rows as they are now (own copy or the build's).
-  const void* rows() const { return rows_owned_ ? static_cast<const void*>(rows_.data()) : base_.rows; }
+  const void* rows() const { return rows_owned_ ? static_cast<const void*>(reorder_.data()) : base_.rows; }
   const float* row_bias() const { return rows_owned_ ? row_bias_.data() : base_.row_bias; }
   const float* row_scale() const { return rows_owned_ ? row_scale_.data() : base_.row_scale; }
   const float* row_offset() const { return rows_owned_ ? row_offset_.data() : base_.row_offset; }
-
-  // Bit r of `bits` set when row r is live, passes `allow` (if present) and
-  // not `deny`; ids the index does not hold are ignored. Returns the count.
-  int64_t FilterRows(const IdFilter& allow, const IdFilter& deny, std::vector<uint64_t>* bits) const;
-  // The rows whose bit is set, ascending.
-  static std::vector<int32_t> RowsOf(const std::vector<uint64_t>& bits, int64_t num_rows);
-  // The live rows, ascending.
-  std::vector<int32_t> LiveRows() const { return RowsOf(live_bits_, num_rows()); }
 
  private:
   struct OwnedLeaf {
@@ -140,7 +109,6 @@ class PartitionedStore {
   int64_t FreeSlot(int32_t leaf);
   void WriteSlot(int32_t leaf, int64_t slot, int32_t row, const uint8_t* code, const float* bias);
   void RemoveRow(int32_t row);
-  void SetLive(int64_t row, bool live);
   int64_t RowBytes() const;
 
   StoreArrays base_;
@@ -151,16 +119,13 @@ class PartitionedStore {
   std::vector<OwnedLeaf> owned_;
   std::vector<uint8_t> is_owned_;
   std::vector<int64_t> leaf_live_;
-  std::vector<int64_t> row_ids_;    // user id of each row, -1 = deleted
-  std::vector<uint64_t> live_bits_;  // bit per row: live (row_ids_[r] >= 0)
+  RowIds rows_;
   std::vector<int32_t> row_leaf_;   // [row][2] leaves holding the row, -1 = none
   std::vector<uint8_t> row_added_;  // 1 = added since the last training
-  IdMap ids_;
-  int64_t live_ = 0;
   uint64_t version_ = 0;
   int64_t added_ = 0;
   bool rows_owned_ = false;
-  std::vector<uint8_t> rows_;
+  std::vector<uint8_t> reorder_;    // own reorder rows, once a point was added
   std::vector<float> row_bias_, row_scale_, row_offset_;
 };
 

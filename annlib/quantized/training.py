@@ -1,10 +1,16 @@
-"""k-means partitioning (the tree of the quantized index).
+"""Training the quantized index: k-means leaves and AH codebooks, on samples.
 
-Lloyd's algorithm on a sample. Each assignment step is a top-1 search with
-annlib's own dense kernel (squared L2, or inner product against unit centers
-for spherical k-means), multi-threaded with the GIL released. Empty leaves are
-re-seeded with the sample points worst served by their current center. A
-progress bar shows the iterations; Ctrl-C stops between iterations.
+k-means (the tree): Lloyd's algorithm on a sample. Each assignment step is a
+top-1 search with annlib's own brute-force engine (squared L2, or inner
+product against unit centers for spherical k-means), multi-threaded with the
+GIL released. Empty leaves are re-seeded with the sample points worst served by
+their current center.
+
+AH codebooks: per block of dims_per_block dimensions, 16 centers (4-bit codes)
+trained with Lloyd's algorithm on a sample of residuals (point minus its leaf
+center); encoding then minimises the score-aware loss (placement.py).
+
+Progress bars show the iterations; Ctrl-C stops within a second.
 """
 from __future__ import annotations
 
@@ -12,19 +18,19 @@ import numpy as np
 import scipy.sparse
 from tqdm.auto import tqdm
 
-from . import _core
+from .. import _core
+
+NUM_CENTERS = 16  # per code block: 4-bit codes
 
 
 def assign(data: np.ndarray, centers: np.ndarray, *, spherical: bool = False, num_threads: int = 0):
     """Nearest center of each row: (labels int64 [n], squared distances or -inner products [n])."""
+    metric = "dot_product" if spherical else "squared_l2"
     packed = _core.pack_dense(centers, "float32", not spherical, num_threads)
-    scorer = _core.DenseScorer(packed, centers.shape[0], centers.shape[1], "float32")
-    ids, raw = scorer.search(data, 1, 0, num_threads)
-    if spherical:
-        return ids[:, 0], -raw[:, 0]
-    # raw = <x, c> - |c|^2 / 2, so |x - c|^2 = |x|^2 - 2 raw.
-    dist = np.einsum("ij,ij->i", data, data) - 2.0 * raw[:, 0]
-    return ids[:, 0], np.maximum(dist, 0.0)
+    packed["meta"] = np.array(centers.shape, np.int64)
+    nearest = _core.DenseIndex(packed, _core.FORMAT_VERSION, metric, "float32")
+    ids, scores = nearest.search(data, 1, num_threads)
+    return ids[:, 0], (-scores[:, 0] if spherical else scores[:, 0])
 
 
 def _initial_centers(sample, num_leaves, init, rng):
@@ -100,3 +106,37 @@ def kmeans(data: np.ndarray, num_leaves: int, *, iterations: int = 12, training_
         if spherical:
             centers = _normalize(centers)
     return np.ascontiguousarray(centers, dtype=np.float32)
+
+
+def train_codebooks(residuals: np.ndarray, dims_per_block: int, *, iterations: int = 10,
+                    training_sample_size: int = 100_000, seed: int = 0, num_threads: int = 0,
+                    progress: bool = True) -> np.ndarray:
+    """Per-block k-means with 16 centers on (a sample of) residuals [n, dim]:
+    float32 [num_blocks, 16, dims_per_block]."""
+    n, dim = residuals.shape
+    num_blocks = dim // dims_per_block
+    rng = np.random.default_rng(seed)
+    size = min(n, training_sample_size)
+    sample = residuals if size == n else residuals[np.sort(rng.choice(n, size, replace=False))]
+    blocks = sample.reshape(size, num_blocks, dims_per_block)
+    # Start each block from 16 random sample points (repeats only when the sample is tiny).
+    if size < NUM_CENTERS or size >= NUM_CENTERS * num_blocks:
+        picks = rng.choice(size, (num_blocks, NUM_CENTERS), replace=size < NUM_CENTERS)
+    else:  # fewer points than blocks x centers: distinct points within each block
+        picks = np.stack([rng.choice(size, NUM_CENTERS, replace=False) for _ in range(num_blocks)])
+    centers = np.ascontiguousarray(blocks[picks, np.arange(num_blocks)[:, None]], dtype=np.float32)
+    block_base = np.arange(num_blocks, dtype=np.int32) * NUM_CENTERS
+    for _ in tqdm(range(iterations), desc="AH codebooks", unit="iter", disable=not progress, leave=False):
+        codes = _core.ah_encode(sample, sample, centers, 0.0, dim, 0, num_threads)
+        cell = (block_base + codes).ravel()
+        counts = np.bincount(cell, minlength=num_blocks * NUM_CENTERS).reshape(num_blocks, NUM_CENTERS)
+        sums = np.zeros((num_blocks * NUM_CENTERS, dims_per_block), np.float64)
+        for t in range(dims_per_block):
+            sums[:, t] = np.bincount(cell, weights=blocks[:, :, t].ravel(), minlength=num_blocks * NUM_CENTERS)
+        sums = sums.reshape(num_blocks, NUM_CENTERS, dims_per_block)
+        filled = counts > 0
+        centers[filled] = (sums[filled] / counts[filled][:, None]).astype(np.float32)
+        # An empty center restarts at a random sample point of its block.
+        for b, j in zip(*np.nonzero(~filled)):
+            centers[b, j] = blocks[rng.integers(size), b]
+    return centers

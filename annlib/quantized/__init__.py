@@ -1,0 +1,28 @@
+"""The quantized partitioning index (the ScaNN pipeline), by lifecycle:
+
+    training     k-means leaves and AH codebooks, on samples
+    placement    where a point goes and what its copies hold: the one rule of
+                 build, upsert and rebalance
+    layout       the saved arrays: leaf-major slots, packed codes, centroids
+    building     training + placement + layout: a new index's arrays
+    maintenance  health() and what rebalance() reads back
+    searching    QuantizedSearcher over the engine's index object
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from ..config import IndexConfig
+from .building import build_arrays
+from .searching import QuantizedSearcher
+
+
+def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int = 0, progress: bool = True,
+                    ids: np.ndarray | None = None) -> QuantizedSearcher:
+    """Builds a quantized index over database (float32 [n, d], checked)."""
+    arrays = build_arrays(config, database, num_threads, progress, ids)
+    return QuantizedSearcher(config, arrays, format_version=_core.FORMAT_VERSION)
+
+
+__all__ = ["QuantizedSearcher", "build_arrays", "build_quantized"]

@@ -1,0 +1,44 @@
+"""Keeping a changing quantized index healthy: what health() reports and what
+rebalance() reads back.
+
+Points added by upsert() are placed with the centers and codebooks trained at
+build time (placement.py). When many points came later, or the data drifted,
+the leaves grow uneven and the codebooks fit the new points worse: health()
+says so, and rebalance() retrains both on the points held now (read back from
+the reorder copy).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .layout import leaf_balance
+
+# rebalance() is recommended when this share of the points came after training,
+# or when the leaves' spread (coefficient of variation) grew by this factor.
+REBALANCE_ADDED_SHARE = 0.3
+REBALANCE_CV_GROWTH = 1.5
+
+
+def health_report(stats: dict, baseline_cv: float | None) -> dict:
+    size = int(stats["size"])
+    report = {"size": size, "deleted_pending_compaction": int(stats["rows"]) - size,
+              "added_since_training": int(stats["added"]),
+              "added_fraction": float(stats["added"]) / size if size else 0.0,
+              "num_leaves": int(len(stats["leaf_live"])), **leaf_balance(stats["leaf_live"]),
+              "leaf_size_cv_at_training": baseline_cv}
+    drift = baseline_cv is not None and baseline_cv > 0 and report["leaf_size_cv"] > REBALANCE_CV_GROWTH * baseline_cv
+    report["rebalance_recommended"] = bool(report["added_fraction"] >= REBALANCE_ADDED_SHARE or drift)
+    return report
+
+
+def decode_rows(arrays: dict, dtype: str, n: int, dim: int) -> np.ndarray:
+    """The vectors held by the reorder copy (exact for float32; bfloat16 and
+    int8 give back their rounded values)."""
+    rows = np.asarray(arrays["rows"]).reshape(n, -1)[:, :dim]
+    if dtype == "float32":
+        return np.ascontiguousarray(rows, dtype=np.float32)
+    if dtype == "bfloat16":
+        return (rows.astype(np.uint32) << 16).view(np.float32)
+    scale = np.asarray(arrays["row_scale"])[:, None]
+    offset = np.asarray(arrays["row_offset"])[:, None]
+    return (rows.astype(np.float32) * scale + offset).astype(np.float32)

@@ -1,0 +1,126 @@
+"""Placing points in a trained index: the one rule that build(), upsert() and
+rebalance() share.
+
+A point goes to the leaf of its nearest center and, with SOAR, to one more
+leaf: argmin_c |x - c|^2 + lambda <x - c, r^>^2, r^ its unit residual to the
+primary center (csrc/quantization/soar.h). In each leaf it holds a copy: the
+AH codes of its residual x - c under the anisotropic loss
+eta |r_par|^2 + |r_perp|^2 (csrc/quantization/ah_encode.h), and for squared
+L2 a per-slot term. Squared L2 runs as inner product through the L2 -> MIPS
+reduction: <q, x> - |x|^2/2 ranks like -|q - x|^2. The extra coordinate is
+not quantized but kept per slot, computed from the point as its codes
+reconstruct it (l2_point_term), so the scan scores -|q - x~|^2/2. With
+reordering, the point also gets a row in the reorder copy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import _core
+from ..config import IndexConfig
+from .training import assign
+
+ENCODE_CHUNK = 1 << 16  # points encoded per call: bounded memory, a progress step
+
+
+@dataclass
+class Placement:
+    """Where each of n points goes, and what its copies hold."""
+    leaves: np.ndarray            # int64 [n] primary leaf
+    codes: np.ndarray             # uint8 [n, num_blocks]
+    bias: np.ndarray | None       # float32 [n]: squared L2's slot term, else None
+    spilled: np.ndarray           # int64 [m]: the points with a second copy
+    spill_leaves: np.ndarray      # int64 [m]
+    spill_codes: np.ndarray       # uint8 [m, num_blocks]
+    spill_bias: np.ndarray | None  # float32 [m]
+    rows: dict | None             # the reorder rows (_core.pack_rows), or None
+
+
+def place_points(config: IndexConfig, centroids: np.ndarray, codebooks: np.ndarray, x: np.ndarray,
+                 num_threads: int = 0, progress: bool = False, leaves: np.ndarray | None = None) -> Placement:
+    """The placement of points x (float32 [n, d], unit rows for cosine) in an index with these
+    trained centroids [L, d] and codebooks [num_blocks, 16, dims_per_block]; `leaves`
+    when the primary leaves are already known (a build assigns while it trains)."""
+    if leaves is None:
+        leaves = assign(x, centroids, num_threads=num_threads)[0]
+    tree = config.tree
+    spill_leaves = np.empty(0, np.int64)
+    if tree is not None and tree.soar_lambda is not None:
+        secondary = _core.soar_assign(x, centroids, np.ascontiguousarray(leaves, dtype=np.int64),
+                                      float(tree.soar_lambda), num_threads).astype(np.int64)
+        spilled = np.flatnonzero(secondary != leaves)
+        spill_leaves = secondary[spilled]
+    else:
+        spilled = np.empty(0, np.int64)
+    copies = np.concatenate([np.arange(len(x), dtype=np.int64), spilled])
+    copy_leaves = np.concatenate([np.asarray(leaves, np.int64), spill_leaves])
+    codes = _encode(x, centroids, codebooks, copies, copy_leaves, config, num_threads, progress)
+    bias = None
+    if config.distance_measure == "squared_l2":
+        bias = l2_point_term(centroids, copy_leaves, codes, codebooks)
+    n = len(x)
+    rows = None
+    if config.reorder is not None:
+        rows = _core.pack_rows(x, config.reorder.dtype, config.distance_measure == "squared_l2", num_threads)
+    return Placement(np.asarray(leaves, np.int64), codes[:n], None if bias is None else bias[:n], spilled,
+                     spill_leaves, codes[n:], None if bias is None else bias[n:], rows)
+
+
+def _encode(x, centroids, codebooks, points, leaves, config, num_threads, progress):
+    """AH codes of x[points] - centroids[leaves], in chunks (bounded memory, a progress
+    bar, Ctrl-C between chunks)."""
+    ahc = config.score_ah
+    codes = np.empty((len(points), codebooks.shape[0]), np.uint8)
+    for i in tqdm(range(0, len(points), ENCODE_CHUNK), desc="AH encode", unit="chunk", disable=not progress,
+                  leave=False):
+        originals = x[points[i:i + ENCODE_CHUNK]]
+        residuals = originals - centroids[leaves[i:i + ENCODE_CHUNK]]
+        codes[i:i + ENCODE_CHUNK] = encode(residuals, originals, codebooks,
+                                           threshold=ahc.anisotropic_quantization_threshold, eta_dim=x.shape[1],
+                                           rounds=ahc.encoding_rounds, num_threads=num_threads)
+    return codes
+
+
+def encode(residuals: np.ndarray, originals: np.ndarray, centers: np.ndarray, *, threshold: float | None,
+           eta_dim: int, rounds: int = 10, num_threads: int = 0) -> np.ndarray:
+    """Codes uint8 [n, num_blocks] minimizing the anisotropic loss (threshold None: nearest centers)."""
+    return _core.ah_encode(residuals, originals, centers, 0.0 if threshold is None else float(threshold),
+                           eta_dim, rounds, num_threads)
+
+
+def reconstructed_norm2(centers: np.ndarray, leaves: np.ndarray, codes: np.ndarray,
+                        codebooks: np.ndarray) -> np.ndarray:
+    """|c[leaf] + decoded residual|^2 per row (float64): the squared norm of the point as
+    the codes reconstruct it, in chunks of bounded memory."""
+    num_blocks = codebooks.shape[0]
+    out = np.empty(len(codes), np.float64)
+    block = np.arange(num_blocks)
+    step = max(64, (1 << 22) // centers.shape[1])  # about 16 MB of decoded floats at a time
+    for i in range(0, len(codes), step):
+        c = codes[i:i + step]
+        decoded = codebooks[block, c].reshape(len(c), -1)  # [m, num_blocks * dims_per_block]
+        x = centers[leaves[i:i + step]] + decoded
+        out[i:i + len(c)] = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    return out
+
+
+def l2_point_term(centroids, leaves, codes, codebooks) -> np.ndarray:
+    """The per-slot term of squared L2 as inner product: (|c|^2 - |x~|^2) / 2, with x~ = c +
+    the decoded residual (the point as its codes reconstruct it). With the centroid score
+    <q, c> - |c|^2/2 and the LUT sum <q, r~>, the scan's score is <q, x~> - |x~|^2/2, i.e.
+    -|q - x~|^2/2 up to a per-query constant. Using the exact |x|^2 instead would leave the
+    error 2<q, x - x~>, which grows with |q|; this one is 2<q - x, x - x~> + |x - x~|^2,
+    which grows with the distance |q - x|, small for the neighbours that matter. (SIFT,
+    |q| ~ 512 and neighbour distances ~ 250: recall@10 at 24 of 800 leaves, 40 reordered,
+    went from 0.832 to 0.920.)"""
+    c_norm2 = np.einsum("ij,ij->i", centroids, centroids, dtype=np.float64)
+    return (0.5 * (c_norm2[leaves] - reconstructed_norm2(centroids, leaves, codes, codebooks))).astype(np.float32)
+
+
+def codebooks_of(arrays: dict, num_blocks: int) -> np.ndarray:
+    """The AH codebooks [num_blocks, 16, dims_per_block] from a saved index's lut_centers
+    ([num_blocks][dims_per_block][16], the LUT build's layout)."""
+    return np.ascontiguousarray(np.asarray(arrays["lut_centers"]).reshape(num_blocks, -1, 16).transpose(0, 2, 1))

@@ -1,0 +1,320 @@
+"""The quantized partitioning index as Python sees it: QuantizedSearcher, over
+the engine's index object (csrc/index/partitioned_index.h), which owns the
+arrays' checks, the live store, the lock, filters and id translation, and
+turns queries and scores into the metric's terms.
+
+Search: the query's best leaves by centroid score (int8 screening, exact
+rescoring of the best), an LUT16 scan of their AH codes, SOAR de-duplication,
+exact reordering of the best candidates, the top k.
+
+Updates (upsert, delete, compact, rebalance) and filtered search: new points
+are placed as a build places them (placement.py); searches in other threads
+see each update whole. The searcher's Python state (config, arrays, engine
+index, default knobs) is one _State swapped as a whole, so a search never
+mixes two.
+
+For the tuner and other tools, a public view of the index's internals:
+leaf_order(), leaves_of(), leaf_slots() and ah_candidates().
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import numpy as np
+
+from .. import _core
+from .._validate import as_float_matrix, check_ids, check_k, check_num_threads, normalize_rows
+from ..config import MAX_INT32, IndexConfig
+from ..params import SearchParams
+from ..searcher import Searcher, default_or_checked_k
+from .building import build_arrays
+from .layout import upsert_arguments
+from .maintenance import decode_rows, health_report
+from .placement import codebooks_of, place_points
+
+
+class _State:
+    """Everything a search reads, taken together: the config, the arrays, the engine's
+    index and the default knobs. A searcher swaps in a new _State as a whole
+    (rebalance, set_default_params), so a search that took one never mixes two."""
+
+    __slots__ = ("config", "arrays", "index", "default_knobs")
+
+    def __init__(self, config: IndexConfig, arrays: dict, index, default_knobs=None):
+        self.config, self.arrays, self.index = config, arrays, index
+        if default_knobs is None:
+            k = config.num_neighbors
+            default_knobs = (*self.knobs(k, None, None), k)
+        self.default_knobs = default_knobs
+
+    def knobs(self, k: int, leaves_to_search, pre_reorder_num_neighbors) -> tuple[int, int]:
+        """(leaves, pre_reorder) of a search for k results, checked against this state."""
+        tree = self.config.tree
+        if leaves_to_search is None:
+            leaves = tree.num_leaves_to_search if tree is not None else 1
+        else:
+            leaves = check_k(leaves_to_search, self.index.num_leaves, "leaves_to_search")
+        reorder = self.config.reorder
+        if reorder is None:
+            if pre_reorder_num_neighbors is not None:
+                raise ValueError("pre_reorder_num_neighbors needs an index built with reorder()")
+            return leaves, k
+        if pre_reorder_num_neighbors is None:
+            return leaves, max(k, reorder.pre_reorder_num_neighbors)
+        # Beyond the points held it means all of them (the engine sizes its buffers by those).
+        pre = check_k(pre_reorder_num_neighbors, MAX_INT32, "pre_reorder_num_neighbors")
+        if pre < k:
+            raise ValueError(f"pre_reorder_num_neighbors ({pre}) must be >= final_num_neighbors ({k})")
+        return leaves, pre
+
+    def _search(self, queries, k, num_threads, leaves_to_search, pre_reorder_num_neighbors, filters):
+        leaves, pre = self.knobs(k, leaves_to_search, pre_reorder_num_neighbors)
+        compiled = (filters or {}).get("compiled")
+        if compiled is None:
+            return self.index.search(queries, leaves, pre, k, num_threads, **(filters or {}))
+        for _ in range(3):  # an update between recompiling and searching makes it stale again
+            try:
+                return self.index.search(queries, leaves, pre, k, num_threads, compiled=compiled.handle)
+            except _core.StaleFilterError:
+                compiled.recompile()
+        return self.index.search(queries, leaves, pre, k, num_threads, **compiled.kwargs)
+
+    def size(self) -> int:
+        return self.index.size()
+
+
+class QuantizedSearcher(Searcher):
+    """Leaves -> AH (LUT16) scan -> optional exact reorder; see the module docstring."""
+
+    def __init__(self, config: IndexConfig, arrays: dict, *, simd_level: str = "",
+                 format_version: int = _core.FORMAT_VERSION):
+        reorder_dtype = config.reorder.dtype if config.reorder is not None else ""
+        overretrieve = config.tree.overretrieve_factor if config.tree is not None else 1.0
+        index = _core.PartitionedIndex(arrays, format_version, config.distance_measure, reorder_dtype,
+                                       overretrieve, simd_level)
+        tree = config.tree
+        num_leaves = tree.num_leaves if tree is not None else 1
+        if num_leaves != index.num_leaves or (tree is not None and tree.num_leaves_to_search > index.num_leaves):
+            raise ValueError(f"the config asks for {num_leaves} leaves"
+                             + (f" ({tree.num_leaves_to_search} searched)" if tree is not None else "")
+                             + f" but the index has {index.num_leaves}")
+        self.dim = index.dim
+        self._num_blocks = int(np.asarray(arrays["meta"])[2])
+        self._format_version = format_version
+        self._state = _State(config, arrays, index)
+        self._changed = False  # updated since the arrays were built or loaded
+        self._update_lock = threading.Lock()  # one update (or rebalance) at a time
+
+    @property
+    def config(self) -> IndexConfig:
+        return self._state.config
+
+    def _snapshot(self) -> _State:
+        return self._state
+
+    def search(self, q, final_num_neighbors=None, pre_reorder_num_neighbors=None, leaves_to_search=None, *,
+               allowlist=None, denylist=None, num_threads: int = 1):
+        """Nearest neighbors of one query vector (shape (d,) or (1, d)); allowlist/denylist
+        restrict the ids that may come back (annlib.filters)."""
+        if (type(q) is np.ndarray and q.dtype == np.float32 and q.ndim == 1 and q.flags.c_contiguous
+                and num_threads == 1 and allowlist is None and denylist is None and q.shape[0] == self.dim):
+            # Latency path: straight to the engine, which checks the values itself.
+            state = self._state
+            if final_num_neighbors is None and pre_reorder_num_neighbors is None and leaves_to_search is None:
+                leaves, pre, k = state.default_knobs
+            else:
+                k = default_or_checked_k(state, final_num_neighbors)
+                leaves, pre = state.knobs(k, leaves_to_search, pre_reorder_num_neighbors)
+            return state.index.search(q, leaves, pre, k)
+        return super().search(q, final_num_neighbors, pre_reorder_num_neighbors, leaves_to_search,
+                              allowlist=allowlist, denylist=denylist, num_threads=num_threads)
+
+    def with_simd_level(self, level: str) -> "QuantizedSearcher":
+        """The same index (as it is now), searched with the kernels of another supported SIMD level."""
+        with self._update_lock:
+            copy = QuantizedSearcher(self.config, self._arrays(), simd_level=level,
+                                     format_version=self._format_version)
+            copy._state = _State(self.config, copy._state.arrays, copy._state.index, self._state.default_knobs)
+            return copy
+
+    @property
+    def simd_level(self) -> str:
+        return self._state.index.simd_level
+
+    @property
+    def num_leaves(self) -> int:
+        return self._state.index.num_leaves
+
+    def size(self) -> int:
+        """Points in the index now (after upserts and deletes)."""
+        return self._state.size()
+
+    # ---- updates ---------------------------------------------------------------
+
+    def upsert(self, ids, vectors, *, num_threads: int = 0) -> None:
+        """Adds points, or replaces the points with these ids. Each goes to its nearest leaf
+        (and its SOAR leaf), encoded with the index's codebooks, exactly as a build would
+        place it. Searches in other threads see the index before or after the whole call."""
+        ids = check_ids(ids)
+        x = as_float_matrix(vectors, "vectors", dim=self.dim)
+        if len(x) != len(ids):
+            raise ValueError(f"ids has {len(ids)} entries but vectors has {len(x)} rows")
+        if len(ids) == 0:
+            return
+        if self.distance_measure == "cosine":
+            x = normalize_rows(x, "vectors")
+        num_threads = check_num_threads(num_threads)
+        with self._update_lock:
+            state = self._state
+            centroids = np.asarray(state.arrays["centroids"])
+            placement = place_points(state.config, centroids, codebooks_of(state.arrays, self._num_blocks), x,
+                                     num_threads)
+            state.index.upsert(ids, **upsert_arguments(placement))
+            self._changed = True
+
+    def delete(self, ids) -> None:
+        """Removes points by id, all or none: an id the index does not hold raises ValueError
+        and nothing is deleted. Deleted points are never returned from then on; their space
+        is reclaimed by compact(), which also runs on its own once deleted points make up a
+        quarter of the storage."""
+        ids = check_ids(ids)
+        if len(ids) == 0:
+            return
+        with self._update_lock:
+            self._state.index.remove(ids)  # checks every id before it deletes any
+            self._changed = True
+
+    def save(self, path) -> None:
+        """Writes the index as it is now (compacted) to directory `path`, atomically; updates
+        wait until it is written."""
+        with self._update_lock:
+            super().save(path)
+
+    def contains(self, ids) -> np.ndarray:
+        """Whether each id is in the index (bool array)."""
+        return self._state.index.contains(check_ids(ids))
+
+    def compact(self) -> None:
+        """Reclaims the space of deleted points now."""
+        with self._update_lock:
+            self._state.index.compact()
+
+    def health(self) -> dict:
+        """Size, deletes awaiting compaction, the share of points added since the partitions
+        and codebooks were trained, and how uneven the leaves have become (max/mean and
+        coefficient of variation of live points per leaf, beside the value at training);
+        rebalance_recommended says when rebalance() should pay off."""
+        state = self._state
+        baseline = state.arrays.get("leaf_cv_at_training")
+        return health_report(state.index.stats(), float(np.asarray(baseline)[0]) if baseline is not None else None)
+
+    def rebalance(self, num_leaves: int | None = None, *, num_threads: int = 0, progress: bool = False) -> None:
+        """Retrains the partitions and codebooks on the points the index holds now (read back
+        from its reorder copy) and swaps the new index in; searches keep running on the old
+        one meanwhile. num_leaves changes the leaf count (default: the build's)."""
+        if self.config.reorder is None:
+            raise ValueError("rebalance() reads the vectors back from the reorder copy; this index was built "
+                             "without reorder(), so rebuild it from the original data instead")
+        num_threads = check_num_threads(num_threads)
+        with self._update_lock:
+            arrays = self._arrays()
+            n = self.size()
+            ids = np.asarray(arrays["ids"], dtype=np.int64) if "ids" in arrays else None
+            x = decode_rows(arrays, self.config.reorder.dtype, n, self.dim)
+            config = self.config
+            if num_leaves is not None:
+                if config.tree is None:
+                    raise ValueError("this index has no tree(): num_leaves has nothing to set")
+                leaves = check_k(num_leaves, n, "num_leaves")
+                config = dataclasses.replace(config, tree=dataclasses.replace(
+                    config.tree, num_leaves=leaves,
+                    num_leaves_to_search=min(config.tree.num_leaves_to_search, leaves)))
+            arrays = build_arrays(config, x, num_threads, progress, ids=ids)
+            fresh = QuantizedSearcher(config, arrays, simd_level=self.simd_level, format_version=_core.FORMAT_VERSION)
+            self._format_version = fresh._format_version
+            self._state = fresh._state  # one swap
+            self._changed = False
+
+    def _compile_filter(self, kwargs):
+        return self._state.index.compile_filter(**kwargs)
+
+    def stage_times(self, queries, final_num_neighbors=None, *, leaves_to_search=None,
+                    pre_reorder_num_neighbors=None) -> dict:
+        """Seconds spent per stage (centroid scoring, LUT build, scan, reorder,
+        total) searching `queries` one by one on one thread."""
+        queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
+        state = self._state
+        k = default_or_checked_k(state, final_num_neighbors)
+        leaves, pre = state.knobs(k, leaves_to_search, pre_reorder_num_neighbors)
+        totals = dict.fromkeys(("centroids", "lut", "scan", "reorder", "total"), 0.0)
+        for q in queries:
+            *_, times = state.index.search(q, leaves, pre, k, 1, True)
+            for key in totals:
+                totals[key] += times[key]
+        return totals
+
+    def set_default_params(self, params: SearchParams) -> None:
+        """Makes `params` (a SearchParams, e.g. annlib.tune(...).params) the knobs used when a
+        search passes none; save() keeps them in the config."""
+        if not isinstance(params, SearchParams):
+            raise TypeError(f"params must be an annlib.SearchParams, got {type(params).__name__}")
+        with self._update_lock:
+            state = self._state
+            if state.config.tree is None:
+                raise ValueError("this index has no tree(): leaves_to_search has nothing to set")
+            k = check_k(params.final_num_neighbors, state.size(), "final_num_neighbors")
+            leaves, pre = state.knobs(k, params.leaves_to_search, params.pre_reorder_num_neighbors)
+            tree = dataclasses.replace(state.config.tree, num_leaves_to_search=leaves)
+            reorder = (dataclasses.replace(state.config.reorder, pre_reorder_num_neighbors=pre)
+                       if state.config.reorder is not None else None)
+            config = dataclasses.replace(state.config, num_neighbors=k, tree=tree, reorder=reorder)
+            self._state = _State(config, state.arrays, state.index, (leaves, pre, k))
+
+    # ---- a view of the internals (the tuner's) ------------------------------------
+
+    def leaf_order(self, queries, *, num_threads: int = 0) -> np.ndarray:
+        """Every leaf by its exact centroid score for each query, best first: int32
+        [nq, num_leaves] (queries as search() takes them)."""
+        queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
+        return self._state.index.leaf_order(queries, check_num_threads(num_threads))
+
+    def leaves_of(self, ids) -> np.ndarray:
+        """The leaves holding each point: int32 [len(ids), 2], the primary leaf first, the
+        SOAR leaf second (-1 where a point has no second copy or is not held)."""
+        return self._state.index.leaves_of(np.ascontiguousarray(ids, dtype=np.int64).ravel())
+
+    def leaf_slots(self) -> np.ndarray:
+        """Code slots per leaf now, padding included: int64 [num_leaves] (what a scan reads)."""
+        return self._state.index.leaf_slots()
+
+    def ids(self) -> np.ndarray:
+        """The ids the index holds now: int64 [size()] (in storage order)."""
+        return self._state.index.ids()
+
+    def vectors(self, ids) -> np.ndarray:
+        """The vectors of these ids as the reorder copy holds them: float32 [len(ids), d]
+        (exact for a float32 copy; unit length for cosine)."""
+        if self.config.reorder is None:
+            raise ValueError("this index keeps no reorder copy to read vectors from")
+        return self._state.index.vectors(np.ascontiguousarray(ids, dtype=np.int64).ravel())
+
+    def ah_candidates(self, queries, leaves_to_search: int, count: int, *, num_threads: int = 0):
+        """(ids int64 [nq, count], approximate scores) of the best `count` AH candidates of
+        exactly the best `leaves_to_search` leaves, best first, before any reordering (-1
+        padding): the scan stage of a search, for the tuner's recall model."""
+        queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
+        state = self._state
+        count = check_k(count, max(1, state.size()), "count")
+        leaves = check_k(leaves_to_search, state.index.num_leaves, "leaves_to_search")
+        return state.index.search(queries, leaves, count, count, check_num_threads(num_threads), reorder=False)
+
+    def _arrays(self) -> dict:
+        """The arrays a save writes: the build's, with the updated ones exported (compacted)."""
+        state = self._state
+        if not self._changed:
+            return dict(state.arrays)
+        arrays = dict(state.arrays, **state.index.export())
+        meta = np.asarray(arrays["meta"])
+        arrays["meta"] = np.array([len(arrays["ids"]), *meta[1:]], np.int64)
+        return arrays

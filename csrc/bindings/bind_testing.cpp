@@ -1,0 +1,107 @@
+// annlib._core.testing: drivers of single kernels for tests and
+// micro-benchmarks, kept out of the production module's namespace. The
+// indexes drive the same kernels over their own data.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "../kernels/lut16.h"
+#include "../quantization/lut16_tables.h"
+#include "../search/topk.h"
+#include "common.h"
+
+namespace annlib_bindings {
+namespace {
+
+using namespace annlib;
+
+// One list of LUT16-packed codes, scanned on its own: the kernel in
+// isolation, for tests and micro-benchmarks (the partitioned index drives the
+// same kernel over its leaves).
+class Lut16Codes {
+ public:
+  // codes [n][num_blocks] uint8 with values 0..15.
+  explicit Lut16Codes(py::array_t<uint8_t, py::array::c_style> codes) {
+    if (codes.ndim() != 2 || codes.shape(0) < 1 || codes.shape(1) < 1)
+      throw std::invalid_argument("codes must be a non-empty (n, num_blocks) uint8 array");
+    n_ = codes.shape(0);
+    num_blocks_ = static_cast<int32_t>(codes.shape(1));
+    const int64_t groups = (n_ + kLut16Group - 1) / kLut16Group;
+    packed_.resize(groups * PaddedBlocks(num_blocks_) * 16);
+    ids_.assign(groups * kLut16Group, -1);
+    for (int64_t j = 0; j < n_; ++j) ids_[j] = static_cast<int32_t>(j);
+    PackLut16Codes(codes.data(), n_, num_blocks_, packed_.data());
+  }
+
+  // lut [num_blocks][16] float. Returns (ids int64 [k], approx scores [k]), best first.
+  // allowed: None, or a filter bit per point (uint64 words).
+  py::tuple TopK(FloatArray lut, int32_t k, py::object point_bias, const std::string& simd_level,
+                 py::object allowed) const {
+    if (lut.ndim() != 2 || lut.shape(1) != 16 || lut.shape(0) != num_blocks_)
+      throw std::invalid_argument("lut must have shape (" + std::to_string(num_blocks_) + ", 16)");
+    if (k <= 0 || k > n_) throw std::invalid_argument("k must be in [1, n]");
+    py::array_t<uint64_t, py::array::c_style> bits;
+    if (!allowed.is_none()) {
+      bits = allowed.cast<py::array_t<uint64_t, py::array::c_style>>();
+      if (bits.ndim() != 1 || bits.shape(0) * 64 < n_) throw std::invalid_argument("allowed needs a bit per point");
+    }
+    const Lut16ScanFn scan = Lut16KernelFor(LevelOrActive(simd_level));
+    std::vector<float> bias;
+    if (!point_bias.is_none()) {
+      FloatArray pb = point_bias.cast<FloatArray>();
+      if (pb.ndim() != 1 || pb.shape(0) != n_) throw std::invalid_argument("point_bias must have shape (n,)");
+      bias.assign(pb.data(), pb.data() + n_);
+      bias.resize(ids_.size(), 0.0f);
+    }
+    std::vector<uint8_t> table(PaddedBlocks(num_blocks_) * 16);
+    std::vector<Candidate> found(CandidateCapacity(k));
+    CandidateBuffer buffer{found.data(), 0, static_cast<int32_t>(found.size()), k,
+                           -std::numeric_limits<float>::infinity()};
+    {
+      py::gil_scoped_release release;
+      Lut16Args args;
+      QuantizeLut16(lut.data(), num_blocks_, table.data(), &args.inv_scale, &args.base);
+      args.codes = packed_.data();
+      args.num_points = n_;
+      args.num_blocks = PaddedBlocks(num_blocks_);
+      args.lut = table.data();
+      args.point_bias = bias.empty() ? nullptr : bias.data();
+      args.ids = ids_.data();
+      args.candidates = &buffer;
+      args.allowed = allowed.is_none() ? nullptr : bits.data();
+      scan(args);
+      CompactCandidates(buffer);
+    }
+    std::vector<Candidate> cands(found.begin(), found.begin() + buffer.size);
+    py::array_t<int64_t> out_ids(k);
+    FloatArray out_scores(k);
+    WriteTopK(cands, k, out_ids.mutable_data(), out_scores.mutable_data());
+    return py::make_tuple(out_ids, out_scores);
+  }
+
+  int64_t size() const { return n_; }
+  int32_t num_blocks() const { return num_blocks_; }
+
+ private:
+  int64_t n_ = 0;
+  int32_t num_blocks_ = 0;
+  std::vector<uint8_t> packed_;
+  std::vector<int32_t> ids_;
+};
+
+}  // namespace
+
+void RegisterTesting(py::module_& parent) {
+  py::module_ m = parent.def_submodule("testing", "kernel drivers for tests and micro-benchmarks");
+  py::class_<Lut16Codes>(m, "Lut16Codes")
+      .def(py::init<py::array_t<uint8_t, py::array::c_style>>(), py::arg("codes").noconvert())
+      .def("topk", &Lut16Codes::TopK, py::arg("lut").noconvert(), py::arg("k"),
+           py::arg("point_bias") = py::none(), py::arg("simd_level") = "", py::arg("allowed") = py::none())
+      .def_property_readonly("size", &Lut16Codes::size)
+      .def_property_readonly("num_blocks", &Lut16Codes::num_blocks);
+}
+
+}  // namespace annlib_bindings

@@ -1,0 +1,115 @@
+#include "dense_index.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "array_checks.h"
+
+namespace annlib {
+namespace {
+
+// Selection state is (k or L + 32) slots per query; a batch is searched in
+// chunks that keep it within about this many bytes, however many queries.
+constexpr int64_t kStateBytes = int64_t{256} << 20;
+
+}  // namespace
+
+int32_t NumBinsFor(double recall_target, int32_t k) {
+  if (!(recall_target > 0.0 && recall_target <= 1.0))
+    throw std::invalid_argument("recall_target must be in (0, 1], got " + std::to_string(recall_target));
+  if (recall_target >= 1.0) return 0;
+  const double bins = std::ceil((k - 1) / -std::log(recall_target));
+  return static_cast<int32_t>(std::min<double>(std::max<double>(k, bins), 2147483647.0));
+}
+
+DenseIndex::DenseIndex(const DenseArrays& a, const DenseOptions& options, SimdLevel level, Bf16Variant variant)
+    : options_(options), kernels_(&DenseKernelsFor(level, variant)) {
+  if (options.format_version < kOldestFormatVersion || options.format_version > kFormatVersion)
+    throw std::invalid_argument("unknown index format version " + std::to_string(options.format_version));
+  NumBinsFor(options.recall_target, 1);  // checks the target
+  RequireLength("meta", a.meta, 2);
+  if (a.meta[0] <= 0 || a.meta[0] > kMaxRows || a.meta[1] <= 0 || a.meta[1] > kMaxDim)
+    throw std::invalid_argument("array 'meta' holds bad index dimensions");
+  view_.type = options.type;
+  view_.n = a.meta[0];
+  view_.dim = static_cast<int32_t>(a.meta[1]);
+  const int64_t padded = view_.num_panels() * kPanelWidth;
+  RequireBytes("panels", a.panels, view_.num_panels() * PanelBytes(view_.type, view_.dim));
+  view_.panels = a.panels.data;
+  view_.bias = RequirePanelFloats("bias", a.bias, padded, view_.n);
+  if (view_.type == DenseType::kInt8) {
+    view_.scale = RequirePanelFloats("scale", a.scale, padded, view_.n);
+    view_.offset = RequirePanelFloats("offset", a.offset, padded, view_.n);
+    view_.scaled_sums = RequirePanelFloats("scaled_sums", a.scaled_sums, padded, view_.n);
+    view_.sums = RequireLength("sums", a.sums, padded);
+  }
+  // Format 2 stores float32 norms; version 1 indexes without them rescore
+  // the 2k best screened bin winners instead of bounding the screen's error.
+  if (view_.type == DenseType::kFloat32 && (options.format_version >= 2 || a.norms.present()))
+    view_.norms = RequirePanelFloats("norms", a.norms, padded, view_.n);
+  custom_ids_ = a.ids.present();
+  ids_.Reset(custom_ids_ ? RequireLength("ids", a.ids, view_.n) : nullptr, view_.n);
+}
+
+int32_t DenseIndex::num_bins(int32_t k) const {
+  const int32_t bins = NumBinsFor(options_.recall_target, k);
+  return bins >= view_.n ? 0 : bins;
+}
+
+DenseFilter DenseIndex::Compile(const IdFilter& allow, const IdFilter& deny) const {
+  DenseFilter f;
+  f.count = ids_.FilterRows(allow, deny, &f.bits);  // n + 64 bits: every panel's 32 points covered
+  return f;
+}
+
+void DenseIndex::Scan(const float* queries, int64_t nq, int32_t k, int32_t bins, int num_threads,
+                      const uint64_t* allowed, int64_t* out_rows, float* out_scores) const {
+  const int64_t per_query = 8 * (bins == 0 ? k : int64_t{bins} + 32) * 2;  // score + id, doubled for splits
+  const int64_t chunk = std::max<int64_t>(256, kStateBytes / per_query);
+  for (int64_t q0 = 0; q0 < nq; q0 += chunk) {
+    const int64_t m = std::min(chunk, nq - q0);
+    DenseSearch(view_, *kernels_, queries + q0 * view_.dim, m, k, bins, num_threads, out_rows + q0 * k,
+                out_scores + q0 * k, allowed);
+  }
+}
+
+void DenseIndex::Search(const float* queries, int64_t nq, int32_t k, int num_threads, const DenseFilter* filter,
+                        int64_t* out_ids, float* out_scores) const {
+  if (k < 1 || k > view_.n)
+    throw std::invalid_argument("final_num_neighbors must be in [1, " + std::to_string(view_.n) + "]");
+  std::vector<float> normalized;
+  const float* q = PrepareRows(queries, nq, view_.dim, options_.metric, nq == 1 ? "query" : "queries", &normalized);
+  const int32_t bins = num_bins(k);
+  const uint64_t* allowed = filter != nullptr ? filter->bits.data() : nullptr;
+  Scan(q, nq, k, bins, num_threads, allowed, out_ids, out_scores);
+  if (allowed != nullptr && bins > 0) {
+    // Binned selection keeps one point per bin; a filter can leave fewer than
+    // k bins with an allowed point, so those queries are selected exactly.
+    const int64_t want = std::min<int64_t>(k, filter->count);
+    std::vector<int64_t> short_queries;
+    for (int64_t i = 0; i < nq; ++i) {
+      int64_t found = 0;
+      for (int32_t j = 0; j < k; ++j) found += out_ids[i * k + j] >= 0;
+      if (found < want) short_queries.push_back(i);
+    }
+    if (!short_queries.empty()) {
+      const int64_t m = static_cast<int64_t>(short_queries.size());
+      std::vector<float> subset(m * view_.dim), sub_scores(m * k);
+      std::vector<int64_t> sub_rows(m * k);
+      for (int64_t j = 0; j < m; ++j)
+        std::copy(q + short_queries[j] * view_.dim, q + (short_queries[j] + 1) * view_.dim,
+                  subset.begin() + j * view_.dim);
+      Scan(subset.data(), m, k, 0, num_threads, allowed, sub_rows.data(), sub_scores.data());
+      for (int64_t j = 0; j < m; ++j) {
+        std::copy(sub_rows.begin() + j * k, sub_rows.begin() + (j + 1) * k, out_ids + short_queries[j] * k);
+        std::copy(sub_scores.begin() + j * k, sub_scores.begin() + (j + 1) * k, out_scores + short_queries[j] * k);
+      }
+    }
+  }
+  if (custom_ids_) ids_.ToIds(out_ids, nq * k);
+  RawToMetric(options_.metric, q, nq, view_.dim, out_scores, k);
+}
+
+}  // namespace annlib

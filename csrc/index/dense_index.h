@@ -1,0 +1,68 @@
+// The brute-force index as one engine object (TPU-KNN style): every point
+// scored by the dense kernels, the top k selected exactly or through L
+// strided bins (recall_target < 1), over the saved arrays
+// (index/index_format.h). Immutable once made; every method may be called
+// from any thread.
+//
+// Like the partitioned index it takes queries as the caller has them (checked
+// and prepared for the metric here), filters by user ids, and returns user
+// ids with scores in the metric's sense (search/metric.h).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "../search/dense_search.h"
+#include "../search/metric.h"
+#include "../search/row_ids.h"
+#include "../simd/dispatch.h"
+#include "index_format.h"
+
+namespace annlib {
+
+struct DenseOptions {
+  Metric metric = Metric::kDotProduct;
+  DenseType type = DenseType::kFloat32;
+  double recall_target = 1.0;                // 1 = exact top k; below: binned
+  int32_t format_version = kFormatVersion;   // of the arrays (index_format.h)
+};
+
+// L = ceil((k-1) / -ln(recall_target)) strided bins, at least k (XLA's
+// sizing); 0 = exact selection (recall_target 1).
+int32_t NumBinsFor(double recall_target, int32_t k);
+
+// A filter over ids as a bitmask over points, made once (Compile).
+struct DenseFilter {
+  std::vector<uint64_t> bits;  // a bit per point of every panel
+  int64_t count = 0;           // points allowed
+};
+
+class DenseIndex {
+ public:
+  DenseIndex(const DenseArrays& arrays, const DenseOptions& options, SimdLevel level, Bf16Variant variant);
+
+  // queries [nq][dim] -> out_ids [nq][k] user ids, out_scores in the metric's
+  // sense; -1 / worst-score padding when fewer than k points are allowed.
+  // filter: nullptr, or made by Compile.
+  void Search(const float* queries, int64_t nq, int32_t k, int num_threads, const DenseFilter* filter,
+              int64_t* out_ids, float* out_scores) const;
+
+  DenseFilter Compile(const IdFilter& allow, const IdFilter& deny) const;
+
+  int32_t num_bins(int32_t k) const;  // 0 = exact
+  int64_t size() const { return view_.n; }
+  int32_t dim() const { return view_.dim; }
+  Metric metric() const { return options_.metric; }
+  const char* simd_level() const { return kernels_->level_name; }
+
+ private:
+  void Scan(const float* queries, int64_t nq, int32_t k, int32_t bins, int num_threads, const uint64_t* allowed,
+            int64_t* out_rows, float* out_scores) const;
+
+  DenseOptions options_;
+  const DenseKernels* kernels_;
+  DenseView view_;
+  RowIds ids_;
+  bool custom_ids_ = false;
+};
+
+}  // namespace annlib
