@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..indexes import load_single
+from .tune import tune
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--index", required=True, help="a saved quantized index directory")
@@ -65,12 +68,8 @@ def print_result(result, out=print) -> None:
 
 
 def run_tune(args) -> int:
-    import annlib
-
-    from .tune import tune
-
     try:
-        searcher = annlib.load(args.index)
+        searcher = load_single(args.index)
         queries, truth = _load_queries(args.queries, args.ground_truth)
         if args.ground_truth:
             truth = np.load(args.ground_truth, allow_pickle=False)

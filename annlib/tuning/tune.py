@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from .._validate import as_float_matrix, check_k, check_num_threads
+from ..config import BruteForceConfig, IndexConfig
 from ..quantized import QuantizedSearcher
 from ..searcher import BruteForceSearcher
 from ..recall_math import id_recall
@@ -173,8 +174,6 @@ def _database(searcher, database):
 
 def _exact(searcher, rows, queries, k, num_threads):
     """Positions in rows of each query's exact k nearest."""
-    from ..config import BruteForceConfig, IndexConfig
-
     config = IndexConfig(num_neighbors=k, distance_measure=searcher.distance_measure,
                          brute_force=BruteForceConfig())
     exact = BruteForceSearcher.build(config, rows, num_threads)

@@ -45,35 +45,52 @@ int32_t BufferSize(int32_t keep) {
   return static_cast<int32_t>(size);
 }
 
+// A thread's working memory for one query at a time. Each thread keeps its
+// own between calls (ThreadScratch: the pool's threads live on), so a single
+// query allocates nothing; Prepare() fits it to the index and request.
 struct Scratch {
   std::vector<float> lut;          // LUT build scratch, [num_blocks * 17]
   std::vector<uint8_t> table;      // [PaddedBlocks][16]
   std::vector<Candidate> found;    // the scan's candidate buffer
   std::vector<int32_t> rescore_ids;
-  std::vector<float> query_row;    // [row_stride]
+  std::vector<float> query_row;    // [row_stride], zero-padded past dim
   std::vector<float> rescored;
   std::vector<Candidate> cands;
   std::vector<Candidate> dups;
-  std::vector<uint64_t> seen, twice;  // SOAR dedup bitmaps over ids, cleared after use
+  // SOAR dedup bitmaps over rows: all zero between queries (Deduplicate
+  // clears the bits it set); `dirty` while one is in use, so a query that
+  // stopped half-way (an exception) gets them zeroed again.
+  std::vector<uint64_t> seen, twice;
+  bool dirty = false;
   std::vector<Candidate> leaves;       // leaf selection scratch, [num_leaves]
   std::vector<Candidate> chosen;       // the chosen leaves, best first
   std::vector<int32_t> leaf_ids;       // exact rescoring of the chosen leaves
   std::vector<float> leaf_scores;
 
-  Scratch(const PartitionedView& v, int32_t capacity)
-      : lut(int64_t{v.num_blocks} * 17),
-        table(int64_t{PaddedBlocks(v.num_blocks)} * 16),
-        found(BufferSize(capacity)),
-        rescore_ids(capacity),
-        query_row(v.row_stride, 0.0f),
-        rescored(capacity) {
+  void Prepare(const PartitionedView& v, int32_t capacity) {
+    lut.resize(int64_t{v.num_blocks} * 17);
+    table.resize(int64_t{PaddedBlocks(v.num_blocks)} * 16);
+    found.resize(BufferSize(capacity));
+    rescore_ids.resize(capacity);
+    rescored.resize(capacity);
+    query_row.assign(v.row_stride, 0.0f);
     cands.reserve(capacity);
     if (v.spilled) {
-      seen.assign((v.num_points + 63) / 64, 0);
-      twice.assign(seen.size(), 0);
+      const size_t words = static_cast<size_t>((v.num_points + 63) / 64);
+      if (dirty || seen.size() < words) {
+        seen.assign(std::max(words, seen.size()), 0);
+        twice.assign(seen.size(), 0);
+        dirty = false;
+      }
     }
   }
 };
+
+Scratch& ThreadScratch(const PartitionedView& v, int32_t capacity) {
+  thread_local Scratch scratch;
+  scratch.Prepare(v, capacity);
+  return scratch;
+}
 
 // Candidates a query wants after the scan: pre_reorder, or k without
 // reordering. A request beyond the rows the index holds means all of them:
@@ -137,6 +154,7 @@ void SelectLeaves(const PartitionedView& v, const DenseKernels& dense, const flo
 // Moves the scan's candidates into s.cands, the best copy of each id only,
 // then keeps the `wanted` best by approximate score.
 void Deduplicate(const CandidateBuffer& found, int32_t wanted, Scratch& s) {
+  s.dirty = true;
   auto test_and_set = [](std::vector<uint64_t>& bits, int32_t id) {
     uint64_t& word = bits[static_cast<uint64_t>(id) >> 6];
     const uint64_t bit = uint64_t{1} << (id & 63);
@@ -161,6 +179,7 @@ void Deduplicate(const CandidateBuffer& found, int32_t wanted, Scratch& s) {
     s.seen[word] = 0;
     s.twice[word] = 0;
   }
+  s.dirty = false;
   // A duplicate's copies sit next to each other once sorted by id, best first.
   std::sort(s.dups.begin(), s.dups.end(), [](const Candidate& a, const Candidate& b) {
     return a.id < b.id || (a.id == b.id && a.score > b.score);
@@ -378,11 +397,6 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
   const int64_t chunk = std::max<int64_t>(1, std::min(kQueryChunk, kMaxChunkScores / stride));
   std::vector<float> centroid_scores(std::min(chunk, nq) * stride);
   // One scratch per thread for the whole call (made on the thread's first task).
-  std::vector<std::unique_ptr<Scratch>> scratch(threads);
-  auto scratch_of = [&](int thread) -> Scratch& {
-    if (!scratch[thread]) scratch[thread] = std::make_unique<Scratch>(v, capacity);
-    return *scratch[thread];
-  };
   for (int64_t q0 = 0; q0 < nq; q0 += chunk) {
     const int64_t m = std::min(chunk, nq - q0);
     Clock::time_point t0 = Clock::now();
@@ -393,8 +407,8 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
       // Blocks big enough that leaves are shared, at least one per thread.
       const int64_t block = std::min(
           max_block, std::clamp<int64_t>((m + threads - 1) / threads, kLeafMajorMinQueries, kLeafMajorBlock));
-      ParallelFor((m + block - 1) / block, threads, [&](int64_t task, int thread) {
-        Scratch& s = scratch_of(thread);
+      ParallelFor((m + block - 1) / block, threads, [&](int64_t task) {
+        Scratch& s = ThreadScratch(v, capacity);
         const int64_t i0 = task * block, count = std::min(m, i0 + block) - i0;
         const int64_t q = q0 + i0;
         SearchBlockLeafMajor(v, kernels, queries + q * v.dim, count, centroid_scores.data() + i0 * stride, stride, p,
@@ -403,8 +417,8 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
       continue;
     }
     const int64_t tasks = (m + kQueriesPerTask - 1) / kQueriesPerTask;
-    ParallelFor(tasks, threads, [&](int64_t task, int thread) {
-      Scratch& s = scratch_of(thread);
+    ParallelFor(tasks, threads, [&](int64_t task) {
+      Scratch& s = ThreadScratch(v, capacity);
       const int64_t end = std::min(m, (task + 1) * kQueriesPerTask);
       for (int64_t i = task * kQueriesPerTask; i < end; ++i) {
         const int64_t q = q0 + i;
