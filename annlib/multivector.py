@@ -1,7 +1,7 @@
 """Multi-vector (late-interaction) retrieval: candidates come from an annlib
 index over one pooled vector per document and, optionally, from an index over
 every token vector (ColBERT's token-level retrieval); exact MaxSim over each
-candidate's token vectors re-ranks them (ALGORITHMS.md section 7):
+candidate's token vectors re-ranks them (docs/algorithms.md, section 7):
 
     MaxSim(q, d) = sum_i max_j <q_i, d_j>
 

@@ -30,13 +30,12 @@ from .io import FORMAT_VERSION, save_index
 from .version import __version__
 
 
-def default_or_checked_k(snapshot, final_num_neighbors) -> int:
-    """The k of a search: the build's num_neighbors by default (rows are padded with -1
-    once deletes leave fewer points), else the caller's, which must not exceed the
-    points held."""
-    if final_num_neighbors is None:
-        return snapshot.config.num_neighbors
-    return check_k(final_num_neighbors, snapshot.size(), "final_num_neighbors")
+def checked_k(snapshot, final_num_neighbors) -> int:
+    """The k of a search (the build's num_neighbors by default), which must not exceed the
+    points held: results never take more room than the index (a saved config asking for
+    2**31 results is refused, not allocated)."""
+    k = snapshot.config.num_neighbors if final_num_neighbors is None else final_num_neighbors
+    return check_k(k, snapshot.size(), "final_num_neighbors")
 
 
 class Searcher:
@@ -102,7 +101,7 @@ class Searcher:
     def _search_validated(self, queries: np.ndarray, final_num_neighbors, num_threads, leaves_to_search,
                           pre_reorder_num_neighbors, filters: dict):
         snapshot = self._snapshot()
-        k = default_or_checked_k(snapshot, final_num_neighbors)
+        k = checked_k(snapshot, final_num_neighbors)
         num_threads = check_num_threads(num_threads)
         if "compiled" in filters and filters["compiled"].searcher is not self:
             raise ValueError("this filter was compiled for another index")

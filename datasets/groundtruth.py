@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..builder import builder
 from .hdf5 import METRIC_TO_MEASURE
 
 
@@ -15,8 +16,6 @@ def ground_truth(train, test, k: int, metric: str, num_threads: int = 0):
     follow ann-benchmarks: squared L2 -> Euclidean distance, cosine -> 1 - cos,
     dot product -> negated dot product (smaller is nearer everywhere).
     """
-    from annlib import builder
-
     measure = METRIC_TO_MEASURE.get(metric, metric)
     searcher = builder(train, k, measure).score_brute_force(recall_target=1.0, dtype="float32").build(num_threads)
     ids, scores = searcher.search_batched(test, k, num_threads=num_threads)

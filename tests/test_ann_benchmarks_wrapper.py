@@ -154,7 +154,7 @@ def test_config_yml_instantiates_for_both_metrics(wrapper_module):
         assert combos
         for args, query_args in combos:
             algo = getattr(wrapper_module, entry["constructor"])(metric, *args)
-            assert f"leaves={args[0]}" in str(algo)
+            assert f"leaves={args[0] if args else 'default'}" in str(algo)
             for q in query_args:
                 set_args.bind(algo, *q)
                 algo.set_query_arguments(*q)
@@ -176,3 +176,19 @@ def test_only_real_ids_reach_the_harness(wrapper_module, rng):
         for row in rows:
             assert len(row) == len(set(row)) == 6  # the harness's own duplicate check
             assert all(0 <= int(i) < len(train) for i in row)
+
+
+def test_recommended_group_takes_annlibs_defaults(wrapper_module, rng):
+    """No build arguments: annlib.defaults decides for the data (here 6,000 points, d=48,
+    angular: 200 leaves, 2 dims per block, threshold 0.2, SOAR 1.5)."""
+    import annlib.defaults as defaults
+
+    train = rng.standard_normal((6000, 48)).astype(np.float32)
+    algo = wrapper_module.Annlib("angular")
+    algo.fit(train)
+    config = algo.searcher.config
+    assert config.tree.num_leaves == defaults.num_leaves_for(6000) == 200
+    assert config.score_ah.dimensions_per_block == defaults.dims_per_block_for(48)
+    assert config.score_ah.anisotropic_quantization_threshold == defaults.threshold_for(48, "dot_product")
+    assert config.tree.soar_lambda == defaults.SOAR_LAMBDA
+    assert "leaves=200" in str(algo)

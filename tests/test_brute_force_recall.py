@@ -10,7 +10,7 @@ from conftest import clustered, exact_topk, recall
 
 def test_expected_recall_formula():
     assert annlib.expected_recall(176, 10) == pytest.approx((176 / 10) * (1 - (1 - 1 / 176) ** 10))
-    assert annlib.num_bins_for(0.95, 10) == 176  # XLA's sizing, ALGORITHMS.md section 6
+    assert annlib.num_bins_for(0.95, 10) == 176  # XLA's sizing, docs/algorithms.md section 6
     assert annlib.num_bins_for(0.99, 10) == 896
     assert annlib.num_bins_for(1.0, 10) == 0
     assert annlib.num_bins_for(0.5, 10) >= 10  # never fewer bins than k

@@ -351,3 +351,9 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "ok", out.stderr
+    # 2**31-1 results by default: refused at the first search, never allocated.
+    set_config(lambda c: c.update(num_neighbors=2**31 - 1))
+    index = annlib.load(quantized_dir)
+    for call in (lambda q: index.search(q), lambda q: index.search_batched(q[None])):
+        with pytest.raises(ValueError, match="exceeds the number of indexed points"):
+            call(np.ones(8, np.float32))

@@ -242,3 +242,37 @@ def test_cli_round_trip_writes_params_that_load_applies(index, data, tmp_path, c
     assert cli_main(["tune", "--index", str(path), "--queries", str(tmp_path / "q.txt"),
                      "--target-recall", "0.9"]) == 2
     assert ".npy or .hdf5" in capsys.readouterr().err
+
+
+def test_tune_after_updates_with_custom_ids(data):
+    """The tuner reads the index through its public view, in ids: custom ids and updates
+    (which reorder the storage) are fine."""
+    x, q = data
+    ids = np.arange(len(x), dtype=np.int64) * 3 + 7
+    index = annlib.builder(x[:20_000], 10, "squared_l2", ids=ids[:20_000]).tree(100, 5).score_ah(2).reorder(
+        100).build(progress=False)
+    index.upsert(ids[20_000:], x[20_000:])
+    index.delete(ids[:500])
+    result = annlib.tune(index, q, target_recall=0.9, num_threads=2, progress=False)
+    assert result.heldout_recall >= 0.88
+    truth_rows = exact_ids(x[500:], q, 10, "squared_l2")
+    got = index.search_batched(q, 10, result.params.pre_reorder_num_neighbors, result.params.leaves_to_search)[0]
+    assert measured_recall_ids(got, ids[500:][truth_rows]) >= 0.88
+
+
+def measured_recall_ids(got, truth):
+    return float(np.mean([len(np.intersect1d(a, b)) / len(b) for a, b in zip(got, truth)]))
+
+
+def test_public_view_of_the_internals(soar_index, data):
+    index, (x, q) = soar_index, data
+    order = index.leaf_order(q[:20])
+    assert order.shape == (20, index.num_leaves) and (np.sort(order, axis=1) == np.arange(index.num_leaves)).all()
+    first = index.search_batched(q[:20], 10, 10, 1)[0]  # one leaf: the best one
+    held = index.leaves_of(first[first >= 0])
+    assert np.all((held == order[:, :1].repeat(10, 1)[first >= 0][:, None]).any(axis=1))
+    assert (held[:, 1] != held[:, 0]).any()  # SOAR: some points sit in a second leaf
+    assert index.leaf_slots().sum() >= len(x) and index.leaf_slots().min() % 32 == 0
+    cand, _ = index.ah_candidates(q[:5], 3, 50)
+    assert cand.shape == (5, 50) and np.isin(cand[cand >= 0], index.ids()).all()
+    np.testing.assert_array_equal(index.vectors([0, 5, 9]), x[[0, 5, 9]])

@@ -268,9 +268,9 @@ def test_an_index_emptied_by_deletes_saves_loads_and_refills(rng, tmp_path):
     s.delete(np.arange(500))
     assert s.size() == 0
     with pytest.raises(ValueError, match="exceeds the number of indexed points"):
-        s.search_batched(x[:2], final_num_neighbors=3)
-    # The build's k by default: rows of padding, in both search paths.
-    assert (s.search_batched(x[:2])[0] == -1).all() and (s.search(x[0])[0] == -1).all()
+        s.search_batched(x[:2])
+    with pytest.raises(ValueError, match="exceeds the number of indexed points"):
+        s.search(x[0])  # the all-C++ path checks it too
     s.save(tmp_path / "empty")
     loaded = annlib.load(tmp_path / "empty")
     assert loaded.size() == 0

@@ -27,7 +27,7 @@ from .. import _core
 from .._validate import as_float_matrix, check_ids, check_k, check_num_threads, normalize_rows
 from ..config import MAX_INT32, IndexConfig
 from ..params import SearchParams
-from ..searcher import Searcher, default_or_checked_k
+from ..searcher import Searcher, checked_k
 from .building import build_arrays
 from .layout import upsert_arguments
 from .maintenance import decode_rows, health_report
@@ -123,8 +123,10 @@ class QuantizedSearcher(Searcher):
             state = self._state
             if final_num_neighbors is None and pre_reorder_num_neighbors is None and leaves_to_search is None:
                 leaves, pre, k = state.default_knobs
+                if k > state.size():  # after deletes
+                    checked_k(state, None)
             else:
-                k = default_or_checked_k(state, final_num_neighbors)
+                k = checked_k(state, final_num_neighbors)
                 leaves, pre = state.knobs(k, leaves_to_search, pre_reorder_num_neighbors)
             return state.index.search(q, leaves, pre, k)
         return super().search(q, final_num_neighbors, pre_reorder_num_neighbors, leaves_to_search,
@@ -245,7 +247,7 @@ class QuantizedSearcher(Searcher):
         total) searching `queries` one by one on one thread."""
         queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
         state = self._state
-        k = default_or_checked_k(state, final_num_neighbors)
+        k = checked_k(state, final_num_neighbors)
         leaves, pre = state.knobs(k, leaves_to_search, pre_reorder_num_neighbors)
         totals = dict.fromkeys(("centroids", "lut", "scan", "reorder", "total"), 0.0)
         for q in queries:

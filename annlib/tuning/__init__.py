@@ -1,4 +1,4 @@
-"""annlib.tuning: the constrained-optimization autotuner (ALGORITHMS.md section 5).
+"""annlib.tuning: the constrained-optimization autotuner (docs/algorithms.md, section 5).
 
     ranks   for every true neighbour of every sample query, its rank at each stage
             (leaf rank, AH rank at each number of leaves searched), read from the

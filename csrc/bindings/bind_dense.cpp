@@ -31,14 +31,11 @@ class PyDenseIndex {
   py::tuple Search(FloatArray queries, int32_t k, int num_threads, py::object filter) const {
     const int64_t nq = QueryRows(queries, index_->dim());
     const DenseFilter* f = filter.is_none() ? nullptr : filter.cast<const DenseFilter*>();
-    const std::vector<int64_t> shape = ResultShape(queries, nq, k);
-    py::array_t<int64_t> ids(shape);
-    FloatArray scores(shape);
+    index_->CheckK(k);  // before the outputs are allocated
+    SearchOutputs out(queries, nq, k);
     const float* qp = queries.data();
-    int64_t* ip = ids.mutable_data();
-    float* sp = scores.mutable_data();
-    Interruptible([&] { index_->Search(qp, nq, k, num_threads, f, ip, sp); });
-    return py::make_tuple(ids, scores);
+    Interruptible([&] { index_->Search(qp, nq, k, num_threads, f, out.id_data, out.score_data); });
+    return out.Tuple();
   }
 
   DenseFilter Compile(py::object allow_ids, py::object allow_mask, py::object deny_ids, py::object deny_mask) const {

@@ -50,21 +50,18 @@ class PyPartitionedIndex {
     args.reorder = reorder;
     StageTimes times;
     if (timed) args.times = &times;
-    const std::vector<int64_t> shape = ResultShape(queries, nq, k);
-    py::array_t<int64_t> ids(shape);
-    FloatArray scores(shape);
+    index_->CheckK(k);  // before the outputs are allocated
+    SearchOutputs out(queries, nq, k);
     const float* qp = queries.data();
-    int64_t* ip = ids.mutable_data();
-    float* sp = scores.mutable_data();
-    Interruptible([&] { index_->Search(qp, nq, args, ip, sp); });
-    if (!timed) return py::make_tuple(ids, scores);
+    Interruptible([&] { index_->Search(qp, nq, args, out.id_data, out.score_data); });
+    if (!timed) return out.Tuple();
     py::dict t;
     t["centroids"] = times.centroids * 1e-9;
     t["lut"] = times.lut * 1e-9;
     t["scan"] = times.scan * 1e-9;
     t["reorder"] = times.reorder * 1e-9;
     t["total"] = times.total * 1e-9;
-    return py::make_tuple(ids, scores, t);
+    return py::make_tuple(out.ids, out.scores, t);
   }
 
   CompiledFilter Compile(py::object allow_ids, py::object allow_mask, py::object deny_ids, py::object deny_mask) const {
@@ -195,25 +192,11 @@ class PyPartitionedIndex {
   }
 
   py::array_t<bool> Contains(Int64Array ids) const {
-    if (ids.ndim() != 1) throw std::invalid_argument("ids must be 1-D");
-    py::array_t<bool> out(ids.shape(0));
-    const int64_t* ip = ids.data();
-    bool* op = out.mutable_data();
-    const int64_t m = ids.shape(0);
-    py::gil_scoped_release release;
-    index_->Contains(ip, m, op);
-    return out;
+    return PerId<bool>(ids, 1, [&](const int64_t* ip, int64_t m, bool* op) { index_->Contains(ip, m, op); });
   }
 
   py::array_t<int32_t> LeavesOf(Int64Array ids) const {
-    if (ids.ndim() != 1) throw std::invalid_argument("ids must be 1-D");
-    py::array_t<int32_t> out({ids.shape(0), int64_t{2}});
-    const int64_t* ip = ids.data();
-    int32_t* op = out.mutable_data();
-    const int64_t m = ids.shape(0);
-    py::gil_scoped_release release;
-    index_->LeavesOf(ip, m, op);
-    return out;
+    return PerId<int32_t>(ids, 2, [&](const int64_t* ip, int64_t m, int32_t* op) { index_->LeavesOf(ip, m, op); });
   }
 
   py::array_t<int32_t> LeafOrder(FloatArray queries, int num_threads) const {
@@ -242,15 +225,8 @@ class PyPartitionedIndex {
     return ToNumpy(std::move(ids));
   }
 
-  FloatArray Vectors(Int64Array ids) const {
-    if (ids.ndim() != 1) throw std::invalid_argument("ids must be 1-D");
-    FloatArray out({ids.shape(0), int64_t{index_->dim()}});
-    const int64_t* ip = ids.data();
-    float* op = out.mutable_data();
-    const int64_t m = ids.shape(0);
-    py::gil_scoped_release release;
-    index_->Vectors(ip, m, op);
-    return out;
+  py::array_t<float> Vectors(Int64Array ids) const {
+    return PerId<float>(ids, index_->dim(), [&](const int64_t* ip, int64_t m, float* op) { index_->Vectors(ip, m, op); });
   }
 
   int64_t size() const {

@@ -121,9 +121,33 @@ inline int64_t QueryRows(const FloatArray& queries, int32_t dim) {
                               std::to_string(dim) + ",)");
 }
 
-// Results of n queries, k each: 1-D for one (dim,) vector, else (n, k).
-inline std::vector<int64_t> ResultShape(const FloatArray& queries, int64_t n, int32_t k) {
-  return queries.ndim() == 1 ? std::vector<int64_t>{k} : std::vector<int64_t>{n, k};
+// The outputs of a search of n queries, k results each: 1-D for one (dim,)
+// vector, else (n, k); allocated with the GIL held, filled without it.
+struct SearchOutputs {
+  py::array_t<int64_t> ids;
+  FloatArray scores;
+  int64_t* id_data;
+  float* score_data;
+  SearchOutputs(const FloatArray& queries, int64_t n, int32_t k)
+      : ids(queries.ndim() == 1 ? std::vector<int64_t>{k} : std::vector<int64_t>{n, k}),
+        scores(queries.ndim() == 1 ? std::vector<int64_t>{k} : std::vector<int64_t>{n, k}),
+        id_data(ids.mutable_data()),
+        score_data(scores.mutable_data()) {}
+  py::tuple Tuple() const { return py::make_tuple(ids, scores); }
+};
+
+// `width` values of type T per id (int64, 1-D), filled by fill(ids, count,
+// out) without the GIL.
+template <class T, class F>
+py::array_t<T> PerId(const Int64Array& ids, int64_t width, F&& fill) {
+  if (ids.ndim() != 1) throw std::invalid_argument("ids must be 1-D");
+  py::array_t<T> out(width == 1 ? std::vector<int64_t>{ids.shape(0)} : std::vector<int64_t>{ids.shape(0), width});
+  const int64_t* ip = ids.data();
+  const int64_t m = ids.shape(0);
+  T* op = out.mutable_data();
+  py::gil_scoped_release release;
+  fill(ip, m, op);
+  return out;
 }
 
 // Runs Python's signal handlers (the call's poll, on its own thread): true when

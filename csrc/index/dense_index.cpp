@@ -75,10 +75,16 @@ void DenseIndex::Scan(const float* queries, int64_t nq, int32_t k, int32_t bins,
   }
 }
 
+void DenseIndex::CheckK(int32_t k) const {
+  if (k < 1) throw std::invalid_argument("final_num_neighbors must be >= 1, got " + std::to_string(k));
+  if (k > view_.n)
+    throw std::invalid_argument("final_num_neighbors=" + std::to_string(k) + " exceeds the number of indexed points (" +
+                                std::to_string(view_.n) + ")");
+}
+
 void DenseIndex::Search(const float* queries, int64_t nq, int32_t k, int num_threads, const DenseFilter* filter,
                         int64_t* out_ids, float* out_scores) const {
-  if (k < 1 || k > view_.n)
-    throw std::invalid_argument("final_num_neighbors must be in [1, " + std::to_string(view_.n) + "]");
+  CheckK(k);
   std::vector<float> normalized;
   const float* q = PrepareRows(queries, nq, view_.dim, options_.metric, nq == 1 ? "query" : "queries", &normalized);
   const int32_t bins = num_bins(k);

@@ -46,6 +46,9 @@ class DenseIndex {
   void Search(const float* queries, int64_t nq, int32_t k, int num_threads, const DenseFilter* filter,
               int64_t* out_ids, float* out_scores) const;
 
+  // Throws unless 1 <= k <= the points held (before k results per query are allocated).
+  void CheckK(int32_t k) const;
+
   DenseFilter Compile(const IdFilter& allow, const IdFilter& deny) const;
 
   int32_t num_bins(int32_t k) const;  // 0 = exact

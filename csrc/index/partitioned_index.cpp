@@ -115,6 +115,14 @@ PartitionedIndex::PartitionedIndex(const PartitionedArrays& a, const Partitioned
   store_->FillView(&view_);
 }
 
+void PartitionedIndex::CheckK(int32_t k) const {
+  const int64_t held = size();
+  if (k < 1) throw std::invalid_argument("final_num_neighbors must be >= 1, got " + std::to_string(k));
+  if (k > held)
+    throw std::invalid_argument("final_num_neighbors=" + std::to_string(k) + " exceeds the number of indexed points (" +
+                                std::to_string(held) + ")");
+}
+
 void PartitionedIndex::Search(const float* queries, int64_t nq, const PartitionedSearchArgs& args, int64_t* out_ids,
                               float* out_scores) const {
   if (args.k < 1) throw std::invalid_argument("final_num_neighbors must be >= 1");

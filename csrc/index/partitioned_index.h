@@ -89,6 +89,11 @@ class PartitionedIndex {
   void Search(const float* queries, int64_t nq, const PartitionedSearchArgs& args, int64_t* out_ids,
               float* out_scores) const;
 
+  // Throws unless 1 <= k <= the points held: a caller checks before it
+  // allocates k results per query. Points deleted between the check and the
+  // search leave -1 ids in the tail, as a filter allowing fewer than k does.
+  void CheckK(int32_t k) const;
+
   CompiledFilter Compile(const IdFilter& allow, const IdFilter& deny) const;
 
   // Adds or replaces points placed outside the lock (annlib/quantized/placement.py).

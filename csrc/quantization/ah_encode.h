@@ -1,5 +1,5 @@
 // Anisotropic (score-aware) product-quantization encoding (Guo et al., ICML
-// 2020; ALGORITHMS.md section 2).
+// 2020; docs/algorithms.md, section 2).
 //
 // A vector r (a residual: datapoint minus its leaf center) is split into
 // num_blocks blocks of dims_per_block dimensions; each block is replaced by

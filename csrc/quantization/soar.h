@@ -1,4 +1,4 @@
-// SOAR spill assignment (Sun et al., NeurIPS 2023; ALGORITHMS.md section 4).
+// SOAR spill assignment (Sun et al., NeurIPS 2023; docs/algorithms.md, section 4).
 //
 // Every point x with primary center c_p (residual r = x - c_p, r^ = r/|r|)
 // is also stored in the leaf of

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
-#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -396,7 +395,6 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
   const int64_t stride = v.centroids.num_panels() * kPanelWidth;
   const int64_t chunk = std::max<int64_t>(1, std::min(kQueryChunk, kMaxChunkScores / stride));
   std::vector<float> centroid_scores(std::min(chunk, nq) * stride);
-  // One scratch per thread for the whole call (made on the thread's first task).
   for (int64_t q0 = 0; q0 < nq; q0 += chunk) {
     const int64_t m = std::min(chunk, nq - q0);
     Clock::time_point t0 = Clock::now();

@@ -11,10 +11,10 @@
 //   5. rescore the candidates exactly from a row-major copy (if any) and
 //      return the best k.
 // Scores are <q, x> + bias as in the brute-force driver: squared L2 runs as
-// maximum inner product with bias -|x|^2/2 (ALGORITHMS.md section 4). The
+// maximum inner product with bias -|x|^2/2 (docs/algorithms.md, section 4). The
 // reduction's extra coordinate is not quantized: it enters the LUT16 kernel
 // as a per-point bias, computed from the reconstructed point so the scan
-// scores -|q - x~|^2/2 (annlib/ah.py, l2_point_term); reordering is exact.
+// scores -|q - x~|^2/2 (annlib/quantized/placement.py, l2_point_term); reordering is exact.
 #pragma once
 #include <cstdint>
 

@@ -23,7 +23,7 @@
 
 namespace annlib {
 
-// The arrays of an unchanged index (annlib/quantized.py names them).
+// The arrays of an unchanged index (index/index_format.h names them).
 struct StoreArrays {
   int32_t num_leaves = 0;
   int32_t num_blocks = 0;            // AH blocks (codes per point)

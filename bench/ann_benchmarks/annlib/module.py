@@ -5,32 +5,45 @@ checkout; config.yml declares the run groups and Dockerfile installs annlib.
 
 Build arguments (config.yml `args`, after the metric): num_leaves,
 dims_per_block, anisotropic threshold (null: plain PQ), soar_lambda (null: no
-spilling). Query arguments: leaves_to_search, pre_reorder_num_neighbors.
-Angular data is normalised and searched by inner product, which ranks like
-cosine; euclidean data by squared L2 (annlib reduces it to inner product
-exactly). Single queries run on one thread, batches on every core.
+spilling); each omitted one takes annlib's default for the data
+(annlib.defaults: about 2*sqrt(n) leaves, 4 dims per block at d >= 256, the
+threshold and SOAR on inner-product data). Query arguments: leaves_to_search,
+pre_reorder_num_neighbors. Angular data is normalised and searched by inner
+product, which ranks like cosine; euclidean data by squared L2 (annlib reduces
+it to inner product exactly). Single queries run on one thread, batches on
+every core.
 """
 import numpy as np
 
 import annlib
+from annlib import defaults
 
 from ..base.module import BaseANN
 
+DEFAULT = "default"  # an argument left to annlib.defaults
+
 
 class Annlib(BaseANN):
-    def __init__(self, metric, num_leaves, dims_per_block=2, threshold=None, soar_lambda=None):
+    def __init__(self, metric, num_leaves=DEFAULT, dims_per_block=DEFAULT, threshold=DEFAULT, soar_lambda=DEFAULT):
         if metric not in ("angular", "euclidean"):
             raise ValueError(f"annlib: unsupported metric {metric!r} (angular or euclidean)")
         self.metric = metric
-        self.num_leaves = int(num_leaves)
-        self.dims_per_block = int(dims_per_block)
-        self.threshold = None if threshold is None or threshold != threshold else float(threshold)  # nan = unset
-        self.soar_lambda = None if soar_lambda is None or soar_lambda != soar_lambda else float(soar_lambda)
-        self.leaves_to_search = max(1, self.num_leaves // 20)
+        self.measure = "dot_product" if metric == "angular" else "squared_l2"
+        self.num_leaves = num_leaves if num_leaves == DEFAULT else int(num_leaves)
+        self.dims_per_block = dims_per_block if dims_per_block == DEFAULT else int(dims_per_block)
+        self.threshold = self._optional(threshold)
+        self.soar_lambda = self._optional(soar_lambda)
+        self.leaves_to_search = 1 if self.num_leaves == DEFAULT else max(1, self.num_leaves // 20)
         self.reorder = 100
         self.searcher = None
         self.res = None
         self.name = self._describe()
+
+    @staticmethod
+    def _optional(value):
+        if value == DEFAULT:
+            return DEFAULT
+        return None if value is None or value != value else float(value)  # null or nan: unset
 
     def _describe(self):
         return (f"annlib(leaves={self.num_leaves}, dims_per_block={self.dims_per_block}, "
@@ -39,17 +52,25 @@ class Annlib(BaseANN):
 
     def fit(self, X):
         X = np.ascontiguousarray(X, dtype=np.float32)
-        measure = "squared_l2"
         if self.metric == "angular":
             norms = np.linalg.norm(X, axis=1, keepdims=True)
             X = X / np.where(norms > 0, norms, 1.0)
-            measure = "dot_product"
-        num_leaves = min(self.num_leaves, len(X))
-        self.searcher = (annlib.builder(X, min(10, len(X)), measure)
+        n, d = X.shape
+        if self.num_leaves == DEFAULT:
+            self.num_leaves = defaults.num_leaves_for(n)
+        if self.dims_per_block == DEFAULT:
+            self.dims_per_block = defaults.dims_per_block_for(d)
+        if self.threshold == DEFAULT:
+            self.threshold = defaults.threshold_for(d, self.measure)
+        if self.soar_lambda == DEFAULT:
+            self.soar_lambda = defaults.soar_lambda_for(self.measure)
+        num_leaves = min(self.num_leaves, n)
+        self.searcher = (annlib.builder(X, min(10, n), self.measure)
                          .tree(num_leaves, min(self.leaves_to_search, num_leaves), soar_lambda=self.soar_lambda)
                          .score_ah(self.dims_per_block, anisotropic_quantization_threshold=self.threshold)
                          .reorder(self.reorder)
                          .build(num_threads=0, progress=False))
+        self.name = self._describe()
 
     def set_query_arguments(self, leaves_to_search, reorder):
         self.leaves_to_search = int(leaves_to_search)
