@@ -1,5 +1,8 @@
 """Shared fixtures: seeded data, SIMD levels, the shared dev datasets (optional)."""
 import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +11,20 @@ import pytest
 import annlib
 
 SHARED_DATASETS = Path(os.environ.get("ANNLIB_SHARED_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+
+
+def run_python(*args, **kwargs) -> subprocess.CompletedProcess:
+    """`python ARGS` in a child process, from a neutral directory: in the repo root
+    `import annlib` would find the source tree, which has no compiled extension when
+    annlib is pip-installed (as in CI)."""
+    kwargs.setdefault("cwd", tempfile.gettempdir())
+    return subprocess.run([sys.executable, *args], **kwargs)
+
+
+def start_python(*args, **kwargs) -> subprocess.Popen:
+    """run_python's child, started and left running."""
+    kwargs.setdefault("cwd", tempfile.gettempdir())
+    return subprocess.Popen([sys.executable, *args], **kwargs)
 
 
 @pytest.fixture

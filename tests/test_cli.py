@@ -1,13 +1,11 @@
 """Command line: the demo on the bundled dataset, info, and the SIMD override."""
 import os
-import subprocess
-import sys
-import tempfile
 
 import pytest
 
 from annlib.cli import main
 from annlib.demo import load_demo_data, run_demo
+from conftest import run_python
 
 
 def test_demo_reports_recall_and_qps(capsys):
@@ -31,11 +29,8 @@ def test_cli_info(capsys):
     assert "SIMD level in use" in capsys.readouterr().out
 
 
-def run_python(code, **env):
-    # From a neutral directory: in the repo root `import annlib` would find the
-    # source tree, which has no compiled extension when annlib is pip-installed.
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120, cwd=tempfile.gettempdir())
+def python_code(code, **env):
+    return run_python("-c", code, capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
 
 
 @pytest.mark.parametrize("level", ["scalar", "avx2"])
@@ -43,10 +38,10 @@ def test_env_lowers_simd_level(level):
     import annlib
     if level not in annlib.available_simd_levels():
         pytest.skip(f"{level} not supported here")
-    out = run_python("import annlib; print(annlib.simd_level())", ANNLIB_SIMD_LEVEL=level)
+    out = python_code("import annlib; print(annlib.simd_level())", ANNLIB_SIMD_LEVEL=level)
     assert out.stdout.strip() == level, out.stderr
 
 
 def test_env_cannot_raise_or_misname_level():
-    out = run_python("import annlib; print(annlib.simd_level())", ANNLIB_SIMD_LEVEL="bogus")
+    out = python_code("import annlib; print(annlib.simd_level())", ANNLIB_SIMD_LEVEL="bogus")
     assert out.returncode != 0 and "unknown SIMD level" in out.stderr

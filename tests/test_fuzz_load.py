@@ -3,13 +3,12 @@ config edits) must give ValueError or OSError, or load and search without crashi
 never another exception, never a crash. Each round runs in a child process, so a
 crash fails the test with the mutation that caused it."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import annlib
+from conftest import run_python
 from test_multivector import synthetic_corpus
 
 _FUZZ = r"""
@@ -137,7 +136,7 @@ def saved_indexes(tmp_path_factory):
 
 def fuzz(source, scratch, seed, rounds):
     scratch.mkdir()
-    proc = subprocess.run([sys.executable, "-c", _FUZZ, str(source), str(scratch), str(seed), str(rounds)],
+    proc = run_python("-c", _FUZZ, str(source), str(scratch), str(seed), str(rounds),
                           capture_output=True, text=True, timeout=900)
     last = proc.stdout.strip().splitlines()[-40:]
     assert proc.returncode == 0, f"exit {proc.returncode} after:\n" + "\n".join(last) + proc.stderr[-2000:]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import annlib
+from conftest import start_python
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
 
@@ -62,7 +63,7 @@ sys.exit(1)
 
 @pytest.mark.parametrize("case", ["brute_force", "quantized", "build", "thread_pool"])
 def test_ctrl_c_stops_long_work_within_about_a_second(case):
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, case], stdout=subprocess.PIPE,
+    child = start_python("-c", _CHILD, case, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready", child.stderr.read()

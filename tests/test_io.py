@@ -2,14 +2,13 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import annlib
 import annlib.io as aio
+from conftest import run_python
 
 
 @pytest.fixture
@@ -173,7 +172,7 @@ def test_killed_save_always_leaves_an_index(tmp_path, fallback):
     for step, n in crash_points(fallback):
         path = tmp_path / f"{step}-{n}" / "idx"
         path.parent.mkdir()
-        proc = subprocess.run([sys.executable, "-c", _CRASHING_SAVE, str(path), step, str(n)], env=env,
+        proc = run_python("-c", _CRASHING_SAVE, str(path), step, str(n), env=env,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode in (0, 9), proc.stderr
         size = annlib.load(path).size()  # old (100 points) or new (40)
@@ -188,7 +187,7 @@ def test_killed_between_renames_is_finished_by_the_next_save(tmp_path):
     path until the next save or load finishes the job."""
     env = dict(os.environ, ANNLIB_NO_ATOMIC_EXCHANGE="1")
     path = tmp_path / "idx"
-    proc = subprocess.run([sys.executable, "-c", _CRASHING_SAVE, str(path), "rename", "2"], env=env,
+    proc = run_python("-c", _CRASHING_SAVE, str(path), "rename", "2", env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 9, proc.stderr
     assert not path.exists()
@@ -210,10 +209,10 @@ def test_a_running_save_is_never_taken_for_a_leftover(tmp_path):
     busy.mkdir()
     claim = fs.claim(busy)
     code = f"import annlib.io as aio; print(aio.recover({str(tmp_path / 'idx')!r}))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out = run_python("-c", code, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "True" and busy.exists()
     claim.release()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out = run_python("-c", code, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False" and not busy.exists()
 
 
@@ -349,7 +348,7 @@ one, _ = s.search(q[0])
 assert (ids >= 0).all() and (ids[0] == one).all()
 print("ok")
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = run_python("-c", code, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "ok", out.stderr
     # 2**31-1 results by default: refused at the first search, never allocated.
     set_config(lambda c: c.update(num_neighbors=2**31 - 1))

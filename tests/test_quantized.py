@@ -12,7 +12,7 @@ from annlib.quantized.placement import encode
 from annlib.quantized.training import train_codebooks
 from annlib.config import IndexConfig
 
-from conftest import clustered, exact_topk, recall
+from conftest import clustered, exact_topk, recall, run_python
 
 MEASURES = ["dot_product", "squared_l2", "cosine"]
 
@@ -351,10 +351,7 @@ def test_pre_reorder_beyond_the_index_means_every_candidate():
     """pre_reorder_num_neighbors=2**31-1 used to wrap the candidate capacity in int32 and
     corrupt the heap; values beyond the points held now act as 'all of them', in a
     child process (so a crash fails the test) under a 3 GB address-space limit."""
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, "-c", _HUGE_PRE_REORDER], capture_output=True, text=True, timeout=300)
+    out = run_python("-c", _HUGE_PRE_REORDER, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
 
 

@@ -2,7 +2,6 @@
 import importlib.util
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "service" / "generated" / "annlib" / "v1"
