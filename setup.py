@@ -1,85 +1,107 @@
 """Builds annlib._core from csrc/ (C++17, pybind11).
 
-Each ISA-specific translation unit gets its own flags, picked from its file
-name suffix; everything else is compiled for the baseline x86-64 target, so
-the wheel runs on any x86-64 CPU and chooses its SIMD level at run time.
-Set ANNLIB_NATIVE=1 to add -march=native to every unit (opt-in only).
+The SIMD kernels are one translation unit per ISA (csrc/kernels/*_<isa>.cpp).
+Each ISA's units are compiled with that ISA's flags into a static library of
+their own (setuptools' build_clib, which takes per-library flags), and only
+for the architecture that has it: the x86 units on x86-64, the NEON unit on
+AArch64 (where NEON is baseline), none elsewhere (the scalar reference then
+runs alone). Everything else is compiled for the baseline target, so a wheel
+runs on any CPU of its architecture and picks its SIMD level at run time
+(csrc/simd/dispatch.cpp). ANNLIB_NATIVE=1 adds -march=native everywhere
+(opt-in only); NPY_NUM_BUILD_JOBS sets the parallel compile jobs.
 """
 import os
 import platform
+import sys
 from glob import glob
 
 from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
 
-IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+MACHINE = platform.machine().lower()
+ARCH = "x86_64" if MACHINE in ("x86_64", "amd64") else "arm64" if MACHINE in ("aarch64", "arm64") else "other"
+# An ARCHFLAGS cross build on macOS (cibuildwheel's arm64 on an x86 runner) names its target there.
+if sys.platform == "darwin" and os.environ.get("ARCHFLAGS", "").strip() in ("-arch arm64", "-arch x86_64"):
+    ARCH = "arm64" if "arm64" in os.environ["ARCHFLAGS"] else "x86_64"
+MSVC = sys.platform == "win32"
 
-ISA_FLAGS = {
-    "_avx2.cpp": ["-mavx2", "-mfma", "-mf16c"],
-    "_avx512.cpp": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl"],
-    "_avx512_bf16.cpp": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq",
-                          "-mavx512vl", "-mavx512vnni", "-mavx512bf16"],
-    "_amx.cpp": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
-                 "-mavx512vnni", "-mavx512bf16", "-mamx-tile", "-mamx-bf16"],
+_GCC_X86 = {
+    "avx2": ["-mavx2", "-mfma", "-mf16c"],
+    "avx512": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl"],
+    "avx512_bf16": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
+                    "-mavx512vnni", "-mavx512bf16"],
+    "amx": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
+            "-mavx512vnni", "-mavx512bf16", "-mamx-tile", "-mamx-bf16"],
 }
+_MSVC_X86 = {"avx2": ["/arch:AVX2"], "avx512": ["/arch:AVX512"], "avx512_bf16": ["/arch:AVX512"]}
+
+# ISA -> compile flags, for the ISAs this build's architecture has. AMX is requested
+# from the OS on Linux only (dispatch.cpp), so other systems do not build its unit.
+if ARCH == "x86_64":
+    ISA_FLAGS = _MSVC_X86 if MSVC else {isa: flags for isa, flags in _GCC_X86.items()
+                                        if isa != "amx" or sys.platform.startswith("linux")}
+elif ARCH == "arm64":
+    ISA_FLAGS = {"neon": []}
+else:
+    ISA_FLAGS = {}
+ALL_ISAS = ("avx512_bf16", "avx512", "avx2", "amx", "neon")  # longest suffix first
 
 
-def isa_flags_for(source):
-    # Longest suffix first: "_avx512_bf16.cpp" must not match "_avx512.cpp" rules.
-    for suffix in sorted(ISA_FLAGS, key=len, reverse=True):
-        if source.endswith(suffix):
-            return ISA_FLAGS[suffix]
-    return []
+def isa_of(source):
+    """The ISA of a kernel unit from its file name suffix, or None for baseline code."""
+    stem = source[:-len(".cpp")]
+    for isa in ALL_ISAS:
+        if stem.endswith("_" + isa):
+            return isa
+    return None
 
 
-class BuildExtPerFileFlags(build_ext):
-    """build_ext that appends per-file ISA flags at compile time."""
-
-    def build_extensions(self):
-        compiler = self.compiler
-        original_compile = compiler._compile
-
-        def compile_one(obj, src, ext, cc_args, extra_postargs, pp_opts):
-            extra = list(extra_postargs) + (isa_flags_for(src) if IS_X86 else [])
-            return original_compile(obj, src, ext, cc_args, extra, pp_opts)
-
-        compiler._compile = compile_one
-        super().build_extensions()
-
-
-def sources():
-    files = sorted(glob("csrc/**/*.cpp", recursive=True))
-    if not IS_X86:  # only the scalar kernels exist for other architectures
-        files = [f for f in files if not isa_flags_for(f)]
-    return files
-
-
-# -ffp-contract=off: scalar arithmetic rounds the same in every ISA unit (no
-# silent FMA contraction), so all SIMD levels return bit-identical scores.
-extra_compile_args = ["-O3", "-ffp-contract=off", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"]
-extra_link_args = ["-pthread"]
-if os.environ.get("ANNLIB_NATIVE") == "1":
-    extra_compile_args.append("-march=native")
+if MSVC:
+    common_flags = ["/O2", "/std:c++17", "/EHsc", "/fp:precise"]
+else:
+    # -ffp-contract=off: scalar arithmetic rounds the same in every unit (no silent
+    # FMA contraction), so the SIMD levels agree with the scalar reference.
+    common_flags = ["-O3", "-std=c++17", "-ffp-contract=off", "-fvisibility=hidden", "-Wall", "-Wextra",
+                    "-Wno-unused-parameter"]
+    if os.environ.get("ANNLIB_NATIVE") == "1":
+        common_flags.append("-march=native")
+extra_link_args = [] if MSVC else ["-pthread"]
 # ANNLIB_SANITIZE=thread or address,undefined: a test build for .ci/sanitize (never a release).
 SANITIZE = os.environ.get("ANNLIB_SANITIZE")
 if SANITIZE:
-    extra_compile_args += [f"-fsanitize={SANITIZE}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
-                           "-g", "-O1"]
+    common_flags += [f"-fsanitize={SANITIZE}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1"]
     extra_link_args += [f"-fsanitize={SANITIZE}"]
 
-# One compiler process per core (NPY_NUM_BUILD_JOBS overrides); unchanged files are
-# skipped when building in place.
+sources = sorted(glob("csrc/**/*.cpp", recursive=True))
+# One static library per ISA, linked into the extension (build_ext adds build_clib's output).
+libraries = [
+    (f"annlib_{isa}", {"sources": [s for s in sources if isa_of(s) == isa], "cflags": common_flags + flags})
+    for isa, flags in ISA_FLAGS.items()
+]
+
+# One compiler process per core for both the libraries and the extension.
 ParallelCompile("NPY_NUM_BUILD_JOBS", needs_recompile=lambda obj, src: True).install()
+
+
+
+class BuildExtWithKernels(build_ext):
+    """build_ext that builds the ISA libraries first (a plain `build_ext --inplace`
+    does not run build_clib on its own)."""
+
+    def run(self):
+        if self.distribution.has_c_libraries():
+            self.run_command("build_clib")
+        super().run()
+
 
 ext_modules = [
     Pybind11Extension(
         "annlib._core",
-        sources(),
+        [s for s in sources if isa_of(s) is None],
         cxx_std=17,
-        extra_compile_args=extra_compile_args,
+        extra_compile_args=common_flags,
         extra_link_args=extra_link_args,
-        define_macros=[] if IS_X86 else [("ANNLIB_SCALAR_ONLY", "1")],
     )
 ]
 
-setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildExtPerFileFlags})
+setup(ext_modules=ext_modules, libraries=libraries, cmdclass={"build_ext": BuildExtWithKernels})

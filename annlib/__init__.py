@@ -18,7 +18,7 @@ from .limits import time_limit
 from .multivector import MultiVectorIndex
 from .params import SearchParams
 from .quantized import QuantizedSearcher
-from .recall_math import expected_recall, num_bins_for
+from .recall_math import expected_recall, num_bins_for, recall_at_k
 from .searcher import BruteForceSearcher, Searcher
 from .tuning import TuneResult, tune
 from .version import __version__
@@ -72,4 +72,4 @@ def _saved_kind(config_json: str):
 
 __all__ = ["Builder", "BruteForceConfig", "BruteForceSearcher", "IndexConfig", "MultiVectorIndex",
            "QuantizedSearcher", "SearchParams", "Searcher", "TuneResult", "available_simd_levels", "builder",
-           "expected_recall", "load", "num_bins_for", "simd_level", "time_limit", "tune", "__version__"]
+           "expected_recall", "load", "num_bins_for", "recall_at_k", "simd_level", "time_limit", "tune", "__version__"]

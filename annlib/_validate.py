@@ -15,6 +15,13 @@ import numpy as np
 from . import _core
 
 DISTANCE_MEASURES = ("dot_product", "squared_l2", "cosine")
+# Names users type for the same measures (ann-benchmarks, FAISS, hnswlib, ScaNN), by the
+# measure that ranks like them. One table for the builder, configs and annlib.datasets.
+METRIC_ALIASES = {
+    "dot_product": "dot_product", "dot": "dot_product", "ip": "dot_product", "inner_product": "dot_product",
+    "squared_l2": "squared_l2", "l2": "squared_l2", "euclidean": "squared_l2",
+    "cosine": "cosine", "angular": "cosine",
+}
 
 
 def as_float_matrix(x, name: str, *, dim: int | None = None, allow_1d: bool = False,
@@ -51,9 +58,9 @@ def as_float_matrix(x, name: str, *, dim: int | None = None, allow_1d: bool = Fa
     return arr
 
 
-def check_database(x) -> np.ndarray:
+def check_database(x, allow_empty: bool = False) -> np.ndarray:
     arr = as_float_matrix(x, "database")
-    if arr.shape[0] == 0:
+    if arr.shape[0] == 0 and not allow_empty:
         raise ValueError("database is empty: pass at least one vector")
     if arr.shape[0] >= 2**31 - 64:
         raise ValueError("database has too many rows for one index (limit 2**31 - 64); shard it")
@@ -80,9 +87,14 @@ def check_num_threads(num_threads) -> int:
 
 
 def check_distance_measure(distance_measure: str) -> str:
-    if distance_measure not in DISTANCE_MEASURES:
-        raise ValueError(f"distance_measure must be one of {', '.join(DISTANCE_MEASURES)}; got {distance_measure!r}")
-    return distance_measure
+    """The canonical name of a distance measure or one of its aliases (METRIC_ALIASES):
+    "euclidean" and "l2" rank like squared L2, "angular" like cosine, "ip" like the dot product."""
+    measure = METRIC_ALIASES.get(distance_measure) if isinstance(distance_measure, str) else None
+    if measure is None:
+        raise ValueError(f"distance_measure must be one of {', '.join(DISTANCE_MEASURES)} (or an alias: "
+                         f"{', '.join(a for a in METRIC_ALIASES if a not in DISTANCE_MEASURES)}); "
+                         f"got {distance_measure!r}")
+    return measure
 
 
 def normalize_rows(x: np.ndarray, name: str) -> np.ndarray:

@@ -13,8 +13,8 @@ returns the frozen, validated IndexConfig that build() will use.
 from __future__ import annotations
 
 from ._validate import check_database, check_distance_measure, check_ids, check_k, check_num_threads
-from .config import AhConfig, BruteForceConfig, IndexConfig, ReorderConfig, TreeConfig
-from .quantized import build_quantized
+from .config import MAX_INT32, AhConfig, BruteForceConfig, IndexConfig, ReorderConfig, TreeConfig
+from .quantized import build_quantized, train_quantized
 from .searcher import BruteForceSearcher, Searcher
 
 # autopilot() builds, then tunes: the tuning layer (above this one) registers the
@@ -31,8 +31,10 @@ def register_autopilot(build) -> None:
 
 class Builder:
     def __init__(self, database, num_neighbors: int, distance_measure: str, ids=None):
-        self._database = check_database(database)
-        self._num_neighbors = check_k(num_neighbors, self._database.shape[0])
+        # Zero rows start an index that upsert() fills; its k is checked at search time.
+        self._database = check_database(database, allow_empty=True)
+        n = self._database.shape[0]
+        self._num_neighbors = check_k(num_neighbors, n if n else MAX_INT32)
         self._distance_measure = check_distance_measure(distance_measure)
         self._ids = None
         if ids is not None:
@@ -121,8 +123,9 @@ class Builder:
         return IndexConfig(num_neighbors=self._num_neighbors, distance_measure=self._distance_measure,
                            **self._stages)
 
-    def build(self, num_threads: int = 0, progress: bool = True) -> Searcher:
-        """Builds the index; num_threads=0 uses all cores; progress shows tqdm bars."""
+    def build(self, num_threads: int = 0, progress: bool | None = None) -> Searcher:
+        """Builds the index; num_threads=0 uses all cores; progress shows tqdm bars (None:
+        on a terminal or in a notebook)."""
         num_threads = check_num_threads(num_threads)
         if self._autopilot is not None:
             if _autopilot_build is None:
@@ -132,7 +135,26 @@ class Builder:
         config = self.config()
         if config.kind == "brute_force":
             return BruteForceSearcher.build(config, self._database, num_threads, ids=self._ids)
+        if len(self._database) == 0:
+            raise ValueError("a quantized index learns its leaves and codebooks from data: build it from "
+                             "vectors, or train() it on a sample and upsert() the rest")
         return build_quantized(config, self._database, num_threads, progress, ids=self._ids)
+
+    def train(self, num_threads: int = 0, progress: bool | None = None) -> Searcher:
+        """An empty index, trained on this builder's vectors (a sample of the data), for
+        upsert() to fill: FAISS's train/add split. A quantized index learns its leaves
+        and AH codebooks here and places every upserted point as a build would; brute
+        force has nothing to learn. For data larger than memory, upsert it in chunks from
+        a memory-mapped file (annlib.datasets.read_fvecs(path, mmap=True))."""
+        num_threads = check_num_threads(num_threads)
+        if self._autopilot is not None:
+            raise ValueError("autopilot() tunes a built index; build() it instead of train()")
+        config = self.config()
+        if config.kind == "brute_force":
+            return BruteForceSearcher.build(config, self._database[:0], num_threads)
+        if len(self._database) == 0:
+            raise ValueError("train() needs a sample of the data to learn from; this builder has no vectors")
+        return train_quantized(config, self._database, num_threads, progress)
 
     @property
     def database(self):

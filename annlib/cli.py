@@ -29,12 +29,7 @@ def _cmd_serve(args) -> int:
     except ImportError as exc:
         print(f"annlib serve needs the service extra: pip install \"annlib[service]\" ({exc})", file=sys.stderr)
         return 2
-    try:
-        options = options_from_args(args)
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return serve(options)
+    return serve(options_from_args(args))
 
 
 def _cmd_bench(args) -> int:
@@ -56,7 +51,10 @@ def _cmd_tune(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .version import __version__
+
     parser = argparse.ArgumentParser(prog="annlib", description="annlib vector search")
+    parser.add_argument("--version", action="version", version=f"annlib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="build and search the bundled SIFT-20k subset; print recall and QPS")
     demo.add_argument("-k", type=int, default=10, help="neighbors per query (default 10)")
@@ -76,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .benchmarks.runner import add_arguments as add_bench_arguments
 
     bench = sub.add_parser("bench", help="recall/QPS of annlib and the peers on a dataset (JSON lines; "
-                                          "plot with bench/plot.py)")
+                                          "plot with annlib bench-plot)")
     add_bench_arguments(bench)
     bench.set_defaults(func=_cmd_bench)
     from .benchmarks.plot import add_arguments as add_plot_arguments
@@ -94,6 +92,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (ValueError, TypeError, OSError, ImportError, TimeoutError) as exc:
+        # What a user can fix (an argument, a file, the network, a missing extra): one
+        # line naming the command, not a traceback.
+        print(f"annlib {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

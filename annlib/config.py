@@ -158,7 +158,8 @@ class IndexConfig:
 
     def __post_init__(self):
         _positive_int(self.num_neighbors, "num_neighbors")
-        check_distance_measure(self.distance_measure)
+        # Aliases ("euclidean", "angular", ...) are stored by their canonical name.
+        object.__setattr__(self, "distance_measure", check_distance_measure(self.distance_measure))
         if self.brute_force is None and self.score_ah is None:
             raise ValueError("no scoring stage configured: call score_brute_force() or score_ah() on the builder")
         if self.brute_force is not None and (self.score_ah or self.tree or self.reorder):

@@ -330,3 +330,36 @@ def load_index(path, *, mmap: bool = True, verify: bool = True) -> tuple[str, di
             raise ValueError(f"nested index {nested} is missing")
     return config_json, arrays, manifest
 
+
+
+# ---- pickling through the saved format --------------------------------------------------
+# An index pickles as the files its save() writes, so what crosses a process boundary
+# (multiprocessing, joblib, Ray) is checked on arrival exactly like a load from disk.
+
+def saved_files(save) -> dict[str, bytes]:
+    """{path relative to the index directory: contents} of what save(path) writes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="annlib-pickle-") as tmp:
+        root = Path(tmp) / "index"
+        save(root)
+        return {file.relative_to(root).as_posix(): file.read_bytes()
+                for file in sorted(root.rglob("*")) if file.is_file()}
+
+
+def restore_files(files: dict[str, bytes], load):
+    """load(path) of a directory holding `files` (saved_files' output); the arrays must
+    be read into memory (mmap=False), as the directory is removed afterwards."""
+    import tempfile
+
+    if not isinstance(files, dict):
+        raise ValueError("not a pickled annlib index")
+    with tempfile.TemporaryDirectory(prefix="annlib-unpickle-") as tmp:
+        root = Path(tmp) / "index"
+        for name, data in files.items():
+            file = (root / name).resolve()
+            if not isinstance(data, bytes) or root.resolve() not in file.parents:
+                raise ValueError(f"pickled index file {name!r} is not a file inside the index")
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(data)
+        return load(root)

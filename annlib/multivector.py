@@ -32,7 +32,7 @@ from ._validate import as_float_matrix, check_database, check_k, check_num_threa
 from .builder import builder as make_builder
 from .defaults import configure as default_build
 from .indexes import DAMAGE, load_single
-from .io import load_index, save_index
+from .io import load_index, restore_files, save_index, saved_files
 from .searcher import Searcher
 from .version import __version__
 
@@ -132,7 +132,7 @@ class MultiVectorIndex:
               num_neighbors: int = 10, token_dtype: str = "float16", token_index: bool = True,
               token_neighbors: int = _DEFAULT_TOKEN_NEIGHBORS, configure: Callable | None = None,
               configure_tokens: Callable | None = None, num_threads: int = 0,
-              progress: bool = True) -> "MultiVectorIndex":
+              progress: bool | None = None) -> "MultiVectorIndex":
         """Indexes documents: doc_vectors (n, d) one pooled vector each;
         doc_token_vectors (T, d_tok) every document's token rows, document i
         owning rows doc_offsets[i]:doc_offsets[i+1] (n + 1 offsets).
@@ -168,6 +168,22 @@ class MultiVectorIndex:
 
     def __len__(self) -> int:
         return self.size()
+
+    def __contains__(self, doc_id) -> bool:
+        return bool(self.documents.contains(doc_id))
+
+    def __repr__(self) -> str:
+        tokens = "token index" if self.token_index is not None else "no token index"
+        return (f"MultiVectorIndex({self.size():,} documents, {self.num_tokens:,} {self.token_dtype} tokens of "
+                f"dim {self.token_dim}, {tokens}, simd {self.simd_level}; documents: {self.documents!r})")
+
+    # Pickles carry the saved format, checked on arrival like a load (annlib.io.saved_files).
+    def __reduce__(self):
+        return (type(self)._unpickle, (saved_files(self.save),))
+
+    @classmethod
+    def _unpickle(cls, files):
+        return restore_files(files, lambda path: cls.load(path, mmap=False))
 
     @property
     def dim(self) -> int:

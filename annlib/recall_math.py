@@ -20,6 +20,16 @@ def id_recall(ids, true_ids, k: int) -> float:
     return hits / (k * len(true_ids))
 
 
+def recall_at_k(ids, true_ids, k: int | None = None) -> float:
+    """Recall@k of search results: the share of each query's true k nearest ids (rows of
+    true_ids; k defaults to the width of ids) among its first k returned ids."""
+    ids = np.asarray(ids)
+    k = ids.shape[1] if k is None else k
+    if np.asarray(true_ids).shape[1] < k:
+        raise ValueError(f"true_ids holds {np.asarray(true_ids).shape[1]} neighbours per query, fewer than k={k}")
+    return id_recall(ids, true_ids, k)
+
+
 def expected_recall(num_bins: int, k: int) -> float:
     """Expected recall@k of keeping only the best of each of num_bins bins."""
     if num_bins <= 0 or k <= 0:

@@ -20,13 +20,15 @@ metric scores. Here the arguments are converted and checked.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-from . import _core, format_v1
-from ._validate import as_float_matrix, check_k, check_num_threads, normalize_rows
+from . import _core, dense_layout, format_v1
+from ._validate import as_float_matrix, check_ids, check_k, check_num_threads, normalize_rows
 from .config import IndexConfig
 from .filters import CompiledFilter, filter_kwargs
-from .io import FORMAT_VERSION, save_index
+from .io import FORMAT_VERSION, load_index, restore_files, save_index, saved_files
 from .version import __version__
 
 
@@ -51,6 +53,38 @@ class Searcher:
     def size(self) -> int:
         raise NotImplementedError
 
+    def __contains__(self, id_) -> bool:
+        return bool(self.contains(id_))
+
+    def contains(self, ids):
+        """Whether each id is in the index: a bool array, or a bool for one scalar id."""
+        if np.ndim(ids) == 0:
+            return bool(self._contains(check_ids(np.asarray([ids]), "id"))[0])
+        return self._contains(check_ids(ids))
+
+    def _contains(self, ids: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(self._description())})"
+
+    def _description(self) -> list[str]:
+        """What repr() shows: kind, metric, size, dimension, the kind's settings, SIMD level."""
+        return [f"{self.distance_measure}", f"{self.size():,} points", f"dim {self.dim}"]
+
+    # Pickles carry the saved format (annlib.io.saved_files): a searcher moves into
+    # multiprocessing, joblib and Ray workers and is checked on arrival like a load.
+    def __reduce__(self):
+        return (type(self)._unpickle, (saved_files(self.save),))
+
+    @classmethod
+    def _unpickle(cls, files):
+        def load(path):
+            config_json, arrays, manifest = load_index(path, mmap=False, verify=True)
+            return cls(IndexConfig.from_json(config_json), arrays, format_version=manifest["format_version"])
+
+        return restore_files(files, load)
+
     @property
     def distance_measure(self) -> str:
         return self.config.distance_measure
@@ -74,16 +108,13 @@ class Searcher:
         return self._search_validated(queries, final_num_neighbors, num_threads, leaves_to_search,
                                       pre_reorder_num_neighbors, filter_kwargs(allowlist, denylist))
 
-    # Live updates: the quantized index implements them (annlib/quantized/searching.py).
     def upsert(self, ids, vectors, *, num_threads: int = 0) -> None:
-        self._no_updates("upsert")
+        """Adds points, or replaces the points with these ids."""
+        raise NotImplementedError
 
     def delete(self, ids) -> None:
-        self._no_updates("delete")
-
-    def _no_updates(self, what: str):
-        raise TypeError(f"{what}() needs a quantized index (builder.tree(...).score_ah(...)); a "
-                        f"{type(self).__name__} is rebuilt from the data instead")
+        """Removes points by id, all or none."""
+        raise NotImplementedError
 
     def compile_filter(self, allowlist=None, denylist=None) -> CompiledFilter:
         """allowlist/denylist (ids or boolean masks over ids) as a bitmask made once: pass the
@@ -124,48 +155,17 @@ class Searcher:
         raise NotImplementedError
 
 
-class BruteForceSearcher(Searcher):
-    """Scores every point with the GEMM-shaped kernel; exact or binned top-k."""
+class _DenseState:
+    """What a brute-force search reads: the packed arrays and the engine's index over
+    them, swapped as a whole by an update so that a search never mixes two."""
 
-    def __init__(self, config: IndexConfig, arrays: dict, *, simd_level: str = "", bf16_variant: str = "auto",
-                 format_version: int = _core.FORMAT_VERSION):
-        self.config = config
-        bf = config.brute_force
-        self._packed = arrays
-        self._format_version = format_version
-        self._index = _core.DenseIndex(arrays, format_version, config.distance_measure, bf.dtype, bf.recall_target,
-                                       simd_level, bf16_variant)
-        self.dim = self._index.dim
+    __slots__ = ("config", "arrays", "index")
 
-    @classmethod
-    def build(cls, config: IndexConfig, database: np.ndarray, num_threads: int = 0,
-              ids: np.ndarray | None = None) -> "BruteForceSearcher":
-        if config.distance_measure == "cosine":
-            database = normalize_rows(database, "database")
-        packed = _core.pack_dense(database, config.brute_force.dtype,
-                                  config.distance_measure == "squared_l2", num_threads)
-        packed["meta"] = np.array(database.shape, dtype=np.int64)
-        if ids is not None:
-            packed["ids"] = ids
-        return cls(config, packed, format_version=_core.FORMAT_VERSION)
-
-    def with_simd_level(self, level: str, bf16_variant: str = "auto") -> "BruteForceSearcher":
-        """The same index, scanned with the kernels of another supported SIMD level
-        (bf16_variant "native", "widened" or "amx" forces the avx512_bf16 level's bf16 kernel;
-        "auto" takes AMX where available, else "native" on AMD and "widened" elsewhere)."""
-        return BruteForceSearcher(self.config, self._packed, simd_level=level, bf16_variant=bf16_variant,
-                                  format_version=self._format_version)
-
-    @property
-    def simd_level(self) -> str:
-        return self._index.simd_level
+    def __init__(self, config: IndexConfig, arrays: dict, index):
+        self.config, self.arrays, self.index = config, arrays, index
 
     def size(self) -> int:
-        return self._index.size()
-
-    def num_bins(self, k: int) -> int:
-        """Bins used for k neighbors (0 = exact selection)."""
-        return self._index.num_bins(k)
+        return self.index.size()
 
     def _search(self, queries, k, num_threads, leaves_to_search=None, pre_reorder_num_neighbors=None,
                 filters=None):
@@ -174,15 +174,133 @@ class BruteForceSearcher(Searcher):
                              "not to brute force")
         compiled = (filters or {}).get("compiled")
         if compiled is not None:
-            bits = compiled.handle
+            made_for, bits = compiled.handle
+            if made_for is not self.index:  # compiled before an update: redo it for these points
+                bits = self.index.compile_filter(**compiled.kwargs)
+                compiled.handle = (self.index, bits)
         elif filters is not None and any(v is not None for v in filters.values()):
-            bits = self._compile_filter(filters)
+            bits = self.index.compile_filter(**filters)
         else:
             bits = None
-        return self._index.search(queries, k, num_threads, bits)
+        return self.index.search(queries, k, num_threads, bits)
+
+
+class BruteForceSearcher(Searcher):
+    """Scores every point with the GEMM-shaped kernel; exact or binned top-k.
+
+    Updates (upsert, delete) gather the kept points' packed bytes and the new points'
+    into new arrays (annlib.dense_layout): a copy of the index per call, so send them
+    in batches; searches in other threads see the index before or after the whole call."""
+
+    def __init__(self, config: IndexConfig, arrays: dict, *, simd_level: str = "", bf16_variant: str = "auto",
+                 format_version: int = _core.FORMAT_VERSION):
+        self._simd_request = (simd_level, bf16_variant)
+        self._format_version = format_version
+        self._state = self._make_state(config, arrays)
+        self.dim = self._state.index.dim
+        self._update_lock = threading.Lock()  # one update at a time
+
+    def _make_state(self, config: IndexConfig, arrays: dict) -> _DenseState:
+        bf = config.brute_force
+        index = _core.DenseIndex(arrays, self._format_version, config.distance_measure, bf.dtype, bf.recall_target,
+                                 *self._simd_request)
+        return _DenseState(config, arrays, index)
+
+    @classmethod
+    def build(cls, config: IndexConfig, database: np.ndarray, num_threads: int = 0,
+              ids: np.ndarray | None = None) -> "BruteForceSearcher":
+        """database: float32 [n, d], checked; n may be 0 (an index filled by upsert())."""
+        if config.distance_measure == "cosine":
+            database = normalize_rows(database, "database")
+        packed = dense_layout.pack(database, config.brute_force.dtype, config.distance_measure == "squared_l2",
+                                   num_threads, ids)
+        return cls(config, packed, format_version=_core.FORMAT_VERSION)
+
+    @property
+    def config(self) -> IndexConfig:
+        return self._state.config
+
+    def _snapshot(self) -> _DenseState:
+        return self._state
+
+    def with_simd_level(self, level: str, bf16_variant: str = "auto") -> "BruteForceSearcher":
+        """The same index, scanned with the kernels of another supported SIMD level
+        (bf16_variant "native", "widened" or "amx" forces the avx512_bf16 level's bf16 kernel;
+        "auto" takes AMX where available, else "native" on AMD and "widened" elsewhere)."""
+        state = self._state
+        return BruteForceSearcher(state.config, state.arrays, simd_level=level, bf16_variant=bf16_variant,
+                                  format_version=self._format_version)
+
+    @property
+    def simd_level(self) -> str:
+        return self._state.index.simd_level
+
+    def size(self) -> int:
+        return self._state.size()
+
+    def num_bins(self, k: int) -> int:
+        """Bins used for k neighbors (0 = exact selection)."""
+        return self._state.index.num_bins(k)
+
+    def _description(self) -> list[str]:
+        bf = self.config.brute_force
+        mode = "exact" if bf.recall_target >= 1.0 else f"binned, recall_target {bf.recall_target:g}"
+        return [f"brute force {bf.dtype} {mode}", *super()._description(), f"simd {self.simd_level}"]
+
+    # ---- updates ---------------------------------------------------------------
+
+    def upsert(self, ids, vectors, *, num_threads: int = 0) -> None:
+        """Adds points, or replaces the points with these ids (packed as a build packs them)."""
+        ids = check_ids(ids)
+        x = as_float_matrix(vectors, "vectors", dim=self.dim)
+        if len(x) != len(ids):
+            raise ValueError(f"ids has {len(ids)} entries but vectors has {len(x)} rows")
+        num_threads = check_num_threads(num_threads)
+        if len(ids) == 0:
+            return
+        if self.distance_measure == "cosine":
+            x = normalize_rows(x, "vectors")
+        with self._update_lock:
+            state = self._state
+            bf, l2 = state.config.brute_force, state.config.distance_measure == "squared_l2"
+            new = dense_layout.pack(x, bf.dtype, l2, num_threads, ids)
+            kept = np.flatnonzero(~np.isin(dense_layout.ids_of(state.arrays), ids))
+            self._replace(state, [(state.arrays, kept), (new, np.arange(len(ids)))])
+
+    def delete(self, ids) -> None:
+        """Removes points by id, all or none: an id the index does not hold raises ValueError
+        and nothing is deleted."""
+        ids = check_ids(ids)
+        if len(ids) == 0:
+            return
+        with self._update_lock:
+            state = self._state
+            held = dense_layout.ids_of(state.arrays)
+            missing = ids[~np.isin(ids, held)]
+            if missing.size:
+                raise ValueError(f"delete: the index holds no point with id {int(missing[0])} "
+                                 f"({missing.size} of the {ids.size} ids are not in the index); nothing deleted")
+            self._replace(state, [(state.arrays, np.flatnonzero(~np.isin(held, ids)))])
+
+    def _replace(self, state: _DenseState, parts) -> None:
+        bf, l2 = state.config.brute_force, state.config.distance_measure == "squared_l2"
+        padding = _core.pack_dense(np.zeros((1, self.dim), np.float32), bf.dtype, l2, 1)
+        arrays = dense_layout.gather(parts, self.dim, padding)
+        self._format_version = _core.FORMAT_VERSION  # gathered arrays are in the current format
+        self._state = self._make_state(state.config, arrays)
+
+    def _contains(self, ids: np.ndarray) -> np.ndarray:
+        return np.isin(ids, dense_layout.ids_of(self._state.arrays))
 
     def _compile_filter(self, kwargs):
-        return self._index.compile_filter(**kwargs)
+        index = self._state.index
+        return index, index.compile_filter(**kwargs)
+
+    def save(self, path) -> None:
+        """Writes the index as it is now to directory `path`, atomically; updates wait until
+        it is written."""
+        with self._update_lock:
+            super().save(path)
 
     def _arrays(self) -> dict:
-        return dict(self._packed)
+        return dict(self._state.arrays)

@@ -12,6 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .._progress import progress_bar
+
 DEFAULT_BASE_URL = "http://ann-benchmarks.com"
 DATASETS = (
     "deep-image-96-angular", "fashion-mnist-784-euclidean", "gist-960-euclidean", "glove-25-angular",
@@ -26,8 +28,9 @@ def data_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "annlib" / "datasets"
 
 
-def fetch(name: str, *, base_url: str | None = None, timeout: float = 30.0, progress: bool = True) -> Path:
-    """Local path of ann-benchmarks dataset `name` (e.g. "glove-100-angular")."""
+def fetch(name: str, *, base_url: str | None = None, timeout: float = 30.0, progress: bool | None = None) -> Path:
+    """Local path of ann-benchmarks dataset `name` (e.g. "glove-100-angular"); downloads it
+    once. Offline: ConnectionError saying where to put the file by hand."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     target = data_dir() / f"{name}.hdf5"
@@ -40,16 +43,14 @@ def fetch(name: str, *, base_url: str | None = None, timeout: float = 30.0, prog
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            from tqdm import tqdm
-
-            with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not progress) as bar:
+            with progress_bar(total=total, progress=progress, unit="B", unit_scale=True, desc=name) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         partial.unlink(missing_ok=True)
-        raise RuntimeError(f"could not download {url} ({exc}). Without a network, copy {name}.hdf5 "
-                           f"into {target.parent} (or set ANNLIB_DATA_DIR) and call fetch() again") from exc
+        raise ConnectionError(f"could not download {url} ({exc}); without a network, copy {name}.hdf5 "
+                              f"into {target.parent} (or set ANNLIB_DATA_DIR) and try again") from exc
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

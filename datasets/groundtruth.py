@@ -4,19 +4,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..builder import builder
-from .hdf5 import METRIC_TO_MEASURE
+from .._validate import check_distance_measure
 
 
 def ground_truth(train, test, k: int, metric: str, num_threads: int = 0):
     """Exact k nearest neighbors of each test row among train rows.
 
     metric: an annlib distance_measure ("dot_product", "squared_l2", "cosine")
-    or an ann-benchmarks name ("angular", "euclidean").
+    or an alias ("angular", "euclidean", "l2", "ip", "dot").
     Returns (neighbors int64 [nq, k], distances float32 [nq, k]) where distances
     follow ann-benchmarks: squared L2 -> Euclidean distance, cosine -> 1 - cos,
     dot product -> negated dot product (smaller is nearer everywhere).
     """
-    measure = METRIC_TO_MEASURE.get(metric, metric)
+    measure = check_distance_measure(metric)
     searcher = builder(train, k, measure).score_brute_force(recall_target=1.0, dtype="float32").build(num_threads)
     ids, scores = searcher.search_batched(test, k, num_threads=num_threads)
     if measure == "squared_l2":

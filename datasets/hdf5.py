@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-# ann-benchmarks metric name -> annlib distance_measure
-METRIC_TO_MEASURE = {"angular": "cosine", "euclidean": "squared_l2", "dot": "dot_product",
-                     "ip": "dot_product", "cosine": "cosine"}
+from .._validate import METRIC_ALIASES
+
+# ann-benchmarks metric name (or any alias annlib accepts) -> annlib distance_measure
+METRIC_TO_MEASURE = METRIC_ALIASES
 
 
 @dataclass
@@ -31,9 +32,18 @@ class Dataset:
             raise ValueError(f"dataset metric {self.metric!r} has no annlib equivalent") from None
 
 
+def _h5py():
+    # h5py is an extra (annlib[datasets]): the index itself never reads HDF5.
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError("HDF5 datasets need h5py: pip install 'annlib[datasets]'") from None
+    return h5py
+
+
 def read_hdf5(path, *, load_train: bool = True) -> Dataset:
     """Reads an ann-benchmarks HDF5 file into float32 train/test arrays."""
-    import h5py
+    h5py = _h5py()
 
     path = Path(path)
     if not path.is_file():
@@ -58,7 +68,7 @@ def read_hdf5(path, *, load_train: bool = True) -> Dataset:
 
 def write_hdf5(path, train, test, neighbors, distances, metric: str) -> None:
     """Writes the ann-benchmarks layout (gzip-compressed arrays)."""
-    import h5py
+    h5py = _h5py()
 
     with h5py.File(path, "w") as f:
         f.attrs["distance"] = metric

@@ -115,3 +115,132 @@ def test_large_batches_are_chunked_with_identical_results(rng):
     whole = [s.search_batched(part) for part in (q[:50_000], q[50_000:])]
     assert np.array_equal(np.concatenate([w[0] for w in whole]), chunked[0])
     assert np.array_equal(np.concatenate([w[1] for w in whole]), chunked[1])
+
+
+# ---- what users expect of every index: repr, len, `in`, metric aliases, pickling ----------
+
+def _indexes(rng):
+    x = rng.standard_normal((400, 16)).astype(np.float32)
+    brute = annlib.builder(x, 5, "dot_product").score_brute_force(dtype="int8").build()
+    quantized = (annlib.builder(x, 5, "squared_l2", ids=np.arange(400) * 3).tree(8, 3, soar_lambda=1.0)
+                 .score_ah(2).reorder(40).build())
+    return x, brute, quantized
+
+
+def test_repr_names_kind_metric_size_dimension_and_simd_level(rng):
+    _, brute, quantized = _indexes(rng)
+    assert repr(brute) == (f"BruteForceSearcher(brute force int8 exact, dot_product, 400 points, dim 16, "
+                           f"simd {annlib.simd_level()})")
+    text = repr(quantized)
+    for part in ("QuantizedSearcher(", "quantized 8 leaves (search 3)", "SOAR lambda 1", "AH 2 dims/block",
+                 "reorder float32 top 40", "squared_l2", "400 points", "dim 16", "k 5", annlib.simd_level()):
+        assert part in text, (part, text)
+
+
+def test_len_and_membership_take_scalar_ids(rng):
+    _, brute, quantized = _indexes(rng)
+    assert len(brute) == len(quantized) == 400
+    assert 399 in brute and 400 not in brute and 3 in quantized and 4 not in quantized
+    assert brute.contains(np.int64(7)) is True and quantized.contains(5) is False
+    np.testing.assert_array_equal(quantized.contains([0, 1, 3]), [True, False, True])
+    with pytest.raises(ValueError):
+        brute.contains(-1)
+
+
+@pytest.mark.parametrize("alias,measure", [("euclidean", "squared_l2"), ("l2", "squared_l2"), ("angular", "cosine"),
+                                           ("ip", "dot_product"), ("inner_product", "dot_product"),
+                                           ("dot", "dot_product")])
+def test_metric_aliases_mean_the_same_everywhere(rng, alias, measure):
+    from annlib.datasets import ground_truth
+    from annlib.datasets.hdf5 import Dataset
+
+    x = rng.standard_normal((200, 8)).astype(np.float32)
+    q = rng.standard_normal((4, 8)).astype(np.float32)
+    aliased = annlib.builder(x, 5, alias).score_brute_force().build()
+    assert aliased.distance_measure == measure and aliased.config.distance_measure == measure
+    canonical = annlib.builder(x, 5, measure).score_brute_force().build()
+    np.testing.assert_array_equal(aliased.search_batched(q)[0], canonical.search_batched(q)[0])
+    np.testing.assert_array_equal(ground_truth(x, q, 5, alias)[0], canonical.search_batched(q)[0])
+    assert Dataset(x, q, None, None, alias).distance_measure == measure
+    with pytest.raises(ValueError, match="angular"):
+        annlib.builder(x, 5, "manhattan")
+
+
+def test_searchers_pickle_through_the_saved_format(rng):
+    import pickle
+
+    x, brute, quantized = _indexes(rng)
+    for index in (brute, quantized):
+        copy = pickle.loads(pickle.dumps(index))
+        assert type(copy) is type(index) and repr(copy) == repr(index)
+        np.testing.assert_array_equal(copy.search_batched(x[:10])[0], index.search_batched(x[:10])[0])
+    payload = pickle.dumps(brute)
+    damaged = payload.replace(b"dot_product", b"dot_producX", 1)  # config.json no longer matches its sha256
+    with pytest.raises(ValueError, match="checksum"):
+        pickle.loads(damaged)
+
+
+def _search_in_worker(index, queries):
+    return index.search_batched(queries, num_threads=1)[0]
+
+
+def test_searchers_move_into_worker_processes(rng):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    x, _, quantized = _indexes(rng)
+    # fork: a spawned worker would import annlib from the current directory, which in a
+    # test run from the repository is the source tree.
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        results = list(pool.map(_search_in_worker, [quantized, quantized], [x[:5], x[5:10]]))
+    np.testing.assert_array_equal(np.concatenate(results), quantized.search_batched(x[:10])[0])
+
+
+@pytest.mark.parametrize("measure,metric", [("squared_l2", "euclidean"), ("cosine", "cosine")])
+def test_exact_search_agrees_with_scikit_learn(rng, measure, metric):
+    # An independent exact reference: scikit-learn's brute-force NearestNeighbors.
+    from sklearn.neighbors import NearestNeighbors
+
+    x = rng.standard_normal((2000, 32)).astype(np.float32)
+    q = rng.standard_normal((50, 32)).astype(np.float32)
+    ids, scores = annlib.builder(x, 10, measure).score_brute_force().build().search_batched(q)
+    distances, expected = NearestNeighbors(n_neighbors=10, algorithm="brute", metric=metric).fit(x).kneighbors(q)
+    np.testing.assert_array_equal(ids, expected)
+    reference = distances**2 if measure == "squared_l2" else 1.0 - distances
+    np.testing.assert_allclose(scores, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_core_stub_matches_the_built_module():
+    # annlib/_core.pyi is what type checkers see of the extension: same names, same methods.
+    import ast
+    import inspect
+    from pathlib import Path
+
+    from annlib import _core
+
+    stub = ast.parse((Path(annlib.__file__).parent / "_core.pyi").read_text())
+
+    def names(body):
+        found = {}
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                found[node.name] = names(node.body)
+            elif isinstance(node, ast.FunctionDef):
+                found[node.name] = None
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id != "__all__":
+                found[node.target.id] = None
+        return found
+
+    def public(obj):  # (pybind11 gives every class an __init__, constructible or not)
+        return {n for n in dir(obj) if not n.startswith("_")}
+
+    stubbed = names(stub.body)
+    assert set(stubbed) == {n for n in public(_core) if not n.startswith("__")}
+    for name, members in stubbed.items():
+        obj = getattr(_core, name)
+        if inspect.isclass(obj) and members is not None and not issubclass(obj, Exception):
+            own = {n for n in public(obj) if n in vars(obj)}
+            assert set(members) - {"__init__"} == own, name
+    assert set(stubbed["testing"]["Lut16Codes"]) - {"__init__"} == {n for n in public(_core.testing.Lut16Codes)
+                                                     if n in vars(_core.testing.Lut16Codes)}
+    assert (Path(annlib.__file__).parent / "py.typed").is_file()

@@ -3,19 +3,33 @@ import os
 
 import pytest
 
+import annlib
 from annlib.cli import main
 from annlib.demo import load_demo_data, run_demo
 from conftest import run_python
 
 
-def test_demo_reports_recall_and_qps(capsys):
-    rows = run_demo(k=10)
-    labels = [r["index"] for r in rows]
-    assert labels[0] == "exact float32"
+@pytest.mark.parametrize("k", [10, 100])
+def test_demo_shows_the_tuned_quantized_index_next_to_exact_search(k):
+    lines = []
+    rows = run_demo(k=k, out=lines.append)
     by = {r["index"]: r for r in rows}
-    assert by["exact float32"]["recall"] == 1.0
-    assert by["binned recall_target=0.9"]["recall"] >= 0.9
-    assert all(r["qps"] > 0 for r in rows)
+    assert rows[0]["index"] == "exact brute force, float32" and rows[0]["recall"] == 1.0
+    # Tuned on database rows, measured on the test queries: close to the targets.
+    assert by["quantized + reorder, tuned 0.95"]["recall"] >= 0.9
+    assert by["quantized + reorder, tuned 0.99"]["recall"] >= 0.97
+    assert by["brute force, binned 0.9"]["recall"] >= 0.88
+    assert all(r["qps"] > 0 and r["single_us"] > 0 for r in rows)
+    text = "\n".join(lines)
+    assert f"recall@{k}" in text and "recall@10" not in text.replace(f"recall@{k}", "") and "threads" in text
+    for row, line in zip(rows[1:], lines[-len(rows) + 1:]):
+        # a variant slower than exact search says so
+        assert line.startswith(row["index"]) and ("not faster than exact" in line) == (row["speedup"] <= 1.0)
+
+
+def test_demo_refuses_k_beyond_the_bundled_ground_truth():
+    with pytest.raises(ValueError, match="between 1 and 100"):
+        run_demo(k=101)
 
 
 def test_bundled_dataset_is_small_and_real():
@@ -45,3 +59,36 @@ def test_env_lowers_simd_level(level):
 def test_env_cannot_raise_or_misname_level():
     out = python_code("import annlib; print(annlib.simd_level())", ANNLIB_SIMD_LEVEL="bogus")
     assert out.returncode != 0 and "unknown SIMD level" in out.stderr
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"annlib {annlib.__version__}"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["tune", "--index", "/no/such/index", "--target-recall", "0.9"], "annlib tune: error: "),
+    (["bench", "sift-128-euclidean", "--data-dir-is-not-an-option"], None),  # argparse's own usage error
+])
+def test_user_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANNLIB_DATA_DIR", str(tmp_path))
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse: usage line + error, exit 2
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    if message is not None:
+        assert err.startswith(message) and len(err.strip().splitlines()) == 1, err
+
+
+def test_offline_fetch_names_the_command(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANNLIB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ANNLIB_DATASET_URL", "http://127.0.0.1:9")
+    code = main(["bench", "sift-128-euclidean"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("annlib bench: error: could not download") and "try again" in err

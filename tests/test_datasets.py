@@ -64,7 +64,7 @@ def test_fetch_from_local_url_and_offline(tmp_path, monkeypatch, rng):
     assert path == tmp_path / "cache" / "glove-25-angular.hdf5"
     assert np.array_equal(D.read_hdf5(path).train, train)
     assert D.fetch("glove-25-angular", base_url="http://127.0.0.1:9/") == path  # cached: no network
-    with pytest.raises(RuntimeError, match="could not download.*copy sift-128-euclidean.hdf5"):
+    with pytest.raises(ConnectionError, match="could not download.*copy sift-128-euclidean.hdf5"):
         D.fetch("sift-128-euclidean", base_url="http://127.0.0.1:9", timeout=2, progress=False)
     assert not list((tmp_path / "cache").glob("*.part"))
     with pytest.raises(ValueError, match="unknown dataset"):

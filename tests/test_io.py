@@ -26,7 +26,7 @@ def test_round_trip_same_results(tmp_path, built):
         for a, b in zip(t.search_batched(x[:50]), s.search_batched(x[:50])):
             assert np.array_equal(a, b)
     t = annlib.load(tmp_path / "idx")
-    assert isinstance(t._packed["panels"], np.memmap)
+    assert isinstance(t._state.arrays["panels"], np.memmap)
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert manifest["format_version"] == aio.FORMAT_VERSION and manifest["library_version"] == annlib.__version__
     assert all(len(e["sha256"]) == 64 for e in manifest["arrays"].values())

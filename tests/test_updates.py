@@ -297,10 +297,3 @@ def test_updates_with_compressed_reorder_rows(rng, tmp_path, dtype):
     assert s.size() == len(keep) and id_recall(s.search_batched(q)[0], truth, 10) >= 0.85
 
 
-def test_brute_force_says_updates_need_a_quantized_index(rng):
-    x = _data(rng, 100, 8)
-    brute = annlib.builder(x, 5, "dot_product").score_brute_force().build()
-    with pytest.raises(TypeError, match="quantized index"):
-        brute.upsert([1], x[:1])
-    with pytest.raises(TypeError, match="quantized index"):
-        brute.delete([1])

@@ -217,7 +217,7 @@ def main_from_args(args) -> int:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("results", nargs="+", help="JSON lines files written by bench/run.py")
+    parser.add_argument("results", nargs="+", help="JSON lines files written by annlib bench")
     parser.add_argument("--out", default="bench-results", help="directory for the PNGs (default bench-results)")
     parser.add_argument("--readme", help="Markdown file whose bench-table section is replaced with the table")
     parser.add_argument("--run-id", help="plot only this run (default: each algorithm's latest run)")

@@ -14,15 +14,22 @@ import numpy as np
 
 from .. import _core
 from ..config import IndexConfig
-from .building import build_arrays
+from .building import build_arrays, trained_arrays
 from .searching import QuantizedSearcher
 
 
-def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int = 0, progress: bool = True,
+def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int = 0, progress: bool | None = None,
                     ids: np.ndarray | None = None) -> QuantizedSearcher:
     """Builds a quantized index over database (float32 [n, d], checked)."""
     arrays = build_arrays(config, database, num_threads, progress, ids)
     return QuantizedSearcher(config, arrays, format_version=_core.FORMAT_VERSION)
 
 
-__all__ = ["QuantizedSearcher", "build_arrays", "build_quantized"]
+def train_quantized(config: IndexConfig, sample: np.ndarray, num_threads: int = 0,
+                    progress: bool | None = None) -> QuantizedSearcher:
+    """An empty quantized index trained on sample (float32 [n, d], checked), for upsert()."""
+    arrays = trained_arrays(config, sample, num_threads, progress)
+    return QuantizedSearcher(config, arrays, format_version=_core.FORMAT_VERSION)
+
+
+__all__ = ["QuantizedSearcher", "build_arrays", "build_quantized", "train_quantized"]

@@ -6,6 +6,8 @@
   3. every point placed (placement.place_points: its leaf, its SOAR leaf,
      the AH codes and L2 term of each copy, its reorder row);
   4. the arrays laid out leaf after leaf (layout.lay_out).
+
+train() stops after step 2 with an empty index (trained_arrays), for upsert() to fill.
 """
 from __future__ import annotations
 
@@ -13,16 +15,13 @@ import numpy as np
 
 from .._validate import normalize_rows
 from ..config import IndexConfig
-from .layout import lay_out
+from .layout import lay_out, leaf_balance
 from .placement import place_points
 from .training import assign, kmeans, train_codebooks
 
 
-def build_arrays(config: IndexConfig, database: np.ndarray, num_threads: int = 0, progress: bool = True,
-                 ids: np.ndarray | None = None) -> dict:
-    """The arrays of a quantized index over database (float32 [n, d], checked) in the
-    current format (csrc/index/index_format.h)."""
-    x = normalize_rows(database, "database") if config.distance_measure == "cosine" else database
+def _train(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool | None):
+    """(centroids, codebooks, primary leaf of each row of x) learned from x (steps 1-2)."""
     n, d = x.shape
     tree, ahc = config.tree, config.score_ah
     if tree is not None:
@@ -39,6 +38,35 @@ def build_arrays(config: IndexConfig, database: np.ndarray, num_threads: int = 0
     codebooks = train_codebooks(x[sample] - centroids[labels[sample]], ahc.dimensions_per_block,
                                 iterations=ahc.training_iterations, training_sample_size=len(sample), seed=seed,
                                 num_threads=num_threads, progress=progress)
+    return centroids, codebooks, labels
+
+
+def _prepared(config: IndexConfig, database: np.ndarray) -> np.ndarray:
+    return normalize_rows(database, "database") if config.distance_measure == "cosine" else database
+
+
+def build_arrays(config: IndexConfig, database: np.ndarray, num_threads: int = 0, progress: bool | None = None,
+                 ids: np.ndarray | None = None) -> dict:
+    """The arrays of a quantized index over database (float32 [n, d], checked) in the
+    current format (csrc/index/index_format.h)."""
+    x = _prepared(config, database)
+    centroids, codebooks, labels = _train(config, x, num_threads, progress)
     placement = place_points(config, centroids, codebooks, x, num_threads, progress, leaves=labels)
-    return lay_out(placement, centroids, codebooks, ahc.dimensions_per_block, config.distance_measure == "squared_l2",
-                   num_threads, ids)
+    return lay_out(placement, centroids, codebooks, config.score_ah.dimensions_per_block,
+                   config.distance_measure == "squared_l2", num_threads, ids)
+
+
+def trained_arrays(config: IndexConfig, sample: np.ndarray, num_threads: int = 0,
+                   progress: bool | None = None) -> dict:
+    """The arrays of an empty quantized index whose leaves and codebooks were learned from
+    sample (float32 [n, d], checked): upsert() places points into it as a build would."""
+    x = _prepared(config, sample)
+    centroids, codebooks, labels = _train(config, x, num_threads, progress)
+    placement = place_points(config, centroids, codebooks, x[:0], num_threads, progress,
+                             leaves=np.zeros(0, np.int64))
+    arrays = lay_out(placement, centroids, codebooks, config.score_ah.dimensions_per_block,
+                     config.distance_measure == "squared_l2", num_threads)
+    # health() measures the leaves' spread against the sample's.
+    sample_cv = leaf_balance(np.bincount(labels, minlength=len(centroids)))["leaf_size_cv"]
+    arrays["leaf_cv_at_training"] = np.array([sample_cv])
+    return arrays

@@ -27,7 +27,11 @@ def health_report(stats: dict, baseline_cv: float | None) -> dict:
               "num_leaves": int(len(stats["leaf_live"])), **leaf_balance(stats["leaf_live"]),
               "leaf_size_cv_at_training": baseline_cv}
     drift = baseline_cv is not None and baseline_cv > 0 and report["leaf_size_cv"] > REBALANCE_CV_GROWTH * baseline_cv
-    report["rebalance_recommended"] = bool(report["added_fraction"] >= REBALANCE_ADDED_SHARE or drift)
+    # An index trained on a sample and filled by upsert() (Builder.train) holds only added
+    # points by design: there the leaves' spread against the sample's is the signal.
+    filled_after_training = size > 0 and int(stats["added"]) >= size
+    added = report["added_fraction"] >= REBALANCE_ADDED_SHARE and not filled_after_training
+    report["rebalance_recommended"] = bool(added or drift)
     return report
 
 

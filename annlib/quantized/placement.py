@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .. import _core
+from .._progress import progress_bar
 from ..config import IndexConfig
 from .training import assign
 
@@ -74,8 +74,7 @@ def _encode(x, centroids, codebooks, points, leaves, config, num_threads, progre
     bar, Ctrl-C between chunks)."""
     ahc = config.score_ah
     codes = np.empty((len(points), codebooks.shape[0]), np.uint8)
-    for i in tqdm(range(0, len(points), ENCODE_CHUNK), desc="AH encode", unit="chunk", disable=not progress,
-                  leave=False):
+    for i in progress_bar(range(0, len(points), ENCODE_CHUNK), progress=progress, desc="AH encode", unit="chunk"):
         originals = x[points[i:i + ENCODE_CHUNK]]
         residuals = originals - centroids[leaves[i:i + ENCODE_CHUNK]]
         codes[i:i + ENCODE_CHUNK] = encode(residuals, originals, codebooks,

@@ -148,6 +148,17 @@ class QuantizedSearcher(Searcher):
     def num_leaves(self) -> int:
         return self._state.index.num_leaves
 
+    def _description(self) -> list[str]:
+        config = self.config
+        leaves, pre, k = self._state.default_knobs
+        parts = [f"quantized {self.num_leaves} leaves (search {leaves})"]
+        if config.tree is not None and config.tree.soar_lambda is not None:
+            parts.append(f"SOAR lambda {config.tree.soar_lambda:g}")
+        parts.append(f"AH {config.score_ah.dimensions_per_block} dims/block")
+        if config.reorder is not None:
+            parts.append(f"reorder {config.reorder.dtype} top {pre}")
+        return [*parts, *super()._description(), f"k {k}", f"simd {self.simd_level}"]
+
     def size(self) -> int:
         """Points in the index now (after upserts and deletes)."""
         return self._state.size()
@@ -193,9 +204,8 @@ class QuantizedSearcher(Searcher):
         with self._update_lock:
             super().save(path)
 
-    def contains(self, ids) -> np.ndarray:
-        """Whether each id is in the index (bool array)."""
-        return self._state.index.contains(check_ids(ids))
+    def _contains(self, ids: np.ndarray) -> np.ndarray:
+        return self._state.index.contains(ids)
 
     def compact(self) -> None:
         """Reclaims the space of deleted points now."""

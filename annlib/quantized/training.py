@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse
-from tqdm.auto import tqdm
 
 from .. import _core
+from .._progress import progress_bar
 
 NUM_CENTERS = 16  # per code block: 4-bit codes
 
@@ -73,7 +73,7 @@ def _normalize(centers):
 
 def kmeans(data: np.ndarray, num_leaves: int, *, iterations: int = 12, training_sample_size: int = 100_000,
            init: str = "random", spherical: bool = False, seed: int = 0, num_threads: int = 0,
-           progress: bool = True) -> np.ndarray:
+           progress: bool | None = None) -> np.ndarray:
     """Trains num_leaves centers (float32 [num_leaves, d]) on a sample of data (float32, C-contiguous).
 
     spherical: unit-norm centers and inner-product assignment (for dot product).
@@ -91,7 +91,7 @@ def kmeans(data: np.ndarray, num_leaves: int, *, iterations: int = 12, training_
     centers = _initial_centers(sample, num_leaves, init, rng)
     if spherical:
         centers = _normalize(centers)
-    for _ in tqdm(range(iterations), desc="k-means", unit="iter", disable=not progress, leave=False):
+    for _ in progress_bar(range(iterations), progress=progress, desc="k-means", unit="iter"):
         labels, cost = assign(sample, centers, spherical=spherical, num_threads=num_threads)
         counts = np.bincount(labels, minlength=num_leaves)
         nonempty = counts > 0
@@ -110,7 +110,7 @@ def kmeans(data: np.ndarray, num_leaves: int, *, iterations: int = 12, training_
 
 def train_codebooks(residuals: np.ndarray, dims_per_block: int, *, iterations: int = 10,
                     training_sample_size: int = 100_000, seed: int = 0, num_threads: int = 0,
-                    progress: bool = True) -> np.ndarray:
+                    progress: bool | None = None) -> np.ndarray:
     """Per-block k-means with 16 centers on (a sample of) residuals [n, dim]:
     float32 [num_blocks, 16, dims_per_block]."""
     n, dim = residuals.shape
@@ -126,7 +126,7 @@ def train_codebooks(residuals: np.ndarray, dims_per_block: int, *, iterations: i
         picks = np.stack([rng.choice(size, NUM_CENTERS, replace=False) for _ in range(num_blocks)])
     centers = np.ascontiguousarray(blocks[picks, np.arange(num_blocks)[:, None]], dtype=np.float32)
     block_base = np.arange(num_blocks, dtype=np.int32) * NUM_CENTERS
-    for _ in tqdm(range(iterations), desc="AH codebooks", unit="iter", disable=not progress, leave=False):
+    for _ in progress_bar(range(iterations), progress=progress, desc="AH codebooks", unit="iter"):
         codes = _core.ah_encode(sample, sample, centers, 0.0, dim, 0, num_threads)
         cell = (block_base + codes).ravel()
         counts = np.bincount(cell, minlength=num_blocks * NUM_CENTERS).reshape(num_blocks, NUM_CENTERS)

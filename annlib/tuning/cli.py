@@ -12,7 +12,6 @@ them in a search_params.json beside the index instead).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,16 +67,13 @@ def print_result(result, out=print) -> None:
 
 
 def run_tune(args) -> int:
-    try:
-        searcher = load_single(args.index)
-        queries, truth = _load_queries(args.queries, args.ground_truth)
-        if args.ground_truth:
-            truth = np.load(args.ground_truth, allow_pickle=False)
-        result = tune(searcher, queries, target_recall=args.target_recall, max_latency_us=args.max_latency_us,
-                      k=args.k, ground_truth=truth, num_threads=args.threads)
-    except (ValueError, TypeError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # Bad arguments raise; annlib.cli.main prints them as one line naming the command.
+    searcher = load_single(args.index)
+    queries, truth = _load_queries(args.queries, args.ground_truth)
+    if args.ground_truth:
+        truth = np.load(args.ground_truth, allow_pickle=False)
+    result = tune(searcher, queries, target_recall=args.target_recall, max_latency_us=args.max_latency_us,
+                  k=args.k, ground_truth=truth, num_threads=args.threads)
     print_result(result)
     if args.write:
         searcher.set_default_params(result.params)

@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from .._progress import progress_bar, wanted
 from .._validate import as_float_matrix, check_k, check_num_threads
 from ..config import BruteForceConfig, IndexConfig
 from ..quantized import QuantizedSearcher
@@ -23,7 +24,7 @@ DATABASE_SAMPLE = 1000     # queries drawn from the database when no query log i
 
 def tune(searcher, queries=None, *, target_recall: float | None = None, max_latency_us: float | None = None,
          k: int | None = None, ground_truth=None, database=None, holdout_fraction: float = 0.2,
-         num_threads: int = 0, seed: int = 0, progress: bool = True, cost_model: dict | None = None) -> TuneResult:
+         num_threads: int = 0, seed: int = 0, progress: bool | None = None, cost_model: dict | None = None) -> TuneResult:
     """Chooses leaves_to_search and pre_reorder_num_neighbors for a quantized index.
 
     Exactly one of target_recall (the cheapest setting predicted to reach it) or
@@ -203,9 +204,7 @@ def _validate(searcher, queries, truth, params, exclude=None):
     return recall, latency
 
 
-def _progress(enabled, total):
-    if not enabled:
+def _progress(progress, total):
+    if not wanted(progress):
         return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="tuning (ranks, then timings)", unit="step", leave=False)
+    return progress_bar(total=total, progress=True, desc="tuning (ranks, then timings)", unit="step")

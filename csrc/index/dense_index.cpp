@@ -30,7 +30,7 @@ DenseIndex::DenseIndex(const DenseArrays& a, const DenseOptions& options, SimdLe
     throw std::invalid_argument("unknown index format version " + std::to_string(options.format_version));
   NumBinsFor(options.recall_target, 1);  // checks the target
   RequireLength("meta", a.meta, 2);
-  if (a.meta[0] <= 0 || a.meta[0] > kMaxRows || a.meta[1] <= 0 || a.meta[1] > kMaxDim)
+  if (a.meta[0] < 0 || a.meta[0] > kMaxRows || a.meta[1] <= 0 || a.meta[1] > kMaxDim)
     throw std::invalid_argument("array 'meta' holds bad index dimensions");
   view_.type = options.type;
   view_.n = a.meta[0];

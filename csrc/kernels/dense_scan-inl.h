@@ -75,7 +75,7 @@ inline void Epilogue(float* out, int m, int64_t j0, const float* bias, SelectSta
         Ops::store(row + v * Ops::W, s);
         SelectState& st = states[i];
         while (mask != 0) {
-          int lane = __builtin_ctz(mask);
+          int lane = annlib::LowestBit32(mask);
           mask &= mask - 1;
           float score = row[v * Ops::W + lane];
           if (score > thresholds[i]) {
@@ -106,7 +106,7 @@ inline void Epilogue(float* out, int m, int64_t j0, const float* bias, SelectSta
       if (mask == 0) continue;
       Ops::store(row + v * Ops::W, s);
       while (mask != 0) {
-        int lane = __builtin_ctz(mask);
+        int lane = annlib::LowestBit32(mask);
         mask &= mask - 1;
         st.scores[pos[v] + lane] = row[v * Ops::W + lane];
         st.ids[pos[v] + lane] = static_cast<int32_t>(j0 + v * Ops::W + lane);
@@ -351,7 +351,7 @@ void Scan(const ScanArgs& a) {
 
   // One allocation: packed queries, accumulators, per-query params, thresholds.
   uint8_t* scratch = static_cast<uint8_t*>(
-      std::aligned_alloc(64, groups * group_bytes + acc_bytes + 2 * param_bytes));
+      annlib::AlignedAlloc64(groups * group_bytes + acc_bytes + 2 * param_bytes));
   if (scratch == nullptr) throw std::bad_alloc();
   uint8_t* qpack = scratch;
   uint8_t* acc = scratch + groups * group_bytes;
@@ -402,7 +402,7 @@ void Scan(const ScanArgs& a) {
         }
     }
   }
-  std::free(scratch);
+  annlib::AlignedFree(scratch);
 }
 
 }  // namespace

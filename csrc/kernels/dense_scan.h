@@ -20,6 +20,8 @@
 #pragma once
 #include <cstdint>
 
+#include "../util/portable.h"
+
 namespace annlib {
 
 constexpr int kPanelWidth = 32;
@@ -98,8 +100,10 @@ struct DenseKernels {
   ScanFn screen_f32 = nullptr;
 };
 
-// Defined in kernels/dense_scan_<isa>.cpp.
+// Defined in kernels/dense_scan_<isa>.cpp; each ISA unit is compiled only for its
+// architecture (setup.py), and only simd/dispatch.cpp names them (simd/arch.h guards).
 const DenseKernels& DenseKernelsScalar();
+const DenseKernels& DenseKernelsNeon();
 const DenseKernels& DenseKernelsAvx2();
 const DenseKernels& DenseKernelsAvx512();
 // native_bf16: vdpbf16ps on a bf16-rounded query (fast on AMD Zen 4/5); else
@@ -107,7 +111,8 @@ const DenseKernels& DenseKernelsAvx512();
 const DenseKernels& DenseKernelsAvx512Bf16(bool native_bf16);
 // The avx512_bf16 kernels with bfloat16 and int8 scans on AMX tiles (kernels/dense_scan_amx.cpp).
 const DenseKernels& DenseKernelsAmx();
-// Whether this CPU has AMX-BF16 and the OS granted this process the tile state.
+// Whether this CPU has AMX-BF16, the OS granted this process the tile state, and
+// ANNLIB_DISABLE_AMX is unset (simd/dispatch.cpp; false off x86-64 Linux).
 bool AmxUsable();
 
 }  // namespace annlib

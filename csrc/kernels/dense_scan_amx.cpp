@@ -21,8 +21,6 @@
 #include <limits>
 #include <new>
 
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #define ANNLIB_AVX512_VNNI 1
 
@@ -205,7 +203,7 @@ void ScanAmx(const ScanArgs& a) {
   const int64_t staging_bytes = (P::kStaged ? P::kParts * steps : 1) * kRowsPerStep * kRowBytes;
   const int64_t out_bytes = int64_t{kQueriesPerPass} * kPanelWidth * 4;
   const int64_t float_bytes = (int64_t{passes} * kQueriesPerPass * (P::kQueryParams + 1) * 4 + 63) / 64 * 64;
-  uint8_t* scratch = static_cast<uint8_t*>(std::aligned_alloc(64, query_bytes + staging_bytes + out_bytes + float_bytes));
+  uint8_t* scratch = static_cast<uint8_t*>(AlignedAlloc64(query_bytes + staging_bytes + out_bytes + float_bytes));
   if (scratch == nullptr) throw std::bad_alloc();
   uint8_t* qpack = scratch;
   uint8_t* staging = scratch + query_bytes;
@@ -266,28 +264,11 @@ void ScanAmx(const ScanArgs& a) {
     }
   }
   _tile_release();
-  std::free(scratch);
+  AlignedFree(scratch);
 }
 
 }  // namespace
 }  // namespace isa_amx
-
-bool AmxUsable() {
-  static const bool usable = [] {
-#if defined(__x86_64__)
-    unsigned eax, ebx, ecx, edx;
-    __asm__("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(7), "c"(0));
-    const bool tile = (edx >> 24) & 1, bf16 = (edx >> 22) & 1;
-    if (!tile || !bf16) return false;
-    // Linux hands out the tile state only on request (once per process).
-    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
-    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
-#else
-    return false;
-#endif
-  }();
-  return usable;
-}
 
 const DenseKernels& DenseKernelsAmx() {
   using namespace isa_amx;

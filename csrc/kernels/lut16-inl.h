@@ -7,7 +7,7 @@ inline void Lut16Select(const annlib::Lut16Args& a, int64_t group, const float* 
   annlib::CandidateBuffer& buf = *a.candidates;
   const int64_t first = group * annlib::kLut16Group;
   while (mask != 0) {
-    const int i = __builtin_ctz(mask);
+    const int i = annlib::LowestBit32(mask);
     mask &= mask - 1;
     if (first + i >= a.num_points) break;  // padding lanes come last
     const int32_t id = a.ids[first + i];

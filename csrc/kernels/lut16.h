@@ -14,6 +14,7 @@
 #pragma once
 #include <cstdint>
 
+#include "../util/portable.h"
 #include "candidates.h"
 
 namespace annlib {
@@ -67,12 +68,15 @@ using Lut16BuildFn = void (*)(const Lut16BuildArgs&);
 // threshold (compacting it when full); call CompactCandidates after the last
 // list. Defined in kernels/lut16_<isa>.cpp.
 void Lut16ScanScalar(const Lut16Args& a);
+void Lut16ScanNeon(const Lut16Args& a);
 void Lut16ScanAvx2(const Lut16Args& a);
 void Lut16ScanAvx512(const Lut16Args& a);
 void Lut16ScanMultiScalar(const Lut16Args* queries, int count);
+void Lut16ScanMultiNeon(const Lut16Args* queries, int count);
 void Lut16ScanMultiAvx2(const Lut16Args* queries, int count);
 void Lut16ScanMultiAvx512(const Lut16Args* queries, int count);
 void Lut16BuildScalar(const Lut16BuildArgs& a);
+void Lut16BuildNeon(const Lut16BuildArgs& a);
 void Lut16BuildAvx2(const Lut16BuildArgs& a);
 void Lut16BuildAvx512(const Lut16BuildArgs& a);
 

@@ -13,7 +13,7 @@ void MaxSimDocs(const MaxSimArgs& a) {
   for (int64_t c = 0; c < a.count; ++c) {
     const int64_t doc = a.doc_ids[c];
     const int64_t begin = a.offsets[doc], end = a.offsets[doc + 1];
-    for (int32_t i = 0; i < a.query_rows; ++i) best[i] = -__builtin_huge_valf();
+    for (int32_t i = 0; i < a.query_rows; ++i) best[i] = -std::numeric_limits<float>::infinity();
     for (int64_t t0 = begin; t0 < end; t0 += kMaxSimDocBlock) {
       const int32_t nb = static_cast<int32_t>(end - t0 < kMaxSimDocBlock ? end - t0 : kMaxSimDocBlock);
       for (int32_t j = 0; j < nb; ++j) WidenRow(a, t0 + j, rows + int64_t{j} * pd);

@@ -38,6 +38,7 @@ using MaxSimFn = void (*)(const MaxSimArgs&);
 
 // Defined in kernels/maxsim_<isa>.cpp.
 void MaxSimScalar(const MaxSimArgs& a);
+void MaxSimNeon(const MaxSimArgs& a);
 void MaxSimAvx2(const MaxSimArgs& a);
 void MaxSimAvx512(const MaxSimArgs& a);
 

@@ -5,6 +5,7 @@
 #include "maxsim.h"
 
 #include <cstdint>
+#include <limits>
 
 namespace annlib {
 namespace {

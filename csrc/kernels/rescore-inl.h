@@ -27,7 +27,7 @@ inline void RescoreTyped(const annlib::RescoreArgs& a, Load load) {
   constexpr int32_t kAhead = 8;
   auto prefetch = [&](int32_t i) {
     const char* row = reinterpret_cast<const char*>(rows + a.ids[i] * a.stride);
-    for (int64_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(row + b);
+    for (int64_t b = 0; b < row_bytes; b += 64) annlib::Prefetch(row + b);
   };
   for (int32_t i = 0; i < kAhead && i < a.count; ++i) prefetch(i);
   for (int32_t i = 0; i < a.count; ++i) {

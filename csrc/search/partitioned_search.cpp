@@ -1,5 +1,7 @@
 #include "partitioned_search.h"
 
+#include "../util/portable.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -196,11 +198,11 @@ void PrefetchLeaf(const PartitionedView& v, int64_t leaf, int64_t group_bytes) {
   const LeafData& data = v.leaves[leaf];
   const char* codes = reinterpret_cast<const char*>(data.codes);
   const int64_t code_bytes = std::min(kMaxBytes, data.size / kLut16Group * group_bytes);
-  for (int64_t off = 0; off < code_bytes; off += kLine) __builtin_prefetch(codes + off);
+  for (int64_t off = 0; off < code_bytes; off += kLine) Prefetch(codes + off);
   const int64_t meta_bytes = std::min(kMaxBytes / 4, data.size * 4);
   for (int64_t off = 0; off < meta_bytes; off += kLine) {
-    __builtin_prefetch(reinterpret_cast<const char*>(data.ids) + off);
-    if (data.bias != nullptr) __builtin_prefetch(reinterpret_cast<const char*>(data.bias) + off);
+    Prefetch(reinterpret_cast<const char*>(data.ids) + off);
+    if (data.bias != nullptr) Prefetch(reinterpret_cast<const char*>(data.bias) + off);
   }
 }
 

@@ -1,5 +1,7 @@
 #include "row_ids.h"
 
+#include "../util/portable.h"
+
 #include <algorithm>
 #include <stdexcept>
 #include <string>
@@ -160,7 +162,7 @@ int64_t RowIds::FilterRows(const IdFilter& allow, const IdFilter& deny, std::vec
     for (int64_t w = 0; w < words; ++w) b[w] &= ~masked_word(deny, w);
   }
   int64_t count = 0;
-  for (uint64_t w : *bits) count += __builtin_popcountll(w);
+  for (uint64_t w : *bits) count += PopCount64(w);
   return count;
 }
 
@@ -169,7 +171,7 @@ std::vector<int32_t> RowIds::RowsOf(const std::vector<uint64_t>& bits, int64_t n
   for (int64_t w = 0; w < static_cast<int64_t>(bits.size()); ++w) {
     uint64_t word = bits[w];
     while (word != 0) {
-      const int64_t r = w * 64 + __builtin_ctzll(word);
+      const int64_t r = w * 64 + LowestBit64(word);
       word &= word - 1;
       if (r < num_rows) rows.push_back(static_cast<int32_t>(r));
     }

@@ -3,7 +3,93 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "arch.h"
+
+#if defined(ANNLIB_ARCH_X86_64) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#if defined(ANNLIB_ARCH_X86_64) && defined(_MSC_VER)
+#include <intrin.h>
+#endif
+
 namespace annlib {
+
+namespace {
+
+// The levels of this build's architecture, lowest first.
+std::vector<SimdLevel> ArchLevels() {
+#if defined(ANNLIB_ARCH_X86_64)
+  return {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512, SimdLevel::kAvx512Bf16};
+#elif defined(ANNLIB_ARCH_ARM64)
+  return {SimdLevel::kScalar, SimdLevel::kNeon};
+#else
+  return {SimdLevel::kScalar};
+#endif
+}
+
+int Rank(SimdLevel level) {
+  const std::vector<SimdLevel> levels = ArchLevels();
+  for (size_t i = 0; i < levels.size(); ++i)
+    if (levels[i] == level) return static_cast<int>(i);
+  return -1;
+}
+
+#if defined(ANNLIB_ARCH_X86_64)
+struct CpuFeatures {
+  bool avx2 = false, avx512 = false, avx512_bf16 = false, amx_bf16 = false, amd = false;
+};
+
+#if defined(_MSC_VER)
+void Cpuid(int leaf, int sub, unsigned out[4]) {
+  int r[4];
+  __cpuidex(r, leaf, sub);
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<unsigned>(r[i]);
+}
+unsigned long long Xgetbv() { return _xgetbv(0); }
+#else
+void Cpuid(int leaf, int sub, unsigned out[4]) {
+  __asm__("cpuid" : "=a"(out[0]), "=b"(out[1]), "=c"(out[2]), "=d"(out[3]) : "a"(leaf), "c"(sub));
+}
+unsigned long long Xgetbv() {
+  unsigned lo, hi;
+  __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (static_cast<unsigned long long>(hi) << 32) | lo;
+}
+#endif
+
+// CPUID feature bits and the OS's consent (XCR0) to save the wider registers.
+CpuFeatures DetectFeatures() {
+  CpuFeatures f;
+  unsigned r[4];
+  Cpuid(0, 0, r);
+  const unsigned max_leaf = r[0];
+  f.amd = r[1] == 0x68747541u;  // "Auth"enticAMD
+  Cpuid(1, 0, r);
+  const bool osxsave = (r[2] >> 27) & 1, fma = (r[2] >> 12) & 1, f16c = (r[2] >> 29) & 1;
+  if (!osxsave || max_leaf < 7) return f;
+  const unsigned long long xcr0 = Xgetbv();
+  const bool ymm = (xcr0 & 0x6) == 0x6, zmm = (xcr0 & 0xE6) == 0xE6;
+  unsigned l7[4], l7_1[4];
+  Cpuid(7, 0, l7);
+  Cpuid(7, 1, l7_1);
+  const unsigned ebx = l7[1], ecx = l7[2], edx = l7[3];
+  f.avx2 = ymm && fma && f16c && ((ebx >> 5) & 1);
+  // avx512f, avx512dq, avx512bw, avx512vl
+  f.avx512 = f.avx2 && zmm && ((ebx >> 16) & 1) && ((ebx >> 17) & 1) && ((ebx >> 30) & 1) && ((ebx >> 31) & 1);
+  // avx512_vnni (leaf 7 ecx bit 11), avx512_bf16 (leaf 7 sub-leaf 1 eax bit 5)
+  f.avx512_bf16 = f.avx512 && ((ecx >> 11) & 1) && ((l7_1[0] >> 5) & 1);
+  f.amx_bf16 = ((edx >> 24) & 1) && ((edx >> 22) & 1);  // amx-tile, amx-bf16
+  return f;
+}
+
+const CpuFeatures& Features() {
+  static const CpuFeatures features = DetectFeatures();
+  return features;
+}
+#endif
+
+}  // namespace
 
 const char* SimdLevelName(SimdLevel level) {
   switch (level) {
@@ -11,36 +97,32 @@ const char* SimdLevelName(SimdLevel level) {
     case SimdLevel::kAvx2: return "avx2";
     case SimdLevel::kAvx512: return "avx512";
     case SimdLevel::kAvx512Bf16: return "avx512_bf16";
+    case SimdLevel::kNeon: return "neon";
   }
   return "unknown";
 }
 
 SimdLevel ParseSimdLevel(const std::string& name) {
-  for (int i = 0; i <= static_cast<int>(SimdLevel::kAvx512Bf16); ++i) {
-    auto level = static_cast<SimdLevel>(i);
+  std::string known;
+  for (SimdLevel level : ArchLevels()) {
     if (name == SimdLevelName(level)) return level;
+    known += (known.empty() ? "" : ", ") + std::string(SimdLevelName(level));
   }
-  throw std::invalid_argument("unknown SIMD level '" + name +
-                              "': expected one of scalar, avx2, avx512, avx512_bf16");
+  throw std::invalid_argument("unknown SIMD level '" + name + "': this build's levels are " + known);
 }
 
 SimdLevel MaxSupportedLevel() {
-#if defined(__x86_64__) || defined(__i386__)
-  // libgcc's checks include the OS (XGETBV) support for the wider registers.
-  __builtin_cpu_init();
-  // F16C (float16 <-> float32) came with every AVX2 CPU; checked all the same.
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c");
-  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
-                      __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-  const bool bf16 = avx512 && __builtin_cpu_supports("avx512vnni") &&
-                    __builtin_cpu_supports("avx512bf16");
-  if (bf16) return SimdLevel::kAvx512Bf16;
-  if (avx512) return SimdLevel::kAvx512;
-  if (avx2) return SimdLevel::kAvx2;
-#endif
+#if defined(ANNLIB_ARCH_X86_64)
+  const CpuFeatures& f = Features();
+  if (f.avx512_bf16) return SimdLevel::kAvx512Bf16;
+  if (f.avx512) return SimdLevel::kAvx512;
+  if (f.avx2) return SimdLevel::kAvx2;
   return SimdLevel::kScalar;
+#elif defined(ANNLIB_ARCH_ARM64)
+  return SimdLevel::kNeon;  // Advanced SIMD is part of every AArch64 CPU
+#else
+  return SimdLevel::kScalar;
+#endif
 }
 
 static SimdLevel ComputeActiveLevel() {
@@ -48,7 +130,7 @@ static SimdLevel ComputeActiveLevel() {
   const char* env = std::getenv("ANNLIB_SIMD_LEVEL");
   if (env != nullptr && env[0] != '\0') {
     SimdLevel wanted = ParseSimdLevel(env);  // an unknown name is an error, not ignored
-    if (static_cast<int>(wanted) < static_cast<int>(level)) level = wanted;
+    if (Rank(wanted) < Rank(level)) level = wanted;
   }
   return level;
 }
@@ -59,9 +141,8 @@ SimdLevel ActiveLevel() {
 }
 
 std::vector<SimdLevel> SupportedLevels() {
-  std::vector<SimdLevel> levels;
-  for (int i = 0; i <= static_cast<int>(MaxSupportedLevel()); ++i)
-    levels.push_back(static_cast<SimdLevel>(i));
+  std::vector<SimdLevel> levels = ArchLevels();
+  levels.resize(Rank(MaxSupportedLevel()) + 1);
   return levels;
 }
 
@@ -73,17 +154,25 @@ Bf16Variant ParseBf16Variant(const std::string& name) {
   throw std::invalid_argument("bf16 variant must be 'auto', 'native', 'widened' or 'amx', got '" + name + "'");
 }
 
-static bool IsAmd() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  return __builtin_cpu_is("amd");
+bool AmxUsable() {
+  static const bool usable = [] {
+    const char* off = std::getenv("ANNLIB_DISABLE_AMX");
+    if (off != nullptr && off[0] != '\0' && std::string(off) != "0") return false;
+#if defined(ANNLIB_ARCH_X86_64) && defined(__linux__)
+    if (!Features().amx_bf16 || !Features().avx512_bf16) return false;
+    // Linux hands out the tile state only on request (once per process).
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 #else
-  return false;
+    return false;  // tile state is only requested (and the AMX path only tested) on Linux
 #endif
+  }();
+  return usable;
 }
 
 static void RequireSupported(SimdLevel level) {
-  if (static_cast<int>(level) > static_cast<int>(MaxSupportedLevel()))
+  const int rank = Rank(level);
+  if (rank < 0 || rank > Rank(MaxSupportedLevel()))
     throw std::invalid_argument(std::string("SIMD level ") + SimdLevelName(level) +
                                 " is not supported by this CPU");
 }
@@ -92,6 +181,7 @@ const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
   RequireSupported(level);
   switch (level) {
     case SimdLevel::kScalar: return DenseKernelsScalar();
+#if defined(ANNLIB_ARCH_X86_64)
     case SimdLevel::kAvx2: return DenseKernelsAvx2();
     case SimdLevel::kAvx512: return DenseKernelsAvx512();
     case SimdLevel::kAvx512Bf16:
@@ -100,53 +190,51 @@ const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
         return DenseKernelsAmx();
       }
       if (bf16 == Bf16Variant::kAuto && AmxUsable()) return DenseKernelsAmx();
-      return DenseKernelsAvx512Bf16(bf16 == Bf16Variant::kNative || (bf16 == Bf16Variant::kAuto && IsAmd()));
+      return DenseKernelsAvx512Bf16(bf16 == Bf16Variant::kNative || (bf16 == Bf16Variant::kAuto && Features().amd));
+#endif
+#if defined(ANNLIB_ARCH_ARM64)
+    case SimdLevel::kNeon: return DenseKernelsNeon();
+#endif
+    default: break;
   }
   throw std::invalid_argument("bad SIMD level");
 }
 
+// The other kernel tables: one entry per level (the avx512_bf16 level uses the AVX-512 kernels).
+#if defined(ANNLIB_ARCH_X86_64)
+#define ANNLIB_PICK(scalar, neon, avx2, avx512)                    \
+  switch (level) {                                               \
+    case SimdLevel::kAvx2: return &avx2;                         \
+    case SimdLevel::kAvx512:                                     \
+    case SimdLevel::kAvx512Bf16: return &avx512;                 \
+    default: return &scalar;                                     \
+  }
+#elif defined(ANNLIB_ARCH_ARM64)
+#define ANNLIB_PICK(scalar, neon, avx2, avx512) return level == SimdLevel::kNeon ? &neon : &scalar;
+#else
+#define ANNLIB_PICK(scalar, neon, avx2, avx512) return &scalar;
+#endif
+
 Lut16BuildFn Lut16BuildFor(SimdLevel level) {
   RequireSupported(level);
-  switch (level) {
-    case SimdLevel::kScalar: return &Lut16BuildScalar;
-    case SimdLevel::kAvx2: return &Lut16BuildAvx2;
-    case SimdLevel::kAvx512:
-    case SimdLevel::kAvx512Bf16: return &Lut16BuildAvx512;
-  }
-  return &Lut16BuildScalar;
+  ANNLIB_PICK(Lut16BuildScalar, Lut16BuildNeon, Lut16BuildAvx2, Lut16BuildAvx512)
 }
 
 Lut16ScanFn Lut16KernelFor(SimdLevel level) {
   RequireSupported(level);
-  switch (level) {
-    case SimdLevel::kScalar: return &Lut16ScanScalar;
-    case SimdLevel::kAvx2: return &Lut16ScanAvx2;
-    case SimdLevel::kAvx512:
-    case SimdLevel::kAvx512Bf16: return &Lut16ScanAvx512;
-  }
-  return &Lut16ScanScalar;
+  ANNLIB_PICK(Lut16ScanScalar, Lut16ScanNeon, Lut16ScanAvx2, Lut16ScanAvx512)
 }
 
 Lut16ScanMultiFn Lut16MultiKernelFor(SimdLevel level) {
   RequireSupported(level);
-  switch (level) {
-    case SimdLevel::kScalar: return &Lut16ScanMultiScalar;
-    case SimdLevel::kAvx2: return &Lut16ScanMultiAvx2;
-    case SimdLevel::kAvx512:
-    case SimdLevel::kAvx512Bf16: return &Lut16ScanMultiAvx512;
-  }
-  return &Lut16ScanMultiScalar;
+  ANNLIB_PICK(Lut16ScanMultiScalar, Lut16ScanMultiNeon, Lut16ScanMultiAvx2, Lut16ScanMultiAvx512)
 }
 
 MaxSimFn MaxSimKernelFor(SimdLevel level) {
   RequireSupported(level);
-  switch (level) {
-    case SimdLevel::kScalar: return &MaxSimScalar;
-    case SimdLevel::kAvx2: return &MaxSimAvx2;
-    case SimdLevel::kAvx512:
-    case SimdLevel::kAvx512Bf16: return &MaxSimAvx512;
-  }
-  return &MaxSimScalar;
+  ANNLIB_PICK(MaxSimScalar, MaxSimNeon, MaxSimAvx2, MaxSimAvx512)
 }
+
+#undef ANNLIB_PICK
 
 }  // namespace annlib

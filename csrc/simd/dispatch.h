@@ -1,6 +1,7 @@
 // Runtime SIMD level selection. The level is chosen once, the first time it is
 // asked for: the best the CPU and OS support, lowered (never raised) by the
-// environment variable ANNLIB_SIMD_LEVEL=scalar|avx2|avx512|avx512_bf16.
+// environment variable ANNLIB_SIMD_LEVEL: scalar|avx2|avx512|avx512_bf16 on
+// x86-64, scalar|neon on AArch64, scalar elsewhere (simd/arch.h).
 #pragma once
 #include <string>
 #include <vector>
@@ -11,7 +12,7 @@
 
 namespace annlib {
 
-enum class SimdLevel : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3 };
+enum class SimdLevel : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3, kNeon = 4 };
 
 const char* SimdLevelName(SimdLevel level);
 // Throws std::invalid_argument for an unknown name.
@@ -20,7 +21,8 @@ SimdLevel ParseSimdLevel(const std::string& name);
 SimdLevel MaxSupportedLevel();
 // The level in use: min(MaxSupportedLevel(), ANNLIB_SIMD_LEVEL). Cached.
 SimdLevel ActiveLevel();
-// Every level this CPU can run, lowest first (tests iterate over these).
+// Every level this CPU can run, lowest first (tests iterate over these); a level is
+// "lower" than another by its place in this list.
 std::vector<SimdLevel> SupportedLevels();
 enum class Bf16Variant : int { kAuto = 0, kNative = 1, kWidened = 2, kAmx = 3 };
 // Auto picks AMX tiles (bf16 and int8 scans) where the CPU and OS allow them,

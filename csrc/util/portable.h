@@ -1,0 +1,75 @@
+// Bit, cache and memory helpers that compile with GCC, Clang and MSVC. Static
+// (internal linkage): the ISA units include them too, so no copy built with
+// wide-ISA flags can be merged with a baseline caller's.
+#pragma once
+#include <cstdint>
+#include <cstdlib>
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+#endif
+#if defined(_WIN32)
+#include <malloc.h>
+#endif
+
+namespace annlib {
+
+// Index of the lowest set bit; x != 0.
+static inline int LowestBit32(uint32_t x) {
+#if defined(_MSC_VER) && !defined(__clang__)
+  unsigned long i;
+  _BitScanForward(&i, x);
+  return static_cast<int>(i);
+#else
+  return __builtin_ctz(x);
+#endif
+}
+
+static inline int LowestBit64(uint64_t x) {
+#if defined(_MSC_VER) && !defined(__clang__)
+  unsigned long i;
+  _BitScanForward64(&i, x);
+  return static_cast<int>(i);
+#else
+  return __builtin_ctzll(x);
+#endif
+}
+
+static inline int PopCount64(uint64_t x) {
+#if defined(_MSC_VER) && !defined(__clang__)
+  int n = 0;
+  for (; x != 0; x &= x - 1) ++n;
+  return n;
+#else
+  return __builtin_popcountll(x);
+#endif
+}
+
+// A hint to fetch the cache line holding p; no effect where unsupported.
+static inline void Prefetch(const void* p) {
+#if defined(_MSC_VER) && !defined(__clang__)
+  (void)p;
+#else
+  __builtin_prefetch(p);
+#endif
+}
+
+// 64-byte aligned memory (bytes a multiple of 64); nullptr when out of memory.
+// Free it with AlignedFree (Windows has no std::aligned_alloc).
+static inline void* AlignedAlloc64(size_t bytes) {
+#if defined(_WIN32)
+  return _aligned_malloc(bytes, 64);
+#else
+  return std::aligned_alloc(64, bytes);
+#endif
+}
+
+static inline void AlignedFree(void* p) {
+#if defined(_WIN32)
+  _aligned_free(p);
+#else
+  std::free(p);
+#endif
+}
+
+}  // namespace annlib
