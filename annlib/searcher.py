@@ -54,7 +54,9 @@ class Searcher:
         raise NotImplementedError
 
     def __contains__(self, id_) -> bool:
-        return bool(self.contains(id_))
+        if np.ndim(id_) != 0:
+            raise TypeError("`in` takes one id; contains(ids) answers for several")
+        return self.contains(id_)
 
     def contains(self, ids):
         """Whether each id is in the index: a bool array, or a bool for one scalar id."""

@@ -145,6 +145,8 @@ def test_len_and_membership_take_scalar_ids(rng):
     np.testing.assert_array_equal(quantized.contains([0, 1, 3]), [True, False, True])
     with pytest.raises(ValueError):
         brute.contains(-1)
+    with pytest.raises(TypeError, match="contains"):
+        [1, 2] in brute
 
 
 @pytest.mark.parametrize("alias,measure", [("euclidean", "squared_l2"), ("l2", "squared_l2"), ("angular", "cosine"),

@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_layers_import_downward_only():
-    lint_imports = Path(sys.executable).parent / "lint-imports"  # import-linter's command, beside this Python
-    out = subprocess.run([str(lint_imports), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
+    # import-linter's lint-imports command, run by this Python (its script may not be on PATH).
+    command = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+    out = subprocess.run([sys.executable, "-c", command, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     assert "Contracts: 1 kept, 0 broken" in out.stdout

@@ -92,3 +92,24 @@ def test_offline_fetch_names_the_command(capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith("annlib bench: error: could not download") and "try again" in err
+
+
+def test_detected_simd_level_matches_the_cpu_flags_linux_reports():
+    # The dispatcher reads CPUID and XCR0 itself; Linux's view of the same CPU is independent.
+    import platform
+    from pathlib import Path
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if platform.machine() not in ("x86_64", "AMD64") or not cpuinfo.exists():
+        pytest.skip("x86-64 Linux only")
+    flags = set(next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")).split())
+    avx2 = {"avx", "avx2", "fma", "f16c"} <= flags
+    avx512 = avx2 and {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags
+    bf16 = avx512 and {"avx512_vnni", "avx512_bf16"} <= flags
+    expected = "avx512_bf16" if bf16 else "avx512" if avx512 else "avx2" if avx2 else "scalar"
+    assert annlib._core.max_simd_level() == expected
+
+
+def test_amx_can_be_turned_off():
+    out = python_code("from annlib import _core; print(_core.amx_usable())", ANNLIB_DISABLE_AMX="1")
+    assert out.stdout.strip() == "False", out.stderr

@@ -33,8 +33,13 @@ struct Ops {
     __m256i* t = reinterpret_cast<__m256i*>(totals);
     const __m256i lo = _mm256_cvtepu16_epi32(_mm_unpacklo_epi16(e, o));
     const __m256i hi = _mm256_cvtepu16_epi32(_mm_unpackhi_epi16(e, o));
-    _mm256_storeu_si256(t, first ? lo : _mm256_add_epi32(_mm256_loadu_si256(t), lo));
-    _mm256_storeu_si256(t + 1, first ? hi : _mm256_add_epi32(_mm256_loadu_si256(t + 1), hi));
+    if (first) {  // (no read of the not yet written totals)
+      _mm256_storeu_si256(t, lo);
+      _mm256_storeu_si256(t + 1, hi);
+    } else {
+      _mm256_storeu_si256(t, _mm256_add_epi32(_mm256_loadu_si256(t), lo));
+      _mm256_storeu_si256(t + 1, _mm256_add_epi32(_mm256_loadu_si256(t + 1), hi));
+    }
   }
 
   // Approximate scores of the group's 32 points and the mask of those at or above

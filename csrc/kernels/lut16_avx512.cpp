@@ -33,7 +33,11 @@ struct Ops {
     const __m128i o = _mm_add_epi16(_mm256_castsi256_si128(o2), _mm256_extracti128_si256(o2, 1));
     const __m256i both = _mm256_set_m128i(_mm_unpackhi_epi16(e, o), _mm_unpacklo_epi16(e, o));
     const __m512i sums = _mm512_cvtepu16_epi32(both);
-    _mm512_storeu_si512(totals, first ? sums : _mm512_add_epi32(_mm512_loadu_si512(totals), sums));
+    if (first) {  // (no read of the not yet written totals)
+      _mm512_storeu_si512(totals, sums);
+    } else {
+      _mm512_storeu_si512(totals, _mm512_add_epi32(_mm512_loadu_si512(totals), sums));
+    }
   }
 
   static uint32_t score(const Lut16Args& a, int64_t group, const int32_t* totals, float* scores) {

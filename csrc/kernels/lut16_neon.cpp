@@ -34,8 +34,13 @@ struct Ops {
                                 vreinterpretq_s32_u32(vmovl_high_u16(lo)),
                                 vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(hi))),
                                 vreinterpretq_s32_u32(vmovl_high_u16(hi))};
-    for (int v = 0; v < 4; ++v)
-      vst1q_s32(totals + 4 * v, first ? parts[v] : vaddq_s32(vld1q_s32(totals + 4 * v), parts[v]));
+    for (int v = 0; v < 4; ++v) {
+      if (first) {  // (no read of the not yet written totals)
+        vst1q_s32(totals + 4 * v, parts[v]);
+      } else {
+        vst1q_s32(totals + 4 * v, vaddq_s32(vld1q_s32(totals + 4 * v), parts[v]));
+      }
+    }
   }
 
   static uint32_t score(const Lut16Args& a, int64_t group, const int32_t* totals, float* scores) {

@@ -66,13 +66,13 @@ CpuFeatures DetectFeatures() {
   const unsigned max_leaf = r[0];
   f.amd = r[1] == 0x68747541u;  // "Auth"enticAMD
   Cpuid(1, 0, r);
-  const bool osxsave = (r[2] >> 27) & 1, fma = (r[2] >> 12) & 1, f16c = (r[2] >> 29) & 1;
-  if (!osxsave || max_leaf < 7) return f;
+  const bool osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1, fma = (r[2] >> 12) & 1, f16c = (r[2] >> 29) & 1;
+  if (!osxsave || !avx || max_leaf < 7) return f;
   const unsigned long long xcr0 = Xgetbv();
   const bool ymm = (xcr0 & 0x6) == 0x6, zmm = (xcr0 & 0xE6) == 0xE6;
-  unsigned l7[4], l7_1[4];
+  unsigned l7[4], l7_1[4] = {0, 0, 0, 0};
   Cpuid(7, 0, l7);
-  Cpuid(7, 1, l7_1);
+  if (l7[0] >= 1) Cpuid(7, 1, l7_1);  // sub-leaf 1 exists
   const unsigned ebx = l7[1], ecx = l7[2], edx = l7[3];
   f.avx2 = ymm && fma && f16c && ((ebx >> 5) & 1);
   // avx512f, avx512dq, avx512bw, avx512vl
