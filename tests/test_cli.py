@@ -113,3 +113,21 @@ def test_detected_simd_level_matches_the_cpu_flags_linux_reports():
 def test_amx_can_be_turned_off():
     out = python_code("from annlib import _core; print(_core.amx_usable())", ANNLIB_DISABLE_AMX="1")
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_progress_bars_only_on_a_terminal_by_default(monkeypatch):
+    import io
+    import sys
+
+    from annlib._progress import progress_bar, wanted
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert not wanted(None) and wanted(True) and not wanted(False)
+    assert progress_bar(range(3), progress=None).disable
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert wanted(None) and not progress_bar(range(3), progress=None).disable

@@ -84,6 +84,7 @@ def test_compiled_filter_follows_brute_force_updates(rng):
     assert (ids % 2 == 0).all() and (ids >= 100).any()
 
 
+@pytest.mark.concurrency
 def test_searches_see_brute_force_updates_whole(rng):
     # Every search runs against the index before or after an upsert: each batch
     # of ids is held by some state, and a 1-id search never fails mid-update.
