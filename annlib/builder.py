@@ -149,6 +149,8 @@ class Builder:
         num_threads = check_num_threads(num_threads)
         if self._autopilot is not None:
             raise ValueError("autopilot() tunes a built index; build() it instead of train()")
+        if self._ids is not None:
+            raise ValueError("train() adds none of the builder's rows, so it takes no ids: pass them to upsert()")
         config = self.config()
         if config.kind == "brute_force":
             return BruteForceSearcher.build(config, self._database[:0], num_threads)

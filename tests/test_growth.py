@@ -143,6 +143,9 @@ def test_quantized_index_needs_data_to_learn_from():
         empty.build()
     with pytest.raises(ValueError, match="no vectors"):
         empty.train()
+    sample = np.ones((40, 8), np.float32)
+    with pytest.raises(ValueError, match="pass them to upsert"):
+        annlib.builder(sample, 5, "dot_product", ids=np.arange(40)).score_ah(2).train()
 
 
 def test_a_builder_with_rows_still_checks_k(rng):
