@@ -44,10 +44,11 @@ def _panels(points: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(grouped).reshape(count // PANEL_WIDTH, rows * PANEL_WIDTH * LANE_BYTES)
 
 
-def gather(parts: list[tuple[dict, np.ndarray]], dim: int, padding: dict) -> dict:
+def gather(parts: list[tuple[dict, np.ndarray]], dim: int, dtype: str, squared_l2: bool) -> dict:
     """Packed arrays holding, in order, the points `rows` of each (arrays, rows) part,
-    with user ids; the slots past the last point are filled from `padding` (the
-    packed arrays of one point, whose slot 1 is a padding slot)."""
+    with user ids; the slots past the last point are padding, as the packer writes it."""
+    # The packed arrays of one point: its slots 1..31 are padding slots.
+    padding = _core.pack_dense(np.zeros((1, dim), np.float32), dtype, squared_l2, 1)
     n = sum(len(rows) for _, rows in parts)
     slots = -(-n // PANEL_WIDTH) * PANEL_WIDTH
     pad = slots - n

@@ -114,6 +114,20 @@ class Searcher:
         """Adds points, or replaces the points with these ids."""
         raise NotImplementedError
 
+    def _upsert_arguments(self, ids, vectors, num_threads):
+        """(ids, vectors as the index stores them, num_threads) of an upsert, checked; None
+        when there is nothing to add."""
+        ids = check_ids(ids)
+        x = as_float_matrix(vectors, "vectors", dim=self.dim)
+        if len(x) != len(ids):
+            raise ValueError(f"ids has {len(ids)} entries but vectors has {len(x)} rows")
+        num_threads = check_num_threads(num_threads)
+        if len(ids) == 0:
+            return None
+        if self.distance_measure == "cosine":
+            x = normalize_rows(x, "vectors")
+        return ids, x, num_threads
+
     def delete(self, ids) -> None:
         """Removes points by id, all or none."""
         raise NotImplementedError
@@ -155,6 +169,11 @@ class Searcher:
 
     def _arrays(self) -> dict:
         raise NotImplementedError
+
+
+def _packing(config: IndexConfig) -> tuple[str, bool]:
+    """(dtype, squared_l2): how a brute-force index's points are packed."""
+    return config.brute_force.dtype, config.distance_measure == "squared_l2"
 
 
 class _DenseState:
@@ -214,8 +233,7 @@ class BruteForceSearcher(Searcher):
         """database: float32 [n, d], checked; n may be 0 (an index filled by upsert())."""
         if config.distance_measure == "cosine":
             database = normalize_rows(database, "database")
-        packed = dense_layout.pack(database, config.brute_force.dtype, config.distance_measure == "squared_l2",
-                                   num_threads, ids)
+        packed = dense_layout.pack(database, *_packing(config), num_threads, ids)
         return cls(config, packed, format_version=_core.FORMAT_VERSION)
 
     @property
@@ -253,19 +271,13 @@ class BruteForceSearcher(Searcher):
 
     def upsert(self, ids, vectors, *, num_threads: int = 0) -> None:
         """Adds points, or replaces the points with these ids (packed as a build packs them)."""
-        ids = check_ids(ids)
-        x = as_float_matrix(vectors, "vectors", dim=self.dim)
-        if len(x) != len(ids):
-            raise ValueError(f"ids has {len(ids)} entries but vectors has {len(x)} rows")
-        num_threads = check_num_threads(num_threads)
-        if len(ids) == 0:
+        checked = self._upsert_arguments(ids, vectors, num_threads)
+        if checked is None:
             return
-        if self.distance_measure == "cosine":
-            x = normalize_rows(x, "vectors")
+        ids, x, num_threads = checked
         with self._update_lock:
             state = self._state
-            bf, l2 = state.config.brute_force, state.config.distance_measure == "squared_l2"
-            new = dense_layout.pack(x, bf.dtype, l2, num_threads, ids)
+            new = dense_layout.pack(x, *_packing(state.config), num_threads, ids)
             kept = np.flatnonzero(~np.isin(dense_layout.ids_of(state.arrays), ids))
             self._replace(state, [(state.arrays, kept), (new, np.arange(len(ids)))])
 
@@ -285,9 +297,7 @@ class BruteForceSearcher(Searcher):
             self._replace(state, [(state.arrays, np.flatnonzero(~np.isin(held, ids)))])
 
     def _replace(self, state: _DenseState, parts) -> None:
-        bf, l2 = state.config.brute_force, state.config.distance_measure == "squared_l2"
-        padding = _core.pack_dense(np.zeros((1, self.dim), np.float32), bf.dtype, l2, 1)
-        arrays = dense_layout.gather(parts, self.dim, padding)
+        arrays = dense_layout.gather(parts, self.dim, *_packing(state.config))
         self._format_version = _core.FORMAT_VERSION  # gathered arrays are in the current format
         self._state = self._make_state(state.config, arrays)
 

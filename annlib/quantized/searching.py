@@ -24,7 +24,7 @@ import threading
 import numpy as np
 
 from .. import _core
-from .._validate import as_float_matrix, check_ids, check_k, check_num_threads, normalize_rows
+from .._validate import as_float_matrix, check_ids, check_k, check_num_threads
 from ..config import MAX_INT32, IndexConfig
 from ..params import SearchParams
 from ..searcher import Searcher, checked_k
@@ -169,15 +169,10 @@ class QuantizedSearcher(Searcher):
         """Adds points, or replaces the points with these ids. Each goes to its nearest leaf
         (and its SOAR leaf), encoded with the index's codebooks, exactly as a build would
         place it. Searches in other threads see the index before or after the whole call."""
-        ids = check_ids(ids)
-        x = as_float_matrix(vectors, "vectors", dim=self.dim)
-        if len(x) != len(ids):
-            raise ValueError(f"ids has {len(ids)} entries but vectors has {len(x)} rows")
-        if len(ids) == 0:
+        checked = self._upsert_arguments(ids, vectors, num_threads)
+        if checked is None:
             return
-        if self.distance_measure == "cosine":
-            x = normalize_rows(x, "vectors")
-        num_threads = check_num_threads(num_threads)
+        ids, x, num_threads = checked
         with self._update_lock:
             state = self._state
             centroids = np.asarray(state.arrays["centroids"])
