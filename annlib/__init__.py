@@ -55,6 +55,9 @@ def load(path, mmap: bool = True, verify: bool = True):
     checks every array's sha256 against the manifest first. Indexes saved in
     an older format load as they are (annlib/format_v1.py)."""
     loaded = load_index(path, mmap=mmap, verify=verify)
+    if _saved_kind(loaded[0]) == "scann_compat":
+        raise ValueError(f"{path} holds a searcher saved by annlib.scann_compat: load it with "
+                         "annlib.scann_compat.scann_ops_pybind.load_searcher")
     if _saved_kind(loaded[0]) == "multivector":
         return MultiVectorIndex.from_saved(path, *loaded, mmap=mmap, verify=verify)
     return load_single(path, loaded=loaded)

@@ -59,10 +59,10 @@ class BuildChoice:
 
 
 def choose_build(n: int, d: int, measure: str, target_recall: float | None = None, *,
-                 tuned: bool = True) -> BuildChoice:
+                 tuned: bool = True, brute_force_below: int = BRUTE_FORCE_BELOW) -> BuildChoice:
     """The build for n points in d dims; `tuned`: the tuner sets the search knobs afterwards
     (else 10% of the leaves are searched by default)."""
-    if n < BRUTE_FORCE_BELOW:
+    if n < brute_force_below or n < 20:
         return BuildChoice(brute_force=True)
     leaves = num_leaves_for(n)
     return BuildChoice(False, leaves, max(1, leaves // (20 if tuned else 10)), dims_per_block_for(d),

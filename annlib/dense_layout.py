@@ -64,6 +64,20 @@ def gather(parts: list[tuple[dict, np.ndarray]], dim: int, dtype: str, squared_l
     return out
 
 
+def unpack(arrays: dict, rows: np.ndarray, dim: int, dtype: str) -> np.ndarray:
+    """The vectors at point slots `rows` as the packed copy holds them: float32 [len(rows), dim]
+    (exact for float32; bfloat16 and int8 give back their rounded values)."""
+    points = _point_bytes(arrays["panels"])[rows]
+    if dtype == "float32":
+        return np.ascontiguousarray(points.view(np.float32)[:, :dim])
+    if dtype == "bfloat16":
+        return (points.view(np.uint16)[:, :dim].astype(np.uint32) << 16).view(np.float32)
+    codes = points.view(np.int8)[:, :dim].astype(np.float32)
+    scale = np.asarray(arrays["scale"])[rows, None]
+    offset = np.asarray(arrays["offset"])[rows, None]
+    return (codes * scale + offset).astype(np.float32)
+
+
 def ids_of(arrays: dict) -> np.ndarray:
     """User id of each point (0..n-1 when the arrays carry none)."""
     if "ids" in arrays:

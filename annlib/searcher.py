@@ -304,6 +304,22 @@ class BruteForceSearcher(Searcher):
     def _contains(self, ids: np.ndarray) -> np.ndarray:
         return np.isin(ids, dense_layout.ids_of(self._state.arrays))
 
+    def vectors(self, ids) -> np.ndarray:
+        """The vectors of these ids as the index holds them: float32 [len(ids), d] (exact for
+        float32; bfloat16 and int8 give back their rounded values; unit length for cosine).
+        An id the index does not hold raises ValueError."""
+        ids = check_ids(np.atleast_1d(ids))
+        state = self._state
+        held = dense_layout.ids_of(state.arrays)
+        order = np.argsort(held, kind="stable")
+        found = np.searchsorted(held, ids, sorter=order)
+        ok = found < len(held)
+        ok[ok] = held[order[found[ok]]] == ids[ok]
+        if not ok.all():
+            raise ValueError(f"vectors: the index holds no point with id {int(ids[~ok][0])}")
+        slots = order[found]
+        return dense_layout.unpack(state.arrays, slots, self.dim, state.config.brute_force.dtype)
+
     def _compile_filter(self, kwargs):
         index = self._state.index
         return index, index.compile_filter(**kwargs)

@@ -297,3 +297,28 @@ def test_updates_with_compressed_reorder_rows(rng, tmp_path, dtype):
     assert s.size() == len(keep) and id_recall(s.search_batched(q)[0], truth, 10) >= 0.85
 
 
+
+
+@pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-6), ("bfloat16", 2e-2), ("int8", 2e-2)])
+@pytest.mark.parametrize("measure", ["dot_product", "squared_l2", "cosine"])
+def test_brute_force_vectors_read_back_after_updates(dtype, tolerance, measure):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((70, 9)).astype(np.float32)
+    ids = np.arange(70) * 5 + 3
+    s = annlib.builder(x, 3, measure, ids=ids).score_brute_force(dtype=dtype).build()
+    s.delete(ids[10:20])
+    new = rng.standard_normal((4, 9)).astype(np.float32)
+    s.upsert([1, 8, 1000, 4], new)  # 8 replaces a point; the rest are new
+    want = {int(i): v for i, v in zip(ids, x)}
+    want.update({i: v for i, v in zip([1, 8, 1000, 4], new)})
+    for i in ids[10:20]:
+        want.pop(int(i))
+    asked = np.array(sorted(want))[::-1]
+    expected = np.stack([want[int(i)] for i in asked])
+    if measure == "cosine":
+        expected = expected / np.linalg.norm(expected, axis=1, keepdims=True)
+    got = s.vectors(asked)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=tolerance * np.abs(expected).max(), rtol=0)
+    with pytest.raises(ValueError, match="no point with id 53"):  # deleted above
+        s.vectors([3, 53])

@@ -24,7 +24,8 @@ def health_report(stats: dict, baseline_cv: float | None) -> dict:
     report = {"size": size, "deleted_pending_compaction": int(stats["rows"]) - size,
               "added_since_training": int(stats["added"]),
               "added_fraction": float(stats["added"]) / size if size else 0.0,
-              "num_leaves": int(len(stats["leaf_live"])), **leaf_balance(stats["leaf_live"]),
+              "num_leaves": int(len(stats["leaf_live"])), "points_in_leaves": int(np.sum(stats["leaf_live"])),
+              **leaf_balance(stats["leaf_live"]),
               "leaf_size_cv_at_training": baseline_cv}
     drift = baseline_cv is not None and baseline_cv > 0 and report["leaf_size_cv"] > REBALANCE_CV_GROWTH * baseline_cv
     # An index trained on a sample and filled by upsert() (Builder.train) holds only added
