@@ -77,15 +77,18 @@ class Builder:
 
     def tree(self, num_leaves: int, num_leaves_to_search: int, training_sample_size: int = 100_000,
              spherical: bool = False, iterations: int = 12, init: str = "random", seed: int = 0,
-             soar_lambda: float | None = None, overretrieve_factor: float = 2.0) -> "Builder":
+             soar_lambda: float | None = None, overretrieve_factor: float = 2.0,
+             augment_norms: bool = False) -> "Builder":
         """Partition into num_leaves k-means leaves; queries visit num_leaves_to_search
-        of them. soar_lambda spills every point into one more leaf (SOAR); see
-        TreeConfig for the defaults."""
+        of them. soar_lambda spills every point into one more leaf (SOAR); spherical
+        (unit-norm data) or augment_norms (dot product, norms that vary) partition by
+        the score; see TreeConfig for the defaults."""
         n = self._database.shape[0]
         if isinstance(num_leaves, int) and not isinstance(num_leaves, bool) and num_leaves > n:
             raise ValueError(f"num_leaves ({num_leaves}) must be <= the number of points ({n})")
         return self._set("tree", TreeConfig(num_leaves, num_leaves_to_search, training_sample_size, spherical,
-                                            iterations, init, seed, soar_lambda, overretrieve_factor))
+                                            iterations, init, seed, soar_lambda, overretrieve_factor,
+                                            augment_norms))
 
     def score_ah(self, dimensions_per_block: int = 2, anisotropic_quantization_threshold: float | None = None,
                  training_sample_size: int = 100_000, training_iterations: int = 10,

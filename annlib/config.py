@@ -65,6 +65,10 @@ class TreeConfig:
         the README); for squared L2 too, through the L2 -> MIPS reduction.
     overretrieve_factor: with SOAR, AH candidates gathered per wanted
         candidate before duplicates are dropped (default 2.0, as ScaNN).
+    augment_norms: dot product on vectors whose norms vary: k-means and the
+        points' leaves on [x, sqrt(M^2 - |x|^2)] (M: the largest norm), the
+        reduction of maximum inner product to nearest neighbour; queries probe
+        the leaves by <q, c> as before.
     """
 
     num_leaves: int
@@ -76,6 +80,7 @@ class TreeConfig:
     seed: int = 0
     soar_lambda: float | None = None
     overretrieve_factor: float = 2.0
+    augment_norms: bool = False
 
     def __post_init__(self):
         for name in ("num_leaves", "num_leaves_to_search", "training_sample_size", "iterations"):
@@ -83,8 +88,11 @@ class TreeConfig:
         if self.num_leaves_to_search > self.num_leaves:
             raise ValueError(f"num_leaves_to_search ({self.num_leaves_to_search}) must be <= num_leaves "
                              f"({self.num_leaves})")
-        if not isinstance(self.spherical, bool):
-            raise ValueError(f"spherical must be a bool, got {self.spherical!r}")
+        for name in ("spherical", "augment_norms"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.spherical and self.augment_norms:
+            raise ValueError("spherical and augment_norms are two ways to partition: choose one")
         if self.init not in ("random", "kmeans++"):
             raise ValueError(f"init must be 'random' or 'kmeans++', got {self.init!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -167,6 +175,9 @@ class IndexConfig:
                              "tree(), score_ah() or reorder()")
         if self.reorder is not None and self.score_ah is None:
             raise ValueError("reorder() rescores AH candidates: it needs score_ah()")
+        if self.tree is not None and self.tree.augment_norms and self.distance_measure != "dot_product":
+            raise ValueError("augment_norms applies to dot_product (squared_l2 and cosine rank by distance "
+                             "already)")
         if self.tree is not None and self.score_ah is None:
             raise ValueError("tree() needs a scoring stage for the leaves: call score_ah()")
         if self.reorder is not None and self.reorder.pre_reorder_num_neighbors < self.num_neighbors:

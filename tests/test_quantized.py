@@ -173,6 +173,9 @@ def test_anisotropic_encoding_lowers_its_loss(rng):
     aniso = encode(x, x, centers, threshold=0.5, eta_dim=16)
     eta = _core.anisotropic_eta(0.5, 1.0, 16)
     assert eta == pytest.approx(15 * 0.25 / 0.75)
+    # A point far longer than the threshold weighs every direction alike, never less along itself.
+    assert _core.anisotropic_eta(0.2, 128.0, 128) == 1.0
+    assert _core.anisotropic_eta(0.0, 1.0, 16) == 1.0
 
     def decode(codes):
         return centers[np.arange(8)[None, :], codes].reshape(len(x), 16)

@@ -492,3 +492,14 @@ def test_load_refuses_damage_and_scann_directories(tmp_path):
     docids.write_bytes(bytes(data))
     with pytest.raises(ValueError):
         scann_ops_pybind.load_searcher(str(tmp_path / "ok"))
+
+
+def test_autopilot_draws_leaves_from_the_norms():
+    rng = np.random.default_rng(3)
+    unit = normalize(rng.standard_normal((25000, 16)).astype(np.float32) + 0.5)
+    varied = (unit * rng.lognormal(0.0, 0.5, (len(unit), 1))).astype(np.float32)
+    for data, spherical, augmented in ((unit, True, False), (varied, False, True)):
+        config = scann_ops_pybind.builder(data, 10, "dot_product").autopilot().create_config()
+        assert ("SPHERICAL" in config) == spherical and ("augment_norms: true" in config) == augmented
+        tree = scann_ops_pybind.create_searcher(data, config).searcher.config.tree
+        assert (tree.spherical, tree.augment_norms) == (spherical, augmented)

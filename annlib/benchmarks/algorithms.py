@@ -54,16 +54,20 @@ def _saved_bytes(save) -> int:
 
 class Annlib(Algorithm):
     """annlib's quantized partitioning index: tree (optionally SOAR) + AH + reorder.
-    Build args: num_leaves, dims_per_block, threshold, soar_lambda, reorder_dtype.
+    Build args: num_leaves, dims_per_block, threshold, soar_lambda, reorder_dtype,
+    spherical and augment_norms (default: annlib.defaults' choice for the data).
     Query args: leaves, reorder."""
 
     def fit(self, train):
         import annlib
+        from annlib import defaults
 
         a = self.build_args
         num_leaves = a["num_leaves"]
+        spherical, augment = defaults.partitioning_for(self.measure, defaults.norm_cv(train))
         self.searcher = (annlib.builder(train, 10, self.measure)
-                         .tree(num_leaves, max(1, num_leaves // 20), soar_lambda=a.get("soar_lambda"))
+                         .tree(num_leaves, max(1, num_leaves // 20), soar_lambda=a.get("soar_lambda"),
+                               spherical=a.get("spherical", spherical), augment_norms=a.get("augment_norms", augment))
                          .score_ah(a.get("dims_per_block", 2),
                                    anisotropic_quantization_threshold=a.get("threshold"))
                          .reorder(100, dtype=a.get("reorder_dtype", "float32"))

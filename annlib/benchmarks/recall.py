@@ -2,7 +2,8 @@
 
 ann-benchmarks does not compare ids: it recomputes the distance from the
 query to every returned point in the dataset's own metric ("angular" is
-1 - cosine, "euclidean" is plain L2) and counts a returned point as a hit
+1 - cosine, "euclidean" is plain L2, and "dot", for inner-product data that
+is not normalised, -<q, x> as annlib.datasets.ground_truth writes it) and counts a returned point as a hit
 when that distance is at most the true k-th distance + 1e-3. Points tied
 with the k-th neighbour therefore count, whichever of them a system returns.
 """
@@ -19,14 +20,16 @@ def metric_distances(metric: str, queries: np.ndarray, train: np.ndarray, ids: n
                      chunk: int = 256) -> np.ndarray:
     """Distance from each query to each returned point, in float64; padding (-1) is +inf."""
     ids = np.asarray(ids)
-    if metric not in ("angular", "euclidean"):
-        raise ValueError(f"recall for metric {metric!r} is not defined (ann-benchmarks: angular or euclidean)")
+    if metric not in ("angular", "euclidean", "dot"):
+        raise ValueError(f"recall for metric {metric!r} is not defined (angular, euclidean or dot)")
     out = np.empty(ids.shape, dtype=np.float64)
     for start in range(0, len(ids), chunk):  # chunks bound the [queries, k, d] float64 temporary
         part = ids[start:start + chunk]
         rows = train[np.where(part >= 0, part, 0)].astype(np.float64)            # [c, k, d]
         q = np.asarray(queries[start:start + chunk], dtype=np.float64)[:, None, :]
-        if metric == "angular":
+        if metric == "dot":
+            dist = -(rows * q).sum(axis=2)
+        elif metric == "angular":
             dots = (rows * q).sum(axis=2)
             norms = np.linalg.norm(rows, axis=2) * np.linalg.norm(q, axis=2)
             dist = 1.0 - dots / np.maximum(norms, 1e-30)

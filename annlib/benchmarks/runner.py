@@ -61,19 +61,20 @@ def resolve_dataset(name_or_path: str) -> Path:
 
 def load_dataset(path, num_queries: int, k: int):
     """(name, metric, measure, train, queries, true_distances, true_ids). Angular data is
-    normalised once so every system runs inner product on unit vectors."""
+    normalised once so every system runs inner product on unit vectors; "dot" data (inner
+    product, distances = -<q, x>) runs inner product as it is."""
     from ..datasets import read_hdf5
 
     ds = read_hdf5(path)
-    if ds.metric not in ("angular", "euclidean"):
-        raise ValueError(f"{path}: metric {ds.metric!r}; the benchmark runs angular or euclidean data")
+    if ds.metric not in ("angular", "euclidean", "dot"):
+        raise ValueError(f"{path}: metric {ds.metric!r}; the benchmark runs angular, euclidean or dot data")
     if ds.distances is None or ds.neighbors is None:
         raise ValueError(f"{path} has no ground truth ('neighbors' and 'distances')")
     if ds.neighbors.shape[1] < k:
         raise ValueError(f"{path}: ground truth has {ds.neighbors.shape[1]} neighbours per query, k={k}")
     train = np.ascontiguousarray(ds.train, dtype=np.float32)
     queries = np.ascontiguousarray(ds.test[:num_queries] if num_queries else ds.test, dtype=np.float32)
-    measure = "squared_l2"
+    measure = "dot_product" if ds.metric == "dot" else "squared_l2"
     if ds.metric == "angular":
         train /= np.maximum(np.linalg.norm(train, axis=1, keepdims=True), 1e-30)
         queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-30)

@@ -1,7 +1,9 @@
 """Building a quantized index's arrays: train on samples, place every point, lay out.
 
-  1. k-means centers on a sample (training.kmeans); without a tree, one leaf
-     centered at the origin;
+  1. k-means centers on a sample (training.kmeans): plain, spherical (scaled to
+     the data's mean norm), or on the norm-lifted points (augment_norms: the
+     centers' lift is saved beside them for placing later points); without a
+     tree, one leaf centered at the origin;
   2. AH codebooks on a sample of primary residuals (training.train_codebooks);
   3. every point placed (placement.place_points: its leaf, its SOAR leaf,
      the AH codes and L2 term of each copy, its reorder row);
@@ -17,28 +19,63 @@ from .._validate import normalize_rows
 from ..config import IndexConfig
 from .layout import lay_out, leaf_balance
 from .placement import place_points
-from .training import assign, kmeans, train_codebooks
+from .training import NormLift, assign, kmeans, train_codebooks
+
+
+def _leaves(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool | None):
+    """(centroids, primary leaf of each row of x, NormLift or None): step 1."""
+    n, d = x.shape
+    tree = config.tree
+    if tree is None:
+        return np.zeros((1, d), np.float32), np.zeros(n, np.int64), None
+    if tree.augment_norms:
+        lift = NormLift.fit(x)
+        rng = np.random.default_rng(tree.seed)
+        size = min(n, max(tree.training_sample_size, tree.num_leaves))
+        sample = x if size == n else x[np.sort(rng.choice(n, size, replace=False))]
+        lifted = kmeans(lift.rows(sample), tree.num_leaves, iterations=tree.iterations, training_sample_size=size,
+                        init=tree.init, seed=tree.seed, num_threads=num_threads, progress=progress)
+        centroids = np.ascontiguousarray(lifted[:, :d])
+        lift.centroid_lift = np.ascontiguousarray(lifted[:, d])
+        return centroids, lift.assign(x, centroids, num_threads), lift
+    centroids = kmeans(x, tree.num_leaves, iterations=tree.iterations, training_sample_size=tree.training_sample_size,
+                       init=tree.init, spherical=tree.spherical, seed=tree.seed, num_threads=num_threads,
+                       progress=progress)
+    if tree.spherical:
+        # Unit directions, placed on the sphere the data lies on (its mean norm; 1 for unit
+        # data): the leaves and the probe order stay spherical k-means', and the residuals
+        # that AH and SOAR work on stay as small as the data's spread.
+        centroids *= np.float32(_mean_norm(x))
+    return centroids, assign(x, centroids, num_threads=num_threads)[0], None
 
 
 def _train(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool | None):
-    """(centroids, codebooks, primary leaf of each row of x) learned from x (steps 1-2)."""
-    n, d = x.shape
+    """(centroids, codebooks, primary leaf of each row of x, NormLift or None) learned from x
+    (steps 1-2)."""
+    centroids, labels, lift = _leaves(config, x, num_threads, progress)
     tree, ahc = config.tree, config.score_ah
-    if tree is not None:
-        centroids = kmeans(x, tree.num_leaves, iterations=tree.iterations,
-                           training_sample_size=tree.training_sample_size, init=tree.init,
-                           spherical=tree.spherical, seed=tree.seed, num_threads=num_threads, progress=progress)
-        labels, _ = assign(x, centroids, num_threads=num_threads)
-    else:
-        centroids = np.zeros((1, d), np.float32)
-        labels = np.zeros(n, np.int64)
     seed = tree.seed if tree is not None else 0
     rng = np.random.default_rng(seed)
+    n = len(x)
     sample = np.sort(rng.choice(n, min(n, ahc.training_sample_size), replace=False))
     codebooks = train_codebooks(x[sample] - centroids[labels[sample]], ahc.dimensions_per_block,
                                 iterations=ahc.training_iterations, training_sample_size=len(sample), seed=seed,
                                 num_threads=num_threads, progress=progress)
-    return centroids, codebooks, labels
+    return centroids, codebooks, labels, lift
+
+
+def _mean_norm(x: np.ndarray) -> float:
+    rows = x[:: max(1, len(x) // 100_000)]
+    mean = float(np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64)).mean()) if len(rows) else 1.0
+    return mean if mean > 0 else 1.0
+
+
+def _with_lift(arrays: dict, lift: NormLift | None) -> dict:
+    """The lift's arrays beside the engine's (the engine does not read them; placement does)."""
+    if lift is not None:
+        arrays["centroid_lift"] = lift.centroid_lift.astype(np.float32)
+        arrays["norm_bound"] = np.array([lift.bound], np.float64)
+    return arrays
 
 
 def _prepared(config: IndexConfig, database: np.ndarray) -> np.ndarray:
@@ -50,10 +87,10 @@ def build_arrays(config: IndexConfig, database: np.ndarray, num_threads: int = 0
     """The arrays of a quantized index over database (float32 [n, d], checked) in the
     current format (csrc/index/index_format.h)."""
     x = _prepared(config, database)
-    centroids, codebooks, labels = _train(config, x, num_threads, progress)
-    placement = place_points(config, centroids, codebooks, x, num_threads, progress, leaves=labels)
-    return lay_out(placement, centroids, codebooks, config.score_ah.dimensions_per_block,
-                   config.distance_measure == "squared_l2", num_threads, ids)
+    centroids, codebooks, labels, lift = _train(config, x, num_threads, progress)
+    placement = place_points(config, centroids, codebooks, x, num_threads, progress, leaves=labels, lift=lift)
+    return _with_lift(lay_out(placement, centroids, codebooks, config.score_ah.dimensions_per_block,
+                              config.distance_measure == "squared_l2", num_threads, ids), lift)
 
 
 def trained_arrays(config: IndexConfig, sample: np.ndarray, num_threads: int = 0,
@@ -61,11 +98,11 @@ def trained_arrays(config: IndexConfig, sample: np.ndarray, num_threads: int = 0
     """The arrays of an empty quantized index whose leaves and codebooks were learned from
     sample (float32 [n, d], checked): upsert() places points into it as a build would."""
     x = _prepared(config, sample)
-    centroids, codebooks, labels = _train(config, x, num_threads, progress)
+    centroids, codebooks, labels, lift = _train(config, x, num_threads, progress)
     placement = place_points(config, centroids, codebooks, x[:0], num_threads, progress,
                              leaves=np.zeros(0, np.int64))
-    arrays = lay_out(placement, centroids, codebooks, config.score_ah.dimensions_per_block,
-                     config.distance_measure == "squared_l2", num_threads)
+    arrays = _with_lift(lay_out(placement, centroids, codebooks, config.score_ah.dimensions_per_block,
+                                config.distance_measure == "squared_l2", num_threads), lift)
     # health() measures the leaves' spread against the sample's.
     sample_cv = leaf_balance(np.bincount(labels, minlength=len(centroids)))["leaf_size_cv"]
     arrays["leaf_cv_at_training"] = np.array([sample_cv])

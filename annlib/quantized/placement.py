@@ -21,7 +21,7 @@ import numpy as np
 from .. import _core
 from .._progress import progress_bar
 from ..config import IndexConfig
-from .training import assign
+from .training import NormLift, assign
 
 ENCODE_CHUNK = 1 << 16  # points encoded per call: bounded memory, a progress step
 
@@ -40,16 +40,21 @@ class Placement:
 
 
 def place_points(config: IndexConfig, centroids: np.ndarray, codebooks: np.ndarray, x: np.ndarray,
-                 num_threads: int = 0, progress: bool = False, leaves: np.ndarray | None = None) -> Placement:
+                 num_threads: int = 0, progress: bool = False, leaves: np.ndarray | None = None,
+                 lift: NormLift | None = None) -> Placement:
     """The placement of points x (float32 [n, d], unit rows for cosine) in an index with these
     trained centroids [L, d] and codebooks [num_blocks, 16, dims_per_block]; `leaves`
-    when the primary leaves are already known (a build assigns while it trains)."""
+    when the primary leaves are already known (a build assigns while it trains); `lift`:
+    the index's NormLift (augment_norms), whose space the leaves are chosen in."""
     if leaves is None:
-        leaves = assign(x, centroids, num_threads=num_threads)[0]
+        leaves = lift.assign(x, centroids, num_threads) if lift is not None else \
+            assign(x, centroids, num_threads=num_threads)[0]
     tree = config.tree
     spill_leaves = np.empty(0, np.int64)
     if tree is not None and tree.soar_lambda is not None:
-        secondary = _core.soar_assign(x, centroids, np.ascontiguousarray(leaves, dtype=np.int64),
+        # SOAR's rule in the space the leaves were chosen in (the lifted one with augment_norms).
+        points, centers = (lift.rows(x), lift.centers(centroids)) if lift is not None else (x, centroids)
+        secondary = _core.soar_assign(points, centers, np.ascontiguousarray(leaves, dtype=np.int64),
                                       float(tree.soar_lambda), num_threads).astype(np.int64)
         spilled = np.flatnonzero(secondary != leaves)
         spill_leaves = secondary[spilled]
@@ -123,3 +128,19 @@ def codebooks_of(arrays: dict, num_blocks: int) -> np.ndarray:
     """The AH codebooks [num_blocks, 16, dims_per_block] from a saved index's lut_centers
     ([num_blocks][dims_per_block][16], the LUT build's layout)."""
     return np.ascontiguousarray(np.asarray(arrays["lut_centers"]).reshape(num_blocks, -1, 16).transpose(0, 2, 1))
+
+
+def lift_of(config: IndexConfig, arrays: dict, num_leaves: int) -> NormLift | None:
+    """The NormLift saved with an augment_norms index (checked: the arrays may come from a
+    file), or None for other indexes."""
+    if config.tree is None or not config.tree.augment_norms:
+        return None
+    if "centroid_lift" not in arrays or "norm_bound" not in arrays:
+        raise ValueError("an augment_norms index needs the arrays centroid_lift and norm_bound")
+    centroid_lift = np.asarray(arrays["centroid_lift"])
+    bound = np.asarray(arrays["norm_bound"])
+    if centroid_lift.shape != (num_leaves,) or centroid_lift.dtype != np.float32 or bound.shape != (1,) \
+            or not np.isfinite(centroid_lift).all() or not np.isfinite(bound).all() or bound[0] < 0:
+        raise ValueError(f"centroid_lift must be finite float32 [{num_leaves}] and norm_bound one finite "
+                         "number >= 0")
+    return NormLift(float(bound[0]), np.ascontiguousarray(centroid_lift))

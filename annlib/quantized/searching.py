@@ -31,7 +31,7 @@ from ..searcher import Searcher, checked_k
 from .building import build_arrays
 from .layout import upsert_arguments
 from .maintenance import decode_rows, health_report
-from .placement import codebooks_of, place_points
+from .placement import codebooks_of, lift_of, place_points
 
 
 class _State:
@@ -101,6 +101,7 @@ class QuantizedSearcher(Searcher):
                              + f" but the index has {index.num_leaves}")
         self.dim = index.dim
         self._num_blocks = int(np.asarray(arrays["meta"])[2])
+        self._lift = lift_of(config, arrays, index.num_leaves)
         self._format_version = format_version
         self._state = _State(config, arrays, index)
         self._changed = False  # updated since the arrays were built or loaded
@@ -177,7 +178,7 @@ class QuantizedSearcher(Searcher):
             state = self._state
             centroids = np.asarray(state.arrays["centroids"])
             placement = place_points(state.config, centroids, codebooks_of(state.arrays, self._num_blocks), x,
-                                     num_threads)
+                                     num_threads, lift=self._lift)
             state.index.upsert(ids, **upsert_arguments(placement))
             self._changed = True
 
@@ -240,6 +241,7 @@ class QuantizedSearcher(Searcher):
             arrays = build_arrays(config, x, num_threads, progress, ids=ids)
             fresh = QuantizedSearcher(config, arrays, simd_level=self.simd_level, format_version=_core.FORMAT_VERSION)
             self._format_version = fresh._format_version
+            self._lift = fresh._lift
             self._state = fresh._state  # one swap
             self._changed = False
 

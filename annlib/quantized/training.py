@@ -33,6 +33,41 @@ def assign(data: np.ndarray, centers: np.ndarray, *, spherical: bool = False, nu
     return ids[:, 0], (-scores[:, 0] if spherical else scores[:, 0])
 
 
+class NormLift:
+    """The extra coordinate of augment_norms: x -> [x, sqrt(M^2 - |x|^2)], M the largest
+    norm the index was trained with (points added later with a larger norm get 0). Inner
+    products with [q, 0] are unchanged, and |[x, lift] - [c, c_lift]|^2 ranks the leaves of
+    a point by what a query probing for large <q, x> needs (Bachrach et al. 2014)."""
+
+    CHUNK = 1 << 16  # rows lifted at a time: bounded extra memory
+
+    def __init__(self, bound: float, centroid_lift: np.ndarray | None = None):
+        self.bound = float(bound)
+        self.centroid_lift = centroid_lift  # float32 [L]: the centers' extra coordinate
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> "NormLift":
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64)) if len(x) else np.zeros(1)
+        return cls(float(norms.max()))
+
+    def rows(self, x: np.ndarray) -> np.ndarray:
+        """[x, lift] as float32 [n, d + 1]."""
+        norm2 = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+        lift = np.sqrt(np.maximum(self.bound ** 2 - norm2, 0.0))
+        return np.ascontiguousarray(np.hstack([x, lift[:, None]]), dtype=np.float32)
+
+    def centers(self, centroids: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.hstack([centroids, self.centroid_lift[:, None]]), dtype=np.float32)
+
+    def assign(self, x: np.ndarray, centroids: np.ndarray, num_threads: int = 0) -> np.ndarray:
+        """The primary leaf of each row of x, in the lifted space (in chunks)."""
+        centers = self.centers(centroids)
+        labels = np.empty(len(x), np.int64)
+        for i in range(0, len(x), self.CHUNK):
+            labels[i:i + self.CHUNK] = assign(self.rows(x[i:i + self.CHUNK]), centers, num_threads=num_threads)[0]
+        return labels
+
+
 def _initial_centers(sample, num_leaves, init, rng):
     if init == "random":
         return sample[rng.choice(len(sample), num_leaves, replace=False)].copy()

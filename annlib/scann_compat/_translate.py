@@ -107,7 +107,8 @@ def _tree(partitioning: dict, n: int | None) -> tuple[TreeConfig, int | float | 
                       iterations=_count(partitioning, "max_clustering_iterations", 12),
                       init="random" if init == "RANDOM_INITIALIZATION" else "kmeans++",
                       soar_lambda=None if soar is None else float(soar),
-                      overretrieve_factor=float(_number(spilling, "overretrieve_factor", 2.0)))
+                      overretrieve_factor=float(_number(spilling, "overretrieve_factor", 2.0)),
+                      augment_norms=partitioning.get("augment_norms", False) is True)
     incremental = _message(partitioning, "incremental_training_config")
     threshold = incremental.get("number_of_datapoints", incremental.get("fraction"))
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
@@ -185,10 +186,12 @@ def plan(fields: dict, dim: int, n: int | None = None) -> Plan:
     return Plan(config, padded, exhaustive, threshold, mode)
 
 
-def resolve_autopilot(fields: dict, n: int, dim: int, current_brute_force: bool | None = None) -> dict:
-    """The concrete config autopilot chooses for n points of `dim` dims (annlib.defaults,
-    searching 10% of the leaves); the autopilot stanza stays, so that the searcher keeps
-    choosing as it grows. current_brute_force: what is built now (for the hysteresis)."""
+def resolve_autopilot(fields: dict, n: int, dim: int, current_brute_force: bool | None = None,
+                      norms: tuple[float, float] | None = None) -> dict:
+    """The concrete config autopilot chooses for n points of `dim` dims with
+    annlib.defaults.norm_stats() `norms` (annlib.defaults, searching 10% of the leaves); the
+    autopilot stanza stays, so that the searcher keeps choosing as it grows.
+    current_brute_force: what is built now (for the hysteresis)."""
     autopilot = _message(fields, "autopilot")
     tree_ah = _message(autopilot, "tree_ah")
     dtype = _REORDER_DTYPES.get(tree_ah.get("reordering_dtype", "FLOAT32"))
@@ -198,14 +201,16 @@ def resolve_autopilot(fields: dict, n: int, dim: int, current_brute_force: bool 
     k = _count(fields, "num_neighbors")
     out = {"num_neighbors": k, "distance_measure": {"distance_measure": _NAMES[measure]}}
     below = _SHRINK_BELOW if current_brute_force is False else defaults.BRUTE_FORCE_BELOW
-    choice = defaults.choose_build(max(n, 0), dim, measure, tuned=False, brute_force_below=below)
+    choice = defaults.choose_build(max(n, 0), dim, measure, tuned=False, brute_force_below=below, norms=norms)
     if choice.brute_force:
         out["brute_force"] = {"fixed_point": {"enabled": False}}
     else:
         partitioning = {"num_children": choice.num_leaves,
                         "query_spilling": {"spilling_type": "FIXED_NUMBER_OF_CENTERS",
                                            "max_spill_centers": choice.leaves_to_search},
-                        "partitioning_type": "GENERIC"}
+                        "partitioning_type": "SPHERICAL" if choice.spherical else "GENERIC"}
+        if choice.augment_norms:
+            partitioning["augment_norms"] = True  # annlib's own field (ScaNN has no counterpart)
         if choice.soar_lambda is not None:
             partitioning["database_spilling"] = {"spilling_type": "TWO_CENTER_ORTHOGONALITY_AMPLIFIED",
                                                  "orthogonality_amplification_lambda": choice.soar_lambda}

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import builder as _annlib_builder
-from .. import indexes
+from .. import defaults, indexes
 from ..io import load_index, save_index
 from ..searcher import Searcher
 from ..version import __version__
@@ -315,14 +315,17 @@ class ScannSearcher:
         autopilot = self._plan.autopilot
         if autopilot is not None and autopilot[0] == "ONLINE_INCREMENTAL":
             size = self.size()
-            wanted = _translate.resolve_autopilot(self._fields, size, self._plan.padded_dim,
-                                                  _translate.is_brute_force(self._fields))
+            current = _translate.is_brute_force(self._fields)
             # A new build when the kind changes, or when another config fits and the size moved
             # by a quarter since the last one: geometric steps, so rebuilds cost O(1) per point.
             moved = not 0.8 <= (size + 1) / (self._size_at_training + 1) <= 1.25
-            if _translate.is_brute_force(wanted) != _translate.is_brute_force(self._fields) or \
-                    (moved and _textproto.render(wanted) != self.config()):
-                self._rebuild(wanted)
+            kind = _translate.is_brute_force(_translate.resolve_autopilot(self._fields, size, self._plan.padded_dim,
+                                                                          current))
+            if kind != current or moved:
+                wanted = _translate.resolve_autopilot(self._fields, size, self._plan.padded_dim, current,
+                                                      self._norm_stats())
+                if kind != current or _textproto.render(wanted) != self.config():
+                    self._rebuild(wanted)
         elif threshold is not None and self.searcher.config.tree is not None:
             size = max(self.size(), 1)
             limit = threshold if isinstance(threshold, int) else threshold * size
@@ -337,10 +340,21 @@ class ScannSearcher:
                 self._rebuild(_textproto.parse(config))
             elif self._plan.autopilot is not None:
                 self._rebuild(_translate.resolve_autopilot(self._fields, self.size(), self._plan.padded_dim,
-                                                           _translate.is_brute_force(self._fields)))
+                                                           _translate.is_brute_force(self._fields), self._norm_stats()))
             else:
                 self._retrain()
         return self.size()
+
+    def _held_ids(self) -> np.ndarray:
+        if self._docids is None:
+            return np.arange(self.searcher.size(), dtype=np.int64)
+        return np.sort(np.fromiter(self._docids.id_of.values(), np.int64, len(self._docids.id_of)))
+
+    def _norm_stats(self) -> tuple[float, float]:
+        """annlib.defaults.norm_stats of the held points (on a sample)."""
+        ids = self._held_ids()
+        sample = ids[:: max(1, len(ids) // defaults.NORM_SAMPLE)]
+        return defaults.norm_stats(self.searcher.vectors(sample) if len(sample) else sample.reshape(0, 1))
 
     def _retrain(self) -> None:
         if self.searcher.config.tree is not None:
@@ -353,8 +367,7 @@ class ScannSearcher:
         """A new annlib index with `fields` over the points held now (read back from the index's
         copy of them: exact for float32, rounded for bfloat16 and int8)."""
         searcher = self.searcher
-        ids = (np.arange(searcher.size(), dtype=np.int64) if self._docids is None
-               else np.sort(np.fromiter(self._docids.id_of.values(), np.int64, len(self._docids.id_of))))
+        ids = self._held_ids()
         vectors = searcher.vectors(ids)[:, :self._dim] if len(ids) else np.zeros((0, self._dim), np.float32)
         fresh = _build(fields, vectors, ids, 0)
         self.searcher = fresh.searcher
@@ -440,7 +453,7 @@ def create_searcher(db, scann_config, training_threads=0, docids=None, **unused_
         raise ValueError(f"training_threads must be an integer >= 0, got {training_threads!r}")
     fields = _textproto.parse(scann_config)
     if "autopilot" in fields and not ("brute_force" in fields or "hash" in fields):
-        fields = _translate.resolve_autopilot(fields, db.shape[0], db.shape[1])
+        fields = _translate.resolve_autopilot(fields, db.shape[0], db.shape[1], norms=defaults.norm_stats(db))
     names = None
     if docids is not None:
         names = _Docids()
@@ -458,8 +471,9 @@ def builder(db, num_neighbors, distance_measure):
             """The config, with autopilot's choice for this database made concrete."""
             config = super().create_config()
             if self.params.get("autopilot") is not None:
-                shape = np.shape(self.db)
-                config = _textproto.render(_translate.resolve_autopilot(_textproto.parse(config), *shape))
+                db = np.asarray(self.db, dtype=np.float32)
+                config = _textproto.render(_translate.resolve_autopilot(_textproto.parse(config), *db.shape,
+                                                                        norms=defaults.norm_stats(db)))
             return config
 
     def builder_lambda(db, config, training_threads, **kwargs):

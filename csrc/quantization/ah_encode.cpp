@@ -102,7 +102,12 @@ double AnisotropicEta(double threshold, double norm2, int32_t eta_dim) {
   if (threshold <= 0.0 || norm2 <= 0.0) return 1.0;
   // t >= 1 would make eta infinite; cap it so the parallel error still dominates.
   const double t2 = std::min(threshold * threshold / norm2, 0.999);
-  return (eta_dim - 1) * t2 / (1.0 - t2);
+  // At least 1: the formula tends to 0 as t -> 0 (a point far longer than the threshold),
+  // where every query direction counts alike and the right weight is 1. Below 1 the
+  // encoder would put its error along the point, where its large scores come from: on
+  // Gaussian data (|x| ~ 11, T = 0.2) recall@10 over all leaves with 100 reordered fell
+  // from 0.94 (plain) to 0.63.
+  return std::max(1.0, (eta_dim - 1) * t2 / (1.0 - t2));
 }
 
 void AhEncode(const AhEncodeArgs& a, int num_threads) {

@@ -6,7 +6,7 @@
 // one of 16 centers. With e = r - r~ the quantization error and x the
 // original datapoint, the encoder minimizes
 //     eta * ||e_par||^2 + ||e_perp||^2  =  ||e||^2 + (eta - 1) * <e, x>^2 / ||x||^2
-// where eta = (d - 1) * t^2 / (1 - t^2), t = threshold / ||x||. threshold <= 0
+// where eta = max(1, (d - 1) * t^2 / (1 - t^2)), t = threshold / ||x||. threshold <= 0
 // means plain product quantization (each block's nearest center).
 #pragma once
 #include <cstdint>

@@ -60,13 +60,16 @@ class Annlib(BaseANN):
             self.num_leaves = defaults.num_leaves_for(n)
         if self.dims_per_block == DEFAULT:
             self.dims_per_block = defaults.dims_per_block_for(d)
+        mean_norm, cv = defaults.norm_stats(X)
         if self.threshold == DEFAULT:
-            self.threshold = defaults.threshold_for(d, self.measure)
+            self.threshold = defaults.threshold_for(d, self.measure, norm_scale=mean_norm)
         if self.soar_lambda == DEFAULT:
             self.soar_lambda = defaults.soar_lambda_for(self.measure)
         num_leaves = min(self.num_leaves, n)
+        spherical, augment_norms = defaults.partitioning_for(self.measure, cv)
         self.searcher = (annlib.builder(X, min(10, n), self.measure)
-                         .tree(num_leaves, min(self.leaves_to_search, num_leaves), soar_lambda=self.soar_lambda)
+                         .tree(num_leaves, min(self.leaves_to_search, num_leaves), soar_lambda=self.soar_lambda,
+                               spherical=spherical, augment_norms=augment_norms)
                          .score_ah(self.dims_per_block, anisotropic_quantization_threshold=self.threshold)
                          .reorder(self.reorder)
                          .build(num_threads=0, progress=False))
