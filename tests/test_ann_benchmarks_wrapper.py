@@ -189,6 +189,6 @@ def test_recommended_group_takes_annlibs_defaults(wrapper_module, rng):
     config = algo.searcher.config
     assert config.tree.num_leaves == defaults.num_leaves_for(6000) == 200
     assert config.score_ah.dimensions_per_block == defaults.dims_per_block_for(48)
-    assert config.score_ah.anisotropic_quantization_threshold == defaults.threshold_for(48, "dot_product")
+    assert config.score_ah.anisotropic_quantization_threshold == pytest.approx(defaults.threshold_for(48, "dot_product"))
     assert config.tree.soar_lambda == defaults.SOAR_LAMBDA
     assert "leaves=200" in str(algo)

@@ -6,7 +6,7 @@ import pytest
 import annlib
 from annlib import defaults
 from annlib.recall_math import id_recall
-from conftest import clustered, exact_topk
+from conftest import SHARED_DATASETS, clustered, exact_topk
 
 
 def _varied(rng, n, d, sigma=0.5, nq=0):
@@ -69,7 +69,10 @@ def test_upserts_and_a_reload_place_points_as_the_build_did(rng, tmp_path):
     loaded.delete(np.arange(2500, 3000))
     loaded.upsert(np.arange(2500, 3000), x[2500:])
     np.testing.assert_array_equal(built.search_batched(q)[0], loaded.search_batched(q)[0])
-    np.testing.assert_array_equal(built.leaves_of(np.arange(3000)), loaded.leaves_of(np.arange(3000)))
+    # The same two leaves per point (a save lays copies out leaf by leaf, so which one
+    # leaves_of() names first may differ).
+    np.testing.assert_array_equal(np.sort(built.leaves_of(np.arange(3000)), axis=1),
+                                  np.sort(loaded.leaves_of(np.arange(3000)), axis=1))
 
 
 def test_trained_then_filled_and_rebalanced(rng):
@@ -93,13 +96,29 @@ def test_a_damaged_lift_is_refused(rng, tmp_path):
         annlib.load(tmp_path / "i", verify=False)
 
 
-def test_augmented_leaves_beat_plain_k_means_when_norms_vary(rng):
-    # At the same leaves searched and a reorder deep enough to show the leaves' cap.
-    x, q = _varied(rng, 20000, 32, sigma=0.5, nq=200)
+def test_augmented_leaves_beat_plain_k_means_when_norms_vary():
+    # Real embeddings (MiniLM words) with lognormal norms, as in bench/bench_mips.py; at the
+    # same leaves searched the augmented leaves hold more of the true neighbours (measured
+    # +0.06 to +0.11 over seeds and leaf counts).
+    path = SHARED_DATASETS / "words-100k-384-angular.hdf5"
+    if not path.exists():
+        pytest.skip(f"{path} is not here (the shared dev datasets)")
+    from annlib.datasets import read_hdf5
+
+    words = read_hdf5(path)
+    rng = np.random.default_rng(0)
+    x = words.train[:30000].astype(np.float32)
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True) * rng.lognormal(0.0, 0.5, (len(x), 1))).astype(np.float32)
+    q = words.test[:300].astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
     truth, _ = exact_topk(x, q, 10, "dot_product")
-    recall = {augment: id_recall(_build(x, augment, leaves=100, search=5, reorder=500).search_batched(q)[0],
-                                 truth, 10) for augment in (False, True)}
-    assert recall[True] >= recall[False] + 0.02, recall
+    recall = {}
+    for augment in (False, True):
+        s = (annlib.builder(x, 10, "dot_product").tree(300, 10, augment_norms=augment)
+             .score_ah(4, anisotropic_quantization_threshold=0.1).reorder(300).build(progress=False))
+        recall[augment] = np.mean([id_recall(s.search_batched(q, leaves_to_search=leaves)[0], truth, 10)
+                                   for leaves in (10, 20)])
+    assert recall[True] >= recall[False] + 0.04, recall
 
 
 def test_defaults_choose_the_leaves_from_the_norms(rng):
