@@ -22,9 +22,9 @@ sift-150k-128, L2; README, Benchmarks):
     for (near-)unit vectors, below 0.05, the norm-augmented reduction from there
     (docs/algorithms.md, section 4). On MiniLM words spherical leads plain k-means
     by 0.01-0.015 recall at equal points scanned; with lognormal(0, 0.5) norms the
-    augmented leaves reach 0.90/0.95 recall 2.2-3.9x faster than plain k-means,
-    where spherical leaves fail (0.3-0.5 recall); on Gaussian data (spread 0.06)
-    augmented with SOAR beats both others at 10 and 20% of the leaves;
+    augmented leaves (with SOAR) reach 0.90/0.95 recall 1.35-1.9x faster than plain
+    k-means leaves, where spherical leaves fail (0.3-0.5 recall); on Gaussian data
+    (spread 0.06) augmented with SOAR beats both others at 10 and 20% of the leaves;
   - reordering from a float32 copy (exact, what the tuner's recall model assumes).
 """
 from __future__ import annotations
