@@ -17,7 +17,10 @@ from conftest import start_python
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
 
 _CHILD = r"""
-import sys, time
+import signal, sys, time
+# A child started from a background job inherits SIGINT ignored (POSIX shells do that to
+# `cmd &`); a terminal's Ctrl-C reaches Python's default handler, which is what is tested.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np
 import annlib
 from concurrent.futures import ThreadPoolExecutor
