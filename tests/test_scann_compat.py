@@ -503,3 +503,38 @@ def test_autopilot_draws_leaves_from_the_norms():
         assert ("SPHERICAL" in config) == spherical and ("augment_norms: true" in config) == augmented
         tree = scann_ops_pybind.create_searcher(data, config).searcher.config.tree
         assert (tree.spherical, tree.augment_norms) == (spherical, augmented)
+
+
+def test_searches_racing_autopilot_phase_changes_see_one_index_whole():
+    import threading
+
+    rng = np.random.default_rng(5)
+    data = normalize(rng.standard_normal((24000, 16)).astype(np.float32))
+    docids = [str(i) for i in range(len(data))]
+    s = scann_ops_pybind.builder(data[:12000], 5, "dot_product").autopilot(
+        mode=IncrementalMode.ONLINE_INCREMENTAL).build(docids=docids[:12000])
+    errors, stop = [], threading.Event()
+
+    def search():
+        while not stop.is_set():
+            try:
+                names, scores = s.search_batched(data[:8])
+                assert all(name is not None for row in names for name in row)
+                assert np.isfinite(scores).all()
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=search) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        s.upsert(docids[12000:], data[12000:])     # brute force -> tree
+        assert "partitioning" in s.config()
+        s.delete(docids[9000:])                    # tree -> brute force (below 10,000)
+        assert "brute_force" in s.config()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors

@@ -111,16 +111,23 @@ def _as_rows(database, dim: int | None) -> np.ndarray:
     return x
 
 
+@dataclasses.dataclass(frozen=True)
+class _Served:
+    searcher: Searcher   # the annlib index
+    fields: dict         # the ScaNN config it follows (autopilot's as resolved now)
+    plan: _translate.Plan
+
+
 class ScannSearcher:
     """A ScaNN searcher over an annlib index (annlib_searcher); docids: the names of its
     points, or None (results are row numbers, and the searcher cannot be updated)."""
 
     def __init__(self, annlib_searcher: Searcher, fields: dict, dim: int, docids: _Docids | None,
                  plan: _translate.Plan | None = None):
-        self.searcher = annlib_searcher
-        self._fields = fields
         self._dim = dim
-        self._plan = plan if plan is not None else _translate.plan(fields, dim, annlib_searcher.size())
+        plan = plan if plan is not None else _translate.plan(fields, dim, annlib_searcher.size())
+        # What a search reads, swapped as a whole by a rebuild: a search never mixes two.
+        self._served = _Served(annlib_searcher, fields, plan)
         self._docids = docids
         self._num_threads = 0
         self._changed_since_training = 0
@@ -129,6 +136,19 @@ class ScannSearcher:
         self._leaf_bound = None  # (size, cumulative largest leaf slots), for exhaustive leaves
 
     # ---- what the searcher is ---------------------------------------------------------
+
+    @property
+    def searcher(self) -> Searcher:
+        """The annlib index underneath."""
+        return self._served.searcher
+
+    @property
+    def _fields(self) -> dict:
+        return self._served.fields
+
+    @property
+    def _plan(self) -> _translate.Plan:
+        return self._served.plan
 
     @property
     def docids(self):
@@ -168,21 +188,22 @@ class ScannSearcher:
 
     # ---- search -----------------------------------------------------------------------
 
-    def _rows(self, x, what: str) -> np.ndarray:
-        """x (float32 [n, d]) checked, with the zero columns the index's blocks need."""
+    def _rows(self, x, what: str, plan: _translate.Plan) -> np.ndarray:
+        """x (float32 [n, d]) checked, with the zero columns the plan's blocks need."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self._dim:
             raise ValueError(f"{what} must have shape (n, {self._dim}), got {x.shape}")
-        if self._plan.padded_dim != self._dim:
-            x = np.pad(x, ((0, 0), (0, self._plan.padded_dim - self._dim)))
+        if plan.padded_dim != self._dim:
+            x = np.pad(x, ((0, 0), (0, plan.padded_dim - self._dim)))
         return x
 
-    def _knobs(self, searcher, final_nn, pre_nn, leaves):
+    def _knobs(self, served, final_nn, pre_nn, leaves):
         """annlib's (k, pre_reorder, leaves) for ScaNN's arguments; k None: nothing held."""
+        searcher = served.searcher
         config = searcher.config
         size = searcher.size()
         k = _knob(final_nn)
-        k = self._plan.config.num_neighbors if k is None else k
+        k = served.plan.config.num_neighbors if k is None else k
         if k < 1:
             raise ValueError(f"final_num_neighbors must be > 0, got {k}")
         if size == 0:
@@ -198,7 +219,7 @@ class ScannSearcher:
         pre = _knob(pre_nn)
         if config.reorder is None:
             pre = None  # nothing is reordered: ScaNN ignores it
-        elif self._plan.exhaustive_leaves:
+        elif served.plan.exhaustive_leaves:
             pre = self._exhaustive_depth(searcher, leaves or config.tree.num_leaves_to_search)
         elif pre is not None:
             pre = max(pre, k)
@@ -220,11 +241,11 @@ class ScannSearcher:
 
     def search(self, q, final_num_neighbors=-1, pre_reorder_num_neighbors=-1, leaves_to_search=-1):
         """Single-query search; -1 for a param uses the searcher's default value."""
-        searcher = self.searcher
-        k, pre, leaves = self._knobs(searcher, final_num_neighbors, pre_reorder_num_neighbors, leaves_to_search)
+        served = self._served
+        k, pre, leaves = self._knobs(served, final_num_neighbors, pre_reorder_num_neighbors, leaves_to_search)
         if k is None:
             return (np.zeros(0, np.uint32) if self._docids is None else []), np.zeros(0, np.float32)
-        ids, scores = searcher.search(self._rows(np.atleast_2d(q), "the query"), k, pre, leaves)
+        ids, scores = served.searcher.search(self._rows(np.atleast_2d(q), "the query", served.plan), k, pre, leaves)
         found = ids >= 0
         ids, scores = ids[found], scores[found]
         if self._docids is None:
@@ -232,14 +253,13 @@ class ScannSearcher:
         return self._names(ids).tolist(), scores
 
     def _search_batched(self, queries, final_nn, pre_nn, leaves, num_threads):
-        searcher = self.searcher
-        queries = self._rows(queries, "queries")
-        k, pre, leaves = self._knobs(searcher, final_nn, pre_nn, leaves)
+        served = self._served
+        queries = self._rows(queries, "queries", served.plan)
+        k, pre, leaves = self._knobs(served, final_nn, pre_nn, leaves)
         if k is None:
-            width = 0
             ids, scores = np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
         else:
-            ids, scores = searcher.search_batched(queries, k, pre, leaves, num_threads=num_threads)
+            ids, scores = served.searcher.search_batched(queries, k, pre, leaves, num_threads=num_threads)
             width = int((ids >= 0).sum(axis=1).max()) if len(ids) else k
             ids, scores = ids[:, :width], scores[:, :width]
         missing = ids < 0  # ScaNN pads short rows with id 0 and nan
@@ -283,7 +303,7 @@ class ScannSearcher:
         rows = np.fromiter(last.values(), dtype=np.int64, count=len(last))
         self._docids.check(list(last))
         with self._lock:
-            x = self._rows(x[rows], "database")
+            x = self._rows(x[rows], "database", self._plan)
             ids, new = self._docids.assign(list(last))
             try:
                 self.searcher.upsert(ids, x)
@@ -370,9 +390,7 @@ class ScannSearcher:
         ids = self._held_ids()
         vectors = searcher.vectors(ids)[:, :self._dim] if len(ids) else np.zeros((0, self._dim), np.float32)
         fresh = _build(fields, vectors, ids, 0)
-        self.searcher = fresh.searcher
-        self._fields = fields
-        self._plan = fresh._plan
+        self._served = fresh._served
         self._changed_since_training = 0
         self._size_at_training = self.size()
         self._leaf_bound = None
