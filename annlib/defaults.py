@@ -62,13 +62,13 @@ def soar_lambda_for(measure: str) -> float | None:
     return None if measure == "squared_l2" else SOAR_LAMBDA
 
 
-def norm_stats(x) -> tuple[float, float]:
-    """(mean, coefficient of variation) of the row norms, on up to NORM_SAMPLE evenly
-    spaced rows; (1, 0) for no rows."""
+def norm_stats(x, sample: int = NORM_SAMPLE) -> tuple[float, float]:
+    """(mean, coefficient of variation) of the row norms, on about `sample` evenly spaced
+    rows; (1, 0) for no rows."""
     x = np.asarray(x)
     if len(x) == 0:
         return 1.0, 0.0
-    rows = x[:: max(1, len(x) // NORM_SAMPLE)]
+    rows = x[:: max(1, len(x) // sample)]
     norms = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
     mean = float(norms.mean())
     return (mean, float(norms.std() / mean)) if mean > 0 else (1.0, 0.0)

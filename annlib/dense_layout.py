@@ -64,18 +64,27 @@ def gather(parts: list[tuple[dict, np.ndarray]], dim: int, dtype: str, squared_l
     return out
 
 
+_STORED = {"float32": np.float32, "bfloat16": np.uint16, "int8": np.int8}
+
+
+def widen(values: np.ndarray, dtype: str, scale=None, offset=None) -> np.ndarray:
+    """float32 [n, d] of stored values [n, d]: float32 as they are, bfloat16 (uint16 bits)
+    widened, int8 codes times their row's scale plus its offset (scale, offset: [n]). The
+    brute-force panels and the quantized index's reorder rows store points the same ways."""
+    if dtype == "float32":
+        return np.ascontiguousarray(values, dtype=np.float32)
+    if dtype == "bfloat16":
+        return (values.astype(np.uint32) << 16).view(np.float32)
+    return (values.astype(np.float32) * np.asarray(scale)[:, None] + np.asarray(offset)[:, None]).astype(np.float32)
+
+
 def unpack(arrays: dict, rows: np.ndarray, dim: int, dtype: str) -> np.ndarray:
     """The vectors at point slots `rows` as the packed copy holds them: float32 [len(rows), dim]
     (exact for float32; bfloat16 and int8 give back their rounded values)."""
-    points = _point_bytes(arrays["panels"])[rows]
-    if dtype == "float32":
-        return np.ascontiguousarray(points.view(np.float32)[:, :dim])
-    if dtype == "bfloat16":
-        return (points.view(np.uint16)[:, :dim].astype(np.uint32) << 16).view(np.float32)
-    codes = points.view(np.int8)[:, :dim].astype(np.float32)
-    scale = np.asarray(arrays["scale"])[rows, None]
-    offset = np.asarray(arrays["offset"])[rows, None]
-    return (codes * scale + offset).astype(np.float32)
+    values = _point_bytes(arrays["panels"])[rows].view(_STORED[dtype])[:, :dim]
+    if dtype != "int8":
+        return widen(values, dtype)
+    return widen(values, dtype, np.asarray(arrays["scale"])[rows], np.asarray(arrays["offset"])[rows])
 
 
 def ids_of(arrays: dict) -> np.ndarray:

@@ -17,9 +17,10 @@ import numpy as np
 
 from .._validate import normalize_rows
 from ..config import IndexConfig
+from ..defaults import norm_stats
 from .layout import lay_out, leaf_balance
 from .placement import place_points
-from .training import NormLift, assign, kmeans, train_codebooks
+from .training import NormLift, assign, kmeans, train_codebooks, training_sample
 
 
 def _leaves(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool | None):
@@ -30,11 +31,11 @@ def _leaves(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool
         return np.zeros((1, d), np.float32), np.zeros(n, np.int64), None
     if tree.augment_norms:
         lift = NormLift.fit(x)
-        rng = np.random.default_rng(tree.seed)
-        size = min(n, max(tree.training_sample_size, tree.num_leaves))
-        sample = x if size == n else x[np.sort(rng.choice(n, size, replace=False))]
-        lifted = kmeans(lift.rows(sample), tree.num_leaves, iterations=tree.iterations, training_sample_size=size,
-                        init=tree.init, seed=tree.seed, num_threads=num_threads, progress=progress)
+        # Only the training sample is lifted (a copy of d + 1 columns), not all of x.
+        sample = training_sample(x, tree.training_sample_size, tree.num_leaves, np.random.default_rng(tree.seed))
+        lifted = kmeans(lift.rows(sample), tree.num_leaves, iterations=tree.iterations,
+                        training_sample_size=len(sample), init=tree.init, seed=tree.seed, num_threads=num_threads,
+                        progress=progress)
         centroids = np.ascontiguousarray(lifted[:, :d])
         lift.centroid_lift = np.ascontiguousarray(lifted[:, d])
         return centroids, lift.assign(x, centroids, num_threads), lift
@@ -45,7 +46,7 @@ def _leaves(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool
         # Unit directions, placed on the sphere the data lies on (its mean norm; 1 for unit
         # data): the leaves and the probe order stay spherical k-means', and the residuals
         # that AH and SOAR work on stay as small as the data's spread.
-        centroids *= np.float32(_mean_norm(x))
+        centroids *= np.float32(norm_stats(x, sample=100_000)[0])
     return centroids, assign(x, centroids, num_threads=num_threads)[0], None
 
 
@@ -62,12 +63,6 @@ def _train(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool 
                                 iterations=ahc.training_iterations, training_sample_size=len(sample), seed=seed,
                                 num_threads=num_threads, progress=progress)
     return centroids, codebooks, labels, lift
-
-
-def _mean_norm(x: np.ndarray) -> float:
-    rows = x[:: max(1, len(x) // 100_000)]
-    mean = float(np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64)).mean()) if len(rows) else 1.0
-    return mean if mean > 0 else 1.0
 
 
 def _with_lift(arrays: dict, lift: NormLift | None) -> dict:

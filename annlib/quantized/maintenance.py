@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dense_layout import widen
 from .layout import leaf_balance
 
 # rebalance() is recommended when this share of the points came after training,
@@ -40,10 +41,6 @@ def decode_rows(arrays: dict, dtype: str, n: int, dim: int) -> np.ndarray:
     """The vectors held by the reorder copy (exact for float32; bfloat16 and
     int8 give back their rounded values)."""
     rows = np.asarray(arrays["rows"]).reshape(n, -1)[:, :dim]
-    if dtype == "float32":
-        return np.ascontiguousarray(rows, dtype=np.float32)
-    if dtype == "bfloat16":
-        return (rows.astype(np.uint32) << 16).view(np.float32)
-    scale = np.asarray(arrays["row_scale"])[:, None]
-    offset = np.asarray(arrays["row_offset"])[:, None]
-    return (rows.astype(np.float32) * scale + offset).astype(np.float32)
+    if dtype != "int8":
+        return widen(rows, dtype)
+    return widen(rows, dtype, arrays["row_scale"], arrays["row_offset"])

@@ -68,6 +68,14 @@ class NormLift:
         return labels
 
 
+def training_sample(data: np.ndarray, training_sample_size: int, num_leaves: int, rng) -> np.ndarray:
+    """The rows k-means trains on: all of them, or training_sample_size (at least num_leaves)
+    drawn by rng, in data order."""
+    n = data.shape[0]
+    size = min(n, max(training_sample_size, num_leaves))
+    return data if size == n else data[np.sort(rng.choice(n, size, replace=False))]
+
+
 def _initial_centers(sample, num_leaves, init, rng):
     if init == "random":
         return sample[rng.choice(len(sample), num_leaves, replace=False)].copy()
@@ -121,8 +129,7 @@ def kmeans(data: np.ndarray, num_leaves: int, *, iterations: int = 12, training_
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     rng = np.random.default_rng(seed)
-    size = min(n, max(training_sample_size, num_leaves))
-    sample = data if size == n else data[np.sort(rng.choice(n, size, replace=False))]
+    sample = training_sample(data, training_sample_size, num_leaves, rng)
     centers = _initial_centers(sample, num_leaves, init, rng)
     if spherical:
         centers = _normalize(centers)

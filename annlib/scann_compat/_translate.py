@@ -117,6 +117,11 @@ def _tree(partitioning: dict, n: int | None) -> tuple[TreeConfig, int | float | 
     return tree, threshold
 
 
+def _padded_dim(dim: int, dims_per_block: int) -> int:
+    """dim rounded up to whole blocks (ScaNN's partial last block, made whole by zero columns)."""
+    return -(-dim // dims_per_block) * dims_per_block
+
+
 def _ah(hashing: dict, dim: int) -> tuple[AhConfig, int]:
     """The AH config and the padded dimension its blocks need."""
     ah = _message(hashing, "asymmetric_hash")
@@ -135,7 +140,7 @@ def _ah(hashing: dict, dim: int) -> tuple[AhConfig, int]:
                       else float(threshold),
                       training_sample_size=_count(ah, "expected_sample_size", 100_000),
                       training_iterations=_count(ah, "max_clustering_iterations", 10))
-    return config, -(-dim // dims_per_block) * dims_per_block
+    return config, _padded_dim(dim, dims_per_block)
 
 
 def plan(fields: dict, dim: int, n: int | None = None) -> Plan:
@@ -175,7 +180,7 @@ def plan(fields: dict, dim: int, n: int | None = None) -> Plan:
             dims_per_block = defaults.dims_per_block_for(dim)
             stages["score_ah"] = AhConfig(dimensions_per_block=dims_per_block)
             stages["reorder"] = ReorderConfig(k, dtype)
-            padded = -(-dim // dims_per_block) * dims_per_block
+            padded = _padded_dim(dim, dims_per_block)
     autopilot = _message(fields, "autopilot")
     mode = None
     if autopilot:

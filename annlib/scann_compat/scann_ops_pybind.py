@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import builder as _annlib_builder
 from .. import defaults, indexes
+from .._validate import check_num_threads
 from ..io import load_index, save_index
 from ..searcher import Searcher
 from ..version import __version__
@@ -86,6 +87,15 @@ class _Docids:
             ids[i] = self.id_of[docid]
         return ids
 
+    @classmethod
+    def restored(cls, ids: np.ndarray, names: list, kind: type) -> "_Docids":
+        """The docids a serialize() saved: names[i] names annlib id ids[i]."""
+        docids = cls(kind)
+        docids.names = np.full(int(ids.max()) + 1 if len(ids) else 0, None, dtype=object)
+        docids.names[ids] = _objects(names)
+        docids.id_of = dict(zip(names, ids.tolist()))
+        return docids
+
     def forget(self, ids: np.ndarray) -> None:
         for i in ids:
             del self.id_of[self.names[i]]
@@ -133,7 +143,7 @@ class ScannSearcher:
         self._changed_since_training = 0
         self._size_at_training = annlib_searcher.size()
         self._lock = threading.RLock()  # updates and rebuilds, one at a time
-        self._leaf_bound = None  # (size, cumulative largest leaf slots), for exhaustive leaves
+        self._leaf_bound = None  # (annlib index, its size, cumulative largest leaf slots): exhaustive leaves
 
     # ---- what the searcher is ---------------------------------------------------------
 
@@ -164,9 +174,7 @@ class ScannSearcher:
 
     def set_num_threads(self, num_threads) -> None:
         """Threads of search_batched_parallel (0: all cores)."""
-        if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 0:
-            raise ValueError(f"num_threads must be an integer >= 0, got {num_threads!r}")
-        self._num_threads = int(num_threads)
+        self._num_threads = check_num_threads(num_threads)
 
     def reserve(self, num_datapoints) -> None:
         """Nothing to do: annlib's storage grows by itself."""
@@ -301,7 +309,6 @@ class ScannSearcher:
             return None
         last = {docid: i for i, docid in enumerate(docids)}  # a docid given twice: its last vector
         rows = np.fromiter(last.values(), dtype=np.int64, count=len(last))
-        self._docids.check(list(last))
         with self._lock:
             x = self._rows(x[rows], "database", self._plan)
             ids, new = self._docids.assign(list(last))
@@ -466,9 +473,7 @@ def create_searcher(db, scann_config, training_threads=0, docids=None, **unused_
         raise ValueError(f"db must be 2-D, got shape {db.shape}")
     if docids is not None and len(docids) != db.shape[0]:
         raise ValueError(f"docid and database size mismatch: {len(docids)} != {db.shape[0]}.")
-    if isinstance(training_threads, bool) or not isinstance(training_threads, (int, np.integer)) \
-            or training_threads < 0:
-        raise ValueError(f"training_threads must be an integer >= 0, got {training_threads!r}")
+    training_threads = check_num_threads(training_threads)
     fields = _textproto.parse(scann_config)
     if "autopilot" in fields and not ("brute_force" in fields or "hash" in fields):
         fields = _translate.resolve_autopilot(fields, db.shape[0], db.shape[1], norms=defaults.norm_stats(db))
@@ -478,7 +483,7 @@ def create_searcher(db, scann_config, training_threads=0, docids=None, **unused_
         ids, _ = names.assign(list(docids))
         if len(names.id_of) != len(ids):
             raise ValueError("Duplicates found in docids.")
-    return _build(fields, db, None, int(training_threads), names)
+    return _build(fields, db, None, training_threads, names)
 
 
 def builder(db, num_neighbors, distance_measure):
@@ -526,10 +531,7 @@ def load_searcher(artifacts_dir, assets_backcompat_shim=True):
         held = np.asarray(annlib_searcher.contains(ids)) if len(ids) else np.zeros(0, bool)
         if len(names) != len(ids) or len(ids) != annlib_searcher.size() or not held.all():
             raise ValueError(f"{artifacts_dir}: the docids do not match the index's points")
-        docids = _Docids(int if state.get("docid_type") == "int" else str)
-        docids.names = np.full(int(ids.max()) + 1 if len(ids) else 0, None, dtype=object)
-        docids.names[ids] = _objects(names)
-        docids.id_of = dict(zip(names, ids.tolist()))
+        docids = _Docids.restored(ids, names, int if state.get("docid_type") == "int" else str)
         if len(docids.id_of) != len(ids):
             raise ValueError(f"{artifacts_dir}: the docids hold duplicates")
     return ScannSearcher(annlib_searcher, fields, dim, docids)
