@@ -308,6 +308,11 @@ class MultiVectorIndex:
         return ids, scores
 
     # -- persistence ---------------------------------------------------------
+    @property
+    def config_json(self) -> str:
+        """The multi-vector index's own settings, as saved in its config.json."""
+        return self._config_json()
+
     def _config_json(self) -> str:
         return json.dumps({"kind": "multivector", "token_dtype": self.token_dtype, "token_dim": self.token_dim,
                            "num_docs": self.size(), "num_tokens": self.num_tokens,

@@ -91,6 +91,18 @@ class Searcher:
     def distance_measure(self) -> str:
         return self.config.distance_measure
 
+    @property
+    def search_defaults(self) -> dict:
+        """The knobs a search without arguments uses now: final_num_neighbors,
+        leaves_to_search and pre_reorder_num_neighbors (0 where the index has none)."""
+        return {"final_num_neighbors": self.config.num_neighbors, "leaves_to_search": 0,
+                "pre_reorder_num_neighbors": 0}
+
+    @property
+    def format_version(self) -> int:
+        """The on-disk format version of the files this index was loaded from (annlib.io)."""
+        return self._format_version
+
     def search(self, q, final_num_neighbors=None, pre_reorder_num_neighbors=None, leaves_to_search=None, *,
                allowlist=None, denylist=None, num_threads: int = 1):
         """Nearest neighbors of one query vector (shape (d,) or (1, d)); allowlist/denylist
@@ -113,6 +125,11 @@ class Searcher:
     def upsert(self, ids, vectors, *, num_threads: int = 0) -> None:
         """Adds points, or replaces the points with these ids."""
         raise NotImplementedError
+
+    def check_upsert(self, ids, vectors) -> None:
+        """Raises the ValueError or TypeError that upsert(ids, vectors) would raise, and
+        changes nothing (a caller that logs a write before applying it checks it first)."""
+        self._upsert_arguments(ids, vectors, 1)
 
     def _upsert_arguments(self, ids, vectors, num_threads):
         """(ids, vectors as the index stores them, num_threads) of an upsert, checked; None

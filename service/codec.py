@@ -1,5 +1,6 @@
 """Conversions between annlib.v1 messages and numpy, with the request checks
-that map to INVALID_ARGUMENT. Matrices are little-endian float32 + shape."""
+that map to INVALID_ARGUMENT. Matrices are a shape plus either little-endian
+float32 bytes (data) or a list of numbers (values, for JSON clients)."""
 from __future__ import annotations
 
 import math
@@ -31,7 +32,7 @@ def to_matrix(array) -> pb.Matrix:
 
 
 def from_matrix(message: pb.Matrix, name: str, *, ndim: tuple[int, ...] = (2,)) -> np.ndarray:
-    """The array a Matrix carries: shape checked against the byte count and
+    """The array a Matrix carries: shape checked against the byte or value count and
     against the allowed ranks; values are checked by the library."""
     shape = tuple(message.shape)
     if len(shape) not in ndim:
@@ -39,11 +40,29 @@ def from_matrix(message: pb.Matrix, name: str, *, ndim: tuple[int, ...] = (2,)) 
         raise invalid(f"{name} must be {ranks}, got shape {list(shape)}")
     if any(s <= 0 for s in shape):
         raise invalid(f"{name} has an empty or negative dimension: shape {list(shape)}")
-    expected = math.prod(shape) * 4  # exact: a numpy product would wrap around for huge shapes
-    if len(message.data) != expected:
-        raise invalid(f"{name} has {len(message.data)} bytes of data; shape {list(shape)} needs {expected} "
-                      "(little-endian float32)")
+    count = math.prod(shape)  # exact: a numpy product would wrap around for huge shapes
+    if message.data and len(message.values):
+        raise invalid(f"{name} sets both data and values; send one (values for JSON clients)")
+    if len(message.values):
+        if len(message.values) != count:
+            raise invalid(f"{name} has {len(message.values)} values; shape {list(shape)} needs {count}")
+        return np.asarray(message.values, dtype=np.float32).reshape(shape)
+    if len(message.data) != count * 4:
+        raise invalid(f"{name} has {len(message.data)} bytes of data; shape {list(shape)} needs {count * 4} "
+                      "(little-endian float32; or send the numbers in values)")
     return np.frombuffer(message.data, dtype=_FLOAT32_LE).reshape(shape).astype(np.float32)
+
+
+def ids_of(values, name: str = "ids") -> np.ndarray:
+    """A repeated int64 field as an array of distinct ids >= 0."""
+    ids = np.asarray(values, dtype=np.int64)
+    if ids.size == 0:
+        raise invalid(f"{name} is empty")
+    if ids.min() < 0:
+        raise invalid(f"{name} must be >= 0, got {int(ids.min())}")
+    if len(np.unique(ids)) != len(ids):
+        raise invalid(f"{name} holds an id more than once; send each id once per call")
+    return ids
 
 
 def to_neighbors(ids: np.ndarray, scores: np.ndarray) -> pb.Neighbors:

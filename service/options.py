@@ -23,6 +23,10 @@ class ServerOptions:
     enable_admin: bool = False
     drain_seconds: float = 0.0
     grace_seconds: float = 30.0
+    data_dir: str | None = None
+    group_commit: bool = True
+    snapshot_seconds: float = 300.0
+    snapshot_wal_mb: float = 256.0
 
 
 def _name_and_path(text: str):
@@ -53,6 +57,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="on SIGTERM, report NOT_SERVING this long before refusing new calls (default 0)")
     parser.add_argument("--grace-seconds", type=float, default=30.0,
                         help="on SIGTERM, how long running calls may take to finish (default 30)")
+    writes = parser.add_argument_group("writes (Upsert and Delete RPCs)")
+    writes.add_argument("--data-dir", help="accept writes: each index's write-ahead log and snapshots live in "
+                        "DATA_DIR/NAME, and a snapshot there is served in preference to --index's path")
+    writes.add_argument("--no-group-commit", dest="group_commit", action="store_false",
+                        help="fsync each write on its own instead of one fsync for all writes waiting together")
+    writes.add_argument("--snapshot-seconds", type=float, default=300.0,
+                        help="snapshot a changed index this often, truncating its log (default 300)")
+    writes.add_argument("--snapshot-wal-mb", type=float, default=256.0,
+                        help="snapshot sooner once the log holds this many MiB (default 256)")
 
 
 def options_from_args(args: argparse.Namespace) -> ServerOptions:
@@ -68,6 +81,8 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         raise ValueError(f"--port must be in [0, 65535], got {args.port}")
     if args.workers < 1 or args.max_message_mb <= 0 or args.batch_threads < 0:
         raise ValueError("--workers must be >= 1, --max-message-mb > 0 and --batch-threads >= 0")
+    if args.snapshot_seconds <= 0 or args.snapshot_wal_mb <= 0:
+        raise ValueError("--snapshot-seconds and --snapshot-wal-mb must be > 0")
     names = [name for name, _ in args.index]
     if len(set(names)) != len(names):
         raise ValueError(f"--index names must be distinct, got {names}")
@@ -75,4 +90,5 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
                          max_message_bytes=int(args.max_message_mb * (1 << 20)), batch_threads=args.batch_threads,
                          auth_token=token, tls_cert=args.tls_cert, tls_key=args.tls_key,
                          enable_admin=args.enable_admin, drain_seconds=args.drain_seconds,
-                         grace_seconds=args.grace_seconds)
+                         grace_seconds=args.grace_seconds, data_dir=args.data_dir, group_commit=args.group_commit,
+                         snapshot_seconds=args.snapshot_seconds, snapshot_wal_mb=args.snapshot_wal_mb)

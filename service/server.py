@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from concurrent import futures
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -23,7 +24,7 @@ from annlib.v1 import service_pb2, service_pb2_grpc
 from .auth import BearerTokenInterceptor
 from .codec import ServiceError
 from .options import ServerOptions
-from .registry import IndexRegistry
+from .registry import IndexRegistry, WriteOptions
 from .servicer import AdminServicer, SearchServicer
 
 log = logging.getLogger("annlib.service")
@@ -34,7 +35,12 @@ SERVICE_NAMES = tuple(s.full_name for s in service_pb2.DESCRIPTOR.services_by_na
 class RetrievalServer:
     def __init__(self, options: ServerOptions, extra_interceptors=()):
         self.options = options
-        self.registry = IndexRegistry()
+        writes = None
+        if options.data_dir:
+            writes = WriteOptions(Path(options.data_dir), group_commit=options.group_commit,
+                                  snapshot_seconds=options.snapshot_seconds,
+                                  snapshot_wal_bytes=int(options.snapshot_wal_mb * (1 << 20)))
+        self.registry = IndexRegistry(writes)
         interceptors = list(extra_interceptors)
         if options.auth_token:
             interceptors.append(BearerTokenInterceptor(options.auth_token))
@@ -83,6 +89,7 @@ class RetrievalServer:
         if self.options.drain_seconds > 0:
             time.sleep(self.options.drain_seconds)
         self.server.stop(self.options.grace_seconds).wait()
+        self.registry.close()  # the acknowledged writes are in the log already; this snapshots them
 
 
 def serve(options: ServerOptions, extra_interceptors=()) -> int:
@@ -102,6 +109,7 @@ def serve(options: ServerOptions, extra_interceptors=()) -> int:
     except ServiceError as exc:
         print(f"error: {exc.message}", file=sys.stderr, flush=True)
         server.server.stop(0).wait()
+        server.registry.close()
         return 2
     print(f"serving {len(server.registry)} index(es): {', '.join(h.name for h in server.registry.all()) or '-'}",
           flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from concurrent import futures
 from pathlib import Path
 
 import grpc
@@ -15,7 +16,8 @@ import annlib
 from annlib.v1 import messages_pb2 as pb
 from annlib.v1 import service_pb2_grpc as rpc
 
-from .codec import ServiceError, from_matrix, invalid, option, to_neighbors
+from .codec import ServiceError, from_matrix, ids_of, invalid, option, to_neighbors
+from .durable import WriterFailed
 from .registry import Hosted, IndexRegistry
 
 log = logging.getLogger("annlib.service")
@@ -44,6 +46,8 @@ def rpc_method(fn):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except MemoryError:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the server ran out of memory for this request")
+        except WriterFailed as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
     return wrapper
 
@@ -55,15 +59,26 @@ def check_deadline(context) -> None:
 
 
 def index_info(hosted: Hosted) -> pb.IndexInfo:
+    """What is served, read from the objects serving it (not from the files on disk)."""
     index, searcher = hosted.index, hosted.searcher
-    config_file = Path(hosted.path) / "config.json"
+    defaults = searcher.search_defaults
     info = pb.IndexInfo(name=hosted.name, path=hosted.path, size=index.size(), dim=searcher.dim,
-                        distance_measure=searcher.distance_measure, num_neighbors=searcher.config.num_neighbors,
+                        distance_measure=searcher.distance_measure, num_neighbors=defaults["final_num_neighbors"],
                         kind="multivector" if hosted.is_multivector else searcher.config.kind,
-                        config_json=config_file.read_text() if config_file.is_file() else "")
+                        config_json=index.config_json if hosted.is_multivector else searcher.config.to_json(),
+                        leaves_to_search=defaults["leaves_to_search"],
+                        pre_reorder_num_neighbors=defaults["pre_reorder_num_neighbors"],
+                        num_leaves=getattr(searcher, "num_leaves", 0), simd_level=searcher.simd_level,
+                        format_version=searcher.format_version, library_version=annlib.__version__,
+                        writable=hosted.writer is not None)
     if hosted.is_multivector:
         info.token_dim, info.token_dtype = index.token_dim, index.token_dtype
         info.bytes_per_token, info.num_tokens = index.bytes_per_token, index.num_tokens
+    if hosted.writer is not None:
+        stats = hosted.writer.stats()
+        info.last_snapshot_unix_s = stats["last_snapshot_unix_s"]
+        info.wal_records, info.wal_bytes = stats["wal_records"], stats["wal_bytes"]
+        info.last_sequence = stats["last_sequence"]
     return info
 
 
@@ -146,6 +161,45 @@ class SearchServicer(rpc.SearchServiceServicer):
         candidates = option(request.options, "num_candidates") or max(DEFAULT_NUM_CANDIDATES, k)
         ids, scores = hosted.index.search(query, tokens, k, candidates, **knobs)
         return pb.SearchAndRerankResponse(neighbors=to_neighbors(ids, scores))
+
+
+    # ---- writes -------------------------------------------------------------------
+
+    @rpc_method
+    def Upsert(self, request, context):
+        writer = self._writer(request.index)
+        ids = ids_of(request.ids)
+        vectors = from_matrix(request.vectors, "vectors", ndim=(1, 2))
+        if vectors.ndim == 1:
+            vectors = vectors.reshape(1, -1)
+        if len(vectors) != len(ids):
+            raise invalid(f"ids has {len(ids)} entries but vectors has {len(vectors)} rows")
+        sequence, _ = self._durable(writer.upsert(ids, vectors), context)
+        return pb.UpsertResponse(sequence=sequence)
+
+    @rpc_method
+    def Delete(self, request, context):
+        writer = self._writer(request.index)
+        sequence, deleted = self._durable(writer.delete(ids_of(request.ids)), context)
+        return pb.DeleteResponse(sequence=sequence, deleted=deleted)
+
+    def _writer(self, name: str):
+        hosted = self._registry.get(name)
+        if hosted.writer is None:
+            why = ("multi-vector indexes take no writes" if hosted.is_multivector else
+                   "start the server with --data-dir to accept writes (they are logged there before the reply)")
+            raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION, f"index {name!r} is read-only: {why}")
+        return hosted.writer
+
+    @staticmethod
+    def _durable(done, context):
+        """Waits for a queued write. Past the deadline the caller is told DEADLINE_EXCEEDED,
+        but the write may still be applied: retry it (writes are idempotent)."""
+        try:
+            return done.result(timeout=context.time_remaining())
+        except futures.TimeoutError:
+            raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the write was "
+                               "durable; it may still be applied (upserts and deletes are safe to retry)") from None
 
 
 class AdminServicer(rpc.AdminServiceServicer):

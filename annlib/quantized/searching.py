@@ -146,6 +146,12 @@ class QuantizedSearcher(Searcher):
         return self._state.index.simd_level
 
     @property
+    def search_defaults(self) -> dict:
+        leaves, pre, k = self._state.default_knobs
+        return {"final_num_neighbors": k, "leaves_to_search": leaves,
+                "pre_reorder_num_neighbors": pre if self.config.reorder is not None else 0}
+
+    @property
     def num_leaves(self) -> int:
         return self._state.index.num_leaves
 

@@ -7,12 +7,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Matrix(_message.Message):
-    __slots__ = ("shape", "data")
+    __slots__ = ("shape", "data", "values")
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
     shape: _containers.RepeatedScalarFieldContainer[int]
     data: bytes
-    def __init__(self, shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SearchOptions(_message.Message):
     __slots__ = ("final_num_neighbors", "leaves_to_search", "pre_reorder_num_neighbors", "num_candidates", "allowlist", "denylist")
@@ -45,7 +47,7 @@ class Neighbors(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[int]] = ..., scores: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class IndexInfo(_message.Message):
-    __slots__ = ("name", "kind", "distance_measure", "size", "dim", "num_neighbors", "path", "token_dim", "token_dtype", "bytes_per_token", "num_tokens", "config_json")
+    __slots__ = ("name", "kind", "distance_measure", "size", "dim", "num_neighbors", "path", "token_dim", "token_dtype", "bytes_per_token", "num_tokens", "config_json", "leaves_to_search", "pre_reorder_num_neighbors", "num_leaves", "simd_level", "format_version", "library_version", "writable", "last_snapshot_unix_s", "wal_records", "wal_bytes", "last_sequence")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_MEASURE_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +60,17 @@ class IndexInfo(_message.Message):
     BYTES_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     NUM_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    LEAVES_TO_SEARCH_FIELD_NUMBER: _ClassVar[int]
+    PRE_REORDER_NUM_NEIGHBORS_FIELD_NUMBER: _ClassVar[int]
+    NUM_LEAVES_FIELD_NUMBER: _ClassVar[int]
+    SIMD_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LIBRARY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WRITABLE_FIELD_NUMBER: _ClassVar[int]
+    LAST_SNAPSHOT_UNIX_S_FIELD_NUMBER: _ClassVar[int]
+    WAL_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    WAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     distance_measure: str
@@ -70,7 +83,18 @@ class IndexInfo(_message.Message):
     bytes_per_token: int
     num_tokens: int
     config_json: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., distance_measure: _Optional[str] = ..., size: _Optional[int] = ..., dim: _Optional[int] = ..., num_neighbors: _Optional[int] = ..., path: _Optional[str] = ..., token_dim: _Optional[int] = ..., token_dtype: _Optional[str] = ..., bytes_per_token: _Optional[int] = ..., num_tokens: _Optional[int] = ..., config_json: _Optional[str] = ...) -> None: ...
+    leaves_to_search: int
+    pre_reorder_num_neighbors: int
+    num_leaves: int
+    simd_level: str
+    format_version: int
+    library_version: str
+    writable: bool
+    last_snapshot_unix_s: float
+    wal_records: int
+    wal_bytes: int
+    last_sequence: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., distance_measure: _Optional[str] = ..., size: _Optional[int] = ..., dim: _Optional[int] = ..., num_neighbors: _Optional[int] = ..., path: _Optional[str] = ..., token_dim: _Optional[int] = ..., token_dtype: _Optional[str] = ..., bytes_per_token: _Optional[int] = ..., num_tokens: _Optional[int] = ..., config_json: _Optional[str] = ..., leaves_to_search: _Optional[int] = ..., pre_reorder_num_neighbors: _Optional[int] = ..., num_leaves: _Optional[int] = ..., simd_level: _Optional[str] = ..., format_version: _Optional[int] = ..., library_version: _Optional[str] = ..., writable: _Optional[bool] = ..., last_snapshot_unix_s: _Optional[float] = ..., wal_records: _Optional[int] = ..., wal_bytes: _Optional[int] = ..., last_sequence: _Optional[int] = ...) -> None: ...
 
 class ListIndexesRequest(_message.Message):
     __slots__ = ()
@@ -181,3 +205,35 @@ class UnloadIndexRequest(_message.Message):
 class UnloadIndexResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class UpsertRequest(_message.Message):
+    __slots__ = ("index", "ids", "vectors")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    index: str
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    vectors: Matrix
+    def __init__(self, index: _Optional[str] = ..., ids: _Optional[_Iterable[int]] = ..., vectors: _Optional[_Union[Matrix, _Mapping]] = ...) -> None: ...
+
+class UpsertResponse(_message.Message):
+    __slots__ = ("sequence",)
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    def __init__(self, sequence: _Optional[int] = ...) -> None: ...
+
+class DeleteRequest(_message.Message):
+    __slots__ = ("index", "ids")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    index: str
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, index: _Optional[str] = ..., ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class DeleteResponse(_message.Message):
+    __slots__ = ("sequence", "deleted")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    deleted: int
+    def __init__(self, sequence: _Optional[int] = ..., deleted: _Optional[int] = ...) -> None: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from annlib.v1 import messages_pb2 as annlib_dot_v1_dot_messages__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61nnlib/v1/service.proto\x12\tannlib.v1\x1a\x18\x61nnlib/v1/messages.proto2\xcb\x03\n\rSearchService\x12L\n\x0bListIndexes\x12\x1d.annlib.v1.ListIndexesRequest\x1a\x1e.annlib.v1.ListIndexesResponse\x12\x46\n\rDescribeIndex\x12\x1f.annlib.v1.DescribeIndexRequest\x1a\x14.annlib.v1.IndexInfo\x12=\n\x06Search\x12\x18.annlib.v1.SearchRequest\x1a\x19.annlib.v1.SearchResponse\x12L\n\x0bSearchBatch\x12\x1d.annlib.v1.SearchBatchRequest\x1a\x1e.annlib.v1.SearchBatchResponse\x12=\n\x06Rerank\x12\x18.annlib.v1.RerankRequest\x1a\x19.annlib.v1.RerankResponse\x12X\n\x0fSearchAndRerank\x12!.annlib.v1.SearchAndRerankRequest\x1a\".annlib.v1.SearchAndRerankResponse2\xa4\x01\n\x0c\x41\x64minService\x12\x46\n\tLoadIndex\x12\x1b.annlib.v1.LoadIndexRequest\x1a\x1c.annlib.v1.LoadIndexResponse\x12L\n\x0bUnloadIndex\x12\x1d.annlib.v1.UnloadIndexRequest\x1a\x1e.annlib.v1.UnloadIndexResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61nnlib/v1/service.proto\x12\tannlib.v1\x1a\x18\x61nnlib/v1/messages.proto2\xc9\x04\n\rSearchService\x12L\n\x0bListIndexes\x12\x1d.annlib.v1.ListIndexesRequest\x1a\x1e.annlib.v1.ListIndexesResponse\x12\x46\n\rDescribeIndex\x12\x1f.annlib.v1.DescribeIndexRequest\x1a\x14.annlib.v1.IndexInfo\x12=\n\x06Search\x12\x18.annlib.v1.SearchRequest\x1a\x19.annlib.v1.SearchResponse\x12L\n\x0bSearchBatch\x12\x1d.annlib.v1.SearchBatchRequest\x1a\x1e.annlib.v1.SearchBatchResponse\x12=\n\x06Rerank\x12\x18.annlib.v1.RerankRequest\x1a\x19.annlib.v1.RerankResponse\x12X\n\x0fSearchAndRerank\x12!.annlib.v1.SearchAndRerankRequest\x1a\".annlib.v1.SearchAndRerankResponse\x12=\n\x06Upsert\x12\x18.annlib.v1.UpsertRequest\x1a\x19.annlib.v1.UpsertResponse\x12=\n\x06\x44\x65lete\x12\x18.annlib.v1.DeleteRequest\x1a\x19.annlib.v1.DeleteResponse2\xa4\x01\n\x0c\x41\x64minService\x12\x46\n\tLoadIndex\x12\x1b.annlib.v1.LoadIndexRequest\x1a\x1c.annlib.v1.LoadIndexResponse\x12L\n\x0bUnloadIndex\x12\x1d.annlib.v1.UnloadIndexRequest\x1a\x1e.annlib.v1.UnloadIndexResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'annlib.v1.service_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SEARCHSERVICE']._serialized_start=65
-  _globals['_SEARCHSERVICE']._serialized_end=524
-  _globals['_ADMINSERVICE']._serialized_start=527
-  _globals['_ADMINSERVICE']._serialized_end=691
+  _globals['_SEARCHSERVICE']._serialized_end=650
+  _globals['_ADMINSERVICE']._serialized_start=653
+  _globals['_ADMINSERVICE']._serialized_end=817
 # @@protoc_insertion_point(module_scope)

@@ -65,6 +65,16 @@ class SearchServiceStub:
                 request_serializer=annlib_dot_v1_dot_messages__pb2.SearchAndRerankRequest.SerializeToString,
                 response_deserializer=annlib_dot_v1_dot_messages__pb2.SearchAndRerankResponse.FromString,
                 _registered_method=True)
+        self.Upsert = channel.unary_unary(
+                '/annlib.v1.SearchService/Upsert',
+                request_serializer=annlib_dot_v1_dot_messages__pb2.UpsertRequest.SerializeToString,
+                response_deserializer=annlib_dot_v1_dot_messages__pb2.UpsertResponse.FromString,
+                _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/annlib.v1.SearchService/Delete',
+                request_serializer=annlib_dot_v1_dot_messages__pb2.DeleteRequest.SerializeToString,
+                response_deserializer=annlib_dot_v1_dot_messages__pb2.DeleteResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -115,6 +125,21 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Upsert(self, request, context):
+        """Adds or replaces points; durable (in the write-ahead log, fsynced) when
+        it returns. Needs a server started with --data-dir.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Removes points by id; durable when it returns. Needs --data-dir.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +172,16 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.SearchAndRerank,
                     request_deserializer=annlib_dot_v1_dot_messages__pb2.SearchAndRerankRequest.FromString,
                     response_serializer=annlib_dot_v1_dot_messages__pb2.SearchAndRerankResponse.SerializeToString,
+            ),
+            'Upsert': grpc.unary_unary_rpc_method_handler(
+                    servicer.Upsert,
+                    request_deserializer=annlib_dot_v1_dot_messages__pb2.UpsertRequest.FromString,
+                    response_serializer=annlib_dot_v1_dot_messages__pb2.UpsertResponse.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=annlib_dot_v1_dot_messages__pb2.DeleteRequest.FromString,
+                    response_serializer=annlib_dot_v1_dot_messages__pb2.DeleteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -312,6 +347,60 @@ class SearchService:
             '/annlib.v1.SearchService/SearchAndRerank',
             annlib_dot_v1_dot_messages__pb2.SearchAndRerankRequest.SerializeToString,
             annlib_dot_v1_dot_messages__pb2.SearchAndRerankResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Upsert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/annlib.v1.SearchService/Upsert',
+            annlib_dot_v1_dot_messages__pb2.UpsertRequest.SerializeToString,
+            annlib_dot_v1_dot_messages__pb2.UpsertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/annlib.v1.SearchService/Delete',
+            annlib_dot_v1_dot_messages__pb2.DeleteRequest.SerializeToString,
+            annlib_dot_v1_dot_messages__pb2.DeleteResponse.FromString,
             options,
             channel_credentials,
             insecure,
