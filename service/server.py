@@ -17,10 +17,10 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from annlib.v1 import service_pb2, service_pb2_grpc
 
+from . import reflection
 from .auth import BearerTokenInterceptor
 from .codec import ServiceError
 from .options import ServerOptions
@@ -56,8 +56,7 @@ class RetrievalServer:
                            batch_threads=options.batch_threads), self.server)
         service_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(self.registry, enabled=options.enable_admin, on_change=self._update_health), self.server)
-        reflection.enable_server_reflection(SERVICE_NAMES + (health.SERVICE_NAME, reflection.SERVICE_NAME),
-                                            self.server)
+        reflection.enable(SERVICE_NAMES + (health.SERVICE_NAME,), self.server)
         address = f"{options.host}:{options.port}"
         if options.tls_cert:
             with open(options.tls_key, "rb") as k, open(options.tls_cert, "rb") as c:
