@@ -1,8 +1,10 @@
 """Load test of the gRPC service: N concurrent clients for a fixed duration
-against a real `annlib serve` on loopback, next to in-process search QPS.
+against a real `annlib serve` on loopback, next to in-process search QPS and
+next to the framework's own ceiling on this machine.
 
     python bench/service_load.py ../shared/datasets/words-100k-384-angular.hdf5 \
-        [--clients 16] [--duration 60] [--index SAVED_DIR] [--client-processes 2]
+        [--clients 16] [--duration 60] [--index SAVED_DIR] [--client-processes 2] \
+        [--server-args "--processes 2"] [--no-echo] [--profile OUT.txt]
 
 Builds the index (k-means tree + SOAR + AH + reorder; or loads --index),
 starts the server in a subprocess, and runs --clients client threads spread
@@ -12,6 +14,12 @@ p50/p99/max latency, the error count, recall@10 of what the server returned,
 and the in-process QPS of searcher.search() from as many threads as cores.
 Client and server share this machine's cores: the ratio is what one box
 serves over gRPC compared with calling the library directly.
+
+The ceiling: the same clients, messages and server options against a minimal
+grpcio server (bench/echo_server.py) whose Search parses the request and
+returns a prepared answer of the same size, with no search at all.
+--profile samples the search server with py-spy (if installed) for the whole
+load and writes the hottest frames to OUT.
 """
 from __future__ import annotations
 
@@ -94,6 +102,90 @@ def in_process_qps(searcher, queries, threads, duration):
     return sum(counts) / (time.perf_counter() - start)
 
 
+def start_server(cmd):
+    """Starts a server that prints 'listening on HOST:PORT' and 'serving ...'; (process, port)."""
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    port = None
+    for line in server.stdout:
+        if "listening on" in line:
+            port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
+        if line.startswith("serving "):
+            break
+    if port is None:
+        server.kill()
+        raise SystemExit(f"the server did not start: {' '.join(cmd)}")
+    return server, port
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (a server with worker processes)."""
+    total = cpu_seconds(pid)
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        total += process_tree_cpu(int(child))
+    return total
+
+
+def run_load(cmd, args, queries, label, profile=None):
+    """Starts the server, runs the clients, stops it; prints and returns the figures."""
+    server, port = start_server(cmd)
+    spy = None
+    try:
+        ctx = multiprocessing.get_context("spawn")
+        out = ctx.Queue()
+        per = [args.clients // args.client_processes + (i < args.clients % args.client_processes)
+               for i in range(args.client_processes)]
+        procs = [ctx.Process(target=client_process, args=(f"127.0.0.1:{port}", "bench", queries, n, args.duration,
+                                                         out)) for n in per if n]
+        start, server_cpu = time.perf_counter(), process_tree_cpu(server.pid)
+        for p in procs:
+            p.start()
+        if profile:
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--subprocesses", "--duration",
+                                    str(int(args.duration)), "--format", "raw", "--output", profile, "--nonblocking"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        results = [out.get() for _ in procs]
+        server_cpu = process_tree_cpu(server.pid) - server_cpu
+        for p in procs:
+            p.join()
+        wall = time.perf_counter() - start
+        if spy is not None:
+            spy.wait(120)
+    finally:
+        server.terminate()
+        server.wait(60)
+    latencies = np.concatenate([np.asarray(r[0]) for r in results]) * 1e3
+    errors = sum(r[1] for r in results)
+    answers = {j: ids for r in results for j, ids in r[2].items()}
+    qps = len(latencies) / args.duration
+    print(f"\n{label}: Search, {args.clients} clients in {len(procs)} processes, {args.duration:.0f} s "
+          f"({wall:.1f} s with start-up)")
+    print(f"  calls {len(latencies):,}  errors {errors}")
+    print(f"  QPS {qps:,.0f}   latency p50 {np.percentile(latencies, 50):.2f} ms   "
+          f"p99 {np.percentile(latencies, 99):.2f} ms   max {latencies.max():.2f} ms")
+    print(f"  server CPU per call {server_cpu / max(len(latencies), 1) * 1e6:.0f} us")
+    return qps, answers
+
+
+def summarize_profile(raw: str, top: int = 25) -> None:
+    """py-spy's raw output (one 'frame;frame;... count' line per stack) -> the frames with the
+    most samples anywhere on the stack (inclusive), next to the self time."""
+    inclusive, own, total = {}, {}, 0
+    for line in Path(raw).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n, frames = int(count), stack.split(";")
+        total += n
+        for f in set(frames):
+            inclusive[f] = inclusive.get(f, 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+    lines = [f"{total} samples; share of samples with the frame on the stack (self share)"]
+    for f, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * n / total:5.1f}% ({100 * own.get(f, 0) / total:4.1f}%)  {f}")
+    Path(raw).with_suffix(".summary.txt").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", help="ann-benchmarks HDF5 file (queries and ground truth)")
@@ -103,6 +195,10 @@ def main(argv=None):
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--leaves", type=int, default=600)
     parser.add_argument("--leaves-to-search", type=int, default=40)
+    parser.add_argument("--server-args", default="", help="more `annlib serve` options, e.g. '--processes 2'")
+    parser.add_argument("--no-echo", dest="echo", action="store_false",
+                        help="skip the framework ceiling (the echo server)")
+    parser.add_argument("--profile", help="py-spy the search server during the load; raw samples to this file")
     args = parser.parse_args(argv)
     import annlib
     from annlib.datasets import read_hdf5
@@ -133,49 +229,22 @@ def main(argv=None):
     # The installed console script: `python -m annlib` from a source checkout would import the
     # unbuilt source tree instead of the installed package.
     script = Path(sys.executable).parent / "annlib"
-    server = subprocess.Popen([str(script), "serve", "--index", f"bench={path}", "--port", "0",
-                               "--workers", str(max(args.clients, 1))],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        port = None
-        for line in server.stdout:
-            if "listening on" in line:
-                port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
-            if line.startswith("serving "):
-                break
-        if port is None:
-            raise SystemExit("the server did not start")
-        ctx = multiprocessing.get_context("spawn")
-        out = ctx.Queue()
-        per = [args.clients // args.client_processes + (i < args.clients % args.client_processes)
-               for i in range(args.client_processes)]
-        procs = [ctx.Process(target=client_process, args=(f"127.0.0.1:{port}", "bench", queries, n, args.duration,
-                                                         out)) for n in per if n]
-        start, server_cpu = time.perf_counter(), cpu_seconds(server.pid)
-        for p in procs:
-            p.start()
-        results = [out.get() for _ in procs]
-        server_cpu = cpu_seconds(server.pid) - server_cpu
-        for p in procs:
-            p.join()
-        wall = time.perf_counter() - start
-    finally:
-        server.terminate()
-        server.wait(60)
-    latencies = np.concatenate([np.asarray(r[0]) for r in results]) * 1e3
-    errors = sum(r[1] for r in results)
-    answers = {j: ids for r in results for j, ids in r[2].items()}
+    common = ["--port", "0", "--workers", str(max(args.clients, 1)), *args.server_args.split()]
+    ceiling = None
+    if args.echo:
+        echo = [sys.executable, str(Path(__file__).resolve().parent / "echo_server.py"), "--dim",
+                str(queries.shape[1]), "--k", "10", *common]
+        ceiling, _ = run_load(echo, args, queries, "framework ceiling (echo server, no search)")
+    qps, answers = run_load([str(script), "serve", "--index", f"bench={path}", *common], args, queries,
+                            "annlib serve", args.profile)
     served_recall = np.mean([len(np.intersect1d(ids, truth[j])) / 10 for j, ids in answers.items()])
-    qps = len(latencies) / args.duration
-    print(f"\ngRPC Search, {args.clients} clients in {len(procs)} processes, {args.duration:.0f} s "
-          f"({wall:.1f} s with start-up)")
-    print(f"  calls {len(latencies):,}  errors {errors}")
-    print(f"  QPS {qps:,.0f}   latency p50 {np.percentile(latencies, 50):.2f} ms   "
-          f"p99 {np.percentile(latencies, 99):.2f} ms   max {latencies.max():.2f} ms")
     print(f"  recall@10 of served answers {served_recall:.3f} ({len(answers)} distinct queries)")
-    print(f"  server CPU per call {server_cpu / len(latencies) * 1e6:.0f} us "
-          f"(in-process: {cores / local_qps * 1e6:.0f} us of a core per search)")
-    print(f"  server QPS / in-process QPS = {qps / local_qps:.2f}")
+    print(f"  in-process: {cores / local_qps * 1e6:.0f} us of a core per search")
+    print(f"\nserver QPS / in-process QPS = {qps / local_qps:.2f}")
+    if ceiling:
+        print(f"server QPS / framework ceiling = {qps / ceiling:.2f}  (ceiling / in-process = {ceiling / local_qps:.2f})")
+    if args.profile:
+        summarize_profile(args.profile)
 
 
 if __name__ == "__main__":

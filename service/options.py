@@ -15,6 +15,13 @@ class ServerOptions:
     host: str = "127.0.0.1"
     port: int = 50051
     workers: int = 16
+    processes: int = 1
+    coalesce: bool = True
+    metrics_port: int | None = None
+    access_log: bool = False
+    max_k: int = 1024
+    max_candidates: int = 16384
+    max_batch: int = 8192
     max_message_bytes: int = 64 << 20
     batch_threads: int = 0
     auth_token: str | None = None
@@ -43,6 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="address to bind (default 127.0.0.1: loopback only; 0.0.0.0 for every interface)")
     parser.add_argument("--port", type=int, default=50051, help="port (default 50051; 0 picks a free one)")
     parser.add_argument("--workers", type=int, default=16, help="concurrent calls served (default 16)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="server processes sharing the port (SO_REUSEPORT) and the memory-mapped indexes; "
+                        "0 = one per core (default 1). Read-only: not with --data-dir or --enable-admin")
+    parser.add_argument("--no-coalesce", dest="coalesce", action="store_false",
+                        help="search each Search call on its own thread instead of batching concurrent calls")
     parser.add_argument("--max-message-mb", type=float, default=64.0,
                         help="largest request or response in MiB (default 64)")
     parser.add_argument("--batch-threads", type=int, default=0,
@@ -57,6 +69,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="on SIGTERM, report NOT_SERVING this long before refusing new calls (default 0)")
     parser.add_argument("--grace-seconds", type=float, default=30.0,
                         help="on SIGTERM, how long running calls may take to finish (default 30)")
+    ops = parser.add_argument_group("operations")
+    ops.add_argument("--metrics-port", type=int, help="serve Prometheus metrics at http://HOST:PORT/metrics "
+                     "(off by default; 0 picks a free port; with --processes N, worker n uses PORT+n)")
+    ops.add_argument("--access-log", action="store_true",
+                     help="log every call as one JSON line (logger annlib.access, on stderr)")
+    ops.add_argument("--max-k", type=int, default=1024, help="largest final_num_neighbors a call may ask for "
+                     "(default 1024; never more than the index holds)")
+    ops.add_argument("--max-candidates", type=int, default=16384,
+                     help="largest pre_reorder_num_neighbors or num_candidates a call may ask for (default 16384)")
+    ops.add_argument("--max-batch", type=int, default=8192, help="most queries in one SearchBatch call "
+                     "(default 8192)")
     writes = parser.add_argument_group("writes (Upsert and Delete RPCs)")
     writes.add_argument("--data-dir", help="accept writes: each index's write-ahead log and snapshots live in "
                         "DATA_DIR/NAME, and a snapshot there is served in preference to --index's path")
@@ -81,12 +104,25 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         raise ValueError(f"--port must be in [0, 65535], got {args.port}")
     if args.workers < 1 or args.max_message_mb <= 0 or args.batch_threads < 0:
         raise ValueError("--workers must be >= 1, --max-message-mb > 0 and --batch-threads >= 0")
+    processes = args.processes or (os.cpu_count() or 1)
+    if processes < 0:
+        raise ValueError(f"--processes must be >= 0, got {args.processes}")
+    if processes > 1 and (args.data_dir or args.enable_admin):
+        raise ValueError("--processes > 1 serves read-only: each process would hold its own copy of the writes "
+                         "(--data-dir) or of what is loaded (--enable-admin); run one process for those")
+    if min(args.max_k, args.max_candidates, args.max_batch) < 1:
+        raise ValueError("--max-k, --max-candidates and --max-batch must be >= 1")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise ValueError(f"--metrics-port must be in [0, 65535], got {args.metrics_port}")
     if args.snapshot_seconds <= 0 or args.snapshot_wal_mb <= 0:
         raise ValueError("--snapshot-seconds and --snapshot-wal-mb must be > 0")
     names = [name for name, _ in args.index]
     if len(set(names)) != len(names):
         raise ValueError(f"--index names must be distinct, got {names}")
     return ServerOptions(indexes=list(args.index), host=args.host, port=args.port, workers=args.workers,
+                         processes=processes, coalesce=args.coalesce, metrics_port=args.metrics_port,
+                         access_log=args.access_log, max_k=args.max_k, max_candidates=args.max_candidates,
+                         max_batch=args.max_batch,
                          max_message_bytes=int(args.max_message_mb * (1 << 20)), batch_threads=args.batch_threads,
                          auth_token=token, tls_cert=args.tls_cert, tls_key=args.tls_key,
                          enable_admin=args.enable_admin, drain_seconds=args.drain_seconds,

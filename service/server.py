@@ -7,7 +7,9 @@ running ones finish within --grace-seconds, and exits 0.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import signal
 import sys
 import threading
@@ -22,10 +24,13 @@ from annlib.v1 import service_pb2, service_pb2_grpc
 
 from . import reflection
 from .auth import BearerTokenInterceptor
+from .batcher import SearchBatcher
 from .codec import ServiceError
+from .observability import Metrics, ObservingInterceptor
 from .options import ServerOptions
+from .processes import run_processes
 from .registry import IndexRegistry, WriteOptions
-from .servicer import AdminServicer, SearchServicer
+from .servicer import AdminServicer, Limits, SearchServicer
 
 log = logging.getLogger("annlib.service")
 
@@ -41,7 +46,10 @@ class RetrievalServer:
                                   snapshot_seconds=options.snapshot_seconds,
                                   snapshot_wal_bytes=int(options.snapshot_wal_mb * (1 << 20)))
         self.registry = IndexRegistry(writes)
+        self.metrics = Metrics(self.registry) if options.metrics_port is not None else None
         interceptors = list(extra_interceptors)
+        if self.metrics is not None or options.access_log:
+            interceptors.append(ObservingInterceptor(self.metrics, options.access_log))
         if options.auth_token:
             interceptors.append(BearerTokenInterceptor(options.auth_token))
         limits = [("grpc.max_receive_message_length", options.max_message_bytes),
@@ -51,9 +59,14 @@ class RetrievalServer:
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self._update_health()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        cores = os.cpu_count() or 1
+        per_process = max(1, cores // options.processes)  # processes share the cores
+        self.batcher = SearchBatcher(per_process) if options.coalesce else None
         service_pb2_grpc.add_SearchServiceServicer_to_server(
             SearchServicer(self.registry, max_response_bytes=options.max_message_bytes,
-                           batch_threads=options.batch_threads), self.server)
+                           batch_threads=options.batch_threads or (per_process if options.processes > 1 else 0),
+                           batcher=self.batcher,
+                           limits=Limits(options.max_k, options.max_candidates, options.max_batch)), self.server)
         service_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(self.registry, enabled=options.enable_admin, on_change=self._update_health), self.server)
         reflection.enable(SERVICE_NAMES + (health.SERVICE_NAME,), self.server)
@@ -89,29 +102,48 @@ class RetrievalServer:
             time.sleep(self.options.drain_seconds)
         self.server.stop(self.options.grace_seconds).wait()
         self.registry.close()  # the acknowledged writes are in the log already; this snapshots them
+        if self.batcher is not None:
+            self.batcher.close()
 
 
 def serve(options: ServerOptions, extra_interceptors=()) -> int:
     """Runs until SIGTERM or SIGINT; returns the process exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if options.processes > 1:
+        return run_processes(options.processes, options.host, options.port,
+                             lambda port, announce, number: serve_one(options, extra_interceptors, port, announce,
+                                                                      number))
+
+    def announce(kind, text):
+        print(f"error: {text}" if kind == "error" else text, file=sys.stderr if kind == "error" else sys.stdout,
+              flush=True)
+
+    return serve_one(options, extra_interceptors, options.port, announce)
+
+
+def serve_one(options: ServerOptions, extra_interceptors, port: int, announce, number: int = 0) -> int:
+    """One server process (worker `number` of --processes): start, load, serve until SIGTERM,
+    drain, stop."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    server = RetrievalServer(options, extra_interceptors)
+    server = RetrievalServer(dataclasses.replace(options, port=port), extra_interceptors)
     server.start()
     scheme = "TLS" if options.tls_cert else "plaintext"
-    print(f"annlib service listening on {options.host}:{server.port} ({scheme}, "
-          f"auth {'on' if options.auth_token else 'off'}, admin {'on' if options.enable_admin else 'off'})",
-          flush=True)
+    announce("listening", f"annlib service listening on {options.host}:{server.port} ({scheme}, "
+             f"auth {'on' if options.auth_token else 'off'}, admin {'on' if options.enable_admin else 'off'})")
     try:
         server.load_initial_indexes()
     except ServiceError as exc:
-        print(f"error: {exc.message}", file=sys.stderr, flush=True)
+        announce("error", exc.message)
         server.server.stop(0).wait()
         server.registry.close()
         return 2
-    print(f"serving {len(server.registry)} index(es): {', '.join(h.name for h in server.registry.all()) or '-'}",
-          flush=True)
+    announce("serving", f"serving {len(server.registry)} index(es): "
+             f"{', '.join(h.name for h in server.registry.all()) or '-'}")
+    if server.metrics is not None:  # worker n of --processes serves its metrics on the port after n
+        metrics_port = server.metrics.serve(options.host, options.metrics_port + number if options.metrics_port else 0)
+        print(f"metrics on http://{options.host}:{metrics_port}/metrics", flush=True)
     while not stop.wait(0.5):
         pass
     print("shutting down: draining, then finishing running calls", flush=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 from concurrent import futures
-from pathlib import Path
+from dataclasses import dataclass
 
 import grpc
 import numpy as np
@@ -16,6 +16,7 @@ import annlib
 from annlib.v1 import messages_pb2 as pb
 from annlib.v1 import service_pb2_grpc as rpc
 
+from .batcher import SearchBatcher
 from .codec import ServiceError, from_matrix, ids_of, invalid, option, to_neighbors
 from .durable import WriterFailed
 from .registry import Hosted, IndexRegistry
@@ -52,6 +53,12 @@ def rpc_method(fn):
     return wrapper
 
 
+def wait_timeout(context) -> float | None:
+    """The seconds a call may still wait (None: no deadline; gRPC reports years then)."""
+    remaining = context.time_remaining()
+    return None if remaining is None or remaining > 86400 else max(remaining, 0.0)
+
+
 def check_deadline(context) -> None:
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
@@ -82,9 +89,24 @@ def index_info(hosted: Hosted) -> pb.IndexInfo:
     return info
 
 
-def search_knobs(options: pb.SearchOptions, hosted: Hosted) -> dict:
+@dataclass(frozen=True)
+class Limits:
+    """Per-call bounds (the index's own bounds apply too: k never exceeds its points)."""
+    max_k: int = 1024
+    max_candidates: int = 16384
+    max_batch: int = 8192
+
+    def check(self, value, name: str, bound: int, flag: str) -> None:
+        if value is not None and value > bound:
+            raise invalid(f"{name} is {value}; this server allows at most {bound} ({flag})")
+
+
+def search_knobs(options: pb.SearchOptions, hosted: Hosted, limits: Limits = Limits()) -> dict:
     if options.HasField("num_candidates") and not hosted.is_multivector:
         raise invalid("num_candidates applies to multi-vector indexes only")
+    limits.check(option(options, "final_num_neighbors"), "final_num_neighbors", limits.max_k, "--max-k")
+    for name in ("pre_reorder_num_neighbors", "num_candidates"):
+        limits.check(option(options, name), name, limits.max_candidates, "--max-candidates")
     knobs = {"final_num_neighbors": option(options, "final_num_neighbors"),
              "leaves_to_search": option(options, "leaves_to_search"),
              "pre_reorder_num_neighbors": option(options, "pre_reorder_num_neighbors")}
@@ -103,10 +125,13 @@ def require_multivector(hosted: Hosted) -> None:
 
 
 class SearchServicer(rpc.SearchServiceServicer):
-    def __init__(self, registry: IndexRegistry, *, max_response_bytes: int, batch_threads: int = 0):
+    def __init__(self, registry: IndexRegistry, *, max_response_bytes: int, batch_threads: int = 0,
+                 batcher: SearchBatcher | None = None, limits: Limits = Limits()):
         self._registry = registry
         self._max_response_bytes = max_response_bytes
         self._batch_threads = batch_threads
+        self._batcher = batcher
+        self._limits = limits
 
     @rpc_method
     def ListIndexes(self, request, context):
@@ -120,14 +145,26 @@ class SearchServicer(rpc.SearchServiceServicer):
     def Search(self, request, context):
         hosted = self._registry.get(request.index)
         query = from_matrix(request.query, "query", ndim=(1, 2))
-        ids, scores = hosted.searcher.search(query, **search_knobs(request.options, hosted), num_threads=1)
+        knobs = search_knobs(request.options, hosted, self._limits)
+        if self._batcher is not None and "allowlist" not in knobs and "denylist" not in knobs \
+                and query.size == hosted.searcher.dim:
+            # Concurrent calls are searched together (batcher.py).
+            done = self._batcher.search(hosted.searcher, query.reshape(-1), knobs["final_num_neighbors"],
+                                        knobs["leaves_to_search"], knobs["pre_reorder_num_neighbors"])
+            try:
+                ids, scores = done.result(timeout=wait_timeout(context))
+            except futures.TimeoutError:
+                raise TimeoutError from None
+        else:
+            ids, scores = hosted.searcher.search(query, **knobs, num_threads=1)
         return pb.SearchResponse(neighbors=to_neighbors(ids, scores))
 
     @rpc_method
     def SearchBatch(self, request, context):
         hosted = self._registry.get(request.index)
         queries = from_matrix(request.queries, "queries")
-        knobs = search_knobs(request.options, hosted)
+        self._limits.check(len(queries), "the number of queries", self._limits.max_batch, "--max-batch")
+        knobs = search_knobs(request.options, hosted, self._limits)
         k = knobs["final_num_neighbors"] or hosted.searcher.config.num_neighbors
         if len(queries) * k * _BYTES_PER_RESULT > self._max_response_bytes:
             raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -146,6 +183,9 @@ class SearchServicer(rpc.SearchServiceServicer):
         hosted = self._registry.get(request.index)
         require_multivector(hosted)
         tokens = from_matrix(request.query_tokens, "query_tokens")
+        self._limits.check(request.k or None, "k", self._limits.max_k, "--max-k")
+        self._limits.check(len(request.candidate_ids), "the number of candidate_ids", self._limits.max_candidates,
+                           "--max-candidates")
         ids, scores = hosted.index.rerank(tokens, np.asarray(request.candidate_ids, dtype=np.int64),
                                           request.k or None)
         return pb.RerankResponse(neighbors=to_neighbors(ids, scores))
@@ -156,7 +196,7 @@ class SearchServicer(rpc.SearchServiceServicer):
         require_multivector(hosted)
         query = from_matrix(request.query, "query", ndim=(1, 2)) if request.HasField("query") else None
         tokens = from_matrix(request.query_tokens, "query_tokens")
-        knobs = search_knobs(request.options, hosted)
+        knobs = search_knobs(request.options, hosted, self._limits)
         k = knobs.pop("final_num_neighbors") or hosted.searcher.config.num_neighbors
         candidates = option(request.options, "num_candidates") or max(DEFAULT_NUM_CANDIDATES, k)
         ids, scores = hosted.index.search(query, tokens, k, candidates, **knobs)
@@ -196,7 +236,7 @@ class SearchServicer(rpc.SearchServiceServicer):
         """Waits for a queued write. Past the deadline the caller is told DEADLINE_EXCEEDED,
         but the write may still be applied: retry it (writes are idempotent)."""
         try:
-            return done.result(timeout=context.time_remaining())
+            return done.result(timeout=wait_timeout(context))
         except futures.TimeoutError:
             raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the write was "
                                "durable; it may still be applied (upserts and deletes are safe to retry)") from None

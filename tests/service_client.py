@@ -49,6 +49,9 @@ class ServerProcess:
                 return line
 
     def stderr(self) -> str:
+        """What the server wrote to stderr (also after terminate())."""
+        if self.log.closed:
+            return self.final_log
         self.log.seek(0)
         return self.log.read()
 
@@ -66,6 +69,7 @@ class ServerProcess:
         try:
             return self.proc.wait(timeout)
         finally:
+            self.final_log = self.stderr()
             self.log.close()
 
     def kill(self):

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 
+import grpc
 import numpy as np
 import pytest
 from google.protobuf import json_format
@@ -91,3 +92,128 @@ def test_reflection_answers_under_v1_and_v1alpha(served, package):
     own = [descriptor_pb2.FileDescriptorProto.FromString(b)
            for b in own_file.file_descriptor_response.file_descriptor_proto]
     assert package in {f.package for f in own}
+
+
+# -- operations: metrics, access log, limits, processes, coalescing -------------------
+
+def test_metrics_endpoint_and_access_log(tmp_path):
+    import urllib.request
+
+    x = np.random.default_rng(4).standard_normal((100, 4)).astype(np.float32)
+    annlib.builder(x, 3, "squared_l2").score_brute_force().build().save(tmp_path / "index")
+    proc = ServerProcess("--index", f"m={tmp_path / 'index'}", "--data-dir", str(tmp_path / "data"),
+                         "--metrics-port", "0", "--access-log")
+    try:
+        with proc.channel() as channel:
+            stub = rpc.SearchServiceStub(channel)
+            stub.Search(pb.SearchRequest(index="m", query=pb.Matrix(shape=[4], values=[0, 0, 0, 0])), timeout=30)
+            with pytest.raises(grpc.RpcError):
+                stub.Search(pb.SearchRequest(index="nope", query=pb.Matrix(shape=[4], values=[0, 0, 0, 0])),
+                            timeout=30)
+            stub.Upsert(pb.UpsertRequest(index="m", ids=[500], vectors=pb.Matrix(shape=[4], values=[1, 2, 3, 4])),
+                        timeout=30)
+        url = proc.wait_for("metrics on ").split("metrics on ")[1].strip()
+        text = urllib.request.urlopen(url, timeout=30).read().decode()
+    finally:
+        assert proc.terminate() == 0
+    assert 'annlib_requests_total{code="OK",method="Search"} 1.0' in text
+    assert 'annlib_requests_total{code="NOT_FOUND",method="Search"} 1.0' in text
+    assert 'annlib_request_seconds_count{method="Upsert"} 1.0' in text
+    assert 'annlib_index_points{index="m"} 101.0' in text and 'annlib_wal_records{index="m"} 1.0' in text
+    logged = [json.loads(line.split(" INFO ", 1)[1]) for line in proc.stderr().splitlines()
+              if "annlib.access" in line]
+    assert [(e["method"], e["code"], e["index"]) for e in logged] == [
+        ("Search", "OK", "m"), ("Search", "NOT_FOUND", "nope"), ("Upsert", "OK", "m")]
+    assert all(e["ms"] >= 0 and e["peer"] for e in logged)
+
+
+def test_per_call_limits(served):
+    server, _ = served
+    with server.channel() as channel:
+        stub = rpc.SearchServiceStub(channel)
+        too_many = [pb.SearchRequest(index="small", query=pb.Matrix(shape=[4], values=[0] * 4),
+                                     options=pb.SearchOptions(final_num_neighbors=5000)),
+                    pb.SearchRequest(index="small", query=pb.Matrix(shape=[4], values=[0] * 4),
+                                     options=pb.SearchOptions(pre_reorder_num_neighbors=10 ** 6))]
+        for request in too_many:
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Search(request, timeout=30)
+            assert info.value.code().name == "INVALID_ARGUMENT" and "this server allows at most" in info.value.details()
+        batch = pb.SearchBatchRequest(index="small", queries=pb.Matrix(shape=[9000, 4], values=[0.0] * 36000))
+        with pytest.raises(grpc.RpcError) as info:
+            stub.SearchBatch(batch, timeout=30)
+        assert "--max-batch" in info.value.details()
+
+
+def test_processes_share_the_port_and_answer_like_the_library(tmp_path):
+    import threading
+
+    x = np.random.default_rng(5).standard_normal((2000, 16)).astype(np.float32)
+    index = annlib.builder(x, 10, "squared_l2").tree(20, 5).score_ah(2).reorder(40).build(progress=False)
+    index.save(tmp_path / "index")
+    queries = np.random.default_rng(6).standard_normal((64, 16)).astype(np.float32)
+    expected = index.search_batched(queries)[0]
+    proc = ServerProcess("--index", f"q={tmp_path / 'index'}", "--processes", "2")
+    try:
+        answers, errors = {}, []
+
+        def client(rows):  # each thread on its own channel: connections spread over the processes
+            try:
+                with proc.channel() as channel:
+                    stub = rpc.SearchServiceStub(channel)
+                    for i in rows:
+                        r = stub.Search(pb.SearchRequest(index="q", query=pb.Matrix(
+                            shape=[16], data=queries[i].tobytes())), timeout=30)
+                        answers[i] = list(r.neighbors.ids)
+            except Exception as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=client, args=(range(t, 64, 8),)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        assert proc.terminate() == 0
+    assert not errors
+    assert all(answers[i] == list(expected[i]) for i in range(64))
+
+
+def test_coalesced_searches_equal_single_searches(tmp_path):
+    """Many concurrent Search calls (batched together on the server) get exactly the
+    answers of one-at-a-time library searches, with and without per-call knobs."""
+    import threading
+
+    x = np.random.default_rng(8).standard_normal((3000, 24)).astype(np.float32)
+    index = annlib.builder(x, 10, "dot_product").tree(30, 6).score_ah(2).reorder(50).build(progress=False)
+    index.save(tmp_path / "index")
+    queries = np.random.default_rng(9).standard_normal((200, 24)).astype(np.float32)
+    knobs = [dict(), dict(final_num_neighbors=7, leaves_to_search=9, pre_reorder_num_neighbors=30)]
+    expected = [[index.search(q, **k)[0] for q in queries] for k in knobs]
+    proc = ServerProcess("--index", f"c={tmp_path / 'index'}")
+    try:
+        with proc.channel() as channel:
+            stub = rpc.SearchServiceStub(channel)
+            got, errors = {}, []
+
+            def client(t):
+                try:
+                    for i in range(t, 200, 16):
+                        for j, k in enumerate(knobs):
+                            r = stub.Search(pb.SearchRequest(index="c", query=pb.Matrix(
+                                shape=[24], data=queries[i].tobytes()), options=pb.SearchOptions(**k)), timeout=30)
+                            got[i, j] = list(r.neighbors.ids)
+                except Exception as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=client, args=(t,)) for t in range(16)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        assert proc.terminate() == 0
+    assert not errors
+    for (i, j), ids in got.items():
+        assert ids == list(expected[j][i]), (i, j)
+    assert len(got) == 400

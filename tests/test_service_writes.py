@@ -1,6 +1,7 @@
 """Upsert and Delete over RPC: durable before the reply (write-ahead log +
 fsync), replayed after kill -9, snapshotted, reported by DescribeIndex. Real
 servers in subprocesses on loopback."""
+import contextlib
 import threading
 import time
 
@@ -220,7 +221,7 @@ def test_acknowledged_writes_survive_kill_9_at_random_moments(tmp_path):
     iterations = 6
     for iteration in range(iterations):
         server = start(tmp_path)
-        with server.channel() as channel:
+        with server.channel() as channel, killed_at_exit(server):
             stub = rpc.SearchServiceStub(channel)
             check_state(stub, expected, in_flight.values())
             for before, after in in_flight.values():  # settle what the server kept
@@ -266,6 +267,14 @@ def test_acknowledged_writes_survive_kill_9_at_random_moments(tmp_path):
         assert server.terminate() == 0
     assert acknowledged > 50, f"only {acknowledged} writes were acknowledged in {iterations} runs"
     print(f"kill -9 loop: {iterations} kills, {acknowledged} writes acknowledged, all found")
+
+
+@contextlib.contextmanager
+def killed_at_exit(server):
+    try:
+        yield
+    finally:
+        server.kill()
 
 
 def check_state(stub, expected, in_flight):
