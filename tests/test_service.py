@@ -201,7 +201,11 @@ def test_huge_knobs_are_bounded_and_the_server_survives(stub, saved):
     """pre_reorder_num_neighbors = 2**31-1 once sized the candidate buffer by a wrapped
     int32 and killed the server with SIGSEGV; now it means 'every candidate found'."""
     q = saved["queries"][0]
-    huge = pb.SearchOptions(pre_reorder_num_neighbors=2**31 - 1, leaves_to_search=30)
+    code, details = status_of(stub.Search, pb.SearchRequest(index="vec", query=to_matrix(q), options=pb.SearchOptions(
+        pre_reorder_num_neighbors=2**31 - 1)))  # over the server's --max-candidates: refused, not clamped
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "--max-candidates" in details
+    # Within the server's limit but beyond the index's 3000 points: every candidate found.
+    huge = pb.SearchOptions(pre_reorder_num_neighbors=16384, leaves_to_search=30)
     for _ in range(3):
         got = stub.Search(pb.SearchRequest(index="vec", query=to_matrix(q), options=huge)).neighbors
         np.testing.assert_array_equal(got.ids, saved["vec"].search(q, 10, 3000, 30)[0])
@@ -256,7 +260,7 @@ def test_deadline_stops_the_work_itself(tmp_path, rng):
     x = rng.standard_normal((100_000, 128)).astype(np.float32)
     annlib.builder(x, 10, "dot_product").score_brute_force().build().save(tmp_path / "big")
     queries = rng.standard_normal((64_000, 128)).astype(np.float32)  # 8e11 multiply-adds
-    proc = ServerProcess("--index", f"big={tmp_path / 'big'}")
+    proc = ServerProcess("--index", f"big={tmp_path / 'big'}", "--max-batch", "100000")
     try:
         with proc.channel() as channel:
             stub = rpc.SearchServiceStub(channel)
