@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import queue
 import subprocess
 import sys
 import tempfile
@@ -143,7 +144,13 @@ def run_load(cmd, args, queries, label, profile=None):
             spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--subprocesses", "--duration",
                                     str(int(args.duration)), "--format", "raw", "--output", profile, "--nonblocking"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        results = [out.get() for _ in procs]
+        results = []
+        while len(results) < len(procs):
+            try:
+                results.append(out.get(timeout=5))
+            except queue.Empty:
+                if sum(p.exitcode is not None for p in procs) > len(results):
+                    raise SystemExit("a client process died (see its traceback above)") from None
         server_cpu = process_tree_cpu(server.pid) - server_cpu
         for p in procs:
             p.join()

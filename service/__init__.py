@@ -3,11 +3,17 @@
     annlib serve --index words=/data/words-index --port 50051
 
 Modules, one job each:
-    codec     numpy arrays <-> annlib.v1 messages, request checks
-    registry  the hosted indexes by name, thread-safe load/unload
-    servicer  the RPCs: decode, call the library, encode
-    auth      bearer-token check on every call but health and reflection
-    server    options, start-up, health, reflection, graceful shutdown
+    codec          numpy arrays <-> annlib.v1 messages, request checks
+    wal            the write-ahead log's records and segments
+    durable        logged, group-committed, snapshotted writes to one index
+    registry       the hosted indexes by name, thread-safe load/unload
+    batcher        concurrent Search calls searched as one batch (--coalesce)
+    servicer       the RPCs: decode, call the library, encode
+    auth           bearer-token check on every call but health and reflection
+    observability  Prometheus metrics and JSON access logs
+    reflection     server reflection under v1 and v1alpha
+    processes      one server process per core on one port (--processes)
+    server         options, start-up, health, reflection, graceful shutdown
 The protos are in service/protos/annlib/v1; their generated stubs are the
 package annlib.v1.
 """

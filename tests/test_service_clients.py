@@ -190,7 +190,7 @@ def test_coalesced_searches_equal_single_searches(tmp_path):
     queries = np.random.default_rng(9).standard_normal((200, 24)).astype(np.float32)
     knobs = [dict(), dict(final_num_neighbors=7, leaves_to_search=9, pre_reorder_num_neighbors=30)]
     expected = [[index.search(q, **k)[0] for q in queries] for k in knobs]
-    proc = ServerProcess("--index", f"c={tmp_path / 'index'}")
+    proc = ServerProcess("--index", f"c={tmp_path / 'index'}", "--coalesce")
     try:
         with proc.channel() as channel:
             stub = rpc.SearchServiceStub(channel)
