@@ -32,8 +32,20 @@ def reserved_port(host: str, port: int):
         sock.close()
 
 
+def _exit_with_parent() -> None:
+    """Linux: SIGTERM this worker when the parent dies (a kill -9 of the parent must not
+    leave workers holding the port)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker(work, port, lines, number):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM
+    _exit_with_parent()
     sys.exit(work(port, lambda kind, text: lines.put((kind, text)), number))
 
 

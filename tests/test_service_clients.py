@@ -217,3 +217,28 @@ def test_coalesced_searches_equal_single_searches(tmp_path):
     for (i, j), ids in got.items():
         assert ids == list(expected[j][i]), (i, j)
     assert len(got) == 400
+
+
+def test_workers_exit_when_the_parent_is_killed(tmp_path):
+    import os
+    import time
+
+    x = np.random.default_rng(10).standard_normal((100, 4)).astype(np.float32)
+    annlib.builder(x, 3, "squared_l2").score_brute_force().build().save(tmp_path / "index")
+    proc = ServerProcess("--index", f"p={tmp_path / 'index'}", "--processes", "2")
+    children = [int(c) for c in open(f"/proc/{proc.proc.pid}/task/{proc.proc.pid}/children").read().split()]
+    assert len(children) >= 2
+    proc.kill()  # kill -9 of the parent
+    deadline = time.monotonic() + 30
+    while any(running(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [c for c in children if running(c)], "workers outlived their parent"
+
+
+def running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

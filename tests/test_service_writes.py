@@ -209,7 +209,7 @@ def test_snapshots_truncate_the_log(tmp_path):
 
 def test_acknowledged_writes_survive_kill_9_at_random_moments(tmp_path):
     """A client streams upserts and deletes (from 4 threads, on disjoint ids) while the
-    server is killed -9 at random moments, again and again. After each restart every
+    server, taking snapshots all the while, is killed -9 at random moments, again and again. After each restart every
     acknowledged write is served, and a write in flight at the kill is there whole or
     not at all (all its ids as before it, or all as after it)."""
     rng = np.random.default_rng(1)
@@ -220,7 +220,9 @@ def test_acknowledged_writes_survive_kill_9_at_random_moments(tmp_path):
     acknowledged = 0
     iterations = 6
     for iteration in range(iterations):
-        server = start(tmp_path)
+        # Snapshots every 0.2 s: some kills land while one is written, or between the
+        # snapshot and its marker (the log then replays over a state that has its writes).
+        server = start(tmp_path, "--snapshot-seconds", "0.2")
         with server.channel() as channel, killed_at_exit(server):
             stub = rpc.SearchServiceStub(channel)
             check_state(stub, expected, in_flight.values())
@@ -266,6 +268,8 @@ def test_acknowledged_writes_survive_kill_9_at_random_moments(tmp_path):
     finally:
         assert server.terminate() == 0
     assert acknowledged > 50, f"only {acknowledged} writes were acknowledged in {iterations} runs"
+    snapshots = (tmp_path / "data" / "w" / SNAPSHOT).is_dir()
+    assert snapshots, "no snapshot was taken during the loop"
     print(f"kill -9 loop: {iterations} kills, {acknowledged} writes acknowledged, all found")
 
 
