@@ -6,7 +6,7 @@ next to the framework's own ceiling on this machine.
         [--clients 16] [--duration 60] [--index SAVED_DIR] [--client-processes 2] \
         [--server-args "--processes 2"] [--no-echo] [--profile OUT.txt]
 
-Builds the index (k-means tree + SOAR + AH + reorder; or loads --index),
+Builds the index a user gets for --recall (autopilot; or loads --index),
 starts the server in a subprocess, and runs --clients client threads spread
 over --client-processes processes (Python clients need the extra processes to
 keep up), each calling Search with one test query at a time. Prints QPS,
@@ -200,8 +200,8 @@ def main(argv=None):
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
-    parser.add_argument("--leaves", type=int, default=600)
-    parser.add_argument("--leaves-to-search", type=int, default=40)
+    parser.add_argument("--recall", type=float, default=0.95,
+                        help="the index is what builder(...).autopilot(target_recall=RECALL) builds (default 0.95)")
     parser.add_argument("--server-args", default="", help="more `annlib serve` options, e.g. '--processes 2'")
     parser.add_argument("--no-echo", dest="echo", action="store_false",
                         help="skip the framework ceiling (the echo server)")
@@ -218,10 +218,7 @@ def main(argv=None):
     else:
         measure = data.distance_measure
         start = time.perf_counter()
-        built = (annlib.builder(data.train, 10, measure)
-                 .tree(args.leaves, args.leaves_to_search, soar_lambda=1.5)
-                 .score_ah(2, anisotropic_quantization_threshold=0.2 if measure == "cosine" else None)
-                 .reorder(100).build())
+        built = annlib.builder(data.train, 10, measure).autopilot(target_recall=args.recall).build()
         path = workdir / "index"
         built.save(path)
         print(f"built {measure} index in {time.perf_counter() - start:.1f} s -> {path}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -132,6 +133,7 @@ class SearchServicer(rpc.SearchServiceServicer):
         self._batch_threads = batch_threads
         self._batcher = batcher
         self._limits = limits
+        self._batch_turn = threading.Lock()
 
     @rpc_method
     def ListIndexes(self, request, context):
@@ -173,8 +175,16 @@ class SearchServicer(rpc.SearchServiceServicer):
         results = []
         for start in range(0, len(queries), _BATCH_CHUNK):
             check_deadline(context)
-            ids, scores = hosted.searcher.search_batched(queries[start:start + _BATCH_CHUNK], **knobs,
-                                                         num_threads=self._batch_threads)
+            # One chunk at a time on the cores: concurrent batches take turns by chunk instead
+            # of each starting a thread per core (which oversubscribed the machine).
+            timeout = wait_timeout(context)
+            if not self._batch_turn.acquire(timeout=-1 if timeout is None else timeout):
+                raise TimeoutError
+            try:
+                ids, scores = hosted.searcher.search_batched(queries[start:start + _BATCH_CHUNK], **knobs,
+                                                             num_threads=self._batch_threads)
+            finally:
+                self._batch_turn.release()
             results.extend(to_neighbors(i, s) for i, s in zip(ids, scores))
         return pb.SearchBatchResponse(results=results)
 

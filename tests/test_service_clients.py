@@ -242,3 +242,38 @@ def running(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_concurrent_batches_take_turns_and_agree(tmp_path):
+    """Batches from many clients run one chunk at a time on the cores; each gets exactly
+    the library's answers."""
+    import threading
+
+    x = np.random.default_rng(12).standard_normal((3000, 8)).astype(np.float32)
+    index = annlib.builder(x, 5, "squared_l2").tree(20, 6).score_ah(2).reorder(30).build(progress=False)
+    index.save(tmp_path / "index")
+    queries = np.random.default_rng(11).standard_normal((6, 2500, 8)).astype(np.float32)
+    expected = [index.search_batched(q)[0] for q in queries]
+    proc = ServerProcess("--index", f"b={tmp_path / 'index'}")
+    got, errors = {}, []
+
+    def client(i):
+        try:
+            with proc.channel() as channel:
+                r = rpc.SearchServiceStub(channel).SearchBatch(pb.SearchBatchRequest(
+                    index="b", queries=pb.Matrix(shape=[2500, 8], data=queries[i].tobytes())), timeout=60)
+                got[i] = np.array([list(n.ids) for n in r.results])
+        except Exception as exc:
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        assert proc.terminate() == 0
+    assert not errors
+    for i in range(6):
+        np.testing.assert_array_equal(got[i], expected[i])
