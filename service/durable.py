@@ -71,6 +71,8 @@ class DurableWriter:
         self.wal.open_segment(self.last_sequence + 1)
         self._queue: queue.Queue = queue.Queue()
         self._failed: str | None = None
+        self._closed = False
+        self._submit_lock = threading.Lock()  # a write is queued before the stop, or refused
         self._next_snapshot = time.monotonic() + snapshot_seconds
         self._thread = threading.Thread(target=self._run, name=f"annlib-wal-{self.data_dir.name}", daemon=True)
         self._thread.start()
@@ -87,7 +89,10 @@ class DurableWriter:
     def _submit(self, write: _Write) -> Future:
         if self._failed:
             raise WriterFailed(self._failed)
-        self._queue.put(write)
+        with self._submit_lock:
+            if self._closed:
+                raise WriterFailed("the index was unloaded or the server is stopping; nothing was written")
+            self._queue.put(write)
         return write.done
 
     def stats(self) -> dict:
@@ -97,7 +102,9 @@ class DurableWriter:
 
     def close(self, *, snapshot: bool = True) -> None:
         """Finishes the writes already queued, then (by default) takes a snapshot."""
-        self._queue.put(("stop", snapshot))
+        with self._submit_lock:
+            self._closed = True
+            self._queue.put(("stop", snapshot))
         self._thread.join()
 
     # ---- the writer thread ------------------------------------------------------------
@@ -169,7 +176,7 @@ class DurableWriter:
         try:
             self.index.save(self.data_dir / SNAPSHOT)  # atomic: the previous snapshot stays until this one is whole
             self.wal.snapshot_written(self.last_sequence, time.time())
-        except OSError as exc:
+        except Exception as exc:  # the log still holds every write: serving goes on
             log.error("snapshot of %s failed (%s); the log keeps every write and grows until one succeeds",
                       self.data_dir, exc)
             return
