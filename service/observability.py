@@ -9,6 +9,7 @@ Metrics:
     annlib_index_points{index}                    points held now
     annlib_wal_records{index}, annlib_wal_bytes   log since the last snapshot (writable indexes)
     annlib_last_snapshot_unix_seconds{index}
+    annlib_writes_pending{index}                  writes queued, not yet in the log (write lag)
 """
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ class Metrics:
                                          labels=("index",))
                 snapshot = GaugeMetricFamily("annlib_last_snapshot_unix_seconds",
                                              "when the last snapshot was written", labels=("index",))
+                pending = GaugeMetricFamily("annlib_writes_pending", "writes queued, not yet logged",
+                                            labels=("index",))
                 for hosted in indexes.all():
                     points.add_metric((hosted.name,), hosted.index.size())
                     if hosted.writer is not None:
@@ -53,7 +56,8 @@ class Metrics:
                         records.add_metric((hosted.name,), stats["wal_records"])
                         size.add_metric((hosted.name,), stats["wal_bytes"])
                         snapshot.add_metric((hosted.name,), stats["last_snapshot_unix_s"])
-                return [points, records, size, snapshot]
+                        pending.add_metric((hosted.name,), stats["pending"])
+                return [points, records, size, snapshot, pending]
 
         self.registry.register(IndexCollector())
 

@@ -139,6 +139,7 @@ def test_metrics_endpoint_and_access_log(tmp_path):
     assert 'annlib_requests_total{code="NOT_FOUND",method="Search"} 1.0' in text
     assert 'annlib_request_seconds_count{method="Upsert"} 1.0' in text
     assert 'annlib_index_points{index="m"} 101.0' in text and 'annlib_wal_records{index="m"} 1.0' in text
+    assert 'annlib_writes_pending{index="m"} 0.0' in text
     logged = [json.loads(line.split(" INFO ", 1)[1]) for line in proc.stderr().splitlines()
               if "annlib.access" in line]
     assert [(e["method"], e["code"], e["index"]) for e in logged] == [
