@@ -20,8 +20,6 @@ import math
 import sys
 import time
 
-import numpy as np
-
 import annlib
 from annlib.datasets import read_hdf5
 from annlib.recall_math import id_recall
