@@ -172,15 +172,15 @@ class DurableWriter:
             self._next_snapshot = time.monotonic() + self.snapshot_seconds
 
     def _snapshot(self) -> None:
-        start = time.monotonic()
+        start, now = time.monotonic(), time.time()
         try:
             self.index.save(self.data_dir / SNAPSHOT)  # atomic: the previous snapshot stays until this one is whole
-            self.wal.snapshot_written(self.last_sequence, time.time())
+            self.wal.snapshot_written(self.last_sequence, now)
         except Exception as exc:  # the log still holds every write: serving goes on
             log.error("snapshot of %s failed (%s); the log keeps every write and grows until one succeeds",
                       self.data_dir, exc)
             return
-        self.last_snapshot_unix_s = time.time()
+        self.last_snapshot_unix_s = now
         log.info("snapshot of %s at sequence %d in %.2f s", self.data_dir.name, self.last_sequence,
                  time.monotonic() - start)
 

@@ -114,7 +114,7 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         processes = args.processes or (os.cpu_count() or 1)
     if processes < 0:
         raise ValueError(f"--processes must be >= 0, got {args.processes}")
-    if processes > 1 and (args.data_dir or args.enable_admin):
+    if processes > 1 and not read_only:
         raise ValueError("--processes > 1 serves read-only: each process would hold its own copy of the writes "
                          "(--data-dir) or of what is loaded (--enable-admin); run one process for those")
     if min(args.max_k, args.max_candidates, args.max_batch) < 1:

@@ -33,7 +33,6 @@ class Hosted:
     path: str
     index: object  # an annlib Searcher or MultiVectorIndex
     writer: DurableWriter | None = field(default=None, compare=False)
-    loaded_from: str = ""  # the directory actually read (a snapshot in the data directory, or path)
 
     @property
     def is_multivector(self) -> bool:
@@ -113,7 +112,7 @@ class IndexRegistry:
                                    f"cannot open the write-ahead log of {name!r}: {exc}") from exc
             log.info("index %r: loaded %s, replayed %d logged writes (sequence %d)", name, source,
                      writer.replayed, writer.last_sequence)
-        return Hosted(name, str(Path(path).absolute()), index, writer, str(Path(source).absolute()))
+        return Hosted(name, str(Path(path).absolute()), index, writer)
 
     def unload(self, name: str) -> None:
         with self._lock:

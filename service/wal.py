@@ -60,8 +60,8 @@ def _decode(body: bytes) -> Record:
     return Record(sequence, op, ids, vectors.astype(np.float32) if vectors is not None else None)
 
 
-def _read_segment(path: Path) -> tuple[list[Record], int, int]:
-    """(records, bytes that hold whole valid records, file size)."""
+def _read_segment(path: Path) -> tuple[list[tuple[Record, int]], int, int]:
+    """((record, its bytes on disk) for each whole valid record, bytes they hold, file size)."""
     data = path.read_bytes()
     records, offset = [], 0
     while offset + _FRAME.size <= len(data):
@@ -73,7 +73,7 @@ def _read_segment(path: Path) -> tuple[list[Record], int, int]:
         if zlib.crc32(body) != crc:
             break
         try:
-            records.append(_decode(body))
+            records.append((_decode(body), end - offset))
         except (ValueError, struct.error):
             break
         offset = end
@@ -130,10 +130,10 @@ class WriteAheadLog:
                 with open(path, "r+b") as f:  # a torn final write: never acknowledged
                     f.truncate(valid)
                     os.fsync(f.fileno())
-            for record in records:
+            for record, nbytes in records:
                 if record.sequence > after:
                     self.records_since_snapshot += 1
-                    self.bytes_since_snapshot += len(record.encode())
+                    self.bytes_since_snapshot += nbytes
                     yield record
 
     # ---- writing -----------------------------------------------------------------
