@@ -8,6 +8,9 @@
 #include <string>
 
 #include "../index/partitioned_index.h"
+#include "../search/filtered_search.h"
+#include "../search/metric.h"
+#include "../search/shard_merge.h"
 #include "common.h"
 
 namespace annlib_bindings {
@@ -62,6 +65,77 @@ class PyPartitionedIndex {
     t["reorder"] = times.reorder * 1e-9;
     t["total"] = times.total * 1e-9;
     return py::make_tuple(out.ids, out.scores, t);
+  }
+
+  // (leaves int32 [n][count], exact centroid scores float32 [n][count]), best first.
+  py::tuple ChooseLeaves(FloatArray queries, int32_t count, int num_threads) const {
+    const int64_t nq = QueryRows(queries, index_->dim());
+    if (count < 1 || count > index_->num_leaves())
+      throw std::invalid_argument("leaves_to_search must be in [1, " + std::to_string(index_->num_leaves()) + "]");
+    std::vector<Candidate> chosen(nq * count);
+    const float* qp = queries.data();
+    Interruptible([&] { index_->ChooseLeaves(qp, nq, count, num_threads, chosen.data()); });
+    py::array_t<int32_t> leaves({nq, int64_t{count}});
+    FloatArray scores({nq, int64_t{count}});
+    int32_t* lp = leaves.mutable_data();
+    float* sp = scores.mutable_data();
+    for (int64_t j = 0; j < nq * count; ++j) {
+      lp[j] = chosen[j].id;
+      sp[j] = chosen[j].score;
+    }
+    return py::make_tuple(leaves, scores);
+  }
+
+  // A shard's answer (PartitionedIndex::SearchCandidates): (ids [n][w], approximate raw
+  // scores, reordered raw scores, rows allowed), w = min(wanted, points held, at least 1);
+  // probe_leaves/probe_scores [n][p] as choose_leaves gives them (None with exact=True).
+  py::tuple SearchCandidates(FloatArray queries, py::object probe_leaves, py::object probe_scores, int64_t wanted,
+                             bool exact, int num_threads, py::object allow_ids, py::object allow_mask,
+                             py::object deny_ids, py::object deny_mask) const {
+    const int64_t nq = QueryRows(queries, index_->dim());
+    if (queries.ndim() != 2) throw std::invalid_argument("queries must be 2-D");
+    if (wanted < 1) throw std::invalid_argument("wanted must be >= 1");
+    const FilterArg allow(allow_ids, allow_mask), deny(deny_ids, deny_mask);
+    CandidateSearchArgs args;
+    args.exact = exact;
+    args.num_threads = num_threads;
+    args.allow = allow.filter;
+    args.deny = deny.filter;
+    // Buffers are sized by the points held, never by the request alone.
+    args.wanted = static_cast<int32_t>(std::min<int64_t>(wanted, std::max<int64_t>(1, index_->size())));
+    std::vector<Candidate> probes;
+    if (!exact) {
+      const Int32Array leaves = probe_leaves.cast<Int32Array>();
+      const FloatArray scores = probe_scores.cast<FloatArray>();
+      if (leaves.ndim() != 2 || leaves.shape(0) != nq || scores.ndim() != 2 || scores.shape(0) != nq ||
+          scores.shape(1) != leaves.shape(1) || leaves.shape(1) < 1)
+        throw std::invalid_argument("probe_leaves and probe_scores must both have shape (num_queries, leaves)");
+      args.num_probes = static_cast<int32_t>(leaves.shape(1));
+      probes.resize(nq * args.num_probes);
+      for (int64_t j = 0; j < nq * args.num_probes; ++j) probes[j] = Candidate{scores.data()[j], leaves.data()[j]};
+      args.probes = probes.data();
+    }
+    const int64_t w = args.wanted;
+    py::array_t<int64_t> ids({nq, w});
+    FloatArray approx({nq, w}), exact_scores({nq, w});
+    int64_t* ip = ids.mutable_data();
+    float* ap = approx.mutable_data();
+    float* ep = exact_scores.mutable_data();
+    const float* qp = queries.data();
+    int64_t allowed = 0;
+    Interruptible([&] { allowed = index_->SearchCandidates(qp, nq, args, ip, ap, ep); });
+    return py::make_tuple(ids, approx, exact_scores, allowed);
+  }
+
+  int64_t AllowedCount(py::object allow_ids, py::object allow_mask, py::object deny_ids, py::object deny_mask) const {
+    const FilterArg allow(allow_ids, allow_mask), deny(deny_ids, deny_mask);
+    py::gil_scoped_release release;
+    return index_->AllowedCount(allow.filter, deny.filter);
+  }
+
+  int64_t TotalSlots() const {
+    py::gil_scoped_release release;
+    return index_->TotalSlots();
   }
 
   CompiledFilter Compile(py::object allow_ids, py::object allow_mask, py::object deny_ids, py::object deny_mask) const {
@@ -248,7 +322,69 @@ class PyPartitionedIndex {
 
 }  // namespace
 
+// search/shard_merge.h for Python: shards' answers, concatenated per query
+// ([n][width] each), -> (ids [n][k], raw scores [n][k]).
+py::tuple MergeCandidatesPy(Int64Array ids, FloatArray approx, FloatArray exact, int64_t wanted, int32_t k,
+                            int num_threads) {
+  if (ids.ndim() != 2 || approx.ndim() != 2 || exact.ndim() != 2 || approx.shape(0) != ids.shape(0) ||
+      exact.shape(0) != ids.shape(0) || approx.shape(1) != ids.shape(1) || exact.shape(1) != ids.shape(1))
+    throw std::invalid_argument("ids, approx and exact must have one shape (num_queries, width)");
+  if (wanted < 1 || k < 1) throw std::invalid_argument("wanted and k must be >= 1");
+  const int64_t nq = ids.shape(0), width = ids.shape(1);
+  py::array_t<int64_t> out_ids({nq, int64_t{k}});
+  FloatArray out_scores({nq, int64_t{k}});
+  const int64_t* ip = ids.data();
+  const float* ap = approx.data();
+  const float* ep = exact.data();
+  int64_t* oi = out_ids.mutable_data();
+  float* os = out_scores.mutable_data();
+  {
+    py::gil_scoped_release release;
+    MergeCandidates(nq, width, ip, ap, ep, wanted, k, num_threads, oi, os);
+  }
+  return py::make_tuple(out_ids, out_scores);
+}
+
+// Raw scores [n][k] of queries [n][d] (as given) in the metric's sense (search/metric.h).
+FloatArray RawToMetricPy(FloatArray queries, FloatArray scores, const std::string& metric) {
+  if (queries.ndim() != 2 || scores.ndim() != 2 || scores.shape(0) != queries.shape(0))
+    throw std::invalid_argument("queries (n, d) and scores (n, k) must have the same rows");
+  const Metric m = ParseMetric(metric);
+  const int64_t n = queries.shape(0);
+  const int32_t d = static_cast<int32_t>(queries.shape(1)), k = static_cast<int32_t>(scores.shape(1));
+  std::vector<float> normalized;
+  const float* q = PrepareRows(queries.data(), n, d, m, "queries", &normalized);
+  FloatArray out({n, int64_t{k}});
+  std::copy(scores.data(), scores.data() + n * k, out.mutable_data());
+  RawToMetric(m, q, n, d, out.mutable_data(), k);
+  return out;
+}
+
+// search/filtered_search.h's plan from counts: (exact, leaves).
+py::tuple PlanSearchPy(int32_t num_leaves, int32_t dim, int32_t num_blocks, int64_t slots, bool filtered,
+                       int64_t allowed_count, int64_t live, bool has_rows, int32_t leaves, int32_t pre_reorder) {
+  if (num_leaves < 1 || leaves < 1 || leaves > num_leaves) throw std::invalid_argument("leaves must be in [1, num_leaves]");
+  PlanCounts c;
+  c.num_leaves = num_leaves;
+  c.dim = dim;
+  c.num_blocks = num_blocks;
+  c.slots = slots;
+  c.filtered = filtered;
+  c.allowed_count = allowed_count;
+  c.live = live;
+  c.has_rows = has_rows;
+  const LivePlan plan = PlanSearch(c, leaves, pre_reorder);
+  return py::make_tuple(plan.exact, plan.leaves);
+}
+
 void RegisterPartitionedIndex(py::module_& m) {
+  m.def("merge_candidates", &MergeCandidatesPy, py::arg("ids").noconvert(), py::arg("approx").noconvert(),
+        py::arg("exact").noconvert(), py::arg("wanted"), py::arg("k"), py::arg("num_threads") = 0);
+  m.def("raw_to_metric", &RawToMetricPy, py::arg("queries").noconvert(), py::arg("scores").noconvert(),
+        py::arg("metric"));
+  m.def("plan_search", &PlanSearchPy, py::arg("num_leaves"), py::arg("dim"), py::arg("num_blocks"), py::arg("slots"),
+        py::arg("filtered"), py::arg("allowed_count"), py::arg("live"), py::arg("has_rows"), py::arg("leaves"),
+        py::arg("pre_reorder"));
   py::register_exception<StaleFilter>(m, "StaleFilterError");
   py::class_<CompiledFilter>(m, "CompiledFilter").def_readonly("count", &CompiledFilter::count);
   py::class_<PyPartitionedIndex>(m, "PartitionedIndex")
@@ -259,6 +395,15 @@ void RegisterPartitionedIndex(py::module_& m) {
            py::arg("pre_reorder"), py::arg("k"), py::arg("num_threads") = 1, py::arg("timed") = false,
            py::arg("allow_ids") = py::none(), py::arg("allow_mask") = py::none(), py::arg("deny_ids") = py::none(),
            py::arg("deny_mask") = py::none(), py::arg("reorder") = true, py::arg("compiled") = py::none())
+      .def("choose_leaves", &PyPartitionedIndex::ChooseLeaves, py::arg("queries").noconvert(), py::arg("count"),
+           py::arg("num_threads") = 0)
+      .def("search_candidates", &PyPartitionedIndex::SearchCandidates, py::arg("queries").noconvert(),
+           py::arg("probe_leaves"), py::arg("probe_scores"), py::arg("wanted"), py::arg("exact") = false,
+           py::arg("num_threads") = 0, py::arg("allow_ids") = py::none(), py::arg("allow_mask") = py::none(),
+           py::arg("deny_ids") = py::none(), py::arg("deny_mask") = py::none())
+      .def("allowed_count", &PyPartitionedIndex::AllowedCount, py::arg("allow_ids") = py::none(),
+           py::arg("allow_mask") = py::none(), py::arg("deny_ids") = py::none(), py::arg("deny_mask") = py::none())
+      .def("total_slots", &PyPartitionedIndex::TotalSlots)
       .def("compile_filter", &PyPartitionedIndex::Compile, py::arg("allow_ids") = py::none(),
            py::arg("allow_mask") = py::none(), py::arg("deny_ids") = py::none(), py::arg("deny_mask") = py::none())
       .def("upsert", &PyPartitionedIndex::Upsert, py::arg("ids").noconvert(), py::arg("leaf0").noconvert(),

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <numeric>
 #include <shared_mutex>
@@ -161,6 +162,76 @@ void PartitionedIndex::Search(const float* queries, int64_t nq, const Partitione
     rows.ToIds(out_ids, nq * args.k);
   }
   RawToMetric(options_.metric, q, nq, dim_, out_scores, args.k);
+}
+
+void PartitionedIndex::ChooseLeaves(const float* queries, int64_t nq, int32_t count, int num_threads,
+                                    Candidate* out) const {
+  if (count < 1 || count > num_leaves_)
+    throw std::invalid_argument("leaves_to_search must be in [1, " + std::to_string(num_leaves_) + "]");
+  std::vector<float> normalized;
+  const float* q = PrepareRows(queries, nq, dim_, options_.metric, nq == 1 ? "query" : "queries", &normalized);
+  std::shared_lock<RwLock> lock(lock_);  // the centroids never change; the view is copied whole
+  const PartitionedView v = view_;
+  lock.unlock();
+  annlib::ChooseLeaves(v, kernels_, q, nq, count, num_threads, out);
+}
+
+int64_t PartitionedIndex::SearchCandidates(const float* queries, int64_t nq, const CandidateSearchArgs& args,
+                                           int64_t* out_ids, float* out_approx, float* out_exact) const {
+  const int32_t width = args.wanted;
+  if (width < 1) throw std::invalid_argument("wanted must be >= 1");
+  if (args.exact) {
+    if (!options_.reorder) throw std::invalid_argument("an exact search needs the reorder copy");
+  } else {
+    if (args.probes == nullptr || args.num_probes < 1) throw std::invalid_argument("give the leaves to scan");
+    for (int64_t j = 0; j < nq * args.num_probes; ++j) {
+      const Candidate& probe = args.probes[j];
+      if (probe.id < -1 || probe.id >= num_leaves_) throw std::invalid_argument("a probed leaf is out of range");
+      if (probe.id >= 0 && !std::isfinite(probe.score)) throw std::invalid_argument("a leaf score is not finite");
+    }
+  }
+  std::vector<float> normalized;
+  const float* q = PrepareRows(queries, nq, dim_, options_.metric, nq == 1 ? "query" : "queries", &normalized);
+  std::shared_lock<RwLock> lock(lock_);
+  PartitionedView v = view_;
+  const RowIds& rows = store_->row_ids();
+  std::vector<uint64_t> bits;
+  const bool filtered = args.allow.present() || args.deny.present();
+  const int64_t allowed = filtered ? rows.FilterRows(args.allow, args.deny, &bits) : store_->size();
+  if (allowed == 0) {
+    std::fill(out_ids, out_ids + nq * width, int64_t{-1});
+    std::fill(out_approx, out_approx + nq * width, -std::numeric_limits<float>::infinity());
+    std::fill(out_exact, out_exact + nq * width, -std::numeric_limits<float>::infinity());
+    return 0;
+  }
+  if (args.exact) {
+    const std::vector<int32_t> allowed_rows = filtered ? RowIds::RowsOf(bits, rows.num_rows()) : rows.LiveRows();
+    ExactRowSearch(v, kernels_, q, nq, allowed_rows.data(), static_cast<int64_t>(allowed_rows.size()), width,
+                   args.num_threads, out_ids, out_exact);
+    std::copy(out_exact, out_exact + nq * width, out_approx);
+  } else {
+    PartitionedParams p{args.num_probes, width, width};
+    p.allowed = filtered ? bits.data() : nullptr;
+    p.probes = args.probes;
+    p.out_approx = out_approx;
+    PartitionedSearch(v, kernels_, q, nq, p, args.num_threads, out_ids, out_exact);
+  }
+  rows.ToIds(out_ids, nq * width);
+  return allowed;
+}
+
+int64_t PartitionedIndex::AllowedCount(const IdFilter& allow, const IdFilter& deny) const {
+  std::shared_lock<RwLock> lock(lock_);
+  if (!allow.present() && !deny.present()) return store_->size();
+  std::vector<uint64_t> bits;
+  return store_->row_ids().FilterRows(allow, deny, &bits);
+}
+
+int64_t PartitionedIndex::TotalSlots() const {
+  std::shared_lock<RwLock> lock(lock_);
+  int64_t slots = 0;
+  for (int32_t l = 0; l < num_leaves_; ++l) slots += store_->leaf(l).size;
+  return slots;
 }
 
 CompiledFilter PartitionedIndex::Compile(const IdFilter& allow, const IdFilter& deny) const {

@@ -62,6 +62,18 @@ struct PartitionedSearchArgs {
   StageTimes* times = nullptr;  // per-stage nanoseconds (single-threaded calls)
 };
 
+// A shard's part of a sharded search (annlib/distributed, search/shard_merge.h).
+struct CandidateSearchArgs {
+  const Candidate* probes = nullptr;  // [nq][num_probes] leaves to scan (ChooseLeaves; -1 skipped)
+  int32_t num_probes = 0;
+  int32_t wanted = 1;       // distinct candidates per query
+  // The exact best `wanted` over every allowed row instead of the probed
+  // leaves (needs the reorder copy): a sharded search's exact path and fill-in.
+  bool exact = false;
+  int num_threads = 1;      // 0 = all cores
+  IdFilter allow, deny;
+};
+
 // Counts for health().
 struct PartitionedStats {
   int64_t size = 0, rows = 0, added = 0;
@@ -95,6 +107,22 @@ class PartitionedIndex {
   void CheckK(int32_t k) const;
 
   CompiledFilter Compile(const IdFilter& allow, const IdFilter& deny) const;
+
+  // The `count` leaves a search scans for each query, best first, with their
+  // exact centroid scores: out [nq][count]. A sharded index's coordinator
+  // chooses them once and sends each shard the ones it holds.
+  void ChooseLeaves(const float* queries, int64_t nq, int32_t count, int num_threads, Candidate* out) const;
+  // For each query, the args.wanted best distinct candidates of the probed
+  // leaves by approximate score with their approximate and reordered scores,
+  // unordered, -1 / -inf padded: out_* [nq][args.wanted]. Scores are raw
+  // (metric.h), comparable across shards; search/shard_merge.h merges them.
+  // Returns the rows the filter allows (the live rows without one).
+  int64_t SearchCandidates(const float* queries, int64_t nq, const CandidateSearchArgs& args, int64_t* out_ids,
+                           float* out_approx, float* out_exact) const;
+  // The rows a filter allows (the live rows without one) and the code slots
+  // of every leaf, padding included: what a coordinator plans a search by.
+  int64_t AllowedCount(const IdFilter& allow, const IdFilter& deny) const;
+  int64_t TotalSlots() const;
 
   // Adds or replaces points placed outside the lock (annlib/quantized/placement.py).
   void Upsert(const NewPoints& points);

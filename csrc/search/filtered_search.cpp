@@ -17,24 +17,34 @@ constexpr double kCentroidDimCost = 0.5;
 
 }  // namespace
 
-LivePlan PlanLiveSearch(const PartitionedView& v, const PartitionedParams& p, const LiveSearchArgs& a,
-                        int64_t live) {
+LivePlan PlanSearch(const PlanCounts& c, int32_t leaves, int32_t pre_reorder) {
   LivePlan plan;
-  const int32_t num_leaves = v.num_leaves();
-  plan.leaves = p.leaves;
-  if (a.allowed == nullptr || a.allowed_count >= live) return plan;
-  const double share = std::max(1.0, double(a.allowed_count)) / std::max<int64_t>(1, live);
-  plan.leaves = static_cast<int32_t>(std::min<double>(num_leaves, std::ceil(p.leaves / std::sqrt(share))));
-  if (v.rows == nullptr) return plan;
-  int64_t slots = 0;
-  for (int32_t l = 0; l < num_leaves; ++l) slots += v.leaves[l].size;
-  const double blocks = PaddedBlocks(v.num_blocks);
-  const double partitioned = num_leaves * double(v.dim) * kCentroidDimCost +
-                             double(slots) * plan.leaves / num_leaves * blocks +
-                             double(p.pre_reorder) * v.dim * kRowDimCost;
-  const double exact = double(a.allowed_count) * v.dim * kRowDimCost;
+  plan.leaves = leaves;
+  if (!c.filtered || c.allowed_count >= c.live) return plan;
+  const double share = std::max(1.0, double(c.allowed_count)) / std::max<int64_t>(1, c.live);
+  plan.leaves = static_cast<int32_t>(std::min<double>(c.num_leaves, std::ceil(leaves / std::sqrt(share))));
+  if (!c.has_rows) return plan;
+  const double blocks = PaddedBlocks(c.num_blocks);
+  const double partitioned = c.num_leaves * double(c.dim) * kCentroidDimCost +
+                             double(c.slots) * plan.leaves / c.num_leaves * blocks +
+                             double(pre_reorder) * c.dim * kRowDimCost;
+  const double exact = double(c.allowed_count) * c.dim * kRowDimCost;
   plan.exact = exact <= partitioned;
   return plan;
+}
+
+LivePlan PlanLiveSearch(const PartitionedView& v, const PartitionedParams& p, const LiveSearchArgs& a,
+                        int64_t live) {
+  PlanCounts c;
+  c.num_leaves = v.num_leaves();
+  c.dim = v.dim;
+  c.num_blocks = v.num_blocks;
+  for (int32_t l = 0; l < c.num_leaves; ++l) c.slots += v.leaves[l].size;
+  c.filtered = a.allowed != nullptr;
+  c.allowed_count = a.allowed_count;
+  c.live = live;
+  c.has_rows = v.rows != nullptr;
+  return PlanSearch(c, p.leaves, p.pre_reorder);
 }
 
 void LiveSearch(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries, int64_t nq,

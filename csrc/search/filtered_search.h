@@ -37,6 +37,18 @@ struct LivePlan {
 LivePlan PlanLiveSearch(const PartitionedView& v, const PartitionedParams& p, const LiveSearchArgs& a,
                         int64_t live);
 
+// The same plan from counts alone, which a sharded index's coordinator sums
+// over its shards: slots over all leaves, the rows a filter allows (filtered
+// false: no filter) of the `live` ones, whether a reorder copy exists.
+struct PlanCounts {
+  int32_t num_leaves = 1, dim = 1, num_blocks = 1;
+  int64_t slots = 0;
+  bool filtered = false;
+  int64_t allowed_count = 0, live = 0;
+  bool has_rows = false;
+};
+LivePlan PlanSearch(const PlanCounts& c, int32_t leaves, int32_t pre_reorder);
+
 // Outputs [nq][k] of rows (not user ids) and raw scores, padded with -1/-inf.
 void LiveSearch(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries, int64_t nq,
                 const PartitionedParams& p, int num_threads, const LiveSearchArgs& a, int64_t live,

@@ -152,6 +152,14 @@ void SelectLeaves(const PartitionedView& v, const DenseKernels& dense, const flo
   }
 }
 
+// The caller's leaves of one query (PartitionedParams::probes, its row of
+// `count`) as s.chosen, skipping leaf -1 (a leaf another shard holds).
+void TakeProbes(const Candidate* row, int32_t count, Scratch& s) {
+  s.chosen.clear();
+  for (int32_t j = 0; j < count; ++j)
+    if (row[j].id >= 0) s.chosen.push_back(row[j]);
+}
+
 // Moves the scan's candidates into s.cands, the best copy of each id only,
 // then keeps the `wanted` best by approximate score.
 void Deduplicate(const CandidateBuffer& found, int32_t wanted, Scratch& s) {
@@ -208,7 +216,7 @@ void PrefetchLeaf(const PartitionedView& v, int64_t leaf, int64_t group_bytes) {
 
 void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
                  const PartitionedParams& p, const CandidateBuffer& found, Scratch& s, int64_t* out_ids,
-                 float* out_scores);
+                 float* out_scores, float* out_approx);
 
 // The scan arguments of one (non-empty) leaf for one query whose table is built:
 // the leaf's codes, ids and biases, and base = the table's base + the leaf
@@ -244,7 +252,8 @@ RescoreArgs ReorderArgs(const PartitionedView& v) {
 
 // One query, its leaves chosen (s.chosen): LUT, scan, dedup, reorder, top k.
 void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
-               const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores, StageTimes* times) {
+               const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores, float* out_approx,
+               StageTimes* times) {
   const int32_t capacity = CandidatesKept(v, p);
   Clock::time_point t0;
   if (times) t0 = Clock::now();
@@ -273,15 +282,16 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
     times->scan += NanosSince(t0);
     t0 = Clock::now();
   }
-  FinishQuery(v, kernels, query, p, found, s, out_ids, out_scores);
+  FinishQuery(v, kernels, query, p, found, s, out_ids, out_scores, out_approx);
   if (times) times->reorder += NanosSince(t0);
 }
 
 // After the scan of one query (found compacted, s.query_row holding the query):
-// SOAR de-duplication, reordering, the top k.
+// SOAR de-duplication, reordering, the top k; in candidates mode (out_approx
+// set) every kept candidate with both of its scores instead.
 void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
                  const PartitionedParams& p, const CandidateBuffer& found, Scratch& s, int64_t* out_ids,
-                 float* out_scores) {
+                 float* out_scores, float* out_approx) {
   const bool reorder = v.rows != nullptr;
   s.cands.clear();
   if (v.spilled) {
@@ -289,6 +299,9 @@ void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, co
   } else {
     s.cands.assign(found.entries, found.entries + found.size);
   }
+  const int32_t kept = static_cast<int32_t>(s.cands.size());  // <= p.k in candidates mode
+  if (out_approx != nullptr)
+    for (int32_t i = 0; i < kept; ++i) out_approx[i] = s.cands[i].score;
   if (reorder) {
     float query_sum = 0.0f;
     for (int32_t t = 0; t < v.dim; ++t) query_sum += query[t];
@@ -303,7 +316,17 @@ void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, co
     kernels.dense->rescore(r);
     for (int32_t i = 0; i < count; ++i) s.cands[i].score = s.rescored[i];
   }
-  WriteTopK(s.cands, p.k, out_ids, out_scores);
+  if (out_approx == nullptr) {
+    WriteTopK(s.cands, p.k, out_ids, out_scores);
+    return;
+  }
+  constexpr float kNone = -std::numeric_limits<float>::infinity();
+  for (int32_t i = 0; i < p.k; ++i) {
+    const bool have = i < kept;
+    out_ids[i] = have ? s.cands[i].id : -1;
+    out_scores[i] = have ? s.cands[i].score : kNone;
+    if (!have) out_approx[i] = kNone;
+  }
 }
 
 // A block of queries searched leaf-major: every query's leaves are chosen and
@@ -313,8 +336,9 @@ void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, co
 // as SearchOne would. The results are identical: a candidate buffer keeps the
 // exact best set whatever order the leaves come in.
 void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries,
-                          int64_t count, const float* centroid_scores, int64_t stride, const PartitionedParams& p,
-                          Scratch& s, int64_t* out_ids, float* out_scores) {
+                          int64_t count, const float* centroid_scores, int64_t stride, const Candidate* given,
+                          const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores,
+                          float* out_approx) {
   const int32_t capacity = CandidatesKept(v, p);
   const int32_t padded_blocks = PaddedBlocks(v.num_blocks);
   const int64_t table_bytes = int64_t{padded_blocks} * 16;
@@ -333,7 +357,11 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
   for (int64_t i = 0; i < count; ++i) {
     const float* query = queries + i * v.dim;
     std::copy(query, query + v.dim, s.query_row.begin());
-    SelectLeaves(v, *kernels.dense, centroid_scores + i * stride, p.leaves, false, s);
+    if (given != nullptr) {
+      TakeProbes(given + i * p.leaves, p.leaves, s);
+    } else {
+      SelectLeaves(v, *kernels.dense, centroid_scores + i * stride, p.leaves, false, s);
+    }
     Lut16BuildArgs build{query, v.lut_centers, v.num_blocks, v.dims_per_block, s.lut.data(),
                          tables.data() + i * table_bytes, &inv_scales[i], &lut_bases[i]};
     kernels.build(build);
@@ -341,10 +369,11 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
                                  -std::numeric_limits<float>::infinity()};
     // The query's best leaf is scanned now, on its own, and its candidates set the buffer's
     // threshold, so the leaf-major pass (leaves in id order) keeps fewer survivors.
-    const Candidate best = s.chosen.front();
-    if (v.leaves[best.id].size > 0)
+    if (!s.chosen.empty() && v.leaves[s.chosen.front().id].size > 0) {
+      const Candidate best = s.chosen.front();
       kernels.scan(LeafScanArgs(v, p, best.id, tables.data() + i * table_bytes, inv_scales[i],
                                 lut_bases[i] + best.score, &buffers[i]));
+    }
     MakeRoom(buffers[i]);
     for (size_t j = 1; j < s.chosen.size(); ++j) {
       const Candidate& leaf = s.chosen[j];
@@ -376,7 +405,8 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
     const float* query = queries + i * v.dim;
     std::copy(query, query + v.dim, s.query_row.begin());
     CompactCandidates(buffers[i]);
-    FinishQuery(v, kernels, query, p, buffers[i], s, out_ids + i * p.k, out_scores + i * p.k);
+    FinishQuery(v, kernels, query, p, buffers[i], s, out_ids + i * p.k, out_scores + i * p.k,
+                out_approx != nullptr ? out_approx + i * p.k : nullptr);
   }
 }
 
@@ -388,6 +418,8 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
   if (p.leaves < 1 || p.leaves > v.num_leaves()) throw std::invalid_argument("leaves must be in [1, num_leaves]");
   if (p.k < 1) throw std::invalid_argument("k must be positive");
   if (v.rows != nullptr && p.pre_reorder < p.k) throw std::invalid_argument("pre_reorder must be >= k");
+  if (p.out_approx != nullptr && p.pre_reorder != p.k)
+    throw std::invalid_argument("candidates mode keeps pre_reorder == k candidates");
   const int threads = ResolveThreads(num_threads);
   const int32_t capacity = CandidatesKept(v, p);
   const Clock::time_point start = Clock::now();
@@ -396,11 +428,14 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
   StageTimes* stage = threads == 1 ? times : nullptr;
   const int64_t stride = v.centroids.num_panels() * kPanelWidth;
   const int64_t chunk = std::max<int64_t>(1, std::min(kQueryChunk, kMaxChunkScores / stride));
-  std::vector<float> centroid_scores(std::min(chunk, nq) * stride);
+  // Leaves the caller chose need no centroid scores.
+  const bool choose = p.probes == nullptr;
+  std::vector<float> centroid_scores(choose ? std::min(chunk, nq) * stride : 0);
   for (int64_t q0 = 0; q0 < nq; q0 += chunk) {
     const int64_t m = std::min(chunk, nq - q0);
     Clock::time_point t0 = Clock::now();
-    DenseScores(v.centroids, *kernels.dense, queries + q0 * v.dim, m, centroid_scores.data(), stride, threads);
+    if (choose)
+      DenseScores(v.centroids, *kernels.dense, queries + q0 * v.dim, m, centroid_scores.data(), stride, threads);
     if (stage) stage->centroids += NanosSince(t0);
     const int64_t max_block = kLeafMajorBufferBytes / (int64_t{BufferSize(capacity)} * int64_t{sizeof(Candidate)});
     if (stage == nullptr && m >= kLeafMajorMinQueries && max_block >= kLeafMajorMinQueries) {
@@ -411,8 +446,10 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
         Scratch& s = ThreadScratch(v, capacity);
         const int64_t i0 = task * block, count = std::min(m, i0 + block) - i0;
         const int64_t q = q0 + i0;
-        SearchBlockLeafMajor(v, kernels, queries + q * v.dim, count, centroid_scores.data() + i0 * stride, stride, p,
-                             s, out_ids + q * p.k, out_scores + q * p.k);
+        SearchBlockLeafMajor(v, kernels, queries + q * v.dim, count,
+                             choose ? centroid_scores.data() + i0 * stride : nullptr, stride,
+                             choose ? nullptr : p.probes + q * p.leaves, p, s, out_ids + q * p.k,
+                             out_scores + q * p.k, p.out_approx != nullptr ? p.out_approx + q * p.k : nullptr);
       });
       continue;
     }
@@ -425,13 +462,38 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
         Clock::time_point t1;
         if (stage) t1 = Clock::now();
         std::copy(queries + q * v.dim, queries + (q + 1) * v.dim, s.query_row.begin());
-        SelectLeaves(v, *kernels.dense, centroid_scores.data() + i * stride, p.leaves, true, s);
+        if (choose) {
+          SelectLeaves(v, *kernels.dense, centroid_scores.data() + i * stride, p.leaves, true, s);
+        } else {
+          TakeProbes(p.probes + q * p.leaves, p.leaves, s);
+        }
         if (stage) stage->centroids += NanosSince(t1);
-        SearchOne(v, kernels, queries + q * v.dim, p, s, out_ids + q * p.k, out_scores + q * p.k, stage);
+        SearchOne(v, kernels, queries + q * v.dim, p, s, out_ids + q * p.k, out_scores + q * p.k,
+                  p.out_approx != nullptr ? p.out_approx + q * p.k : nullptr, stage);
       }
     });
   }
   if (times) times->total += NanosSince(start);
+}
+
+void ChooseLeaves(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries, int64_t nq,
+                  int32_t count, int num_threads, Candidate* out) {
+  if (count < 1 || count > v.num_leaves()) throw std::invalid_argument("leaves must be in [1, num_leaves]");
+  const int threads = ResolveThreads(num_threads);
+  const int64_t stride = v.centroids.num_panels() * kPanelWidth;
+  const int64_t chunk = std::max<int64_t>(1, std::min(kQueryChunk, kMaxChunkScores / stride));
+  std::vector<float> scores(std::min(chunk, nq) * stride);
+  for (int64_t q0 = 0; q0 < nq; q0 += chunk) {
+    const int64_t m = std::min(chunk, nq - q0);
+    DenseScores(v.centroids, *kernels.dense, queries + q0 * v.dim, m, scores.data(), stride, threads);
+    ParallelFor(m, threads, [&](int64_t i) {
+      Scratch& s = ThreadScratch(v, 1);
+      const int64_t q = q0 + i;
+      std::copy(queries + q * v.dim, queries + (q + 1) * v.dim, s.query_row.begin());
+      SelectLeaves(v, *kernels.dense, scores.data() + i * stride, count, true, s);
+      std::copy(s.chosen.begin(), s.chosen.end(), out + q * count);
+    });
+  }
 }
 
 void ExactRowSearch(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries, int64_t nq,

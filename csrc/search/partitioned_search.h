@@ -69,6 +69,15 @@ struct PartitionedParams {
   int32_t k;            // results returned
   // Filter: bit r set when row r may be returned (nullptr = every row).
   const uint64_t* allowed = nullptr;
+  // Leaves chosen by the caller (ChooseLeaves; a sharded index's coordinator
+  // chooses them once for every shard): [nq][leaves] (leaf, exact centroid
+  // score), best first; entries with leaf -1 are skipped. nullptr: chosen here.
+  const Candidate* probes = nullptr;
+  // Candidates mode (a shard's answer): instead of the top k, the k best
+  // distinct candidates by approximate score, unordered, each with its
+  // approximate score here [nq][k] and its reordered score in out_scores
+  // (the approximate one without a reorder copy). pre_reorder must equal k.
+  float* out_approx = nullptr;
 };
 
 // Per-stage time of one search call, summed over queries (nanoseconds).
@@ -87,6 +96,11 @@ struct PartitionedKernels {
 void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kernels,
                        const float* queries, int64_t nq, const PartitionedParams& p, int num_threads,
                        int64_t* out_ids, float* out_scores, StageTimes* times = nullptr);
+
+// The `count` leaves a search scans for each query, as PartitionedSearch
+// chooses them: out [nq][count] (leaf, exact centroid score), best first.
+void ChooseLeaves(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries, int64_t nq,
+                  int32_t count, int num_threads, Candidate* out);
 
 // Exact top k of each query over the given rows (the reorder copy rescored,
 // no tree): the path for filters that leave few points, and the fallback for

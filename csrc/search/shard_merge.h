@@ -1,0 +1,23 @@
+// Merging the shards' answers of a sharded search (annlib/distributed) into
+// the results one index holding all of their points would return.
+//
+// Each shard answers with its `wanted` best distinct candidates by
+// approximate (AH) score, each with its reordered score
+// (PartitionedIndex::SearchCandidates). One index keeps the `wanted` best
+// distinct candidates over all the leaves it scans, then returns the `k` best
+// of them by reordered score; every one of those is among its shard's
+// `wanted` best, so merging gives the same set: per query, each id once with
+// its best approximate score (SOAR copies may sit on two shards), the
+// `wanted` best of those, their `k` best by reordered score. Ties go to the
+// smaller id, as in exact ground truth.
+#pragma once
+#include <cstdint>
+
+namespace annlib {
+
+// ids/approx/exact [nq][width] (id -1: none) -> out_ids/out_scores [nq][k],
+// best first, reordered raw scores, padded with -1 / -inf.
+void MergeCandidates(int64_t nq, int64_t width, const int64_t* ids, const float* approx, const float* exact,
+                     int64_t wanted, int32_t k, int num_threads, int64_t* out_ids, float* out_scores);
+
+}  // namespace annlib
