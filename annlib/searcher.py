@@ -176,13 +176,18 @@ class Searcher:
         """(ids, scores in the metric's sense) of checked arguments."""
         raise NotImplementedError
 
-    def save(self, path) -> None:
-        """Writes the index to directory `path` atomically, in the current format (see annlib.io)."""
+    def save(self, path, *, extra_arrays: dict | None = None) -> None:
+        """Writes the index to directory `path` atomically, in the current format (see annlib.io).
+        extra_arrays: more named arrays written beside the index's (a shard of a sharded index
+        keeps its bookkeeping there); a load reads them into the arrays and the index ignores them."""
         arrays = self._arrays()
         if self._format_version < FORMAT_VERSION:
             arrays = format_v1.upgrade_arrays(self.config.kind, arrays, self.distance_measure == "squared_l2",
                                               getattr(self.config.brute_force, "dtype", None))
-        save_index(path, self.config.to_json(), arrays, __version__)
+        clash = set(extra_arrays or {}) & set(arrays)
+        if clash:
+            raise ValueError(f"extra_arrays may not replace the index's own arrays ({', '.join(sorted(clash))})")
+        save_index(path, self.config.to_json(), {**arrays, **(extra_arrays or {})}, __version__)
 
     def _arrays(self) -> dict:
         raise NotImplementedError
@@ -341,11 +346,11 @@ class BruteForceSearcher(Searcher):
         index = self._state.index
         return index, index.compile_filter(**kwargs)
 
-    def save(self, path) -> None:
+    def save(self, path, *, extra_arrays: dict | None = None) -> None:
         """Writes the index as it is now to directory `path`, atomically; updates wait until
         it is written."""
         with self._update_lock:
-            super().save(path)
+            super().save(path, extra_arrays=extra_arrays)
 
     def _arrays(self) -> dict:
         return dict(self._state.arrays)

@@ -26,6 +26,7 @@ import numpy as np
 from .. import _core
 from .._validate import as_float_matrix, check_ids, check_k, check_num_threads
 from ..config import MAX_INT32, IndexConfig
+from ..filters import filter_kwargs
 from ..params import SearchParams
 from ..searcher import Searcher, checked_k
 from .building import build_arrays
@@ -188,6 +189,15 @@ class QuantizedSearcher(Searcher):
             state.index.upsert(ids, **upsert_arguments(placement))
             self._changed = True
 
+    def upsert_placed(self, ids: np.ndarray, arguments: dict) -> None:
+        """Adds or replaces points placed elsewhere with this index's centers and codebooks:
+        `arguments` are layout.upsert_arguments(placement) (a sharded index's coordinator
+        places points once and sends each shard its copies)."""
+        ids = check_ids(ids)
+        with self._update_lock:
+            self._state.index.upsert(ids, **arguments)
+            self._changed = True
+
     def delete(self, ids) -> None:
         """Removes points by id, all or none: an id the index does not hold raises ValueError
         and nothing is deleted. Deleted points are never returned from then on; their space
@@ -200,11 +210,11 @@ class QuantizedSearcher(Searcher):
             self._state.index.remove(ids)  # checks every id before it deletes any
             self._changed = True
 
-    def save(self, path) -> None:
+    def save(self, path, *, extra_arrays: dict | None = None) -> None:
         """Writes the index as it is now (compacted) to directory `path`, atomically; updates
-        wait until it is written."""
+        wait until it is written (extra_arrays: see Searcher.save)."""
         with self._update_lock:
-            super().save(path)
+            super().save(path, extra_arrays=extra_arrays)
 
     def _contains(self, ids: np.ndarray) -> np.ndarray:
         return self._state.index.contains(ids)
@@ -323,6 +333,38 @@ class QuantizedSearcher(Searcher):
         count = check_k(count, max(1, state.size()), "count")
         leaves = check_k(leaves_to_search, state.index.num_leaves, "leaves_to_search")
         return state.index.search(queries, leaves, count, count, check_num_threads(num_threads), reorder=False)
+
+    def choose_leaves(self, queries, leaves_to_search: int, *, num_threads: int = 0):
+        """(leaves int32 [nq, leaves_to_search], their exact centroid scores float32), best
+        first: the leaves a search scans for each query (the same choice, bit for bit)."""
+        queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
+        leaves = check_k(leaves_to_search, self._state.index.num_leaves, "leaves_to_search")
+        return self._state.index.choose_leaves(queries, leaves, check_num_threads(num_threads))
+
+    def shard_candidates(self, queries, probe_leaves, probe_scores, wanted: int, *, exact: bool = False,
+                         num_threads: int = 0, allowlist=None, denylist=None):
+        """A shard's answer to a sharded search (annlib.distributed): per query, the `wanted`
+        best distinct candidates of the given leaves (choose_leaves' output, leaf -1 skipped)
+        by AH score, with their AH and reordered raw scores; exact=True: the exact best over
+        every allowed point instead (probes None). Returns (ids int64 [nq, w], approx float32,
+        reordered float32, points allowed), w = min(wanted, size()) or 1; _core.merge_candidates
+        merges shards' answers."""
+        queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
+        wanted = check_k(wanted, MAX_INT32, "wanted")
+        filters = filter_kwargs(allowlist, denylist)
+        if not exact:
+            probe_leaves = np.ascontiguousarray(probe_leaves, dtype=np.int32)
+            probe_scores = np.ascontiguousarray(probe_scores, dtype=np.float32)
+        return self._state.index.search_candidates(queries, probe_leaves, probe_scores, wanted, exact,
+                                                   check_num_threads(num_threads), **filters)
+
+    def allowed_count(self, allowlist=None, denylist=None) -> int:
+        """Points a filter allows (all points held without one)."""
+        return int(self._state.index.allowed_count(**filter_kwargs(allowlist, denylist)))
+
+    def total_slots(self) -> int:
+        """Code slots over all leaves, padding included (what a scan of every leaf reads)."""
+        return int(self._state.index.total_slots())
 
     def _arrays(self) -> dict:
         """The arrays a save writes: the build's, with the updated ones exported (compacted)."""

@@ -1,0 +1,132 @@
+"""Which shard holds what.
+
+By leaf (the default): each shard owns a set of whole leaves, balanced by their
+sizes; a point's copy lives on the shard of its leaf, so a SOAR point whose two
+leaves belong to two shards is held by both (its reorder row too). A query's
+leaves go only to the shards that own them.
+
+Random split: each point (both of its copies) lives on the shard its id hashes
+to; every shard holds part of every leaf, and every query goes to every shard.
+"""
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from ..quantized.layout import upsert_arguments
+from ..quantized.placement import Placement
+
+MODES = ("leaf", "random")
+
+
+def assign_leaves(leaf_sizes: np.ndarray, num_shards: int) -> np.ndarray:
+    """The shard of each leaf (int32 [num_leaves]): largest leaf first to the least loaded
+    shard (ties: smaller leaf, smaller shard), which keeps every shard within one leaf of
+    the mean."""
+    sizes = np.asarray(leaf_sizes, np.int64)
+    owner = np.empty(len(sizes), np.int32)
+    loads = [(0, shard) for shard in range(num_shards)]
+    for leaf in np.lexsort((np.arange(len(sizes)), -sizes)):
+        load, shard = heapq.heappop(loads)
+        owner[leaf] = shard
+        heapq.heappush(loads, (load + int(sizes[leaf]), shard))
+    return owner
+
+
+def shard_of_ids(ids: np.ndarray, num_shards: int) -> np.ndarray:
+    """Random split: the shard of each id (a 64-bit mix of the id, so that runs of ids
+    spread evenly)."""
+    z = np.asarray(ids, np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = (z + np.uint64(0x9E3779B97F4A7C15)) * np.uint64(0xBF58476D1CE4E5B9)
+        z ^= z >> np.uint64(31)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(29)
+    return (z % np.uint64(num_shards)).astype(np.int32)
+
+
+def _subset(placement: Placement, members: np.ndarray, second: np.ndarray | None) -> Placement:
+    """The placement of points `members` (indices, ascending), each with its primary copy;
+    `second`: per member, the index into placement.spilled of a SOAR copy it keeps here
+    (-1: none), or None for none at all."""
+    rows = None if placement.rows is None else {key: value[members] for key, value in placement.rows.items()}
+    if second is None or not (second >= 0).any():
+        empty = np.empty(0, np.int64)
+        return Placement(placement.leaves[members], placement.codes[members],
+                         None if placement.bias is None else placement.bias[members], empty, empty,
+                         placement.spill_codes[:0], None if placement.spill_bias is None else placement.spill_bias[:0],
+                         rows)
+    keep = np.flatnonzero(second >= 0)
+    spill = second[keep]
+    return Placement(placement.leaves[members], placement.codes[members],
+                     None if placement.bias is None else placement.bias[members], keep.astype(np.int64),
+                     placement.spill_leaves[spill], placement.spill_codes[spill],
+                     None if placement.spill_bias is None else placement.spill_bias[spill], rows)
+
+
+def _spill_copy_as_primary(placement: Placement, members: np.ndarray, spill: np.ndarray) -> Placement:
+    """Points held here by their SOAR copy only: that copy becomes the shard's only copy."""
+    rows = None if placement.rows is None else {key: value[members] for key, value in placement.rows.items()}
+    empty = np.empty(0, np.int64)
+    return Placement(placement.spill_leaves[spill], placement.spill_codes[spill],
+                     None if placement.spill_bias is None else placement.spill_bias[spill], empty, empty,
+                     placement.spill_codes[:0], None if placement.spill_bias is None else placement.spill_bias[:0],
+                     rows)
+
+
+def split(placement: Placement, ids: np.ndarray, num_shards: int, owner: np.ndarray | None) -> list[dict]:
+    """Each shard's part of placed points ({"ids", "upsert", "guests"}: see _part), the
+    points in their input order. owner: the shard of each leaf (by leaf), or None
+    (random split by id)."""
+    n = len(ids)
+    if owner is None:
+        point_shard = shard_of_ids(ids, num_shards)
+        parts = []
+        for shard in range(num_shards):
+            members = np.flatnonzero(point_shard == shard)
+            spill_index = np.full(n, -1, np.int64)
+            spill_index[placement.spilled] = np.arange(len(placement.spilled))
+            parts.append(_part(ids[members], _subset(placement, members, spill_index[members])))
+        return parts
+    primary = owner[placement.leaves]
+    spill_shard = np.full(n, -1, np.int64)
+    spill_shard[placement.spilled] = owner[placement.spill_leaves]
+    spill_index = np.full(n, -1, np.int64)
+    spill_index[placement.spilled] = np.arange(len(placement.spilled))
+    parts = []
+    for shard in range(num_shards):
+        here = primary == shard
+        second = np.where(here & (spill_shard == shard), spill_index, -1)
+        main = np.flatnonzero(here)
+        only_spill = np.flatnonzero(~here & (spill_shard == shard))
+        a = _subset(placement, main, second[main])
+        b = _spill_copy_as_primary(placement, only_spill, spill_index[only_spill])
+        part = _merge_parts(ids, main, a, only_spill, b)
+        part["guests"] = np.ascontiguousarray(ids[only_spill], np.int64)
+        parts.append(part)
+    return parts
+
+
+def _merge_parts(ids, main, a: Placement, extra, b: Placement) -> dict:
+    """Two placements of disjoint points as one part, in input order."""
+    if len(extra) == 0:
+        return _part(ids[main], a)
+    if len(main) == 0:
+        return _part(ids[extra], b)
+    order = np.argsort(np.concatenate([main, extra]), kind="stable")
+    cat = lambda x, y: None if x is None else np.concatenate([x, y])[order]  # noqa: E731
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    rows = None if a.rows is None else {key: np.concatenate([a.rows[key], b.rows[key]])[order] for key in a.rows}
+    merged = Placement(cat(a.leaves, b.leaves), cat(a.codes, b.codes), cat(a.bias, b.bias),
+                       inverse[a.spilled].astype(np.int64), a.spill_leaves, a.spill_codes, a.spill_bias, rows)
+    return _part(np.concatenate([ids[main], ids[extra]])[order], merged)
+
+
+def _part(ids: np.ndarray, placement: Placement) -> dict:
+    """A shard's part: the points' ids, the engine's upsert arguments, and the "guests":
+    points held only for their SOAR copy (their primary leaf is on another shard), which
+    the shard holds but does not count as its own."""
+    return {"ids": np.ascontiguousarray(ids, np.int64), "upsert": upsert_arguments(placement),
+            "guests": np.empty(0, np.int64)}

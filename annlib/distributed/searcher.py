@@ -1,0 +1,478 @@
+"""The coordinator of a sharded index: ShardedSearcher.
+
+It lives in the caller's process and holds the trained, empty index (every
+leaf's center and the AH codebooks: the "skeleton"), the shard of each leaf,
+and one Ray actor per shard (shard.py). A search:
+
+  1. plans as one index would (a filter's share of all the points widens the
+     leaves searched or picks exact search: _core.plan_search, from counts
+     summed over the shards);
+  2. chooses each query's leaves once, bit for bit as one index would
+     (choose_leaves on the skeleton);
+  3. sends each shard the queries that probe its leaves, with those leaves
+     (random split: every query, every leaf); each answers with its best
+     distinct candidates by AH score and their reordered scores;
+  4. merges (_core.merge_candidates): SOAR copies on two shards counted once,
+     the best pre_reorder by AH score, their best k by reordered score;
+  5. searches exactly, over every shard, the queries left with fewer than k
+     results (as one index fills them in).
+
+So a sharded search returns what one index over the same points returns, with
+ties broken by the smaller id (one index breaks them by storage order, which is
+id order for an index built with ascending ids). The conditions: the shards run
+the same SIMD level, and overretrieve_factor >= 2 (the default) with SOAR.
+
+Updates go through the coordinator, one at a time: upsert places points once
+(the same rule as one index, annlib/quantized/placement.py) and sends each
+shard its copies; delete checks that every id is held before any is deleted.
+An update reaches the shards one after another: a search running meanwhile may
+see it on some shards only.
+
+Failures: a shard whose actor died is restarted from its last save with the
+updates made since replayed (the coordinator keeps them), then the call is
+retried once; a shard that was never saved cannot be restarted, and the search
+raises ShardUnavailableError naming it, unless allow_partial=True asked for
+the answer of the shards that are left.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .. import _core
+from .._validate import as_float_matrix, check_ids, check_k, check_num_threads
+from ..filters import CompiledFilter
+from ..indexes import load_single
+from ..io import load_index, save_index
+from ..params import SearchParams
+from ..quantized import QuantizedSearcher
+from ..quantized.placement import codebooks_of, lift_of, place_points
+from ..version import __version__
+from . import _ray
+from .routing import MODES, split
+from .shard import Shard
+
+FORMAT_KIND = "sharded"
+# Shard methods that only read run in their own concurrency group, several at a
+# time; updates run in the default group, one at a time and in the order sent.
+SEARCH_GROUP = "search"
+SEARCH_CONCURRENCY = 4
+
+
+class ShardUnavailableError(RuntimeError):
+    """A shard's actor is gone and could not be restarted."""
+
+    def __init__(self, shard: int, num_shards: int, reason: str):
+        super().__init__(f"shard {shard} of {num_shards} is unavailable: {reason}")
+        self.shard = shard
+
+
+def actor_class(options: dict | None = None):
+    """The Ray actor class of a shard, with the caller's options (num_cpus, resources,
+    scheduling_strategy, ...) over ours."""
+    ray = _ray.ensure_started()
+    merged = {"num_cpus": 0, "max_restarts": 0, "scheduling_strategy": "SPREAD"}
+    merged.update(options or {})
+    return ray.remote(concurrency_groups={SEARCH_GROUP: SEARCH_CONCURRENCY})(Shard).options(**merged)
+
+
+class ShardedSearcher:
+    """A quantized index split over Ray actors, searched like one index (see the module
+    docstring). Made by annlib.distributed.build or annlib.distributed.load."""
+
+    def __init__(self, skeleton: QuantizedSearcher, owner: np.ndarray | None, actors: list, statuses: list,
+                 *, mode: str, sources: list, actor_options: dict | None = None, shard_threads: int = 0):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self._skeleton = skeleton
+        self._owner = None if owner is None else np.ascontiguousarray(owner, np.int32)
+        self._mode = mode
+        self._actors = list(actors)
+        self._statuses = list(statuses)
+        self._sources = list(sources)  # per shard: {"path": its last save} or None
+        self._replay: list[list] = [[] for _ in actors]  # per shard: updates since that save
+        self._actor_options = actor_options
+        self._shard_threads = shard_threads
+        self._update_lock = threading.RLock()
+        self.dim = skeleton.dim
+        self._num_blocks = int(np.asarray(skeleton._state.arrays["meta"])[2])
+        self._knobs = skeleton._snapshot()
+
+    # ---- what the index is -----------------------------------------------------------
+
+    @property
+    def num_shards(self) -> int:
+        return len(self._actors)
+
+    @property
+    def mode(self) -> str:
+        """"leaf" (shards own leaves, queries go to the shards of their leaves) or "random"."""
+        return self._mode
+
+    @property
+    def config(self):
+        return self._knobs.config
+
+    @property
+    def distance_measure(self) -> str:
+        return self.config.distance_measure
+
+    @property
+    def num_leaves(self) -> int:
+        return self._skeleton.num_leaves
+
+    @property
+    def leaf_owner(self) -> np.ndarray | None:
+        """The shard of each leaf (by-leaf mode), or None (random split)."""
+        return None if self._owner is None else self._owner.copy()
+
+    @property
+    def search_defaults(self) -> dict:
+        leaves, pre, k = self._knobs.default_knobs
+        return {"final_num_neighbors": k, "leaves_to_search": leaves,
+                "pre_reorder_num_neighbors": pre if self.config.reorder is not None else 0}
+
+    def size(self) -> int:
+        return int(sum(status["size"] for status in self._statuses))
+
+    def __len__(self) -> int:
+        return self.size()
+
+    def shard_sizes(self) -> list[int]:
+        return [int(status["size"]) for status in self._statuses]
+
+    def __repr__(self) -> str:
+        return (f"ShardedSearcher({self.num_shards} shards by {self._mode}, {self.distance_measure}, "
+                f"{self.size():,} points, dim {self.dim}, {self.num_leaves} leaves)")
+
+    def set_default_params(self, params: SearchParams) -> None:
+        """The knobs a search without arguments uses (QuantizedSearcher.set_default_params)."""
+        if not isinstance(params, SearchParams):
+            raise TypeError(f"params must be an annlib.SearchParams, got {type(params).__name__}")
+        k = check_k(params.final_num_neighbors, self.size(), "final_num_neighbors")
+        leaves, pre = self._knobs.knobs(k, params.leaves_to_search, params.pre_reorder_num_neighbors)
+        with self._update_lock:
+            self._skeleton._state = type(self._knobs)(self._knobs.config, self._knobs.arrays, self._knobs.index,
+                                                      (leaves, pre, k))
+            self._knobs = self._skeleton._snapshot()
+
+    # ---- calls to the shards ----------------------------------------------------------
+
+    def _method(self, shard: int, name: str, read_only: bool):
+        method = getattr(self._actors[shard], name)
+        return method.options(concurrency_group=SEARCH_GROUP) if read_only else method
+
+    def _call(self, calls: list, *, read_only: bool, allow_partial: bool = False) -> dict:
+        """Runs calls [(shard, method name, args)] on the shards at once: {shard: result}.
+        A shard whose actor died is restarted (from its last save, the updates since
+        replayed) and its call retried once; one that cannot be is left out with
+        allow_partial, else ShardUnavailableError."""
+        ray = _ray.ray()
+        died = _ray.actor_died_errors()
+        refs = {shard: self._method(shard, name, read_only).remote(*args) for shard, name, args in calls}
+        by_shard = {shard: (name, args) for shard, name, args in calls}
+        results = {}
+        for shard, ref in refs.items():
+            try:
+                results[shard] = ray.get(ref)
+                continue
+            except died as exc:
+                reason = f"its actor died ({type(exc).__name__})"
+            try:
+                self._restart(shard, reason)
+                name, args = by_shard[shard]
+                results[shard] = ray.get(self._method(shard, name, read_only).remote(*args))
+            except (ShardUnavailableError, *died) as exc:
+                if not allow_partial:
+                    if isinstance(exc, ShardUnavailableError):
+                        raise
+                    raise ShardUnavailableError(shard, self.num_shards, "it died again after a restart") from exc
+        return results
+
+    def _restart(self, shard: int, reason: str) -> None:
+        """A new actor for `shard` from its last save, with the updates since replayed."""
+        with self._update_lock:
+            source = self._sources[shard]
+            if source is None:
+                raise ShardUnavailableError(shard, self.num_shards,
+                                            f"{reason}, and it was never saved, so it cannot be restarted "
+                                            "(save() the index to make its shards restartable)")
+            ray = _ray.ray()
+            actor = actor_class(self._actor_options).remote(source, self._shard_threads)
+            status = ray.get(actor.status.remote())
+            for name, args in self._replay[shard]:
+                status = ray.get(getattr(actor, name).remote(*args))
+            self._actors[shard] = actor
+            self._statuses[shard] = status
+
+    # ---- search -------------------------------------------------------------------------
+
+    def search(self, q, final_num_neighbors=None, pre_reorder_num_neighbors=None, leaves_to_search=None, *,
+               allowlist=None, denylist=None, allow_partial: bool = False):
+        """Nearest neighbors of one query vector: (ids [k], scores [k]) (see search_batched)."""
+        query = as_float_matrix(q, "query", dim=self.dim, allow_1d=True, check_values=False)
+        if query.shape[0] != 1:
+            raise ValueError(f"search() takes one query, got {query.shape[0]}; use search_batched() for several")
+        out = self.search_batched(query, final_num_neighbors, pre_reorder_num_neighbors, leaves_to_search,
+                                  allowlist=allowlist, denylist=denylist, allow_partial=allow_partial)
+        return (out[0][0], out[1][0], *out[2:])
+
+    def search_batched(self, queries, final_num_neighbors=None, pre_reorder_num_neighbors=None,
+                       leaves_to_search=None, num_threads: int = 0, *, allowlist=None, denylist=None,
+                       allow_partial: bool = False):
+        """Nearest neighbors of each row of queries, as one index over all the shards' points
+        returns them: (ids int64 [n, k], scores float32 [n, k]). allowlist/denylist: ids or
+        boolean masks (not compiled filters). allow_partial=True: a shard that is down is
+        left out instead of failing the search, and a third value lists the shards that
+        answered."""
+        queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
+        _core.check_rows(queries, self.distance_measure, "queries")
+        if isinstance(allowlist, CompiledFilter) or isinstance(denylist, CompiledFilter):
+            raise TypeError("a sharded search takes allowlist/denylist as ids or boolean masks, not compiled filters")
+        num_threads = check_num_threads(num_threads)
+        knobs = self._knobs
+        total = self.size()
+        k = knobs.config.num_neighbors if final_num_neighbors is None else final_num_neighbors
+        k = check_k(k, total, "final_num_neighbors")
+        if final_num_neighbors is None and pre_reorder_num_neighbors is None and leaves_to_search is None:
+            leaves, pre, _ = knobs.default_knobs
+        else:
+            leaves, pre = knobs.knobs(k, leaves_to_search, pre_reorder_num_neighbors)
+        pre = min(pre, max(total, 1))
+        filters = {"allowlist": allowlist, "denylist": denylist}
+        filtered = allowlist is not None or denylist is not None
+        shards = range(self.num_shards)
+        answered = set(shards)
+        allowed = total
+        if filtered:
+            counts = self._call([(s, "allowed_count", (allowlist, denylist)) for s in shards], read_only=True,
+                                allow_partial=allow_partial)
+            answered &= set(counts)
+            allowed = int(sum(counts.values()))
+        nq = len(queries)
+        ids = np.full((nq, k), -1, np.int64)
+        raw = np.full((nq, k), -np.inf, np.float32)
+        if allowed > 0 and nq > 0:
+            has_rows = knobs.config.reorder is not None
+            slots = int(sum(status["slots"] for status in self._statuses))
+            exact, plan_leaves = _core.plan_search(self.num_leaves, self.dim, self._num_blocks, slots, filtered,
+                                                   allowed, total, has_rows, leaves, pre)
+            rows = np.arange(nq)
+            if exact:
+                ids, raw, got = self._exact(queries, rows, k, filters, allow_partial)
+            else:
+                ids, raw, got = self._partitioned(queries, plan_leaves, pre, k, filters, num_threads,
+                                                  allow_partial)
+            answered &= got
+            short = np.flatnonzero((ids >= 0).sum(axis=1) < min(k, allowed))
+            if len(short) and not exact:
+                # As one index does: queries whose leaves held fewer than k allowed points.
+                if has_rows:
+                    more_ids, more_raw, got = self._exact(queries[short], short, k, filters, allow_partial)
+                else:
+                    more_ids, more_raw, got = self._partitioned(queries[short], self.num_leaves, pre, k, filters,
+                                                                num_threads, allow_partial)
+                ids[short], raw[short] = more_ids, more_raw
+                answered &= got
+        scores = _core.raw_to_metric(queries, raw, self.distance_measure)
+        if allow_partial:
+            return ids, scores, sorted(answered)
+        return ids, scores
+
+    def _partitioned(self, queries, leaves: int, pre: int, k: int, filters: dict, num_threads: int,
+                     allow_partial: bool):
+        """(ids, raw scores, shards that answered) of the leaves' candidates, merged."""
+        probe_leaves, probe_scores = self._skeleton.choose_leaves(queries, leaves, num_threads=num_threads)
+        calls, rows_of = [], {}
+        for shard in range(self.num_shards):
+            if self._owner is None:
+                rows, shard_leaves, shard_scores = np.arange(len(queries)), probe_leaves, probe_scores
+            else:
+                mine = self._owner[probe_leaves] == shard
+                rows = np.flatnonzero(mine.any(axis=1))
+                if len(rows) == 0:
+                    continue
+                shard_leaves = np.where(mine, probe_leaves, -1)[rows]
+                shard_scores = probe_scores[rows]
+            rows_of[shard] = rows
+            calls.append((shard, "candidates", (queries[rows], shard_leaves, shard_scores, pre, False,
+                                                filters["allowlist"], filters["denylist"])))
+        results = self._call(calls, read_only=True, allow_partial=allow_partial)
+        return (*self._merge(len(queries), results, rows_of, pre, k, num_threads),
+                set(results) | (set(range(self.num_shards)) - set(rows_of)))
+
+    def _exact(self, queries, rows, k: int, filters: dict, allow_partial: bool):
+        """(ids, raw scores, shards that answered) of an exact search over every shard."""
+        calls = [(shard, "candidates", (queries, None, None, k, True, filters["allowlist"], filters["denylist"]))
+                 for shard in range(self.num_shards)]
+        results = self._call(calls, read_only=True, allow_partial=allow_partial)
+        every = np.arange(len(queries))
+        return (*self._merge(len(queries), results, {shard: every for shard in results}, k, k, 0), set(results))
+
+    @staticmethod
+    def _merge(nq: int, results: dict, rows_of: dict, wanted: int, k: int, num_threads: int):
+        """The shards' candidates side by side per query, merged into the top k."""
+        width = sum(results[shard][0].shape[1] for shard in results)
+        ids = np.full((nq, max(width, 1)), -1, np.int64)
+        approx = np.full(ids.shape, -np.inf, np.float32)
+        exact = np.full(ids.shape, -np.inf, np.float32)
+        column = 0
+        for shard, (shard_ids, shard_approx, shard_exact) in results.items():
+            rows, w = rows_of[shard], shard_ids.shape[1]
+            ids[rows, column:column + w] = shard_ids
+            approx[rows, column:column + w] = shard_approx
+            exact[rows, column:column + w] = shard_exact
+            column += w
+        return _core.merge_candidates(ids, approx, exact, wanted, k, num_threads)
+
+    # ---- updates ------------------------------------------------------------------------
+
+    def contains(self, ids):
+        """Whether each id is held by some shard: a bool array (a bool for one scalar id)."""
+        scalar = np.ndim(ids) == 0
+        checked = check_ids(np.asarray([ids]) if scalar else ids, "id" if scalar else "ids")
+        held = self._held(checked)
+        return bool(held.any(axis=0)[0]) if scalar else held.any(axis=0)
+
+    def __contains__(self, id_) -> bool:
+        return self.contains(id_)
+
+    def _held(self, ids: np.ndarray) -> np.ndarray:
+        """bool [num_shards, len(ids)]: which shard holds which id."""
+        results = self._call([(s, "contains", (ids,)) for s in range(self.num_shards)], read_only=True)
+        return np.stack([results[s] for s in range(self.num_shards)]) if len(ids) else \
+            np.zeros((self.num_shards, 0), bool)
+
+    def _apply(self, calls: list) -> None:
+        """Update calls, logged for replay after a restart."""
+        results = self._call(calls, read_only=False)
+        for shard, name, args in calls:
+            self._replay[shard].append((name, args))
+            self._statuses[shard] = results[shard]
+
+    def upsert(self, ids, vectors, *, num_threads: int = 0) -> None:
+        """Adds points, or replaces the points with these ids: placed once here, exactly as
+        one index places them, each copy sent to the shard of its leaf."""
+        with self._update_lock:
+            checked = self._skeleton._upsert_arguments(ids, vectors, num_threads)
+            if checked is None:
+                return
+            ids, x, num_threads = checked
+            state = self._skeleton._state
+            placement = place_points(state.config, np.asarray(state.arrays["centroids"]),
+                                     codebooks_of(state.arrays, self._num_blocks), x, num_threads,
+                                     lift=lift_of(state.config, state.arrays, self.num_leaves))
+            parts = split(placement, ids, self.num_shards, self._owner)
+            self._apply([(s, "replace", (ids, parts[s])) for s in range(self.num_shards)])
+
+    def delete(self, ids) -> None:
+        """Removes points by id, all or none: an id no shard holds raises ValueError and
+        nothing is deleted."""
+        ids = check_ids(ids)
+        if len(ids) == 0:
+            return
+        with self._update_lock:
+            held = self._held(ids)
+            missing = ids[~held.any(axis=0)]
+            if missing.size:
+                raise ValueError(f"delete: the index holds no point with id {int(missing[0])}; nothing was deleted")
+            # Every shard: a SOAR copy may sit on a shard other than the point's own.
+            self._apply([(s, "delete", (ids,)) for s in range(self.num_shards)])
+
+    # ---- saving -----------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Writes the index atomically to directory `path`: the coordinator's part (config,
+        leaf owners, the trained skeleton) and one subdirectory per shard, each written by
+        its actor (so `path` must be reachable from every node: one machine, or a shared
+        file system) and each a complete annlib index (annlib.load opens one alone).
+        Updates wait until it is written; afterwards a shard that dies is restarted from it."""
+        path = Path(path).absolute()
+        with self._update_lock:
+            ray = _ray.ray()
+            names = [shard_directory(s) for s in range(self.num_shards)]
+            subindexes = {"skeleton": self._skeleton,
+                          **{name: _RemoteSave(ray, self._actors[s]) for s, name in enumerate(names)}}
+            arrays = {"leaf_owner": self._owner if self._owner is not None else np.zeros(0, np.int32)}
+            save_index(path, self._config_json(), arrays, __version__, subindexes=subindexes)
+            self._sources = [{"path": str(path / name)} for name in names]
+            self._replay = [[] for _ in self._actors]
+
+    def _config_json(self) -> str:
+        leaves, pre, k = self._knobs.default_knobs
+        return json.dumps({"kind": FORMAT_KIND, "mode": self._mode, "num_shards": self.num_shards,
+                           "index": json.loads(self.config.to_json()),
+                           "search_defaults": {"leaves_to_search": leaves, "pre_reorder_num_neighbors": pre,
+                                               "final_num_neighbors": k}}, indent=2, sort_keys=True)
+
+    # ---- health ---------------------------------------------------------------------------
+
+    def health(self) -> dict:
+        """Per shard: whether its actor answers, its size and health() report; overall: size
+        and how even the shards are (largest over mean)."""
+        shards = []
+        results = self._call([(s, "health", ()) for s in range(self.num_shards)], read_only=True,
+                             allow_partial=True)
+        for s in range(self.num_shards):
+            report = results.get(s)
+            shards.append({"shard": s, "alive": report is not None, "restartable": self._sources[s] is not None,
+                           **(report or {})})
+        sizes = np.array(self.shard_sizes(), np.float64)
+        return {"size": self.size(), "num_shards": self.num_shards, "mode": self._mode,
+                "shard_size_max_over_mean": float(sizes.max() / sizes.mean()) if sizes.mean() > 0 else 0.0,
+                "shards": shards}
+
+    def shutdown(self) -> None:
+        """Stops the shards' actors (the index is gone unless it was saved)."""
+        ray = _ray.ray()
+        for actor in self._actors:
+            ray.kill(actor)
+
+
+class _RemoteSave:
+    """A shard as save_index's subindex: its actor writes it."""
+
+    def __init__(self, ray, actor):
+        self._ray, self._actor = ray, actor
+
+    def save(self, path) -> None:
+        self._ray.get(self._actor.save.remote(str(path)))
+
+
+def shard_directory(shard: int) -> str:
+    return f"shard_{shard:04d}"
+
+
+def load(path, *, actor_options: dict | None = None, shard_threads: int = 0) -> ShardedSearcher:
+    """A sharded index saved by ShardedSearcher.save: the coordinator here, one actor per
+    shard loading its directory (so `path` must be reachable from every node)."""
+    path = Path(path).absolute()
+    config_json, arrays, _ = load_index(path, mmap=False, verify=True)
+    try:
+        config = json.loads(config_json)
+        if not isinstance(config, dict) or config.get("kind") != FORMAT_KIND:
+            raise ValueError("not a sharded index")
+        mode, num_shards = config["mode"], int(config["num_shards"])
+        defaults = config["search_defaults"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} does not hold a sharded annlib index ({exc})") from exc
+    if mode not in MODES or num_shards < 1:
+        raise ValueError(f"{path}/config.json is invalid: mode {mode!r}, {num_shards} shards")
+    skeleton = load_single(path / "skeleton", mmap=False, verify=True)
+    if not isinstance(skeleton, QuantizedSearcher):
+        raise ValueError(f"{path}/skeleton is not a quantized index")
+    owner = np.asarray(arrays["leaf_owner"]) if mode == "leaf" else None
+    if owner is not None and (owner.shape != (skeleton.num_leaves,) or owner.min() < 0 or owner.max() >= num_shards):
+        raise ValueError(f"{path}: leaf_owner does not give each of {skeleton.num_leaves} leaves a shard "
+                         f"in [0, {num_shards})")
+    ray = _ray.ensure_started()
+    sources = [{"path": str(path / shard_directory(s))} for s in range(num_shards)]
+    actors = [actor_class(actor_options).remote(source, shard_threads) for source in sources]
+    statuses = ray.get([actor.status.remote() for actor in actors])
+    searcher = ShardedSearcher(skeleton, owner, actors, statuses, mode=mode, sources=sources,
+                               actor_options=actor_options, shard_threads=shard_threads)
+    searcher.set_default_params(SearchParams(**defaults))
+    return searcher

@@ -1,0 +1,115 @@
+"""One shard of a sharded index: an ordinary quantized index holding the points of
+the leaves it owns (every leaf's center is kept, the other leaves are empty). The
+coordinator (searcher.py) runs each Shard as a Ray actor; a saved shard is a
+normal annlib index directory, loadable where it lives with annlib.load.
+
+A SOAR point whose two leaves sit on two shards is held by both; the shard of its
+secondary leaf holds it as a "guest" and leaves it out of its counts (size(), the
+points a filter allows), so that the shards' counts add up to the points of the
+index, as a search plans by them. The guests' ids are saved beside the shard's
+arrays (GUESTS)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..config import IndexConfig
+from ..filters import id_filter
+from ..indexes import load_single
+from ..io import load_index
+from ..quantized import QuantizedSearcher
+
+GUESTS = "shard_guest_ids"
+
+
+def _listed(ids: np.ndarray, values) -> np.ndarray:
+    """Which of ids an allowlist/denylist (ids or a boolean mask over ids) lists."""
+    listed_ids, mask = id_filter(values, "filter")
+    if listed_ids is not None:
+        return np.isin(ids, listed_ids)
+    inside = ids < len(mask)
+    out = np.zeros(len(ids), bool)
+    out[inside] = mask[ids[inside]] != 0
+    return out
+
+
+class Shard:
+    """The actor's state. Every method returns plain data (arrays, numbers, dicts)."""
+
+    def __init__(self, source: dict, num_threads: int = 0, arrays: dict | None = None):
+        # source: {"path": a saved shard's directory} or {"config": json} of a trained,
+        # empty index whose arrays are `arrays`
+        if "path" in source:
+            config_json, saved, manifest = load_index(source["path"], mmap=False, verify=True)
+            guests = np.asarray(saved.pop(GUESTS, np.empty(0, np.int64)), np.int64)
+            searcher = load_single(source["path"], loaded=(config_json, saved, manifest))
+        else:
+            searcher = QuantizedSearcher(IndexConfig.from_json(source["config"]), dict(arrays))
+            guests = np.empty(0, np.int64)
+        if not isinstance(searcher, QuantizedSearcher):
+            raise ValueError("a shard holds a quantized index")
+        self.searcher = searcher
+        self.guests = np.unique(guests)  # sorted
+        self.num_threads = num_threads
+
+    def status(self) -> dict:
+        """What the coordinator plans by: the points that are this shard's own (guests left
+        out) and the code slots of its leaves."""
+        return {"size": self.searcher.size() - len(self.guests), "slots": self.searcher.total_slots(),
+                "guests": len(self.guests), "pid": os.getpid()}
+
+    def add(self, part: dict) -> dict:
+        """Adds (or replaces) the placed points of one part (routing.split)."""
+        if len(part["ids"]):
+            self.searcher.upsert_placed(part["ids"], part["upsert"])
+            kept = self.guests[~np.isin(self.guests, part["ids"])]
+            self.guests = np.union1d(kept, part["guests"])
+        return self.status()
+
+    def replace(self, ids: np.ndarray, part: dict) -> dict:
+        """An upsert of `ids`: the ones this shard holds but no longer should (their leaves
+        are on other shards now) are deleted, then its part is added."""
+        held = ids[self.searcher.contains(ids)]
+        self._remove(held[~np.isin(held, part["ids"])])
+        return self.add(part)
+
+    def delete(self, ids: np.ndarray) -> dict:
+        """Deletes the ids of `ids` this shard holds (the coordinator checked that every one
+        is held by some shard)."""
+        self._remove(ids[self.searcher.contains(ids)])
+        return self.status()
+
+    def _remove(self, held: np.ndarray) -> None:
+        if len(held):
+            self.searcher.delete(held)
+            self.guests = self.guests[~np.isin(self.guests, held)]
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        """Which ids this shard holds as its own (guests are another shard's)."""
+        return self.searcher.contains(ids) & ~np.isin(ids, self.guests)
+
+    def allowed_count(self, allowlist=None, denylist=None) -> int:
+        """The shard's own points a filter allows."""
+        count = self.searcher.allowed_count(allowlist, denylist)
+        if len(self.guests):
+            guests = self.guests
+            allowed = np.ones(len(guests), bool) if allowlist is None else _listed(guests, allowlist)
+            if denylist is not None:
+                allowed &= ~_listed(guests, denylist)
+            count -= int(allowed.sum())
+        return count
+
+    def candidates(self, queries, probe_leaves, probe_scores, wanted: int, exact: bool = False, allowlist=None,
+                   denylist=None):
+        """(ids, approx, reordered) raw-scored candidates: QuantizedSearcher.shard_candidates."""
+        ids, approx, reordered, _ = self.searcher.shard_candidates(
+            queries, probe_leaves, probe_scores, wanted, exact=exact, num_threads=self.num_threads,
+            allowlist=allowlist, denylist=denylist)
+        return ids, approx, reordered
+
+    def health(self) -> dict:
+        return {**self.searcher.health(), **self.status()}
+
+    def save(self, path: str) -> None:
+        self.searcher.save(path, extra_arrays={GUESTS: self.guests})
