@@ -58,6 +58,9 @@ def load(path, mmap: bool = True, verify: bool = True):
     if _saved_kind(loaded[0]) == "scann_compat":
         raise ValueError(f"{path} holds a searcher saved by annlib.scann_compat: load it with "
                          "annlib.scann_compat.scann_ops_pybind.load_searcher")
+    if _saved_kind(loaded[0]) == "sharded":
+        raise ValueError(f"{path} holds a sharded index: load it with annlib.distributed.load (each of its "
+                         "shard_* directories loads alone with annlib.load)")
     if _saved_kind(loaded[0]) == "multivector":
         return MultiVectorIndex.from_saved(path, *loaded, mmap=mmap, verify=verify)
     return load_single(path, loaded=loaded)

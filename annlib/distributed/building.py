@@ -30,7 +30,8 @@ from .sources import chunks
 BALANCE_SAMPLE = 65_536  # training rows placed to estimate the leaves' sizes
 
 
-def place_chunk(config_json: str, arrays: dict, ids: np.ndarray, rows, num_shards: int, owner):
+def place_chunk(config_json: str, arrays: dict, ids: np.ndarray, numbers: np.ndarray, rows, num_shards: int,
+                owner):
     """A Ray task: the shards' parts of one chunk of points (routing.split)."""
     config = IndexConfig.from_json(config_json)
     x = as_float_matrix(rows, "data", dim=int(np.asarray(arrays["meta"])[1]))
@@ -40,7 +41,7 @@ def place_chunk(config_json: str, arrays: dict, ids: np.ndarray, rows, num_shard
     placement = place_points(config, np.asarray(arrays["centroids"]),
                              codebooks_of(arrays, int(np.asarray(arrays["meta"])[2])), x, num_threads=1,
                              lift=lift_of(config, arrays, num_leaves))
-    parts = split(placement, ids, num_shards, owner)
+    parts = split(placement, ids, numbers, num_shards, owner)
     return parts[0] if num_shards == 1 else tuple(parts)
 
 
@@ -100,17 +101,18 @@ def build(builder: Builder, num_shards: int, *, data=None, ids=None, mode: str =
     source = {"config": config.to_json()}
     actors = [actor_class(actor_options).remote(source, shard_threads, arrays_ref) for _ in range(num_shards)]
     try:
-        statuses = _fill(ray, actors, stream, total, config.to_json(), arrays_ref, owner, progress)
+        statuses, added = _fill(ray, actors, stream, total, config.to_json(), arrays_ref, owner, progress)
     except BaseException:
         for actor in actors:  # Ctrl-C or a bad chunk: no half-built shards left running
             ray.kill(actor)
         raise
     return ShardedSearcher(skeleton, owner, actors, statuses, mode=mode, sources=[None] * num_shards,
-                           actor_options=actor_options, shard_threads=shard_threads)
+                           next_number=added, actor_options=actor_options, shard_threads=shard_threads)
 
 
-def _fill(ray, actors, stream, total, config_json, arrays_ref, owner, progress) -> list:
-    """Places the chunks in Ray tasks and adds them to the shards, a few chunks in flight."""
+def _fill(ray, actors, stream, total, config_json, arrays_ref, owner, progress) -> tuple[list, int]:
+    """Places the chunks in Ray tasks and adds them to the shards, a few chunks in flight:
+    (the shards' statuses, points added). A point's insertion number is its input position."""
     num_shards = len(actors)
     place = ray.remote(place_chunk).options(num_returns=num_shards, num_cpus=1)
     window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
@@ -124,9 +126,12 @@ def _fill(ray, actors, stream, total, config_json, arrays_ref, owner, progress) 
             statuses[shard] = status
         bar.update(rows)
 
+    added = 0
     try:
         for chunk_ids, rows in stream:
-            parts = place.remote(config_json, arrays_ref, chunk_ids, rows, num_shards, owner)
+            numbers = np.arange(added, added + len(chunk_ids), dtype=np.int64)
+            added += len(chunk_ids)
+            parts = place.remote(config_json, arrays_ref, chunk_ids, numbers, rows, num_shards, owner)
             parts = [parts] if num_shards == 1 else parts
             in_flight.append((parts, [actor.add.remote(part) for actor, part in zip(actors, parts)], len(rows)))
             while len(in_flight) > window:
@@ -142,4 +147,4 @@ def _fill(ray, actors, stream, total, config_json, arrays_ref, owner, progress) 
         bar.close()
     if any(status is None for status in statuses):  # no data at all
         statuses = ray.get([actor.status.remote() for actor in actors])
-    return statuses
+    return statuses, added

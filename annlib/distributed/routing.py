@@ -75,10 +75,11 @@ def _spill_copy_as_primary(placement: Placement, members: np.ndarray, spill: np.
                      rows)
 
 
-def split(placement: Placement, ids: np.ndarray, num_shards: int, owner: np.ndarray | None) -> list[dict]:
-    """Each shard's part of placed points ({"ids", "upsert", "guests"}: see _part), the
-    points in their input order. owner: the shard of each leaf (by leaf), or None
-    (random split by id)."""
+def split(placement: Placement, ids: np.ndarray, numbers: np.ndarray, num_shards: int,
+          owner: np.ndarray | None) -> list[dict]:
+    """Each shard's part of placed points ({"ids", "numbers", "upsert", "guests"}: see
+    _part), the points in their input order; numbers: their insertion numbers
+    (ordering.py). owner: the shard of each leaf (by leaf), or None (random split by id)."""
     n = len(ids)
     if owner is None:
         point_shard = shard_of_ids(ids, num_shards)
@@ -87,7 +88,7 @@ def split(placement: Placement, ids: np.ndarray, num_shards: int, owner: np.ndar
             members = np.flatnonzero(point_shard == shard)
             spill_index = np.full(n, -1, np.int64)
             spill_index[placement.spilled] = np.arange(len(placement.spilled))
-            parts.append(_part(ids[members], _subset(placement, members, spill_index[members])))
+            parts.append(_part(ids[members], numbers[members], _subset(placement, members, spill_index[members])))
         return parts
     primary = owner[placement.leaves]
     spill_shard = np.full(n, -1, np.int64)
@@ -102,18 +103,18 @@ def split(placement: Placement, ids: np.ndarray, num_shards: int, owner: np.ndar
         only_spill = np.flatnonzero(~here & (spill_shard == shard))
         a = _subset(placement, main, second[main])
         b = _spill_copy_as_primary(placement, only_spill, spill_index[only_spill])
-        part = _merge_parts(ids, main, a, only_spill, b)
+        part = _merge_parts(ids, numbers, main, a, only_spill, b)
         part["guests"] = np.ascontiguousarray(ids[only_spill], np.int64)
         parts.append(part)
     return parts
 
 
-def _merge_parts(ids, main, a: Placement, extra, b: Placement) -> dict:
+def _merge_parts(ids, numbers, main, a: Placement, extra, b: Placement) -> dict:
     """Two placements of disjoint points as one part, in input order."""
     if len(extra) == 0:
-        return _part(ids[main], a)
+        return _part(ids[main], numbers[main], a)
     if len(main) == 0:
-        return _part(ids[extra], b)
+        return _part(ids[extra], numbers[extra], b)
     order = np.argsort(np.concatenate([main, extra]), kind="stable")
     cat = lambda x, y: None if x is None else np.concatenate([x, y])[order]  # noqa: E731
     inverse = np.empty_like(order)
@@ -121,12 +122,13 @@ def _merge_parts(ids, main, a: Placement, extra, b: Placement) -> dict:
     rows = None if a.rows is None else {key: np.concatenate([a.rows[key], b.rows[key]])[order] for key in a.rows}
     merged = Placement(cat(a.leaves, b.leaves), cat(a.codes, b.codes), cat(a.bias, b.bias),
                        inverse[a.spilled].astype(np.int64), a.spill_leaves, a.spill_codes, a.spill_bias, rows)
-    return _part(np.concatenate([ids[main], ids[extra]])[order], merged)
+    return _part(np.concatenate([ids[main], ids[extra]])[order],
+                 np.concatenate([numbers[main], numbers[extra]])[order], merged)
 
 
-def _part(ids: np.ndarray, placement: Placement) -> dict:
-    """A shard's part: the points' ids, the engine's upsert arguments, and the "guests":
-    points held only for their SOAR copy (their primary leaf is on another shard), which
-    the shard holds but does not count as its own."""
-    return {"ids": np.ascontiguousarray(ids, np.int64), "upsert": upsert_arguments(placement),
-            "guests": np.empty(0, np.int64)}
+def _part(ids: np.ndarray, numbers: np.ndarray, placement: Placement) -> dict:
+    """A shard's part: the points' ids and insertion numbers, the engine's upsert
+    arguments, and the "guests": points held only for their SOAR copy (their primary leaf
+    is on another shard), which the shard holds but does not count as its own."""
+    return {"ids": np.ascontiguousarray(ids, np.int64), "numbers": np.ascontiguousarray(numbers, np.int64),
+            "upsert": upsert_arguments(placement), "guests": np.empty(0, np.int64)}

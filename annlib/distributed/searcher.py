@@ -60,6 +60,8 @@ FORMAT_KIND = "sharded"
 # time; updates run in the default group, one at a time and in the order sent.
 SEARCH_GROUP = "search"
 SEARCH_CONCURRENCY = 4
+# How long a restarted shard may wait for a node with the resources it asks for.
+RESTART_TIMEOUT_S = 120.0
 
 
 class ShardUnavailableError(RuntimeError):
@@ -84,7 +86,8 @@ class ShardedSearcher:
     docstring). Made by annlib.distributed.build or annlib.distributed.load."""
 
     def __init__(self, skeleton: QuantizedSearcher, owner: np.ndarray | None, actors: list, statuses: list,
-                 *, mode: str, sources: list, actor_options: dict | None = None, shard_threads: int = 0):
+                 *, mode: str, sources: list, next_number: int, actor_options: dict | None = None,
+                 shard_threads: int = 0):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self._skeleton = skeleton
@@ -97,6 +100,7 @@ class ShardedSearcher:
         self._actor_options = actor_options
         self._shard_threads = shard_threads
         self._update_lock = threading.RLock()
+        self._next_number = int(next_number)  # the insertion number of the next point added (ordering.py)
         self.dim = skeleton.dim
         self._num_blocks = int(np.asarray(skeleton._state.arrays["meta"])[2])
         self._knobs = skeleton._snapshot()
@@ -202,9 +206,19 @@ class ShardedSearcher:
                                             "(save() the index to make its shards restartable)")
             ray = _ray.ray()
             actor = actor_class(self._actor_options).remote(source, self._shard_threads)
-            status = ray.get(actor.status.remote())
-            for name, args in self._replay[shard]:
-                status = ray.get(getattr(actor, name).remote(*args))
+            try:
+                status = ray.get(actor.status.remote(), timeout=RESTART_TIMEOUT_S)
+                for name, args in self._replay[shard]:
+                    status = ray.get(getattr(actor, name).remote(*args))
+            except _ray.actor_died_errors() as exc:
+                raise ShardUnavailableError(shard, self.num_shards,
+                                            f"{reason}, and restarting it from {source['path']} failed "
+                                            f"({_first_line(exc)})") from exc
+            except ray.exceptions.GetTimeoutError as exc:
+                ray.kill(actor)
+                raise ShardUnavailableError(shard, self.num_shards,
+                                            f"{reason}, and no node could take it within {RESTART_TIMEOUT_S:g} s "
+                                            "(its actor_options ask for resources no live node has free)") from exc
             self._actors[shard] = actor
             self._statuses[shard] = status
 
@@ -317,16 +331,18 @@ class ShardedSearcher:
         """The shards' candidates side by side per query, merged into the top k."""
         width = sum(results[shard][0].shape[1] for shard in results)
         ids = np.full((nq, max(width, 1)), -1, np.int64)
+        numbers = np.full(ids.shape, -1, np.int64)
         approx = np.full(ids.shape, -np.inf, np.float32)
         exact = np.full(ids.shape, -np.inf, np.float32)
         column = 0
-        for shard, (shard_ids, shard_approx, shard_exact) in results.items():
+        for shard, (shard_ids, shard_numbers, shard_approx, shard_exact) in results.items():
             rows, w = rows_of[shard], shard_ids.shape[1]
             ids[rows, column:column + w] = shard_ids
+            numbers[rows, column:column + w] = shard_numbers
             approx[rows, column:column + w] = shard_approx
             exact[rows, column:column + w] = shard_exact
             column += w
-        return _core.merge_candidates(ids, approx, exact, wanted, k, num_threads)
+        return _core.merge_candidates(ids, approx, exact, wanted, k, num_threads, keys=numbers)
 
     # ---- updates ------------------------------------------------------------------------
 
@@ -365,8 +381,10 @@ class ShardedSearcher:
             placement = place_points(state.config, np.asarray(state.arrays["centroids"]),
                                      codebooks_of(state.arrays, self._num_blocks), x, num_threads,
                                      lift=lift_of(state.config, state.arrays, self.num_leaves))
-            parts = split(placement, ids, self.num_shards, self._owner)
+            numbers = np.arange(self._next_number, self._next_number + len(ids), dtype=np.int64)
+            parts = split(placement, ids, numbers, self.num_shards, self._owner)
             self._apply([(s, "replace", (ids, parts[s])) for s in range(self.num_shards)])
+            self._next_number += len(ids)
 
     def delete(self, ids) -> None:
         """Removes points by id, all or none: an id no shard holds raises ValueError and
@@ -404,6 +422,7 @@ class ShardedSearcher:
     def _config_json(self) -> str:
         leaves, pre, k = self._knobs.default_knobs
         return json.dumps({"kind": FORMAT_KIND, "mode": self._mode, "num_shards": self.num_shards,
+                           "next_insertion_number": self._next_number,
                            "index": json.loads(self.config.to_json()),
                            "search_defaults": {"leaves_to_search": leaves, "pre_reorder_num_neighbors": pre,
                                                "final_num_neighbors": k}}, indent=2, sort_keys=True)
@@ -432,6 +451,12 @@ class ShardedSearcher:
             ray.kill(actor)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    lines = [line for line in text.splitlines() if "Error" in line] or text.splitlines() or [type(exc).__name__]
+    return lines[-1].strip()[:300]
+
+
 class _RemoteSave:
     """A shard as save_index's subindex: its actor writes it."""
 
@@ -456,6 +481,7 @@ def load(path, *, actor_options: dict | None = None, shard_threads: int = 0) -> 
         if not isinstance(config, dict) or config.get("kind") != FORMAT_KIND:
             raise ValueError("not a sharded index")
         mode, num_shards = config["mode"], int(config["num_shards"])
+        next_number = int(config["next_insertion_number"])
         defaults = config["search_defaults"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path} does not hold a sharded annlib index ({exc})") from exc
@@ -473,6 +499,6 @@ def load(path, *, actor_options: dict | None = None, shard_threads: int = 0) -> 
     actors = [actor_class(actor_options).remote(source, shard_threads) for source in sources]
     statuses = ray.get([actor.status.remote() for actor in actors])
     searcher = ShardedSearcher(skeleton, owner, actors, statuses, mode=mode, sources=sources,
-                               actor_options=actor_options, shard_threads=shard_threads)
+                               next_number=next_number, actor_options=actor_options, shard_threads=shard_threads)
     searcher.set_default_params(SearchParams(**defaults))
     return searcher

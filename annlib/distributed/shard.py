@@ -6,8 +6,8 @@ normal annlib index directory, loadable where it lives with annlib.load.
 A SOAR point whose two leaves sit on two shards is held by both; the shard of its
 secondary leaf holds it as a "guest" and leaves it out of its counts (size(), the
 points a filter allows), so that the shards' counts add up to the points of the
-index, as a search plans by them. The guests' ids are saved beside the shard's
-arrays (GUESTS)."""
+index, as a search plans by them. The guests' ids, and each point's insertion
+number (ordering.py), are saved beside the shard's arrays."""
 from __future__ import annotations
 
 import os
@@ -19,8 +19,10 @@ from ..filters import id_filter
 from ..indexes import load_single
 from ..io import load_index
 from ..quantized import QuantizedSearcher
+from .ordering import InsertionOrder
 
 GUESTS = "shard_guest_ids"
+ORDER_IDS, ORDER_NUMBERS = "shard_order_ids", "shard_order_numbers"
 
 
 def _listed(ids: np.ndarray, values) -> np.ndarray:
@@ -34,6 +36,15 @@ def _listed(ids: np.ndarray, values) -> np.ndarray:
     return out
 
 
+def _node_id() -> str | None:
+    """The Ray node this shard runs on (None outside Ray)."""
+    try:
+        import ray
+    except ImportError:  # pragma: no cover - a shard used without Ray
+        return None
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
 class Shard:
     """The actor's state. Every method returns plain data (arrays, numbers, dicts)."""
 
@@ -42,27 +53,33 @@ class Shard:
         # empty index whose arrays are `arrays`
         if "path" in source:
             config_json, saved, manifest = load_index(source["path"], mmap=False, verify=True)
-            guests = np.asarray(saved.pop(GUESTS, np.empty(0, np.int64)), np.int64)
+            extra = {name: np.asarray(saved.pop(name, np.empty(0, np.int64)), np.int64)
+                     for name in (GUESTS, ORDER_IDS, ORDER_NUMBERS)}
             searcher = load_single(source["path"], loaded=(config_json, saved, manifest))
+            guests = extra[GUESTS]
+            order = InsertionOrder(extra[ORDER_IDS], extra[ORDER_NUMBERS])
         else:
             searcher = QuantizedSearcher(IndexConfig.from_json(source["config"]), dict(arrays))
             guests = np.empty(0, np.int64)
+            order = InsertionOrder()
         if not isinstance(searcher, QuantizedSearcher):
             raise ValueError("a shard holds a quantized index")
         self.searcher = searcher
         self.guests = np.unique(guests)  # sorted
+        self.order = order
         self.num_threads = num_threads
 
     def status(self) -> dict:
         """What the coordinator plans by: the points that are this shard's own (guests left
         out) and the code slots of its leaves."""
         return {"size": self.searcher.size() - len(self.guests), "slots": self.searcher.total_slots(),
-                "guests": len(self.guests), "pid": os.getpid()}
+                "guests": len(self.guests), "pid": os.getpid(), "node": _node_id()}
 
     def add(self, part: dict) -> dict:
         """Adds (or replaces) the placed points of one part (routing.split)."""
         if len(part["ids"]):
             self.searcher.upsert_placed(part["ids"], part["upsert"])
+            self.order.set(part["ids"], part["numbers"])
             kept = self.guests[~np.isin(self.guests, part["ids"])]
             self.guests = np.union1d(kept, part["guests"])
         return self.status()
@@ -102,14 +119,20 @@ class Shard:
 
     def candidates(self, queries, probe_leaves, probe_scores, wanted: int, exact: bool = False, allowlist=None,
                    denylist=None):
-        """(ids, approx, reordered) raw-scored candidates: QuantizedSearcher.shard_candidates."""
+        """(ids, insertion numbers, approx, reordered) of raw-scored candidates
+        (QuantizedSearcher.shard_candidates)."""
         ids, approx, reordered, _ = self.searcher.shard_candidates(
             queries, probe_leaves, probe_scores, wanted, exact=exact, num_threads=self.num_threads,
             allowlist=allowlist, denylist=denylist)
-        return ids, approx, reordered
+        numbers = self.order.lookup(ids)
+        if (numbers[ids >= 0] < 0).any():
+            raise RuntimeError("a shard holds a point without an insertion number (its bookkeeping is damaged)")
+        return ids, numbers, approx, reordered
 
     def health(self) -> dict:
         return {**self.searcher.health(), **self.status()}
 
     def save(self, path: str) -> None:
-        self.searcher.save(path, extra_arrays={GUESTS: self.guests})
+        order_ids, order_numbers = self.order.arrays(keep=self.searcher.ids())
+        self.searcher.save(path, extra_arrays={GUESTS: self.guests, ORDER_IDS: order_ids,
+                                               ORDER_NUMBERS: order_numbers})

@@ -323,24 +323,31 @@ class PyPartitionedIndex {
 }  // namespace
 
 // search/shard_merge.h for Python: shards' answers, concatenated per query
-// ([n][width] each), -> (ids [n][k], raw scores [n][k]).
+// ([n][width] each), -> (ids [n][k], raw scores [n][k]); keys: None (the ids).
 py::tuple MergeCandidatesPy(Int64Array ids, FloatArray approx, FloatArray exact, int64_t wanted, int32_t k,
-                            int num_threads) {
+                            int num_threads, py::object keys) {
   if (ids.ndim() != 2 || approx.ndim() != 2 || exact.ndim() != 2 || approx.shape(0) != ids.shape(0) ||
       exact.shape(0) != ids.shape(0) || approx.shape(1) != ids.shape(1) || exact.shape(1) != ids.shape(1))
     throw std::invalid_argument("ids, approx and exact must have one shape (num_queries, width)");
+  Int64Array key_array;
+  if (!keys.is_none()) {
+    key_array = keys.cast<Int64Array>();
+    if (key_array.ndim() != 2 || key_array.shape(0) != ids.shape(0) || key_array.shape(1) != ids.shape(1))
+      throw std::invalid_argument("keys must have the shape of ids");
+  }
   if (wanted < 1 || k < 1) throw std::invalid_argument("wanted and k must be >= 1");
   const int64_t nq = ids.shape(0), width = ids.shape(1);
   py::array_t<int64_t> out_ids({nq, int64_t{k}});
   FloatArray out_scores({nq, int64_t{k}});
   const int64_t* ip = ids.data();
+  const int64_t* kp = keys.is_none() ? ip : key_array.data();
   const float* ap = approx.data();
   const float* ep = exact.data();
   int64_t* oi = out_ids.mutable_data();
   float* os = out_scores.mutable_data();
   {
     py::gil_scoped_release release;
-    MergeCandidates(nq, width, ip, ap, ep, wanted, k, num_threads, oi, os);
+    MergeCandidates(nq, width, kp, ip, ap, ep, wanted, k, num_threads, oi, os);
   }
   return py::make_tuple(out_ids, out_scores);
 }
@@ -379,7 +386,8 @@ py::tuple PlanSearchPy(int32_t num_leaves, int32_t dim, int32_t num_blocks, int6
 
 void RegisterPartitionedIndex(py::module_& m) {
   m.def("merge_candidates", &MergeCandidatesPy, py::arg("ids").noconvert(), py::arg("approx").noconvert(),
-        py::arg("exact").noconvert(), py::arg("wanted"), py::arg("k"), py::arg("num_threads") = 0);
+        py::arg("exact").noconvert(), py::arg("wanted"), py::arg("k"), py::arg("num_threads") = 0,
+        py::arg("keys") = py::none());
   m.def("raw_to_metric", &RawToMetricPy, py::arg("queries").noconvert(), py::arg("scores").noconvert(),
         py::arg("metric"));
   m.def("plan_search", &PlanSearchPy, py::arg("num_leaves"), py::arg("dim"), py::arg("num_blocks"), py::arg("slots"),

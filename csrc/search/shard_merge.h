@@ -9,15 +9,19 @@
 // `wanted` best, so merging gives the same set: per query, each id once with
 // its best approximate score (SOAR copies may sit on two shards), the
 // `wanted` best of those, their `k` best by reordered score. Ties go to the
-// smaller id, as in exact ground truth.
+// smaller key.
 #pragma once
 #include <cstdint>
 
 namespace annlib {
 
-// ids/approx/exact [nq][width] (id -1: none) -> out_ids/out_scores [nq][k],
-// best first, reordered raw scores, padded with -1 / -inf.
-void MergeCandidates(int64_t nq, int64_t width, const int64_t* ids, const float* approx, const float* exact,
-                     int64_t wanted, int32_t k, int num_threads, int64_t* out_ids, float* out_scores);
+// keys/ids/approx/exact [nq][width] (key -1: none) -> out_ids/out_scores
+// [nq][k], best first, reordered raw scores, padded with -1 / -inf. A key
+// names one point and orders ties: a sharded index passes each point's place
+// in the order one index would store them, so that ties go where one index
+// sends them; ids may be nullptr (the keys are the ids).
+void MergeCandidates(int64_t nq, int64_t width, const int64_t* keys, const int64_t* ids, const float* approx,
+                     const float* exact, int64_t wanted, int32_t k, int num_threads, int64_t* out_ids,
+                     float* out_scores);
 
 }  // namespace annlib

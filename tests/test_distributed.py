@@ -1,0 +1,261 @@
+"""annlib.distributed on a local Ray instance (loopback only, usage statistics off):
+a sharded index returns exactly what one index over the same points returns (ids and
+scores), through updates, filters, save/load and a shard actor killed mid-search."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import annlib
+from annlib.datasets import write_fvecs
+
+ray = pytest.importorskip("ray", reason="Ray has no wheel for this platform")
+dist = pytest.importorskip("annlib.distributed")
+
+D = 16
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
+             configure_logging=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _data(n=6000, nq=200, seed=0, duplicates=False):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, D)).astype(np.float32)
+    if duplicates:  # exact ties: the same vector under several ids, and rounded values
+        x[n // 2:n // 2 + n // 10] = x[:n // 10]
+        x = np.round(x, 1)
+    return x, rng.standard_normal((nq, D)).astype(np.float32)
+
+
+def _stages(x, metric, *, soar=True, reorder="float32", ids=None):
+    b = annlib.builder(x, 10, metric, ids=ids).tree(24, 5, soar_lambda=1.0 if soar else None).score_ah(2, 0.2)
+    return b.reorder(30, dtype=reorder) if reorder else b
+
+
+def _same(single, sharded, queries, **kwargs):
+    i1, s1 = single.search_batched(queries, **kwargs)
+    i2, s2 = sharded.search_batched(queries, **kwargs)
+    np.testing.assert_array_equal(i2, i1)
+    np.testing.assert_array_equal(s2, s1)
+
+
+@pytest.mark.parametrize("metric,mode,reorder", [
+    ("dot_product", "leaf", "float32"), ("squared_l2", "leaf", "bfloat16"), ("cosine", "leaf", "int8"),
+    ("dot_product", "random", "float32"), ("squared_l2", "leaf", None)])
+def test_sharded_search_equals_one_index(metric, mode, reorder):
+    x, q = _data(duplicates=True)
+    single = _stages(x, metric, reorder=reorder).build(progress=False)
+    sharded = dist.build(_stages(x, metric, reorder=reorder), num_shards=3, mode=mode, progress=False)
+    try:
+        assert len(sharded) == len(single) == len(x)
+        assert sum(sharded.shard_sizes()) == len(x)
+        _same(single, sharded, q)
+        _same(single, sharded, q, final_num_neighbors=40, leaves_to_search=9,
+              **({"pre_reorder_num_neighbors": 60} if reorder else {}))
+        _same(single, sharded, q[:1])
+        # Filters: a broad one (more leaves), a selective one (the exact path), a denylist, a mask.
+        _same(single, sharded, q, allowlist=np.arange(0, len(x), 5))
+        _same(single, sharded, q, allowlist=np.arange(0, len(x), 97))
+        _same(single, sharded, q, denylist=np.arange(0, len(x), 2))
+        _same(single, sharded, q, allowlist=np.arange(len(x) + 5) % 3 == 0)
+        _same(single, sharded, q, allowlist=[])
+        one_ids, one_scores = sharded.search(q[0])
+        np.testing.assert_array_equal(one_ids, single.search(q[0])[0])
+        assert one_scores.shape == (10,)
+    finally:
+        sharded.shutdown()
+
+
+def test_shards_own_whole_leaves_balanced():
+    x, _ = _data(n=8000)
+    sharded = dist.build(_stages(x, "dot_product"), num_shards=4, progress=False)
+    try:
+        owner = sharded.leaf_owner
+        assert owner.shape == (24,) and set(owner) == {0, 1, 2, 3}
+        sizes = np.array(sharded.shard_sizes())
+        assert sizes.sum() == len(x) and sizes.max() < 1.6 * sizes.mean()
+        report = sharded.health()
+        assert report["size"] == len(x) and all(shard["alive"] for shard in report["shards"])
+        assert not any(shard["restartable"] for shard in report["shards"])
+    finally:
+        sharded.shutdown()
+
+
+def test_updates_match_one_index(tmp_path):
+    x, q = _data(seed=1)
+    single = _stages(x, "squared_l2").build(progress=False)
+    sharded = dist.build(_stages(x, "squared_l2"), num_shards=3, progress=False)
+    try:
+        rng = np.random.default_rng(5)
+        # Replacements (points move to other leaves, maybe other shards) and new ids.
+        ids = np.concatenate([np.arange(100, 400), np.arange(50_000, 50_300)])
+        vectors = rng.standard_normal((len(ids), D)).astype(np.float32)
+        single.upsert(ids, vectors)
+        sharded.upsert(ids, vectors)
+        _same(single, sharded, q)
+        gone = np.arange(1000, 1700)
+        single.delete(gone)
+        sharded.delete(gone)
+        assert len(sharded) == len(single)
+        assert not sharded.contains(gone).any() and sharded.contains(ids).all() and 50_000 in sharded
+        _same(single, sharded, q)
+        _same(single, sharded, q, allowlist=np.arange(0, 60_000, 3))
+        with pytest.raises(ValueError, match="no point with id 1000"):
+            sharded.delete([5, 1000])
+        assert 5 in sharded and len(sharded) == len(single)
+        with pytest.raises(ValueError):
+            sharded.upsert([1, 1], rng.standard_normal((2, D)).astype(np.float32))
+        with pytest.raises(ValueError, match="NaN"):
+            sharded.upsert([7], np.full((1, D), np.nan, np.float32))
+        _same(single, sharded, q)
+    finally:
+        sharded.shutdown()
+
+
+def test_save_load_and_restart_after_a_kill(tmp_path):
+    x, q = _data(seed=2)
+    single = _stages(x, "cosine").build(progress=False)
+    sharded = dist.build(_stages(x, "cosine"), num_shards=3, progress=False)
+    path = tmp_path / "sharded"
+    try:
+        sharded.save(path)
+    finally:
+        sharded.shutdown()
+    with pytest.raises(ValueError, match="annlib.distributed.load"):
+        annlib.load(path)
+    alone = annlib.load(path / "shard_0001")  # each shard is an ordinary index where it lives
+    assert isinstance(alone, annlib.QuantizedSearcher) and 0 < len(alone) < len(x)
+
+    loaded = dist.load(path)
+    try:
+        assert len(loaded) == len(x) and loaded.search_defaults == single.search_defaults
+        _same(single, loaded, q)
+        # Updates after the save are kept by the coordinator and replayed into a restarted shard.
+        rng = np.random.default_rng(3)
+        ids = np.arange(200, 500)
+        vectors = rng.standard_normal((len(ids), D)).astype(np.float32)
+        single.upsert(ids, vectors)
+        loaded.upsert(ids, vectors)
+        single.delete(np.arange(2000, 2100))
+        loaded.delete(np.arange(2000, 2100))
+        victim = loaded._actors[1]
+        os.kill(ray.get(victim.status.remote())["pid"], signal.SIGKILL)
+        time.sleep(0.5)
+        _same(single, loaded, q)
+        assert loaded._actors[1] is not victim and len(loaded) == len(single)
+    finally:
+        loaded.shutdown()
+
+
+def test_a_shard_killed_mid_search_is_restarted(tmp_path):
+    x, q = _data(n=8000, nq=2000, seed=4)
+    single = _stages(x, "dot_product").build(progress=False)
+    sharded = dist.build(_stages(x, "dot_product"), num_shards=2, progress=False)
+    try:
+        sharded.save(tmp_path / "index")
+        expected = single.search_batched(q)
+        pid = ray.get(sharded._actors[0].status.remote())["pid"]
+        results, errors = [], []
+
+        def search_repeatedly():
+            try:
+                for _ in range(20):
+                    results.append(sharded.search_batched(q))
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        worker = threading.Thread(target=search_repeatedly)
+        worker.start()
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGKILL)
+        worker.join(timeout=120)
+        assert not errors and len(results) == 20
+        for ids, scores in results:
+            np.testing.assert_array_equal(ids, expected[0])
+            np.testing.assert_array_equal(scores, expected[1])
+    finally:
+        sharded.shutdown()
+
+
+def test_unsaved_shard_death_names_the_shard_or_answers_partially():
+    x, q = _data(seed=6)
+    sharded = dist.build(_stages(x, "dot_product"), num_shards=3, progress=False)
+    try:
+        os.kill(ray.get(sharded._actors[2].status.remote())["pid"], signal.SIGKILL)
+        time.sleep(0.5)
+        with pytest.raises(dist.ShardUnavailableError, match="shard 2 of 3.*never saved") as info:
+            sharded.search_batched(q)
+        assert info.value.shard == 2
+        ids, scores, answered = sharded.search_batched(q, allow_partial=True)
+        assert answered == [0, 1] and ids.shape == (len(q), 10)
+        report = sharded.health()
+        assert [shard["alive"] for shard in report["shards"]] == [True, True, False]
+    finally:
+        sharded.shutdown()
+
+
+def test_build_from_files_and_iterators_trains_on_a_sample(tmp_path):
+    x, q = _data(n=9000, seed=7)
+    sample = x[::3]
+    # One index trained on the same sample and filled with every point, in the same order.
+    single = _stages(sample, "squared_l2").train(progress=False)
+    single.upsert(np.arange(len(x)), x)
+    np.save(tmp_path / "x.npy", x)
+    write_fvecs(tmp_path / "x.fvecs", x)
+    sources = [tmp_path / "x.npy", str(tmp_path / "x.fvecs"), np.load(tmp_path / "x.npy", mmap_mode="r"),
+               (x[i:i + 2500] for i in range(0, len(x), 2500)),
+               ((np.arange(i, min(i + 4000, len(x))), x[i:i + 4000]) for i in range(0, len(x), 4000))]
+    for source in sources:
+        sharded = dist.build(_stages(sample, "squared_l2"), num_shards=2, data=source, chunk_size=1000,
+                             progress=False)
+        try:
+            assert len(sharded) == len(x)
+            _same(single, sharded, q)
+        finally:
+            sharded.shutdown()
+
+
+def test_custom_ids_and_errors():
+    x, q = _data(n=3000, seed=8)
+    ids = np.arange(len(x), dtype=np.int64) * 7 + 3
+    single = _stages(x, "dot_product", ids=ids).build(progress=False)
+    sharded = dist.build(_stages(x, "dot_product", ids=ids), num_shards=2, progress=False)
+    try:
+        _same(single, sharded, q)
+        with pytest.raises(ValueError, match="NaN"):
+            sharded.search_batched(np.full((2, D), np.nan, np.float32))
+        with pytest.raises(ValueError, match="dimension"):
+            sharded.search_batched(np.zeros((2, D + 1), np.float32))
+        with pytest.raises(ValueError, match="final_num_neighbors"):
+            sharded.search_batched(q, final_num_neighbors=len(x) + 1)
+        with pytest.raises(ValueError, match="leaves_to_search"):
+            sharded.search_batched(q, leaves_to_search=25)
+        with pytest.raises(TypeError, match="compiled"):
+            sharded.search_batched(q, allowlist=single.compile_filter(allowlist=[3]))
+    finally:
+        sharded.shutdown()
+    with pytest.raises(ValueError, match="num_shards"):
+        dist.build(_stages(x, "dot_product"), num_shards=0)
+    with pytest.raises(ValueError, match="mode"):
+        dist.build(_stages(x, "dot_product"), num_shards=2, mode="hash")
+    with pytest.raises(ValueError, match="tree"):
+        dist.build(annlib.builder(x, 10, "dot_product").score_brute_force(), num_shards=2)
+    with pytest.raises(ValueError, match="autopilot"):
+        dist.build(annlib.builder(x, 10, "dot_product").autopilot(target_recall=0.9), num_shards=2)
+    with pytest.raises(ValueError, match="NaN"):
+        bad = x.copy()
+        bad[2500, 3] = np.nan
+        dist.build(_stages(x, "dot_product"), num_shards=2, data=bad, progress=False)
