@@ -5,7 +5,9 @@ points. What must hold for every one of them:
 - every result row holds distinct, valid ids, best first;
 - search_batched equals per-row search (both of its paths);
 - with every leaf searched and every candidate reordered the answer is exact;
-- a saved and loaded index answers exactly as the original.
+- a saved and loaded index answers exactly as the original;
+- the parts of a sharded search (leaves chosen once, shards' candidates merged) give
+  what one search gives.
 
 Two profiles, both in the suite CI runs: the default one draws 30 cases per property
 (derandomized), the long one (marker `slow`; `pytest -m "not slow"` leaves it out) 600,
@@ -228,8 +230,37 @@ def save_and_load_answer_identically(data):
             np.testing.assert_array_equal(after[1], before[1])
 
 
+def shard_parts_merge_to_one_search(data):
+    """The engine's parts of a sharded search (annlib.distributed) give what one search gives:
+    the leaves chosen once, each "shard" (a random set of leaves) scanning only its own,
+    the answers merged with each point's storage position as the tie-break key."""
+    case = Case(data)
+    if not case.quantized:
+        return
+    index = case.build()
+    knobs = case.knobs(data, index)
+    leaves, pre = knobs["leaves_to_search"], knobs["pre_reorder_num_neighbors"]
+    expected_ids, expected_scores = index.search_batched(case.q, **knobs)
+    num_shards = data.draw(st.integers(1, 3), label="shards")
+    owner = np.asarray(data.draw(st.lists(st.integers(0, num_shards - 1), min_size=index.num_leaves,
+                                          max_size=index.num_leaves), label="leaf owners"))
+    probe_leaves, probe_scores = index.choose_leaves(case.q, leaves)
+    wanted = min(pre, index.size())
+    answers = [index.shard_candidates(case.q, np.where(owner[probe_leaves] == s, probe_leaves, -1), probe_scores,
+                                      wanted) for s in range(num_shards)]
+    ids, approx, reordered = (np.concatenate([a[j] for a in answers], axis=1) for j in range(3))
+    position = {int(i): j for j, i in enumerate(case.user_ids())}  # build order = storage order
+    keys = np.vectorize(lambda i: position.get(int(i), -1), otypes=[np.int64])(ids)
+    merged_ids, raw = annlib._core.merge_candidates(ids, approx, reordered, wanted, case.k, keys=keys)
+    found = (merged_ids >= 0).sum(axis=1)
+    if (found < case.k).any():
+        return  # one index fills such queries in exactly (tested with the sharded index itself)
+    np.testing.assert_array_equal(merged_ids, expected_ids)
+    np.testing.assert_array_equal(annlib._core.raw_to_metric(case.q, raw, case.measure), expected_scores)
+
+
 PROPERTIES = [distinct_ids_and_batched_equals_single, exhaustive_search_is_exact, filtered_search,
-              updates_then_search, save_and_load_answer_identically]
+              updates_then_search, save_and_load_answer_identically, shard_parts_merge_to_one_search]
 
 # Two profiles of each property (see the module's docstring).
 LONG_PROFILE_SEED = int(os.environ.get("ANNLIB_PROPERTY_SEED", "20261201"))

@@ -300,10 +300,12 @@ class ShardedSearcher:
                      allow_partial: bool):
         """(ids, raw scores, shards that answered) of the leaves' candidates, merged."""
         probe_leaves, probe_scores = self._skeleton.choose_leaves(queries, leaves, num_threads=num_threads)
+        # The queries go to the object store once, whatever number of shards read them.
+        shared = _ray.ray().put(queries) if self.num_shards > 1 else queries
         calls, rows_of = [], {}
         for shard in range(self.num_shards):
             if self._owner is None:
-                rows, shard_leaves, shard_scores = np.arange(len(queries)), probe_leaves, probe_scores
+                rows, shard_leaves, shard_scores = None, probe_leaves, probe_scores
             else:
                 mine = self._owner[probe_leaves] == shard
                 rows = np.flatnonzero(mine.any(axis=1))
@@ -311,11 +313,12 @@ class ShardedSearcher:
                     continue
                 shard_leaves = np.where(mine, probe_leaves, -1)[rows]
                 shard_scores = probe_scores[rows]
-            rows_of[shard] = rows
-            calls.append((shard, "candidates", (queries[rows], shard_leaves, shard_scores, pre, False,
-                                                filters["allowlist"], filters["denylist"])))
+            rows_of[shard] = np.arange(len(queries)) if rows is None else rows
+            calls.append((shard, "candidates", (shared, shard_leaves, shard_scores, pre, False,
+                                                filters["allowlist"], filters["denylist"], rows)))
         results = self._call(calls, read_only=True, allow_partial=allow_partial)
-        return (*self._merge(len(queries), results, rows_of, pre, k, num_threads),
+        ids, numbers, approx, exact = _side_by_side(len(queries), results, rows_of)
+        return (*_core.merge_candidates(ids, approx, exact, pre, k, num_threads, keys=numbers),
                 set(results) | (set(range(self.num_shards)) - set(rows_of)))
 
     def _exact(self, queries, rows, k: int, filters: dict, allow_partial: bool):
@@ -324,25 +327,8 @@ class ShardedSearcher:
                  for shard in range(self.num_shards)]
         results = self._call(calls, read_only=True, allow_partial=allow_partial)
         every = np.arange(len(queries))
-        return (*self._merge(len(queries), results, {shard: every for shard in results}, k, k, 0), set(results))
-
-    @staticmethod
-    def _merge(nq: int, results: dict, rows_of: dict, wanted: int, k: int, num_threads: int):
-        """The shards' candidates side by side per query, merged into the top k."""
-        width = sum(results[shard][0].shape[1] for shard in results)
-        ids = np.full((nq, max(width, 1)), -1, np.int64)
-        numbers = np.full(ids.shape, -1, np.int64)
-        approx = np.full(ids.shape, -np.inf, np.float32)
-        exact = np.full(ids.shape, -np.inf, np.float32)
-        column = 0
-        for shard, (shard_ids, shard_numbers, shard_approx, shard_exact) in results.items():
-            rows, w = rows_of[shard], shard_ids.shape[1]
-            ids[rows, column:column + w] = shard_ids
-            numbers[rows, column:column + w] = shard_numbers
-            approx[rows, column:column + w] = shard_approx
-            exact[rows, column:column + w] = shard_exact
-            column += w
-        return _core.merge_candidates(ids, approx, exact, wanted, k, num_threads, keys=numbers)
+        ids, numbers, approx, exact = _side_by_side(len(queries), results, {shard: every for shard in results})
+        return (*_core.merge_candidates(ids, approx, exact, k, k, 0, keys=numbers), set(results))
 
     # ---- updates ------------------------------------------------------------------------
 
@@ -455,6 +441,25 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     lines = [line for line in text.splitlines() if "Error" in line] or text.splitlines() or [type(exc).__name__]
     return lines[-1].strip()[:300]
+
+
+def _side_by_side(nq: int, results: dict, rows_of: dict):
+    """The shards' candidates side by side per query: (ids, insertion numbers, approx,
+    reordered), [nq, total width] each."""
+    width = max(1, sum(results[shard][0].shape[1] for shard in results))
+    ids = np.full((nq, width), -1, np.int64)
+    numbers = np.full((nq, width), -1, np.int64)
+    approx = np.full((nq, width), -np.inf, np.float32)
+    exact = np.full((nq, width), -np.inf, np.float32)
+    column = 0
+    for shard, (shard_ids, shard_numbers, shard_approx, shard_exact) in results.items():
+        rows, w = rows_of[shard], shard_ids.shape[1]
+        ids[rows, column:column + w] = shard_ids
+        numbers[rows, column:column + w] = shard_numbers
+        approx[rows, column:column + w] = shard_approx
+        exact[rows, column:column + w] = shard_exact
+        column += w
+    return ids, numbers, approx, exact
 
 
 class _RemoteSave:

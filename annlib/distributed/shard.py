@@ -36,6 +36,13 @@ def _listed(ids: np.ndarray, values) -> np.ndarray:
     return out
 
 
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """int64 ids or numbers as int32 when they fit: half the bytes back to the coordinator."""
+    if values.size == 0 or values.max() < 2**31:
+        return values.astype(np.int32)
+    return values
+
+
 def _node_id() -> str | None:
     """The Ray node this shard runs on (None outside Ray)."""
     try:
@@ -118,16 +125,18 @@ class Shard:
         return count
 
     def candidates(self, queries, probe_leaves, probe_scores, wanted: int, exact: bool = False, allowlist=None,
-                   denylist=None):
+                   denylist=None, rows=None):
         """(ids, insertion numbers, approx, reordered) of raw-scored candidates
-        (QuantizedSearcher.shard_candidates)."""
+        (QuantizedSearcher.shard_candidates) for queries[rows] (all of them: rows None)."""
+        if rows is not None:
+            queries = queries[rows]
         ids, approx, reordered, _ = self.searcher.shard_candidates(
             queries, probe_leaves, probe_scores, wanted, exact=exact, num_threads=self.num_threads,
             allowlist=allowlist, denylist=denylist)
         numbers = self.order.lookup(ids)
         if (numbers[ids >= 0] < 0).any():
             raise RuntimeError("a shard holds a point without an insertion number (its bookkeeping is damaged)")
-        return ids, numbers, approx, reordered
+        return _narrow(ids), _narrow(numbers), approx, reordered
 
     def health(self) -> dict:
         return {**self.searcher.health(), **self.status()}

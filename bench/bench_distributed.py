@@ -1,0 +1,104 @@
+"""A sharded index (annlib.distributed) against one index at the same knobs, in one run.
+
+    python bench/bench_distributed.py ../shared/datasets/sift-150k-128-euclidean.hdf5 [--shards 1 2 4]
+
+On a local Ray instance on this machine's cores: one index is built, then sharded
+indexes of the same stages with 1, 2 and 4 shards by leaf, and 4 shards by random
+split. For each: recall@10 against the file's exact neighbours, whether the results
+equal one index's, and the time of search_batched over batches of --batch queries
+(best of --repeats; QPS and the ratio to one index's time: the cost of routing and
+merging when every shard shares this machine's cores). Compare figures within one run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import annlib  # noqa: E402
+from annlib.datasets import read_hdf5  # noqa: E402
+from annlib.recall_math import id_recall  # noqa: E402
+
+K = 10
+
+
+def stages(data, leaves: int, search: int, reorder: int):
+    return (annlib.builder(data.train, K, data.distance_measure).tree(leaves, search, soar_lambda=1.0)
+            .score_ah(2, 0.2).reorder(reorder))
+
+
+def timed(fn, queries, batch: int, repeats: int) -> float:
+    """Best time of fn over all the queries, in batches of `batch`."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(0, len(queries), batch):
+            fn(queries[i:i + batch])
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset")
+    parser.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--leaves", type=int, default=0, help="num_leaves (default: about sqrt(n))")
+    parser.add_argument("--search", type=int, default=0, help="leaves searched (default: num_leaves / 20)")
+    parser.add_argument("--reorder", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cpus", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    import annlib.distributed as dist
+
+    data = read_hdf5(args.dataset)
+    n = len(data.train)
+    leaves = args.leaves or int(round(np.sqrt(n) / 10) * 10)
+    search = args.search or max(1, leaves // 20)
+    queries = np.ascontiguousarray(data.test, dtype=np.float32)
+    truth = data.neighbors[:, :K]
+    print(f"{args.dataset}: n={n:,} d={data.train.shape[1]} {data.metric}; {leaves} leaves, {search} searched, "
+          f"SOAR, AH 2 dims/block, reorder {args.reorder}; {len(queries)} queries in batches of {args.batch}; "
+          f"{args.cpus} CPUs; simd {annlib.simd_level()}")
+    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
+             configure_logging=False)
+    try:
+        single = stages(data, leaves, search, args.reorder).build(progress=False)
+        expected, _ = single.search_batched(queries)
+        base = timed(single.search_batched, queries, args.batch, args.repeats)
+        print(f"{'index':<22}{'recall@10':>10}{'same':>6}{'QPS':>9}{'time/one':>10}  shard sizes")
+        print(f"{'one index':<22}{id_recall(expected, truth, K):>10.4f}{'':>6}{len(queries) / base:>9.0f}"
+              f"{1.0:>10.3f}")
+        runs = [(count, "leaf") for count in args.shards] + [(max(args.shards), "random")]
+        for count, mode in runs:
+            start = time.perf_counter()
+            sharded = dist.build(stages(data, leaves, search, args.reorder), num_shards=count, mode=mode,
+                                 progress=False)
+            built = time.perf_counter() - start
+            try:
+                ids, _ = sharded.search_batched(queries)
+                # Interleaved with one index's, so that both see the same machine.
+                base = min(base, timed(single.search_batched, queries, args.batch, args.repeats))
+                elapsed = timed(sharded.search_batched, queries, args.batch, args.repeats)
+                label = f"{count} shard{'s' if count > 1 else ''} by {mode}"
+                print(f"{label:<22}{id_recall(ids, truth, K):>10.4f}{str(bool((ids == expected).all())):>6}"
+                      f"{len(queries) / elapsed:>9.0f}{elapsed / base:>10.3f}  {sharded.shard_sizes()} "
+                      f"(built in {built:.1f} s)")
+            finally:
+                sharded.shutdown()
+    finally:
+        ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
