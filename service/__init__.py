@@ -7,6 +7,7 @@ Modules, one job each:
     wal            the write-ahead log's records and segments
     durable        logged, group-committed, snapshotted writes to one index
     registry       the hosted indexes by name, thread-safe load/unload
+    loading        opening a saved index of any kind (a sharded one starts Ray)
     batcher        concurrent Search calls searched as one batch (--coalesce)
     servicer       the RPCs: decode, call the library, encode
     auth           bearer-token check on every call but health and reflection

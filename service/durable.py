@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-import annlib
+from .loading import open_index
 
 from .wal import DELETE, SNAPSHOT, UPSERT, Record, WriteAheadLog
 
@@ -48,7 +48,7 @@ def load_writable(path: str, data_dir: Path):
     path; the log is replayed by DurableWriter."""
     snapshot = data_dir / SNAPSHOT
     source = snapshot if snapshot.is_dir() else Path(path)
-    return annlib.load(source), source
+    return open_index(source), source
 
 
 class DurableWriter:

@@ -19,6 +19,7 @@ import annlib
 
 from .codec import ServiceError
 from .durable import DurableWriter, load_writable
+from .loading import open_index
 from .wal import WalCorruptError
 
 log = logging.getLogger("annlib.service")
@@ -31,7 +32,7 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 class Hosted:
     name: str
     path: str
-    index: object  # an annlib Searcher or MultiVectorIndex
+    index: object  # an annlib Searcher, MultiVectorIndex or ShardedSearcher
     writer: DurableWriter | None = field(default=None, compare=False)
 
     @property
@@ -96,7 +97,7 @@ class IndexRegistry:
         data_dir = self.writes.data_dir / name if self.writes is not None else None
         try:
             if data_dir is None:
-                index, source = annlib.load(Path(path)), Path(path)
+                index, source = open_index(Path(path)), Path(path)
             else:
                 index, source = load_writable(path, data_dir)
         except (ValueError, OSError) as exc:

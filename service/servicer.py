@@ -72,7 +72,8 @@ def index_info(hosted: Hosted) -> pb.IndexInfo:
     defaults = searcher.search_defaults
     info = pb.IndexInfo(name=hosted.name, path=hosted.path, size=index.size(), dim=searcher.dim,
                         distance_measure=searcher.distance_measure, num_neighbors=defaults["final_num_neighbors"],
-                        kind="multivector" if hosted.is_multivector else searcher.config.kind,
+                        kind="multivector" if hosted.is_multivector else
+                        getattr(searcher, "kind", searcher.config.kind),
                         config_json=index.config_json if hosted.is_multivector else searcher.config.to_json(),
                         leaves_to_search=defaults["leaves_to_search"],
                         pre_reorder_num_neighbors=defaults["pre_reorder_num_neighbors"],

@@ -14,8 +14,21 @@ docs/distributed.md: how shards are cut, routed and merged, failures, sizing a c
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from .building import build
 from .routing import MODES
-from .searcher import ShardedSearcher, ShardUnavailableError, load
+from .searcher import FORMAT_KIND, ShardedSearcher, ShardUnavailableError, load
 
-__all__ = ["MODES", "ShardUnavailableError", "ShardedSearcher", "build", "load"]
+
+def is_sharded(path) -> bool:
+    """Whether directory `path` holds a saved sharded index (annlib.load refuses those)."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("kind") == FORMAT_KIND
+
+
+__all__ = ["MODES", "ShardUnavailableError", "ShardedSearcher", "build", "is_sharded", "load"]

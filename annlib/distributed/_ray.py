@@ -3,6 +3,8 @@ first use when the caller has not started it."""
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
 
 def ray():
@@ -20,7 +22,16 @@ def ensure_started():
     module = ray()
     if not module.is_initialized():
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        module.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # ray.init installs its own SIGTERM handler in the driver; the host process (a
+        # server draining on SIGTERM) keeps its own.
+        main = threading.current_thread() is threading.main_thread()
+        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
+        try:
+            module.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        finally:
+            for sig, handler in saved.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
     return module
 
 

@@ -107,6 +107,8 @@ class ShardedSearcher:
 
     # ---- what the index is -----------------------------------------------------------
 
+    kind = "sharded"
+
     @property
     def num_shards(self) -> int:
         return len(self._actors)
@@ -127,6 +129,15 @@ class ShardedSearcher:
     @property
     def num_leaves(self) -> int:
         return self._skeleton.num_leaves
+
+    @property
+    def simd_level(self) -> str:
+        """The coordinator's SIMD level (every shard should run the same: see the module docstring)."""
+        return self._skeleton.simd_level
+
+    @property
+    def format_version(self) -> int:
+        return self._skeleton.format_version
 
     @property
     def leaf_owner(self) -> np.ndarray | None:
@@ -225,13 +236,13 @@ class ShardedSearcher:
     # ---- search -------------------------------------------------------------------------
 
     def search(self, q, final_num_neighbors=None, pre_reorder_num_neighbors=None, leaves_to_search=None, *,
-               allowlist=None, denylist=None, allow_partial: bool = False):
+               allowlist=None, denylist=None, num_threads: int = 1, allow_partial: bool = False):
         """Nearest neighbors of one query vector: (ids [k], scores [k]) (see search_batched)."""
         query = as_float_matrix(q, "query", dim=self.dim, allow_1d=True, check_values=False)
         if query.shape[0] != 1:
             raise ValueError(f"search() takes one query, got {query.shape[0]}; use search_batched() for several")
         out = self.search_batched(query, final_num_neighbors, pre_reorder_num_neighbors, leaves_to_search,
-                                  allowlist=allowlist, denylist=denylist, allow_partial=allow_partial)
+                                  num_threads, allowlist=allowlist, denylist=denylist, allow_partial=allow_partial)
         return (out[0][0], out[1][0], *out[2:])
 
     def search_batched(self, queries, final_num_neighbors=None, pre_reorder_num_neighbors=None,
@@ -354,6 +365,10 @@ class ShardedSearcher:
         for shard, name, args in calls:
             self._replay[shard].append((name, args))
             self._statuses[shard] = results[shard]
+
+    def check_upsert(self, ids, vectors) -> None:
+        """Raises the error upsert(ids, vectors) would raise, and changes nothing."""
+        self._skeleton.check_upsert(ids, vectors)
 
     def upsert(self, ids, vectors, *, num_threads: int = 0) -> None:
         """Adds points, or replaces the points with these ids: placed once here, exactly as
