@@ -187,6 +187,7 @@ class ShardedSearcher:
         allow_partial, else ShardUnavailableError."""
         ray = _ray.ray()
         died = _ray.actor_died_errors()
+        handles = {shard: self._actors[shard] for shard, _, _ in calls}
         refs = {shard: self._method(shard, name, read_only).remote(*args) for shard, name, args in calls}
         by_shard = {shard: (name, args) for shard, name, args in calls}
         results = {}
@@ -197,7 +198,7 @@ class ShardedSearcher:
             except died as exc:
                 reason = f"its actor died ({type(exc).__name__})"
             try:
-                self._restart(shard, reason)
+                self._restart(shard, handles[shard], reason)
                 name, args = by_shard[shard]
                 results[shard] = ray.get(self._method(shard, name, read_only).remote(*args))
             except (ShardUnavailableError, *died) as exc:
@@ -207,9 +208,12 @@ class ShardedSearcher:
                     raise ShardUnavailableError(shard, self.num_shards, "it died again after a restart") from exc
         return results
 
-    def _restart(self, shard: int, reason: str) -> None:
-        """A new actor for `shard` from its last save, with the updates since replayed."""
+    def _restart(self, shard: int, dead, reason: str) -> None:
+        """A new actor for `shard` (whose actor `dead` died) from its last save, with the
+        updates since replayed; nothing when another call restarted it meanwhile."""
         with self._update_lock:
+            if self._actors[shard] is not dead:
+                return
             source = self._sources[shard]
             if source is None:
                 raise ShardUnavailableError(shard, self.num_shards,
