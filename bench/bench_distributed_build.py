@@ -1,17 +1,18 @@
 """A sharded build of a file several times larger than the memory each shard's worker
 may use.
 
-A Ray cluster on this machine: a head node (the driver, the GCS and the build's placing
-tasks) and --shards worker nodes, each started by `ray start` inside its own Linux
-memory cgroup of --limit-mb (its raylet, the shard actor and any other process of the
-node: everything a worker machine would hold), each offering one "shard" resource, which
-each shard asks for. The driver trains on a sample of the file and fills the shards
-from the memory-mapped file in chunks (annlib.distributed.build(data=path)); then recall@10
-is measured against exact neighbours. Reported: the file's size over one worker's limit,
-each worker's peak (the cgroup's, page cache included) and limit hits, the driver's peak
-resident memory.
+On a local Ray instance, every worker process (each shard's actor, each placing task's
+worker) joins a Linux memory cgroup of its own (limit --limit-mb) as it starts (the
+job's runtime_env worker_process_setup_hook): the limit bounds what a worker allocates
+from then on (the shard's index, NumPy, annlib); what its start-up took before (Ray's
+worker, ~100-200 MB) is charged elsewhere, so each shard process's peak resident memory
+(VmHWM, start-up included) is reported too. The driver trains on a
+sample of the file and fills the shards from the memory-mapped file in chunks
+(annlib.distributed.build(data=path)); then recall@10 is measured against exact
+neighbours. Reported: the file's size over one worker's limit, each worker's peak (the
+cgroup's) and limit hits, the driver's peak resident memory.
 
-    python bench/bench_distributed_build.py --points 8400000 --shards 6 --limit-mb 1024   # as root
+    python bench/bench_distributed_build.py --points 8400000 --shards 10 --limit-mb 1024   # as root, cgroup v1
 
 The file: SIFT descriptors of ../shared/datasets/sift-150k-128-euclidean.hdf5 repeated with
 jitter (bench_chunked_build.make_file).
@@ -22,7 +23,6 @@ import argparse
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 import time
@@ -33,27 +33,36 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench_chunked_build import MemoryLimit, exact_truth, make_file  # noqa: E402
+from bench_chunked_build import exact_truth, make_file  # noqa: E402
 
-PORT = 6391
+CGROUPS = Path("/sys/fs/cgroup/memory")
+PREFIX = "annlib-shard-worker-"
 
 
-def ray_start(*args, join=None, block=False):
-    command = [sys.executable, "-m", "ray.scripts.scripts", "start", *args, "--disable-usage-stats"]
-    if join is not None:
-        command = join + command
-    env = dict(os.environ)
-    if block:
-        return subprocess.Popen(command + ["--block"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-    subprocess.run(command, env=env, check=True, capture_output=True)
-    return None
+def join_memory_cgroup():
+    """worker_process_setup_hook: this worker process into a memory cgroup of its own."""
+    limit = int(os.environ["ANNLIB_BENCH_LIMIT_BYTES"])
+    group = CGROUPS / f"{PREFIX}{os.getpid()}"
+    group.mkdir()
+    (group / "memory.limit_in_bytes").write_text(str(limit))
+    swap = group / "memory.memsw.limit_in_bytes"
+    if swap.exists():
+        swap.write_text(str(limit))
+    (group / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def _peak_rss_mib(pid: int) -> int:
+    """A process's peak resident memory (VmHWM), start-up included."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    return -1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=8_400_000)
-    parser.add_argument("--shards", type=int, default=6)
+    parser.add_argument("--shards", type=int, default=10)
     parser.add_argument("--limit-mb", type=int, default=1024)
     parser.add_argument("--chunk", type=int, default=50_000)
     parser.add_argument("--sample", type=int, default=100_000)
@@ -87,58 +96,49 @@ def main() -> int:
     print(f"file {path}: {args.points:,} x 128 float32, {file_bytes / 2**20:,.0f} MiB = "
           f"{file_bytes / limit:.1f}x the {args.limit_mb} MiB each of {args.shards} shard workers may use")
 
-    # The benchmark's own cluster, on this machine's interface for its run only: no usage
-    # statistics, and no token (the nodes started by `ray start` and this driver would
-    # otherwise have to share one).
-    os.environ.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
+    # The benchmark's own Ray instance, on this machine only, no usage statistics.
+    os.environ.update(RAY_USAGE_STATS_ENABLED="0", ANNLIB_BENCH_LIMIT_BYTES=str(limit))
     import ray
 
     import annlib.distributed as dist
 
-    cgroups, nodes = [], []
+    # Every worker process of the job (the shards' actors and the build's placing tasks)
+    # joins a memory cgroup of its own as it starts.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
+             configure_logging=False, runtime_env={"worker_process_setup_hook": join_memory_cgroup,
+                                                   "env_vars": {"ANNLIB_BENCH_LIMIT_BYTES": str(limit)}})
     try:
-        # This machine's own interface (Ray's default); nothing leaves the machine.
-        address = f"{ray.util.get_node_ip_address()}:{PORT}"
-        ray_start("--head", f"--port={PORT}", "--num-cpus=2", "--include-dashboard=false")
-        for shard in range(args.shards):
-            cgroups.append(MemoryLimit(limit, name=f"-shard{shard}"))
-            nodes.append(ray_start(f"--address={address}", "--num-cpus=0", '--resources={"shard": 1}',
-                                   join=cgroups[-1].join_command(), block=True))
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
-        deadline = time.time() + 60
-        while ray.cluster_resources().get("shard", 0) < args.shards and time.time() < deadline:
-            time.sleep(0.5)
         rng = np.random.default_rng(0)
         sample = np.asarray(base[np.sort(rng.choice(len(base), args.sample, replace=False))])
         stages = (annlib.builder(sample, 10, "squared_l2").tree(2000, 60, soar_lambda=1.0).score_ah(2)
                   .reorder(200, dtype="int8"))
         start = time.perf_counter()
         sharded = dist.build(stages, num_shards=args.shards, data=str(path), chunk_size=args.chunk,
-                             actor_options={"resources": {"shard": 1}}, progress=False)
+                             progress=False)
         built = time.perf_counter() - start
         recall = {leaves: annlib.recall_at_k(sharded.search_batched(queries, leaves_to_search=leaves)[0], truth)
                   for leaves in (20, 60, 150)}
-        sizes = sharded.shard_sizes()
-        report = {"points": len(sharded), "shard_sizes": sizes, "build_s": round(built, 1),
+        pids = [status["pid"] for status in ray.get([actor.status.remote() for actor in sharded._actors])]
+        groups = [CGROUPS / f"{PREFIX}{pid}" for pid in pids]
+        report = {"points": len(sharded), "shard_sizes": sharded.shard_sizes(), "build_s": round(built, 1),
                   "recall@10 by leaves searched": recall,
-                  "worker_peak_mib": [round(c.peak_bytes() / 2**20) for c in cgroups],
-                  "worker_limit_hits": [c.failures() for c in cgroups],
+                  "worker_peak_mib": [round(int((g / "memory.max_usage_in_bytes").read_text()) / 2**20)
+                                      for g in groups],
+                  "worker_limit_hits": [int((g / "memory.failcnt").read_text()) for g in groups],
+                  "worker_process_peak_rss_mib": [_peak_rss_mib(pid) for pid in pids],
+                  "any_worker_peak_mib": max(round(int((g / "memory.max_usage_in_bytes").read_text()) / 2**20)
+                                             for g in CGROUPS.glob(f"{PREFIX}*")),
                   "driver_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
         print(json.dumps(report, indent=1))
         sharded.shutdown()
-        ray.shutdown()
     finally:
-        for node in nodes:
-            os.killpg(node.pid, signal.SIGTERM)
-        for node in nodes:
-            node.wait(timeout=60)
-        subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True)
-        time.sleep(1)
-        for cgroup in cgroups:
+        ray.shutdown()
+        time.sleep(2)
+        for group in CGROUPS.glob(f"{PREFIX}*"):
             try:
-                cgroup.close()
+                group.rmdir()
             except OSError as exc:
-                print(f"cgroup {cgroup.dir} left behind: {exc}")
+                print(f"cgroup {group} left behind: {exc}")
     return 0
 
 

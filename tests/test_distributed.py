@@ -259,3 +259,27 @@ def test_custom_ids_and_errors():
         bad = x.copy()
         bad[2500, 3] = np.nan
         dist.build(_stages(x, "dot_product"), num_shards=2, data=bad, progress=False)
+
+
+def _live_shard_actors() -> int:
+    from ray._private import state  # the GCS's actor table (the state API needs the dashboard)
+
+    return sum(1 for actor in state.actors().values()
+               if actor["State"] != "DEAD" and "Shard" in actor.get("ActorClassName", ""))
+
+
+def test_ctrl_c_during_a_build_stops_its_shards():
+    x, _ = _data(n=6000, seed=9)
+    before = _live_shard_actors()
+
+    def chunks():
+        yield x[:2000]
+        yield x[2000:4000]
+        raise KeyboardInterrupt  # what Ctrl-C raises in the driver while it reads the input
+
+    with pytest.raises(KeyboardInterrupt):
+        dist.build(_stages(x[:3000], "dot_product"), num_shards=2, data=chunks(), chunk_size=1000, progress=False)
+    deadline = time.time() + 10
+    while _live_shard_actors() > before and time.time() < deadline:
+        time.sleep(0.2)
+    assert _live_shard_actors() == before
