@@ -10,7 +10,7 @@ worker, ~100-200 MB) is charged elsewhere, so each shard process's peak resident
 sample of the file and fills the shards from the memory-mapped file in chunks
 (annlib.distributed.build(data=path)); then recall@10 is measured against exact
 neighbours. Reported: the file's size over one worker's limit, each worker's peak (the
-cgroup's) and limit hits, the driver's peak resident memory.
+cgroup's) and limit hits, the driver's peak anonymous memory during the build.
 
     python bench/bench_distributed_build.py --points 8400000 --shards 10 --limit-mb 1024   # as root, cgroup v1
 
@@ -25,6 +25,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -49,6 +50,26 @@ def join_memory_cgroup():
     if swap.exists():
         swap.write_text(str(limit))
     (group / "cgroup.procs").write_text(str(os.getpid()))
+
+
+class AnonPeak:
+    """The driver's peak anonymous resident memory (RssAnon, KiB), sampled every 0.1 s: its
+    RSS also counts the file's mapped pages and the object store's shared pages it touched."""
+
+    def __init__(self):
+        self.peak, self._done = 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._done.wait(0.1):
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("RssAnon:"):
+                    self.peak = max(self.peak, int(line.split()[1]))
+
+    def stop(self):
+        self._done.set()
+        self._thread.join()
 
 
 def _peak_rss_mib(pid: int) -> int:
@@ -112,10 +133,12 @@ def main() -> int:
         sample = np.asarray(base[np.sort(rng.choice(len(base), args.sample, replace=False))])
         stages = (annlib.builder(sample, 10, "squared_l2").tree(2000, 60, soar_lambda=1.0).score_ah(2)
                   .reorder(200, dtype="int8"))
+        anon = AnonPeak()
         start = time.perf_counter()
         sharded = dist.build(stages, num_shards=args.shards, data=str(path), chunk_size=args.chunk,
                              progress=False)
         built = time.perf_counter() - start
+        anon.stop()
         recall = {leaves: annlib.recall_at_k(sharded.search_batched(queries, leaves_to_search=leaves)[0], truth)
                   for leaves in (20, 60, 150)}
         pids = [status["pid"] for status in ray.get([actor.status.remote() for actor in sharded._actors])]
@@ -128,6 +151,7 @@ def main() -> int:
                   "worker_process_peak_rss_mib": [_peak_rss_mib(pid) for pid in pids],
                   "any_worker_peak_mib": max(round(int((g / "memory.max_usage_in_bytes").read_text()) / 2**20)
                                              for g in CGROUPS.glob(f"{PREFIX}*")),
+                  "driver_peak_anon_mib_during_build": round(anon.peak / 1024),
                   "driver_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
         print(json.dumps(report, indent=1))
         sharded.shutdown()

@@ -283,3 +283,33 @@ def test_ctrl_c_during_a_build_stops_its_shards():
     while _live_shard_actors() > before and time.time() < deadline:
         time.sleep(0.2)
     assert _live_shard_actors() == before
+
+
+def test_the_tuner_reads_a_sharded_index_as_one_index():
+    """annlib.tune's view of the internals over shards (leaf_order, leaves_of, leaf_slots,
+    ah_candidates) gives one index's rank table, and tune() holds its recall target."""
+    from annlib.tuning.ranks import record_ranks
+
+    x, q = _data(n=8000, nq=300, seed=10)
+    single = _stages(x, "squared_l2").build(progress=False)
+    sharded = dist.build(_stages(x, "squared_l2"), num_shards=3, progress=False)
+    try:
+        truth = annlib.builder(x, 10, "squared_l2").score_brute_force().build().search_batched(q)[0]
+        held = np.arange(0, len(x), 7)
+        # The same leaves (a built index lists a point's two in leaf order, an upserted one
+        # primary first: the tuner takes the better-ranked either way).
+        np.testing.assert_array_equal(np.sort(sharded.leaves_of(held), axis=1), np.sort(single.leaves_of(held), axis=1))
+        np.testing.assert_array_equal(sharded.leaf_slots(), single.leaf_slots())
+        for leaves in (1, 5, 24):
+            np.testing.assert_array_equal(sharded.ah_candidates(q, leaves, 60)[0], single.ah_candidates(q, leaves, 60)[0])
+        leaves = np.array([1, 3, 8, 24])
+        one, many = record_ranks(single, q, truth, 200, leaves), record_ranks(sharded, q, truth, 200, leaves)
+        np.testing.assert_array_equal(many.recall(), one.recall())
+        result = annlib.tune(sharded, q, target_recall=0.9, ground_truth=truth, progress=False)
+        assert result.heldout_recall >= 0.85 and result.params.leaves_to_search <= 24
+        sharded.set_default_params(result.params)
+        assert sharded.search_defaults["leaves_to_search"] == result.params.leaves_to_search
+        np.testing.assert_array_equal(sharded.vectors([5, 700]), single.vectors([5, 700]))
+        assert sorted(sharded.ids()) == list(range(len(x)))
+    finally:
+        sharded.shutdown()

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -312,8 +313,9 @@ class ShardedSearcher:
         return ids, scores
 
     def _partitioned(self, queries, leaves: int, pre: int, k: int, filters: dict, num_threads: int,
-                     allow_partial: bool):
-        """(ids, raw scores, shards that answered) of the leaves' candidates, merged."""
+                     allow_partial: bool, by_approx: bool = False):
+        """(ids, raw scores, shards that answered) of the leaves' candidates, merged (by_approx:
+        the best k by AH score, with their AH scores)."""
         probe_leaves, probe_scores = self._skeleton.choose_leaves(queries, leaves, num_threads=num_threads)
         # The queries go to the object store once, whatever number of shards read them.
         shared = _ray.ray().put(queries) if self.num_shards > 1 else queries
@@ -333,6 +335,8 @@ class ShardedSearcher:
                                                 filters["allowlist"], filters["denylist"], rows)))
         results = self._call(calls, read_only=True, allow_partial=allow_partial)
         ids, numbers, approx, exact = _side_by_side(len(queries), results, rows_of)
+        if by_approx:
+            exact = approx
         return (*_core.merge_candidates(ids, approx, exact, pre, k, num_threads, keys=numbers),
                 set(results) | (set(range(self.num_shards)) - set(rows_of)))
 
@@ -344,6 +348,84 @@ class ShardedSearcher:
         every = np.arange(len(queries))
         ids, numbers, approx, exact = _side_by_side(len(queries), results, {shard: every for shard in results})
         return (*_core.merge_candidates(ids, approx, exact, k, k, 0, keys=numbers), set(results))
+
+    # ---- the tuner's view of the internals (QuantizedSearcher's, over all the shards) ----
+
+    def leaf_order(self, queries, *, num_threads: int = 0) -> np.ndarray:
+        """Every leaf by its exact centroid score for each query, best first (the skeleton's)."""
+        return self._skeleton.leaf_order(queries, num_threads=num_threads)
+
+    def leaves_of(self, ids) -> np.ndarray:
+        """The leaves holding each point: int32 [len(ids), 2], the primary leaf first, the SOAR
+        leaf second (-1 where none, or where the point is not held)."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64).ravel()
+        answers = self._call([(s, "leaves_of", (ids,)) for s in range(self.num_shards)], read_only=True)
+        out = np.full((len(ids), 2), -1, np.int32)
+        guest_leaf = np.full(len(ids), -1, np.int32)
+        for shard in range(self.num_shards):
+            leaves, own = answers[shard]
+            out[own] = leaves[own]
+            guest = ~own & (leaves[:, 0] >= 0)
+            guest_leaf[guest] = leaves[guest, 0]  # a guest's one copy here is its SOAR copy
+        fill = (out[:, 0] >= 0) & (out[:, 1] < 0)
+        out[fill, 1] = guest_leaf[fill]
+        return out
+
+    def leaf_slots(self) -> np.ndarray:
+        """Code slots per leaf over all the shards: int64 [num_leaves]."""
+        answers = self._call([(s, "leaf_slots", ()) for s in range(self.num_shards)], read_only=True)
+        return np.sum([answers[s] for s in range(self.num_shards)], axis=0)
+
+    def ah_candidates(self, queries, leaves_to_search: int, count: int, *, num_threads: int = 0):
+        """(ids int64 [nq, count], AH scores) of the best `count` AH candidates of exactly the best
+        `leaves_to_search` leaves, best first (QuantizedSearcher.ah_candidates, over the shards)."""
+        queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
+        count = check_k(count, max(1, self.size()), "count")
+        leaves = check_k(leaves_to_search, self.num_leaves, "leaves_to_search")
+        ids, approx, _ = self._partitioned(queries, leaves, count, count, {"allowlist": None, "denylist": None},
+                                           check_num_threads(num_threads), False, by_approx=True)
+        return ids, _core.raw_to_metric(queries, approx, self.distance_measure)
+
+    def stage_times(self, queries, final_num_neighbors=None, *, leaves_to_search=None,
+                    pre_reorder_num_neighbors=None) -> dict:
+        """Seconds per stage searching `queries` one by one (QuantizedSearcher.stage_times): each
+        stage at its slowest shard (shards run side by side on their nodes), and the total the
+        sharded search's own, one query per call (the coordinator and the round trips included)."""
+        queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
+        k = check_k(self.config.num_neighbors if final_num_neighbors is None else final_num_neighbors, self.size(),
+                    "final_num_neighbors")
+        leaves, pre = self._knobs.knobs(k, leaves_to_search, pre_reorder_num_neighbors)
+        shard_pre = max(pre, k) if self.config.reorder is not None else None
+        answers = self._call([(s, "stage_times", (queries, min(k, max(1, self._statuses[s]["size"])), leaves,
+                                                  shard_pre))
+                              for s in range(self.num_shards)], read_only=True)
+        times = {key: max(answers[s][key] for s in answers) for key in ("centroids", "lut", "scan", "reorder")}
+        start = time.perf_counter()
+        for q in queries:
+            self.search(q, k, pre if self.config.reorder is not None else None, leaves)
+        times["total"] = max(time.perf_counter() - start, sum(times.values()))
+        return times
+
+    def ids(self) -> np.ndarray:
+        """The ids held, shard after shard."""
+        answers = self._call([(s, "own_ids", ()) for s in range(self.num_shards)], read_only=True)
+        return np.concatenate([answers[s] for s in range(self.num_shards)])
+
+    def vectors(self, ids) -> np.ndarray:
+        """The vectors of these ids as the reorder copies hold them: float32 [len(ids), d]."""
+        if self.config.reorder is None:
+            raise ValueError("this index keeps no reorder copy to read vectors from")
+        ids = check_ids(ids)
+        held = self._held(ids)
+        if not held.any(axis=0).all():
+            raise ValueError(f"id {int(ids[~held.any(axis=0)][0])} is not in the index")
+        out = np.empty((len(ids), self.dim), np.float32)
+        home = held.argmax(axis=0)
+        answers = self._call([(s, "vectors", (ids[home == s],)) for s in range(self.num_shards) if (home == s).any()],
+                             read_only=True)
+        for shard, rows in answers.items():
+            out[home == shard] = rows
+        return out
 
     # ---- updates ------------------------------------------------------------------------
 

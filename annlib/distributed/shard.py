@@ -138,6 +138,27 @@ class Shard:
             raise RuntimeError("a shard holds a point without an insertion number (its bookkeeping is damaged)")
         return _narrow(ids), _narrow(numbers), approx, reordered
 
+    # ---- the tuner's view (QuantizedSearcher's, over this shard's points) ----
+
+    def leaves_of(self, ids: np.ndarray):
+        """(leaves [len(ids), 2] of the copies held here, which ids are this shard's own); ids
+        may repeat."""
+        unique, where = np.unique(ids, return_inverse=True)
+        return self.searcher.leaves_of(ids), self.contains(unique)[where.ravel()]
+
+    def leaf_slots(self) -> np.ndarray:
+        return self.searcher.leaf_slots()
+
+    def stage_times(self, queries, k: int, leaves: int, pre_reorder: int) -> dict:
+        return self.searcher.stage_times(queries, k, leaves_to_search=leaves, pre_reorder_num_neighbors=pre_reorder)
+
+    def own_ids(self) -> np.ndarray:
+        ids = self.searcher.ids()
+        return ids[~np.isin(ids, self.guests)]
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        return self.searcher.vectors(ids)
+
     def health(self) -> dict:
         return {**self.searcher.health(), **self.status()}
 

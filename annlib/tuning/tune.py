@@ -22,10 +22,16 @@ MIN_FIT_QUERIES = 40
 DATABASE_SAMPLE = 1000     # queries drawn from the database when no query log is given
 
 
+# What the tuner reads of an index besides searching it: a QuantizedSearcher's view of its
+# internals, which a sharded index (annlib.distributed) gives too.
+TUNER_VIEW = ("leaf_order", "leaves_of", "leaf_slots", "ah_candidates", "stage_times", "ids", "vectors")
+
+
 def tune(searcher, queries=None, *, target_recall: float | None = None, max_latency_us: float | None = None,
          k: int | None = None, ground_truth=None, database=None, holdout_fraction: float = 0.2,
          num_threads: int = 0, seed: int = 0, progress: bool | None = None, cost_model: dict | None = None) -> TuneResult:
-    """Chooses leaves_to_search and pre_reorder_num_neighbors for a quantized index.
+    """Chooses leaves_to_search and pre_reorder_num_neighbors for a quantized index (one, or
+    sharded: anything with TUNER_VIEW).
 
     Exactly one of target_recall (the cheapest setting predicted to reach it) or
     max_latency_us (the best recall predicted within that single-query latency).
@@ -40,7 +46,8 @@ def tune(searcher, queries=None, *, target_recall: float | None = None, max_late
     another target is faster and predicts with the same costs.
     """
     started = time.perf_counter()
-    if not isinstance(searcher, QuantizedSearcher):
+    if not isinstance(searcher, QuantizedSearcher) and not all(callable(getattr(searcher, view, None))
+                                                               for view in TUNER_VIEW):
         raise TypeError("tune() needs a quantized index (builder.tree(...).score_ah(...)); "
                         f"a {type(searcher).__name__} has no search knobs to tune")
     if searcher.config.tree is None:
