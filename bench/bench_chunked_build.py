@@ -106,10 +106,10 @@ def chunked_build(path: str, work: str, chunk: int, sample_size: int) -> dict:
 class MemoryLimit:
     """A memory cgroup (v2 or v1) that this process's children join."""
 
-    def __init__(self, limit_bytes: int, name: str = ""):
+    def __init__(self, limit_bytes: int):
         v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
         base = Path("/sys/fs/cgroup") if v2 else Path("/sys/fs/cgroup/memory")
-        self.dir = base / f"annlib-bench-{os.getpid()}{name}"
+        self.dir = base / f"annlib-bench-{os.getpid()}"
         self.dir.mkdir()
         self.v2 = v2
         (self.dir / ("memory.max" if v2 else "memory.limit_in_bytes")).write_text(str(limit_bytes))
