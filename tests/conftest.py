@@ -27,6 +27,19 @@ def start_python(*args, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, *args], **kwargs)
 
 
+@pytest.fixture(scope="module")
+def neutral_cwd():
+    """The tests' working directory out of the checkout while Ray runs: Ray's workers start
+    in the driver's directory, where `import annlib` would find the source tree (see
+    run_python)."""
+    previous = os.getcwd()
+    os.chdir(tempfile.gettempdir())
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -21,7 +21,7 @@ D = 16
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_ray():
+def local_ray(neutral_cwd):
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
              configure_logging=False)

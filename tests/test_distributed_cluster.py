@@ -17,7 +17,7 @@ dist = pytest.importorskip("annlib.distributed")
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(neutral_cwd):
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     # One shard per node: each node offers one "shard" resource, which each shard asks for
     # (CPUs stay free for the build's tasks); the fourth node stands by for a restart.

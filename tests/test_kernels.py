@@ -105,7 +105,7 @@ def test_binned_float32_screened_on_amx_matches_vector_kernel(rng, n, d, measure
     np.testing.assert_allclose(amx_scores, vec_scores, atol=2e-5 * scale, rtol=0)
     np.testing.assert_allclose(amx_scores, np.take_along_axis(true, amx_ids, 1), atol=2e-5 * scale, rtol=0)
     arrays = {key: value for key, value in s._arrays().items() if key != "norms"}
-    old = annlib.BruteForceSearcher(s.config, arrays, bf16_variant="amx")
+    old = annlib.BruteForceSearcher(s.config, arrays, bf16_variant="amx", format_version=1)
     old_ids, old_scores = old.search_batched(q)
     assert (old_ids == amx_ids).mean() >= 0.995
     np.testing.assert_allclose(old_scores, np.take_along_axis(true, old_ids, 1), atol=2e-5 * scale, rtol=0)

@@ -25,7 +25,7 @@ def stages(x):
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory):
+def saved(tmp_path_factory, neutral_cwd):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((4000, DIM)).astype(np.float32)
     root = tmp_path_factory.mktemp("sharded")

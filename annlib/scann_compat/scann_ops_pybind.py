@@ -97,9 +97,10 @@ class _Docids:
         return docids
 
     def forget(self, ids: np.ndarray) -> None:
+        # The names stay: a search that ran before the delete may name its results after it
+        # (ids are never reused, so a stale name is never another point's).
         for i in ids:
             del self.id_of[self.names[i]]
-            self.names[i] = None
 
     def held(self) -> list:
         return list(self.id_of)
