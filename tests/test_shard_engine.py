@@ -1,0 +1,88 @@
+"""The engine's parts of a sharded search, in one process (no Ray; what the sanitizer builds
+run): leaves chosen once, shards' candidates with filters and the exact path, the merge,
+the plan from counts, and bad arguments refused with a clear error."""
+import numpy as np
+import pytest
+
+import annlib
+from annlib import _core
+from conftest import clustered
+
+
+@pytest.fixture(scope="module", params=["dot_product", "squared_l2", "cosine"])
+def index(request):
+    rng = np.random.default_rng(3)
+    x, q = clustered(rng, 3000, 24, nq=60)
+    searcher = (annlib.builder(x, 10, request.param).tree(30, 6, soar_lambda=1.0).score_ah(2, 0.2).reorder(40)
+                .build(progress=False))
+    return searcher, q
+
+
+def _split(searcher, q, owner, wanted, **filters):
+    leaves, scores = searcher.choose_leaves(q, 6)
+    parts = [searcher.shard_candidates(q, np.where(owner[leaves] == s, leaves, -1), scores, wanted, **filters)
+             for s in range(owner.max() + 1)]
+    return [np.concatenate([p[j] for p in parts], axis=1) for j in range(3)]
+
+
+def test_split_leaves_merge_to_one_search_with_filters(index):
+    searcher, q = index
+    owner = np.arange(searcher.num_leaves) % 3
+    for filters in ({}, {"allowlist": np.arange(0, 3000, 4)}, {"denylist": np.arange(0, 3000, 2)},
+                    {"allowlist": np.arange(3000) % 5 == 0}):
+        ids, approx, exact = _split(searcher, q, owner, 40, **filters)
+        merged, raw = _core.merge_candidates(ids, approx, exact, 40, 10)  # keys: the ids (built in id order)
+        want_ids, want_scores = searcher.search_batched(q, leaves_to_search=6, **filters)
+        full = (merged >= 0).all(axis=1)  # queries one index would fill in exactly are not compared
+        np.testing.assert_array_equal(merged[full], want_ids[full])
+        np.testing.assert_array_equal(_core.raw_to_metric(q, raw, searcher.distance_measure)[full],
+                                      want_scores[full])
+
+
+def test_exact_candidates_are_the_exact_top_k(index):
+    searcher, q = index
+    ids, approx, exact, allowed = searcher.shard_candidates(q, None, None, 10, exact=True,
+                                                           allowlist=np.arange(0, 3000, 50))
+    assert allowed == 60 and np.array_equal(approx, exact)
+    truth = annlib.builder(searcher.vectors(np.arange(0, 3000, 50)), 10, searcher.distance_measure,
+                           ids=np.arange(0, 3000, 50)).score_brute_force().build().search_batched(q)[0]
+    merged, _ = _core.merge_candidates(ids, approx, exact, 10, 10)
+    assert (merged == truth).mean() > 0.99
+    empty = searcher.shard_candidates(q, None, None, 10, exact=True, allowlist=[])
+    assert (empty[0] == -1).all() and empty[3] == 0
+
+
+def test_bad_probes_and_arguments_are_refused(index):
+    searcher, q = index
+    leaves, scores = searcher.choose_leaves(q, 4)
+    with pytest.raises(ValueError, match="out of range"):
+        searcher.shard_candidates(q, np.full_like(leaves, searcher.num_leaves), scores, 10)
+    bad = scores.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="not finite"):
+        searcher.shard_candidates(q, leaves, bad, 10)
+    with pytest.raises(ValueError, match="shape"):
+        searcher.shard_candidates(q, leaves[:, :2], scores, 10)
+    with pytest.raises(ValueError, match="leaves_to_search"):
+        searcher.choose_leaves(q, searcher.num_leaves + 1)
+    with pytest.raises(ValueError, match="NaN"):
+        searcher.choose_leaves(np.full_like(q, np.nan), 4)
+    # Every probe skipped: nothing found, nothing read out of bounds.
+    none = searcher.shard_candidates(q, np.full_like(leaves, -1), scores, 10**9)
+    assert (none[0] == -1).all()
+    with pytest.raises(ValueError, match="shape"):
+        _core.merge_candidates(np.zeros((2, 3), np.int64), np.zeros((2, 4), np.float32),
+                               np.zeros((2, 3), np.float32), 3, 2)
+    with pytest.raises(ValueError):
+        _core.plan_search(10, 8, 4, 100, True, 5, 50, True, 11, 20)
+
+
+def test_plan_from_counts_matches_one_index(index):
+    searcher, _ = index
+    n, slots = searcher.size(), searcher.total_slots()
+    assert _core.plan_search(searcher.num_leaves, searcher.dim, 12, slots, False, n, n, True, 6, 40) == (False, 6)
+    exact, leaves = _core.plan_search(searcher.num_leaves, searcher.dim, 12, slots, True, 30, n, True, 6, 40)
+    assert exact  # a filter allowing 1% is searched exactly
+    exact, leaves = _core.plan_search(searcher.num_leaves, searcher.dim, 12, slots, True, n // 4, n, True, 6, 40)
+    assert not exact and leaves == 12  # a quarter: twice the leaves (6 / sqrt(1/4))
+    assert searcher.allowed_count(allowlist=np.arange(0, 3000, 3)) == 1000
