@@ -21,7 +21,7 @@ from .._validate import as_float_matrix, check_num_threads, normalize_rows
 from ..builder import Builder
 from ..config import IndexConfig
 from ..quantized import train_quantized
-from ..quantized.placement import codebooks_of, lift_of, place_points
+from ..quantized.placement import place_in_index
 from . import _ray
 from .routing import MODES, assign_leaves, split
 from .searcher import ShardedSearcher, actor_class
@@ -37,10 +37,7 @@ def place_chunk(config_json: str, arrays: dict, ids: np.ndarray, numbers: np.nda
     x = as_float_matrix(rows, "data", dim=int(np.asarray(arrays["meta"])[1]))
     if config.distance_measure == "cosine":
         x = normalize_rows(x, "data")
-    num_leaves = len(arrays["leaf_starts"]) - 1
-    placement = place_points(config, np.asarray(arrays["centroids"]),
-                             codebooks_of(arrays, int(np.asarray(arrays["meta"])[2])), x, num_threads=1,
-                             lift=lift_of(config, arrays, num_leaves))
+    placement = place_in_index(config, arrays, x, num_threads=1)
     parts = split(placement, ids, numbers, num_shards, owner)
     return parts[0] if num_shards == 1 else tuple(parts)
 
@@ -52,9 +49,7 @@ def leaf_sizes(skeleton, sample: np.ndarray, num_threads: int) -> np.ndarray:
         sample = sample[pick]
     state = skeleton._state
     x = normalize_rows(sample, "database") if skeleton.distance_measure == "cosine" else sample
-    placement = place_points(state.config, np.asarray(state.arrays["centroids"]),
-                             codebooks_of(state.arrays, int(np.asarray(state.arrays["meta"])[2])), x, num_threads,
-                             lift=lift_of(state.config, state.arrays, skeleton.num_leaves))
+    placement = place_in_index(state.config, state.arrays, x, num_threads)
     return np.bincount(np.concatenate([placement.leaves, placement.spill_leaves]), minlength=skeleton.num_leaves)
 
 

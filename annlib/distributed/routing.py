@@ -81,20 +81,18 @@ def split(placement: Placement, ids: np.ndarray, numbers: np.ndarray, num_shards
     _part), the points in their input order; numbers: their insertion numbers
     (ordering.py). owner: the shard of each leaf (by leaf), or None (random split by id)."""
     n = len(ids)
+    spill_index = np.full(n, -1, np.int64)  # each point's SOAR copy in placement.spill_*, or -1
+    spill_index[placement.spilled] = np.arange(len(placement.spilled))
     if owner is None:
         point_shard = shard_of_ids(ids, num_shards)
         parts = []
         for shard in range(num_shards):
             members = np.flatnonzero(point_shard == shard)
-            spill_index = np.full(n, -1, np.int64)
-            spill_index[placement.spilled] = np.arange(len(placement.spilled))
             parts.append(_part(ids[members], numbers[members], _subset(placement, members, spill_index[members])))
         return parts
     primary = owner[placement.leaves]
     spill_shard = np.full(n, -1, np.int64)
     spill_shard[placement.spilled] = owner[placement.spill_leaves]
-    spill_index = np.full(n, -1, np.int64)
-    spill_index[placement.spilled] = np.arange(len(placement.spilled))
     parts = []
     for shard in range(num_shards):
         here = primary == shard

@@ -17,10 +17,11 @@ and one Ray actor per shard (shard.py). A search:
   5. searches exactly, over every shard, the queries left with fewer than k
      results (as one index fills them in).
 
-So a sharded search returns what one index over the same points returns, with
-ties broken by the smaller id (one index breaks them by storage order, which is
-id order for an index built with ascending ids). The conditions: the shards run
-the same SIMD level, and overretrieve_factor >= 2 (the default) with SOAR.
+So a sharded search returns what one index over the same points returns, ties
+included: one index breaks them by storage order, and the coordinator numbers
+the points in that order (ordering.py) for the merge to break them the same way.
+The conditions: the shards run the same SIMD level, and overretrieve_factor >= 2
+(the default) with SOAR.
 
 Updates go through the coordinator, one at a time: upsert places points once
 (the same rule as one index, annlib/quantized/placement.py) and sends each
@@ -50,7 +51,7 @@ from ..indexes import load_single
 from ..io import load_index, save_index
 from ..params import SearchParams
 from ..quantized import QuantizedSearcher
-from ..quantized.placement import codebooks_of, lift_of, place_points
+from ..quantized.placement import place_in_index
 from ..version import __version__
 from . import _ray
 from .routing import MODES, split
@@ -165,14 +166,10 @@ class ShardedSearcher:
                 f"{self.size():,} points, dim {self.dim}, {self.num_leaves} leaves)")
 
     def set_default_params(self, params: SearchParams) -> None:
-        """The knobs a search without arguments uses (QuantizedSearcher.set_default_params)."""
-        if not isinstance(params, SearchParams):
-            raise TypeError(f"params must be an annlib.SearchParams, got {type(params).__name__}")
-        k = check_k(params.final_num_neighbors, self.size(), "final_num_neighbors")
-        leaves, pre = self._knobs.knobs(k, params.leaves_to_search, params.pre_reorder_num_neighbors)
+        """The knobs a search without arguments uses (QuantizedSearcher.set_default_params);
+        save() keeps them in the skeleton's config."""
         with self._update_lock:
-            self._skeleton._state = type(self._knobs)(self._knobs.config, self._knobs.arrays, self._knobs.index,
-                                                      (leaves, pre, k))
+            self._skeleton._state = self._knobs.with_defaults(params, self.size())
             self._knobs = self._skeleton._snapshot()
 
     # ---- calls to the shards ----------------------------------------------------------
@@ -465,9 +462,7 @@ class ShardedSearcher:
                 return
             ids, x, num_threads = checked
             state = self._skeleton._state
-            placement = place_points(state.config, np.asarray(state.arrays["centroids"]),
-                                     codebooks_of(state.arrays, self._num_blocks), x, num_threads,
-                                     lift=lift_of(state.config, state.arrays, self.num_leaves))
+            placement = place_in_index(state.config, state.arrays, x, num_threads)
             numbers = np.arange(self._next_number, self._next_number + len(ids), dtype=np.int64)
             parts = split(placement, ids, numbers, self.num_shards, self._owner)
             self._apply([(s, "replace", (ids, parts[s])) for s in range(self.num_shards)])
@@ -507,12 +502,10 @@ class ShardedSearcher:
             self._replay = [[] for _ in self._actors]
 
     def _config_json(self) -> str:
-        leaves, pre, k = self._knobs.default_knobs
+        """The coordinator's part; the index's config (search defaults included) is the
+        skeleton's, saved with it."""
         return json.dumps({"kind": FORMAT_KIND, "mode": self._mode, "num_shards": self.num_shards,
-                           "next_insertion_number": self._next_number,
-                           "index": json.loads(self.config.to_json()),
-                           "search_defaults": {"leaves_to_search": leaves, "pre_reorder_num_neighbors": pre,
-                                               "final_num_neighbors": k}}, indent=2, sort_keys=True)
+                           "next_insertion_number": self._next_number}, indent=2, sort_keys=True)
 
     # ---- health ---------------------------------------------------------------------------
 
@@ -588,7 +581,6 @@ def load(path, *, actor_options: dict | None = None, shard_threads: int = 0) -> 
             raise ValueError("not a sharded index")
         mode, num_shards = config["mode"], int(config["num_shards"])
         next_number = int(config["next_insertion_number"])
-        defaults = config["search_defaults"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path} does not hold a sharded annlib index ({exc})") from exc
     if mode not in MODES or num_shards < 1:
@@ -604,7 +596,5 @@ def load(path, *, actor_options: dict | None = None, shard_threads: int = 0) -> 
     sources = [{"path": str(path / shard_directory(s))} for s in range(num_shards)]
     actors = [actor_class(actor_options).remote(source, shard_threads) for source in sources]
     statuses = ray.get([actor.status.remote() for actor in actors])
-    searcher = ShardedSearcher(skeleton, owner, actors, statuses, mode=mode, sources=sources,
-                               next_number=next_number, actor_options=actor_options, shard_threads=shard_threads)
-    searcher.set_default_params(SearchParams(**defaults))
-    return searcher
+    return ShardedSearcher(skeleton, owner, actors, statuses, mode=mode, sources=sources, next_number=next_number,
+                           actor_options=actor_options, shard_threads=shard_threads)

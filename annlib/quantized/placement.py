@@ -74,6 +74,14 @@ def place_points(config: IndexConfig, centroids: np.ndarray, codebooks: np.ndarr
                      spill_leaves, codes[n:], None if bias is None else bias[n:], rows)
 
 
+def place_in_index(config: IndexConfig, arrays: dict, x: np.ndarray, num_threads: int = 0) -> Placement:
+    """place_points with the centers, codebooks and NormLift an index's arrays hold: how an
+    upsert places new points (one index's, or a sharded index's coordinator and build tasks)."""
+    centroids = np.asarray(arrays["centroids"])
+    codebooks = codebooks_of(arrays, int(np.asarray(arrays["meta"])[2]))
+    return place_points(config, centroids, codebooks, x, num_threads, lift=lift_of(config, arrays, len(centroids)))
+
+
 def _encode(x, centroids, codebooks, points, leaves, config, num_threads, progress):
     """AH codes of x[points] - centroids[leaves], in chunks (bounded memory, a progress
     bar, Ctrl-C between chunks)."""

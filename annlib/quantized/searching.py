@@ -32,7 +32,7 @@ from ..searcher import Searcher, checked_k
 from .building import build_arrays
 from .layout import upsert_arguments
 from .maintenance import decode_rows, health_report
-from .placement import codebooks_of, lift_of, place_points
+from .placement import lift_of, place_in_index
 
 
 class _State:
@@ -69,6 +69,21 @@ class _State:
             raise ValueError(f"pre_reorder_num_neighbors ({pre}) must be >= final_num_neighbors ({k})")
         return leaves, pre
 
+    def with_defaults(self, params: SearchParams, size: int) -> "_State":
+        """This state with `params` as the knobs of a search that passes none (and in the
+        config a save writes); size: the points held, which bound k."""
+        if not isinstance(params, SearchParams):
+            raise TypeError(f"params must be an annlib.SearchParams, got {type(params).__name__}")
+        if self.config.tree is None:
+            raise ValueError("this index has no tree(): leaves_to_search has nothing to set")
+        k = check_k(params.final_num_neighbors, size, "final_num_neighbors")
+        leaves, pre = self.knobs(k, params.leaves_to_search, params.pre_reorder_num_neighbors)
+        tree = dataclasses.replace(self.config.tree, num_leaves_to_search=leaves)
+        reorder = (dataclasses.replace(self.config.reorder, pre_reorder_num_neighbors=pre)
+                   if self.config.reorder is not None else None)
+        config = dataclasses.replace(self.config, num_neighbors=k, tree=tree, reorder=reorder)
+        return _State(config, self.arrays, self.index, (leaves, pre, k))
+
     def _search(self, queries, k, num_threads, leaves_to_search, pre_reorder_num_neighbors, filters):
         leaves, pre = self.knobs(k, leaves_to_search, pre_reorder_num_neighbors)
         compiled = (filters or {}).get("compiled")
@@ -101,8 +116,7 @@ class QuantizedSearcher(Searcher):
                              + (f" ({tree.num_leaves_to_search} searched)" if tree is not None else "")
                              + f" but the index has {index.num_leaves}")
         self.dim = index.dim
-        self._num_blocks = int(np.asarray(arrays["meta"])[2])
-        self._lift = lift_of(config, arrays, index.num_leaves)
+        lift_of(config, arrays, index.num_leaves)  # checked at load; placement reads it at each upsert
         self._format_version = format_version
         self._state = _State(config, arrays, index)
         self._changed = False  # updated since the arrays were built or loaded
@@ -183,9 +197,7 @@ class QuantizedSearcher(Searcher):
         ids, x, num_threads = checked
         with self._update_lock:
             state = self._state
-            centroids = np.asarray(state.arrays["centroids"])
-            placement = place_points(state.config, centroids, codebooks_of(state.arrays, self._num_blocks), x,
-                                     num_threads, lift=self._lift)
+            placement = place_in_index(state.config, state.arrays, x, num_threads)
             state.index.upsert(ids, **upsert_arguments(placement))
             self._changed = True
 
@@ -257,7 +269,6 @@ class QuantizedSearcher(Searcher):
             arrays = build_arrays(config, x, num_threads, progress, ids=ids)
             fresh = QuantizedSearcher(config, arrays, simd_level=self.simd_level, format_version=_core.FORMAT_VERSION)
             self._format_version = fresh._format_version
-            self._lift = fresh._lift
             self._state = fresh._state  # one swap
             self._changed = False
 
@@ -282,19 +293,8 @@ class QuantizedSearcher(Searcher):
     def set_default_params(self, params: SearchParams) -> None:
         """Makes `params` (a SearchParams, e.g. annlib.tune(...).params) the knobs used when a
         search passes none; save() keeps them in the config."""
-        if not isinstance(params, SearchParams):
-            raise TypeError(f"params must be an annlib.SearchParams, got {type(params).__name__}")
         with self._update_lock:
-            state = self._state
-            if state.config.tree is None:
-                raise ValueError("this index has no tree(): leaves_to_search has nothing to set")
-            k = check_k(params.final_num_neighbors, state.size(), "final_num_neighbors")
-            leaves, pre = state.knobs(k, params.leaves_to_search, params.pre_reorder_num_neighbors)
-            tree = dataclasses.replace(state.config.tree, num_leaves_to_search=leaves)
-            reorder = (dataclasses.replace(state.config.reorder, pre_reorder_num_neighbors=pre)
-                       if state.config.reorder is not None else None)
-            config = dataclasses.replace(state.config, num_neighbors=k, tree=tree, reorder=reorder)
-            self._state = _State(config, state.arrays, state.index, (leaves, pre, k))
+            self._state = self._state.with_defaults(params, self._state.size())
 
     # ---- a view of the internals (the tuner's) ------------------------------------
 
