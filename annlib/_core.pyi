@@ -117,7 +117,7 @@ def interrupt_all() -> None:
     """
 def max_simd_level() -> str:
     ...
-def merge_candidates(ids: numpy.typing.NDArray[numpy.int64], approx: numpy.typing.NDArray[numpy.float32], exact: numpy.typing.NDArray[numpy.float32], wanted: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex = 0, keys: typing.Any = None) -> tuple:
+def merge_candidates(ids: numpy.typing.NDArray[numpy.int64], approx: numpy.typing.NDArray[numpy.float32], exact: numpy.typing.NDArray[numpy.float32], wanted: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex = 0, keys: typing.Any = None, distinct: bool = False) -> tuple:
     ...
 def normalized_rows(x: numpy.typing.NDArray[numpy.float32], what: str) -> numpy.typing.NDArray[numpy.float32]:
     """

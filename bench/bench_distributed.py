@@ -7,7 +7,8 @@ indexes of the same stages with 1, 2 and 4 shards by leaf, and 4 shards by rando
 split. For each: recall@10 against the file's exact neighbours, whether the results
 equal one index's, and the time of search_batched over batches of --batch queries
 (best of --repeats; QPS and the ratio to one index's time: the cost of routing and
-merging when every shard shares this machine's cores). Compare figures within one run.
+merging when every shard shares this machine's cores), and how many shards a query's
+leaves touch on average. Compare figures within one run.
 """
 from __future__ import annotations
 
@@ -43,6 +44,14 @@ def timed(fn, queries, batch: int, repeats: int) -> float:
     return best
 
 
+def fan_out(sharded, queries, search: int) -> float:
+    """Shards a query's leaves touch, on average (every shard, random split)."""
+    if sharded.leaf_owner is None:
+        return float(sharded.num_shards)
+    leaves, _ = sharded._skeleton.choose_leaves(queries, search)
+    return float(np.mean([len(np.unique(row)) for row in sharded.leaf_owner[leaves]]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset")
@@ -53,6 +62,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cpus", type=int, default=os.cpu_count())
+    parser.add_argument("--shard-threads", type=int, default=0,
+                        help="threads per shard's search (default 0: all cores)")
     args = parser.parse_args()
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -75,14 +86,14 @@ def main() -> int:
         single = stages(data, leaves, search, args.reorder).build(progress=False)
         expected, _ = single.search_batched(queries)
         base = timed(single.search_batched, queries, args.batch, args.repeats)
-        print(f"{'index':<22}{'recall@10':>10}{'same':>6}{'QPS':>9}{'time/one':>10}  shard sizes")
+        print(f"{'index':<22}{'recall@10':>10}{'same':>6}{'QPS':>9}{'time/one':>10}{'shards/query':>14}  shard sizes")
         print(f"{'one index':<22}{id_recall(expected, truth, K):>10.4f}{'':>6}{len(queries) / base:>9.0f}"
               f"{1.0:>10.3f}")
         runs = [(count, "leaf") for count in args.shards] + [(max(args.shards), "random")]
         for count, mode in runs:
             start = time.perf_counter()
             sharded = dist.build(stages(data, leaves, search, args.reorder), num_shards=count, mode=mode,
-                                 progress=False)
+                                 shard_threads=args.shard_threads, progress=False)
             built = time.perf_counter() - start
             try:
                 ids, _ = sharded.search_batched(queries)
@@ -91,8 +102,8 @@ def main() -> int:
                 elapsed = timed(sharded.search_batched, queries, args.batch, args.repeats)
                 label = f"{count} shard{'s' if count > 1 else ''} by {mode}"
                 print(f"{label:<22}{id_recall(ids, truth, K):>10.4f}{str(bool((ids == expected).all())):>6}"
-                      f"{len(queries) / elapsed:>9.0f}{elapsed / base:>10.3f}  {sharded.shard_sizes()} "
-                      f"(built in {built:.1f} s)")
+                      f"{len(queries) / elapsed:>9.0f}{elapsed / base:>10.3f}{fan_out(sharded, queries, search):>14.2f}"
+                      f"  {sharded.shard_sizes()} (built in {built:.1f} s)")
             finally:
                 sharded.shutdown()
     finally:

@@ -47,8 +47,9 @@ def load_writable(path: str, data_dir: Path):
     """(index, source): the index as of its newest snapshot in data_dir, else the one at
     path; the log is replayed by DurableWriter."""
     snapshot = data_dir / SNAPSHOT
-    source = snapshot if snapshot.is_dir() else Path(path)
-    return open_index(source), source
+    if snapshot.is_dir():
+        return open_index(path, path=snapshot), snapshot
+    return open_index(path), path
 
 
 class DurableWriter:

@@ -7,7 +7,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from annlib.distributed import is_sharded
+from .loading import is_sharded_location
+
 
 TOKEN_ENV = "ANNLIB_SERVICE_TOKEN"
 
@@ -50,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", action="append", default=[], type=_name_and_path, metavar="NAME=PATH",
                         help="serve the saved index at PATH as NAME (repeatable); the directory of a sharded "
                              "index (annlib.distributed) makes this server its coordinator, on the Ray cluster "
-                             "at RAY_ADDRESS or a local one")
+                             "at RAY_ADDRESS or a local one; ray://HOST:PORT/PATH: the sharded index at PATH "
+                             "on the Ray cluster whose client server listens at HOST:PORT (PATH and --data-dir "
+                             "on storage its nodes share)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1: loopback only; 0.0.0.0 for every interface)")
     parser.add_argument("--port", type=int, default=50051, help="port (default 50051; 0 picks a free one)")
@@ -118,7 +121,7 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         processes = args.processes or (os.cpu_count() or 1)
     if processes < 0:
         raise ValueError(f"--processes must be >= 0, got {args.processes}")
-    sharded = [name for name, path in args.index if is_sharded(path)]
+    sharded = [name for name, path in args.index if is_sharded_location(path)]
     if sharded and processes > 1:
         if args.processes is not None:
             raise ValueError(f"a sharded index ({', '.join(sharded)}) is served by one coordinator process; "

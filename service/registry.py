@@ -19,7 +19,7 @@ import annlib
 
 from .codec import ServiceError
 from .durable import DurableWriter, load_writable
-from .loading import open_index
+from .loading import open_index, parse_location
 from .wal import WalCorruptError
 
 log = logging.getLogger("annlib.service")
@@ -97,7 +97,7 @@ class IndexRegistry:
         data_dir = self.writes.data_dir / name if self.writes is not None else None
         try:
             if data_dir is None:
-                index, source = open_index(Path(path)), Path(path)
+                index, source = open_index(path), path
             else:
                 index, source = load_writable(path, data_dir)
         except (ValueError, OSError) as exc:
@@ -113,7 +113,7 @@ class IndexRegistry:
                                    f"cannot open the write-ahead log of {name!r}: {exc}") from exc
             log.info("index %r: loaded %s, replayed %d logged writes (sequence %d)", name, source,
                      writer.replayed, writer.last_sequence)
-        return Hosted(name, str(Path(path).absolute()), index, writer)
+        return Hosted(name, path if parse_location(path)[0] else str(Path(path).absolute()), index, writer)
 
     def unload(self, name: str) -> None:
         with self._lock:

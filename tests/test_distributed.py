@@ -52,14 +52,19 @@ def _same(single, sharded, queries, **kwargs):
     np.testing.assert_array_equal(s2, s1)
 
 
-@pytest.mark.parametrize("metric,mode,reorder", [
-    ("dot_product", "leaf", "float32"), ("squared_l2", "leaf", "bfloat16"), ("cosine", "leaf", "int8"),
-    ("dot_product", "random", "float32"), ("squared_l2", "leaf", None)])
-def test_sharded_search_equals_one_index(metric, mode, reorder):
+@pytest.mark.parametrize("metric,mode,reorder,num_shards", [
+    ("dot_product", "leaf", "float32", 3), ("squared_l2", "leaf", "bfloat16", 3), ("cosine", "leaf", "int8", 3),
+    ("dot_product", "random", "float32", 3), ("squared_l2", "leaf", None, 3), ("dot_product", "leaf", "int8", 1)])
+def test_sharded_search_equals_one_index(metric, mode, reorder, num_shards):
     x, q = _data(duplicates=True)
     single = _stages(x, metric, reorder=reorder).build(progress=False)
-    sharded = dist.build(_stages(x, metric, reorder=reorder), num_shards=3, mode=mode, progress=False)
+    sharded = dist.build(_stages(x, metric, reorder=reorder), num_shards=num_shards, mode=mode, progress=False)
     try:
+        if mode == "leaf" and num_shards > 1:
+            # Both kinds of query occur: leaves on one shard (finished there) and on several (merged).
+            leaves, _ = single.choose_leaves(q, 5)
+            touched = [len(set(sharded.leaf_owner[row])) for row in leaves]
+            assert min(touched) == 1 and max(touched) > 1
         assert len(sharded) == len(single) == len(x)
         assert sum(sharded.shard_sizes()) == len(x)
         _same(single, sharded, q)
@@ -90,6 +95,12 @@ def test_shards_own_whole_leaves_balanced():
         report = sharded.health()
         assert report["size"] == len(x) and all(shard["alive"] for shard in report["shards"])
         assert not any(shard["restartable"] for shard in report["shards"])
+        # One index's report: its leaves as one index over the same points has them.
+        single = _stages(x, "dot_product").build(progress=False).health()
+        for key in ("size", "num_leaves", "points_in_leaves", "leaf_size_max_over_mean", "leaf_size_cv",
+                    "empty_leaves"):
+            assert report[key] == pytest.approx(single[key]), key
+        assert report["added_since_training"] == len(x) and not report["rebalance_recommended"]
     finally:
         sharded.shutdown()
 
@@ -110,6 +121,10 @@ def test_updates_match_one_index(tmp_path):
         single.delete(gone)
         sharded.delete(gone)
         assert len(sharded) == len(single)
+        report, expected = sharded.health(), single.health()
+        for key in ("size", "points_in_leaves", "leaf_size_cv", "empty_leaves"):
+            assert report[key] == pytest.approx(expected[key]), key
+        assert report["deleted_pending_compaction"] >= expected["deleted_pending_compaction"] > 0
         assert not sharded.contains(gone).any() and sharded.contains(ids).all() and 50_000 in sharded
         _same(single, sharded, q)
         _same(single, sharded, q, allowlist=np.arange(0, 60_000, 3))

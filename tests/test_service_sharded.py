@@ -1,8 +1,10 @@
 """The gRPC service hosting a sharded index (annlib.distributed): the server is its
-coordinator, on a local Ray instance it starts itself. A real server in a subprocess on
-loopback; searches match one index over the same points; writes over RPC reach the
-shards and outlive a restart (the log replays into the sharded snapshot)."""
+coordinator, on a local Ray instance it starts itself or, with a ray:// location, on a
+running Ray cluster it joins as a client. A real server in a subprocess on loopback;
+searches match one index over the same points; writes over RPC reach the shards and
+outlive a restart (the log replays into the sharded snapshot)."""
 import os
+import socket
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from annlib.v1 import service_pb2_grpc as rpc
 from service_client import ServerProcess
 
 ray = pytest.importorskip("ray", reason="Ray has no wheel for this platform")
+cluster_utils = pytest.importorskip("ray.cluster_utils")
 dist = pytest.importorskip("annlib.distributed")
 
 DIM = 16
@@ -93,3 +96,45 @@ def test_a_server_coordinates_a_sharded_index(saved, tmp_path):
 def test_a_sharded_index_is_served_by_one_process(saved):
     with pytest.raises(RuntimeError, match="one coordinator process"):
         ServerProcess("--index", f"s={saved['root'] / 'index'}", "--processes", "2", env=LOCAL_RAY)
+
+
+def test_a_ray_url_serves_an_index_on_a_running_cluster(saved, neutral_cwd):
+    single, queries = stages(saved["x"]).build(progress=False), saved["queries"]  # the saved one, unchanged
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        client_port = probe.getsockname()[1]
+    # The head on this machine's own interface (with it on 127.0.0.1, Ray Client's
+    # per-connection server timed out reaching its GCS).
+    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 2, "include_dashboard": False,
+        "ray_client_server_port": client_port})
+    try:
+        location = f"s=ray://127.0.0.1:{client_port}{saved['root'] / 'index'}"
+        server = ServerProcess("--index", location, env=LOCAL_RAY)
+        try:
+            with server.channel() as channel:
+                stub = rpc.SearchServiceStub(channel)
+                assert stub.DescribeIndex(pb.DescribeIndexRequest(index="s"), timeout=30).kind == "sharded"
+                ids, scores = batch(stub, queries)
+                want_ids, want_scores = single.search_batched(queries)
+                np.testing.assert_array_equal(ids, want_ids)
+                np.testing.assert_allclose(scores, want_scores, rtol=1e-6)
+            # The shards are actors of that cluster (not of a Ray the server started itself).
+            ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+            try:
+                alive = [actor for actor in ray._private.state.actors().values()
+                         if actor["State"] == "ALIVE" and actor["ActorClassName"].endswith("Shard")]
+                assert len(alive) == 3
+            finally:
+                ray.shutdown()
+        finally:
+            assert server.terminate() == 0
+    finally:
+        cluster.shutdown()
+
+
+def test_bad_ray_urls_are_refused_clearly(saved):
+    with pytest.raises(RuntimeError, match="expected ray://HOST:PORT/PATH"):
+        ServerProcess("--index", "s=ray://127.0.0.1:1", env=LOCAL_RAY)
+    with pytest.raises(RuntimeError, match="holds no sharded index"):
+        ServerProcess("--index", f"s=ray://127.0.0.1:1{saved['root']}", env=LOCAL_RAY)

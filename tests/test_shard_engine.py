@@ -86,3 +86,77 @@ def test_plan_from_counts_matches_one_index(index):
     exact, leaves = _core.plan_search(searcher.num_leaves, searcher.dim, 12, slots, True, n // 4, n, True, 6, 40)
     assert not exact and leaves == 12  # a quarter: twice the leaves (6 / sqrt(1/4))
     assert searcher.allowed_count(allowlist=np.arange(0, 3000, 3)) == 1000
+
+
+def test_merge_of_distinct_candidates_skips_nothing():
+    # One shard's own answer has no repeated key: the merge without deduplication returns
+    # what the full merge does, ties (repeated scores) included.
+    rng = np.random.default_rng(11)
+    nq, width = 50, 40
+    keys = np.stack([rng.permutation(1000)[:width] for _ in range(nq)]).astype(np.int64)
+    keys[::7, -5:] = -1  # padding
+    approx = np.round(rng.standard_normal((nq, width)), 1).astype(np.float32)
+    exact = np.round(rng.standard_normal((nq, width)), 1).astype(np.float32)
+    ids = keys * 3
+    for wanted, k in ((40, 10), (12, 5), (3, 7)):
+        full = _core.merge_candidates(ids, approx, exact, wanted, k, keys=keys)
+        fast = _core.merge_candidates(ids, approx, exact, wanted, k, keys=keys, distinct=True)
+        np.testing.assert_array_equal(fast[0], full[0])
+        np.testing.assert_array_equal(fast[1], full[1])
+
+
+def _fan_out(owner, leaves):
+    return np.mean([len(np.unique(owner[row])) for row in leaves])
+
+
+@pytest.mark.parametrize("num_shards", [2, 3, 4, 7])
+def test_neighbouring_leaves_share_a_shard_and_shards_stay_balanced(index, num_shards):
+    from annlib.distributed.routing import assign_leaves
+    searcher, q = index
+    rng = np.random.default_rng(num_shards)
+    sizes = rng.integers(50, 150, searcher.num_leaves)
+    centers = np.asarray(searcher._state.arrays["centroids"])[:, :searcher.dim]
+    grouped = assign_leaves(sizes, num_shards, centers)
+    scattered = assign_leaves(sizes, num_shards)
+    for owner in (grouped, scattered):
+        assert owner.shape == (searcher.num_leaves,) and set(owner) == set(range(num_shards))
+        loads = np.bincount(owner, weights=sizes, minlength=num_shards)
+        # Each cut misses its target by at most one leaf; a shard sees one cut per halving.
+        assert np.abs(loads - sizes.sum() / num_shards).max() <= np.ceil(np.log2(num_shards)) * sizes.max()
+    leaves, _ = searcher.choose_leaves(q, 6)
+    assert _fan_out(grouped, leaves) < _fan_out(scattered, leaves)
+    assert np.array_equal(assign_leaves(sizes, num_shards, centers), grouped)  # deterministic
+    # More shards than leaves: one leaf each.
+    few = assign_leaves(sizes[:3], 5, centers[:3])
+    assert sorted(few) == [0, 1, 2]
+
+
+def _reference_merge(keys, approx, exact, wanted, k):
+    """The merge's rule in plain Python: each key once with its best approx score, the
+    `wanted` best of those by approx, their `k` best by exact (ties: smaller key)."""
+    best = {}
+    for key, a, e in zip(keys, approx, exact):
+        if key >= 0 and (key not in best or a > best[key][0]):
+            best[key] = (a, e)
+    kept = sorted(best, key=lambda key: (-best[key][0], key))[:wanted]
+    top = sorted(kept, key=lambda key: (-best[key][1], key))[:k]
+    return top + [-1] * (k - len(top)), [best[key][1] for key in top] + [-np.inf] * (k - len(top))
+
+
+def test_merge_keeps_each_point_once_with_its_best_score():
+    rng = np.random.default_rng(12)
+    nq, width = 40, 90
+    # Many repeats (a point's copies on several shards), keys beyond 32 bits, padding.
+    keys = rng.integers(0, 30, (nq, width)).astype(np.int64) * (2**33 + 7)
+    keys[rng.random((nq, width)) < 0.1] = -1
+    exact_of = {}
+    exact = np.empty((nq, width), np.float32)
+    for (q, j), key in np.ndenumerate(keys):  # one reordered score per point, as the shards give
+        exact[q, j] = exact_of.setdefault(int(key), np.float32(np.round(rng.standard_normal(), 1)))
+    approx = np.round(rng.standard_normal((nq, width)), 1).astype(np.float32)
+    for wanted, k in ((25, 10), (5, 8), (200, 3)):
+        ids, scores = _core.merge_candidates(keys, approx, exact, wanted, k, keys=keys)
+        for q in range(nq):
+            want_ids, want_scores = _reference_merge(keys[q], approx[q], exact[q], wanted, k)
+            np.testing.assert_array_equal(ids[q], want_ids)
+            np.testing.assert_array_equal(scores[q], np.asarray(want_scores, np.float32))

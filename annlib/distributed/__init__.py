@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ._ray import connect
 from .building import build
 from .routing import MODES
 from .searcher import FORMAT_KIND, ShardedSearcher, ShardUnavailableError, load
@@ -31,4 +32,4 @@ def is_sharded(path) -> bool:
     return isinstance(config, dict) and config.get("kind") == FORMAT_KIND
 
 
-__all__ = ["MODES", "ShardUnavailableError", "ShardedSearcher", "build", "is_sharded", "load"]
+__all__ = ["MODES", "ShardUnavailableError", "ShardedSearcher", "build", "connect", "is_sharded", "load"]

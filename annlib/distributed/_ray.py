@@ -16,9 +16,30 @@ def ray():
     return ray_module
 
 
-def ensure_started():
+_connected_to: list[str] = []  # the address connect() connected this process to
+
+
+def connect(address: str):
+    """Ray, connected to the cluster at address: ray://HOST:PORT (its client server, from
+    anywhere) or HOST:PORT (from one of its nodes). One process talks to one cluster: a
+    second address is refused."""
+    module = ray()
+    if module.is_initialized():
+        if _connected_to and _connected_to[0] != address:
+            raise ValueError(f"this process is connected to the Ray cluster at {_connected_to[0]}; "
+                             f"one process cannot also use {address}")
+        if not _connected_to:
+            raise ValueError(f"this process is connected to a Ray cluster already; it cannot also use {address}")
+        return module
+    ensure_started(address)
+    _connected_to.append(address)
+    return module
+
+
+def ensure_started(address: str | None = None):
     """Ray, connected: the caller's cluster (ray.init(address=...) before this call, or
-    RAY_ADDRESS), else a local one on this machine's cores, usage statistics off."""
+    RAY_ADDRESS), else the one at address, else a local one on this machine's cores, usage
+    statistics off."""
     module = ray()
     if not module.is_initialized():
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -27,7 +48,10 @@ def ensure_started():
         main = threading.current_thread() is threading.main_thread()
         saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
         try:
-            module.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            if address is None:
+                module.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            else:  # a cluster's own settings (the dashboard...) are not the client's to choose
+                module.init(address=address, log_to_driver=False, configure_logging=False)
         finally:
             for sig, handler in saved.items():
                 if handler is not None:

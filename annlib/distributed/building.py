@@ -3,8 +3,9 @@
   1. One training step on the builder's rows (all of the data, or a sample of it
      when `data=` gives the rest): the leaves, SOAR's rule and the AH codebooks,
      exactly as Builder.train() learns them (FAISS's "train once, add per shard").
-  2. The leaves assigned to shards, balanced by their sizes in the training rows
-     (routing.assign_leaves); or, random split, points by their ids.
+  2. The leaves assigned to shards, neighbours together, balanced by their sizes
+     in the training rows (routing.assign_leaves); or, random split, points by
+     their ids.
   3. The input read in chunks; Ray tasks place each chunk (the one rule of
      annlib/quantized/placement.py) and cut it into the shards' parts, which the
      shard actors add in input order. At most a few chunks are in flight, so the
@@ -90,7 +91,10 @@ def build(builder: Builder, num_shards: int, *, data=None, ids=None, mode: str =
     stream, total = chunks(data, ids, int(chunk_size))  # checks the input before any training
 
     skeleton = train_quantized(config, builder.database, num_threads, progress)
-    owner = assign_leaves(leaf_sizes(skeleton, builder.database, num_threads), num_shards) if mode == "leaf" else None
+    owner = None
+    if mode == "leaf":
+        centers = np.asarray(skeleton._state.arrays["centroids"])[:, :skeleton.dim]
+        owner = assign_leaves(leaf_sizes(skeleton, builder.database, num_threads), num_shards, centers)
     ray = _ray.ensure_started()
     arrays_ref = ray.put(dict(skeleton._state.arrays))
     source = {"config": config.to_json()}

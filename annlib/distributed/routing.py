@@ -1,7 +1,7 @@
 """Which shard holds what.
 
-By leaf (the default): each shard owns a set of whole leaves, balanced by their
-sizes; a point's copy lives on the shard of its leaf, so a SOAR point whose two
+By leaf (the default): each shard owns a set of whole leaves, neighbours together
+and balanced by their sizes; a point's copy lives on the shard of its leaf, so a SOAR point whose two
 leaves belong to two shards is held by both (its reorder row too). A query's
 leaves go only to the shards that own them.
 
@@ -20,18 +20,54 @@ from ..quantized.placement import Placement
 MODES = ("leaf", "random")
 
 
-def assign_leaves(leaf_sizes: np.ndarray, num_shards: int) -> np.ndarray:
-    """The shard of each leaf (int32 [num_leaves]): largest leaf first to the least loaded
-    shard (ties: smaller leaf, smaller shard), which keeps every shard within one leaf of
-    the mean."""
+def assign_leaves(leaf_sizes: np.ndarray, num_shards: int, centers: np.ndarray | None = None) -> np.ndarray:
+    """The shard of each leaf (int32 [num_leaves]), the shards balanced by the leaves' sizes.
+
+    With centers (the leaves' centers, [num_leaves, d]), neighbouring leaves go to one
+    shard, so that a query's leaves, which lie close together, touch few shards: the
+    centers are cut in two across their main direction, at the point that splits the
+    size in the shards' proportion, and each side again, down to one shard each (every
+    shard within a few leaves of the mean). Without, largest leaf first to the least
+    loaded shard (ties: smaller leaf, smaller shard): within one leaf of the mean, the
+    leaves scattered."""
     sizes = np.asarray(leaf_sizes, np.int64)
     owner = np.empty(len(sizes), np.int32)
+    if centers is not None:
+        _bisect(np.asarray(centers, np.float64), sizes, np.arange(len(sizes)), 0, num_shards, owner)
+        return owner
     loads = [(0, shard) for shard in range(num_shards)]
     for leaf in np.lexsort((np.arange(len(sizes)), -sizes)):
         load, shard = heapq.heappop(loads)
         owner[leaf] = shard
         heapq.heappush(loads, (load + int(sizes[leaf]), shard))
     return owner
+
+
+def _bisect(centers: np.ndarray, sizes: np.ndarray, leaves: np.ndarray, first: int, count: int,
+            owner: np.ndarray) -> None:
+    """Gives `leaves` to shards first .. first + count - 1 (see assign_leaves)."""
+    if count == 1:
+        owner[leaves] = first
+        return
+    if len(leaves) <= count:  # more shards than leaves: one leaf each, the rest empty
+        owner[leaves] = first + np.arange(len(leaves))
+        return
+    weights = sizes[leaves] + 1.0  # an empty leaf still counts a little
+    points = centers[leaves]
+    centered = points - np.average(points, axis=0, weights=weights)
+    # The main direction of the weighted centers (their first right singular vector).
+    direction = np.linalg.svd(centered * np.sqrt(weights)[:, None], full_matrices=False)[2][0]
+    # Ties in the projection go by leaf number, so the cut does not depend on sort details.
+    order = leaves[np.lexsort((leaves, centered @ direction))]
+    left = count // 2
+    cumulative = np.cumsum(sizes[order])
+    target = cumulative[-1] * left / count
+    cut = int(np.searchsorted(cumulative, target))  # the first prefix of at least the target
+    if cut > 0 and target - cumulative[cut - 1] < cumulative[cut] - target:
+        cut -= 1
+    cut = min(max(cut + 1, left), len(order) - (count - left))  # leaves order[:cut]; each side one per shard
+    _bisect(centers, sizes, order[:cut], first, left, owner)
+    _bisect(centers, sizes, order[cut:], first + left, count - left, owner)
 
 
 def shard_of_ids(ids: np.ndarray, num_shards: int) -> np.ndarray:

@@ -37,6 +37,7 @@ the answer of the shards that are left.
 """
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -51,6 +52,7 @@ from ..indexes import load_single
 from ..io import load_index, save_index
 from ..params import SearchParams
 from ..quantized import QuantizedSearcher
+from ..quantized.maintenance import health_report
 from ..quantized.placement import place_in_index
 from ..version import __version__
 from . import _ray
@@ -62,6 +64,8 @@ FORMAT_KIND = "sharded"
 # time; updates run in the default group, one at a time and in the order sent.
 SEARCH_GROUP = "search"
 SEARCH_CONCURRENCY = 4
+READ_ONLY = ("status", "allowed_count", "search_part", "leaves_of", "leaf_slots", "stage_times", "own_ids",
+             "vectors", "contains", "health")
 # How long a restarted shard may wait for a node with the resources it asks for.
 RESTART_TIMEOUT_S = 120.0
 
@@ -80,7 +84,22 @@ def actor_class(options: dict | None = None):
     ray = _ray.ensure_started()
     merged = {"num_cpus": 0, "max_restarts": 0, "scheduling_strategy": "SPREAD"}
     merged.update(options or {})
-    return ray.remote(concurrency_groups={SEARCH_GROUP: SEARCH_CONCURRENCY})(Shard).options(**merged)
+    return ray.remote(concurrency_groups={SEARCH_GROUP: SEARCH_CONCURRENCY})(_shard_actor(ray)).options(**merged)
+
+
+def _shard_actor(ray):
+    """Shard with its read-only methods in the search group (declared on the class, which
+    also works through Ray Client, where a call cannot choose its group)."""
+
+    def in_search_group(name):
+        inner = getattr(Shard, name)
+
+        @functools.wraps(inner)
+        def method(self, *args):
+            return inner(self, *args)
+        return ray.method(concurrency_group=SEARCH_GROUP)(method)
+
+    return type("Shard", (Shard,), {name: in_search_group(name) for name in READ_ONLY})
 
 
 class ShardedSearcher:
@@ -174,11 +193,7 @@ class ShardedSearcher:
 
     # ---- calls to the shards ----------------------------------------------------------
 
-    def _method(self, shard: int, name: str, read_only: bool):
-        method = getattr(self._actors[shard], name)
-        return method.options(concurrency_group=SEARCH_GROUP) if read_only else method
-
-    def _call(self, calls: list, *, read_only: bool, allow_partial: bool = False) -> dict:
+    def _call(self, calls: list, *, allow_partial: bool = False) -> dict:
         """Runs calls [(shard, method name, args)] on the shards at once: {shard: result}.
         A shard whose actor died is restarted (from its last save, the updates since
         replayed) and its call retried once; one that cannot be is left out with
@@ -186,7 +201,7 @@ class ShardedSearcher:
         ray = _ray.ray()
         died = _ray.actor_died_errors()
         handles = {shard: self._actors[shard] for shard, _, _ in calls}
-        refs = {shard: self._method(shard, name, read_only).remote(*args) for shard, name, args in calls}
+        refs = {shard: getattr(self._actors[shard], name).remote(*args) for shard, name, args in calls}
         by_shard = {shard: (name, args) for shard, name, args in calls}
         results = {}
         for shard, ref in refs.items():
@@ -198,7 +213,7 @@ class ShardedSearcher:
             try:
                 self._restart(shard, handles[shard], reason)
                 name, args = by_shard[shard]
-                results[shard] = ray.get(self._method(shard, name, read_only).remote(*args))
+                results[shard] = ray.get(getattr(self._actors[shard], name).remote(*args))
             except (ShardUnavailableError, *died) as exc:
                 if not allow_partial:
                     if isinstance(exc, ShardUnavailableError):
@@ -275,7 +290,7 @@ class ShardedSearcher:
         answered = set(shards)
         allowed = total
         if filtered:
-            counts = self._call([(s, "allowed_count", (allowlist, denylist)) for s in shards], read_only=True,
+            counts = self._call([(s, "allowed_count", (allowlist, denylist)) for s in shards],
                                 allow_partial=allow_partial)
             answered &= set(counts)
             allowed = int(sum(counts.values()))
@@ -313,38 +328,71 @@ class ShardedSearcher:
                      allow_partial: bool, by_approx: bool = False):
         """(ids, raw scores, shards that answered) of the leaves' candidates, merged (by_approx:
         the best k by AH score, with their AH scores)."""
+        filter_args = (filters["allowlist"], filters["denylist"])
+        if self.num_shards == 1 and not by_approx:
+            # One shard holds every leaf: it chooses them and finishes the search itself.
+            every = np.arange(len(queries))
+            return self._gather(len(queries), k, pre, [(0, every, np.ones(len(every), bool),
+                                                        (queries, None, leaves, pre, k, True, False, *filter_args))],
+                                num_threads, allow_partial)
         probe_leaves, probe_scores = self._skeleton.choose_leaves(queries, leaves, num_threads=num_threads)
         # The queries go to the object store once, whatever number of shards read them.
         shared = _ray.ray().put(queries) if self.num_shards > 1 else queries
-        calls, rows_of = [], {}
+        parts = []
         for shard in range(self.num_shards):
             if self._owner is None:
-                rows, shard_leaves, shard_scores = None, probe_leaves, probe_scores
+                rows, probes = None, (probe_leaves, probe_scores)
+                finish = np.full(len(queries), self.num_shards == 1 and not by_approx)
             else:
                 mine = self._owner[probe_leaves] == shard
                 rows = np.flatnonzero(mine.any(axis=1))
                 if len(rows) == 0:
                     continue
-                shard_leaves = np.where(mine, probe_leaves, -1)[rows]
-                shard_scores = probe_scores[rows]
-            rows_of[shard] = np.arange(len(queries)) if rows is None else rows
-            calls.append((shard, "candidates", (shared, shard_leaves, shard_scores, pre, False,
-                                                filters["allowlist"], filters["denylist"], rows)))
-        results = self._call(calls, read_only=True, allow_partial=allow_partial)
-        ids, numbers, approx, exact = _side_by_side(len(queries), results, rows_of)
-        if by_approx:
-            exact = approx
-        return (*_core.merge_candidates(ids, approx, exact, pre, k, num_threads, keys=numbers),
-                set(results) | (set(range(self.num_shards)) - set(rows_of)))
+                probes = (np.where(mine, probe_leaves, -1)[rows], probe_scores[rows])
+                # A query whose leaves all lie on this shard is finished there.
+                finish = mine[rows].all(axis=1) & (not by_approx)
+            parts.append((shard, np.arange(len(queries)) if rows is None else rows, finish,
+                          (shared, rows, probes, pre, k, finish, False, *filter_args)))
+        return self._gather(len(queries), k, pre, parts, num_threads, allow_partial, by_approx)
 
     def _exact(self, queries, rows, k: int, filters: dict, allow_partial: bool):
         """(ids, raw scores, shards that answered) of an exact search over every shard."""
-        calls = [(shard, "candidates", (queries, None, None, k, True, filters["allowlist"], filters["denylist"]))
-                 for shard in range(self.num_shards)]
-        results = self._call(calls, read_only=True, allow_partial=allow_partial)
         every = np.arange(len(queries))
-        ids, numbers, approx, exact = _side_by_side(len(queries), results, {shard: every for shard in results})
-        return (*_core.merge_candidates(ids, approx, exact, k, k, 0, keys=numbers), set(results))
+        finish = np.full(len(queries), self.num_shards == 1)
+        parts = [(shard, every, finish, (queries, None, None, k, k, finish, True, filters["allowlist"],
+                                         filters["denylist"]))
+                 for shard in range(self.num_shards)]
+        return self._gather(len(queries), k, k, parts, 0, allow_partial)
+
+    def _gather(self, nq: int, k: int, pre: int, parts: list, num_threads: int, allow_partial: bool,
+                by_approx: bool = False):
+        """Runs the shards' parts [(shard, rows, finish per row, search_part's args)] and puts
+        their answers together: the finished rows as they are, the others merged (each point
+        once, ties by insertion number). Returns (ids [nq, k], raw [nq, k], shards that
+        answered or had no part)."""
+        results = self._call([(shard, "search_part", args) for shard, _, _, args in parts],
+                             allow_partial=allow_partial)
+        ids = np.full((nq, k), -1, np.int64)
+        raw = np.full((nq, k), -np.inf, np.float32)
+        unfinished = np.zeros(nq, bool)
+        rest_of = {}
+        for shard, rows, finish, _ in parts:
+            if shard not in results:
+                continue
+            done_ids, done_raw = results[shard][:2]
+            ids[rows[finish]], raw[rows[finish]] = done_ids, done_raw
+            rest_of[shard] = rows[~finish]
+            unfinished[rest_of[shard]] = True
+        merged = np.flatnonzero(unfinished)
+        if len(merged):
+            position = np.full(nq, -1, np.int64)
+            position[merged] = np.arange(len(merged))
+            candidates = {shard: results[shard][2:] for shard in rest_of}
+            cand_ids, numbers, approx, exact = _side_by_side(
+                len(merged), candidates, {shard: position[rows] for shard, rows in rest_of.items()})
+            ids[merged], raw[merged] = _core.merge_candidates(cand_ids, approx, approx if by_approx else exact, pre,
+                                                              k, num_threads, keys=numbers)
+        return ids, raw, set(results) | (set(range(self.num_shards)) - {part[0] for part in parts})
 
     # ---- the tuner's view of the internals (QuantizedSearcher's, over all the shards) ----
 
@@ -356,7 +404,7 @@ class ShardedSearcher:
         """The leaves holding each point: int32 [len(ids), 2], the primary leaf first, the SOAR
         leaf second (-1 where none, or where the point is not held)."""
         ids = np.ascontiguousarray(ids, dtype=np.int64).ravel()
-        answers = self._call([(s, "leaves_of", (ids,)) for s in range(self.num_shards)], read_only=True)
+        answers = self._call([(s, "leaves_of", (ids,)) for s in range(self.num_shards)])
         out = np.full((len(ids), 2), -1, np.int32)
         guest_leaf = np.full(len(ids), -1, np.int32)
         for shard in range(self.num_shards):
@@ -370,7 +418,7 @@ class ShardedSearcher:
 
     def leaf_slots(self) -> np.ndarray:
         """Code slots per leaf over all the shards: int64 [num_leaves]."""
-        answers = self._call([(s, "leaf_slots", ()) for s in range(self.num_shards)], read_only=True)
+        answers = self._call([(s, "leaf_slots", ()) for s in range(self.num_shards)])
         return np.sum([answers[s] for s in range(self.num_shards)], axis=0)
 
     def ah_candidates(self, queries, leaves_to_search: int, count: int, *, num_threads: int = 0):
@@ -395,7 +443,7 @@ class ShardedSearcher:
         shard_pre = max(pre, k) if self.config.reorder is not None else None
         answers = self._call([(s, "stage_times", (queries, min(k, max(1, self._statuses[s]["size"])), leaves,
                                                   shard_pre))
-                              for s in range(self.num_shards)], read_only=True)
+                              for s in range(self.num_shards)])
         times = {key: max(answers[s][key] for s in answers) for key in ("centroids", "lut", "scan", "reorder")}
         start = time.perf_counter()
         for q in queries:
@@ -405,7 +453,7 @@ class ShardedSearcher:
 
     def ids(self) -> np.ndarray:
         """The ids held, shard after shard."""
-        answers = self._call([(s, "own_ids", ()) for s in range(self.num_shards)], read_only=True)
+        answers = self._call([(s, "own_ids", ()) for s in range(self.num_shards)])
         return np.concatenate([answers[s] for s in range(self.num_shards)])
 
     def vectors(self, ids) -> np.ndarray:
@@ -418,8 +466,7 @@ class ShardedSearcher:
             raise ValueError(f"id {int(ids[~held.any(axis=0)][0])} is not in the index")
         out = np.empty((len(ids), self.dim), np.float32)
         home = held.argmax(axis=0)
-        answers = self._call([(s, "vectors", (ids[home == s],)) for s in range(self.num_shards) if (home == s).any()],
-                             read_only=True)
+        answers = self._call([(s, "vectors", (ids[home == s],)) for s in range(self.num_shards) if (home == s).any()])
         for shard, rows in answers.items():
             out[home == shard] = rows
         return out
@@ -438,13 +485,13 @@ class ShardedSearcher:
 
     def _held(self, ids: np.ndarray) -> np.ndarray:
         """bool [num_shards, len(ids)]: which shard holds which id."""
-        results = self._call([(s, "contains", (ids,)) for s in range(self.num_shards)], read_only=True)
+        results = self._call([(s, "contains", (ids,)) for s in range(self.num_shards)])
         return np.stack([results[s] for s in range(self.num_shards)]) if len(ids) else \
             np.zeros((self.num_shards, 0), bool)
 
     def _apply(self, calls: list) -> None:
         """Update calls, logged for replay after a restart."""
-        results = self._call(calls, read_only=False)
+        results = self._call(calls)
         for shard, name, args in calls:
             self._replay[shard].append((name, args))
             self._statuses[shard] = results[shard]
@@ -510,17 +557,28 @@ class ShardedSearcher:
     # ---- health ---------------------------------------------------------------------------
 
     def health(self) -> dict:
-        """Per shard: whether its actor answers, its size and health() report; overall: size
-        and how even the shards are (largest over mean)."""
-        shards = []
-        results = self._call([(s, "health", ()) for s in range(self.num_shards)], read_only=True,
-                             allow_partial=True)
+        """One index's health() report over all the shards (size, deletes awaiting
+        compaction, additions since training, the leaves' balance, rebalance_recommended),
+        and per shard: whether its actor answers, whether it can be restarted, its size,
+        guests and deletes awaiting compaction, its process and node; and how even the
+        shards are (largest over mean). The leaves' figures count the shards that answered;
+        a deleted SOAR point held by two shards awaits compaction on both (counted twice)."""
+        results = self._call([(s, "health", ()) for s in range(self.num_shards)], allow_partial=True)
+        shards, leaf_live, added, deleted = [], np.zeros(self.num_leaves, np.int64), 0, 0
         for s in range(self.num_shards):
-            report = results.get(s)
-            shards.append({"shard": s, "alive": report is not None, "restartable": self._sources[s] is not None,
-                           **(report or {})})
+            report = dict(results.get(s) or {})
+            if report:
+                leaf_live += report.pop("leaf_live")
+                added += report.pop("added") - report["guests"]  # a shard holds only points added to it
+                deleted += report["deleted_pending_compaction"]
+            shards.append({"shard": s, "alive": bool(report), "restartable": self._sources[s] is not None,
+                           **report})
+        baseline = self._skeleton._state.arrays.get("leaf_cv_at_training")
+        index = health_report({"size": self.size(), "rows": self.size() + deleted, "added": added,
+                               "leaf_live": leaf_live},
+                              float(np.asarray(baseline)[0]) if baseline is not None else None)
         sizes = np.array(self.shard_sizes(), np.float64)
-        return {"size": self.size(), "num_shards": self.num_shards, "mode": self._mode,
+        return {**index, "num_shards": self.num_shards, "mode": self._mode,
                 "shard_size_max_over_mean": float(sizes.max() / sizes.mean()) if sizes.mean() > 0 else 0.0,
                 "shards": shards}
 

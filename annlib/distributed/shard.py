@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from .. import _core
 from ..config import IndexConfig
 from ..filters import id_filter
 from ..indexes import load_single
@@ -124,19 +125,37 @@ class Shard:
             count -= int(allowed.sum())
         return count
 
-    def candidates(self, queries, probe_leaves, probe_scores, wanted: int, exact: bool = False, allowlist=None,
-                   denylist=None, rows=None):
-        """(ids, insertion numbers, approx, reordered) of raw-scored candidates
-        (QuantizedSearcher.shard_candidates) for queries[rows] (all of them: rows None)."""
+    def search_part(self, queries, rows, probes, wanted: int, k: int, finish, exact: bool = False,
+                    allowlist=None, denylist=None):
+        """This shard's part of a search of queries[rows] (all of them: rows None).
+
+        probes: (leaves, scores) per row as the coordinator chose them (leaf -1: another
+        shard's), an int (choose that many leaves here: a shard that owns every leaf), or
+        None with exact=True (every allowed point). finish: per row, or one bool for all,
+        whether every leaf of that query lies here, so that this shard's candidates are all
+        of them and it merges them itself (`k` best; the coordinator only places them).
+
+        Returns (ids int64 [f, k], raw [f, k]) of the f finished rows, then (ids, insertion
+        numbers, approx, reordered) [n - f, w] of the other rows' `wanted` best candidates
+        (QuantizedSearcher.shard_candidates), in row order each."""
         if rows is not None:
             queries = queries[rows]
+        if isinstance(probes, (int, np.integer)):
+            probes = self.searcher.choose_leaves(queries, int(probes), num_threads=self.num_threads)
+        leaves, scores = (None, None) if probes is None else probes
         ids, approx, reordered, _ = self.searcher.shard_candidates(
-            queries, probe_leaves, probe_scores, wanted, exact=exact, num_threads=self.num_threads,
+            queries, leaves, scores, wanted, exact=exact, num_threads=self.num_threads,
             allowlist=allowlist, denylist=denylist)
         numbers = self.order.lookup(ids)
         if (numbers[ids >= 0] < 0).any():
             raise RuntimeError("a shard holds a point without an insertion number (its bookkeeping is damaged)")
-        return _narrow(ids), _narrow(numbers), approx, reordered
+        finish = np.broadcast_to(np.asarray(finish, bool), (len(ids),))
+        done = np.flatnonzero(finish)
+        # One shard's candidates are distinct already: no deduplication.
+        final = _core.merge_candidates(ids[done], approx[done], reordered[done], wanted, k, self.num_threads,
+                                       keys=numbers[done], distinct=True)
+        rest = np.flatnonzero(~finish)
+        return (*final, _narrow(ids[rest]), _narrow(numbers[rest]), approx[rest], reordered[rest])
 
     # ---- the tuner's view (QuantizedSearcher's, over this shard's points) ----
 
@@ -160,7 +179,12 @@ class Shard:
         return self.searcher.vectors(ids)
 
     def health(self) -> dict:
-        return {**self.searcher.health(), **self.status()}
+        """The shard's part of the index's health: its status, the deletes it awaits
+        compacting, and the engine's per-leaf counts (live copies, guests' included) and
+        additions since training, which the coordinator sums into one index's report."""
+        stats = self.searcher._state.index.stats()
+        return {**self.status(), "deleted_pending_compaction": int(stats["rows"]) - int(stats["size"]),
+                "added": int(stats["added"]), "leaf_live": np.asarray(stats["leaf_live"])}
 
     def save(self, path: str) -> None:
         order_ids, order_numbers = self.order.arrays(keep=self.searcher.ids())

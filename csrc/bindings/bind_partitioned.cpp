@@ -325,7 +325,7 @@ class PyPartitionedIndex {
 // search/shard_merge.h for Python: shards' answers, concatenated per query
 // ([n][width] each), -> (ids [n][k], raw scores [n][k]); keys: None (the ids).
 py::tuple MergeCandidatesPy(Int64Array ids, FloatArray approx, FloatArray exact, int64_t wanted, int32_t k,
-                            int num_threads, py::object keys) {
+                            int num_threads, py::object keys, bool distinct) {
   if (ids.ndim() != 2 || approx.ndim() != 2 || exact.ndim() != 2 || approx.shape(0) != ids.shape(0) ||
       exact.shape(0) != ids.shape(0) || approx.shape(1) != ids.shape(1) || exact.shape(1) != ids.shape(1))
     throw std::invalid_argument("ids, approx and exact must have one shape (num_queries, width)");
@@ -347,7 +347,7 @@ py::tuple MergeCandidatesPy(Int64Array ids, FloatArray approx, FloatArray exact,
   float* os = out_scores.mutable_data();
   {
     py::gil_scoped_release release;
-    MergeCandidates(nq, width, kp, ip, ap, ep, wanted, k, num_threads, oi, os);
+    MergeCandidates(nq, width, kp, ip, ap, ep, wanted, k, num_threads, oi, os, distinct);
   }
   return py::make_tuple(out_ids, out_scores);
 }
@@ -387,7 +387,7 @@ py::tuple PlanSearchPy(int32_t num_leaves, int32_t dim, int32_t num_blocks, int6
 void RegisterPartitionedIndex(py::module_& m) {
   m.def("merge_candidates", &MergeCandidatesPy, py::arg("ids").noconvert(), py::arg("approx").noconvert(),
         py::arg("exact").noconvert(), py::arg("wanted"), py::arg("k"), py::arg("num_threads") = 0,
-        py::arg("keys") = py::none());
+        py::arg("keys") = py::none(), py::arg("distinct") = false);
   m.def("raw_to_metric", &RawToMetricPy, py::arg("queries").noconvert(), py::arg("scores").noconvert(),
         py::arg("metric"));
   m.def("plan_search", &PlanSearchPy, py::arg("num_leaves"), py::arg("dim"), py::arg("num_blocks"), py::arg("slots"),

@@ -19,9 +19,11 @@ namespace annlib {
 // [nq][k], best first, reordered raw scores, padded with -1 / -inf. A key
 // names one point and orders ties: a sharded index passes each point's place
 // in the order one index would store them, so that ties go where one index
-// sends them; ids may be nullptr (the keys are the ids).
+// sends them; ids may be nullptr (the keys are the ids). distinct: the caller
+// knows that no key repeats within a query (one shard's own answer), which
+// skips the deduplication.
 void MergeCandidates(int64_t nq, int64_t width, const int64_t* keys, const int64_t* ids, const float* approx,
                      const float* exact, int64_t wanted, int32_t k, int num_threads, int64_t* out_ids,
-                     float* out_scores);
+                     float* out_scores, bool distinct = false);
 
 }  // namespace annlib
