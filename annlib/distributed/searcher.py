@@ -11,7 +11,9 @@ and one Ray actor per shard (shard.py). A search:
      (choose_leaves on the skeleton);
   3. sends each shard the queries that probe its leaves, with those leaves
      (random split: every query, every leaf); each answers with its best
-     distinct candidates by AH score and their reordered scores;
+     distinct candidates by AH score and their reordered scores, except for
+     the queries whose leaves all lie on it, which it finishes itself (with
+     one shard, all of them: it also chooses their leaves);
   4. merges (_core.merge_candidates): SOAR copies on two shards counted once,
      the best pre_reorder by AH score, their best k by reordered score;
   5. searches exactly, over every shard, the queries left with fewer than k

@@ -1,0 +1,129 @@
+"""A single query's time against a roofline of its work, stage by stage, on this CPU.
+
+    python bench/roofline.py ../shared/datasets/sift-150k-128-euclidean.hdf5 --search 10 --reorder 40
+    python bench/roofline.py ../shared/datasets/words-100k-384-angular.hdf5 --search 16 --reorder 100
+
+Builds one quantized index (SOAR, AH 2 dims/block, float32 reorder copy), then on one
+thread:
+
+1. measures this CPU's rates: the LUT16 scan kernel on codes of the index's width held in
+   the cache (ns per code block per point), the int8 dense kernel that scores the
+   centroids (ps per multiply-add), and one core's streaming read bandwidth from memory
+   (the reorder rows' bound: random rows can at best stream);
+2. counts each query's work: centroid multiply-adds (leaves x d), code blocks x points in
+   the leaves it scans, rows reordered;
+3. prints, per stage, the work at those rates (the roofline) beside the measured time
+   (stage_times, and search() one query per call), and their ratio.
+
+Compare within one run: the machine's speed drifts between runs on shared hosts.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import annlib  # noqa: E402
+from annlib import _core  # noqa: E402
+from annlib.datasets import read_hdf5  # noqa: E402
+from annlib.recall_math import id_recall  # noqa: E402
+
+K = 10
+
+
+def best(fn, repeats: int = 7) -> float:
+    """Fastest of `repeats` calls, seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def lut16_ns_per_block_point(num_blocks: int) -> float:
+    """The scan kernel's rate on 20k points (codes of a few MB: in the cache)."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    codes = _core.testing.Lut16Codes(rng.integers(0, 16, (n, num_blocks)).astype(np.uint8))
+    lut = rng.standard_normal((num_blocks, 16)).astype(np.float32)
+    return best(lambda: codes.topk(lut, 100, None, "")) * 1e9 / (n * num_blocks)
+
+
+def int8_ps_per_mac(d: int) -> float:
+    """The int8 dense kernel's rate (centroid scoring's), one thread, batched queries."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20_000, d)).astype(np.float32)
+    q = rng.standard_normal((64, d)).astype(np.float32)
+    s = annlib.builder(x, 10, "dot_product").score_brute_force(dtype="int8").build()
+    return best(lambda: s.search_batched(q, num_threads=1)) * 1e12 / (len(x) * d * len(q))
+
+
+def read_gb_per_s(total_mb: int = 1024) -> float:
+    """One core's streaming read bandwidth from memory (an array beyond the last-level
+    cache, reduced with SIMD: NumPy's max)."""
+    big = np.ones(total_mb * 2**20 // 4, np.float32)
+    return big.nbytes / best(big.max, 3) / 1e9
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset")
+    parser.add_argument("--leaves", type=int, default=0, help="num_leaves (default: about sqrt(n))")
+    parser.add_argument("--search", type=int, default=10, help="leaves searched")
+    parser.add_argument("--reorder", type=int, default=40, help="pre_reorder_num_neighbors")
+    parser.add_argument("--queries", type=int, default=1000)
+    args = parser.parse_args()
+
+    data = read_hdf5(args.dataset)
+    n, d = data.train.shape
+    leaves = args.leaves or int(round(np.sqrt(n) / 10) * 10)
+    queries = np.ascontiguousarray(data.test[:args.queries], dtype=np.float32)
+    index = (annlib.builder(data.train, K, data.distance_measure).tree(leaves, args.search, soar_lambda=1.0)
+             .score_ah(2, 0.2).reorder(args.reorder).build(progress=False))
+    num_blocks = int(np.asarray(index._state.arrays["meta"])[2])
+    row_bytes = int(np.asarray(index._state.arrays["rows"]).reshape(n, -1).shape[1]) * 4
+
+    ids, _ = index.search_batched(queries)
+    chosen, _ = index.choose_leaves(queries, args.search, num_threads=1)
+    slots = index.leaf_slots()[chosen].sum(axis=1).mean()
+    print(f"{args.dataset}: n={n:,} d={d}; {leaves} leaves, {args.search} searched, {num_blocks} blocks, "
+          f"reorder {args.reorder} float32 rows of {row_bytes} B; recall@10 {id_recall(ids, data.neighbors[:len(queries), :K], K):.4f}; "
+          f"simd {annlib.simd_level()}, one thread")
+
+    ns_block = lut16_ns_per_block_point(num_blocks)
+    ps_mac = int8_ps_per_mac(d)
+    bandwidth = read_gb_per_s()
+    print(f"rates: LUT16 {ns_block:.4f} ns per block per point; int8 dense {ps_mac:.2f} ps per multiply-add; "
+          f"memory read {bandwidth:.1f} GB/s")
+
+    nq = len(queries)
+    times = {key: value / nq * 1e6 for key, value in index.stage_times(queries).items()}
+    single = []
+    for q in queries:
+        start = time.perf_counter()
+        index.search(q)
+        single.append(time.perf_counter() - start)
+    search_us = float(np.median(single)) * 1e6
+
+    model = {"centroids": leaves * d * ps_mac * 1e-6, "lut": 0.0, "scan": slots * num_blocks * ns_block * 1e-3,
+             "reorder": args.reorder * row_bytes / bandwidth * 1e-3}
+    model["total"] = sum(model.values())
+    work = {"centroids": f"{leaves} x {d} MACs", "lut": f"{num_blocks} x 16 entries",
+            "scan": f"{slots:,.0f} slots x {num_blocks} blocks", "reorder": f"{args.reorder} rows x {row_bytes} B"}
+    print(f"{'stage':<10}{'work per query':>30}{'roofline us':>13}{'measured us':>13}{'ratio':>8}")
+    for stage in ("centroids", "lut", "scan", "reorder", "total"):
+        ratio = f"{times[stage] / model[stage]:.1f}x" if model[stage] > 0 else ""
+        print(f"{stage:<10}{work.get(stage, ''):>30}{model[stage]:>13.1f}{times[stage]:>13.1f}{ratio:>8}")
+    print(f"{'search()':<10}{'one query per call, median':>30}{model['total']:>13.1f}{search_us:>13.1f}"
+          f"{search_us / model['total']:>7.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
