@@ -117,9 +117,11 @@ def choose_build(n: int, d: int, measure: str, target_recall: float | None = Non
 
 
 def configure(builder, measure: str, *, target_recall: float | None = None, tuned: bool = True,
-              pre_reorder_num_neighbors: int = 100, reorder_dtype: str = "float32"):
-    """A builder (annlib.builder(...)) with the default stages for its data."""
+              pre_reorder_num_neighbors: int = 100, reorder_dtype: str = "float32", size: int | None = None):
+    """A builder (annlib.builder(...)) with the default stages for its data; size: the
+    points the index will hold when the builder's rows are only a sample of them."""
     n, d = builder.shape
+    n = n if size is None else size
     pre_reorder_num_neighbors = max(pre_reorder_num_neighbors, builder.num_neighbors)
     choice = choose_build(n, d, measure, target_recall, tuned=tuned, norms=norm_stats(builder.database))
     if choice.brute_force:

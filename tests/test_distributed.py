@@ -328,3 +328,38 @@ def test_the_tuner_reads_a_sharded_index_as_one_index():
         assert sorted(sharded.ids()) == list(range(len(x)))
     finally:
         sharded.shutdown()
+
+
+def test_autopilot_over_shards_picks_the_stages_for_all_the_data_and_tunes_them():
+    from annlib.defaults import BRUTE_FORCE_BELOW, choose_build
+
+    x, q = _data(n=BRUTE_FORCE_BELOW + 4000, nq=300, seed=11)
+    truth = annlib.builder(x, 10, "squared_l2").score_brute_force().build().search_batched(q[200:])[0]
+    # The builder's rows are a training sample, data= all of the points: the stages are
+    # chosen for all of them, and the tuner reads the vectors from the reorder copy.
+    sample = x[::4]
+    sharded = dist.build(annlib.builder(sample, 10, "squared_l2").autopilot(target_recall=0.9, queries=q[:200]),
+                         num_shards=2, data=x, progress=False)
+    try:
+        expected = choose_build(len(x), D, "squared_l2", 0.9)
+        assert sharded.num_leaves == expected.num_leaves != choose_build(len(sample), D, "squared_l2", 0.9).num_leaves
+        result = sharded.tune_result
+        assert result is not None and result.heldout_recall >= 0.85
+        assert sharded.search_defaults["leaves_to_search"] == result.params.leaves_to_search
+        ids, _ = sharded.search_batched(q[200:])  # the tuned knobs, by default
+        assert annlib.recall_at_k(ids, truth) >= 0.85
+    finally:
+        sharded.shutdown()
+    # All of the data in the builder, no query log: the tuner samples the builder's rows.
+    sharded = dist.build(annlib.builder(x, 10, "squared_l2").autopilot(target_recall=0.9), num_shards=2,
+                         progress=False)
+    try:
+        assert sharded.tune_result.heldout_recall >= 0.85 and "database" in sharded.tune_result.queries_source
+    finally:
+        sharded.shutdown()
+    with pytest.raises(ValueError, match="iterator"):
+        dist.build(annlib.builder(sample, 10, "squared_l2").autopilot(target_recall=0.9), num_shards=2,
+                   data=iter([x[:1000], x[1000:]]), progress=False)
+    with pytest.raises(ValueError, match="searched exactly by one index"):
+        dist.build(annlib.builder(x[:5000], 10, "squared_l2").autopilot(target_recall=0.9), num_shards=2,
+                   progress=False)

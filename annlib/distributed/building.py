@@ -21,8 +21,10 @@ from .._progress import progress_bar
 from .._validate import as_float_matrix, check_num_threads, normalize_rows
 from ..builder import Builder
 from ..config import IndexConfig
+from ..defaults import BRUTE_FORCE_BELOW, configure
 from ..quantized import train_quantized
 from ..quantized.placement import place_in_index
+from ..tuning import tune
 from . import _ray
 from .routing import MODES, assign_leaves, split
 from .searcher import ShardedSearcher, actor_class
@@ -58,7 +60,9 @@ def build(builder: Builder, num_shards: int, *, data=None, ids=None, mode: str =
           actor_options: dict | None = None, shard_threads: int = 0, num_threads: int = 0,
           progress: bool | None = None) -> ShardedSearcher:
     """A sharded index of the builder's stages (annlib.builder(...).tree(...).score_ah(...)
-    .reorder(...), not built) over `num_shards` Ray actors.
+    .reorder(...), not built) over `num_shards` Ray actors. With builder(...).autopilot(...)
+    the stages are annlib's defaults for the data's size, and the index is tuned for the
+    target afterwards (tune_result), as on one index.
 
     data=None: the builder's rows (and ids) are the data. Otherwise the builder's rows are
     the training sample and `data` is every point: an array, a memory map, an h5py
@@ -71,7 +75,9 @@ def build(builder: Builder, num_shards: int, *, data=None, ids=None, mode: str =
     if not isinstance(builder, Builder):
         raise TypeError(f"build() takes an annlib.builder(...) with its stages, got {type(builder).__name__}")
     if builder._autopilot is not None:
-        raise ValueError("autopilot() is not sharded yet: give the stages (tree, score_ah, reorder) yourself")
+        return _build_with_autopilot(builder, num_shards, data=data, ids=ids, mode=mode, chunk_size=chunk_size,
+                                     actor_options=actor_options, shard_threads=shard_threads,
+                                     num_threads=num_threads, progress=progress)
     if isinstance(num_shards, bool) or not isinstance(num_shards, (int, np.integer)) or num_shards < 1:
         raise ValueError(f"num_shards must be an integer >= 1, got {num_shards!r}")
     if mode not in MODES:
@@ -107,6 +113,38 @@ def build(builder: Builder, num_shards: int, *, data=None, ids=None, mode: str =
         raise
     return ShardedSearcher(skeleton, owner, actors, statuses, mode=mode, sources=[None] * num_shards,
                            next_number=added, actor_options=actor_options, shard_threads=shard_threads)
+
+
+def _build_with_autopilot(builder: Builder, num_shards: int, *, data, ids, chunk_size: int, progress, num_threads,
+                          **options) -> ShardedSearcher:
+    """builder(...).autopilot() over shards, as on one index: the stages annlib.defaults
+    chooses for the data's size (all of it, not the training sample), then annlib.tune for
+    the target on the sharded index; the result is in tune_result."""
+    wanted = builder._autopilot
+    size = len(builder.database) if data is None else chunks(data, ids, max(1, int(chunk_size)))[1]
+    if size is None:
+        raise ValueError("autopilot() chooses the stages from the data's size, which an iterator does not tell: "
+                         "pass the data as an array or a file, or give the stages yourself")
+    staged = configure(Builder(builder.database, builder.num_neighbors, builder.distance_measure, ids=builder._ids),
+                       builder.distance_measure, target_recall=wanted["target_recall"], size=size)
+    if staged.config().kind != "quantized":
+        raise ValueError(f"{size:,} points are searched exactly by one index (annlib's default below "
+                         f"{BRUTE_FORCE_BELOW:,}): build one index, not a sharded one")
+    sharded = build(staged, num_shards, data=data, ids=ids, chunk_size=chunk_size, progress=progress,
+                    num_threads=num_threads, **options)
+    try:
+        # The builder's rows are the vectors of ids 0..n-1 only when they are all of the data
+        # under default ids; else the tuner reads them from the index's float32 reorder copy.
+        database = builder.database if data is None and builder._ids is None else None
+        result = tune(sharded, wanted["queries"], target_recall=wanted["target_recall"],
+                      max_latency_us=wanted["max_latency_us"], ground_truth=wanted["ground_truth"],
+                      database=database, num_threads=num_threads, progress=progress)
+    except BaseException:
+        sharded.shutdown()
+        raise
+    sharded.set_default_params(result.params)
+    sharded.tune_result = result
+    return sharded
 
 
 def _fill(ray, actors, stream, total, config_json, arrays_ref, owner, progress) -> tuple[list, int]:

@@ -131,6 +131,7 @@ class ShardedSearcher:
     # ---- what the index is -----------------------------------------------------------
 
     kind = "sharded"
+    tune_result = None  # builder(...).autopilot()'s TuneResult (annlib.distributed.build sets it)
 
     @property
     def num_shards(self) -> int:
