@@ -268,8 +268,6 @@ def test_custom_ids_and_errors():
         dist.build(_stages(x, "dot_product"), num_shards=2, mode="hash")
     with pytest.raises(ValueError, match="tree"):
         dist.build(annlib.builder(x, 10, "dot_product").score_brute_force(), num_shards=2)
-    with pytest.raises(ValueError, match="autopilot"):
-        dist.build(annlib.builder(x, 10, "dot_product").autopilot(target_recall=0.9), num_shards=2)
     with pytest.raises(ValueError, match="NaN"):
         bad = x.copy()
         bad[2500, 3] = np.nan
