@@ -20,7 +20,9 @@ cluster_utils = pytest.importorskip("ray.cluster_utils")
 dist = pytest.importorskip("annlib.distributed")
 
 DIM = 16
-LOCAL_RAY = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": ""}
+# "local": the server starts its own Ray instance even while another test's cluster on
+# this machine is still shutting down (ray.init would otherwise try to join that one).
+LOCAL_RAY = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": "local"}
 
 
 def stages(x):
