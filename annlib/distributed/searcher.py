@@ -404,8 +404,9 @@ class ShardedSearcher:
         return self._skeleton.leaf_order(queries, num_threads=num_threads)
 
     def leaves_of(self, ids) -> np.ndarray:
-        """The leaves holding each point: int32 [len(ids), 2], the primary leaf first, the SOAR
-        leaf second (-1 where none, or where the point is not held)."""
+        """The two leaves holding each point: int32 [len(ids), 2], -1 where a point has no
+        second copy or is not held. Their order is not promised: a built index lists them
+        in leaf order, a point placed by upsert its primary leaf first."""
         ids = np.ascontiguousarray(ids, dtype=np.int64).ravel()
         answers = self._call([(s, "leaves_of", (ids,)) for s in range(self.num_shards)])
         out = np.full((len(ids), 2), -1, np.int32)

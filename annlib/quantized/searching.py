@@ -305,8 +305,9 @@ class QuantizedSearcher(Searcher):
         return self._state.index.leaf_order(queries, check_num_threads(num_threads))
 
     def leaves_of(self, ids) -> np.ndarray:
-        """The leaves holding each point: int32 [len(ids), 2], the primary leaf first, the
-        SOAR leaf second (-1 where a point has no second copy or is not held)."""
+        """The two leaves holding each point: int32 [len(ids), 2], -1 where a point has no
+        second copy or is not held. Their order is not promised: a built index lists them
+        in leaf order, a point placed by upsert its primary leaf first."""
         return self._state.index.leaves_of(np.ascontiguousarray(ids, dtype=np.int64).ravel())
 
     def leaf_slots(self) -> np.ndarray:
