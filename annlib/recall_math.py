@@ -14,8 +14,10 @@ from . import _core
 def id_recall(ids, true_ids, k: int) -> float:
     """Share of the true top-k ids among the first k returned (padding -1 never counts; no tie
     handling: see annlib.benchmarks.recall for the ann-benchmarks distance-threshold recall)."""
-    ids = np.asarray(ids)[:, :k]
-    true_ids = np.asarray(true_ids)[:, :k]
+    ids, true_ids = _per_query(ids, true_ids)
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    ids, true_ids = ids[:, :k], true_ids[:, :k]
     hits = sum(len(np.intersect1d(a[a >= 0], b)) for a, b in zip(ids, true_ids))
     return hits / (k * len(true_ids))
 
@@ -23,11 +25,21 @@ def id_recall(ids, true_ids, k: int) -> float:
 def recall_at_k(ids, true_ids, k: int | None = None) -> float:
     """Recall@k of search results: the share of each query's true k nearest ids (rows of
     true_ids; k defaults to the width of ids) among its first k returned ids."""
-    ids = np.asarray(ids)
+    ids, true_ids = _per_query(ids, true_ids)
     k = ids.shape[1] if k is None else k
-    if np.asarray(true_ids).shape[1] < k:
-        raise ValueError(f"true_ids holds {np.asarray(true_ids).shape[1]} neighbours per query, fewer than k={k}")
+    if true_ids.shape[1] < k:
+        raise ValueError(f"true_ids holds {true_ids.shape[1]} neighbours per query, fewer than k={k}")
     return id_recall(ids, true_ids, k)
+
+
+def _per_query(ids, true_ids) -> tuple[np.ndarray, np.ndarray]:
+    """ids and true_ids as arrays of one row per query, the same queries: ids of 1,000
+    queries scored against the truth of 2,000 would silently count half of the hits."""
+    ids, true_ids = np.asarray(ids), np.asarray(true_ids)
+    if ids.ndim != 2 or true_ids.ndim != 2 or len(ids) != len(true_ids):
+        raise ValueError(f"ids {ids.shape} and true_ids {true_ids.shape} must be (num_queries, k) arrays with "
+                         "one row per query each")
+    return ids, true_ids
 
 
 def expected_recall(num_bins: int, k: int) -> float:

@@ -90,10 +90,11 @@ def main() -> int:
     row_bytes = int(np.asarray(index._state.arrays["rows"]).reshape(n, -1).shape[1]) * 4
 
     ids, _ = index.search_batched(queries)
+    recall = id_recall(ids, data.neighbors[:len(queries), :K], K)
     chosen, _ = index.choose_leaves(queries, args.search, num_threads=1)
     slots = index.leaf_slots()[chosen].sum(axis=1).mean()
     print(f"{args.dataset}: n={n:,} d={d}; {leaves} leaves, {args.search} searched, {num_blocks} blocks, "
-          f"reorder {args.reorder} float32 rows of {row_bytes} B; recall@10 {id_recall(ids, data.neighbors[:len(queries), :K], K):.4f}; "
+          f"reorder {args.reorder} float32 rows of {row_bytes} B; recall@10 {recall:.4f}; "
           f"simd {annlib.simd_level()}, one thread")
 
     ns_block = lut16_ns_per_block_point(num_blocks)

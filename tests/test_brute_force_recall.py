@@ -20,6 +20,17 @@ def test_expected_recall_formula():
         annlib.num_bins_for(0.0, 10)
 
 
+def test_recall_refuses_results_and_truth_of_different_queries():
+    truth = np.arange(40).reshape(4, 10)
+    assert annlib.recall_at_k(truth[:, :5], truth) == 1.0
+    with pytest.raises(ValueError, match="one row per query"):
+        annlib.recall_at_k(truth[:2], truth)  # 2 queries' results against 4 queries' truth
+    with pytest.raises(ValueError, match="one row per query"):
+        annlib.recall_at_k(truth[0], truth[:1])
+    with pytest.raises(ValueError, match="k must be"):
+        annlib.recall_at_k(truth, truth, 0)
+
+
 @pytest.mark.parametrize("kind", ["random", "clustered"])
 @pytest.mark.parametrize("target", [0.8, 0.9, 0.95, 0.99])
 @pytest.mark.parametrize("measure", ["dot_product", "squared_l2"])
