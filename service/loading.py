@@ -41,9 +41,10 @@ def open_index(location, *, path=None):
 
     address, own_path = parse_location(location)
     path = Path(own_path if path is None else path)
+    sharded = is_sharded(path)
     if address is not None:
-        if not is_sharded(path):
+        if not sharded:
             raise ValueError(f"{path} holds no sharded index (a ray:// location names one, at a path this "
                              "server and the cluster's nodes share)")
         connect(address)
-    return load(path) if is_sharded(path) else annlib.load(path)
+    return load(path) if sharded else annlib.load(path)

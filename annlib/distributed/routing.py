@@ -1,9 +1,9 @@
 """Which shard holds what.
 
 By leaf (the default): each shard owns a set of whole leaves, neighbours together
-and balanced by their sizes; a point's copy lives on the shard of its leaf, so a SOAR point whose two
-leaves belong to two shards is held by both (its reorder row too). A query's
-leaves go only to the shards that own them.
+and balanced by their sizes; a point's copy lives on the shard of its leaf, so a
+SOAR point whose two leaves belong to two shards is held by both (its reorder row
+too). A query's leaves go only to the shards that own them.
 
 Random split: each point (both of its copies) lives on the shard its id hashes
 to; every shard holds part of every leaf, and every query goes to every shard.

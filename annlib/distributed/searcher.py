@@ -343,9 +343,9 @@ class ShardedSearcher:
         shared = _ray.ray().put(queries) if self.num_shards > 1 else queries
         parts = []
         for shard in range(self.num_shards):
-            if self._owner is None:
+            if self._owner is None:  # random split: every shard holds part of every leaf
                 rows, probes = None, (probe_leaves, probe_scores)
-                finish = np.full(len(queries), self.num_shards == 1 and not by_approx)
+                finish = np.zeros(len(queries), bool)
             else:
                 mine = self._owner[probe_leaves] == shard
                 rows = np.flatnonzero(mine.any(axis=1))
