@@ -111,6 +111,71 @@ def test_binned_float32_screened_on_amx_matches_vector_kernel(rng, n, d, measure
     np.testing.assert_allclose(old_scores, np.take_along_axis(true, old_ids, 1), atol=2e-5 * scale, rtol=0)
 
 
+NATIVE_BF16 = "avx512_bf16" in annlib.available_simd_levels()
+
+
+def exact_scores(x, q, measure):
+    x64, q64 = x.astype(np.float64), q.astype(np.float64)
+    if measure == "cosine":
+        x64 /= np.linalg.norm(x64, axis=1, keepdims=True)
+        q64 /= np.linalg.norm(q64, axis=1, keepdims=True)
+    true = q64 @ x64.T
+    if measure == "squared_l2":
+        true = (q64**2).sum(1)[:, None] - 2 * true + (x64**2).sum(1)[None, :]
+    return true
+
+
+@pytest.mark.skipif(not NATIVE_BF16, reason="needs AVX-512 BF16")
+@pytest.mark.parametrize("kind,measure", [("gaussian", "dot_product"), ("gaussian", "cosine"),
+                                          ("gaussian", "squared_l2"), ("integers", "squared_l2")])
+@pytest.mark.parametrize("nq", [3, 40, 600])
+def test_binned_float32_bf16_screen_keeps_recall(rng, kind, measure, nq):
+    """Without AMX, binned float32 picks bin winners with one bf16 product per
+    pair (vdpbf16ps, twice float32's multiply-adds per instruction) where a
+    sample says that loses nothing; winners are rescored exactly. Integer data
+    up to 256 is exact in bf16 (SIFT-like descriptors)."""
+    n, d, k = 20000, 48, 10
+    if kind == "integers":
+        x = rng.integers(0, 200, (n, d)).astype(np.float32)
+        q = rng.integers(0, 200, (nq, d)).astype(np.float32)
+    else:
+        x, q = rng.standard_normal((n, d)).astype(np.float32), rng.standard_normal((nq, d)).astype(np.float32)
+    base = annlib.builder(x, k, measure).score_brute_force(recall_target=0.9).build()
+    screened = base.with_simd_level("avx512_bf16", bf16_variant="native")
+    assert screened.uses_screen()
+    assert not base.with_simd_level("avx512").uses_screen()
+    ids, scores = screened.search_batched(q)
+    plain_ids, _ = base.with_simd_level("avx512").search_batched(q)
+    true = exact_scores(x, q, measure)
+    order = np.argsort(true, 1) if measure == "squared_l2" else np.argsort(-true, 1)
+    truth = order[:, :k]
+    hits = lambda found: np.mean([len(np.intersect1d(a, b)) for a, b in zip(found, truth)]) / k
+    assert hits(ids) >= hits(plain_ids) - 0.005
+    assert (ids == plain_ids).mean() >= 0.99
+    # Survivors carry exact scores, sorted.
+    scale = np.abs(true).max()
+    np.testing.assert_allclose(scores, np.take_along_axis(true, ids, 1), atol=2e-5 * scale, rtol=0)
+    assert (np.diff(scores, axis=1) >= 0).all() if measure == "squared_l2" else (np.diff(scores, axis=1) <= 0).all()
+
+
+@pytest.mark.skipif(not NATIVE_BF16, reason="needs AVX-512 BF16")
+def test_bf16_screen_is_refused_where_it_would_lose_recall(rng):
+    """Squared L2 on tight clusters far from the origin: bf16's 2^-8 rounding of
+    |q||x| exceeds the gaps between neighbours (a sample loses ~3% of the
+    float32 winners), so the float32 kernel picks the winners: results equal."""
+    x, q = clustered(rng, 30000, 32, nq=200)
+    base = annlib.builder(x, 10, "squared_l2").score_brute_force(recall_target=0.8).build()
+    native = base.with_simd_level("avx512_bf16", bf16_variant="native")
+    assert not native.uses_screen()
+    ids, scores = native.search_batched(q)
+    plain_ids, plain_scores = base.with_simd_level("avx512").search_batched(q)
+    np.testing.assert_array_equal(ids, plain_ids)
+    np.testing.assert_array_equal(scores, plain_scores)
+    # An exact index never screens.
+    assert not annlib.builder(x, 10, "dot_product").score_brute_force().build() \
+        .with_simd_level("avx512_bf16", bf16_variant="native").uses_screen()
+
+
 @pytest.mark.parametrize("n,d", SHAPES)
 @pytest.mark.parametrize("measure", ["dot_product", "squared_l2"])
 def test_int8_close_to_reference(simd_level, rng, n, d, measure):

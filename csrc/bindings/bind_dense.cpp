@@ -44,6 +44,12 @@ class PyDenseIndex {
     return index_->Compile(allow.filter, deny.filter);
   }
 
+  bool Screens(int num_threads) const {
+    bool screens = false;
+    Interruptible([&] { screens = index_->ScreenKeepsRecall(num_threads); });
+    return screens;
+  }
+
   int32_t num_bins(int32_t k) const { return index_->num_bins(k); }
   int64_t size() const { return index_->size(); }
   int32_t dim() const { return index_->dim(); }
@@ -67,6 +73,8 @@ void RegisterDenseIndex(py::module_& m) {
            py::arg("filter") = py::none())
       .def("compile_filter", &PyDenseIndex::Compile, py::arg("allow_ids") = py::none(),
            py::arg("allow_mask") = py::none(), py::arg("deny_ids") = py::none(), py::arg("deny_mask") = py::none())
+      .def("screens", &PyDenseIndex::Screens, py::arg("num_threads") = 0,
+           "whether binned batches (16+ queries per thread) pick bin winners with a cheaper screen (checked once on a sample)")
       .def("num_bins", &PyDenseIndex::num_bins, py::arg("k"))
       .def("size", &PyDenseIndex::size)
       .def_property_readonly("dim", &PyDenseIndex::dim)

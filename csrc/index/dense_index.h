@@ -9,6 +9,7 @@
 // ids with scores in the metric's sense (search/metric.h).
 #pragma once
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #include "../search/dense_search.h"
@@ -52,6 +53,11 @@ class DenseIndex {
   DenseFilter Compile(const IdFilter& allow, const IdFilter& deny) const;
 
   int32_t num_bins(int32_t k) const;  // 0 = exact
+  // Whether binned float32 batches (16+ queries per thread) pick bin winners with
+  // the kernels' cheaper screen: always for a fine screen (AMX, ~2^-16); for a
+  // coarse one (one bf16 product, 2^-7) only if a sample of this data says it
+  // loses no recall (decided once, on first use).
+  bool ScreenKeepsRecall(int num_threads) const;
   int64_t size() const { return view_.n; }
   int32_t dim() const { return view_.dim; }
   Metric metric() const { return options_.metric; }
@@ -61,8 +67,13 @@ class DenseIndex {
   void Scan(const float* queries, int64_t nq, int32_t k, int32_t bins, int num_threads, const uint64_t* allowed,
             int64_t* out_rows, float* out_scores) const;
 
+  bool MeasureScreen(int num_threads) const;
+
   DenseOptions options_;
   const DenseKernels* kernels_;
+  DenseKernels unscreened_;  // *kernels_ without the screen
+  mutable std::once_flag screen_checked_;
+  mutable bool screen_keeps_recall_ = false;
   DenseView view_;
   RowIds ids_;
   bool custom_ids_ = false;

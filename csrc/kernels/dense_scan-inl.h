@@ -135,6 +135,9 @@ inline void StoreRaw(const float* out, int m, int64_t j0, const float* bias, flo
 //   kDimsPerRow         dimensions held by one 128-byte panel row
 //   kQueryRowBytes      bytes of packed query data per (row, query)
 //   kQueryParams        floats of per-query parameters (quantisation)
+//   kStaged             the panels are float32 and Stage(panel, dim, r0, nrows,
+//                       out) converts rows [r0, r0 + nrows) of the tile's
+//                       layout into out once per slice (screens, below)
 //   PackQueries(q, m, dim, dst, params)   dst: [rows][kMR] elements
 //   Tile<M>(panel_rows, lane_off, query_rows, nrows, first, acc)
 //   Finish(m, acc, params, j0, args)
@@ -157,6 +160,7 @@ inline void StoreAcc(const Acc (&acc)[M][kVecsPerTile], void* buf) {
 }
 
 struct TileF32 {
+  static constexpr bool kStaged = false;
   static constexpr int kDimsPerRow = 1;
   static constexpr int kQueryRowBytes = 4;
   static constexpr int kQueryParams = 0;
@@ -188,6 +192,7 @@ struct TileF32 {
 
 // bfloat16 database, float32 query: each bf16 pair widens to two float vectors.
 struct TileBf16 {
+  static constexpr bool kStaged = false;
   static constexpr int kDimsPerRow = 2;
   static constexpr int kQueryRowBytes = 8;
   static constexpr int kQueryParams = 0;
@@ -230,6 +235,7 @@ struct TileBf16 {
 // query. Then <q, x> ~= s_q s_x <u, c> + m_x (s_q sum(u) + d m_q) + m_q s_x sum(c);
 // the integer <u, c> is exact, the rest is applied in Finish.
 struct TileInt8 {
+  static constexpr bool kStaged = false;
   static constexpr int kDimsPerRow = 4;
   static constexpr int kQueryRowBytes = 4;
   static constexpr int kQueryParams = 3;  // s_q, m_q, s_q sum(u) + d m_q
@@ -348,15 +354,18 @@ void Scan(const ScanArgs& a) {
   if (chunk > a.panel_end - a.panel_begin) chunk = a.panel_end - a.panel_begin;
   const int64_t acc_bytes = chunk * kTilesPerPanel * groups * tile_acc_bytes;
   const int64_t param_bytes = (int64_t{groups} * kMR * (T::kQueryParams + 1) * 4 + 63) / 64 * 64;
+  const int64_t staging_bytes = T::kStaged ? kRowsPerSlice * kRowBytes : 0;
 
-  // One allocation: packed queries, accumulators, per-query params, thresholds.
+  // One allocation: packed queries, accumulators, per-query params, thresholds,
+  // the staged slice.
   uint8_t* scratch = static_cast<uint8_t*>(
-      annlib::AlignedAlloc64(groups * group_bytes + acc_bytes + 2 * param_bytes));
+      annlib::AlignedAlloc64(groups * group_bytes + acc_bytes + 2 * param_bytes + staging_bytes));
   if (scratch == nullptr) throw std::bad_alloc();
   uint8_t* qpack = scratch;
   uint8_t* acc = scratch + groups * group_bytes;
   float* params = reinterpret_cast<float*>(acc + acc_bytes);
   float* thresholds = reinterpret_cast<float*>(acc + acc_bytes + param_bytes);
+  uint8_t* staging = acc + acc_bytes + 2 * param_bytes;
 
   for (int g = 0; g < groups; ++g) {
     const int m = nq - g * kMR < kMR ? nq - g * kMR : kMR;
@@ -364,7 +373,8 @@ void Scan(const ScanArgs& a) {
                    params + int64_t{g} * kMR * T::kQueryParams);
   }
   const uint8_t* panels = static_cast<const uint8_t*>(a.panels);
-  const int64_t panel_bytes = rows * kRowBytes;
+  // A staged scan reads float32 panels (one row per dimension).
+  const int64_t panel_bytes = (T::kStaged ? int64_t{a.dim} : rows) * kRowBytes;
   auto tile_acc = [&](int64_t p_local, int tile, int g) {
     return acc + ((p_local * kTilesPerPanel + tile) * groups + g) * tile_acc_bytes;
   };
@@ -374,7 +384,8 @@ void Scan(const ScanArgs& a) {
     for (int64_t r0 = 0; r0 < rows; r0 += kRowsPerSlice) {
       const int64_t nrows = rows - r0 < kRowsPerSlice ? rows - r0 : kRowsPerSlice;
       for (int64_t p = c0; p < c1; ++p) {
-        const uint8_t* slice = panels + p * panel_bytes + r0 * kRowBytes;
+        const uint8_t* slice = T::kStaged ? staging : panels + p * panel_bytes + r0 * kRowBytes;
+        if constexpr (T::kStaged) T::Stage(panels + p * panel_bytes, a.dim, r0, nrows, staging);
         for (int tile = 0; tile < kTilesPerPanel; ++tile)
           for (int g = 0; g < groups; ++g) {
             const int m = nq - g * kMR < kMR ? nq - g * kMR : kMR;

@@ -98,6 +98,12 @@ struct DenseKernels {
   // on the fly, three tile products); the driver rescores the winners exactly.
   // nullptr: scan[kFloat32] is used.
   ScanFn screen_f32 = nullptr;
+  // The screen's error per product, relative to |q_i x_i| (float32 sums
+  // aside), which bounds which winners can still make the top k.
+  double screen_error = 0.0;
+  // Query blocks smaller than this scan float32: converting a panel costs as
+  // much as screening this many queries on it.
+  int32_t screen_min_queries = 0;
 };
 
 // Defined in kernels/dense_scan_<isa>.cpp; each ISA unit is compiled only for its

@@ -18,11 +18,8 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int64_t kMaxQueryBlock = 256;  // queries packed and scanned together
 // A screened scan converts each panel once per block: larger blocks amortise
-// that, and small ones lose to the float32 kernel (measured, 2 threads, against
-// exact: SIFT 0.85x / 1.02x / 1.33x with 16 / 32 / 64 queries per block, words
-// 0.84x / 1.19x / 1.44x).
+// that (the smallest block that pays is the kernel's screen_min_queries).
 constexpr int64_t kMaxScreenBlock = 512;
-constexpr int64_t kMinScreenBlock = 64;
 // Multiply-adds of one scan step between two cancellation checks (about
 // 10-20 ms on one core).
 constexpr int64_t kStepMacs = int64_t{1} << 30;
@@ -112,8 +109,9 @@ float PanelScore(const DenseView& db, const float* query, int64_t j) {
 
 // A screened scan's bin winners carry approximate scores. Rescores exactly the
 // ones that can still be among the k best and drops the rest. With norms, the
-// screen's error is bounded by eps (|q| |x| + |bias|): bf16x3 products lose
-// about 3 * 2^-16 of sum |q_i x_i| <= |q| |x|, float32 sums at most 2^-24 per
+// screen's error is bounded by eps (|q| |x| + |bias|): the products lose at
+// most screen_error of sum |q_i x_i| <= |q| |x| (bf16x3 on AMX: about
+// 3 * 2^-16; one bf16 product: 2^-7), float32 sums at most 2^-24 per
 // addition (times two for margin). A winner whose upper bound falls below the
 // k-th best lower bound cannot make the top k. On the dev sets about k of the
 // L winners remain.
@@ -121,15 +119,16 @@ float PanelScore(const DenseView& db, const float* query, int64_t j) {
 // where the bound is loose (high d, points far from the origin next to small
 // score gaps) it can admit nearly all L, and rescoring would outweigh the
 // screen (d = 960: 45% of the time). The 2k best screened scores are kept
-// then; with 2^-16 relative error, only near-ties at the k-th place can order
+// then; only near-ties at the k-th place (within the screen's error) can order
 // differently than exact scores would.
-void RescoreWinners(const DenseView& db, const float* query, int32_t k, std::vector<Candidate>& cands) {
+void RescoreWinners(const DenseView& db, const float* query, int32_t k, double screen_error,
+                    std::vector<Candidate>& cands) {
   if (db.norms != nullptr && static_cast<int64_t>(cands.size()) > k) {
     double qnorm2 = 0.0;
     for (int32_t t = 0; t < db.dim; ++t) qnorm2 += double{query[t]} * query[t];
-    const double eps = 2.0 * (4.0 * std::ldexp(1.0, -16) + (3.0 * db.dim + 2.0) * std::ldexp(1.0, -24));
+    const double eps = 2.0 * (screen_error + (3.0 * db.dim + 2.0) * std::ldexp(1.0, -24));
     const double qnorm = std::sqrt(qnorm2);
-    constexpr double kFlushedDenormals = 1e-30;  // AMX flushes bf16 denormals to zero
+    constexpr double kFlushedDenormals = 1e-30;  // bf16 dot products flush denormals to zero
     std::vector<double> margin(cands.size()), kth(cands.size());  // kth: lower bounds, partly sorted below
     for (size_t i = 0; i < cands.size(); ++i) {
       const int64_t j = cands[i].id;
@@ -273,8 +272,7 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
     block = num_queries;
     splits = std::max<int64_t>(1, std::min<int64_t>(2 * threads, num_panels / 8));
   }
-  // Converting each panel costs as much as scoring a few dozen queries on it.
-  const bool screened = screenable && block >= kMinScreenBlock;
+  const bool screened = screenable && block >= kernels.screen_min_queries;
   const int64_t qblocks = (num_queries + block - 1) / block;
   const int64_t panels_per_split = (num_panels + splits - 1) / splits;
 
@@ -333,7 +331,7 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
         }
         for (const Candidate& c : bins)
           if (c.id >= 0) cands.push_back(c);
-        if (screened) RescoreWinners(db, queries + q * db.dim, k, cands);
+        if (screened) RescoreWinners(db, queries + q * db.dim, k, kernels.screen_error, cands);
       }
       WriteTopK(cands, k, out_ids + q * k, out_scores + q * k);
     }
