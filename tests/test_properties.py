@@ -262,8 +262,39 @@ def shard_parts_merge_to_one_search(data):
     np.testing.assert_array_equal(annlib._core.raw_to_metric(case.q, raw, case.measure), expected_scores)
 
 
+def bf16_screen_equals_float32_on_exact_data(data):
+    """Binned float32 batches on AVX-512 BF16 screen bin winners with bf16 products. On small
+    integers (exact in bf16, exact float32 sums) the screen must pick the very winners the
+    float32 kernel picks, ties and duplicates included: ids and scores equal."""
+    if "avx512_bf16" not in LEVELS:
+        return
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    n = data.draw(st.integers(1, 2500), label="n")
+    d = data.draw(st.sampled_from([1, 2, 3, 7, 16, 33, 64]), label="d")
+    spread = data.draw(st.sampled_from([1, 3, 8]), label="value range")
+    x = rng.integers(-spread, spread + 1, (n, d)).astype(np.float32)
+    duplicates = data.draw(st.integers(0, n // 2), label="duplicated rows")
+    if duplicates:
+        x[rng.choice(n, duplicates, replace=False)] = x[rng.choice(n, duplicates)]
+    nq = data.draw(st.integers(16, 80), label="queries")
+    q = rng.integers(-spread, spread + 1, (nq, d)).astype(np.float32)
+    measure = data.draw(st.sampled_from(["dot_product", "squared_l2"]), label="measure")
+    k = data.draw(st.integers(1, min(n, 12)), label="k")
+    target = data.draw(st.sampled_from([0.5, 0.8, 0.9, 0.99]), label="recall target")
+    base = annlib.builder(x, k, measure).score_brute_force(target).build()
+    screened = base.with_simd_level("avx512_bf16", bf16_variant="native")
+    if base.num_bins(k) > 0:
+        assert screened.uses_screen(num_threads=1)
+    # One thread: the whole batch is one block, large enough to screen.
+    ids, scores = screened.search_batched(q, num_threads=1)
+    plain_ids, plain_scores = base.with_simd_level("avx512").search_batched(q, num_threads=1)
+    np.testing.assert_array_equal(ids, plain_ids)
+    np.testing.assert_array_equal(scores, plain_scores)
+
+
 PROPERTIES = [distinct_ids_and_batched_equals_single, exhaustive_search_is_exact, filtered_search,
-              updates_then_search, save_and_load_answer_identically, shard_parts_merge_to_one_search]
+              updates_then_search, save_and_load_answer_identically, shard_parts_merge_to_one_search,
+              bf16_screen_equals_float32_on_exact_data]
 
 # Two profiles of each property (see the module's docstring).
 LONG_PROFILE_SEED = int(os.environ.get("ANNLIB_PROPERTY_SEED", "20261201"))

@@ -72,8 +72,21 @@ bool DenseIndex::ScreenKeepsRecall(int num_threads) const {
   if (kernels_->screen_f32 == nullptr || view_.type != DenseType::kFloat32 || options_.recall_target >= 1.0)
     return false;
   if (kernels_->screen_error <= kFineScreenError) return true;
-  std::call_once(screen_checked_, [&] { screen_keeps_recall_ = MeasureScreen(num_threads); });
+  std::call_once(screen_checked_, [&] {
+    screen_view_ = view_;
+    if (kernels_->screen_rounds_to_bf16 && view_.norms != nullptr) {
+      bf16_residuals_.resize(view_.num_panels() * kPanelWidth);
+      Bf16Residuals(view_, bf16_residuals_.data(), num_threads);
+      screen_view_.bf16_residuals = bf16_residuals_.data();
+    }
+    screen_keeps_recall_ = MeasureScreen(num_threads);
+  });
   return screen_keeps_recall_;
+}
+
+// The view a screened scan reads: with residuals once a coarse screen's check has run.
+const DenseView& DenseIndex::ScreenView() const {
+  return kernels_->screen_error <= kFineScreenError ? view_ : screen_view_;
 }
 
 bool DenseIndex::MeasureScreen(int num_threads) const {
@@ -94,7 +107,7 @@ bool DenseIndex::MeasureScreen(int num_threads) const {
   std::vector<float> plain_scores(m * k), screened_scores(m * k);
   DenseSearch(view_, unscreened_, queries.data(), m, k, bins, num_threads, plain_ids.data(), plain_scores.data(),
               nullptr);
-  DenseSearch(view_, *kernels_, queries.data(), m, k, bins, num_threads, screened_ids.data(),
+  DenseSearch(screen_view_, *kernels_, queries.data(), m, k, bins, num_threads, screened_ids.data(),
               screened_scores.data(), nullptr);
   // Both results are exactly scored, best first: a float32 winner is lost if
   // the screened result lacks it and ranks it above its own k-th.
@@ -123,9 +136,10 @@ void DenseIndex::Scan(const float* queries, int64_t nq, int32_t k, int32_t bins,
   // The check runs only for calls large enough to screen.
   const bool screen = bins > 0 && nq >= kernels_->screen_min_queries && ScreenKeepsRecall(num_threads);
   const DenseKernels& kernels = screen ? *kernels_ : unscreened_;
+  const DenseView& view = screen ? ScreenView() : view_;
   for (int64_t q0 = 0; q0 < nq; q0 += chunk) {
     const int64_t m = std::min(chunk, nq - q0);
-    DenseSearch(view_, kernels, queries + q0 * view_.dim, m, k, bins, num_threads, out_rows + q0 * k,
+    DenseSearch(view, kernels, queries + q0 * view_.dim, m, k, bins, num_threads, out_rows + q0 * k,
                 out_scores + q0 * k, allowed);
   }
 }

@@ -68,12 +68,17 @@ class DenseIndex {
             int64_t* out_rows, float* out_scores) const;
 
   bool MeasureScreen(int num_threads) const;
+  const DenseView& ScreenView() const;
 
   DenseOptions options_;
   const DenseKernels* kernels_;
   DenseKernels unscreened_;  // *kernels_ without the screen
+  // Set once by ScreenKeepsRecall for a coarse screen: the view with each
+  // point's bf16 residual, which screened scans use.
   mutable std::once_flag screen_checked_;
   mutable bool screen_keeps_recall_ = false;
+  mutable std::vector<float> bf16_residuals_;
+  mutable DenseView screen_view_;
   DenseView view_;
   RowIds ids_;
   bool custom_ids_ = false;

@@ -95,7 +95,8 @@ struct DenseKernels {
   RescoreFn rescore;
   // Binned float32 search, when set: a cheaper scan whose approximate scores
   // only choose each bin's winner (AMX: panels split into bf16 hi + lo parts
-  // on the fly, three tile products); the driver rescores the winners exactly.
+  // on the fly, three tile products; AVX-512 BF16 on AMD: panels rounded to
+  // bf16 pairs, one vdpbf16ps product); the driver rescores the winners exactly.
   // nullptr: scan[kFloat32] is used.
   ScanFn screen_f32 = nullptr;
   // The screen's error per product, relative to |q_i x_i| (float32 sums
@@ -104,6 +105,10 @@ struct DenseKernels {
   // Query blocks smaller than this scan float32: converting a panel costs as
   // much as screening this many queries on it.
   int32_t screen_min_queries = 0;
+  // The screen multiplies bf16-rounded queries and points (one product), so
+  // its error is at most |q| |x - bf16(x)| + |q - bf16(q)| |bf16(x)| plus
+  // float32 sums (used where DenseView::bf16_residuals is set).
+  bool screen_rounds_to_bf16 = false;
 };
 
 // Defined in kernels/dense_scan_<isa>.cpp; each ISA unit is compiled only for its

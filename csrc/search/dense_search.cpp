@@ -16,6 +16,7 @@ namespace annlib {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr float kPosInf = std::numeric_limits<float>::infinity();
 constexpr int64_t kMaxQueryBlock = 256;  // queries packed and scanned together
 // A screened scan converts each panel once per block: larger blocks amortise
 // that (the smallest block that pays is the kernel's screen_min_queries).
@@ -50,6 +51,13 @@ uint16_t FloatToBf16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof u);
   return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);  // nearest even
+}
+
+float Bf16ToFloat(uint16_t b) {
+  const uint32_t u = uint32_t{b} << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
 }
 
 bool IsIntegerValued(const float* row, int32_t dim) {
@@ -109,30 +117,46 @@ float PanelScore(const DenseView& db, const float* query, int64_t j) {
 
 // A screened scan's bin winners carry approximate scores. Rescores exactly the
 // ones that can still be among the k best and drops the rest. With norms, the
-// screen's error is bounded by eps (|q| |x| + |bias|): the products lose at
-// most screen_error of sum |q_i x_i| <= |q| |x| (bf16x3 on AMX: about
-// 3 * 2^-16; one bf16 product: 2^-7), float32 sums at most 2^-24 per
-// addition (times two for margin). A winner whose upper bound falls below the
-// k-th best lower bound cannot make the top k. On the dev sets about k of the
-// L winners remain.
+// screen's error on point j is at most margin_j:
+//  - bf16-rounding screens with residuals: |q| r_j + |q - bf16(q)| (|x_j| + r_j)
+//    (r_j = |x_j - bf16(x_j)|: zero for data bf16 holds exactly);
+//  - otherwise screen_error |q| |x_j| (bf16x3 on AMX: about 3 * 2^-16 of
+//    sum |q_i x_i| <= |q| |x|; one bf16 product: 2^-7);
+// plus float32 sums, at most 2^-24 per addition of terms up to |q| |x| + |bias|,
+// all doubled for margin. A winner whose upper bound falls below the k-th best
+// lower bound cannot make the top k. On the dev sets about k of the L winners
+// remain.
 // Each rescore reads d strided cache lines, so at most 2k winners are rescored:
 // where the bound is loose (high d, points far from the origin next to small
 // score gaps) it can admit nearly all L, and rescoring would outweigh the
 // screen (d = 960: 45% of the time). The 2k best screened scores are kept
 // then; only near-ties at the k-th place (within the screen's error) can order
 // differently than exact scores would.
-void RescoreWinners(const DenseView& db, const float* query, int32_t k, double screen_error,
+void RescoreWinners(const DenseView& db, const DenseKernels& kernels, const float* query, int32_t k,
                     std::vector<Candidate>& cands) {
+  double qnorm2 = 0.0, qres2 = 0.0;
+  for (int32_t t = 0; t < db.dim; ++t) {
+    qnorm2 += double{query[t]} * query[t];
+    const double r = double{query[t]} - Bf16ToFloat(FloatToBf16(query[t]));
+    qres2 += r * r;
+  }
+  const double qnorm = std::sqrt(qnorm2), qres = std::sqrt(qres2);
+  const bool residuals = kernels.screen_rounds_to_bf16 && db.bf16_residuals != nullptr;
   if (db.norms != nullptr && static_cast<int64_t>(cands.size()) > k) {
-    double qnorm2 = 0.0;
-    for (int32_t t = 0; t < db.dim; ++t) qnorm2 += double{query[t]} * query[t];
-    const double eps = 2.0 * (screen_error + (3.0 * db.dim + 2.0) * std::ldexp(1.0, -24));
-    const double qnorm = std::sqrt(qnorm2);
+    const double sums = (3.0 * db.dim + 2.0) * std::ldexp(1.0, -24);
     constexpr double kFlushedDenormals = 1e-30;  // bf16 dot products flush denormals to zero
     std::vector<double> margin(cands.size()), kth(cands.size());  // kth: lower bounds, partly sorted below
     for (size_t i = 0; i < cands.size(); ++i) {
       const int64_t j = cands[i].id;
-      margin[i] = eps * (qnorm * db.norms[j] + std::fabs(double{db.bias[j]})) + kFlushedDenormals;
+      const double xnorm = db.norms[j], bias = std::fabs(double{db.bias[j]});
+      double products;
+      if (residuals) {
+        const double r = db.bf16_residuals[j];
+        products = qnorm * r + qres * (xnorm + r);
+      } else {
+        products = kernels.screen_error * qnorm * xnorm;
+      }
+      margin[i] = 2.0 * (products + sums * ((qnorm + qres) * xnorm + bias)) + kFlushedDenormals;
       kth[i] = cands[i].score - margin[i];
     }
     std::nth_element(kth.begin(), kth.begin() + (k - 1), kth.end(), std::greater<double>());
@@ -147,7 +171,11 @@ void RescoreWinners(const DenseView& db, const float* query, int32_t k, double s
     std::nth_element(cands.begin(), cands.begin() + cap, cands.end(), BetterOrder());
     cands.resize(cap);
   }
-  for (Candidate& c : cands) c.score = PanelScore(db, query, c.id);
+  // Where query and point are exact in bf16, the screened score already is a
+  // float32 sum of exact products, as good as the float32 kernel's.
+  const bool exact_query = residuals && qres == 0.0;
+  for (Candidate& c : cands)
+    if (!(exact_query && db.bf16_residuals[c.id] == 0.0f)) c.score = PanelScore(db, query, c.id);
 }
 
 }  // namespace
@@ -204,6 +232,25 @@ void PackDense(const float* x, int64_t n, int32_t dim, DenseType type, bool squa
           break;
         }
       }
+    }
+  });
+}
+
+void Bf16Residuals(const DenseView& db, float* residuals, int num_threads) {
+  const float* panels = static_cast<const float*>(db.panels);
+  ParallelFor(db.num_panels(), num_threads, [&](int64_t p) {
+    const float* panel = panels + p * int64_t{db.dim} * kPanelWidth;
+    double sum[kPanelWidth] = {};
+    for (int32_t t = 0; t < db.dim; ++t)
+      for (int lane = 0; lane < kPanelWidth; ++lane) {
+        const float v = panel[int64_t{t} * kPanelWidth + lane];
+        const double r = double{v} - Bf16ToFloat(FloatToBf16(v));
+        sum[lane] += r * r;
+      }
+    // Rounded up, so the float never understates the residual (0 stays 0: exact in bf16).
+    for (int lane = 0; lane < kPanelWidth; ++lane) {
+      const float r = static_cast<float>(std::sqrt(sum[lane]));
+      residuals[p * kPanelWidth + lane] = r > 0.0f ? std::nextafter(r, kPosInf) : 0.0f;
     }
   });
 }
@@ -331,7 +378,7 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
         }
         for (const Candidate& c : bins)
           if (c.id >= 0) cands.push_back(c);
-        if (screened) RescoreWinners(db, queries + q * db.dim, k, kernels.screen_error, cands);
+        if (screened) RescoreWinners(db, kernels, queries + q * db.dim, k, cands);
       }
       WriteTopK(cands, k, out_ids + q * k, out_scores + q * k);
     }

@@ -25,6 +25,10 @@ struct DenseView {
   // scan's error so that only the bin winners near the top k are rescored
   // (without it every winner is).
   const float* norms = nullptr;
+  // float32, optional: each point's |x - bf16(x)| (rounded up), which bounds a
+  // bf16-rounding screen's error tighter than its relative error does (zero
+  // for data bf16 holds exactly, such as integers up to 256).
+  const float* bf16_residuals = nullptr;
   int64_t num_panels() const { return (n + kPanelWidth - 1) / kPanelWidth; }
 };
 
@@ -46,6 +50,10 @@ struct DensePointArrays {
 // inner product); padding points get bias -inf.
 void PackDense(const float* x, int64_t n, int32_t dim, DenseType type, bool squared_l2,
                void* panels, const DensePointArrays& out, int num_threads);
+
+// Fills residuals [num_panels * 32] with |x - bf16(x)| of each point of the
+// float32 panels (rounded up; 0 for padding), for DenseView::bf16_residuals.
+void Bf16Residuals(const DenseView& db, float* residuals, int num_threads);
 
 // Row-major copies for exact rescoring (layout in kernels/dense_scan.h).
 int64_t RowStride(int32_t dim);
