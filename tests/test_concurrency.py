@@ -125,3 +125,34 @@ def test_many_threads_share_the_pool(rng):
 
     errors = run_threads([worker(quantized), worker(brute), worker(quantized), worker(brute)], 2.0)
     assert not errors, errors[0]
+
+
+@pytest.mark.skipif("avx512_bf16" not in annlib.available_simd_levels(), reason="needs AVX-512 BF16")
+def test_first_screened_searches_in_many_threads_check_the_screen_once(rng):
+    """A binned float32 index decides on first use whether its bf16 screen keeps recall (and
+    computes each point's bf16 residual): threads arriving together all wait for that one
+    check, then all answer as one thread would."""
+    x = rng.standard_normal((4000, 24)).astype(np.float32)
+    q = rng.standard_normal((40, 24)).astype(np.float32)
+    base = annlib.builder(x, 10, "dot_product").score_brute_force(recall_target=0.9).build()
+    expected = base.with_simd_level("avx512_bf16", bf16_variant="native").search_batched(q, num_threads=1)
+    for _ in range(3):
+        fresh = base.with_simd_level("avx512_bf16", bf16_variant="native")
+        results, errors = [], []
+
+        def search():
+            try:
+                results.append(fresh.search_batched(q, num_threads=1))
+            except Exception as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=search) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors[0]
+        assert fresh.uses_screen()
+        for ids, scores in results:
+            np.testing.assert_array_equal(ids, expected[0])
+            np.testing.assert_array_equal(scores, expected[1])

@@ -8,6 +8,8 @@
 //     V fmadd(V a, V b, V c);               // a*b + c
 //     void store(float*, V);
 //     uint32_t gt_mask(V a, V b);           // bit l set where a[l] > b[l]
+//     void store_winners(float* scores, int32_t* ids, uint32_t mask, V s, int32_t first_id);
+//                                          // lanes of mask: scores[l] = s[l], ids[l] = first_id + l
 //     void bf16_pair(const uint16_t* p, V& even, V& odd);  // W points' dim pair
 //     VI zero_i(); VI load_i(const int32_t*); VI sub_i(VI,VI); VI shl7_i(VI);
 //     VI set1_i(int32_t);   using XI;  XI load_x(const int8_t* x);  // W points x 4 dims
@@ -102,15 +104,10 @@ inline void Epilogue(float* out, int m, int64_t j0, const float* bias, SelectSta
     SelectState& st = states[i];
     for (int v = 0; v < kVecsPerTile; ++v) {
       typename Ops::V s = Ops::add(Ops::load(row + v * Ops::W), b[v]);
-      uint32_t mask = Ops::gt_mask(s, Ops::load(st.scores + pos[v])) & allowed[v];
-      if (mask == 0) continue;
-      Ops::store(row + v * Ops::W, s);
-      while (mask != 0) {
-        int lane = annlib::LowestBit32(mask);
-        mask &= mask - 1;
-        st.scores[pos[v] + lane] = row[v * Ops::W + lane];
-        st.ids[pos[v] + lane] = static_cast<int32_t>(j0 + v * Ops::W + lane);
-      }
+      // The W lanes go to W consecutive slots: a better score replaces its slot's
+      // winner without a branch per lane (winners change often in binned mode).
+      const uint32_t mask = Ops::gt_mask(s, Ops::load(st.scores + pos[v])) & allowed[v];
+      Ops::store_winners(st.scores + pos[v], st.ids + pos[v], mask, s, static_cast<int32_t>(j0 + v * Ops::W));
     }
   }
 }

@@ -29,6 +29,15 @@ struct Ops {
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  // Lanes of mask: scores[l] = s[l], ids[l] = first_id + l (binned selection's
+  // bin slots): two masked stores, no branch per lane.
+  static void store_winners(float* scores, int32_t* ids, uint32_t mask, V s, int32_t first_id) {
+    const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i m = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(mask)), bits), bits);
+    _mm256_maskstore_ps(scores, m, s);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_maskstore_epi32(ids, m, _mm256_add_epi32(_mm256_set1_epi32(first_id), lane));
+  }
   static uint32_t gt_mask(V a, V b) {
     return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ)));
   }

@@ -27,6 +27,16 @@ struct Ops {
   static V mul(V a, V b) { return vmulq_f32(a, b); }
   static V fmadd(V a, V b, V c) { return vfmaq_f32(c, a, b); }
   static void store(float* p, V v) { vst1q_f32(p, v); }
+  // Lanes of mask: scores[l] = s[l], ids[l] = first_id + l (binned selection's bin slots).
+  static void store_winners(float* scores, int32_t* ids, uint32_t mask, V s, int32_t first_id) {
+    float lanes[W];
+    store(lanes, s);
+    for (int l = 0; l < W; ++l)
+      if ((mask >> l) & 1u) {
+        scores[l] = lanes[l];
+        ids[l] = first_id + l;
+      }
+  }
   static uint32_t gt_mask(V a, V b) {
     static const uint32_t kBits[4] = {1, 2, 4, 8};
     return vaddvq_u32(vandq_u32(vcgtq_f32(a, b), vld1q_u32(kBits)));

@@ -26,6 +26,13 @@ struct Ops {
   static V mul(V a, V b) { return a * b; }
   static V fmadd(V a, V b, V c) { return a * b + c; }
   static void store(float* p, V v) { *p = v; }
+  // Lanes of mask: scores[l] = s[l], ids[l] = first_id + l (binned selection's bin slots).
+  static void store_winners(float* scores, int32_t* ids, uint32_t mask, V s, int32_t first_id) {
+    if (mask & 1u) {
+      scores[0] = s;
+      ids[0] = first_id;
+    }
+  }
   static uint32_t gt_mask(V a, V b) { return a > b ? 1u : 0u; }
   static V bits_to_float(uint32_t u) {
     float f;

@@ -24,6 +24,14 @@ struct Ops {
   static uint32_t gt_mask(V a, V b) {
     return static_cast<uint32_t>(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ));
   }
+  // Lanes of mask: scores[l] = s[l], ids[l] = first_id + l (binned selection's
+  // bin slots): two masked stores, no branch per lane.
+  static void store_winners(float* scores, int32_t* ids, uint32_t mask, V s, int32_t first_id) {
+    const __mmask16 m = static_cast<__mmask16>(mask);
+    _mm512_mask_storeu_ps(scores, m, s);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    _mm512_mask_storeu_epi32(ids, m, _mm512_add_epi32(_mm512_set1_epi32(first_id), lane));
+  }
   static void bf16_pair(const uint16_t* p, V& even, V& odd) {
     __m512i x = _mm512_loadu_si512(p);
     even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
