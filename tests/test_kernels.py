@@ -79,6 +79,21 @@ def test_int8_on_amx_is_bit_identical_to_vnni(rng, n, d, nq):
     np.testing.assert_array_equal(amx[1], vnni[1])
 
 
+NATIVE_BF16 = "avx512_bf16" in annlib.available_simd_levels()
+
+
+def exact_scores(x, q, measure):
+    """float64 scores in the metric's sense: [len(q), len(x)]."""
+    x64, q64 = x.astype(np.float64), q.astype(np.float64)
+    if measure == "cosine":
+        x64 /= np.linalg.norm(x64, axis=1, keepdims=True)
+        q64 /= np.linalg.norm(q64, axis=1, keepdims=True)
+    true = q64 @ x64.T
+    if measure == "squared_l2":
+        true = (q64**2).sum(1)[:, None] - 2 * true + (x64**2).sum(1)[None, :]
+    return true
+
+
 @pytest.mark.skipif(not _core.amx_usable(), reason="needs AMX (and the OS's permission to use it)")
 @pytest.mark.parametrize("n,d", SHAPES)
 @pytest.mark.parametrize("measure", MEASURES)
@@ -94,13 +109,7 @@ def test_binned_float32_screened_on_amx_matches_vector_kernel(rng, n, d, measure
     amx_ids, amx_scores = s.with_simd_level("avx512_bf16", bf16_variant="amx").search_batched(q)
     vec_ids, vec_scores = s.with_simd_level("avx512").search_batched(q)
     assert (amx_ids == vec_ids).mean() >= 0.995
-    x64, q64 = x.astype(np.float64), q.astype(np.float64)
-    if measure == "cosine":
-        x64 /= np.linalg.norm(x64, axis=1, keepdims=True)
-        q64 /= np.linalg.norm(q64, axis=1, keepdims=True)
-    true = q64 @ x64.T
-    if measure == "squared_l2":
-        true = (q64**2).sum(1)[:, None] - 2 * true + (x64**2).sum(1)[None, :]
+    true = exact_scores(x, q, measure)
     scale = np.abs(true).max()
     np.testing.assert_allclose(amx_scores, vec_scores, atol=2e-5 * scale, rtol=0)
     np.testing.assert_allclose(amx_scores, np.take_along_axis(true, amx_ids, 1), atol=2e-5 * scale, rtol=0)
@@ -109,20 +118,6 @@ def test_binned_float32_screened_on_amx_matches_vector_kernel(rng, n, d, measure
     old_ids, old_scores = old.search_batched(q)
     assert (old_ids == amx_ids).mean() >= 0.995
     np.testing.assert_allclose(old_scores, np.take_along_axis(true, old_ids, 1), atol=2e-5 * scale, rtol=0)
-
-
-NATIVE_BF16 = "avx512_bf16" in annlib.available_simd_levels()
-
-
-def exact_scores(x, q, measure):
-    x64, q64 = x.astype(np.float64), q.astype(np.float64)
-    if measure == "cosine":
-        x64 /= np.linalg.norm(x64, axis=1, keepdims=True)
-        q64 /= np.linalg.norm(q64, axis=1, keepdims=True)
-    true = q64 @ x64.T
-    if measure == "squared_l2":
-        true = (q64**2).sum(1)[:, None] - 2 * true + (x64**2).sum(1)[None, :]
-    return true
 
 
 @pytest.mark.skipif(not NATIVE_BF16, reason="needs AVX-512 BF16")
