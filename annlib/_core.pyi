@@ -14,7 +14,7 @@ class DenseFilter:
     def count(self) -> int:
         ...
 class DenseIndex:
-    def __init__(self, arrays: dict, format_version: typing.SupportsInt | typing.SupportsIndex, metric: str, dtype: str, recall_target: typing.SupportsFloat | typing.SupportsIndex = 1.0, simd_level: str = '', bf16_variant: str = 'auto') -> None:
+    def __init__(self, arrays: dict, format_version: typing.SupportsInt | typing.SupportsIndex, metric: str, dtype: str, recall_target: typing.SupportsFloat | typing.SupportsIndex = 1.0, simd_level: str = '', bf16_variant: str = 'auto', screen_decision: typing.SupportsInt | typing.SupportsIndex = -1) -> None:
         ...
     def compile_filter(self, allow_ids: typing.Any = None, allow_mask: typing.Any = None, deny_ids: typing.Any = None, deny_mask: typing.Any = None) -> DenseFilter:
         ...
@@ -22,6 +22,8 @@ class DenseIndex:
         ...
     def search(self, queries: numpy.typing.NDArray[numpy.float32], k: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex = 0, filter: typing.Any = None) -> tuple:
         ...
+    def screen_decision(self) -> int:
+        """the screen decision where made or carried: -1 (not yet), 0 (refused) or 1 (used)"""
     def screens(self, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> bool:
         """whether binned batches (16+ queries per thread) pick bin winners with a cheaper screen (checked once on a sample)"""
     def size(self) -> int:

@@ -243,10 +243,10 @@ class BruteForceSearcher(Searcher):
         self.dim = self._state.index.dim
         self._update_lock = threading.Lock()  # one update at a time
 
-    def _make_state(self, config: IndexConfig, arrays: dict) -> _DenseState:
+    def _make_state(self, config: IndexConfig, arrays: dict, screen_decision: int = -1) -> _DenseState:
         bf = config.brute_force
         index = _core.DenseIndex(arrays, self._format_version, config.distance_measure, bf.dtype, bf.recall_target,
-                                 *self._simd_request)
+                                 *self._simd_request, screen_decision)
         return _DenseState(config, arrays, index)
 
     @classmethod
@@ -289,7 +289,8 @@ class BruteForceSearcher(Searcher):
         with cheaper scores (bfloat16 on AVX-512 BF16 CPUs, three bf16 products on AMX), the
         winners then rescored exactly. A bf16 screen is used only where a sample of this
         index's points, searched both ways, shows it losing no recall; the first call (or
-        the first binned search) makes that check."""
+        the first binned search) makes that check, and updates that at most halve or double
+        the index keep its answer."""
         return self._state.index.screens(check_num_threads(num_threads))
 
     def _description(self) -> list[str]:
@@ -329,7 +330,11 @@ class BruteForceSearcher(Searcher):
     def _replace(self, state: _DenseState, parts) -> None:
         arrays = dense_layout.gather(parts, self.dim, *_packing(state.config))
         self._format_version = _core.FORMAT_VERSION  # gathered arrays are in the current format
-        self._state = self._make_state(state.config, arrays)
+        # The bf16 screen's check (a sample searched twice) is kept across updates that at
+        # most halve or double the index: the data it judged is mostly still there.
+        old_size, new_size = state.index.size(), int(np.asarray(arrays["meta"])[0])
+        carried = state.index.screen_decision() if old_size // 2 <= new_size <= 2 * old_size else -1
+        self._state = self._make_state(state.config, arrays, carried)
 
     def _contains(self, ids: np.ndarray) -> np.ndarray:
         return np.isin(ids, dense_layout.ids_of(self._state.arrays))

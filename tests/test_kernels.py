@@ -171,6 +171,33 @@ def test_bf16_screen_is_refused_where_it_would_lose_recall(rng):
         .with_simd_level("avx512_bf16", bf16_variant="native").uses_screen()
 
 
+@pytest.mark.skipif(not NATIVE_BF16, reason="needs AVX-512 BF16")
+def test_bf16_screen_decision_is_carried_across_small_updates(rng):
+    """The screen check (a sample searched twice) is not repeated after every upsert or
+    delete: an update that at most halves or doubles the index keeps the decision, a larger
+    one checks again."""
+    x, q = clustered(rng, 20000, 32, nq=40)
+    for measure, decision in [("squared_l2", 0), ("dot_product", None)]:
+        s = annlib.builder(x, 10, measure).score_brute_force(recall_target=0.8).build() \
+            .with_simd_level("avx512_bf16", bf16_variant="native")
+        assert s._state.index.screen_decision() == -1  # not checked before first use
+        used = s.uses_screen()
+        assert decision is None or int(used) == decision
+        s.upsert(np.arange(20000, 20500), x[:500] + 0.01)
+        s.delete(np.arange(100))
+        assert s._state.index.screen_decision() == int(used)  # carried, not re-checked
+        assert s.uses_screen() == used
+        plain_ids, plain_scores = s.with_simd_level("avx512").search_batched(q)
+        ids, scores = s.search_batched(q)
+        if not used:
+            np.testing.assert_array_equal(ids, plain_ids)
+    small = annlib.builder(x[:300], 10, "dot_product").score_brute_force(recall_target=0.8).build() \
+        .with_simd_level("avx512_bf16", bf16_variant="native")
+    small.uses_screen()
+    small.upsert(np.arange(300, 5000), x[300:5000])  # grew 16x: checked again on first use
+    assert small._state.index.screen_decision() == -1
+
+
 @pytest.mark.parametrize("n,d", SHAPES)
 @pytest.mark.parametrize("measure", ["dot_product", "squared_l2"])
 def test_int8_close_to_reference(simd_level, rng, n, d, measure):

@@ -16,13 +16,15 @@ using namespace annlib;
 class PyDenseIndex {
  public:
   PyDenseIndex(py::dict arrays, int32_t format_version, const std::string& metric, const std::string& dtype,
-               double recall_target, const std::string& simd_level, const std::string& bf16_variant)
+               double recall_target, const std::string& simd_level, const std::string& bf16_variant,
+               int32_t screen_decision)
       : arrays_(arrays) {
     DenseOptions options;
     options.metric = ParseMetric(metric);
     options.type = ParseDenseType(dtype);
     options.recall_target = recall_target;
     options.format_version = format_version;
+    options.screen_decision = screen_decision;
     index_ = std::make_unique<DenseIndex>(ArraysFromDict<DenseArrays>(arrays), options, LevelOrActive(simd_level),
                                           ParseBf16Variant(bf16_variant));
   }
@@ -50,6 +52,7 @@ class PyDenseIndex {
     return screens;
   }
 
+  int32_t screen_decision() const { return index_->screen_decision(); }
   int32_t num_bins(int32_t k) const { return index_->num_bins(k); }
   int64_t size() const { return index_->size(); }
   int32_t dim() const { return index_->dim(); }
@@ -66,15 +69,18 @@ void RegisterDenseIndex(py::module_& m) {
   py::class_<DenseFilter>(m, "DenseFilter").def_readonly("count", &DenseFilter::count);
   py::class_<PyDenseIndex>(m, "DenseIndex")
       .def(py::init<py::dict, int32_t, const std::string&, const std::string&, double, const std::string&,
-                    const std::string&>(),
+                    const std::string&, int32_t>(),
            py::arg("arrays"), py::arg("format_version"), py::arg("metric"), py::arg("dtype"),
-           py::arg("recall_target") = 1.0, py::arg("simd_level") = "", py::arg("bf16_variant") = "auto")
+           py::arg("recall_target") = 1.0, py::arg("simd_level") = "", py::arg("bf16_variant") = "auto",
+           py::arg("screen_decision") = -1)
       .def("search", &PyDenseIndex::Search, py::arg("queries").noconvert(), py::arg("k"), py::arg("num_threads") = 0,
            py::arg("filter") = py::none())
       .def("compile_filter", &PyDenseIndex::Compile, py::arg("allow_ids") = py::none(),
            py::arg("allow_mask") = py::none(), py::arg("deny_ids") = py::none(), py::arg("deny_mask") = py::none())
       .def("screens", &PyDenseIndex::Screens, py::arg("num_threads") = 0,
            "whether binned batches (16+ queries per thread) pick bin winners with a cheaper screen (checked once on a sample)")
+      .def("screen_decision", &PyDenseIndex::screen_decision,
+           "the screen decision where made or carried: -1 (not yet), 0 (refused) or 1 (used)")
       .def("num_bins", &PyDenseIndex::num_bins, py::arg("k"))
       .def("size", &PyDenseIndex::size)
       .def_property_readonly("dim", &PyDenseIndex::dim)

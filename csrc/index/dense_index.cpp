@@ -36,6 +36,9 @@ int32_t NumBinsFor(double recall_target, int32_t k) {
 DenseIndex::DenseIndex(const DenseArrays& a, const DenseOptions& options, SimdLevel level, Bf16Variant variant)
     : options_(options), kernels_(&DenseKernelsFor(level, variant)), unscreened_(*kernels_) {
   unscreened_.screen_f32 = nullptr;
+  if (options.screen_decision < -1 || options.screen_decision > 1)
+    throw std::invalid_argument("screen_decision must be -1, 0 or 1");
+  screen_decision_.store(options.screen_decision, std::memory_order_relaxed);  // carried, or -1
   if (options.format_version < kOldestFormatVersion || options.format_version > kFormatVersion)
     throw std::invalid_argument("unknown index format version " + std::to_string(options.format_version));
   NumBinsFor(options.recall_target, 1);  // checks the target
@@ -79,7 +82,8 @@ bool DenseIndex::ScreenKeepsRecall(int num_threads) const {
       Bf16Residuals(view_, bf16_residuals_.data(), num_threads);
       screen_view_.bf16_residuals = bf16_residuals_.data();
     }
-    screen_keeps_recall_ = MeasureScreen(num_threads);
+    screen_keeps_recall_ = options_.screen_decision >= 0 ? options_.screen_decision == 1 : MeasureScreen(num_threads);
+    screen_decision_.store(screen_keeps_recall_ ? 1 : 0, std::memory_order_release);
   });
   return screen_keeps_recall_;
 }

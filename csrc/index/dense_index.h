@@ -8,6 +8,7 @@
 // and prepared for the metric here), filters by user ids, and returns user
 // ids with scores in the metric's sense (search/metric.h).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -24,6 +25,9 @@ struct DenseOptions {
   Metric metric = Metric::kDotProduct;
   DenseType type = DenseType::kFloat32;
   double recall_target = 1.0;                // 1 = exact top k; below: binned
+  // A coarse screen's decision carried from an earlier version of the same
+  // data (an update): -1 = unknown (checked on first use), 0 = refuse, 1 = use.
+  int32_t screen_decision = -1;
   int32_t format_version = kFormatVersion;   // of the arrays (index_format.h)
 };
 
@@ -58,6 +62,8 @@ class DenseIndex {
   // coarse one (one bf16 product, 2^-7) only if a sample of this data says it
   // loses no recall (decided once, on first use).
   bool ScreenKeepsRecall(int num_threads) const;
+  // That decision where made (or carried): -1 (not yet), 0 or 1.
+  int32_t screen_decision() const { return screen_decision_.load(std::memory_order_acquire); }
   int64_t size() const { return view_.n; }
   int32_t dim() const { return view_.dim; }
   Metric metric() const { return options_.metric; }
@@ -77,6 +83,7 @@ class DenseIndex {
   // point's bf16 residual, which screened scans use.
   mutable std::once_flag screen_checked_;
   mutable bool screen_keeps_recall_ = false;
+  mutable std::atomic<int32_t> screen_decision_{-1};
   mutable std::vector<float> bf16_residuals_;
   mutable DenseView screen_view_;
   DenseView view_;
