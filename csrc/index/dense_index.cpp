@@ -74,7 +74,6 @@ int32_t DenseIndex::num_bins(int32_t k) const {
 bool DenseIndex::ScreenKeepsRecall(int num_threads) const {
   if (kernels_->screen_f32 == nullptr || view_.type != DenseType::kFloat32 || options_.recall_target >= 1.0)
     return false;
-  if (kernels_->screen_error <= kFineScreenError) return true;
   std::call_once(screen_checked_, [&] {
     screen_view_ = view_;
     if (kernels_->screen_rounds_to_bf16 && view_.norms != nullptr) {
@@ -82,15 +81,12 @@ bool DenseIndex::ScreenKeepsRecall(int num_threads) const {
       Bf16Residuals(view_, bf16_residuals_.data(), num_threads);
       screen_view_.bf16_residuals = bf16_residuals_.data();
     }
-    screen_keeps_recall_ = options_.screen_decision >= 0 ? options_.screen_decision == 1 : MeasureScreen(num_threads);
-    screen_decision_.store(screen_keeps_recall_ ? 1 : 0, std::memory_order_release);
+    if (screen_decision_.load(std::memory_order_relaxed) < 0) {  // not carried from an earlier version
+      const bool keeps = kernels_->screen_error <= kFineScreenError || MeasureScreen(num_threads);
+      screen_decision_.store(keeps ? 1 : 0, std::memory_order_release);
+    }
   });
-  return screen_keeps_recall_;
-}
-
-// The view a screened scan reads: with residuals once a coarse screen's check has run.
-const DenseView& DenseIndex::ScreenView() const {
-  return kernels_->screen_error <= kFineScreenError ? view_ : screen_view_;
+  return screen_decision_.load(std::memory_order_acquire) == 1;
 }
 
 bool DenseIndex::MeasureScreen(int num_threads) const {
@@ -101,10 +97,8 @@ bool DenseIndex::MeasureScreen(int num_threads) const {
   const int32_t dim = view_.dim;
   // Evenly spaced stored points (prepared for the metric) as queries.
   std::vector<float> queries(m * dim);
-  const float* panels = static_cast<const float*>(view_.panels);
   for (int64_t i = 0; i < m; ++i) {
-    const int64_t j = i * view_.n / m;
-    const float* x = panels + (j / kPanelWidth) * int64_t{dim} * kPanelWidth + j % kPanelWidth;
+    const float* x = PanelPoint(view_, i * view_.n / m);
     for (int32_t t = 0; t < dim; ++t) queries[i * dim + t] = x[int64_t{t} * kPanelWidth];
   }
   std::vector<int64_t> plain_ids(m * k), screened_ids(m * k);
@@ -140,7 +134,7 @@ void DenseIndex::Scan(const float* queries, int64_t nq, int32_t k, int32_t bins,
   // The check runs only for calls large enough to screen.
   const bool screen = bins > 0 && nq >= kernels_->screen_min_queries && ScreenKeepsRecall(num_threads);
   const DenseKernels& kernels = screen ? *kernels_ : unscreened_;
-  const DenseView& view = screen ? ScreenView() : view_;
+  const DenseView& view = screen ? screen_view_ : view_;  // set by ScreenKeepsRecall
   for (int64_t q0 = 0; q0 < nq; q0 += chunk) {
     const int64_t m = std::min(chunk, nq - q0);
     DenseSearch(view, kernels, queries + q0 * view_.dim, m, k, bins, num_threads, out_rows + q0 * k,

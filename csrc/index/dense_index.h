@@ -62,7 +62,7 @@ class DenseIndex {
   // coarse one (one bf16 product, 2^-7) only if a sample of this data says it
   // loses no recall (decided once, on first use).
   bool ScreenKeepsRecall(int num_threads) const;
-  // That decision where made (or carried): -1 (not yet), 0 or 1.
+  // That decision where made (or carried): -1 (not yet), 0 or 1 (a fine screen: 1 once used).
   int32_t screen_decision() const { return screen_decision_.load(std::memory_order_acquire); }
   int64_t size() const { return view_.n; }
   int32_t dim() const { return view_.dim; }
@@ -74,15 +74,13 @@ class DenseIndex {
             int64_t* out_rows, float* out_scores) const;
 
   bool MeasureScreen(int num_threads) const;
-  const DenseView& ScreenView() const;
 
   DenseOptions options_;
   const DenseKernels* kernels_;
   DenseKernels unscreened_;  // *kernels_ without the screen
-  // Set once by ScreenKeepsRecall for a coarse screen: the view with each
-  // point's bf16 residual, which screened scans use.
+  // Set once by ScreenKeepsRecall: the decision (unless carried) and the view
+  // screened scans read (with each point's bf16 residual for a bf16 screen).
   mutable std::once_flag screen_checked_;
-  mutable bool screen_keeps_recall_ = false;
   mutable std::atomic<int32_t> screen_decision_{-1};
   mutable std::vector<float> bf16_residuals_;
   mutable DenseView screen_view_;

@@ -104,8 +104,7 @@ double SquaredNorm(const float* row, int32_t dim) {
 // Exact float32 score of point j from its panel (dimension-major, 32 points
 // apart), accumulated in double: rescores the winners of a screened scan.
 float PanelScore(const DenseView& db, const float* query, int64_t j) {
-  const float* x = static_cast<const float*>(db.panels) + (j / kPanelWidth) * int64_t{db.dim} * kPanelWidth +
-                   j % kPanelWidth;
+  const float* x = PanelPoint(db, j);
   // Four chains, so the adds overlap the strided loads.
   double sum[4] = {0.0, 0.0, 0.0, 0.0};
   int32_t t = 0;
@@ -134,14 +133,16 @@ float PanelScore(const DenseView& db, const float* query, int64_t j) {
 // differently than exact scores would.
 void RescoreWinners(const DenseView& db, const DenseKernels& kernels, const float* query, int32_t k,
                     std::vector<Candidate>& cands) {
-  double qnorm2 = 0.0, qres2 = 0.0;
+  const bool residuals = kernels.screen_rounds_to_bf16 && db.bf16_residuals != nullptr;
+  double qnorm2 = 0.0, qres2 = 0.0;  // qres: |q - bf16(q)|, for a bf16-rounding screen only
   for (int32_t t = 0; t < db.dim; ++t) {
     qnorm2 += double{query[t]} * query[t];
-    const double r = double{query[t]} - Bf16ToFloat(FloatToBf16(query[t]));
-    qres2 += r * r;
+    if (residuals) {
+      const double r = double{query[t]} - Bf16ToFloat(FloatToBf16(query[t]));
+      qres2 += r * r;
+    }
   }
   const double qnorm = std::sqrt(qnorm2), qres = std::sqrt(qres2);
-  const bool residuals = kernels.screen_rounds_to_bf16 && db.bf16_residuals != nullptr;
   if (db.norms != nullptr && static_cast<int64_t>(cands.size()) > k) {
     const double sums = (3.0 * db.dim + 2.0) * std::ldexp(1.0, -24);
     constexpr double kFlushedDenormals = 1e-30;  // bf16 dot products flush denormals to zero

@@ -35,6 +35,11 @@ struct DenseView {
 // Bytes of one panel for a type and dimension.
 int64_t PanelBytes(DenseType type, int32_t dim);
 
+// Dimension 0 of point j in float32 panels; dimension t is kPanelWidth * t further.
+inline const float* PanelPoint(const DenseView& db, int64_t j) {
+  return static_cast<const float*>(db.panels) + (j / kPanelWidth) * int64_t{db.dim} * kPanelWidth + j % kPanelWidth;
+}
+
 // Per-point arrays written by PackDense, each num_panels * 32 long.
 struct DensePointArrays {
   float* bias = nullptr;
