@@ -59,8 +59,8 @@ class DenseIndex {
   int32_t num_bins(int32_t k) const;  // 0 = exact
   // Whether binned float32 batches (16+ queries per thread) pick bin winners with
   // the kernels' cheaper screen: always for a fine screen (AMX, ~2^-16); for a
-  // coarse one (one bf16 product, 2^-7) only if a sample of this data says it
-  // loses no recall (decided once, on first use).
+  // coarse one (one bf16 product, 2^-7) only if a sample of this data loses at
+  // most 0.5% of the float32 winners with it (decided once, on first use).
   bool ScreenKeepsRecall(int num_threads) const;
   // That decision where made (or carried): -1 (not yet), 0 or 1 (a fine screen: 1 once used).
   int32_t screen_decision() const { return screen_decision_.load(std::memory_order_acquire); }
