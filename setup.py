@@ -73,9 +73,14 @@ if SANITIZE:
     extra_link_args += [f"-fsanitize={SANITIZE}"]
 
 sources = sorted(glob("csrc/**/*.cpp", recursive=True))
+# Headers, including the -inl.h kernel bodies every ISA unit includes: a change to
+# any of them rebuilds the libraries and the extension (setuptools only compares
+# the dependencies it is told of with its outputs).
+headers = sorted(glob("csrc/**/*.h", recursive=True))
 # One static library per ISA, linked into the extension (build_ext adds build_clib's output).
 libraries = [
-    (f"annlib_{isa}", {"sources": [s for s in sources if isa_of(s) == isa], "cflags": common_flags + flags})
+    (f"annlib_{isa}", {"sources": [s for s in sources if isa_of(s) == isa], "cflags": common_flags + flags,
+                       "obj_deps": {"": headers}})
     for isa, flags in ISA_FLAGS.items()
 ]
 
@@ -101,6 +106,8 @@ ext_modules = [
         cxx_std=17,
         extra_compile_args=common_flags,
         extra_link_args=extra_link_args,
+        # The ISA units are linked in from the libraries: a change there relinks the extension.
+        depends=headers + [s for s in sources if isa_of(s) is not None],
     )
 ]
 
