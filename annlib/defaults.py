@@ -9,8 +9,12 @@ sift-150k-128, L2; README, Benchmarks):
   - about 2*sqrt(n) leaves (rounded to 100): the leaf count every system was
     best at; 5% of them searched when the tuner then sets the knobs, 10% when
     nothing tunes the index;
-  - 4 dims per code block at d >= 256 (half the codes to scan, recall made up by
-    reordering), 2 below;
+  - 2 dims per code block, 4 only at d >= 256 on k-means or augmented leaves for
+    k below FOUR_DIMS_BELOW_K (dims_per_block_for): on words with spherical leaves and
+    SOAR, 2 dims were faster at every recall at k=10, 30 and 100, single and batched;
+    with k-means leaves and no SOAR (squared L2), 4 dims were 1.11-1.43x faster at
+    k=10 (half the codes to scan where many leaves are searched) and 2 dims 1.04-1.29x
+    faster at k=30 and 100: coarser codes need deeper re-ranking as k grows;
   - the anisotropic threshold on inner-product data below recall 0.99 (0.2 at
     d <= 128, 0.1 above, times the mean norm for dot product); plain PQ at 0.99 and
     for L2, where it did not help;
@@ -36,6 +40,7 @@ import numpy as np
 
 BRUTE_FORCE_BELOW = 20_000
 SOAR_LAMBDA = 1.5
+FOUR_DIMS_BELOW_K = 20
 AUGMENT_NORMS_FROM_CV = 0.05
 NORM_SAMPLE = 10_000  # rows norm_cv() reads
 
@@ -46,8 +51,17 @@ def num_leaves_for(n: int) -> int:
     return max(1, min(leaves, n // 20))
 
 
-def dims_per_block_for(d: int) -> int:
-    return 4 if d >= 256 and d % 4 == 0 else (2 if d % 2 == 0 else 1)
+def dims_per_block_for(d: int, k: int = 10, spherical: bool = False) -> int:
+    """Dims per 4-bit code block for k neighbours over leaves drawn as `spherical` says:
+    4 (half the codes to scan) only at d >= 256 for k below FOUR_DIMS_BELOW_K on
+    k-means or augmented leaves, else 2 (1 for odd d). Coarser codes need more candidates
+    re-ranked for the same recall, and that depth grows with k; spherical leaves with
+    SOAR need few leaves, so the scan they save is small."""
+    if d % 2:
+        return 1
+    if d >= 256 and d % 4 == 0 and k < FOUR_DIMS_BELOW_K and not spherical:
+        return 4
+    return 2
 
 
 def threshold_for(d: int, measure: str, target_recall: float | None = None, norm_scale: float = 1.0) -> float | None:
@@ -103,17 +117,18 @@ class BuildChoice:
 
 def choose_build(n: int, d: int, measure: str, target_recall: float | None = None, *,
                  tuned: bool = True, brute_force_below: int = BRUTE_FORCE_BELOW,
-                 norms: tuple[float, float] | None = None) -> BuildChoice:
+                 norms: tuple[float, float] | None = None, k: int = 10) -> BuildChoice:
     """The build for n points in d dims whose norms have norm_stats() `norms` (None:
-    unknown, taken as unit vectors); `tuned`: the tuner sets the search knobs afterwards
-    (else 10% of the leaves are searched by default)."""
+    unknown, taken as unit vectors), searched for k neighbours; `tuned`: the tuner sets
+    the search knobs afterwards (else 10% of the leaves are searched by default)."""
     mean_norm, cv = norms if norms is not None else (1.0, None)
     if n < brute_force_below or n < 20:
         return BuildChoice(brute_force=True)
     leaves = num_leaves_for(n)
-    return BuildChoice(False, leaves, max(1, leaves // (20 if tuned else 10)), dims_per_block_for(d),
-                       threshold_for(d, measure, target_recall, mean_norm), soar_lambda_for(measure),
-                       *partitioning_for(measure, cv))
+    spherical, augment_norms = partitioning_for(measure, cv)
+    return BuildChoice(False, leaves, max(1, leaves // (20 if tuned else 10)),
+                       dims_per_block_for(d, k, spherical), threshold_for(d, measure, target_recall, mean_norm),
+                       soar_lambda_for(measure), spherical, augment_norms)
 
 
 def configure(builder, measure: str, *, target_recall: float | None = None, tuned: bool = True,
@@ -123,7 +138,8 @@ def configure(builder, measure: str, *, target_recall: float | None = None, tune
     n, d = builder.shape
     n = n if size is None else size
     pre_reorder_num_neighbors = max(pre_reorder_num_neighbors, builder.num_neighbors)
-    choice = choose_build(n, d, measure, target_recall, tuned=tuned, norms=norm_stats(builder.database))
+    choice = choose_build(n, d, measure, target_recall, tuned=tuned, norms=norm_stats(builder.database),
+                          k=builder.num_neighbors)
     if choice.brute_force:
         return builder.score_brute_force()
     return (builder.tree(choice.num_leaves, choice.leaves_to_search, soar_lambda=choice.soar_lambda,

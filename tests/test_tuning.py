@@ -219,6 +219,29 @@ def test_autopilot_builds_and_tunes(data):
         annlib.builder(x, 10, "dot_product").autopilot(target_recall=0.9).reorder(10)
 
 
+def test_default_code_width_follows_k_and_the_leaves():
+    """4 dims per block only where it measured faster: d >= 256, k-means leaves, small k."""
+    from annlib import defaults
+
+    assert defaults.dims_per_block_for(384) == 4
+    assert defaults.dims_per_block_for(384, k=100) == 2
+    assert defaults.dims_per_block_for(384, k=defaults.FOUR_DIMS_BELOW_K) == 2
+    assert defaults.dims_per_block_for(384, spherical=True) == 2
+    assert defaults.dims_per_block_for(128) == 2 and defaults.dims_per_block_for(258) == 2
+    assert defaults.dims_per_block_for(385) == 1
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1000, 384)).astype(np.float32)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    def width(rows, k, measure):  # what autopilot would build for 100k such points
+        config = defaults.configure(annlib.builder(rows, k, measure), measure, size=100_000).config()
+        return config.score_ah.dimensions_per_block, config.tree.spherical
+
+    assert width(x, 10, "squared_l2") == (4, False)
+    assert width(x, 100, "squared_l2") == (2, False)   # the builder's k reaches the choice
+    assert width(unit, 10, "dot_product") == (2, True)
+
+
 def test_cli_round_trip_writes_params_that_load_applies(index, data, tmp_path, capsys):
     x, q = data
     path = _saved(index, tmp_path / "index")

@@ -206,7 +206,8 @@ def resolve_autopilot(fields: dict, n: int, dim: int, current_brute_force: bool 
     k = _count(fields, "num_neighbors")
     out = {"num_neighbors": k, "distance_measure": {"distance_measure": _NAMES[measure]}}
     below = _SHRINK_BELOW if current_brute_force is False else defaults.BRUTE_FORCE_BELOW
-    choice = defaults.choose_build(max(n, 0), dim, measure, tuned=False, brute_force_below=below, norms=norms)
+    choice = defaults.choose_build(max(n, 0), dim, measure, tuned=False, brute_force_below=below, norms=norms,
+                                   k=k)
     if choice.brute_force:
         out["brute_force"] = {"fixed_point": {"enabled": False}}
     else:

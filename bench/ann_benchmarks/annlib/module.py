@@ -6,8 +6,8 @@ checkout; config.yml declares the run groups and Dockerfile installs annlib.
 Build arguments (config.yml `args`, after the metric): num_leaves,
 dims_per_block, anisotropic threshold (null: plain PQ), soar_lambda (null: no
 spilling); each omitted one takes annlib's default for the data
-(annlib.defaults: about 2*sqrt(n) leaves, 4 dims per block at d >= 256, the
-threshold and SOAR on inner-product data). Query arguments: leaves_to_search,
+(annlib.defaults: about 2*sqrt(n) leaves, 2 dims per block (4 at d >= 256 on
+k-means leaves), the threshold and SOAR on inner-product data). Query arguments: leaves_to_search,
 pre_reorder_num_neighbors. Angular data is normalised and searched by inner
 product, which ranks like cosine; euclidean data by squared L2 (annlib reduces
 it to inner product exactly). Single queries run on one thread, batches on
@@ -58,15 +58,15 @@ class Annlib(BaseANN):
         n, d = X.shape
         if self.num_leaves == DEFAULT:
             self.num_leaves = defaults.num_leaves_for(n)
-        if self.dims_per_block == DEFAULT:
-            self.dims_per_block = defaults.dims_per_block_for(d)
         mean_norm, cv = defaults.norm_stats(X)
+        spherical, augment_norms = defaults.partitioning_for(self.measure, cv)
+        if self.dims_per_block == DEFAULT:
+            self.dims_per_block = defaults.dims_per_block_for(d, spherical=spherical)
         if self.threshold == DEFAULT:
             self.threshold = defaults.threshold_for(d, self.measure, norm_scale=mean_norm)
         if self.soar_lambda == DEFAULT:
             self.soar_lambda = defaults.soar_lambda_for(self.measure)
         num_leaves = min(self.num_leaves, n)
-        spherical, augment_norms = defaults.partitioning_for(self.measure, cv)
         self.searcher = (annlib.builder(X, min(10, n), self.measure)
                          .tree(num_leaves, min(self.leaves_to_search, num_leaves), soar_lambda=self.soar_lambda,
                                spherical=spherical, augment_norms=augment_norms)
