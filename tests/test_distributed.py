@@ -3,6 +3,7 @@ a sharded index returns exactly what one index over the same points returns (ids
 scores), through updates, filters, save/load and a shard actor killed mid-search."""
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -16,6 +17,7 @@ from annlib.datasets import write_fvecs
 
 ray = pytest.importorskip("ray", reason="Ray has no wheel for this platform")
 dist = pytest.importorskip("annlib.distributed")
+from annlib.distributed.shard import FilterKey  # noqa: E402 - after Ray is known to import
 
 D = 16
 
@@ -52,6 +54,16 @@ def _same(single, sharded, queries, **kwargs):
     np.testing.assert_array_equal(s2, s1)
 
 
+def _same_compiled(single, sharded, queries, allowlist=None, denylist=None, compiled=None):
+    """Each index's compiled filter of the same lists gives the same results (compiled: the
+    pair compiled earlier, e.g. before updates)."""
+    one, many = compiled or (single.compile_filter(allowlist, denylist), sharded.compile_filter(allowlist, denylist))
+    i1, s1 = single.search_batched(queries, allowlist=one)
+    i2, s2 = sharded.search_batched(queries, allowlist=many)
+    np.testing.assert_array_equal(i2, i1)
+    np.testing.assert_array_equal(s2, s1)
+
+
 @pytest.mark.parametrize("metric,mode,reorder,num_shards", [
     ("dot_product", "leaf", "float32", 3), ("squared_l2", "leaf", "bfloat16", 3), ("cosine", "leaf", "int8", 3),
     ("dot_product", "random", "float32", 3), ("squared_l2", "leaf", None, 3), ("dot_product", "leaf", "int8", 1)])
@@ -77,6 +89,10 @@ def test_sharded_search_equals_one_index(metric, mode, reorder, num_shards):
         _same(single, sharded, q, denylist=np.arange(0, len(x), 2))
         _same(single, sharded, q, allowlist=np.arange(len(x) + 5) % 3 == 0)
         _same(single, sharded, q, allowlist=[])
+        # Compiled once on every shard: the same answers as the lists, and as one index's.
+        _same_compiled(single, sharded, q, np.arange(0, len(x), 5))
+        _same_compiled(single, sharded, q, np.arange(0, len(x), 97), np.arange(0, len(x), 2))
+        _same_compiled(single, sharded, q, denylist=np.arange(len(x) + 5) % 2 == 0)
         one_ids, one_scores = sharded.search(q[0])
         np.testing.assert_array_equal(one_ids, single.search(q[0])[0])
         assert one_scores.shape == (10,)
@@ -111,6 +127,8 @@ def test_updates_match_one_index(tmp_path):
     sharded = dist.build(_stages(x, "squared_l2"), num_shards=3, progress=False)
     try:
         rng = np.random.default_rng(5)
+        allow = np.arange(0, 60_000, 3)
+        compiled = (single.compile_filter(allow), sharded.compile_filter(allow))  # they follow the updates
         # Replacements (points move to other leaves, maybe other shards) and new ids.
         ids = np.concatenate([np.arange(100, 400), np.arange(50_000, 50_300)])
         vectors = rng.standard_normal((len(ids), D)).astype(np.float32)
@@ -127,7 +145,8 @@ def test_updates_match_one_index(tmp_path):
         assert report["deleted_pending_compaction"] >= expected["deleted_pending_compaction"] > 0
         assert not sharded.contains(gone).any() and sharded.contains(ids).all() and 50_000 in sharded
         _same(single, sharded, q)
-        _same(single, sharded, q, allowlist=np.arange(0, 60_000, 3))
+        _same(single, sharded, q, allowlist=allow)
+        _same_compiled(single, sharded, q, compiled=compiled)
         with pytest.raises(ValueError, match="no point with id 1000"):
             sharded.delete([5, 1000])
         assert 5 in sharded and len(sharded) == len(single)
@@ -166,11 +185,13 @@ def test_save_load_and_restart_after_a_kill(tmp_path):
         loaded.upsert(ids, vectors)
         single.delete(np.arange(2000, 2100))
         loaded.delete(np.arange(2000, 2100))
+        compiled = (single.compile_filter(np.arange(0, len(x), 4)), loaded.compile_filter(np.arange(0, len(x), 4)))
         victim = loaded._actors[1]
         os.kill(ray.get(victim.status.remote())["pid"], signal.SIGKILL)
         time.sleep(0.5)
         _same(single, loaded, q)
         assert loaded._actors[1] is not victim and len(loaded) == len(single)
+        _same_compiled(single, loaded, q, compiled=compiled)  # the restarted shard compiled it again
     finally:
         loaded.shutdown()
 
@@ -260,6 +281,34 @@ def test_custom_ids_and_errors():
             sharded.search_batched(q, leaves_to_search=25)
         with pytest.raises(TypeError, match="compiled"):
             sharded.search_batched(q, allowlist=single.compile_filter(allowlist=[3]))
+        with pytest.raises(TypeError, match="compiled"):
+            sharded.compile_filter(allowlist=single.compile_filter(allowlist=[3]))
+        with pytest.raises(ValueError, match="1-D"):
+            sharded.compile_filter(allowlist=np.zeros((2, 2), np.int64))
+        compiled = sharded.compile_filter(allowlist=ids[:50])
+        assert np.isin(sharded.search_batched(q, allowlist=compiled)[0], ids[:50]).all()
+        with pytest.raises(ValueError, match="denylist"):
+            sharded.search_batched(q, allowlist=compiled, denylist=[3])
+        other = dist.build(_stages(x, "dot_product", ids=ids), num_shards=2, progress=False)
+        try:
+            with pytest.raises(ValueError, match="another index"):
+                other.search_batched(q, allowlist=compiled)
+        finally:
+            other.shutdown()
+        # Dropping the filter object drops it from the coordinator and (without waiting) the shards.
+        key = compiled.key
+        del compiled
+        gc.collect()
+        assert key not in sharded._filters
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                sharded._call([(0, "allowed_count", (FilterKey(key), None))])
+            except ValueError as exc:
+                assert "not on the shard" in str(exc)
+                break
+            assert time.monotonic() < deadline, "the shard still holds a dropped filter"
+            time.sleep(0.1)
     finally:
         sharded.shutdown()
     with pytest.raises(ValueError, match="num_shards"):

@@ -20,7 +20,7 @@ from pathlib import Path
 from ._ray import connect
 from .building import build
 from .routing import MODES
-from .searcher import FORMAT_KIND, ShardedSearcher, ShardUnavailableError, load
+from .searcher import FORMAT_KIND, ShardedFilter, ShardedSearcher, ShardUnavailableError, load
 
 
 def is_sharded(path) -> bool:
@@ -32,4 +32,5 @@ def is_sharded(path) -> bool:
     return isinstance(config, dict) and config.get("kind") == FORMAT_KIND
 
 
-__all__ = ["MODES", "ShardUnavailableError", "ShardedSearcher", "build", "connect", "is_sharded", "load"]
+__all__ = ["MODES", "ShardUnavailableError", "ShardedFilter", "ShardedSearcher", "build", "connect", "is_sharded",
+           "load"]

@@ -43,13 +43,15 @@ import functools
 import json
 import threading
 import time
+import uuid
+import weakref
 from pathlib import Path
 
 import numpy as np
 
 from .. import _core
 from .._validate import as_float_matrix, check_ids, check_k, check_num_threads
-from ..filters import CompiledFilter
+from ..filters import CompiledFilter, filter_kwargs
 from ..indexes import load_single
 from ..io import load_index, save_index
 from ..params import SearchParams
@@ -59,7 +61,7 @@ from ..quantized.placement import place_in_index
 from ..version import __version__
 from . import _ray
 from .routing import MODES, split
-from .shard import Shard
+from .shard import FilterKey, Shard
 
 FORMAT_KIND = "sharded"
 # Shard methods that only read run in their own concurrency group, several at a
@@ -70,6 +72,18 @@ READ_ONLY = ("status", "allowed_count", "search_part", "leaves_of", "leaf_slots"
              "vectors", "contains", "health")
 # How long a restarted shard may wait for a node with the resources it asks for.
 RESTART_TIMEOUT_S = 120.0
+
+
+class ShardedFilter:
+    """An allowlist/denylist compiled once on every shard of a sharded index
+    (ShardedSearcher.compile_filter): pass it as allowlist= to many searches. A search
+    then sends the shards its name, not its ids, and each shard uses its bitmask; it
+    follows later updates on its own, and is dropped from the shards when this object
+    is garbage-collected."""
+
+    def __init__(self, searcher: "ShardedSearcher", key: str):
+        self.searcher = searcher
+        self.key = key
 
 
 class ShardUnavailableError(RuntimeError):
@@ -123,6 +137,7 @@ class ShardedSearcher:
         self._actor_options = actor_options
         self._shard_threads = shard_threads
         self._update_lock = threading.RLock()
+        self._filters: dict = {}  # key -> (allowlist, denylist) compiled on every shard; restarts recompile
         self._next_number = int(next_number)  # the insertion number of the next point added (ordering.py)
         self.dim = skeleton.dim
         self._num_blocks = int(np.asarray(skeleton._state.arrays["meta"])[2])
@@ -241,6 +256,8 @@ class ShardedSearcher:
                 status = ray.get(actor.status.remote(), timeout=RESTART_TIMEOUT_S)
                 for name, args in self._replay[shard]:
                     status = ray.get(getattr(actor, name).remote(*args))
+                for key, lists in self._filters.items():
+                    ray.get(actor.compile_filter.remote(key, *lists))
             except _ray.actor_died_errors() as exc:
                 raise ShardUnavailableError(shard, self.num_shards,
                                             f"{reason}, and restarting it from {source['path']} failed "
@@ -252,6 +269,56 @@ class ShardedSearcher:
                                             "(its actor_options ask for resources no live node has free)") from exc
             self._actors[shard] = actor
             self._statuses[shard] = status
+
+    # ---- filters ------------------------------------------------------------------------
+
+    def compile_filter(self, allowlist=None, denylist=None) -> ShardedFilter:
+        """allowlist/denylist (ids or boolean masks over ids) compiled once on every shard:
+        pass the result as allowlist= to many searches (ShardedFilter)."""
+        if isinstance(allowlist, (CompiledFilter, ShardedFilter)) or isinstance(denylist,
+                                                                              (CompiledFilter, ShardedFilter)):
+            raise TypeError("compile_filter() takes ids or boolean masks, not a compiled filter")
+        filter_kwargs(allowlist, denylist)  # bad lists fail here, before any shard sees them
+        key = uuid.uuid4().hex
+        with self._update_lock:  # a shard restarted from here on compiles it too
+            self._filters[key] = (allowlist, denylist)
+        try:
+            self._call([(shard, "compile_filter", (key, allowlist, denylist)) for shard in range(self.num_shards)])
+        except BaseException:
+            self._forget_filter(weakref.ref(self), key)
+            raise
+        compiled = ShardedFilter(self, key)
+        weakref.finalize(compiled, ShardedSearcher._forget_filter, weakref.ref(self), key)
+        return compiled
+
+    @staticmethod
+    def _forget_filter(searcher_ref, key: str) -> None:
+        """Drops a compiled filter from the coordinator and, without waiting, from the shards."""
+        searcher = searcher_ref()
+        if searcher is None:
+            return
+        with searcher._update_lock:
+            searcher._filters.pop(key, None)
+            actors = list(searcher._actors)
+        try:
+            for actor in actors:
+                actor.drop_filter.remote(key)
+        except Exception:  # Ray is shut down (at exit): the shards are gone with it
+            pass
+
+    def _shard_filters(self, allowlist, denylist) -> dict:
+        """The filters as search_part and allowed_count take them: lists and masks as given,
+        a ShardedFilter as its FilterKey."""
+        if isinstance(allowlist, ShardedFilter):
+            if allowlist.searcher is not self:
+                raise ValueError("this filter was compiled for another index")
+            if denylist is not None:
+                raise ValueError("a compiled filter already holds its denylist: pass denylist= to compile_filter()")
+            return {"allowlist": FilterKey(allowlist.key), "denylist": None}
+        if isinstance(allowlist, CompiledFilter) or isinstance(denylist, (CompiledFilter, ShardedFilter)):
+            raise TypeError("a sharded search takes ids, boolean masks or a filter from this index's "
+                            "compile_filter(), not another index's compiled filter")
+        return {"allowlist": allowlist, "denylist": denylist}
 
     # ---- search -------------------------------------------------------------------------
 
@@ -270,13 +337,12 @@ class ShardedSearcher:
                        allow_partial: bool = False):
         """Nearest neighbors of each row of queries, as one index over all the shards' points
         returns them: (ids int64 [n, k], scores float32 [n, k]). allowlist/denylist: ids or
-        boolean masks (not compiled filters). allow_partial=True: a shard that is down is
+        boolean masks, or allowlist= a filter from compile_filter(). allow_partial=True: a shard that is down is
         left out instead of failing the search, and a third value lists the shards that
         answered."""
         queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
         _core.check_rows(queries, self.distance_measure, "queries")
-        if isinstance(allowlist, CompiledFilter) or isinstance(denylist, CompiledFilter):
-            raise TypeError("a sharded search takes allowlist/denylist as ids or boolean masks, not compiled filters")
+        filters = self._shard_filters(allowlist, denylist)
         num_threads = check_num_threads(num_threads)
         knobs = self._knobs
         total = self.size()
@@ -287,13 +353,12 @@ class ShardedSearcher:
         else:
             leaves, pre = knobs.knobs(k, leaves_to_search, pre_reorder_num_neighbors)
         pre = min(pre, max(total, 1))
-        filters = {"allowlist": allowlist, "denylist": denylist}
         filtered = allowlist is not None or denylist is not None
         shards = range(self.num_shards)
         answered = set(shards)
         allowed = total
         if filtered:
-            counts = self._call([(s, "allowed_count", (allowlist, denylist)) for s in shards],
+            counts = self._call([(s, "allowed_count", (filters["allowlist"], filters["denylist"])) for s in shards],
                                 allow_partial=allow_partial)
             answered &= set(counts)
             allowed = int(sum(counts.values()))

@@ -11,6 +11,7 @@ number (ordering.py), are saved beside the shard's arrays."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,6 +25,13 @@ from .ordering import InsertionOrder
 
 GUESTS = "shard_guest_ids"
 ORDER_IDS, ORDER_NUMBERS = "shard_order_ids", "shard_order_numbers"
+
+
+@dataclass(frozen=True)
+class FilterKey:
+    """Stands for a filter compiled on the shard (Shard.compile_filter) in place of an
+    allowlist: a search names it instead of shipping the ids every call."""
+    key: str
 
 
 def _listed(ids: np.ndarray, values) -> np.ndarray:
@@ -76,6 +84,8 @@ class Shard:
         self.guests = np.unique(guests)  # sorted
         self.order = order
         self.num_threads = num_threads
+        # key -> (compiled filter, allowlist, denylist): the lists count the allowed guests
+        self.filters: dict = {}
 
     def status(self) -> dict:
         """What the coordinator plans by: the points that are this shard's own (guests left
@@ -114,9 +124,29 @@ class Shard:
         """Which ids this shard holds as its own (guests are another shard's)."""
         return self.searcher.contains(ids) & ~np.isin(ids, self.guests)
 
+    def compile_filter(self, key: str, allowlist=None, denylist=None) -> int:
+        """Compiles a filter once for many searches, which name it by FilterKey(key); it
+        follows this shard's later updates on its own. Returns the own points it allows."""
+        self.filters[key] = (self.searcher.compile_filter(allowlist, denylist), allowlist, denylist)
+        return self.allowed_count(FilterKey(key))
+
+    def drop_filter(self, key: str) -> None:
+        self.filters.pop(key, None)
+
+    def _compiled(self, ref: FilterKey):
+        try:
+            return self.filters[ref.key]
+        except KeyError:
+            raise ValueError("this compiled filter is not on the shard (it was dropped, or the index it was "
+                             "compiled for was reloaded): compile it again") from None
+
     def allowed_count(self, allowlist=None, denylist=None) -> int:
-        """The shard's own points a filter allows."""
-        count = self.searcher.allowed_count(allowlist, denylist)
+        """The shard's own points a filter (lists, masks or a FilterKey) allows."""
+        if isinstance(allowlist, FilterKey):
+            compiled, allowlist, denylist = self._compiled(allowlist)
+            count = self.searcher.allowed_count(compiled)
+        else:
+            count = self.searcher.allowed_count(allowlist, denylist)
         if len(self.guests):
             guests = self.guests
             allowed = np.ones(len(guests), bool) if allowlist is None else _listed(guests, allowlist)
@@ -140,6 +170,8 @@ class Shard:
         (QuantizedSearcher.shard_candidates), in row order each."""
         if rows is not None:
             queries = queries[rows]
+        if isinstance(allowlist, FilterKey):
+            allowlist = self._compiled(allowlist)[0]
         if isinstance(probes, (int, np.integer)):
             probes = self.searcher.choose_leaves(queries, int(probes), num_threads=self.num_threads)
         leaves, scores = (None, None) if probes is None else probes

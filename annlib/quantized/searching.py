@@ -35,6 +35,20 @@ from .maintenance import decode_rows, health_report
 from .placement import lift_of, place_in_index
 
 
+def _filtered(call, filters: dict):
+    """call(**filter arguments of the engine): a compiled filter goes in as its bitmask,
+    recompiled when an update made it stale (then, after three tries, as its ids)."""
+    compiled = filters.get("compiled")
+    if compiled is None:
+        return call(**filters)
+    for _ in range(3):  # an update between recompiling and searching makes it stale again
+        try:
+            return call(compiled=compiled.handle)
+        except _core.StaleFilterError:
+            compiled.recompile()
+    return call(**compiled.kwargs)
+
+
 class _State:
     """Everything a search reads, taken together: the config, the arrays, the engine's
     index and the default knobs. A searcher swaps in a new _State as a whole
@@ -86,15 +100,7 @@ class _State:
 
     def _search(self, queries, k, num_threads, leaves_to_search, pre_reorder_num_neighbors, filters):
         leaves, pre = self.knobs(k, leaves_to_search, pre_reorder_num_neighbors)
-        compiled = (filters or {}).get("compiled")
-        if compiled is None:
-            return self.index.search(queries, leaves, pre, k, num_threads, **(filters or {}))
-        for _ in range(3):  # an update between recompiling and searching makes it stale again
-            try:
-                return self.index.search(queries, leaves, pre, k, num_threads, compiled=compiled.handle)
-            except _core.StaleFilterError:
-                compiled.recompile()
-        return self.index.search(queries, leaves, pre, k, num_threads, **compiled.kwargs)
+        return _filtered(lambda **f: self.index.search(queries, leaves, pre, k, num_threads, **f), filters or {})
 
     def size(self) -> int:
         return self.index.size()
@@ -352,16 +358,25 @@ class QuantizedSearcher(Searcher):
         merges shards' answers."""
         queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
         wanted = check_k(wanted, MAX_INT32, "wanted")
-        filters = filter_kwargs(allowlist, denylist)
+        filters = self._own_filters(allowlist, denylist)
+        num_threads = check_num_threads(num_threads)
         if not exact:
             probe_leaves = np.ascontiguousarray(probe_leaves, dtype=np.int32)
             probe_scores = np.ascontiguousarray(probe_scores, dtype=np.float32)
-        return self._state.index.search_candidates(queries, probe_leaves, probe_scores, wanted, exact,
-                                                   check_num_threads(num_threads), **filters)
+        index = self._state.index
+        return _filtered(lambda **f: index.search_candidates(queries, probe_leaves, probe_scores, wanted, exact,
+                                                             num_threads, **f), filters)
 
     def allowed_count(self, allowlist=None, denylist=None) -> int:
-        """Points a filter allows (all points held without one)."""
-        return int(self._state.index.allowed_count(**filter_kwargs(allowlist, denylist)))
+        """Points a filter (ids, masks or a compiled filter) allows (all points held without one)."""
+        filters = self._own_filters(allowlist, denylist)
+        return int(_filtered(lambda **f: self._state.index.allowed_count(**f), filters))
+
+    def _own_filters(self, allowlist, denylist) -> dict:
+        filters = filter_kwargs(allowlist, denylist)
+        if "compiled" in filters and filters["compiled"].searcher is not self:
+            raise ValueError("this filter was compiled for another index")
+        return filters
 
     def total_slots(self) -> int:
         """Code slots over all leaves, padding included (what a scan of every leaf reads)."""

@@ -91,7 +91,7 @@ class PyPartitionedIndex {
   // probe_leaves/probe_scores [n][p] as choose_leaves gives them (None with exact=True).
   py::tuple SearchCandidates(FloatArray queries, py::object probe_leaves, py::object probe_scores, int64_t wanted,
                              bool exact, int num_threads, py::object allow_ids, py::object allow_mask,
-                             py::object deny_ids, py::object deny_mask) const {
+                             py::object deny_ids, py::object deny_mask, py::object compiled) const {
     const int64_t nq = QueryRows(queries, index_->dim());
     if (queries.ndim() != 2) throw std::invalid_argument("queries must be 2-D");
     if (wanted < 1) throw std::invalid_argument("wanted must be >= 1");
@@ -101,6 +101,7 @@ class PyPartitionedIndex {
     args.num_threads = num_threads;
     args.allow = allow.filter;
     args.deny = deny.filter;
+    args.compiled = compiled.is_none() ? nullptr : compiled.cast<const CompiledFilter*>();
     // Buffers are sized by the points held, never by the request alone.
     args.wanted = static_cast<int32_t>(std::min<int64_t>(wanted, std::max<int64_t>(1, index_->size())));
     std::vector<Candidate> probes;
@@ -127,7 +128,9 @@ class PyPartitionedIndex {
     return py::make_tuple(ids, approx, exact_scores, allowed);
   }
 
-  int64_t AllowedCount(py::object allow_ids, py::object allow_mask, py::object deny_ids, py::object deny_mask) const {
+  int64_t AllowedCount(py::object allow_ids, py::object allow_mask, py::object deny_ids, py::object deny_mask,
+                       py::object compiled) const {
+    if (!compiled.is_none()) return index_->AllowedCount(*compiled.cast<const CompiledFilter*>());
     const FilterArg allow(allow_ids, allow_mask), deny(deny_ids, deny_mask);
     py::gil_scoped_release release;
     return index_->AllowedCount(allow.filter, deny.filter);
@@ -408,9 +411,10 @@ void RegisterPartitionedIndex(py::module_& m) {
       .def("search_candidates", &PyPartitionedIndex::SearchCandidates, py::arg("queries").noconvert(),
            py::arg("probe_leaves"), py::arg("probe_scores"), py::arg("wanted"), py::arg("exact") = false,
            py::arg("num_threads") = 0, py::arg("allow_ids") = py::none(), py::arg("allow_mask") = py::none(),
-           py::arg("deny_ids") = py::none(), py::arg("deny_mask") = py::none())
+           py::arg("deny_ids") = py::none(), py::arg("deny_mask") = py::none(), py::arg("compiled") = py::none())
       .def("allowed_count", &PyPartitionedIndex::AllowedCount, py::arg("allow_ids") = py::none(),
-           py::arg("allow_mask") = py::none(), py::arg("deny_ids") = py::none(), py::arg("deny_mask") = py::none())
+           py::arg("allow_mask") = py::none(), py::arg("deny_ids") = py::none(), py::arg("deny_mask") = py::none(),
+           py::arg("compiled") = py::none())
       .def("total_slots", &PyPartitionedIndex::TotalSlots)
       .def("compile_filter", &PyPartitionedIndex::Compile, py::arg("allow_ids") = py::none(),
            py::arg("allow_mask") = py::none(), py::arg("deny_ids") = py::none(), py::arg("deny_mask") = py::none())

@@ -143,7 +143,7 @@ void PartitionedIndex::Search(const float* queries, int64_t nq, const Partitione
     std::vector<uint64_t> bits;
     const CompiledFilter* compiled = args.compiled;
     if (compiled != nullptr) {
-      if (compiled->owner != this || compiled->version != store_->version()) throw StaleFilter();
+      CheckFresh(*compiled);
       live.allowed_count = compiled->count;
       live.allowed = compiled->bits.data();
     } else if (args.allow.present() || args.deny.present()) {
@@ -195,9 +195,17 @@ int64_t PartitionedIndex::SearchCandidates(const float* queries, int64_t nq, con
   std::shared_lock<RwLock> lock(lock_);
   PartitionedView v = view_;
   const RowIds& rows = store_->row_ids();
-  std::vector<uint64_t> bits;
-  const bool filtered = args.allow.present() || args.deny.present();
-  const int64_t allowed = filtered ? rows.FilterRows(args.allow, args.deny, &bits) : store_->size();
+  std::vector<uint64_t> own_bits;
+  const std::vector<uint64_t>* bits = &own_bits;
+  const bool filtered = args.compiled != nullptr || args.allow.present() || args.deny.present();
+  int64_t allowed = store_->size();
+  if (args.compiled != nullptr) {
+    CheckFresh(*args.compiled);
+    bits = &args.compiled->bits;
+    allowed = args.compiled->count;
+  } else if (filtered) {
+    allowed = rows.FilterRows(args.allow, args.deny, &own_bits);
+  }
   if (allowed == 0) {
     std::fill(out_ids, out_ids + nq * width, int64_t{-1});
     std::fill(out_approx, out_approx + nq * width, -std::numeric_limits<float>::infinity());
@@ -205,13 +213,13 @@ int64_t PartitionedIndex::SearchCandidates(const float* queries, int64_t nq, con
     return 0;
   }
   if (args.exact) {
-    const std::vector<int32_t> allowed_rows = filtered ? RowIds::RowsOf(bits, rows.num_rows()) : rows.LiveRows();
+    const std::vector<int32_t> allowed_rows = filtered ? RowIds::RowsOf(*bits, rows.num_rows()) : rows.LiveRows();
     ExactRowSearch(v, kernels_, q, nq, allowed_rows.data(), static_cast<int64_t>(allowed_rows.size()), width,
                    args.num_threads, out_ids, out_exact);
     std::copy(out_exact, out_exact + nq * width, out_approx);
   } else {
     PartitionedParams p{args.num_probes, width, width};
-    p.allowed = filtered ? bits.data() : nullptr;
+    p.allowed = filtered ? bits->data() : nullptr;
     p.probes = args.probes;
     p.out_approx = out_approx;
     PartitionedSearch(v, kernels_, q, nq, p, args.num_threads, out_ids, out_exact);
@@ -227,11 +235,21 @@ int64_t PartitionedIndex::AllowedCount(const IdFilter& allow, const IdFilter& de
   return store_->row_ids().FilterRows(allow, deny, &bits);
 }
 
+int64_t PartitionedIndex::AllowedCount(const CompiledFilter& f) const {
+  std::shared_lock<RwLock> lock(lock_);
+  CheckFresh(f);
+  return f.count;
+}
+
 int64_t PartitionedIndex::TotalSlots() const {
   std::shared_lock<RwLock> lock(lock_);
   int64_t slots = 0;
   for (int32_t l = 0; l < num_leaves_; ++l) slots += store_->leaf(l).size;
   return slots;
+}
+
+void PartitionedIndex::CheckFresh(const CompiledFilter& f) const {
+  if (f.owner != this || f.version != store_->version()) throw StaleFilter();
 }
 
 CompiledFilter PartitionedIndex::Compile(const IdFilter& allow, const IdFilter& deny) const {

@@ -71,7 +71,8 @@ struct CandidateSearchArgs {
   // leaves (needs the reorder copy): a sharded search's exact path and fill-in.
   bool exact = false;
   int num_threads = 1;      // 0 = all cores
-  IdFilter allow, deny;
+  IdFilter allow, deny;     // or:
+  const CompiledFilter* compiled = nullptr;
 };
 
 // Counts for health().
@@ -122,6 +123,7 @@ class PartitionedIndex {
   // The rows a filter allows (the live rows without one) and the code slots
   // of every leaf, padding included: what a coordinator plans a search by.
   int64_t AllowedCount(const IdFilter& allow, const IdFilter& deny) const;
+  int64_t AllowedCount(const CompiledFilter& f) const;  // throws StaleFilter
   int64_t TotalSlots() const;
 
   // Adds or replaces points placed outside the lock (annlib/quantized/placement.py).
@@ -159,6 +161,8 @@ class PartitionedIndex {
 
  private:
   void AfterChange();  // with the lock held
+  // Throws StaleFilter unless f was compiled by this index at its current version (lock held).
+  void CheckFresh(const CompiledFilter& f) const;
 
   PartitionedOptions options_;
   int32_t dim_ = 0, num_blocks_ = 0, num_leaves_ = 0;
