@@ -52,6 +52,31 @@ def test_exact_candidates_are_the_exact_top_k(index):
     assert (empty[0] == -1).all() and empty[3] == 0
 
 
+def test_compiled_filters_give_the_shard_what_their_lists_give(index):
+    searcher, q = index
+    leaves, scores = searcher.choose_leaves(q, 6)
+    for lists in ({"allowlist": np.arange(0, 3000, 4)}, {"allowlist": np.arange(0, 3000, 50), "denylist": [0, 50]}):
+        compiled = searcher.compile_filter(**lists)
+        assert searcher.allowed_count(compiled) == searcher.allowed_count(**lists)
+        for probes in ((leaves, scores), (None, None)):  # the probed leaves, and the exact path
+            exact = probes[0] is None
+            want = searcher.shard_candidates(q, *probes, 40, exact=exact, **lists)
+            got = searcher.shard_candidates(q, *probes, 40, exact=exact, allowlist=compiled)
+            for a, b in zip(got, want):
+                np.testing.assert_array_equal(a, b)
+    # After an update the compiled filter is stale: it is recompiled, and counts the new point.
+    other = (annlib.builder(searcher.vectors(np.arange(3000)), 10, searcher.distance_measure).tree(30, 6)
+             .score_ah(2).reorder(40).build(progress=False))
+    compiled = other.compile_filter(allowlist=[1, 2, 5000])
+    assert other.allowed_count(compiled) == 2
+    other.upsert([5000], q[:1])
+    assert other.allowed_count(compiled) == 3
+    ids = other.shard_candidates(q[:1], None, None, 3, exact=True, allowlist=compiled)[0]
+    assert sorted(ids[0]) == [1, 2, 5000]
+    with pytest.raises(ValueError, match="another index"):
+        searcher.shard_candidates(q, None, None, 10, exact=True, allowlist=compiled)
+
+
 def test_bad_probes_and_arguments_are_refused(index):
     searcher, q = index
     leaves, scores = searcher.choose_leaves(q, 4)
