@@ -111,7 +111,7 @@ class Searcher:
         if queries.shape[0] != 1:
             raise ValueError(f"search() takes one query, got {queries.shape[0]}; use search_batched() for several")
         ids, scores = self._search_validated(queries, final_num_neighbors, num_threads, leaves_to_search,
-                                             pre_reorder_num_neighbors, filter_kwargs(allowlist, denylist))
+                                             pre_reorder_num_neighbors, self._filter_args(allowlist, denylist))
         return ids[0], scores[0]
 
     def search_batched(self, queries, final_num_neighbors=None, pre_reorder_num_neighbors=None,
@@ -120,7 +120,7 @@ class Searcher:
         allowlist/denylist restrict the ids that may come back, for every query (annlib.filters)."""
         queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
         return self._search_validated(queries, final_num_neighbors, num_threads, leaves_to_search,
-                                      pre_reorder_num_neighbors, filter_kwargs(allowlist, denylist))
+                                      pre_reorder_num_neighbors, self._filter_args(allowlist, denylist))
 
     def upsert(self, ids, vectors, *, num_threads: int = 0) -> None:
         """Adds points, or replaces the points with these ids."""
@@ -157,6 +157,13 @@ class Searcher:
     def _compile_filter(self, kwargs: dict):
         raise NotImplementedError
 
+    def _filter_args(self, allowlist, denylist) -> dict:
+        """The engine's filter arguments (filter_kwargs), a compiled filter checked to be this index's."""
+        filters = filter_kwargs(allowlist, denylist)
+        if "compiled" in filters and filters["compiled"].searcher is not self:
+            raise ValueError("this filter was compiled for another index")
+        return filters
+
     def _snapshot(self):
         """What a search reads (config, size(), _search), taken once so that a search
         never mixes two states of an index that changes meanwhile (quantized/searching.py)."""
@@ -167,8 +174,6 @@ class Searcher:
         snapshot = self._snapshot()
         k = checked_k(snapshot, final_num_neighbors)
         num_threads = check_num_threads(num_threads)
-        if "compiled" in filters and filters["compiled"].searcher is not self:
-            raise ValueError("this filter was compiled for another index")
         return snapshot._search(queries, k, num_threads, leaves_to_search, pre_reorder_num_neighbors, filters)
 
     def _search(self, queries: np.ndarray, k: int, num_threads: int, leaves_to_search=None,

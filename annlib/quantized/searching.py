@@ -26,7 +26,6 @@ import numpy as np
 from .. import _core
 from .._validate import as_float_matrix, check_ids, check_k, check_num_threads
 from ..config import MAX_INT32, IndexConfig
-from ..filters import filter_kwargs
 from ..params import SearchParams
 from ..searcher import Searcher, checked_k
 from .building import build_arrays
@@ -358,7 +357,7 @@ class QuantizedSearcher(Searcher):
         merges shards' answers."""
         queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
         wanted = check_k(wanted, MAX_INT32, "wanted")
-        filters = self._own_filters(allowlist, denylist)
+        filters = self._filter_args(allowlist, denylist)
         num_threads = check_num_threads(num_threads)
         if not exact:
             probe_leaves = np.ascontiguousarray(probe_leaves, dtype=np.int32)
@@ -369,14 +368,8 @@ class QuantizedSearcher(Searcher):
 
     def allowed_count(self, allowlist=None, denylist=None) -> int:
         """Points a filter (ids, masks or a compiled filter) allows (all points held without one)."""
-        filters = self._own_filters(allowlist, denylist)
+        filters = self._filter_args(allowlist, denylist)
         return int(_filtered(lambda **f: self._state.index.allowed_count(**f), filters))
-
-    def _own_filters(self, allowlist, denylist) -> dict:
-        filters = filter_kwargs(allowlist, denylist)
-        if "compiled" in filters and filters["compiled"].searcher is not self:
-            raise ValueError("this filter was compiled for another index")
-        return filters
 
     def total_slots(self) -> int:
         """Code slots over all leaves, padding included (what a scan of every leaf reads)."""

@@ -130,10 +130,10 @@ class PyPartitionedIndex {
 
   int64_t AllowedCount(py::object allow_ids, py::object allow_mask, py::object deny_ids, py::object deny_mask,
                        py::object compiled) const {
-    if (!compiled.is_none()) return index_->AllowedCount(*compiled.cast<const CompiledFilter*>());
     const FilterArg allow(allow_ids, allow_mask), deny(deny_ids, deny_mask);
+    const CompiledFilter* f = compiled.is_none() ? nullptr : compiled.cast<const CompiledFilter*>();
     py::gil_scoped_release release;
-    return index_->AllowedCount(allow.filter, deny.filter);
+    return index_->AllowedCount(f, allow.filter, deny.filter);
   }
 
   int64_t TotalSlots() const {

@@ -141,21 +141,13 @@ void PartitionedIndex::Search(const float* queries, int64_t nq, const Partitione
     const RowIds& rows = store_->row_ids();
     LiveSearchArgs live;
     std::vector<uint64_t> bits;
-    const CompiledFilter* compiled = args.compiled;
-    if (compiled != nullptr) {
-      CheckFresh(*compiled);
-      live.allowed_count = compiled->count;
-      live.allowed = compiled->bits.data();
-    } else if (args.allow.present() || args.deny.present()) {
-      live.allowed_count = rows.FilterRows(args.allow, args.deny, &bits);
-      live.allowed = bits.data();
-    } else {
-      live.allowed_count = store_->size();
-    }
+    const AllowedRows allowed = Allowed(args.compiled, args.allow, args.deny, &bits);
+    live.allowed_count = allowed.count;
+    live.allowed = allowed.bits != nullptr ? allowed.bits->data() : nullptr;
     live.fill_short = args.reorder;
     live.allowed_rows = [&]() {
-      if (live.allowed == nullptr) return rows.LiveRows();
-      return RowIds::RowsOf(compiled != nullptr ? compiled->bits : bits, rows.num_rows());
+      if (allowed.bits == nullptr) return rows.LiveRows();
+      return RowIds::RowsOf(*allowed.bits, rows.num_rows());
     };
     LiveSearch(v, kernels_, q, nq, PartitionedParams{args.leaves, args.pre_reorder, args.k}, args.num_threads, live,
                store_->size(), out_ids, out_scores, args.times);
@@ -195,50 +187,36 @@ int64_t PartitionedIndex::SearchCandidates(const float* queries, int64_t nq, con
   std::shared_lock<RwLock> lock(lock_);
   PartitionedView v = view_;
   const RowIds& rows = store_->row_ids();
-  std::vector<uint64_t> own_bits;
-  const std::vector<uint64_t>* bits = &own_bits;
-  const bool filtered = args.compiled != nullptr || args.allow.present() || args.deny.present();
-  int64_t allowed = store_->size();
-  if (args.compiled != nullptr) {
-    CheckFresh(*args.compiled);
-    bits = &args.compiled->bits;
-    allowed = args.compiled->count;
-  } else if (filtered) {
-    allowed = rows.FilterRows(args.allow, args.deny, &own_bits);
-  }
-  if (allowed == 0) {
+  std::vector<uint64_t> bits;
+  const AllowedRows allowed = Allowed(args.compiled, args.allow, args.deny, &bits);
+  if (allowed.count == 0) {
     std::fill(out_ids, out_ids + nq * width, int64_t{-1});
     std::fill(out_approx, out_approx + nq * width, -std::numeric_limits<float>::infinity());
     std::fill(out_exact, out_exact + nq * width, -std::numeric_limits<float>::infinity());
     return 0;
   }
   if (args.exact) {
-    const std::vector<int32_t> allowed_rows = filtered ? RowIds::RowsOf(*bits, rows.num_rows()) : rows.LiveRows();
+    const std::vector<int32_t> allowed_rows =
+        allowed.bits != nullptr ? RowIds::RowsOf(*allowed.bits, rows.num_rows()) : rows.LiveRows();
     ExactRowSearch(v, kernels_, q, nq, allowed_rows.data(), static_cast<int64_t>(allowed_rows.size()), width,
                    args.num_threads, out_ids, out_exact);
     std::copy(out_exact, out_exact + nq * width, out_approx);
   } else {
     PartitionedParams p{args.num_probes, width, width};
-    p.allowed = filtered ? bits->data() : nullptr;
+    p.allowed = allowed.bits != nullptr ? allowed.bits->data() : nullptr;
     p.probes = args.probes;
     p.out_approx = out_approx;
     PartitionedSearch(v, kernels_, q, nq, p, args.num_threads, out_ids, out_exact);
   }
   rows.ToIds(out_ids, nq * width);
-  return allowed;
+  return allowed.count;
 }
 
-int64_t PartitionedIndex::AllowedCount(const IdFilter& allow, const IdFilter& deny) const {
+int64_t PartitionedIndex::AllowedCount(const CompiledFilter* compiled, const IdFilter& allow,
+                                       const IdFilter& deny) const {
   std::shared_lock<RwLock> lock(lock_);
-  if (!allow.present() && !deny.present()) return store_->size();
   std::vector<uint64_t> bits;
-  return store_->row_ids().FilterRows(allow, deny, &bits);
-}
-
-int64_t PartitionedIndex::AllowedCount(const CompiledFilter& f) const {
-  std::shared_lock<RwLock> lock(lock_);
-  CheckFresh(f);
-  return f.count;
+  return Allowed(compiled, allow, deny, &bits).count;
 }
 
 int64_t PartitionedIndex::TotalSlots() const {
@@ -248,8 +226,15 @@ int64_t PartitionedIndex::TotalSlots() const {
   return slots;
 }
 
-void PartitionedIndex::CheckFresh(const CompiledFilter& f) const {
-  if (f.owner != this || f.version != store_->version()) throw StaleFilter();
+PartitionedIndex::AllowedRows PartitionedIndex::Allowed(const CompiledFilter* compiled, const IdFilter& allow,
+                                                       const IdFilter& deny, std::vector<uint64_t>* own) const {
+  if (compiled != nullptr) {
+    if (compiled->owner != this || compiled->version != store_->version()) throw StaleFilter();
+    return {&compiled->bits, compiled->count};
+  }
+  if (!allow.present() && !deny.present()) return {nullptr, store_->size()};
+  const int64_t count = store_->row_ids().FilterRows(allow, deny, own);
+  return {own, count};
 }
 
 CompiledFilter PartitionedIndex::Compile(const IdFilter& allow, const IdFilter& deny) const {

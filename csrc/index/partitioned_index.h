@@ -122,8 +122,8 @@ class PartitionedIndex {
                            float* out_approx, float* out_exact) const;
   // The rows a filter allows (the live rows without one) and the code slots
   // of every leaf, padding included: what a coordinator plans a search by.
-  int64_t AllowedCount(const IdFilter& allow, const IdFilter& deny) const;
-  int64_t AllowedCount(const CompiledFilter& f) const;  // throws StaleFilter
+  // A compiled filter (throws StaleFilter if made before an update) or the lists.
+  int64_t AllowedCount(const CompiledFilter* compiled, const IdFilter& allow, const IdFilter& deny) const;
   int64_t TotalSlots() const;
 
   // Adds or replaces points placed outside the lock (annlib/quantized/placement.py).
@@ -161,8 +161,15 @@ class PartitionedIndex {
 
  private:
   void AfterChange();  // with the lock held
-  // Throws StaleFilter unless f was compiled by this index at its current version (lock held).
-  void CheckFresh(const CompiledFilter& f) const;
+  // The rows a search may return, with the lock held: a compiled filter's bitmask
+  // (StaleFilter unless made by this index at its current version), the lists'
+  // bitmask built into *own, or bits == nullptr: every live row.
+  struct AllowedRows {
+    const std::vector<uint64_t>* bits = nullptr;
+    int64_t count = 0;
+  };
+  AllowedRows Allowed(const CompiledFilter* compiled, const IdFilter& allow, const IdFilter& deny,
+                      std::vector<uint64_t>* own) const;
 
   PartitionedOptions options_;
   int32_t dim_ = 0, num_blocks_ = 0, num_leaves_ = 0;
