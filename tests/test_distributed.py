@@ -410,3 +410,32 @@ def test_autopilot_over_shards_picks_the_stages_for_all_the_data_and_tunes_them(
     with pytest.raises(ValueError, match="searched exactly by one index"):
         dist.build(annlib.builder(x[:5000], 10, "squared_l2").autopilot(target_recall=0.9), num_shards=2,
                    progress=False)
+
+
+class _FlakyClient:
+    """A stand-in for the ray module whose Ray Client connection fails `failures` times
+    the way a cluster's proxy reports a per-connection server that did not start."""
+
+    def __init__(self, failures: int, message: str = "Starting Ray client server failed. See ..."):
+        self.failures, self.message, self.calls = failures, message, 0
+
+    def init(self, **kwargs):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionAbortedError(f"Initialization failure from server:\n{self.message}")
+
+
+def test_a_ray_client_connection_is_retried_when_the_proxy_fails_to_start_its_server(monkeypatch):
+    from annlib.distributed import _ray
+    monkeypatch.setattr(_ray.time, "sleep", lambda s: None)
+    flaky = _FlakyClient(failures=_ray.CLIENT_CONNECT_ATTEMPTS - 1)
+    _ray._init_at(flaky, "ray://127.0.0.1:1")
+    assert flaky.calls == _ray.CLIENT_CONNECT_ATTEMPTS
+    always = _FlakyClient(failures=99)
+    with pytest.raises(ConnectionAbortedError, match="Starting Ray client server failed"):
+        _ray._init_at(always, "ray://127.0.0.1:1")
+    assert always.calls == _ray.CLIENT_CONNECT_ATTEMPTS
+    other = _FlakyClient(failures=1, message="version mismatch")  # not the proxy's hiccup: no retry
+    with pytest.raises(ConnectionAbortedError, match="version mismatch"):
+        _ray._init_at(other, "ray://127.0.0.1:1")
+    assert other.calls == 1

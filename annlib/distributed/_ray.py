@@ -5,6 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
+
+# Ray Client's proxy starts a server process per connection, and that start sometimes
+# fails at once with an empty log (3 of 38 connections on a 2-core test machine; also
+# ray-project/ray#18876). The proxy is fine afterwards: a new connection gets a new server.
+_CLIENT_SERVER_FAILED = "Starting Ray client server failed"
+CLIENT_CONNECT_ATTEMPTS = 4
 
 
 def ray():
@@ -51,12 +58,25 @@ def ensure_started(address: str | None = None):
             if address is None:
                 module.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
             else:  # a cluster's own settings (the dashboard...) are not the client's to choose
-                module.init(address=address, log_to_driver=False, configure_logging=False)
+                _init_at(module, address)
         finally:
             for sig, handler in saved.items():
                 if handler is not None:
                     signal.signal(sig, handler)
     return module
+
+
+def _init_at(module, address: str) -> None:
+    """ray.init(address), a Ray Client connection retried while the cluster's proxy fails
+    to start its per-connection server (a failed attempt leaves Ray disconnected)."""
+    for attempt in range(1, CLIENT_CONNECT_ATTEMPTS + 1):
+        try:
+            module.init(address=address, log_to_driver=False, configure_logging=False)
+            return
+        except ConnectionError as exc:
+            if _CLIENT_SERVER_FAILED not in str(exc) or attempt == CLIENT_CONNECT_ATTEMPTS:
+                raise
+            time.sleep(0.5 * attempt)
 
 
 def actor_died_errors() -> tuple:
