@@ -9,7 +9,8 @@ next to the framework's own ceiling on this machine.
 Builds the index a user gets for --recall (autopilot; or loads --index),
 starts the server in a subprocess, and runs --clients client threads spread
 over --client-processes processes (Python clients need the extra processes to
-keep up), each calling Search with one test query at a time. Prints QPS,
+keep up), each on its own connection calling Search with one test query at a
+time. Prints QPS,
 p50/p99/max latency, the error count, recall@10 of what the server returned,
 and the in-process QPS of searcher.search() from as many threads as cores.
 Client and server share this machine's cores: the ratio is what one box
@@ -48,32 +49,39 @@ def client_process(address, index, queries, threads, duration, out):
     requests = [pb.SearchRequest(index=index, query=to_matrix(q)) for q in queries]
     latencies, errors, answers = [], [0], {}
     lock = threading.Lock()
-    with grpc.insecure_channel(address) as channel:
-        stub = rpc.SearchServiceStub(channel)
+    # One connection per client, as separate client programs would have: channels to one
+    # address otherwise share a connection, and a server of several processes on one port
+    # (SO_REUSEPORT) hands each connection, not each call, to one of them.
+    channels = [grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(threads)]
+    stubs = [rpc.SearchServiceStub(channel) for channel in channels]
+    for stub in stubs:
         stub.ListIndexes(pb.ListIndexesRequest(), timeout=30)  # connected before the clock starts
-        stop_at = time.perf_counter() + duration
+    stop_at = time.perf_counter() + duration
 
-        def run(offset):
-            mine, failed, i = [], 0, offset
-            while time.perf_counter() < stop_at:
-                j = i % len(requests)
-                start = time.perf_counter()
-                try:
-                    response = stub.Search(requests[j], timeout=10)
-                    mine.append(time.perf_counter() - start)
-                    answers.setdefault(j, list(response.neighbors.ids))
-                except grpc.RpcError:
-                    failed += 1
-                i += threads
-            with lock:
-                latencies.extend(mine)
-                errors[0] += failed
+    def run(offset):
+        stub, mine, failed, i = stubs[offset], [], 0, offset
+        while time.perf_counter() < stop_at:
+            j = i % len(requests)
+            start = time.perf_counter()
+            try:
+                response = stub.Search(requests[j], timeout=10)
+                mine.append(time.perf_counter() - start)
+                answers.setdefault(j, list(response.neighbors.ids))
+            except grpc.RpcError:
+                failed += 1
+            i += threads
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
 
-        workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
+    workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for channel in channels:
+        channel.close()
     out.put((latencies, errors[0], answers))
 
 
@@ -118,12 +126,12 @@ def start_server(cmd):
     return server, port
 
 
-def process_tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and its children (a server with worker processes)."""
-    total = cpu_seconds(pid)
+def process_cpus(pid: int) -> dict[int, float]:
+    """CPU seconds of a process and of each of its descendants (a server with worker processes)."""
+    cpus = {pid: cpu_seconds(pid)}
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        total += process_tree_cpu(int(child))
-    return total
+        cpus.update(process_cpus(int(child)))
+    return cpus
 
 
 def run_load(cmd, args, queries, label, profile=None):
@@ -137,7 +145,7 @@ def run_load(cmd, args, queries, label, profile=None):
                for i in range(args.client_processes)]
         procs = [ctx.Process(target=client_process, args=(f"127.0.0.1:{port}", "bench", queries, n, args.duration,
                                                          out)) for n in per if n]
-        start, server_cpu = time.perf_counter(), process_tree_cpu(server.pid)
+        start, cpus_before = time.perf_counter(), process_cpus(server.pid)
         for p in procs:
             p.start()
         if profile:
@@ -151,7 +159,8 @@ def run_load(cmd, args, queries, label, profile=None):
             except queue.Empty:
                 if sum(p.exitcode is not None for p in procs) > len(results):
                     raise SystemExit("a client process died (see its traceback above)") from None
-        server_cpu = process_tree_cpu(server.pid) - server_cpu
+        cpus = {pid: t - cpus_before.get(pid, 0.0) for pid, t in process_cpus(server.pid).items()}
+        server_cpu = sum(cpus.values())
         for p in procs:
             p.join()
         wall = time.perf_counter() - start
@@ -169,7 +178,8 @@ def run_load(cmd, args, queries, label, profile=None):
     print(f"  calls {len(latencies):,}  errors {errors}")
     print(f"  QPS {qps:,.0f}   latency p50 {np.percentile(latencies, 50):.2f} ms   "
           f"p99 {np.percentile(latencies, 99):.2f} ms   max {latencies.max():.2f} ms")
-    print(f"  server CPU per call {server_cpu / max(len(latencies), 1) * 1e6:.0f} us")
+    print(f"  server CPU per call {server_cpu / max(len(latencies), 1) * 1e6:.0f} us"
+          + (f"; CPU s per server process {', '.join(f'{t:.1f}' for t in cpus.values())}" if len(cpus) > 1 else ""))
     return qps, answers
 
 
