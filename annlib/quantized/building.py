@@ -20,6 +20,7 @@ from ..config import IndexConfig
 from ..defaults import norm_stats
 from .layout import lay_out, leaf_balance
 from .placement import place_points
+from .reorder_copy import rows_dtype_for
 from .training import NormLift, assign, kmeans, train_codebooks, training_sample
 
 
@@ -83,7 +84,10 @@ def build_arrays(config: IndexConfig, database: np.ndarray, num_threads: int = 0
     current format (csrc/index/index_format.h)."""
     x = _prepared(config, database)
     centroids, codebooks, labels, lift = _train(config, x, num_threads, progress)
-    placement = place_points(config, centroids, codebooks, x, num_threads, progress, leaves=labels, lift=lift)
+    # A float32 reorder copy of data bfloat16 holds exactly is kept in bfloat16 (reorder_copy.py).
+    rows_dtype = rows_dtype_for(config, x) if config.reorder is not None else None
+    placement = place_points(config, centroids, codebooks, x, num_threads, progress, leaves=labels, lift=lift,
+                             rows_dtype=rows_dtype)
     return _with_lift(lay_out(placement, centroids, codebooks, config.score_ah.dimensions_per_block,
                               config.distance_measure == "squared_l2", num_threads, ids), lift)
 

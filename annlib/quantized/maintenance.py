@@ -38,8 +38,9 @@ def health_report(stats: dict, baseline_cv: float | None) -> dict:
 
 
 def decode_rows(arrays: dict, dtype: str, n: int, dim: int) -> np.ndarray:
-    """The vectors held by the reorder copy (exact for float32; bfloat16 and
-    int8 give back their rounded values)."""
+    """The vectors held by the reorder copy, stored in dtype (exact for float32 and for a
+    float32 copy held in bfloat16; other bfloat16 and int8 copies give back their rounded
+    values)."""
     rows = np.asarray(arrays["rows"]).reshape(n, -1)[:, :dim]
     if dtype != "int8":
         return widen(rows, dtype)

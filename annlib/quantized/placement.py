@@ -41,11 +41,12 @@ class Placement:
 
 def place_points(config: IndexConfig, centroids: np.ndarray, codebooks: np.ndarray, x: np.ndarray,
                  num_threads: int = 0, progress: bool = False, leaves: np.ndarray | None = None,
-                 lift: NormLift | None = None) -> Placement:
+                 lift: NormLift | None = None, rows_dtype: str | None = None) -> Placement:
     """The placement of points x (float32 [n, d], unit rows for cosine) in an index with these
     trained centroids [L, d] and codebooks [num_blocks, 16, dims_per_block]; `leaves`
     when the primary leaves are already known (a build assigns while it trains); `lift`:
-    the index's NormLift (augment_norms), whose space the leaves are chosen in."""
+    the index's NormLift (augment_norms), whose space the leaves are chosen in; `rows_dtype`:
+    the dtype the reorder rows are packed in (reorder_copy.py; default the config's)."""
     if leaves is None:
         leaves = lift.assign(x, centroids, num_threads) if lift is not None else \
             assign(x, centroids, num_threads=num_threads)[0]
@@ -69,17 +70,20 @@ def place_points(config: IndexConfig, centroids: np.ndarray, codebooks: np.ndarr
     n = len(x)
     rows = None
     if config.reorder is not None:
-        rows = _core.pack_rows(x, config.reorder.dtype, config.distance_measure == "squared_l2", num_threads)
+        rows = _core.pack_rows(x, rows_dtype or config.reorder.dtype, config.distance_measure == "squared_l2",
+                               num_threads)
     return Placement(np.asarray(leaves, np.int64), codes[:n], None if bias is None else bias[:n], spilled,
                      spill_leaves, codes[n:], None if bias is None else bias[n:], rows)
 
 
-def place_in_index(config: IndexConfig, arrays: dict, x: np.ndarray, num_threads: int = 0) -> Placement:
+def place_in_index(config: IndexConfig, arrays: dict, x: np.ndarray, num_threads: int = 0,
+                   rows_dtype: str | None = None) -> Placement:
     """place_points with the centers, codebooks and NormLift an index's arrays hold: how an
     upsert places new points (one index's, or a sharded index's coordinator and build tasks)."""
     centroids = np.asarray(arrays["centroids"])
     codebooks = codebooks_of(arrays, int(np.asarray(arrays["meta"])[2]))
-    return place_points(config, centroids, codebooks, x, num_threads, lift=lift_of(config, arrays, len(centroids)))
+    return place_points(config, centroids, codebooks, x, num_threads, lift=lift_of(config, arrays, len(centroids)),
+                        rows_dtype=rows_dtype)
 
 
 def _encode(x, centroids, codebooks, points, leaves, config, num_threads, progress):

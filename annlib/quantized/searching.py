@@ -32,6 +32,7 @@ from .building import build_arrays
 from .layout import upsert_arguments
 from .maintenance import decode_rows, health_report
 from .placement import lift_of, place_in_index
+from .reorder_copy import exact_in_bfloat16, stored_dtype, widened
 
 
 def _filtered(call, filters: dict):
@@ -110,7 +111,7 @@ class QuantizedSearcher(Searcher):
 
     def __init__(self, config: IndexConfig, arrays: dict, *, simd_level: str = "",
                  format_version: int = _core.FORMAT_VERSION):
-        reorder_dtype = config.reorder.dtype if config.reorder is not None else ""
+        reorder_dtype = stored_dtype(config, arrays)  # a float32 reorder may be held in bfloat16
         overretrieve = config.tree.overretrieve_factor if config.tree is not None else 1.0
         index = _core.PartitionedIndex(arrays, format_version, config.distance_measure, reorder_dtype,
                                        overretrieve, simd_level)
@@ -183,7 +184,9 @@ class QuantizedSearcher(Searcher):
             parts.append(f"SOAR lambda {config.tree.soar_lambda:g}")
         parts.append(f"AH {config.score_ah.dimensions_per_block} dims/block")
         if config.reorder is not None:
-            parts.append(f"reorder {config.reorder.dtype} top {pre}")
+            stored = stored_dtype(config, self._state.arrays)
+            held = f" (held in {stored}, exact)" if stored != config.reorder.dtype else ""
+            parts.append(f"reorder {config.reorder.dtype}{held} top {pre}")
         return [*parts, *super()._description(), f"k {k}", f"simd {self.simd_level}"]
 
     def size(self) -> int:
@@ -201,8 +204,11 @@ class QuantizedSearcher(Searcher):
             return
         ids, x, num_threads = checked
         with self._update_lock:
+            if self._rows_held_narrower() and not exact_in_bfloat16(x):
+                self._widen_rows()
             state = self._state
-            placement = place_in_index(state.config, state.arrays, x, num_threads)
+            placement = place_in_index(state.config, state.arrays, x, num_threads,
+                                       rows_dtype=stored_dtype(state.config, state.arrays) or None)
             state.index.upsert(ids, **upsert_arguments(placement))
             self._changed = True
 
@@ -212,8 +218,26 @@ class QuantizedSearcher(Searcher):
         places points once and sends each shard its copies)."""
         ids = check_ids(ids)
         with self._update_lock:
+            rows = arguments.get("rows")
+            if rows is not None and self._rows_held_narrower() and np.asarray(rows["rows"]).dtype == np.float32:
+                self._widen_rows()  # placed elsewhere in float32: exact only in a float32 copy
             self._state.index.upsert(ids, **arguments)
             self._changed = True
+
+    def _rows_held_narrower(self) -> bool:
+        """Whether a float32 reorder copy is held in bfloat16 (reorder_copy.py)."""
+        state = self._state
+        return state.config.reorder is not None and stored_dtype(state.config, state.arrays) != state.config.reorder.dtype
+
+    def _widen_rows(self) -> None:
+        """Swaps in the same index with its bfloat16-held float32 reorder copy widened to
+        float32 (exact), before points bfloat16 cannot hold arrive. Under the update lock;
+        searches keep running on the old one meanwhile."""
+        fresh = QuantizedSearcher(self.config, widened(self._arrays()), simd_level=self.simd_level,
+                                  format_version=_core.FORMAT_VERSION)
+        self._format_version = fresh._format_version
+        self._state = fresh._state
+        self._changed = False
 
     def delete(self, ids) -> None:
         """Removes points by id, all or none: an id the index does not hold raises ValueError
@@ -262,7 +286,7 @@ class QuantizedSearcher(Searcher):
             arrays = self._arrays()
             n = self.size()
             ids = np.asarray(arrays["ids"], dtype=np.int64) if "ids" in arrays else None
-            x = decode_rows(arrays, self.config.reorder.dtype, n, self.dim)
+            x = decode_rows(arrays, stored_dtype(self.config, arrays), n, self.dim)
             config = self.config
             if num_leaves is not None:
                 if config.tree is None:

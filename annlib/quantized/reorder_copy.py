@@ -1,0 +1,52 @@
+"""How the reorder copy of a float32 reorder (exact rescoring) is stored.
+
+Data whose every value is exactly a bfloat16 (integers up to 256 in magnitude, as in SIFT
+and other byte-valued descriptors, or any value with at most 8 significant bits) loses
+nothing in bfloat16: a build keeps the copy in half the bytes, and rescoring gives
+bit-identical scores (the kernel widens each stored value to the same float32 and sums in
+the same order). The config still says float32, since that is what the results are. An
+upsert of a value bfloat16 cannot hold first widens the copy to float32 (exact), so the
+index stays exact; saves and loads keep whichever copy the index holds (the rows array's
+own dtype says which).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import IndexConfig
+
+_STORED = {np.dtype(np.float32): "float32", np.dtype(np.uint16): "bfloat16", np.dtype(np.int8): "int8"}
+_CHUNK_ROWS = 65_536  # rows checked at a time (bounded temporary memory)
+
+
+def stored_dtype(config: IndexConfig, arrays: dict) -> str:
+    """The dtype the reorder copy in arrays is held in ('' without a reorder stage); a
+    float32 reorder may be held in bfloat16, nothing else may differ from the config."""
+    if config.reorder is None:
+        return ""
+    rows = arrays.get("rows")
+    stored = _STORED.get(np.asarray(rows).dtype) if rows is not None else config.reorder.dtype
+    asked = config.reorder.dtype
+    if stored != asked and not (asked == "float32" and stored == "bfloat16"):
+        held = "of an unknown type" if stored is None else f"in {stored}"
+        raise ValueError(f"the index's reorder rows are held {held}, but its config asks for {asked}")
+    return stored
+
+
+def exact_in_bfloat16(x: np.ndarray) -> bool:
+    """Whether every value of float32 x is a bfloat16 (its low 16 bits are zero)."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), -1).view(np.uint32)
+    return all(not np.any(bits[i:i + _CHUNK_ROWS] & 0xFFFF) for i in range(0, len(bits), _CHUNK_ROWS))
+
+
+def rows_dtype_for(config: IndexConfig, x: np.ndarray) -> str:
+    """The dtype a build packs x's reorder rows in: bfloat16 for a float32 reorder of data
+    bfloat16 holds exactly, else the config's."""
+    asked = config.reorder.dtype
+    return "bfloat16" if asked == "float32" and x.size and exact_in_bfloat16(x) else asked
+
+
+def widened(arrays: dict) -> dict:
+    """arrays with a bfloat16 reorder copy widened to float32 (exact; the rest shared)."""
+    rows = np.asarray(arrays["rows"])
+    return dict(arrays, rows=(rows.astype(np.uint32) << 16).view(np.float32))
