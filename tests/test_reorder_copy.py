@@ -123,3 +123,12 @@ def test_a_copy_held_in_another_dtype_than_its_config_allows_is_refused(rng):
     arrays = dict(held._arrays(), rows=np.zeros(np.asarray(held._arrays()["rows"]).shape, np.float64))
     with pytest.raises(ValueError, match="of an unknown type"):
         QuantizedSearcher(held.config, arrays)
+
+
+def test_every_simd_level_rescores_the_bfloat16_copy_as_its_float32_one(rng, simd_level):
+    x = integer_data(rng, d=40)  # 40: rows padded past a vector width
+    queries = integer_data(rng, 30, d=40) + np.float32(0.5)  # queries need not be integers
+    held = build(x, soar=1.5).with_simd_level(simd_level)
+    full = as_float32_copy(held).with_simd_level(simd_level)
+    assert held.simd_level == full.simd_level == simd_level
+    assert_same_results(held, full, queries, leaves_to_search=6, pre_reorder_num_neighbors=100)
