@@ -67,6 +67,11 @@ def gather(parts: list[tuple[dict, np.ndarray]], dim: int, dtype: str, squared_l
 _STORED = {"float32": np.float32, "bfloat16": np.uint16, "int8": np.int8}
 
 
+def stored_as(values: np.ndarray) -> str | None:
+    """The dtype name (float32, bfloat16, int8) whose storage type values have; None for another."""
+    return next((name for name, kind in _STORED.items() if np.asarray(values).dtype == kind), None)
+
+
 def widen(values: np.ndarray, dtype: str, scale=None, offset=None) -> np.ndarray:
     """float32 [n, d] of stored values [n, d]: float32 as they are, bfloat16 (uint16 bits)
     widened, int8 codes times their row's scale plus its offset (scale, offset: [n]). The

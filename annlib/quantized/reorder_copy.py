@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import IndexConfig
+from ..dense_layout import stored_as, widen
 
-_STORED = {np.dtype(np.float32): "float32", np.dtype(np.uint16): "bfloat16", np.dtype(np.int8): "int8"}
 _CHUNK_ROWS = 65_536  # rows checked at a time (bounded temporary memory)
 
 
@@ -25,7 +25,7 @@ def stored_dtype(config: IndexConfig, arrays: dict) -> str:
     if config.reorder is None:
         return ""
     rows = arrays.get("rows")
-    stored = _STORED.get(np.asarray(rows).dtype) if rows is not None else config.reorder.dtype
+    stored = stored_as(rows) if rows is not None else config.reorder.dtype
     asked = config.reorder.dtype
     if stored != asked and not (asked == "float32" and stored == "bfloat16"):
         held = "of an unknown type" if stored is None else f"in {stored}"
@@ -48,5 +48,4 @@ def rows_dtype_for(config: IndexConfig, x: np.ndarray) -> str:
 
 def widened(arrays: dict) -> dict:
     """arrays with a bfloat16 reorder copy widened to float32 (exact; the rest shared)."""
-    rows = np.asarray(arrays["rows"])
-    return dict(arrays, rows=(rows.astype(np.uint32) << 16).view(np.float32))
+    return dict(arrays, rows=widen(np.asarray(arrays["rows"]), "bfloat16"))
