@@ -18,3 +18,9 @@ Modules, one job each:
 The protos are in service/protos/annlib/v1; their generated stubs are the
 package annlib.v1.
 """
+
+from annlib._forking import grpc_fork_handlers_off
+
+# Before any module here imports gRPC: a server that opens a sharded index starts Ray
+# processes from a process running gRPC (annlib/_forking.py says why that needs this).
+grpc_fork_handlers_off()

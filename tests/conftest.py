@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 
 import annlib
+from annlib._forking import grpc_fork_handlers_off
+
+# Before gRPC loads here: the Ray clusters these tests start inherit the setting.
+grpc_fork_handlers_off()
 
 SHARED_DATASETS = Path(os.environ.get("ANNLIB_SHARED_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 

@@ -7,15 +7,19 @@ import signal
 import threading
 import time
 
-# Ray Client's proxy starts a server process per connection, and that start sometimes
-# fails at once with an empty log (3 of 38 connections on a 2-core test machine; also
-# ray-project/ray#18876). The proxy is fine afterwards: a new connection gets a new server.
-_CLIENT_SERVER_FAILED = "Starting Ray client server failed"
+from .._forking import grpc_fork_handlers_off
+
+# Ray Client's proxy forks a server process per connection, and on a cluster started with
+# gRPC's fork handlers on, that child sometimes aborts before it starts (3 of 38 connections
+# on a 2-core test machine; ray-project/ray#63202, #18876). The proxy reports it one of two
+# ways; the next connection gets a new server.
+_CLIENT_SERVER_FAILURES = ("Starting Ray client server failed", "ZombieProcess")
 CLIENT_CONNECT_ATTEMPTS = 4
 
 
 def ray():
     """The ray module, with a clear error when the extra is not installed."""
+    grpc_fork_handlers_off()  # for this process if gRPC is not imported yet, and the Ray processes it starts
     try:
         import ray as ray_module
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -74,7 +78,8 @@ def _init_at(module, address: str) -> None:
             module.init(address=address, log_to_driver=False, configure_logging=False)
             return
         except ConnectionError as exc:
-            if _CLIENT_SERVER_FAILED not in str(exc) or attempt == CLIENT_CONNECT_ATTEMPTS:
+            if not any(failure in str(exc) for failure in _CLIENT_SERVER_FAILURES) \
+                    or attempt == CLIENT_CONNECT_ATTEMPTS:
                 raise
             time.sleep(0.5 * attempt)
 
