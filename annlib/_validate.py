@@ -68,6 +68,8 @@ def check_database(x, allow_empty: bool = False) -> np.ndarray:
 
 
 def check_k(k, n: int, name: str = "num_neighbors") -> int:
+    if type(k) is int and 0 < k <= n:  # the common case, without the ABC check (a query's latency path)
+        return k
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(k).__name__}")
     k = int(k)
