@@ -63,6 +63,9 @@ class TreeConfig:
         each point is also stored in argmin_c |x-c|^2 + lambda <x-c, r^>^2
         (r^ = its unit primary residual). 1.0 is a good start (measured in
         the README); for squared L2 too, through the L2 -> MIPS reduction.
+        "auto": the build decides from the data, once its leaves are trained,
+        whether spilling (lambda 1.5) saves scanning (quantized/soar_choice.py);
+        the built index's config holds the decision (1.5 or None).
     overretrieve_factor: with SOAR, AH candidates gathered per wanted
         candidate before duplicates are dropped (default 2.0, as ScaNN).
     augment_norms: dot product on vectors whose norms vary: k-means and the
@@ -78,7 +81,7 @@ class TreeConfig:
     iterations: int = 12
     init: str = "random"
     seed: int = 0
-    soar_lambda: float | None = None
+    soar_lambda: float | str | None = None  # str: "auto" only, until a build decides
     overretrieve_factor: float = 2.0
     augment_norms: bool = False
 
@@ -98,8 +101,8 @@ class TreeConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         lam = self.soar_lambda
-        if lam is not None and not (_is_number(lam) and lam >= 0):
-            raise ValueError(f"soar_lambda must be None or a finite number >= 0, got {lam!r}")
+        if lam is not None and lam != "auto" and not (_is_number(lam) and lam >= 0):
+            raise ValueError(f"soar_lambda must be None, a finite number >= 0 or 'auto', got {lam!r}")
         f = self.overretrieve_factor
         if not (_is_number(f) and 1.0 <= f <= 100.0):
             raise ValueError(f"overretrieve_factor must be a number in [1, 100], got {f!r}")

@@ -18,9 +18,11 @@ sift-150k-128, L2; README, Benchmarks):
   - the anisotropic threshold on inner-product data below recall 0.99 (0.2 at
     d <= 128, 0.1 above, times the mean norm for dot product); plain PQ at 0.99 and
     for L2, where it did not help;
-  - SOAR spilling (lambda SOAR_LAMBDA) on inner-product data, where it was 1.7x
-    faster at recall 0.95 (lambda 1.5-3 within about 10%); not for L2, where it
-    did not pay on SIFT;
+  - SOAR spilling (lambda SOAR_LAMBDA) where a test on the trained leaves says it
+    saves scanning (soar_lambda="auto", annlib/quantized/soar_choice.py): on words
+    (inner product) it was 1.7-2x faster at recall 0.90-0.95 (lambda 1.5-3 within about
+    10%); on SIFT (L2) it did not pay, and the test says so. choose_build's
+    soar_lambda (inner products only) is the prior for callers that cannot run the test;
   - how the leaves are drawn for inner product and cosine, from the spread of the
     vectors' norms (coefficient of variation, partitioning_for): spherical k-means
     for (near-)unit vectors, below 0.05, the norm-augmented reduction from there
@@ -142,7 +144,8 @@ def configure(builder, measure: str, *, target_recall: float | None = None, tune
                           k=builder.num_neighbors)
     if choice.brute_force:
         return builder.score_brute_force()
-    return (builder.tree(choice.num_leaves, choice.leaves_to_search, soar_lambda=choice.soar_lambda,
+    # SOAR where the data says it pays (quantized/soar_choice.py), not by the measure alone.
+    return (builder.tree(choice.num_leaves, choice.leaves_to_search, soar_lambda="auto",
                          spherical=choice.spherical, augment_norms=choice.augment_norms)
             .score_ah(choice.dims_per_block, anisotropic_quantization_threshold=choice.threshold)
             .reorder(pre_reorder_num_neighbors, dtype=reorder_dtype))

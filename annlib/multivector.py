@@ -88,8 +88,8 @@ def _encode_tokens(tokens, token_dtype: str) -> tuple[np.ndarray, np.ndarray | N
 
 def _default_index(builder, measure: str, reorder_dtype: str = "float32"):
     """annlib's default build (annlib.defaults) for an index nothing tunes: exact brute force
-    on small data, else a quantized tree with SOAR, 10% of its leaves searched, 200
-    candidates reordered from a reorder_dtype copy."""
+    on small data, else a quantized tree (SOAR where the data says it pays), 10% of its
+    leaves searched, 200 candidates reordered from a reorder_dtype copy."""
     return default_build(builder, measure, tuned=False, pre_reorder_num_neighbors=200, reorder_dtype=reorder_dtype)
 
 
@@ -142,7 +142,7 @@ class MultiVectorIndex:
         configure(builder) -> builder sets the document index's stages and
         configure_tokens the token index's; the default for both is annlib's
         default build (annlib.defaults: exact brute force on small data, else a
-        quantized tree with SOAR; see _default_index).
+        quantized tree, SOAR where it pays; see _default_index).
         """
         doc_vectors = check_database(doc_vectors)
         num_threads = check_num_threads(num_threads)

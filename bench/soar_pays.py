@@ -15,7 +15,8 @@ bench/run.py's QPS on the dev sets (AMD Zen 4, default lambda 1.5): words-100k, 
 0.28-0.40 here, SOAR 1.9-2.1x faster there; sift-150k, k=10: 0.80-0.92 here, SOAR
 0.66-0.86x there; k=100: 0.89-0.91 here, SOAR 0.59-0.98x there but 1.14x single at
 0.99. SOAR's own costs (half the codes again, duplicates dropped, twice the candidates
-kept) are about 20-25% at equal points scanned, so it pays below a ratio of ~0.75.
+kept) are about 20-25% at equal points scanned, so it pays below a ratio of ~0.75:
+what soar_lambda="auto" decides by (annlib/quantized/soar_choice.py, at recall 0.95).
 """
 from __future__ import annotations
 
@@ -28,21 +29,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import annlib  # noqa: E402
 from annlib import _core, defaults  # noqa: E402
 from annlib.datasets import read_hdf5  # noqa: E402
+from annlib.quantized.soar_choice import exact_neighbours, leaf_ranks  # noqa: E402
 from annlib.quantized.training import assign, kmeans  # noqa: E402
-
-
-def leaf_ranks(queries: np.ndarray, centers: np.ndarray, by_dot: bool) -> np.ndarray:
-    """rank[q, leaf]: the place of each leaf in query q's visiting order (0 = first)."""
-    scores = queries @ centers.T
-    if not by_dot:
-        scores -= 0.5 * np.einsum("ij,ij->i", centers, centers)[None, :]
-    order = np.argsort(-scores, axis=1, kind="stable")
-    ranks = np.empty_like(order)
-    ranks[np.arange(len(queries))[:, None], order] = np.arange(centers.shape[0])[None, :]
-    return ranks
 
 
 def main(argv=None) -> int:
@@ -76,13 +66,9 @@ def main(argv=None) -> int:
           f"k {args.k}, SOAR lambda {args.soar_lambda:g}")
 
     rows = np.sort(rng.choice(n, min(n, args.queries), replace=False))
-    exact = annlib.builder(x, args.k + 1, measure).score_brute_force().build(progress=False)
-    found, _ = exact.search_batched(x[rows], args.k + 1)
-    # Each query's neighbours without the row itself (a duplicate of it may stay).
-    neighbours = np.array([[i for i in ids if i != row][:args.k] for ids, row in zip(found, rows)])
-
     by_dot = measure == "dot_product"
-    ranks = leaf_ranks(x[rows], centers, by_dot)
+    neighbours = exact_neighbours(x, rows, args.k, by_dot, 0)
+    ranks = leaf_ranks(np.ascontiguousarray(x[rows]), centers, by_dot)
     primary = labels[neighbours]
     flat = neighbours.ravel()
     second = _core.soar_assign(np.ascontiguousarray(x[flat]), centers, np.ascontiguousarray(labels[flat]),

@@ -206,7 +206,8 @@ def test_autopilot_builds_and_tunes(data):
     x, q = data
     searcher = annlib.builder(x, 10, "dot_product").autopilot(target_recall=0.9, queries=q).build(
         num_threads=2, progress=False)
-    assert searcher.config.tree.soar_lambda == 1.5       # inner product: SOAR on (autopilot rules)
+    # SOAR by the data (soar_choice.py): on these Gaussian clusters spilling would scan 1.3x the points.
+    assert searcher.config.tree.soar_lambda is None
     assert searcher.num_leaves == 400                      # 2 * (sqrt(24,000) rounded to 100)
     result = searcher.tune_result
     assert result.heldout_recall >= 0.89

@@ -97,6 +97,7 @@ def build(builder: Builder, num_shards: int, *, data=None, ids=None, mode: str =
     stream, total = chunks(data, ids, int(chunk_size))  # checks the input before any training
 
     skeleton = train_quantized(config, builder.database, num_threads, progress)
+    config = skeleton.config  # as trained: soar_lambda="auto" decided on the training rows
     owner = None
     if mode == "leaf":
         centers = np.asarray(skeleton._state.arrays["centroids"])[:, :skeleton.dim]

@@ -1,6 +1,7 @@
 """The quantized partitioning index (the ScaNN pipeline), by lifecycle:
 
     training     k-means leaves and AH codebooks, on samples
+    soar_choice  whether SOAR spilling pays on the data (soar_lambda="auto")
     placement    where a point goes and what its copies hold: the one rule of
                  build, upsert and rebalance
     layout       the saved arrays: leaf-major slots, packed codes, centroids
@@ -21,14 +22,14 @@ from .searching import QuantizedSearcher
 def build_quantized(config: IndexConfig, database: np.ndarray, num_threads: int = 0, progress: bool | None = None,
                     ids: np.ndarray | None = None) -> QuantizedSearcher:
     """Builds a quantized index over database (float32 [n, d], checked)."""
-    arrays = build_arrays(config, database, num_threads, progress, ids)
+    config, arrays = build_arrays(config, database, num_threads, progress, ids)
     return QuantizedSearcher(config, arrays, format_version=_core.FORMAT_VERSION)
 
 
 def train_quantized(config: IndexConfig, sample: np.ndarray, num_threads: int = 0,
                     progress: bool | None = None) -> QuantizedSearcher:
     """An empty quantized index trained on sample (float32 [n, d], checked), for upsert()."""
-    arrays = trained_arrays(config, sample, num_threads, progress)
+    config, arrays = trained_arrays(config, sample, num_threads, progress)
     return QuantizedSearcher(config, arrays, format_version=_core.FORMAT_VERSION)
 
 

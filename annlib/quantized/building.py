@@ -21,6 +21,7 @@ from ..defaults import norm_stats
 from .layout import lay_out, leaf_balance
 from .placement import place_points
 from .reorder_copy import rows_dtype_for
+from .soar_choice import with_soar_decided
 from .training import NormLift, assign, kmeans, train_codebooks, training_sample
 
 
@@ -79,25 +80,29 @@ def _prepared(config: IndexConfig, database: np.ndarray) -> np.ndarray:
 
 
 def build_arrays(config: IndexConfig, database: np.ndarray, num_threads: int = 0, progress: bool | None = None,
-                 ids: np.ndarray | None = None) -> dict:
-    """The arrays of a quantized index over database (float32 [n, d], checked) in the
-    current format (csrc/index/index_format.h)."""
+                 ids: np.ndarray | None = None) -> tuple[IndexConfig, dict]:
+    """(config, arrays) of a quantized index over database (float32 [n, d], checked), the
+    arrays in the current format (csrc/index/index_format.h); the config as given, with
+    soar_lambda="auto" decided (soar_choice.py)."""
     x = _prepared(config, database)
     centroids, codebooks, labels, lift = _train(config, x, num_threads, progress)
+    config = with_soar_decided(config, x, centroids, labels, lift, num_threads)
     # A float32 reorder copy of data bfloat16 holds exactly is kept in bfloat16 (reorder_copy.py).
     rows_dtype = rows_dtype_for(config, x) if config.reorder is not None else None
     placement = place_points(config, centroids, codebooks, x, num_threads, progress, leaves=labels, lift=lift,
                              rows_dtype=rows_dtype)
-    return _with_lift(lay_out(placement, centroids, codebooks, config.score_ah.dimensions_per_block,
-                              config.distance_measure == "squared_l2", num_threads, ids), lift)
+    return config, _with_lift(lay_out(placement, centroids, codebooks, config.score_ah.dimensions_per_block,
+                                      config.distance_measure == "squared_l2", num_threads, ids), lift)
 
 
 def trained_arrays(config: IndexConfig, sample: np.ndarray, num_threads: int = 0,
-                   progress: bool | None = None) -> dict:
-    """The arrays of an empty quantized index whose leaves and codebooks were learned from
-    sample (float32 [n, d], checked): upsert() places points into it as a build would."""
+                   progress: bool | None = None) -> tuple[IndexConfig, dict]:
+    """(config, arrays) of an empty quantized index whose leaves and codebooks were learned
+    from sample (float32 [n, d], checked): upsert() places points into it as a build would.
+    soar_lambda="auto" is decided on the sample."""
     x = _prepared(config, sample)
     centroids, codebooks, labels, lift = _train(config, x, num_threads, progress)
+    config = with_soar_decided(config, x, centroids, labels, lift, num_threads)
     placement = place_points(config, centroids, codebooks, x[:0], num_threads, progress,
                              leaves=np.zeros(0, np.int64))
     arrays = _with_lift(lay_out(placement, centroids, codebooks, config.score_ah.dimensions_per_block,
@@ -105,4 +110,4 @@ def trained_arrays(config: IndexConfig, sample: np.ndarray, num_threads: int = 0
     # health() measures the leaves' spread against the sample's.
     sample_cv = leaf_balance(np.bincount(labels, minlength=len(centroids)))["leaf_size_cv"]
     arrays["leaf_cv_at_training"] = np.array([sample_cv])
-    return arrays
+    return config, arrays

@@ -111,6 +111,9 @@ class QuantizedSearcher(Searcher):
 
     def __init__(self, config: IndexConfig, arrays: dict, *, simd_level: str = "",
                  format_version: int = _core.FORMAT_VERSION):
+        if config.tree is not None and config.tree.soar_lambda == "auto":
+            raise ValueError("soar_lambda='auto' is for a build to decide; an index's config holds the "
+                             "decision (a number or None)")
         reorder_dtype = stored_dtype(config, arrays)  # a float32 reorder may be held in bfloat16
         overretrieve = config.tree.overretrieve_factor if config.tree is not None else 1.0
         index = _core.PartitionedIndex(arrays, format_version, config.distance_measure, reorder_dtype,
@@ -295,7 +298,7 @@ class QuantizedSearcher(Searcher):
                 config = dataclasses.replace(config, tree=dataclasses.replace(
                     config.tree, num_leaves=leaves,
                     num_leaves_to_search=min(config.tree.num_leaves_to_search, leaves)))
-            arrays = build_arrays(config, x, num_threads, progress, ids=ids)
+            config, arrays = build_arrays(config, x, num_threads, progress, ids=ids)
             fresh = QuantizedSearcher(config, arrays, simd_level=self.simd_level, format_version=_core.FORMAT_VERSION)
             self._format_version = fresh._format_version
             self._state = fresh._state  # one swap

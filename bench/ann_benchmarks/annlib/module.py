@@ -7,7 +7,8 @@ Build arguments (config.yml `args`, after the metric): num_leaves,
 dims_per_block, anisotropic threshold (null: plain PQ), soar_lambda (null: no
 spilling); each omitted one takes annlib's default for the data
 (annlib.defaults: about 2*sqrt(n) leaves, 2 dims per block (4 at d >= 256 on
-k-means leaves), the threshold and SOAR on inner-product data). Query arguments: leaves_to_search,
+k-means leaves), the threshold on inner-product data, SOAR where the data says
+it pays). Query arguments: leaves_to_search,
 pre_reorder_num_neighbors. Angular data is normalised and searched by inner
 product, which ranks like cosine; euclidean data by squared L2 (annlib reduces
 it to inner product exactly). Single queries run on one thread, batches on
@@ -65,7 +66,7 @@ class Annlib(BaseANN):
         if self.threshold == DEFAULT:
             self.threshold = defaults.threshold_for(d, self.measure, norm_scale=mean_norm)
         if self.soar_lambda == DEFAULT:
-            self.soar_lambda = defaults.soar_lambda_for(self.measure)
+            self.soar_lambda = "auto"  # the build decides from the data (annlib/quantized/soar_choice.py)
         num_leaves = min(self.num_leaves, n)
         self.searcher = (annlib.builder(X, min(10, n), self.measure)
                          .tree(num_leaves, min(self.leaves_to_search, num_leaves), soar_lambda=self.soar_lambda,
@@ -73,6 +74,7 @@ class Annlib(BaseANN):
                          .score_ah(self.dims_per_block, anisotropic_quantization_threshold=self.threshold)
                          .reorder(self.reorder)
                          .build(num_threads=0, progress=False))
+        self.soar_lambda = self.searcher.config.tree.soar_lambda  # as decided
         self.name = self._describe()
 
     def set_query_arguments(self, leaves_to_search, reorder):
