@@ -77,10 +77,11 @@ class Builder:
 
     def tree(self, num_leaves: int, num_leaves_to_search: int, training_sample_size: int = 100_000,
              spherical: bool = False, iterations: int = 12, init: str = "random", seed: int = 0,
-             soar_lambda: float | None = None, overretrieve_factor: float = 2.0,
+             soar_lambda: float | str | None = None, overretrieve_factor: float = 2.0,
              augment_norms: bool = False) -> "Builder":
         """Partition into num_leaves k-means leaves; queries visit num_leaves_to_search
-        of them. soar_lambda spills every point into one more leaf (SOAR); spherical
+        of them. soar_lambda spills every point into one more leaf (SOAR; "auto": only if
+        a test on the trained leaves says it saves scanning); spherical
         (unit-norm data) or augment_norms (dot product, norms that vary) partition by
         the score; see TreeConfig for the defaults."""
         n = self._database.shape[0]
