@@ -27,12 +27,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-
-from annlib import _core, defaults  # noqa: E402
-from annlib.datasets import read_hdf5  # noqa: E402
-from annlib.quantized.soar_choice import exact_neighbours, leaf_ranks  # noqa: E402
-from annlib.quantized.training import assign, kmeans  # noqa: E402
+from annlib import _core, defaults
+from annlib.datasets import read_hdf5
+from annlib.quantized.soar_choice import exact_neighbours, leaf_ranks
+from annlib.quantized.training import assign, kmeans
 
 
 def main(argv=None) -> int:
