@@ -63,3 +63,13 @@ def test_auto_is_a_build_setting_only(tmp_path):
     undecided = annlib.builder(x, 10, "squared_l2").tree(60, 6, soar_lambda="auto").score_ah(2).config()
     with pytest.raises(ValueError, match="decision"):
         QuantizedSearcher(undecided, built._arrays())
+
+
+@pytest.mark.parametrize("by_dot", [False, True])
+def test_exact_neighbours_in_chunks_equal_one_search(monkeypatch, by_dot):
+    x = sift_20k().train  # integer values: ties broken by the smaller id either way
+    rows = np.arange(0, len(x), 97)
+    whole = soar_choice.exact_neighbours(x, rows, 10, by_dot, 2)
+    assert whole.shape == (len(rows), 10) and not (whole == rows[:, None]).any()
+    monkeypatch.setattr(soar_choice, "CHUNK_ROWS", 3001)
+    np.testing.assert_array_equal(soar_choice.exact_neighbours(x, rows, 10, by_dot, 2), whole)

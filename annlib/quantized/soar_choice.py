@@ -27,6 +27,7 @@ RECALL = 0.95        # the leaf-level recall the scans are compared at
 PAYS_BELOW = 0.75    # SOAR's points / plain points below which it is chosen
 QUERIES = 200        # sample rows used as queries
 SPILL_SAMPLE = 20_000  # rows whose second leaf estimates the spilled copies per leaf
+CHUNK_ROWS = 1 << 18   # rows searched exactly at a time (bounded memory on large data)
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,25 @@ def leaf_ranks(queries: np.ndarray, centroids: np.ndarray, by_dot: bool) -> np.n
 
 
 def exact_neighbours(x: np.ndarray, rows: np.ndarray, k: int, by_dot: bool, num_threads: int) -> np.ndarray:
-    """int64 [len(rows), k]: the k nearest neighbours of x[rows] in x, the row itself left out."""
+    """int64 [len(rows), k]: the k nearest neighbours of x[rows] in x, the row itself left out.
+    x is searched CHUNK_ROWS at a time (a packed copy of each chunk, not of all of x)."""
     metric = "dot_product" if by_dot else "squared_l2"
-    packed = _core.pack_dense(x, "float32", not by_dot, num_threads)
-    packed["meta"] = np.array(x.shape, np.int64)
-    exact = _core.DenseIndex(packed, _core.FORMAT_VERSION, metric, "float32")
-    found, _ = exact.search(np.ascontiguousarray(x[rows]), k + 1, num_threads)
-    found = np.asarray(found, np.int64)
+    queries = np.ascontiguousarray(x[rows])
+    best_ids = np.empty((len(rows), 0), np.int64)
+    best = np.empty((len(rows), 0), np.float32)  # higher is nearer
+    for start in range(0, len(x), CHUNK_ROWS):
+        chunk = np.ascontiguousarray(x[start:start + CHUNK_ROWS])
+        packed = _core.pack_dense(chunk, "float32", not by_dot, num_threads)
+        packed["meta"] = np.array(chunk.shape, np.int64)
+        exact = _core.DenseIndex(packed, _core.FORMAT_VERSION, metric, "float32")
+        ids, scores = exact.search(queries, min(k + 1, len(chunk)), num_threads)
+        best_ids = np.hstack([best_ids, np.asarray(ids, np.int64) + start])
+        best = np.hstack([best, scores if by_dot else -scores])
+        # Nearest first, ties to the smaller id (as one search over all of x breaks them).
+        order = np.lexsort((best_ids, -best), axis=1)[:, :k + 1]
+        best_ids = np.take_along_axis(best_ids, order, axis=1)
+        best = np.take_along_axis(best, order, axis=1)
+    found = best_ids
     keep = found != rows[:, None]
     # Drop the row itself where it came back (else the worst, so every query keeps k).
     keep[~(~keep).any(axis=1), -1] = False
