@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-
-import annlib  # noqa: E402
-from annlib.datasets import ground_truth, read_hdf5  # noqa: E402
-from annlib.recall_math import id_recall  # noqa: E402
-from annlib.defaults import SOAR_LAMBDA, num_leaves_for  # noqa: E402
+import annlib
+from annlib.datasets import ground_truth, read_hdf5
+from annlib.recall_math import id_recall
+from annlib.defaults import SOAR_LAMBDA, num_leaves_for
 
 K = 10
 

@@ -20,18 +20,15 @@ Compare within one run: the machine's speed drifts between runs on shared hosts.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-
-import annlib  # noqa: E402
-from annlib import _core  # noqa: E402
-from annlib.datasets import read_hdf5  # noqa: E402
-from annlib.recall_math import id_recall  # noqa: E402
+import annlib
+from annlib import _core
+from annlib.datasets import read_hdf5
+from annlib.recall_math import id_recall
 
 K = 10
 
