@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     rows = np.sort(rng.choice(n, min(n, args.queries), replace=False))
     by_dot = measure == "dot_product"
     neighbours = exact_neighbours(x, rows, args.k, by_dot, 0)
-    ranks = leaf_ranks(np.ascontiguousarray(x[rows]), centers, by_dot)
+    order, ranks = leaf_ranks(np.ascontiguousarray(x[rows]), centers, by_dot)
     primary = labels[neighbours]
     flat = neighbours.ravel()
     second = _core.soar_assign(np.ascontiguousarray(x[flat]), centers, np.ascontiguousarray(labels[flat]),
@@ -81,7 +81,6 @@ def main(argv=None) -> int:
     q = np.arange(len(rows))[:, None]
     plain_rank = ranks[q, primary]
     soar_rank = np.minimum(plain_rank, np.where(second != primary, ranks[q, second], num_leaves))
-    order = np.argsort(ranks, axis=1)  # each query's leaves, first visited first
     plain_cost = np.cumsum(plain_sizes[order], axis=1).mean(axis=0)
     soar_cost = np.cumsum(soar_sizes[order], axis=1).mean(axis=0)
     visits = np.arange(1, num_leaves + 1)

@@ -21,7 +21,7 @@ import numpy as np
 from .. import _core
 from ..config import IndexConfig
 from ..defaults import SOAR_LAMBDA
-from .training import NormLift
+from .training import NormLift, exact_index
 
 RECALL = 0.95        # the leaf-level recall the scans are compared at
 PAYS_BELOW = 0.75    # SOAR's points / plain points below which it is chosen
@@ -41,31 +41,28 @@ class SoarVerdict:
         return self.ratio < PAYS_BELOW
 
 
-def leaf_ranks(queries: np.ndarray, centroids: np.ndarray, by_dot: bool) -> np.ndarray:
-    """rank[q, leaf]: each leaf's place in the order query q probes them (0 = first):
-    by <q, c> for inner products, by |q - c| (as <q, c> - |c|^2 / 2) for squared L2."""
+def leaf_ranks(queries: np.ndarray, centroids: np.ndarray, by_dot: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(order, rank): order[q] the leaves in the order query q probes them, rank[q, leaf] a
+    leaf's place in it (0 = first); by <q, c> for inner products, by |q - c| (as
+    <q, c> - |c|^2 / 2) for squared L2."""
     scores = queries @ centroids.T
     if not by_dot:
         scores -= 0.5 * np.einsum("ij,ij->i", centroids, centroids)[None, :]
     order = np.argsort(-scores, axis=1, kind="stable")
     ranks = np.empty_like(order)
     ranks[np.arange(len(queries))[:, None], order] = np.arange(centroids.shape[0])[None, :]
-    return ranks
+    return order, ranks
 
 
 def exact_neighbours(x: np.ndarray, rows: np.ndarray, k: int, by_dot: bool, num_threads: int) -> np.ndarray:
     """int64 [len(rows), k]: the k nearest neighbours of x[rows] in x, the row itself left out.
     x is searched CHUNK_ROWS at a time (a packed copy of each chunk, not of all of x)."""
-    metric = "dot_product" if by_dot else "squared_l2"
     queries = np.ascontiguousarray(x[rows])
     best_ids = np.empty((len(rows), 0), np.int64)
     best = np.empty((len(rows), 0), np.float32)  # higher is nearer
     for start in range(0, len(x), CHUNK_ROWS):
         chunk = np.ascontiguousarray(x[start:start + CHUNK_ROWS])
-        packed = _core.pack_dense(chunk, "float32", not by_dot, num_threads)
-        packed["meta"] = np.array(chunk.shape, np.int64)
-        exact = _core.DenseIndex(packed, _core.FORMAT_VERSION, metric, "float32")
-        ids, scores = exact.search(queries, min(k + 1, len(chunk)), num_threads)
+        ids, scores = exact_index(chunk, by_dot, num_threads).search(queries, min(k + 1, len(chunk)), num_threads)
         best_ids = np.hstack([best_ids, np.asarray(ids, np.int64) + start])
         best = np.hstack([best, scores if by_dot else -scores])
         # Nearest first, ties to the smaller id (as one search over all of x breaks them).
@@ -107,11 +104,10 @@ def soar_verdict(x: np.ndarray, centroids: np.ndarray, labels: np.ndarray, k: in
     plain_sizes = np.bincount(labels, minlength=num_leaves).astype(np.float64)
     soar_sizes = plain_sizes + np.bincount(sample_second[spilled], minlength=num_leaves) * (n / len(sample))
 
-    ranks = leaf_ranks(np.ascontiguousarray(x[rows]), centroids, by_dot)
+    order, ranks = leaf_ranks(np.ascontiguousarray(x[rows]), centroids, by_dot)
     q = np.arange(len(rows))[:, None]
     plain_rank = ranks[q, primary].ravel()
     soar_rank = np.minimum(plain_rank, np.where(second != primary, ranks[q, second], num_leaves).ravel())
-    order = np.argsort(ranks, axis=1)  # each query's leaves, first probed first
 
     def points_at_recall(rank: np.ndarray, sizes: np.ndarray) -> tuple[float, int]:
         # Leaves to visit so that RECALL of the neighbours are found: a quantile of their ranks.

@@ -23,13 +23,17 @@ from .._progress import progress_bar
 NUM_CENTERS = 16  # per code block: 4-bit codes
 
 
+def exact_index(rows: np.ndarray, by_dot: bool, num_threads: int = 0):
+    """An exact float32 search over rows (float32 [n, d]): by inner product, else squared L2.
+    Its search(queries, k, num_threads) gives (ids, inner products or squared distances)."""
+    packed = _core.pack_dense(rows, "float32", not by_dot, num_threads)
+    packed["meta"] = np.array(rows.shape, np.int64)
+    return _core.DenseIndex(packed, _core.FORMAT_VERSION, "dot_product" if by_dot else "squared_l2", "float32")
+
+
 def assign(data: np.ndarray, centers: np.ndarray, *, spherical: bool = False, num_threads: int = 0):
     """Nearest center of each row: (labels int64 [n], squared distances or -inner products [n])."""
-    metric = "dot_product" if spherical else "squared_l2"
-    packed = _core.pack_dense(centers, "float32", not spherical, num_threads)
-    packed["meta"] = np.array(centers.shape, np.int64)
-    nearest = _core.DenseIndex(packed, _core.FORMAT_VERSION, metric, "float32")
-    ids, scores = nearest.search(data, 1, num_threads)
+    ids, scores = exact_index(centers, spherical, num_threads).search(data, 1, num_threads)
     return ids[:, 0], (-scores[:, 0] if spherical else scores[:, 0])
 
 
