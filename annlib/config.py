@@ -66,8 +66,10 @@ class TreeConfig:
         "auto": the build decides from the data, once its leaves are trained,
         whether spilling (lambda 1.5) saves scanning (quantized/soar_choice.py);
         the built index's config holds the decision (1.5 or None).
-    overretrieve_factor: with SOAR, AH candidates gathered per wanted
-        candidate before duplicates are dropped (default 2.0, as ScaNN).
+    overretrieve_factor: accepted for ScaNN's configs and older saved indexes;
+        no effect. (It was the AH candidates gathered per wanted one before
+        duplicates were dropped; the scan now keeps distinct points, which
+        returns what a factor of 2 did.)
     augment_norms: dot product on vectors whose norms vary: k-means and the
         points' leaves on [x, sqrt(M^2 - |x|^2)] (M: the largest norm), the
         reduction of maximum inner product to nearest neighbour; queries probe

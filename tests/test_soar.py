@@ -116,13 +116,26 @@ def test_full_scan_is_exact_with_soar(data, spilled):
 
 
 def test_dedup_keeps_the_reorder_budget(data, spilled):
-    """With overretrieve, the candidates rescored are distinct: a small reorder
-    budget still yields k distinct results."""
+    """The candidates rescored are distinct points (the scan keeps a point's best
+    copy): a reorder budget of k still yields k distinct results."""
     x, q = data
     s = spilled["dot_product"]
     ids, _ = s.search_batched(q, pre_reorder_num_neighbors=10)
     assert (ids >= 0).all()
     assert_no_duplicates(ids)
+
+
+@pytest.mark.parametrize("reorder", [0, 100])
+def test_overretrieve_factor_has_no_effect(data, reorder):
+    # Candidates are distinct points whatever the factor (accepted for ScaNN's configs):
+    # the results of factor 1 are those of factor 2, ids and scores.
+    x, q = data
+    a = build(x, "dot_product", reorder=reorder, overretrieve_factor=1.0)
+    b = build(x, "dot_product", reorder=reorder, overretrieve_factor=2.0)
+    for kw in (dict(), dict(leaves_to_search=20, pre_reorder_num_neighbors=15 if reorder else None)):
+        kw = {key: v for key, v in kw.items() if v is not None}
+        for ra, rb in zip(a.search_batched(q, **kw), b.search_batched(q, **kw)):
+            np.testing.assert_array_equal(ra, rb)
 
 
 def test_save_load_and_overrides(tmp_path, data, spilled):

@@ -22,8 +22,9 @@ and one Ray actor per shard (shard.py). A search:
 So a sharded search returns what one index over the same points returns, ties
 included: one index breaks them by storage order, and the coordinator numbers
 the points in that order (ordering.py) for the merge to break them the same way.
-The conditions: the shards run the same SIMD level, and overretrieve_factor >= 2
-(the default) with SOAR.
+The condition: the shards run the same SIMD level. (With SOAR each shard's
+candidates are its best distinct points, so a point's best copy reaches the merge
+whenever it belongs in the top pre_reorder.)
 
 Updates go through the coordinator, one at a time: upsert places points once
 (the same rule as one index, annlib/quantized/placement.py) and sends each

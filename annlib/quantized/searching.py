@@ -115,9 +115,8 @@ class QuantizedSearcher(Searcher):
             raise ValueError("soar_lambda='auto' is for a build to decide; an index's config holds the "
                              "decision (a number or None)")
         reorder_dtype = stored_dtype(config, arrays)  # a float32 reorder may be held in bfloat16
-        overretrieve = config.tree.overretrieve_factor if config.tree is not None else 1.0
         index = _core.PartitionedIndex(arrays, format_version, config.distance_measure, reorder_dtype,
-                                       overretrieve, simd_level)
+                                       simd_level)
         tree = config.tree
         num_leaves = tree.num_leaves if tree is not None else 1
         if num_leaves != index.num_leaves or (tree is not None and tree.num_leaves_to_search > index.num_leaves):

@@ -21,13 +21,12 @@ using namespace annlib;
 class PyPartitionedIndex {
  public:
   PyPartitionedIndex(py::dict arrays, int32_t format_version, const std::string& metric,
-                     const std::string& reorder_dtype, float overretrieve_factor, const std::string& simd_level)
+                     const std::string& reorder_dtype, const std::string& simd_level)
       : arrays_(arrays) {
     PartitionedOptions options;
     options.metric = ParseMetric(metric);
     options.reorder = !reorder_dtype.empty();
     if (options.reorder) options.reorder_type = ParseDenseType(reorder_dtype);
-    options.overretrieve_factor = overretrieve_factor;
     options.format_version = format_version;
     index_ = std::make_unique<PartitionedIndex>(ArraysFromDict<PartitionedArrays>(arrays), options,
                                                 LevelOrActive(simd_level));
@@ -399,9 +398,9 @@ void RegisterPartitionedIndex(py::module_& m) {
   py::register_exception<StaleFilter>(m, "StaleFilterError");
   py::class_<CompiledFilter>(m, "CompiledFilter").def_readonly("count", &CompiledFilter::count);
   py::class_<PyPartitionedIndex>(m, "PartitionedIndex")
-      .def(py::init<py::dict, int32_t, const std::string&, const std::string&, float, const std::string&>(),
+      .def(py::init<py::dict, int32_t, const std::string&, const std::string&, const std::string&>(),
            py::arg("arrays"), py::arg("format_version"), py::arg("metric"), py::arg("reorder_dtype"),
-           py::arg("overretrieve_factor") = 1.0f, py::arg("simd_level") = "")
+           py::arg("simd_level") = "")
       .def("search", &PyPartitionedIndex::Search, py::arg("queries").noconvert(), py::arg("leaves"),
            py::arg("pre_reorder"), py::arg("k"), py::arg("num_threads") = 1, py::arg("timed") = false,
            py::arg("allow_ids") = py::none(), py::arg("allow_mask") = py::none(), py::arg("deny_ids") = py::none(),

@@ -4,7 +4,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -92,6 +94,50 @@ class Lut16Codes {
   std::vector<int32_t> ids_;
 };
 
+// Feeds (score, id) entries to a candidate buffer as a scan does (append at or
+// above the threshold, make room when full) and returns what the final
+// compaction keeps, unordered. distinct: keep the best copy of each id only
+// (every id in [0, max id], at most twice: SOAR's two leaves).
+py::tuple SelectCandidates(py::array_t<float, py::array::c_style> scores,
+                           py::array_t<int32_t, py::array::c_style> ids, int32_t keep, bool distinct) {
+  if (scores.ndim() != 1 || ids.ndim() != 1 || scores.shape(0) != ids.shape(0))
+    throw std::invalid_argument("scores and ids must be 1-d and of one length");
+  if (keep < 1) throw std::invalid_argument("keep must be positive");
+  const int64_t n = scores.shape(0);
+  int64_t words = 1;
+  for (int64_t i = 0; i < n; ++i) {
+    if (ids.data()[i] < 0) throw std::invalid_argument("ids must be >= 0");
+    words = std::max<int64_t>(words, ids.data()[i] / 64 + 1);
+  }
+  std::vector<Candidate> entries(CandidateCapacity(keep));
+  std::vector<uint64_t> bits(2 * words, 0);
+  CandidateBuffer buf{entries.data(), 0, static_cast<int32_t>(entries.size()), keep,
+                      -std::numeric_limits<float>::infinity()};
+  if (distinct) {
+    buf.distinct = bits.data();
+    buf.distinct_words = words;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = scores.data()[i];
+    if (s < buf.threshold) continue;
+    if (buf.size == buf.capacity) {
+      MakeRoom(buf);
+      if (s < buf.threshold) continue;
+    }
+    buf.entries[buf.size++] = Candidate{s, ids.data()[i]};
+  }
+  CompactCandidates(buf);
+  for (uint64_t w : bits)
+    if (w != 0) throw std::logic_error("the distinct bitmaps were left dirty");
+  py::array_t<int32_t> out_ids(buf.size);
+  py::array_t<float> out_scores(buf.size);
+  for (int32_t i = 0; i < buf.size; ++i) {
+    out_ids.mutable_data()[i] = buf.entries[i].id;
+    out_scores.mutable_data()[i] = buf.entries[i].score;
+  }
+  return py::make_tuple(out_ids, out_scores);
+}
+
 }  // namespace
 
 void RegisterTesting(py::module_& parent) {
@@ -102,6 +148,8 @@ void RegisterTesting(py::module_& parent) {
            py::arg("point_bias") = py::none(), py::arg("simd_level") = "", py::arg("allowed") = py::none())
       .def_property_readonly("size", &Lut16Codes::size)
       .def_property_readonly("num_blocks", &Lut16Codes::num_blocks);
+  m.def("select_candidates", &SelectCandidates, py::arg("scores").noconvert(), py::arg("ids").noconvert(),
+        py::arg("keep"), py::arg("distinct"));
 }
 
 }  // namespace annlib_bindings

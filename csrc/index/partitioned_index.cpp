@@ -82,10 +82,6 @@ PartitionedIndex::PartitionedIndex(const PartitionedArrays& a, const Partitioned
     if (copies[r] == 0) throw std::invalid_argument("slot_ids miss datapoint " + std::to_string(r));
     if (copies[r] == 2) v.spilled = true;
   }
-  const float factor = options.overretrieve_factor;
-  if (!(factor >= 1.0f) || !std::isfinite(factor))
-    throw std::invalid_argument("overretrieve_factor must be a finite number >= 1");
-  v.overretrieve_factor = factor;
   v.lut_centers = RequireFinite("lut_centers", a.lut_centers, int64_t{num_blocks_} * dims_per_block * 16);
 
   StoreArrays base;

@@ -32,7 +32,6 @@ struct PartitionedOptions {
   Metric metric = Metric::kDotProduct;
   bool reorder = false;                       // the arrays hold a reorder copy
   DenseType reorder_type = DenseType::kFloat32;
-  float overretrieve_factor = 1.0f;           // SOAR: candidates gathered per one wanted
   int32_t format_version = kFormatVersion;    // of the arrays (index_format.h)
 };
 

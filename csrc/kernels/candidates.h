@@ -10,6 +10,14 @@
 // exact ground truth breaks ties), in no particular order: the same set an
 // exact top-`keep` heap would hold.
 //
+// With SOAR a point is stored in two leaves, so its id can be appended twice.
+// A buffer given `distinct` bitmaps drops all but the best copy of each id
+// before it keeps anything: every compaction then keeps the `keep` best
+// distinct ids, and the threshold is the worst of those — the same final set
+// as keeping the best 2 * keep entries and deduplicating them afterwards
+// (each id has at most two copies), at half the buffer and a tighter
+// threshold.
+//
 // Plain structs and out-of-line functions only: this header is included by
 // ISA translation units, which must not share inline code with baseline ones.
 #pragma once
@@ -28,6 +36,10 @@ struct CandidateBuffer {
   int32_t capacity;    // > keep
   int32_t keep;
   float threshold;     // -inf until `keep` entries were kept by a compaction
+  // nullptr, or two bitmaps over ids, [2 * distinct_words] (seen, then seen
+  // twice): all zero, and zero again after every compaction that uses them.
+  uint64_t* distinct = nullptr;
+  int64_t distinct_words = 0;
 };
 
 // Capacity for `keep` entries: compactions every >= keep appends (at most
@@ -39,8 +51,8 @@ inline int64_t CandidateCapacity(int64_t keep) {
   return keep + room + 64;
 }
 
-// Keeps the `keep` best entries and, once that many exist, raises the
-// threshold to the worst of them. Defined in search/topk.cpp (baseline code).
+// Keeps the `keep` best entries (distinct ids, with `distinct`) and, once
+// that many exist, raises the threshold to the worst of them. Defined in search/topk.cpp (baseline code).
 void CompactCandidates(CandidateBuffer& buffer);
 
 // Makes room in a buffer, more cheaply than CompactCandidates: keeps the

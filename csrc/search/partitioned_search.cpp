@@ -57,11 +57,10 @@ struct Scratch {
   std::vector<float> query_row;    // [row_stride], zero-padded past dim
   std::vector<float> rescored;
   std::vector<Candidate> cands;
-  std::vector<Candidate> dups;
-  // SOAR dedup bitmaps over rows: all zero between queries (Deduplicate
-  // clears the bits it set); `dirty` while one is in use, so a query that
+  // SOAR: the candidate buffers' `distinct` bitmaps over rows (seen, twice),
+  // all zero between compactions; `dirty` while a scan is under way, so one
   // stopped half-way (an exception) gets them zeroed again.
-  std::vector<uint64_t> seen, twice;
+  std::vector<uint64_t> distinct;
   bool dirty = false;
   std::vector<Candidate> leaves;       // leaf selection scratch, [num_leaves]
   std::vector<Candidate> chosen;       // the chosen leaves, best first
@@ -78,9 +77,8 @@ struct Scratch {
     cands.reserve(capacity);
     if (v.spilled) {
       const size_t words = static_cast<size_t>((v.num_points + 63) / 64);
-      if (dirty || seen.size() < words) {
-        seen.assign(std::max(words, seen.size()), 0);
-        twice.assign(seen.size(), 0);
+      if (dirty || distinct.size() < 2 * words) {
+        distinct.assign(std::max(2 * words, distinct.size()), 0);
         dirty = false;
       }
     }
@@ -101,16 +99,15 @@ int32_t CandidatesWanted(const PartitionedView& v, const PartitionedParams& p) {
   return static_cast<int32_t>(std::min(wanted, std::max<int64_t>(v.num_points, 1)));
 }
 
-// Candidates a query keeps from the scan: those it wants, times the
-// overretrieve factor when points are spilled. A point is stored at most
-// twice, so 2k candidates always hold k distinct ids: k results come back
-// whenever the leaves searched hold k points.
-int32_t CandidatesKept(const PartitionedView& v, const PartitionedParams& p) {
-  const int32_t wanted = CandidatesWanted(v, p);
-  if (!v.spilled) return wanted;
-  const double cap = std::max(std::ceil(static_cast<double>(wanted) * v.overretrieve_factor), 2.0 * p.k);
-  // No more slots than two per row exist.
-  return static_cast<int32_t>(std::min(cap, 2.0 * std::max<int64_t>(v.num_points, 1)));
+// An empty candidate buffer over `entries` that keeps `keep`: distinct ids
+// when the index holds spilled copies (a point's copy in each of two leaves).
+CandidateBuffer EmptyBuffer(const PartitionedView& v, Candidate* entries, int32_t size, int32_t keep, Scratch& s) {
+  CandidateBuffer b{entries, 0, size, keep, -std::numeric_limits<float>::infinity()};
+  if (v.spilled) {
+    b.distinct = s.distinct.data();
+    b.distinct_words = static_cast<int64_t>(s.distinct.size() / 2);
+  }
+  return b;
 }
 
 // The `count` best leaves from a query's raw centroid scores, best first
@@ -158,44 +155,6 @@ void TakeProbes(const Candidate* row, int32_t count, Scratch& s) {
   s.chosen.clear();
   for (int32_t j = 0; j < count; ++j)
     if (row[j].id >= 0) s.chosen.push_back(row[j]);
-}
-
-// Moves the scan's candidates into s.cands, the best copy of each id only,
-// then keeps the `wanted` best by approximate score.
-void Deduplicate(const CandidateBuffer& found, int32_t wanted, Scratch& s) {
-  s.dirty = true;
-  auto test_and_set = [](std::vector<uint64_t>& bits, int32_t id) {
-    uint64_t& word = bits[static_cast<uint64_t>(id) >> 6];
-    const uint64_t bit = uint64_t{1} << (id & 63);
-    const bool was = (word & bit) != 0;
-    word |= bit;
-    return was;
-  };
-  for (int32_t i = 0; i < found.size; ++i)
-    if (test_and_set(s.seen, found.entries[i].id)) test_and_set(s.twice, found.entries[i].id);
-  s.dups.clear();
-  for (int32_t i = 0; i < found.size; ++i) {
-    const Candidate c = found.entries[i];
-    const int32_t id = c.id;
-    if ((s.twice[static_cast<uint64_t>(id) >> 6] >> (id & 63)) & 1) {
-      s.dups.push_back(c);
-    } else {
-      s.cands.push_back(c);
-    }
-  }
-  for (int32_t i = 0; i < found.size; ++i) {
-    const uint64_t word = static_cast<uint64_t>(found.entries[i].id) >> 6;
-    s.seen[word] = 0;
-    s.twice[word] = 0;
-  }
-  s.dirty = false;
-  // A duplicate's copies sit next to each other once sorted by id, best first.
-  std::sort(s.dups.begin(), s.dups.end(), [](const Candidate& a, const Candidate& b) {
-    return a.id < b.id || (a.id == b.id && a.score > b.score);
-  });
-  for (size_t i = 0; i < s.dups.size(); ++i)
-    if (i == 0 || s.dups[i].id != s.dups[i - 1].id) s.cands.push_back(s.dups[i]);
-  s.cands.resize(PartitionBest(s.cands.data(), static_cast<int64_t>(s.cands.size()), wanted));
 }
 
 // Starts fetching the head of a leaf's codes, ids and biases while the
@@ -254,7 +213,7 @@ RescoreArgs ReorderArgs(const PartitionedView& v) {
 void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
                const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores, float* out_approx,
                StageTimes* times) {
-  const int32_t capacity = CandidatesKept(v, p);
+  const int32_t capacity = CandidatesWanted(v, p);
   Clock::time_point t0;
   if (times) t0 = Clock::now();
 
@@ -267,8 +226,8 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
     t0 = Clock::now();
   }
 
-  CandidateBuffer found{s.found.data(), 0, static_cast<int32_t>(s.found.size()), capacity,
-                        -std::numeric_limits<float>::infinity()};
+  CandidateBuffer found = EmptyBuffer(v, s.found.data(), static_cast<int32_t>(s.found.size()), capacity, s);
+  s.dirty = v.spilled;
   const int64_t group_bytes = int64_t{PaddedBlocks(v.num_blocks)} * 16;
   const size_t num_chosen = s.chosen.size();
   for (size_t i = 0; i < num_chosen; ++i) {
@@ -278,6 +237,7 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
     kernels.scan(LeafScanArgs(v, p, chosen.id, s.table.data(), inv_scale, lut_base + chosen.score, &found));
   }
   CompactCandidates(found);
+  s.dirty = false;
   if (times) {
     times->scan += NanosSince(t0);
     t0 = Clock::now();
@@ -286,19 +246,14 @@ void SearchOne(const PartitionedView& v, const PartitionedKernels& kernels, cons
   if (times) times->reorder += NanosSince(t0);
 }
 
-// After the scan of one query (found compacted, s.query_row holding the query):
-// SOAR de-duplication, reordering, the top k; in candidates mode (out_approx
+// After the scan of one query (found compacted: distinct ids, s.query_row
+// holding the query): reordering, the top k; in candidates mode (out_approx
 // set) every kept candidate with both of its scores instead.
 void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, const float* query,
                  const PartitionedParams& p, const CandidateBuffer& found, Scratch& s, int64_t* out_ids,
                  float* out_scores, float* out_approx) {
   const bool reorder = v.rows != nullptr;
-  s.cands.clear();
-  if (v.spilled) {
-    Deduplicate(found, CandidatesWanted(v, p), s);
-  } else {
-    s.cands.assign(found.entries, found.entries + found.size);
-  }
+  s.cands.assign(found.entries, found.entries + found.size);  // distinct ids (EmptyBuffer)
   const int32_t kept = static_cast<int32_t>(s.cands.size());  // <= p.k in candidates mode
   if (out_approx != nullptr)
     for (int32_t i = 0; i < kept; ++i) out_approx[i] = s.cands[i].score;
@@ -339,7 +294,7 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
                           int64_t count, const float* centroid_scores, int64_t stride, const Candidate* given,
                           const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores,
                           float* out_approx) {
-  const int32_t capacity = CandidatesKept(v, p);
+  const int32_t capacity = CandidatesWanted(v, p);
   const int32_t padded_blocks = PaddedBlocks(v.num_blocks);
   const int64_t table_bytes = int64_t{padded_blocks} * 16;
   const int64_t buffer_size = BufferSize(capacity);
@@ -365,8 +320,8 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
     Lut16BuildArgs build{query, v.lut_centers, v.num_blocks, v.dims_per_block, s.lut.data(),
                          tables.data() + i * table_bytes, &inv_scales[i], &lut_bases[i]};
     kernels.build(build);
-    buffers[i] = CandidateBuffer{entries.data() + i * buffer_size, 0, static_cast<int32_t>(buffer_size), capacity,
-                                 -std::numeric_limits<float>::infinity()};
+    buffers[i] = EmptyBuffer(v, entries.data() + i * buffer_size, static_cast<int32_t>(buffer_size), capacity, s);
+    s.dirty = v.spilled;
     // The query's best leaf is scanned now, on its own, and its candidates set the buffer's
     // threshold, so the leaf-major pass (leaves in id order) keeps fewer survivors.
     if (!s.chosen.empty() && v.leaves[s.chosen.front().id].size > 0) {
@@ -405,6 +360,7 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
     const float* query = queries + i * v.dim;
     std::copy(query, query + v.dim, s.query_row.begin());
     CompactCandidates(buffers[i]);
+    s.dirty = false;
     FinishQuery(v, kernels, query, p, buffers[i], s, out_ids + i * p.k, out_scores + i * p.k,
                 out_approx != nullptr ? out_approx + i * p.k : nullptr);
   }
@@ -421,7 +377,7 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
   if (p.out_approx != nullptr && p.pre_reorder != p.k)
     throw std::invalid_argument("candidates mode keeps pre_reorder == k candidates");
   const int threads = ResolveThreads(num_threads);
-  const int32_t capacity = CandidatesKept(v, p);
+  const int32_t capacity = CandidatesWanted(v, p);
   const Clock::time_point start = Clock::now();
   // Stage times are only kept for single-threaded calls (a sum over threads
   // would not be a wall-clock breakdown).

@@ -5,10 +5,9 @@
 //   3. scan the codes of those leaves, best leaf first, keeping the best
 //      `pre_reorder` candidates (approximate score = leaf score + LUT sum) in
 //      a candidate buffer (kernels/candidates.h);
-//   4. with SOAR (a point may sit in two leaves), drop the worse copy of every
-//      duplicate and keep the best `pre_reorder` of what is left; the buffer
-//      holds overretrieve_factor times more entries to make up for them;
-//   5. rescore the candidates exactly from a row-major copy (if any) and
+//      With SOAR (a point may sit in two leaves) the buffer keeps the best
+//      copy of each id only, so the candidates are `pre_reorder` distinct ids;
+//   4. rescore the candidates exactly from a row-major copy (if any) and
 //      return the best k.
 // Scores are <q, x> + bias as in the brute-force driver: squared L2 runs as
 // maximum inner product with bias -|x|^2/2 (docs/algorithms.md, section 4). The
@@ -58,7 +57,6 @@ struct PartitionedView {
   // SOAR: points may be stored twice, so candidates are deduplicated.
   bool spilled = false;
   int64_t num_points = 0;             // rows (slot ids are in [0, num_points))
-  float overretrieve_factor = 1.0f;   // candidates kept = factor * candidates wanted
 
   int32_t num_leaves() const { return static_cast<int32_t>(centroids.n); }
 };

@@ -174,7 +174,66 @@ void WriteTopK(std::vector<Candidate>& cands, int32_t k, int64_t* out_ids, float
   }
 }
 
+namespace {
+
+// Leaves one entry per id in a buffer with `distinct` bitmaps: the best
+// copy (the higher score). An id has at most two copies (a point sits in at
+// most two leaves, each scanned once). Two passes over the entries mark and
+// set aside the duplicated ids; a small hash table over those pairs keeps the
+// better copy. The bitmaps are zero again on return.
+void DropDuplicates(CandidateBuffer& b) {
+  uint64_t* seen = b.distinct;
+  uint64_t* twice = b.distinct + b.distinct_words;
+  uint64_t any = 0;
+  for (int32_t i = 0; i < b.size; ++i) {
+    const uint32_t id = static_cast<uint32_t>(b.entries[i].id);
+    const uint64_t bit = uint64_t{1} << (id & 63);
+    const uint64_t again = seen[id >> 6] & bit;
+    seen[id >> 6] |= bit;
+    twice[id >> 6] |= again;
+    any |= again;
+  }
+  if (any == 0) {
+    for (int32_t i = 0; i < b.size; ++i) seen[static_cast<uint32_t>(b.entries[i].id) >> 6] = 0;
+    return;
+  }
+  thread_local std::vector<Candidate> dups;
+  dups.clear();
+  int32_t kept = 0;
+  for (int32_t i = 0; i < b.size; ++i) {
+    const Candidate c = b.entries[i];
+    const uint32_t id = static_cast<uint32_t>(c.id);
+    seen[id >> 6] = 0;
+    if ((twice[id >> 6] >> (id & 63)) & 1) {
+      dups.push_back(c);
+    } else {
+      b.entries[kept++] = c;
+    }
+  }
+  for (const Candidate& c : dups) twice[static_cast<uint32_t>(c.id) >> 6] = 0;
+  // Open addressing, at most half full: slot -> index of the copy kept.
+  int shift = 1;
+  while ((size_t{1} << shift) < 2 * dups.size()) ++shift;
+  const uint32_t mask = (uint32_t{1} << shift) - 1;
+  thread_local std::vector<int32_t> slots;
+  slots.assign(size_t{1} << shift, -1);
+  for (const Candidate& c : dups) {
+    uint32_t h = (static_cast<uint32_t>(c.id) * 0x9E3779B1u) >> (32 - shift);
+    while (slots[h] >= 0 && b.entries[slots[h]].id != c.id) h = (h + 1) & mask;
+    if (slots[h] < 0) {
+      slots[h] = kept;
+      b.entries[kept++] = c;
+    } else if (c.score > b.entries[slots[h]].score) {
+      b.entries[slots[h]] = c;
+    }
+  }
+  b.size = kept;
+}
+
+}  // namespace
+
 void MakeRoom(CandidateBuffer& b) {
+  if (b.distinct != nullptr) DropDuplicates(b);
   if (b.size <= b.keep) return;
   const int64_t size = b.size;
   const int64_t kept = KeepTopBuckets(b.entries, size, b.keep);
@@ -191,6 +250,7 @@ void MakeRoom(CandidateBuffer& b) {
 }
 
 void CompactCandidates(CandidateBuffer& b) {
+  if (b.distinct != nullptr) DropDuplicates(b);
   if (b.size <= b.keep) return;
   b.size = static_cast<int32_t>(PartitionBest(b.entries, b.size, b.keep));
   float worst = b.entries[0].score;
