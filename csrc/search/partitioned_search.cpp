@@ -302,6 +302,7 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
   std::vector<float> inv_scales(count), lut_bases(count);
   std::vector<Candidate> entries(count * buffer_size);
   std::vector<CandidateBuffer> buffers(count);
+  s.dirty = v.spilled;  // until every buffer's last compaction
   // (leaf, query, leaf score) for every probe, bucketed by leaf.
   const int32_t num_leaves = v.num_leaves();
   std::vector<int32_t> per_leaf(num_leaves + 1, 0);
@@ -321,7 +322,6 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
                          tables.data() + i * table_bytes, &inv_scales[i], &lut_bases[i]};
     kernels.build(build);
     buffers[i] = EmptyBuffer(v, entries.data() + i * buffer_size, static_cast<int32_t>(buffer_size), capacity, s);
-    s.dirty = v.spilled;
     // The query's best leaf is scanned now, on its own, and its candidates set the buffer's
     // threshold, so the leaf-major pass (leaves in id order) keeps fewer survivors.
     if (!s.chosen.empty() && v.leaves[s.chosen.front().id].size > 0) {
@@ -360,10 +360,10 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
     const float* query = queries + i * v.dim;
     std::copy(query, query + v.dim, s.query_row.begin());
     CompactCandidates(buffers[i]);
-    s.dirty = false;
     FinishQuery(v, kernels, query, p, buffers[i], s, out_ids + i * p.k, out_scores + i * p.k,
                 out_approx != nullptr ? out_approx + i * p.k : nullptr);
   }
+  s.dirty = false;
 }
 
 }  // namespace
