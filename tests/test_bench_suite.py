@@ -177,3 +177,33 @@ def test_plot_and_bench_errors_are_clear(tmp_path, capsys, tiny_datasets):
     with pytest.raises(ValueError, match="bench-table"):
         plot.replace_in_readme(readme, "table\n")
     assert readme.read_text() == "no markers\n"
+
+
+# ----------------------------------------------------------------- paired re-measurement
+
+def test_paired_remeasures_the_summary_cells(tiny_datasets, tmp_path, capsys):
+    from annlib.benchmarks import paired
+
+    out = tmp_path / "pair.jsonl"
+    runner.run(str(tiny_datasets["angular"]), algorithms=["annlib+soar", "annlib", "bruteforce"], k=10,
+               threads=2, single_queries=20, runs=1, output=str(out), quick=True)
+    records = records_of(out)
+    chosen = paired.cells(records, "tiny-angular", ours=["annlib+soar"], peers=["annlib"], targets=[0.9])
+    assert [c["mode"] for c in chosen] == ["single", "batched"]
+    for c in chosen:  # the table's picks: the fastest point of each side at the target
+        assert c["ours"]["algorithm"] == "annlib+soar" and c["peer"]["algorithm"] == "annlib"
+        for side, label in (("ours", "annlib+soar"), ("peer", "annlib")):
+            eligible = [r for r in records if r.get("algorithm") == label and r["recall"] >= 0.9]
+            assert c[side][c["qps_key"]] == max(r[c["qps_key"]] for r in eligible)
+    results = paired.remeasure(str(tiny_datasets["angular"]), chosen, rounds=2)
+    assert all(r["paired_ours"] > 0 and r["paired_peer"] > 0 for r in results)
+    table = paired.report(results)
+    assert table.count("\n") == 4 and "| single | 0.90 | annlib+soar" in table
+    # Peers by default: every label but annlib's and brute force's (none in this run).
+    assert paired.cells(records, "tiny-angular") == []
+    # The command line; a run without the peers asked for is an error.
+    assert paired.main([str(tiny_datasets["angular"]), str(out), "--rounds", "1", "--targets", "0.9",
+                        "--ours", "annlib+soar", "--peers", "annlib"]) == 0
+    assert "| batched | 0.90 |" in capsys.readouterr().out
+    assert paired.main([str(tiny_datasets["angular"]), str(out), "--peers", "scann"]) == 2
+    assert "no cell" in capsys.readouterr().err
