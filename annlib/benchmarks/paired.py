@@ -37,6 +37,11 @@ def cells(records, dataset: str, ours=OURS, peers=None, targets=TARGETS) -> list
     return out
 
 
+def _build_key(point: dict) -> tuple:
+    """Which build a point was measured on: its wrapper family and build arguments."""
+    return point["family"], json.dumps(point["build"], sort_keys=True)
+
+
 def remeasure(dataset_path: str, chosen: list[dict], rounds: int) -> list[dict]:
     """Each cell with paired QPS for both of its points ('paired_ours', 'paired_peer')."""
     from .algorithms import FAMILIES
@@ -49,7 +54,7 @@ def remeasure(dataset_path: str, chosen: list[dict], rounds: int) -> list[dict]:
     for cell in chosen:
         for side in ("ours", "peer"):
             p = cell[side]
-            key = (p["family"], json.dumps(p["build"], sort_keys=True))
+            key = _build_key(p)
             if key not in builds:
                 print(f"building {p['name']}", file=sys.stderr, flush=True)
                 wrapper = FAMILIES[p["family"]][0](measure, threads, **p["build"])
@@ -61,7 +66,7 @@ def remeasure(dataset_path: str, chosen: list[dict], rounds: int) -> list[dict]:
             # Alternate which side goes first, so neither always follows the other's cache state.
             for side in (("ours", "peer") if (r + i) % 2 == 0 else ("peer", "ours")):
                 p = cell[side]
-                wrapper = builds[(p["family"], json.dumps(p["build"], sort_keys=True))]
+                wrapper = builds[_build_key(p)]
                 wrapper.set_query_arguments(**p["query"])
                 if cell["mode"] == "batched":
                     seconds = _best_seconds(lambda: wrapper.batch_query(queries, k), 1)
