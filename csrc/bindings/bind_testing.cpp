@@ -94,8 +94,8 @@ class Lut16Codes {
   std::vector<int32_t> ids_;
 };
 
-// Feeds (score, id) entries to a candidate buffer as a scan does (append at or
-// above the threshold, make room when full) and returns what the final
+// Feeds (score, id) entries to a candidate buffer as a scan does
+// (OfferCandidate) and returns what the final
 // compaction keeps, unordered. distinct: keep the best copy of each id only
 // (every id in [0, max id], at most twice: SOAR's two leaves).
 py::tuple SelectCandidates(py::array_t<float, py::array::c_style> scores,
@@ -117,15 +117,7 @@ py::tuple SelectCandidates(py::array_t<float, py::array::c_style> scores,
     buf.distinct = bits.data();
     buf.distinct_words = words;
   }
-  for (int64_t i = 0; i < n; ++i) {
-    const float s = scores.data()[i];
-    if (s < buf.threshold) continue;
-    if (buf.size == buf.capacity) {
-      MakeRoom(buf);
-      if (s < buf.threshold) continue;
-    }
-    buf.entries[buf.size++] = Candidate{s, ids.data()[i]};
-  }
+  for (int64_t i = 0; i < n; ++i) OfferCandidate(buf, scores.data()[i], ids.data()[i]);
   CompactCandidates(buf);
   for (uint64_t w : bits)
     if (w != 0) throw std::logic_error("the distinct bitmaps were left dirty");

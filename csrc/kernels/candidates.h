@@ -52,7 +52,8 @@ inline int64_t CandidateCapacity(int64_t keep) {
 }
 
 // Keeps the `keep` best entries (distinct ids, with `distinct`) and, once
-// that many exist, raises the threshold to the worst of them. Defined in search/topk.cpp (baseline code).
+// that many exist, raises the threshold to the worst of them. Defined in
+// search/topk.cpp (baseline code).
 void CompactCandidates(CandidateBuffer& buffer);
 
 // Makes room in a buffer, more cheaply than CompactCandidates: keeps the

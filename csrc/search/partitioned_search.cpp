@@ -483,15 +483,7 @@ void ExactRowSearch(const PartitionedView& v, const PartitionedKernels& kernels,
         r.query = padded.data() + i * v.row_stride;
         r.query_sum = sums[i];
         kernels.dense->rescore(r);
-        CandidateBuffer& buf = buffers[i];
-        for (int32_t j = 0; j < r.count; ++j) {
-          if (scores[j] < buf.threshold) continue;
-          if (buf.size == buf.capacity) {
-            MakeRoom(buf);
-            if (scores[j] < buf.threshold) continue;
-          }
-          buf.entries[buf.size++] = Candidate{scores[j], r.ids[j]};
-        }
+        for (int32_t j = 0; j < r.count; ++j) OfferCandidate(buffers[i], scores[j], r.ids[j]);
       }
     }
     std::vector<Candidate> cands;

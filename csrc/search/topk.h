@@ -18,6 +18,19 @@ struct BetterOrder {
   bool operator()(const Candidate& a, const Candidate& b) const { return Better(a, b); }
 };
 
+// Appends (score, id) to a buffer when it reaches the threshold, making room
+// first when the buffer is full (kernels/candidates.h). Baseline drivers only:
+// the LUT16 kernels have their own copy (Lut16Select), as ISA units must not
+// share inline code with baseline ones.
+inline void OfferCandidate(CandidateBuffer& buf, float score, int32_t id) {
+  if (score < buf.threshold) return;
+  if (buf.size == buf.capacity) {
+    MakeRoom(buf);
+    if (score < buf.threshold) return;
+  }
+  buf.entries[buf.size++] = Candidate{score, id};
+}
+
 // Moves the `count` best of first[0, n) (BetterOrder) to first[0, count), in
 // no particular order; the other entries are overwritten. Returns
 // min(count, n). Histogram passes narrow a large range, then a quickselect
