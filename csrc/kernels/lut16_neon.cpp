@@ -58,6 +58,9 @@ struct Ops {
     }
     return mask;
   }
+  static void select(const Lut16Args& a, int64_t group, const float* scores, uint32_t mask) {
+    Lut16Select(a, group, scores, mask);
+  }
 };
 
 #include "lut16_scan-inl.h"

@@ -9,6 +9,8 @@
 //     void add_half(V a, V b, bool first, int32_t* totals);  // fold lanes into 16 totals
 //                                          // (stored when first, else added)
 //     uint32_t score(const Lut16Args&, int64_t group, const int32_t* totals, float* scores);
+//     void select(const Lut16Args&, int64_t group, const float* scores, uint32_t mask);
+//                                          // the survivors to the buffer, as Lut16Select
 //   };
 //     static constexpr int kMaxQueries;   // queries per pass that fit the registers
 // Needs lut16-inl.h (Lut16Select) included first.
@@ -41,7 +43,7 @@ inline void Lut16ScanBody(const annlib::Lut16Args& a) {
       Ops::add_half(lo_a, lo_b, b0 == 0, totals);
       Ops::add_half(hi_a, hi_b, b0 == 0, totals + 16);
     }
-    Lut16Select(a, g, scores, Ops::score(a, g, totals, scores));
+    Ops::select(a, g, scores, Ops::score(a, g, totals, scores));
   }
 }
 
@@ -78,7 +80,7 @@ inline void Lut16ScanMultiPass(const annlib::Lut16Args* a) {
         Ops::add_half(hi_a[j], hi_b[j], b0 == 0, totals[j] + 16);
       }
     }
-    for (int j = 0; j < Q; ++j) Lut16Select(a[j], g, scores, Ops::score(a[j], g, totals[j], scores));
+    for (int j = 0; j < Q; ++j) Ops::select(a[j], g, scores, Ops::score(a[j], g, totals[j], scores));
   }
 }
 
