@@ -69,6 +69,32 @@ def test_float16_decoding_covers_subnormals_and_extremes(simd_level):
         assert scorer.scores(q, np.array([0], np.int64), 1)[0] == np.float32(values[0, t])
 
 
+def test_scorer_refuses_a_store_that_does_not_hold_together():
+    """The engine's MaxSimIndex checks the token store once, with clear errors."""
+    f16 = np.ones((4, 8), np.float16)
+    i8 = np.ones((4, 8), np.int8)
+    offsets = np.array([0, 1, 4], np.int64)
+    scale = np.ones(4, np.float32)
+    bad = [
+        ((f16, scale, offsets), "take no token_scale"),
+        ((i8, None, offsets), "need token_scale"),
+        ((i8, scale[:3], offsets), "one entry per token"),
+        ((f16.astype(np.float32), None, offsets), "float16 or int8"),
+        ((np.ones((4, 0), np.float16), None, offsets), "dim >= 1"),
+        ((f16, None, np.array([0], np.int64)), ">= 2 entries"),
+        ((f16, None, np.array([0, 2, 2, 4], np.int64)), "has no tokens"),
+        ((f16, None, np.array([0, 1, 3], np.int64)), "must end at"),
+    ]
+    for args, message in bad:
+        with pytest.raises(ValueError, match=message):
+            _core.MaxSimScorer(*args)
+    scorer = _core.MaxSimScorer(i8, scale, offsets)
+    with pytest.raises(ValueError, match="out of range"):
+        scorer.scores(np.ones((1, 8), np.float32), np.array([2], np.int64), 1)
+    with pytest.raises(ValueError, match="m >= 1"):
+        scorer.scores(np.ones((0, 8), np.float32), np.array([0], np.int64), 1)
+
+
 def test_rerank_orders_by_exact_maxsim_with_id_tiebreak(rng, corpus):
     pooled, tokens, offsets, centers = corpus
     index = annlib.MultiVectorIndex.build(pooled, tokens, offsets, token_index=False, progress=False)

@@ -186,6 +186,7 @@ void Interruptible(F&& f) {
 }
 
 void RegisterDenseIndex(py::module_& m);
+void RegisterMaxSimScorer(py::module_& m);
 void RegisterPartitionedIndex(py::module_& m);
 void RegisterTesting(py::module_& m);
 void RegisterInterrupts(py::module_& m);

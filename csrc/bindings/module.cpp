@@ -17,7 +17,6 @@
 #include "../quantization/lut16_tables.h"
 #include "../quantization/soar.h"
 #include "../search/dense_search.h"
-#include "../search/maxsim_search.h"
 #include "../search/metric.h"
 #include "../index/index_format.h"
 #include "../search/partitioned_search.h"
@@ -168,60 +167,6 @@ Uint8Array PackLut16CodesPy(Uint8Array codes) {
   return packed;
 }
 
-// Late-interaction scoring over a token store (float16, or int8 with a
-// per-token scale). Keeps references to the arrays, which may be read-only maps.
-class MaxSimScorer {
- public:
-  MaxSimScorer(py::array tokens, py::object token_scale, Int64Array offsets, const std::string& simd_level)
-      : tokens_(tokens), offsets_(offsets), level_(LevelOrActive(simd_level)), kernel_(MaxSimKernelFor(level_)) {
-    if (tokens.ndim() != 2 || tokens.shape(1) < 1 || !(tokens.flags() & py::array::c_style))
-      throw std::invalid_argument("tokens must be a C-contiguous (num_tokens, dim) array");
-    if (tokens.dtype().is(py::dtype("float16"))) {
-      store_.type = TokenType::kFloat16;
-      if (!token_scale.is_none()) throw std::invalid_argument("float16 tokens take no token_scale");
-    } else if (tokens.dtype().is(py::dtype::of<int8_t>())) {
-      store_.type = TokenType::kInt8;
-      if (token_scale.is_none()) throw std::invalid_argument("int8 tokens need token_scale");
-      scale_ = token_scale.cast<FloatArray>();
-      if (scale_.ndim() != 1 || scale_.shape(0) != tokens.shape(0))
-        throw std::invalid_argument("token_scale must be float32 with one entry per token");
-      store_.token_scale = scale_.data();
-    } else {
-      throw std::invalid_argument("tokens must be float16 or int8");
-    }
-    if (offsets.ndim() != 1 || offsets.shape(0) < 2) throw std::invalid_argument("offsets must be 1-D with >= 2 entries");
-    store_.tokens = tokens.data();
-    store_.offsets = offsets.data();
-    store_.num_docs = offsets.shape(0) - 1;
-    store_.dim = static_cast<int32_t>(tokens.shape(1));
-    CheckTokenOffsets(store_.offsets, store_.num_docs, tokens.shape(0));
-  }
-
-  FloatArray Scores(FloatArray query_tokens, Int64Array doc_ids, int num_threads) const {
-    if (query_tokens.ndim() != 2 || query_tokens.shape(1) != store_.dim || query_tokens.shape(0) < 1)
-      throw std::invalid_argument("query_tokens must have shape (m >= 1, dim)");
-    if (doc_ids.ndim() != 1) throw std::invalid_argument("doc_ids must be 1-D");
-    FloatArray out(doc_ids.shape(0));
-    const float* qp = query_tokens.data();
-    const int32_t m = static_cast<int32_t>(query_tokens.shape(0));
-    const int64_t* dp = doc_ids.data();
-    const int64_t count = doc_ids.shape(0);
-    float* op = out.mutable_data();
-    Interruptible([&] { MaxSimScores(store_, kernel_, qp, m, dp, count, op, num_threads); });
-    return out;
-  }
-
-  std::string simd_level() const { return SimdLevelName(level_); }
-
- private:
-  py::array tokens_;
-  FloatArray scale_;
-  Int64Array offsets_;
-  SimdLevel level_;
-  MaxSimFn kernel_;
-  TokenStore store_{};
-};
-
 // Rows checked as the engine checks queries (search/metric.h).
 void CheckRowsPy(FloatArray x, const std::string& metric, const std::string& what) {
   if (x.ndim() != 2) throw std::invalid_argument("x must be 2-D");
@@ -278,12 +223,7 @@ PYBIND11_MODULE(_core, m) {
   annlib_bindings::RegisterPartitionedIndex(m);
   annlib_bindings::RegisterTesting(m);
   annlib_bindings::RegisterInterrupts(m);
-  py::class_<MaxSimScorer>(m, "MaxSimScorer")
-      .def(py::init<py::array, py::object, Int64Array, const std::string&>(), py::arg("tokens"),
-           py::arg("token_scale"), py::arg("offsets").noconvert(), py::arg("simd_level") = "")
-      .def("scores", &MaxSimScorer::Scores, py::arg("query_tokens").noconvert(), py::arg("doc_ids").noconvert(),
-           py::arg("num_threads") = 1)
-      .def_property_readonly("simd_level", &MaxSimScorer::simd_level);
+  annlib_bindings::RegisterMaxSimScorer(m);
   m.attr("FORMAT_VERSION") = kFormatVersion;
   m.attr("OLDEST_FORMAT_VERSION") = kOldestFormatVersion;
   m.attr("LUT16_GROUP") = kLut16Group;
