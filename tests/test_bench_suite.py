@@ -66,6 +66,11 @@ def test_grids_scale_with_the_dataset_and_share_the_sweep():
         assert [(q["leaves"], q["reorder"]) for q in d.query_args] == \
                [(q["nprobe"], q["reorder"]) for q in ivf.query_args]
     assert all(grids.Definition.from_json(d.to_json()) == d for d in defs)
+    # On inner-product data ScaNN also gets spherical leaves (as annlib does on unit vectors).
+    assert {d.build_args["spherical"] for d in defs if d.family == "scann"} == {False}
+    scann_ip = [d for d in grids.definitions(100_000, 384, "dot_product", 10) if d.family == "scann"]
+    assert {(d.label, d.build_args["spherical"]) for d in scann_ip} == \
+           {(label, s) for label in ("scann", "scann+soar") for s in (False, True)}
     with pytest.raises(ValueError, match="unknown algorithm"):
         grids.definitions(1000, 8, "dot_product", 10, ["annoy"])
 

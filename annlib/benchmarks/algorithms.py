@@ -108,7 +108,8 @@ class BruteForce(Algorithm):
 
 class Scann(Algorithm):
     """Google's ScaNN with the same pipeline. Build args: num_leaves, threshold,
-    soar_lambda (dot product only, as ScaNN allows). Query args: leaves, reorder."""
+    soar_lambda (dot product only, as ScaNN allows), spherical (k-means on the unit
+    sphere; ScaNN's default: off). Query args: leaves, reorder."""
 
     def fit(self, train):
         import scann
@@ -116,7 +117,8 @@ class Scann(Algorithm):
         a = self.build_args
         builder = scann.scann_ops_pybind.builder(train, 10, self.measure).tree(
             num_leaves=a["num_leaves"], num_leaves_to_search=max(1, a["num_leaves"] // 20),
-            training_sample_size=min(len(train), 100_000), soar_lambda=a.get("soar_lambda"))
+            training_sample_size=min(len(train), 100_000), soar_lambda=a.get("soar_lambda"),
+            spherical=bool(a.get("spherical", False)))
         threshold = a.get("threshold")
         builder = (builder.score_ah(2, anisotropic_quantization_threshold=threshold) if threshold
                    else builder.score_ah(2))
