@@ -8,12 +8,19 @@ thread:
 
 1. measures this CPU's rates: the LUT16 scan kernel on codes of the index's width held in
    the cache (ns per code block per point), the int8 dense kernel that scores the
-   centroids (ps per multiply-add), and one core's streaming read bandwidth from memory
-   (the reorder rows' bound: random rows can at best stream);
-2. counts each query's work: centroid multiply-adds (leaves x d), code blocks x points in
-   the leaves it scans, rows reordered;
+   centroids (ps per multiply-add), one core's streaming read bandwidth from memory, and
+   the time to read one row at a random address of an array beyond the cache (plain loads,
+   no kernel of ours: `_core.testing.read_rows`), for the reorder rows' width and the
+   centers' (d float32);
+2. counts each query's work: centroid multiply-adds (leaves x d) and the screened center
+   rows rescored from float32, code blocks x points in the leaves it scans (and their code
+   bytes, streamed from memory), rows reordered;
 3. prints, per stage, the work at those rates (the roofline) beside the measured time
-   (stage_times, and search() one query per call), and their ratio.
+   (stage_times, and search() one query per call), and their ratio. The scan's bound is the
+   larger of its compute and its code bytes at the streaming bandwidth; random rows are
+   bound by the random-row time (the memory system's parallelism over its latency), which
+   streaming bandwidth would understate; the streaming-bandwidth reorder bound is printed
+   beside it.
 
 Compare within one run: the machine's speed drifts between runs on shared hosts.
 """
@@ -68,6 +75,14 @@ def read_gb_per_s(total_mb: int = 1024) -> float:
     return big.nbytes / best(big.max, 3) / 1e9
 
 
+def random_row_ns(row_bytes: int, total_mb: int = 512, count: int = 20_000) -> float:
+    """ns to read one row of row_bytes at a random address of a total_mb array (beyond the
+    last-level cache), one thread, plain loads."""
+    rows = np.ones((total_mb * 2**20 // row_bytes, row_bytes // 4), np.float32)
+    ids = np.random.default_rng(0).integers(0, len(rows), count)
+    return best(lambda: _core.testing.read_rows(rows, ids), 5) * 1e9 / count
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset")
@@ -84,21 +99,27 @@ def main() -> int:
     index = (annlib.builder(data.train, K, data.distance_measure).tree(leaves, args.search, soar_lambda=1.0)
              .score_ah(2, 0.2).reorder(args.reorder).build(progress=False))
     num_blocks = int(np.asarray(index._state.arrays["meta"])[2])
-    row_bytes = int(np.asarray(index._state.arrays["rows"]).reshape(n, -1).shape[1]) * 4
+    held = np.asarray(index._state.arrays["rows"])
+    row_bytes = int(held.reshape(n, -1).shape[1] * held.itemsize)
+    center_bytes = d * 4
+    screened = min(leaves, args.search + max(8, args.search // 4))  # rescored centers (partitioned_search.cpp)
 
     ids, _ = index.search_batched(queries)
     recall = id_recall(ids, data.neighbors[:len(queries), :K], K)
     chosen, _ = index.choose_leaves(queries, args.search, num_threads=1)
     slots = index.leaf_slots()[chosen].sum(axis=1).mean()
     print(f"{args.dataset}: n={n:,} d={d}; {leaves} leaves, {args.search} searched, {num_blocks} blocks, "
-          f"reorder {args.reorder} float32 rows of {row_bytes} B; recall@10 {recall:.4f}; "
+          f"reorder {args.reorder} rows of {row_bytes} B ({held.dtype}); recall@10 {recall:.4f}; "
           f"simd {annlib.simd_level()}, one thread")
 
     ns_block = lut16_ns_per_block_point(num_blocks)
     ps_mac = int8_ps_per_mac(d)
     bandwidth = read_gb_per_s()
+    row_ns = random_row_ns(row_bytes)
+    center_ns = row_ns if center_bytes == row_bytes else random_row_ns(center_bytes)
     print(f"rates: LUT16 {ns_block:.4f} ns per block per point; int8 dense {ps_mac:.2f} ps per multiply-add; "
-          f"memory read {bandwidth:.1f} GB/s")
+          f"memory read {bandwidth:.1f} GB/s streaming; a random row {row_ns:.0f} ns ({row_bytes} B), "
+          f"{center_ns:.0f} ns ({center_bytes} B)")
 
     nq = len(queries)
     times = {key: value / nq * 1e6 for key, value in index.stage_times(queries).items()}
@@ -109,15 +130,19 @@ def main() -> int:
         single.append(time.perf_counter() - start)
     search_us = float(np.median(single)) * 1e6
 
-    model = {"centroids": leaves * d * ps_mac * 1e-6, "lut": 0.0, "scan": slots * num_blocks * ns_block * 1e-3,
-             "reorder": args.reorder * row_bytes / bandwidth * 1e-3}
+    code_bytes = slots * num_blocks / 2  # 4-bit codes
+    model = {"centroids": leaves * d * ps_mac * 1e-6 + screened * center_ns * 1e-3, "lut": 0.0,
+             "scan": max(slots * num_blocks * ns_block, code_bytes / bandwidth) * 1e-3,
+             "reorder": args.reorder * row_ns * 1e-3}
     model["total"] = sum(model.values())
-    work = {"centroids": f"{leaves} x {d} MACs", "lut": f"{num_blocks} x 16 entries",
+    work = {"centroids": f"{leaves} x {d} MACs + {screened} rows", "lut": f"{num_blocks} x 16 entries",
             "scan": f"{slots:,.0f} slots x {num_blocks} blocks", "reorder": f"{args.reorder} rows x {row_bytes} B"}
     print(f"{'stage':<10}{'work per query':>30}{'roofline us':>13}{'measured us':>13}{'ratio':>8}")
     for stage in ("centroids", "lut", "scan", "reorder", "total"):
         ratio = f"{times[stage] / model[stage]:.1f}x" if model[stage] > 0 else ""
         print(f"{stage:<10}{work.get(stage, ''):>30}{model[stage]:>13.1f}{times[stage]:>13.1f}{ratio:>8}")
+    streamed = args.reorder * row_bytes / bandwidth * 1e-3
+    print(f"{'(reorder at streaming bandwidth: ' + format(streamed, '.1f') + ' us)':<40}")
     print(f"{'search()':<10}{'one query per call, median':>30}{model['total']:>13.1f}{search_us:>13.1f}"
           f"{search_us / model['total']:>7.1f}x")
     return 0

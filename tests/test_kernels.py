@@ -258,3 +258,18 @@ def test_unsupported_level_is_an_error():
     s = annlib.builder(np.eye(4, dtype=np.float32), 1, "dot_product").score_brute_force().build()
     with pytest.raises(ValueError, match="unknown SIMD level"):
         s.with_simd_level("sse9")
+
+
+def test_read_rows_probe_reads_each_row_whole(rng):
+    """_core.testing.read_rows (bench/roofline.py's random-row probe) reads every word of
+    each row it is given, in any dtype, and refuses ids outside the rows."""
+    rows = rng.integers(0, 2**40, (50, 8), dtype=np.uint64)
+    ids = rng.integers(0, 50, 30).astype(np.int64)
+    assert _core.testing.read_rows(rows, ids) == int(rows[ids].sum(dtype=np.uint64))
+    as_float = rows.view(np.float32)  # same bytes, 16 float32 per row
+    assert _core.testing.read_rows(as_float, ids) == int(rows[ids].sum(dtype=np.uint64))
+    assert _core.testing.read_rows(rows, np.zeros(0, np.int64)) == 0
+    with pytest.raises(ValueError, match="index rows"):
+        _core.testing.read_rows(rows, np.array([50], np.int64))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        _core.testing.read_rows(np.zeros((4, 3), np.float32), np.array([0], np.int64))

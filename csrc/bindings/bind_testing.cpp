@@ -130,6 +130,34 @@ py::tuple SelectCandidates(py::array_t<float, py::array::c_style> scores,
   return py::make_tuple(out_ids, out_scores);
 }
 
+// Reads whole rows at the given indexes, in order, with plain 64-bit loads
+// (four independent sums): the memory system's rate for rows at random
+// addresses, with no kernel of ours in the way (bench/roofline.py). Returns the
+// sum of every word read, so that no read can be dropped.
+uint64_t ReadRows(py::array rows, Int64Array ids) {
+  if (rows.ndim() != 2 || !(rows.flags() & py::array::c_style))
+    throw std::invalid_argument("rows must be a C-contiguous 2-D array");
+  const int64_t row_bytes = rows.shape(1) * rows.itemsize();
+  if (row_bytes % 32 != 0) throw std::invalid_argument("rows must be a multiple of 32 bytes wide");
+  const int64_t n = rows.shape(0), count = ids.shape(0);
+  const int64_t* id = ids.data();
+  for (int64_t i = 0; i < count; ++i)
+    if (id[i] < 0 || id[i] >= n) throw std::invalid_argument("ids must index rows");
+  const char* base = static_cast<const char*>(rows.data());
+  uint64_t total = 0;
+  {
+    py::gil_scoped_release release;
+    uint64_t s[4] = {0, 0, 0, 0};
+    for (int64_t i = 0; i < count; ++i) {
+      const uint64_t* row = reinterpret_cast<const uint64_t*>(base + id[i] * row_bytes);
+      for (int64_t w = 0; w < row_bytes / 8; w += 4)
+        for (int j = 0; j < 4; ++j) s[j] += row[w + j];
+    }
+    total = s[0] + s[1] + s[2] + s[3];
+  }
+  return total;
+}
+
 }  // namespace
 
 void RegisterTesting(py::module_& parent) {
@@ -142,6 +170,8 @@ void RegisterTesting(py::module_& parent) {
       .def_property_readonly("num_blocks", &Lut16Codes::num_blocks);
   m.def("select_candidates", &SelectCandidates, py::arg("scores").noconvert(), py::arg("ids").noconvert(),
         py::arg("keep"), py::arg("distinct"));
+  m.def("read_rows", &ReadRows, py::arg("rows"), py::arg("ids").noconvert(),
+        "reads rows[ids] whole, in order (a memory-rate probe); returns a checksum");
 }
 
 }  // namespace annlib_bindings
