@@ -10,7 +10,7 @@ thread:
    the cache (ns per code block per point), the int8 dense kernel that scores the
    centroids (ps per multiply-add), one core's streaming read bandwidth from memory, and
    the time to read one row at a random address of an array beyond the cache (plain loads,
-   no kernel of ours: `_core.testing.read_rows`), for the reorder rows' width and the
+   rows prefetched 8 ahead as the re-ranking does, no kernel of ours: `_core.testing.read_rows`), for the reorder rows' width and the
    centers' (d float32);
 2. counts each query's work: centroid multiply-adds (leaves x d) and the screened center
    rows rescored from float32, code blocks x points in the leaves it scans (and their code
@@ -77,7 +77,7 @@ def read_gb_per_s(total_mb: int = 1024) -> float:
 
 def random_row_ns(row_bytes: int, total_mb: int = 512, count: int = 20_000) -> float:
     """ns to read one row of row_bytes at a random address of a total_mb array (beyond the
-    last-level cache), one thread, plain loads."""
+    last-level cache), one thread, plain loads with rows prefetched 8 ahead."""
     rows = np.ones((total_mb * 2**20 // row_bytes, row_bytes // 4), np.float32)
     ids = np.random.default_rng(0).integers(0, len(rows), count)
     return best(lambda: _core.testing.read_rows(rows, ids), 5) * 1e9 / count

@@ -133,8 +133,8 @@ py::tuple SelectCandidates(py::array_t<float, py::array::c_style> scores,
 // Reads whole rows at the given indexes, in order, with plain 64-bit loads
 // (four independent sums) and every line of the rows 8 ahead prefetched: the
 // memory system's rate for rows at random addresses, with no kernel of ours in
-// the way (bench/roofline.py). Returns the
-// sum of every word read, so that no read can be dropped.
+// the way (bench/roofline.py). Returns the sum of every word read, so that no
+// read can be dropped.
 uint64_t ReadRows(py::array rows, Int64Array ids) {
   if (rows.ndim() != 2 || !(rows.flags() & py::array::c_style))
     throw std::invalid_argument("rows must be a C-contiguous 2-D array");
