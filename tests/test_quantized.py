@@ -190,6 +190,59 @@ def test_anisotropic_encoding_lowers_its_loss(rng):
     assert np.array_equal(plain, nearest)
 
 
+@pytest.mark.parametrize("dims_per_block", [1, 2, 3, 4])
+def test_plain_encoding_takes_the_first_of_tied_centers(rng, dims_per_block):
+    """Nearest-center codes equal numpy's argmin (its first minimum) for every block width
+    (1, 2 and 4 have their own compiled loops, 3 the general one), with centers repeated so
+    that ties are everywhere, and points that sit exactly on a center."""
+    num_blocks = 5
+    centers = rng.standard_normal((num_blocks, 16, dims_per_block)).astype(np.float32)
+    centers[:, 9] = centers[:, 2]
+    centers[:, 15] = centers[:, 2]
+    centers[:, 4] = centers[:, 11]
+    x = rng.standard_normal((400, num_blocks * dims_per_block)).astype(np.float32)
+    x[:100] = centers[np.arange(num_blocks), rng.choice([2, 9, 11, 4], (100, num_blocks))].reshape(100, -1)
+    codes = encode(x, x, centers, threshold=None, eta_dim=x.shape[1])
+    e = x.reshape(len(x), num_blocks, 1, dims_per_block) - centers[None]
+    want = (e * e).sum(-1, dtype=np.float32).argmin(-1)
+    assert np.array_equal(codes, want)
+    assert not np.isin(codes, [9, 15, 11]).any()  # a repeated center is never the one taken
+
+
+@pytest.mark.parametrize("n,dims_per_block", [(1, 1), (17, 2), (2049, 4), (5000, 2)])
+def test_block_center_sums_match_numpy_on_any_thread_count(rng, n, dims_per_block):
+    """The codebook update's sums and counts per (block, center): the numpy reference's,
+    and the same bits on 1, 2 or 3 threads (fixed chunks, summed in order)."""
+    num_blocks = 6
+    x = rng.standard_normal((n, num_blocks * dims_per_block)).astype(np.float32)
+    codes = rng.integers(0, 16, (n, num_blocks)).astype(np.uint8)
+    codes[: n // 2, 0] = 3  # a crowded center, and most of block 0's others empty
+    cell = (np.arange(num_blocks) * 16 + codes).ravel()
+    want_counts = np.bincount(cell, minlength=num_blocks * 16).reshape(num_blocks, 16)
+    want = np.zeros((num_blocks * 16, dims_per_block))
+    np.add.at(want, cell, x.reshape(n * num_blocks, dims_per_block).astype(np.float64))
+    runs = [_core.block_center_sums(x, codes, dims_per_block, threads) for threads in (1, 2, 3)]
+    for sums, counts in runs:
+        assert sums.shape == (num_blocks, 16, dims_per_block) and sums.dtype == np.float64
+        assert np.array_equal(counts, want_counts)
+        np.testing.assert_allclose(sums.reshape(-1, dims_per_block), want, rtol=1e-12, atol=1e-9)
+        assert np.array_equal(sums, runs[0][0])
+
+
+def test_block_center_sums_refuse_bad_input(rng):
+    x = rng.standard_normal((10, 8)).astype(np.float32)
+    codes = np.zeros((10, 4), np.uint8)
+    codes[7, 2] = 16
+    with pytest.raises(ValueError, match="below 16"):
+        _core.block_center_sums(x, codes, 2)
+    with pytest.raises(ValueError, match="num_blocks \\* dims_per_block"):
+        _core.block_center_sums(x, np.ascontiguousarray(codes[:, :3]), 2)
+    with pytest.raises(ValueError, match="same number of rows"):
+        _core.block_center_sums(x, codes[:9], 2)
+    with pytest.raises(TypeError):
+        _core.block_center_sums(x.astype(np.float64), codes, 2)
+
+
 def test_anisotropic_threshold_helps_inner_product_recall(data):
     """On unit vectors, the score-aware loss keeps more true neighbors among AH candidates."""
     x, q = data

@@ -171,15 +171,10 @@ def train_codebooks(residuals: np.ndarray, dims_per_block: int, *, iterations: i
     else:  # fewer points than blocks x centers: distinct points within each block
         picks = np.stack([rng.choice(size, NUM_CENTERS, replace=False) for _ in range(num_blocks)])
     centers = np.ascontiguousarray(blocks[picks, np.arange(num_blocks)[:, None]], dtype=np.float32)
-    block_base = np.arange(num_blocks, dtype=np.int32) * NUM_CENTERS
     for _ in progress_bar(range(iterations), progress=progress, desc="AH codebooks", unit="iter"):
         codes = _core.ah_encode(sample, sample, centers, 0.0, dim, 0, num_threads)
-        cell = (block_base + codes).ravel()
-        counts = np.bincount(cell, minlength=num_blocks * NUM_CENTERS).reshape(num_blocks, NUM_CENTERS)
-        sums = np.zeros((num_blocks * NUM_CENTERS, dims_per_block), np.float64)
-        for t in range(dims_per_block):
-            sums[:, t] = np.bincount(cell, weights=blocks[:, :, t].ravel(), minlength=num_blocks * NUM_CENTERS)
-        sums = sums.reshape(num_blocks, NUM_CENTERS, dims_per_block)
+        # One pass in C++ (numpy's weighted bincount per dimension was a third of a build).
+        sums, counts = _core.block_center_sums(sample, codes, dims_per_block, num_threads)
         filled = counts > 0
         centers[filled] = (sums[filled] / counts[filled][:, None]).astype(np.float32)
         # An empty center restarts at a random sample point of its block.

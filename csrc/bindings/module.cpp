@@ -14,6 +14,7 @@
 #include <string>
 
 #include "../quantization/ah_encode.h"
+#include "../quantization/codebook_update.h"
 #include "../quantization/lut16_tables.h"
 #include "../quantization/soar.h"
 #include "../search/dense_search.h"
@@ -125,6 +126,27 @@ Uint8Array AhEncodePy(FloatArray residuals, FloatArray originals, FloatArray cen
   return codes;
 }
 
+// Sums and counts of the residual blocks per AH center (quantization/codebook_update.h):
+// x [n][dim], codes [n][num_blocks] -> (float64 [num_blocks][16][dims_per_block], int64 [num_blocks][16]).
+py::tuple BlockCenterSumsPy(FloatArray x, Uint8Array codes, int32_t dims_per_block, int num_threads) {
+  if (x.ndim() != 2 || codes.ndim() != 2 || x.shape(0) != codes.shape(0))
+    throw std::invalid_argument("x and codes must be 2-D arrays with the same number of rows");
+  if (dims_per_block < 1 || x.shape(1) != codes.shape(1) * dims_per_block)
+    throw std::invalid_argument("x must have num_blocks * dims_per_block columns");
+  BlockCenterSumsArgs a;
+  a.x = x.data();
+  a.codes = codes.data();
+  a.n = x.shape(0);
+  a.num_blocks = static_cast<int32_t>(codes.shape(1));
+  a.dims_per_block = dims_per_block;
+  py::array_t<double> sums({int64_t{a.num_blocks}, int64_t{16}, int64_t{dims_per_block}});
+  Int64Array counts({int64_t{a.num_blocks}, int64_t{16}});
+  a.sums = sums.mutable_data();
+  a.counts = counts.mutable_data();
+  Interruptible([&] { BlockCenterSums(a, num_threads); });
+  return py::make_tuple(sums, counts);
+}
+
 // SOAR spill center of every point (quantization/soar.h): x [n][d], centers
 // [L][d], primary [n] -> int32 [n] (equal to primary where not spilled).
 Int32Array SoarAssignPy(FloatArray x, FloatArray centers, Int64Array primary, float lambda, int num_threads,
@@ -214,6 +236,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("ah_encode", &AhEncodePy, py::arg("residuals").noconvert(), py::arg("originals").noconvert(),
         py::arg("centers").noconvert(), py::arg("threshold"), py::arg("eta_dim"), py::arg("max_rounds") = 10,
         py::arg("num_threads") = 0);
+  m.def("block_center_sums", &BlockCenterSumsPy, py::arg("x").noconvert(), py::arg("codes").noconvert(),
+        py::arg("dims_per_block"), py::arg("num_threads") = 0);
   m.def("anisotropic_eta", &AnisotropicEta, py::arg("threshold"), py::arg("norm2"), py::arg("eta_dim"));
   m.def("soar_assign", &SoarAssignPy, py::arg("x").noconvert(), py::arg("centers").noconvert(),
         py::arg("primary").noconvert(), py::arg("soar_lambda"), py::arg("num_threads") = 0,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../util/parallel.h"
+#include "../util/portable.h"
 
 namespace annlib {
 namespace {
@@ -21,6 +22,37 @@ struct Scratch {
   std::vector<float> block_norm;
 };
 
+// Squared distances from a residual block to the block's 16 centers (stored
+// transposed: [t][16]). DPB > 0 fixes the block width at compile time, so the
+// loops unroll and vectorize; 0 reads it from dpb. The same operations in the
+// same order for any DPB.
+template <int DPB>
+void BlockDistances(const float* rb, const float* cb, int32_t dpb, float* dist) {
+  const int32_t width = DPB > 0 ? DPB : dpb;
+  for (int j = 0; j < kCenters; ++j) dist[j] = 0.0f;
+  for (int32_t t = 0; t < width; ++t) {
+    const float rt = rb[t];
+    for (int j = 0; j < kCenters; ++j) {
+      const float e = rt - cb[t * kCenters + j];
+      dist[j] += e * e;
+    }
+  }
+}
+
+// The first index of the smallest of 16 distances: a tree of element-wise
+// minimums and a bit mask of the lanes holding it (vectorizable, unlike a
+// running argmin's branches). Distances are sums of squares, never NaN for
+// finite input; if they were, 0.
+int NearestCenter(const float* dist) {
+  alignas(16) float m8[8], m4[4];
+  for (int j = 0; j < 8; ++j) m8[j] = std::min(dist[j], dist[j + 8]);
+  for (int j = 0; j < 4; ++j) m4[j] = std::min(m8[j], m8[j + 4]);
+  const float least = std::min(std::min(m4[0], m4[2]), std::min(m4[1], m4[3]));
+  uint32_t at = 0;
+  for (int j = 0; j < kCenters; ++j) at |= static_cast<uint32_t>(dist[j] == least) << j;
+  return at == 0 ? 0 : LowestBit32(at);
+}
+
 void EncodeOne(const AhEncodeArgs& a, int64_t i, Scratch& s) {
   const int32_t nb = a.num_blocks, dpb = a.dims_per_block;
   const int64_t dim = int64_t{nb} * dpb;
@@ -34,27 +66,31 @@ void EncodeOne(const AhEncodeArgs& a, int64_t i, Scratch& s) {
 
   // Centers are read transposed ([b][t][16], s.centers_t) so the 16 centers
   // are the vector lanes of every loop below.
+  const bool descend = anisotropic && a.max_rounds > 0;
   for (int32_t b = 0; b < nb; ++b) {
     const float* rb = r + int64_t{b} * dpb;
     const float* xb = x + int64_t{b} * dpb;
     const float* cb = s.centers_t + int64_t{b} * dpb * kCenters;
-    float* dist = s.dist.data() + b * kCenters;
-    float* proj = s.proj.data() + b * kCenters;
-    for (int j = 0; j < kCenters; ++j) dist[j] = proj[j] = 0.0f;
-    for (int32_t t = 0; t < dpb; ++t) {
-      const float rt = rb[t], xt = xb[t];
-      for (int j = 0; j < kCenters; ++j) {
-        const float e = rt - cb[t * kCenters + j];
-        dist[j] += e * e;
-        proj[j] += e * xt;
-      }
+    // Local arrays the compiler can keep in registers and vectorize (no aliasing with
+    // the inputs); the projections only where coordinate descent needs them.
+    alignas(16) float dist[kCenters], proj[kCenters] = {};
+    switch (dpb) {
+      case 1: BlockDistances<1>(rb, cb, dpb, dist); break;
+      case 2: BlockDistances<2>(rb, cb, dpb, dist); break;
+      case 4: BlockDistances<4>(rb, cb, dpb, dist); break;
+      default: BlockDistances<0>(rb, cb, dpb, dist); break;
     }
-    int best = 0;
-    for (int j = 1; j < kCenters; ++j)
-      if (dist[j] < dist[best]) best = j;
-    code[b] = static_cast<uint8_t>(best);
+    if (descend) {
+      for (int32_t t = 0; t < dpb; ++t) {
+        const float rt = rb[t], xt = xb[t];
+        for (int j = 0; j < kCenters; ++j) proj[j] += (rt - cb[t * kCenters + j]) * xt;
+      }
+      std::copy(dist, dist + kCenters, s.dist.data() + b * kCenters);
+      std::copy(proj, proj + kCenters, s.proj.data() + b * kCenters);
+    }
+    code[b] = static_cast<uint8_t>(NearestCenter(dist));
   }
-  if (!anisotropic || a.max_rounds <= 0) return;
+  if (!descend) return;
 
   // Coordinate descent, blocks with the largest residual first; p is the
   // running <e, x>, so each trial costs O(1).
