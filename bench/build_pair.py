@@ -18,13 +18,13 @@ import time
 import numpy as np
 
 from annlib.benchmarks.algorithms import Annlib, Scann
-from annlib.benchmarks.grids import SCANN_SOAR_LAMBDA, SOAR_LAMBDA, num_leaves_for
-from annlib.datasets import read_hdf5
+from annlib.benchmarks.grids import SCANN_SOAR_LAMBDA, SOAR_LAMBDA, ah_builds, num_leaves_for
+from annlib.benchmarks.runner import load_dataset
 
 
 def builds(n: int, d: int, measure: str) -> list:
     leaves = num_leaves_for(n)
-    threshold = (0.2 if d <= 128 else 0.1) if measure == "dot_product" else None
+    (_, threshold), = ah_builds(d, measure, quick=True)  # the grid's threshold for the data, 2 dims
     annlib = {"num_leaves": leaves, "dims_per_block": 2, "threshold": threshold}
     scann = {"num_leaves": leaves, "threshold": threshold}
     out = [("annlib+soar", Annlib, {**annlib, "soar_lambda": SOAR_LAMBDA}), ("annlib", Annlib, annlib)]
@@ -41,12 +41,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
-    data = read_hdf5(args.dataset)
-    train = np.ascontiguousarray(data.train, np.float32)
-    measure = data.distance_measure
-    if measure == "cosine":  # as bench/run.py: unit rows, inner product
-        train /= np.maximum(np.linalg.norm(train, axis=1, keepdims=True), 1e-30)
-        measure = "dot_product"
+    _, _, measure, train, _, _, _ = load_dataset(args.dataset, 0, 10)  # as bench/run.py loads it
     plan = builds(*train.shape, measure)
     print(f"{args.dataset}: {measure}, n={len(train):,}, {num_leaves_for(len(train))} leaves", flush=True)
     times: dict[str, list] = {name: [] for name, _, _ in plan}

@@ -82,8 +82,9 @@ def random_row_ns(row_bytes: int, total_mb: int = 512, count: int = 20_000) -> f
     rng = np.random.default_rng(0)
     # Fresh rows for every repetition: a second pass over the same 20k rows (5 MB of 256-byte
     # rows) would find them in the cache and read 2.3x too fast.
-    id_sets = iter([rng.integers(0, len(rows), count) for _ in range(5)])
-    return best(lambda: _core.testing.read_rows(rows, next(id_sets)), 5) * 1e9 / count
+    repeats = 5
+    id_sets = iter([rng.integers(0, len(rows), count) for _ in range(repeats)])
+    return best(lambda: _core.testing.read_rows(rows, next(id_sets)), repeats) * 1e9 / count
 
 
 def main() -> int:
