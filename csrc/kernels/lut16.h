@@ -66,15 +66,18 @@ using Lut16BuildFn = void (*)(const Lut16BuildArgs&);
 
 // Scores every point of the list and appends those at or above the buffer's
 // threshold (compacting it when full); call CompactCandidates after the last
-// list. Defined in kernels/lut16_<isa>.cpp.
+// list. Defined in kernels/lut16_<isa>.cpp; the Vbmi ones (AVX-512 with VBMI
+// and VNNI) serve the avx512_bf16 level where the CPU has both.
 void Lut16ScanScalar(const Lut16Args& a);
 void Lut16ScanNeon(const Lut16Args& a);
 void Lut16ScanAvx2(const Lut16Args& a);
 void Lut16ScanAvx512(const Lut16Args& a);
+void Lut16ScanAvx512Vbmi(const Lut16Args& a);  // AVX-512 + VBMI + VNNI
 void Lut16ScanMultiScalar(const Lut16Args* queries, int count);
 void Lut16ScanMultiNeon(const Lut16Args* queries, int count);
 void Lut16ScanMultiAvx2(const Lut16Args* queries, int count);
 void Lut16ScanMultiAvx512(const Lut16Args* queries, int count);
+void Lut16ScanMultiAvx512Vbmi(const Lut16Args* queries, int count);
 void Lut16BuildScalar(const Lut16BuildArgs& a);
 void Lut16BuildNeon(const Lut16BuildArgs& a);
 void Lut16BuildAvx2(const Lut16BuildArgs& a);
