@@ -14,9 +14,12 @@ The ratio SOAR / plain is the scan SOAR saves at equal leaf-level recall. Agains
 bench/run.py's QPS on the dev sets (AMD Zen 4, default lambda 1.5): words-100k, k=10:
 0.28-0.40 here, SOAR 1.9-2.1x faster there; sift-150k, k=10: 0.80-0.92 here, SOAR
 0.66-0.86x there; k=100: 0.89-0.91 here, SOAR 0.59-0.98x there but 1.14x single at
-0.99. SOAR's own costs (half the codes again, duplicates dropped, twice the candidates
-kept) are about 20-25% at equal points scanned, so it pays below a ratio of ~0.75:
-what soar_lambda="auto" decides by (annlib/quantized/soar_choice.py, at recall 0.95).
+0.99; photo-SIFT 1.68M (bench/make_photo_sift.py), k=10: 0.80-0.89 here, SOAR 1.2-1.9x
+there. SOAR's own costs (half the codes again, duplicates dropped, twice the candidates
+kept) are about 20-25% at equal points scanned while the codes sit in the cache, so it
+pays below a ratio of ~0.75 there, and below ~0.9 when the spilled codes exceed the
+last-level cache (the scan then waits on memory): what soar_lambda="auto" decides by
+(annlib/quantized/soar_choice.py, the mean ratio at recall 0.90/0.95/0.99; printed last).
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ import numpy as np
 
 from annlib import _core, defaults
 from annlib.datasets import read_hdf5
-from annlib.quantized.soar_choice import exact_neighbours, leaf_ranks
+from annlib.quantized.soar_choice import (code_bytes_per_point, exact_neighbours, last_level_cache_bytes, leaf_ranks,
+                                         soar_verdict)
 from annlib.quantized.training import assign, kmeans
 
 
@@ -94,6 +98,11 @@ def main(argv=None) -> int:
         s = int(np.argmax(soar_recall >= target))
         print(f"| {target:g} | {p + 1}, {plain_cost[p]:,.0f} | {s + 1}, {soar_cost[s]:,.0f} | "
               f"{soar_cost[s] / plain_cost[p]:.2f} |")
+    code_bytes = code_bytes_per_point(d, 2)
+    verdict = soar_verdict(x, centers, labels, args.k, by_dot, args.soar_lambda, num_threads=0, code_bytes=code_bytes)
+    print(f"soar_lambda='auto' here (2 dims/block: {code_bytes} code bytes a point, spilled codes "
+          f"{soar_sizes.sum() * code_bytes / 2**20:,.0f} MiB, last-level cache {last_level_cache_bytes() / 2**20:,.0f} "
+          f"MiB): ratio {verdict.ratio:.2f} -> {'SOAR' if verdict.pays else 'no SOAR'}")
     return 0
 
 
