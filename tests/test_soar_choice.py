@@ -26,7 +26,9 @@ def _verdict(x, num_leaves, spherical, by_dot, seed=0):
 def test_sentence_embeddings_get_soar():
     x = _words()
     verdict = _verdict(x, 200, True, True)
-    assert verdict.pays and verdict.ratio < 0.65, verdict       # 0.51 measured
+    # 0.61 measured (the mean over leaf-level recall 0.90/0.95/0.99); 0.70 on the leaves a
+    # sanitizer build (-O1) trains: in either case under the in-cache bar of 0.75.
+    assert verdict.pays and not verdict.beyond_cache and verdict.ratio < 0.72, verdict
     assert verdict.soar_leaves < verdict.plain_leaves / 2
     built = configure(annlib.builder(x, 10, "dot_product"), "dot_product").build(num_threads=2, progress=False)
     assert built.config.tree.soar_lambda == SOAR_LAMBDA
