@@ -1,7 +1,9 @@
-// AVX-512 LUT16 scan with VBMI byte permutes and VNNI dot products (Ice Lake,
-// Sapphire Rapids, AMD Zen 4 and later): the same packed codes and tables as
-// the AVX-512 unit, the same integer totals (so the same scores, bit for
-// bit), in fewer instructions per four blocks.
+// AVX-512 LUT16 scan with VBMI byte permutes and VNNI dot products: the
+// avx512_bf16 level's scan where the CPU has both (Sapphire Rapids, AMD Zen 4
+// and later; not Cooper Lake; Ice Lake has them but not BF16, so it runs the
+// avx512 level). The same packed codes and tables as the AVX-512 unit, the
+// same integer totals (so the same scores, bit for bit), in fewer
+// instructions per four blocks.
 //
 // A 64-byte register of codes holds four blocks (one per 128-bit lane) of 32
 // points (point i in byte i's low nibble, point i + 16 in its high nibble).
