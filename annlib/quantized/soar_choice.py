@@ -167,7 +167,7 @@ def with_soar_decided(config: IndexConfig, x: np.ndarray, centroids: np.ndarray,
     tree = config.tree
     if tree is None or tree.soar_lambda != "auto":
         return config
-    code_bytes = code_bytes_per_point(x.shape[1], config.score_ah.dimensions_per_block if config.score_ah else 2)
+    code_bytes = code_bytes_per_point(x.shape[1], config.score_ah.dimensions_per_block)  # a tree implies score_ah()
     pays = len(x) > 1 and soar_verdict(x, centroids, labels, config.num_neighbors,
                                        config.distance_measure != "squared_l2", SOAR_LAMBDA, lift, tree.seed,
                                        num_threads, code_bytes=code_bytes).pays
