@@ -176,3 +176,6 @@ class testing:
     @staticmethod
     def select_candidates(scores: numpy.typing.NDArray[numpy.float32], ids: numpy.typing.NDArray[numpy.int32], keep: typing.SupportsInt | typing.SupportsIndex, distinct: bool) -> tuple:
         ...
+    @staticmethod
+    def row_order_pays(pairs: typing.SupportsInt | typing.SupportsIndex, num_rows: typing.SupportsInt | typing.SupportsIndex) -> bool:
+        ...

@@ -12,6 +12,7 @@
 
 #include "../kernels/lut16.h"
 #include "../quantization/lut16_tables.h"
+#include "../search/row_order.h"
 #include "../search/topk.h"
 #include "common.h"
 
@@ -178,6 +179,9 @@ void RegisterTesting(py::module_& parent) {
       .def_property_readonly("num_blocks", &Lut16Codes::num_blocks);
   m.def("select_candidates", &SelectCandidates, py::arg("scores").noconvert(), py::arg("ids").noconvert(),
         py::arg("keep"), py::arg("distinct"));
+  m.def("row_order_pays", &RowOrderPays, py::arg("pairs"), py::arg("num_rows"),
+        "whether a batch's reordering of `pairs` (query, row) products over a copy of `num_rows` rows is done in "
+        "row order (search/row_order.h)");
   m.def("read_rows", &ReadRows, py::arg("rows"), py::arg("ids").noconvert(),
         "reads rows[ids] whole, in order (a memory-rate probe); returns a checksum");
 }

@@ -84,6 +84,12 @@ struct RescoreArgs {
   const int32_t* ids;      // [count] rows to score
   int32_t count;
   float* out;              // [count] <q, x> + bias
+  // Many queries at once (query and query_sum unused): row ids[i] is scored
+  // against query query_of[i] of queries [nq][stride] (zero padded), whose
+  // sum is query_sums[query_of[i]] (int8 only). nullptr: one query.
+  const int32_t* query_of = nullptr;
+  const float* queries = nullptr;
+  const float* query_sums = nullptr;
 };
 
 using RescoreFn = void (*)(const RescoreArgs&);

@@ -19,7 +19,7 @@ inline float DotRow(const float* q, const T* x, int64_t stride, Load load) {
   return Ops::hsum(Ops::add(acc0, acc1));
 }
 
-template <class T, class Load>
+template <class T, bool kMany, class Load>
 inline void RescoreTyped(const annlib::RescoreArgs& a, Load load) {
   const T* rows = static_cast<const T*>(a.rows);
   const int64_t row_bytes = a.stride * int64_t{sizeof(T)};
@@ -33,24 +33,36 @@ inline void RescoreTyped(const annlib::RescoreArgs& a, Load load) {
   for (int32_t i = 0; i < a.count; ++i) {
     if (i + kAhead < a.count) prefetch(i + kAhead);
     const int64_t j = a.ids[i];
-    float dot = DotRow(a.query, rows + j * a.stride, a.stride, load);
-    if (a.type == annlib::DenseType::kInt8) dot = a.scale[j] * dot + a.offset[j] * a.query_sum;
+    // The same product, in the same order, whichever mode: bit-identical scores.
+    const float* query = kMany ? a.queries + a.query_of[i] * a.stride : a.query;
+    float dot = DotRow(query, rows + j * a.stride, a.stride, load);
+    if (a.type == annlib::DenseType::kInt8)
+      dot = a.scale[j] * dot + a.offset[j] * (kMany ? a.query_sums[a.query_of[i]] : a.query_sum);
     a.out[i] = dot + a.bias[j];
   }
 }
 
 }  // namespace
 
-inline void Rescore(const annlib::RescoreArgs& a) {
+template <bool kMany>
+inline void RescoreMode(const annlib::RescoreArgs& a) {
   switch (a.type) {
     case annlib::DenseType::kFloat32:
-      RescoreTyped<float>(a, [](const float* p) { return Ops::load(p); });
+      RescoreTyped<float, kMany>(a, [](const float* p) { return Ops::load(p); });
       break;
     case annlib::DenseType::kBFloat16:
-      RescoreTyped<uint16_t>(a, [](const uint16_t* p) { return Ops::load_bf16(p); });
+      RescoreTyped<uint16_t, kMany>(a, [](const uint16_t* p) { return Ops::load_bf16(p); });
       break;
     case annlib::DenseType::kInt8:
-      RescoreTyped<int8_t>(a, [](const int8_t* p) { return Ops::load_i8(p); });
+      RescoreTyped<int8_t, kMany>(a, [](const int8_t* p) { return Ops::load_i8(p); });
       break;
+  }
+}
+
+inline void Rescore(const annlib::RescoreArgs& a) {
+  if (a.query_of != nullptr) {
+    RescoreMode<true>(a);
+  } else {
+    RescoreMode<false>(a);
   }
 }

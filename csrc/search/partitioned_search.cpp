@@ -11,6 +11,7 @@
 
 #include "../quantization/lut16_tables.h"  // PaddedBlocks
 #include "../util/parallel.h"
+#include "row_order.h"
 #include "topk.h"
 
 namespace annlib {
@@ -31,6 +32,11 @@ constexpr int64_t kLeafMajorBlock = 256;
 // kLeafMajorMinQueries queries (huge pre_reorder requests) the batch is
 // searched a query at a time instead.
 constexpr int64_t kLeafMajorBufferBytes = int64_t{64} << 20;
+// A batch whose candidates are reordered in row order (row_order.h) is taken
+// this many queries at a time, or fewer to stay within kRowOrderMaxPairs
+// candidates: more queries share more rows.
+constexpr int64_t kRowOrderChunk = 4096;
+constexpr int64_t kRowOrderMaxPairs = int64_t{1} << 21;
 
 using Clock = std::chrono::steady_clock;
 
@@ -289,11 +295,13 @@ void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, co
 // per kLut16MaxQueries of its queries (codes loaded and split once per pass,
 // the leaf's codes hot in cache across passes), then each query is finished
 // as SearchOne would. The results are identical: a candidate buffer keeps the
-// exact best set whatever order the leaves come in.
+// exact best set whatever order the leaves come in. With `kept` set, each
+// query's candidates are left there instead ([count][CandidatesWanted], the
+// number in kept_counts) for the caller to reorder in row order.
 void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries,
                           int64_t count, const float* centroid_scores, int64_t stride, const Candidate* given,
                           const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores,
-                          float* out_approx) {
+                          float* out_approx, Candidate* kept, int32_t* kept_counts) {
   const int32_t capacity = CandidatesWanted(v, p);
   const int32_t padded_blocks = PaddedBlocks(v.num_blocks);
   const int64_t table_bytes = int64_t{padded_blocks} * 16;
@@ -358,8 +366,13 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
   }
   for (int64_t i = 0; i < count; ++i) {
     const float* query = queries + i * v.dim;
-    std::copy(query, query + v.dim, s.query_row.begin());
     CompactCandidates(buffers[i]);
+    if (kept != nullptr) {
+      std::copy(buffers[i].entries, buffers[i].entries + buffers[i].size, kept + i * capacity);
+      kept_counts[i] = buffers[i].size;
+      continue;
+    }
+    std::copy(query, query + v.dim, s.query_row.begin());
     FinishQuery(v, kernels, query, p, buffers[i], s, out_ids + i * p.k, out_scores + i * p.k,
                 out_approx != nullptr ? out_approx + i * p.k : nullptr);
   }
@@ -383,7 +396,15 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
   // would not be a wall-clock breakdown).
   StageTimes* stage = threads == 1 ? times : nullptr;
   const int64_t stride = v.centroids.num_panels() * kPanelWidth;
-  const int64_t chunk = std::max<int64_t>(1, std::min(kQueryChunk, kMaxChunkScores / stride));
+  // A batch whose candidates, all reordered together, would cover enough of
+  // the reorder copy is reordered in row order (not in candidates mode), in
+  // chunks as large as the pairs allow.
+  const int64_t row_order_chunk = std::min(kRowOrderChunk, kRowOrderMaxPairs / capacity);
+  const bool row_order = v.rows != nullptr && p.out_approx == nullptr &&
+                         std::min(nq, row_order_chunk) >= kLeafMajorMinQueries &&
+                         RowOrderPays(std::min(nq, row_order_chunk) * capacity, v.num_points);
+  const int64_t chunk =
+      std::max<int64_t>(1, std::min(row_order ? row_order_chunk : kQueryChunk, kMaxChunkScores / stride));
   // Leaves the caller chose need no centroid scores.
   const bool choose = p.probes == nullptr;
   std::vector<float> centroid_scores(choose ? std::min(chunk, nq) * stride : 0);
@@ -398,6 +419,16 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
       // Blocks big enough that leaves are shared, at least one per thread.
       const int64_t block = std::min(
           max_block, std::clamp<int64_t>((m + threads - 1) / threads, kLeafMajorMinQueries, kLeafMajorBlock));
+      // Kept by the calling thread between calls, as row_order.cpp's buffers;
+      // the workers reach them through the pointers.
+      thread_local std::vector<Candidate> kept_buffer;
+      thread_local std::vector<int32_t> kept_count_buffer;
+      if (row_order) {  // (a last, smaller chunk too: the rows it shares are a bonus)
+        kept_buffer.resize(m * capacity);
+        kept_count_buffer.resize(m);
+      }
+      Candidate* const kept = kept_buffer.data();
+      int32_t* const kept_counts = kept_count_buffer.data();
       ParallelFor((m + block - 1) / block, threads, [&](int64_t task) {
         Scratch& s = ThreadScratch(v, capacity);
         const int64_t i0 = task * block, count = std::min(m, i0 + block) - i0;
@@ -405,8 +436,18 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
         SearchBlockLeafMajor(v, kernels, queries + q * v.dim, count,
                              choose ? centroid_scores.data() + i0 * stride : nullptr, stride,
                              choose ? nullptr : p.probes + q * p.leaves, p, s, out_ids + q * p.k,
-                             out_scores + q * p.k, p.out_approx != nullptr ? p.out_approx + q * p.k : nullptr);
+                             out_scores + q * p.k, p.out_approx != nullptr ? p.out_approx + q * p.k : nullptr,
+                             row_order ? kept + i0 * capacity : nullptr, row_order ? kept_counts + i0 : nullptr);
       });
+      if (row_order) {
+        RescoreInRowOrder(*kernels.dense, ReorderArgs(v), v.num_points, v.dim, queries + q0 * v.dim, m, kept,
+                          capacity, kept_counts, threads);
+        ParallelFor(m, threads, [&](int64_t i) {
+          Scratch& s = ThreadScratch(v, capacity);
+          s.cands.assign(kept + i * capacity, kept + i * capacity + kept_counts[i]);
+          WriteTopK(s.cands, p.k, out_ids + (q0 + i) * p.k, out_scores + (q0 + i) * p.k);
+        });
+      }
       continue;
     }
     const int64_t tasks = (m + kQueriesPerTask - 1) / kQueriesPerTask;
