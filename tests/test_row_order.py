@@ -78,3 +78,22 @@ def test_a_batch_below_the_threshold_answers_the_same(rng):
     index = annlib.builder(x, 10, "squared_l2").tree(50, 5).score_ah(2).reorder(30).build(progress=False)
     assert not pays(20 * 30, 5000)
     assert_batched_equals_single(index, q)
+
+
+@pytest.mark.parametrize("soar", [None, 1.5])
+def test_a_shards_candidates_equal_one_query_at_a_time(rng, soar):
+    # Candidates mode (a shard's answer to a sharded search): each query's `wanted` best
+    # candidates with their approximate and reordered scores (unordered: a batch scans
+    # leaves in another order than one query, so they are compared sorted by id).
+    x, q = clustered(rng, 1500, 16, nq=64)
+    index = (annlib.builder(x, 10, "dot_product").tree(30, 6, soar_lambda=soar).score_ah(2).reorder(40)
+             .build(progress=False))
+    leaves, scores = index.choose_leaves(q, 6)
+    assert pays(64 * 30, 1500)
+    for num_threads in (1, 2):
+        batch = index.shard_candidates(q, leaves, scores, 30, num_threads=num_threads)
+        for i in range(len(q)):
+            one = index.shard_candidates(q[i:i + 1], leaves[i:i + 1], scores[i:i + 1], 30)
+            got_order, want_order = np.argsort(batch[0][i]), np.argsort(one[0][0])
+            for got, want in zip(batch[:3], one[:3]):
+                np.testing.assert_array_equal(got[i][got_order], want[0][want_order])

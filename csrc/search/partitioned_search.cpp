@@ -183,6 +183,20 @@ void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, co
                  const PartitionedParams& p, const CandidateBuffer& found, Scratch& s, int64_t* out_ids,
                  float* out_scores, float* out_approx);
 
+// Candidates mode's answer for one query: its `count` candidates (reordered
+// scores) in their order, then padding to k; out_approx holds the first
+// `count` approximate scores already.
+void WriteCandidates(const Candidate* cands, int32_t count, int32_t k, int64_t* out_ids, float* out_scores,
+                     float* out_approx) {
+  constexpr float kNone = -std::numeric_limits<float>::infinity();
+  for (int32_t i = 0; i < k; ++i) {
+    const bool have = i < count;
+    out_ids[i] = have ? cands[i].id : -1;
+    out_scores[i] = have ? cands[i].score : kNone;
+    if (!have) out_approx[i] = kNone;
+  }
+}
+
 // The scan arguments of one (non-empty) leaf for one query whose table is built:
 // the leaf's codes, ids and biases, and base = the table's base + the leaf
 // center's exact score.
@@ -279,14 +293,8 @@ void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, co
   }
   if (out_approx == nullptr) {
     WriteTopK(s.cands, p.k, out_ids, out_scores);
-    return;
-  }
-  constexpr float kNone = -std::numeric_limits<float>::infinity();
-  for (int32_t i = 0; i < p.k; ++i) {
-    const bool have = i < kept;
-    out_ids[i] = have ? s.cands[i].id : -1;
-    out_scores[i] = have ? s.cands[i].score : kNone;
-    if (!have) out_approx[i] = kNone;
+  } else {
+    WriteCandidates(s.cands.data(), kept, p.k, out_ids, out_scores, out_approx);
   }
 }
 
@@ -370,6 +378,8 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
     if (kept != nullptr) {
       std::copy(buffers[i].entries, buffers[i].entries + buffers[i].size, kept + i * capacity);
       kept_counts[i] = buffers[i].size;
+      if (out_approx != nullptr)  // their approximate scores, before reordering replaces them
+        for (int32_t j = 0; j < buffers[i].size; ++j) out_approx[i * p.k + j] = buffers[i].entries[j].score;
       continue;
     }
     std::copy(query, query + v.dim, s.query_row.begin());
@@ -397,11 +407,10 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
   StageTimes* stage = threads == 1 ? times : nullptr;
   const int64_t stride = v.centroids.num_panels() * kPanelWidth;
   // A batch whose candidates, all reordered together, would cover enough of
-  // the reorder copy is reordered in row order (not in candidates mode), in
-  // chunks as large as the pairs allow.
+  // the reorder copy is reordered in row order, in chunks as large as the
+  // pairs allow.
   const int64_t row_order_chunk = std::min(kRowOrderChunk, kRowOrderMaxPairs / capacity);
-  const bool row_order = v.rows != nullptr && p.out_approx == nullptr &&
-                         std::min(nq, row_order_chunk) >= kLeafMajorMinQueries &&
+  const bool row_order = v.rows != nullptr && std::min(nq, row_order_chunk) >= kLeafMajorMinQueries &&
                          RowOrderPays(std::min(nq, row_order_chunk) * capacity, v.num_points);
   const int64_t chunk =
       std::max<int64_t>(1, std::min(row_order ? row_order_chunk : kQueryChunk, kMaxChunkScores / stride));
@@ -443,9 +452,15 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
         RescoreInRowOrder(*kernels.dense, ReorderArgs(v), v.num_points, v.dim, queries + q0 * v.dim, m, kept,
                           capacity, kept_counts, threads);
         ParallelFor(m, threads, [&](int64_t i) {
+          const int64_t q = q0 + i;
+          if (p.out_approx != nullptr) {
+            WriteCandidates(kept + i * capacity, kept_counts[i], p.k, out_ids + q * p.k, out_scores + q * p.k,
+                            p.out_approx + q * p.k);
+            return;
+          }
           Scratch& s = ThreadScratch(v, capacity);
           s.cands.assign(kept + i * capacity, kept + i * capacity + kept_counts[i]);
-          WriteTopK(s.cands, p.k, out_ids + (q0 + i) * p.k, out_scores + (q0 + i) * p.k);
+          WriteTopK(s.cands, p.k, out_ids + q * p.k, out_scores + q * p.k);
         });
       }
       continue;
