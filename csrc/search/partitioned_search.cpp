@@ -462,6 +462,7 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
           s.cands.assign(kept + i * capacity, kept + i * capacity + kept_counts[i]);
           WriteTopK(s.cands, p.k, out_ids + q * p.k, out_scores + q * p.k);
         });
+        if (m * capacity > kRowOrderKeptPairs) std::vector<Candidate>().swap(kept_buffer);
       }
       continue;
     }

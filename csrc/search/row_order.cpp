@@ -76,6 +76,12 @@ void RescoreInRowOrder(const DenseKernels& dense, const RescoreArgs& reorder, in
     dense.rescore(r);
     for (int64_t pos = begin; pos < end; ++pos) candidates[at_by_pair[pos]].score = pair_scores[pos];
   });
+  if (pairs > kRowOrderKeptPairs || nq * row_stride > kRowOrderKeptPairs) {
+    // A big batch's buffers go back (the next call allocates again): what a
+    // thread keeps stays within a few tens of MB.
+    for (auto* buffer : {&next, &row, &query, &at}) std::vector<int32_t>().swap(*buffer);
+    for (auto* buffer : {&padded, &sums, &scores}) std::vector<float>().swap(*buffer);
+  }
 }
 
 }  // namespace annlib

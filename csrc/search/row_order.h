@@ -22,6 +22,10 @@ namespace annlib {
 // (the sort is a counting sort over every row).
 bool RowOrderPays(int64_t pairs, int64_t num_rows);
 
+// The calling thread keeps its buffers for the next batch up to this many
+// pairs (or padded query values); a bigger batch gives them back.
+constexpr int64_t kRowOrderKeptPairs = int64_t{1} << 20;
+
 // reorder: the reorder copy's arguments (type, rows, stride, bias, scale,
 // offset); its query, ids, count and out are ignored. queries [nq][dim];
 // candidates [nq][stride], of which the first counts[i] of query i are used:
