@@ -18,8 +18,9 @@
 namespace annlib {
 
 // Whether `pairs` (query, candidate row) products over a copy of `num_rows`
-// rows are cheaper in row order: when they touch a good share of the rows
-// (the sort is a counting sort over every row).
+// rows are cheaper in row order: when they touch a good share of the rows.
+// (Sparser, the reads stay random, and each pair also fetches its query's
+// row from a cache level further out than one query's loop does.)
 bool RowOrderPays(int64_t pairs, int64_t num_rows);
 
 // The calling thread keeps its buffers for the next batch up to this many
