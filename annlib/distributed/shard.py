@@ -187,7 +187,10 @@ class Shard:
         final = _core.merge_candidates(ids[done], approx[done], reordered[done], wanted, k, self.num_threads,
                                        keys=numbers[done], distinct=True)
         rest = np.flatnonzero(~finish)
-        return (*final, _narrow(ids[rest]), _narrow(numbers[rest]), approx[rest], reordered[rest])
+        # int32 ids where they fit: a batch of 1,000 queries' top 10 then stays under Ray's 100 KB
+        # for answers sent inline (1-2 ms less than through the object store, measured).
+        return (_narrow(final[0]), final[1], _narrow(ids[rest]), _narrow(numbers[rest]), approx[rest],
+                reordered[rest])
 
     # ---- the tuner's view (QuantizedSearcher's, over this shard's points) ----
 
