@@ -278,13 +278,11 @@ void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, co
   if (out_approx != nullptr)
     for (int32_t i = 0; i < kept; ++i) out_approx[i] = s.cands[i].score;
   if (reorder) {
-    float query_sum = 0.0f;
-    for (int32_t t = 0; t < v.dim; ++t) query_sum += query[t];
     const int32_t count = static_cast<int32_t>(s.cands.size());
     for (int32_t i = 0; i < count; ++i) s.rescore_ids[i] = s.cands[i].id;
     RescoreArgs r = ReorderArgs(v);
     r.query = s.query_row.data();
-    r.query_sum = query_sum;
+    r.query_sum = QuerySum(query, v.dim);
     r.ids = s.rescore_ids.data();
     r.count = count;
     r.out = s.rescored.data();
@@ -529,7 +527,7 @@ void ExactRowSearch(const PartitionedView& v, const PartitionedKernels& kernels,
                                    -std::numeric_limits<float>::infinity()};
       const float* q = queries + (q0 + i) * v.dim;
       std::copy(q, q + v.dim, padded.begin() + i * v.row_stride);
-      for (int32_t t = 0; t < v.dim; ++t) sums[i] += q[t];
+      sums[i] = QuerySum(q, v.dim);
     }
     RescoreArgs r = ReorderArgs(v);
     r.out = scores.data();

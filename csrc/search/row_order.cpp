@@ -13,14 +13,13 @@ namespace {
 // power of two), then each bucket is sorted by row and rescored by one thread.
 constexpr int kBucketShift = 8;
 
-// A pair's three fields, side by side (structure of arrays).
-struct Pairs {
-  int32_t* row;
-  int32_t* query;
-  int32_t* at;  // the candidate's index in `candidates`
-};
-
 }  // namespace
+
+float QuerySum(const float* query, int32_t dim) {
+  float sum = 0.0f;
+  for (int32_t t = 0; t < dim; ++t) sum += query[t];
+  return sum;
+}
 
 bool RowOrderPays(int64_t pairs, int64_t num_rows) {
   // Measured on the dev sets' reorder copies (100k-150k rows of 256 B-1.5 KB):
@@ -41,18 +40,23 @@ void RescoreInRowOrder(const DenseKernels& dense, const RescoreArgs& reorder, in
   thread_local std::vector<float> padded, sums, scores;
   int64_t pairs = 0;
   for (int64_t i = 0; i < nq; ++i) pairs += counts[i];
-  dealt.resize(3 * pairs);
+  // A pair: its row, and `at`, its candidate's index in `candidates` (its
+  // query is at / stride); sorted, also its query, as the kernel takes it.
+  dealt.resize(2 * pairs);
   sorted.resize(3 * pairs);
   scores.resize(pairs);
-  const Pairs by_bucket{dealt.data(), dealt.data() + pairs, dealt.data() + 2 * pairs};
-  const Pairs by_row{sorted.data(), sorted.data() + pairs, sorted.data() + 2 * pairs};
+  int32_t* const dealt_row = dealt.data();
+  int32_t* const dealt_at = dealt.data() + pairs;
+  int32_t* const sorted_row = sorted.data();
+  int32_t* const sorted_at = sorted.data() + pairs;
+  int32_t* const sorted_query = sorted.data() + 2 * pairs;
 
   // 1. Deal the pairs into buckets of rows, in parallel over ranges of queries:
   //    each range counts its pairs per bucket, then writes them from its own
   //    offsets, so every bucket's pairs come out in query order.
   const int64_t buckets = (num_rows >> kBucketShift) + 1;
   const int64_t ranges = std::min<int64_t>(nq, threads);
-  bucket_counts.assign(ranges * buckets + 1, 0);
+  bucket_counts.assign(ranges * buckets, 0);
   int32_t* const offsets = bucket_counts.data();  // [ranges][buckets], then [bucket][range] prefix sums
   auto range_of = [&](int64_t r) { return std::make_pair(nq * r / ranges, nq * (r + 1) / ranges); };
   ParallelFor(ranges, threads, [&](int64_t r) {
@@ -81,9 +85,8 @@ void RescoreInRowOrder(const DenseKernels& dense, const RescoreArgs& reorder, in
       for (int32_t j = 0; j < counts[i]; ++j) {
         const int32_t row = candidates[i * stride + j].id;
         const int32_t pos = next[row >> kBucketShift]++;
-        by_bucket.row[pos] = row;
-        by_bucket.query[pos] = static_cast<int32_t>(i);
-        by_bucket.at[pos] = static_cast<int32_t>(i * stride + j);
+        dealt_row[pos] = row;
+        dealt_at[pos] = static_cast<int32_t>(i * stride + j);
       }
     }
   });
@@ -101,9 +104,7 @@ void RescoreInRowOrder(const DenseKernels& dense, const RescoreArgs& reorder, in
       float* out = padded_queries + i * row_stride;
       std::copy(q, q + dim, out);
       std::fill(out + dim, out + row_stride, 0.0f);
-      float sum = 0.0f;
-      for (int32_t t = 0; t < dim; ++t) sum += q[t];
-      query_sums[i] = sum;
+      query_sums[i] = QuerySum(q, dim);
     }
   });
 
@@ -116,23 +117,23 @@ void RescoreInRowOrder(const DenseKernels& dense, const RescoreArgs& reorder, in
     if (begin == end) return;
     const int32_t base = static_cast<int32_t>(b << kBucketShift);
     int32_t next[(1 << kBucketShift) + 1] = {};
-    for (int32_t p = begin; p < end; ++p) ++next[by_bucket.row[p] - base + 1];
+    for (int32_t p = begin; p < end; ++p) ++next[dealt_row[p] - base + 1];
     for (int i = 0; i < (1 << kBucketShift); ++i) next[i + 1] += next[i];
     for (int32_t p = begin; p < end; ++p) {
-      const int32_t pos = begin + next[by_bucket.row[p] - base]++;
-      by_row.row[pos] = by_bucket.row[p];
-      by_row.query[pos] = by_bucket.query[p];
-      by_row.at[pos] = by_bucket.at[p];
+      const int32_t pos = begin + next[dealt_row[p] - base]++;
+      sorted_row[pos] = dealt_row[p];
+      sorted_at[pos] = dealt_at[p];
+      sorted_query[pos] = static_cast<int32_t>(dealt_at[p] / stride);
     }
     RescoreArgs r = reorder;
-    r.ids = by_row.row + begin;
-    r.query_of = by_row.query + begin;
+    r.ids = sorted_row + begin;
+    r.query_of = sorted_query + begin;
     r.queries = padded_queries;
     r.query_sums = query_sums;
     r.count = end - begin;
     r.out = pair_scores + begin;
     dense.rescore(r);
-    for (int32_t p = begin; p < end; ++p) candidates[by_row.at[p]].score = pair_scores[p];
+    for (int32_t p = begin; p < end; ++p) candidates[sorted_at[p]].score = pair_scores[p];
   });
 
   if (pairs > kRowOrderKeptPairs || nq * row_stride > kRowOrderKeptPairs) {

@@ -23,6 +23,11 @@ namespace annlib {
 // row from a cache level further out than one query's loop does.)
 bool RowOrderPays(int64_t pairs, int64_t num_rows);
 
+// The sum of a query's entries, as int8 reorder copies' scores take it
+// (RescoreArgs::query_sum): added in one order by every path that rescores,
+// so that their scores agree bit for bit.
+float QuerySum(const float* query, int32_t dim);
+
 // The calling thread keeps its buffers for the next batch up to this many
 // pairs (or padded query values); a bigger batch gives them back.
 constexpr int64_t kRowOrderKeptPairs = int64_t{1} << 20;
