@@ -18,7 +18,11 @@ serves over gRPC compared with calling the library directly.
 
 The ceiling: the same clients, messages and server options against a minimal
 grpcio server (bench/echo_server.py) whose Search parses the request and
-returns a prepared answer of the same size, with no search at all.
+returns a prepared answer of the same size, with no search at all. With
+--work-ceiling a second echo server also spends, in each call, the CPU time one
+in-process search() took (holding the GIL): the ceiling of any Python handler
+doing that much work, which is what the framework leaves of a search service
+that added nothing of its own.
 --profile samples the search server with py-spy (if installed) for the whole
 load and writes the hottest frames to OUT.
 """
@@ -215,6 +219,8 @@ def main(argv=None):
     parser.add_argument("--server-args", default="", help="more `annlib serve` options, e.g. '--processes 2'")
     parser.add_argument("--no-echo", dest="echo", action="store_false",
                         help="skip the framework ceiling (the echo server)")
+    parser.add_argument("--work-ceiling", action="store_true",
+                        help="also load the echo server spending one in-process search's CPU time per call")
     parser.add_argument("--profile", help="py-spy the search server during the load; raw samples to this file")
     args = parser.parse_args(argv)
     import annlib
@@ -249,14 +255,23 @@ def main(argv=None):
         echo = [sys.executable, str(Path(__file__).resolve().parent / "echo_server.py"), "--dim",
                 str(queries.shape[1]), "--k", "10", *common]
         ceiling, _ = run_load(echo, args, queries, "framework ceiling (echo server, no search)")
+    work_us, work_ceiling = cores / local_qps * 1e6, None
+    if args.work_ceiling:
+        echo = [sys.executable, str(Path(__file__).resolve().parent / "echo_server.py"), "--dim",
+                str(queries.shape[1]), "--k", "10", "--work-us", f"{work_us:.1f}", *common]
+        work_ceiling, _ = run_load(echo, args, queries, f"echo server spending {work_us:.0f} us of CPU a call")
     qps, answers = run_load([str(script), "serve", "--index", f"bench={path}", *common], args, queries,
                             "annlib serve", args.profile)
     served_recall = np.mean([len(np.intersect1d(ids, truth[j])) / 10 for j, ids in answers.items()])
     print(f"  recall@10 of served answers {served_recall:.3f} ({len(answers)} distinct queries)")
-    print(f"  in-process: {cores / local_qps * 1e6:.0f} us of a core per search")
+    print(f"  in-process: {work_us:.0f} us of a core per search")
     print(f"\nserver QPS / in-process QPS = {qps / local_qps:.2f}")
     if ceiling:
         print(f"server QPS / framework ceiling = {qps / ceiling:.2f}  (ceiling / in-process = {ceiling / local_qps:.2f})")
+    if work_ceiling:
+        print(f"server QPS / ceiling with the search's work = {qps / work_ceiling:.2f}  "
+              f"(that ceiling / framework ceiling = {work_ceiling / ceiling:.2f})" if ceiling else
+              f"server QPS / ceiling with the search's work = {qps / work_ceiling:.2f}")
     if args.profile:
         summarize_profile(args.profile)
 
