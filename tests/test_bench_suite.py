@@ -75,6 +75,27 @@ def test_grids_scale_with_the_dataset_and_share_the_sweep():
         grids.definitions(1000, 8, "dot_product", 10, ["annoy"])
 
 
+def test_grids_build_annlib_and_scann_once_per_reorder_dtype():
+    plain = grids.definitions(100_000, 384, "dot_product", 100)
+    every = grids.definitions(100_000, 384, "dot_product", 100, reorder_dtypes=("float32", "bfloat16", "int8"))
+    for family in ("annlib", "scann"):
+        ours = [d for d in plain if d.family == family]
+        theirs = [d for d in every if d.family == family]
+        assert len(theirs) == 3 * len(ours)
+        # float32 builds are the default grid's, names unchanged (earlier results stay comparable)
+        assert [d for d in theirs if "reorder_dtype" not in d.build_args] == ours
+        for dtype in ("bfloat16", "int8"):
+            typed = [d for d in theirs if d.build_args.get("reorder_dtype") == dtype]
+            assert [{k: v for k, v in d.build_args.items() if k != "reorder_dtype"} for d in typed] == \
+                   [d.build_args for d in ours]
+            assert all(f"reorder_dtype={dtype}" in d.name for d in typed)
+    others = [d for d in every if d.family not in ("annlib", "scann")]
+    assert others == [d for d in plain if d.family not in ("annlib", "scann")]
+    for bad in ((), ("float16",)):
+        with pytest.raises(ValueError, match="reorder_dtypes"):
+            grids.definitions(1000, 8, "dot_product", 10, reorder_dtypes=bad)
+
+
 # ----------------------------------------------------------------- runner and plots
 
 @pytest.fixture(scope="module")

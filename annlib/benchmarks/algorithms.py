@@ -109,7 +109,8 @@ class BruteForce(Algorithm):
 class Scann(Algorithm):
     """Google's ScaNN with the same pipeline. Build args: num_leaves, threshold,
     soar_lambda (dot product only, as ScaNN allows), spherical (k-means on the unit
-    sphere; ScaNN's default: off). Query args: leaves, reorder."""
+    sphere; ScaNN's default: off), reorder_dtype (float32, bfloat16 or int8: the reorder
+    copy's type, ScaNN's ReorderType; default float32). Query args: leaves, reorder."""
 
     def fit(self, train):
         import scann
@@ -122,7 +123,9 @@ class Scann(Algorithm):
         threshold = a.get("threshold")
         builder = (builder.score_ah(2, anisotropic_quantization_threshold=threshold) if threshold
                    else builder.score_ah(2))
-        self.searcher = builder.reorder(100).build()
+        reorder_types = {"float32": scann.ReorderType.FLOAT32, "bfloat16": scann.ReorderType.BFLOAT16,
+                         "int8": scann.ReorderType.INT8}
+        self.searcher = builder.reorder(100, quantize=reorder_types[a.get("reorder_dtype", "float32")]).build()
         self.searcher.set_num_threads(self.threads)
 
     def _knobs(self):

@@ -5,6 +5,9 @@ get about 2*sqrt(n) leaves and search 1-40% of them, with reorder budgets
 from 2k to 25k candidates; graph indexes sweep ef. Every partitioned system
 gets the same leaf count and the same sweep, so the curves are comparable.
 `quick=True` keeps one build per algorithm and a short sweep (smoke runs).
+`reorder_dtypes` builds annlib and ScaNN once per reorder copy type (float32 by
+default; ScaNN's bfloat16 and int8 ReorderTypes are the same trade: fewer bytes
+read per re-ranked candidate, scores rounded).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from ..defaults import SOAR_LAMBDA, num_leaves_for  # annlib's recommendation, m
 
 SCANN_SOAR_LAMBDA = 1.0    # ScaNN's own recommendation
 
+REORDER_DTYPES = ("float32", "bfloat16", "int8")
 ALL_LABELS = ("annlib+soar", "annlib", "scann+soar", "scann", "faiss-ivfpqfs", "faiss-hnsw", "hnswlib", "bruteforce")
 
 
@@ -69,8 +73,18 @@ def ah_builds(d: int, measure: str, quick: bool) -> list:
     return [(dpb, t) for dpb in dpbs for t in thresholds]
 
 
-def definitions(n: int, d: int, measure: str, k: int, labels=ALL_LABELS, quick: bool = False) -> list:
-    """Every build to run for a dataset of n points in d dims, in the order given by labels."""
+def definitions(n: int, d: int, measure: str, k: int, labels=ALL_LABELS, quick: bool = False,
+                reorder_dtypes=("float32",)) -> list:
+    """Every build to run for a dataset of n points in d dims, in the order given by labels;
+    annlib and ScaNN once per reorder copy type in reorder_dtypes."""
+    unknown = [t for t in reorder_dtypes if t not in REORDER_DTYPES]
+    if unknown or not reorder_dtypes:
+        raise ValueError(f"reorder_dtypes must name one or more of {', '.join(REORDER_DTYPES)}, "
+                         f"got {list(reorder_dtypes)}")
+
+    def with_dtype(args: dict, dtype: str) -> dict:  # float32 builds keep their names of before
+        return args if dtype == "float32" else {**args, "reorder_dtype": dtype}
+
     leaves = num_leaves_for(n)
     partition_sweep = [{"leaves": leaf, "reorder": r} for leaf in leaf_sweep(leaves, quick)
                        for r in reorder_sweep(k, quick)]
@@ -80,8 +94,10 @@ def definitions(n: int, d: int, measure: str, k: int, labels=ALL_LABELS, quick: 
         if label in ("annlib", "annlib+soar"):
             soar = SOAR_LAMBDA if label == "annlib+soar" else None
             for dpb, t in ah_builds(d, measure, quick):
-                out.append(Definition(label, "annlib", {"num_leaves": leaves, "dims_per_block": dpb,
-                                                        "threshold": t, "soar_lambda": soar}, partition_sweep))
+                for dtype in reorder_dtypes:
+                    out.append(Definition(label, "annlib", with_dtype({"num_leaves": leaves, "dims_per_block": dpb,
+                                                                       "threshold": t, "soar_lambda": soar}, dtype),
+                                          partition_sweep))
         elif label in ("scann", "scann+soar"):
             if label == "scann+soar" and measure != "dot_product":
                 continue  # ScaNN allows SOAR with dot product only (noted by the runner)
@@ -90,8 +106,10 @@ def definitions(n: int, d: int, measure: str, k: int, labels=ALL_LABELS, quick: 
             # k-means): on unit vectors they reach a recall with far fewer leaves, as annlib's do.
             for spherical in ([False, True] if measure == "dot_product" and not quick else [False]):
                 for t in sorted({t for _, t in ah_builds(d, measure, quick)}, key=str):
-                    out.append(Definition(label, "scann", {"num_leaves": leaves, "threshold": t, "soar_lambda": soar,
-                                                           "spherical": spherical}, partition_sweep))
+                    for dtype in reorder_dtypes:
+                        out.append(Definition(label, "scann", with_dtype({"num_leaves": leaves, "threshold": t,
+                                                                          "soar_lambda": soar, "spherical": spherical},
+                                                                         dtype), partition_sweep))
         elif label == "faiss-ivfpqfs":
             out.append(Definition(label, label, {"nlist": leaves},
                                   [{"nprobe": q["leaves"], "reorder": q["reorder"]} for q in partition_sweep]))

@@ -200,7 +200,7 @@ def _run_isolated(definition: Definition, settings: Settings, common: dict, time
 
 def run(dataset: str, *, algorithms=ALL_LABELS, k: int = 10, threads: int = 0, num_queries: int = 0,
         single_queries: int = 1000, runs: int = 2, output: str | None = None, quick: bool = False,
-        timeout: float = 1800.0, builds=None) -> Path:
+        timeout: float = 1800.0, builds=None, reorder_dtypes=("float32",)) -> Path:
     """Benchmarks `algorithms` on one dataset; returns the JSON lines file the results went to.
     `builds(n, d, measure, k)` -> [Definition] replaces the standard grid (custom sweeps)."""
     from .algorithms import missing_module
@@ -227,8 +227,8 @@ def run(dataset: str, *, algorithms=ALL_LABELS, k: int = 10, threads: int = 0, n
               "machine": f"{platform.machine()} {os.cpu_count()} cores", "cpu": _cpu_model(),
               "python": platform.python_version()}
     custom = builds
-    builds = (custom or (lambda *shape: definitions(*shape, algorithms, quick)))(len(train), train.shape[1],
-                                                                                 measure, k)
+    builds = (custom or (lambda *shape: definitions(*shape, algorithms, quick, reorder_dtypes)))(
+        len(train), train.shape[1], measure, k)
     del train, queries
     print(f"{name}: {metric}, k={k}, {settings.num_queries} queries ({settings.single_queries} one per call), "
           f"{threads} threads, {len(builds)} builds -> {output} (run {settings.run_id})", file=sys.stderr)
@@ -282,6 +282,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--output", help="JSON lines file to append to (default bench-results/<dataset>.jsonl)")
     parser.add_argument("--quick", action="store_true", help="one build per algorithm and a short sweep")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per build and sweep")
+    parser.add_argument("--reorder-dtypes", default="float32",
+                        help="build annlib and ScaNN once per reorder copy type, comma-separated from float32, "
+                        "bfloat16, int8 (default float32)")
 
 
 def main_from_args(args) -> int:
@@ -292,7 +295,7 @@ def main_from_args(args) -> int:
         for dataset in args.datasets:
             run(dataset, algorithms=algorithms, k=args.k, threads=args.threads, num_queries=args.queries,
                 single_queries=args.single_queries, runs=args.runs, output=args.output, quick=args.quick,
-                timeout=args.timeout)
+                timeout=args.timeout, reorder_dtypes=tuple(t.strip() for t in args.reorder_dtypes.split(",")))
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
