@@ -8,6 +8,7 @@ import pytest
 from conftest import clustered, exact_among, exact_topk, recall
 
 import annlib
+from annlib import _core
 from annlib.datasets import read_fvecs, write_fvecs
 
 DTYPES = ["float32", "bfloat16", "int8"]
@@ -135,6 +136,39 @@ def test_quantized_train_then_chunked_upsert_from_memory_mapped_file(rng, tmp_pa
     assert grown_recall >= 0.95
     assert grown_recall >= recall(built.search_batched(q)[0], truth) - 0.02
     assert not index.health()["rebalance_recommended"]  # filled from the sample's distribution
+
+
+@pytest.mark.parametrize("size", [1, 100, 4095, 64 * 1024 + 3, 4 << 20, (5 << 20) + 7])
+def test_updated_leaves_and_rows_live_on_cache_lines_and_big_ones_on_2mb_boundaries(size):
+    # What an update gives a leaf's codes and the reorder rows (util/aligned_memory.h): the
+    # kernels' 64-byte loads never split a line, and large buffers may get huge pages.
+    for line, page in _core.testing.scan_buffer_offsets(size):
+        assert line == 0
+        if size >= 4 << 20:
+            assert page == 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int8"])
+@pytest.mark.parametrize("measure", ["squared_l2", "dot_product"])
+def test_an_index_filled_by_upserts_answers_as_the_same_index_built_at_once(rng, dtype, measure, simd_level):
+    # Same training, same points: the upserted index holds them in its own (updated) storage,
+    # the built one in the build's arrays; every search must come out bit for bit the same.
+    x, q = clustered(rng, 3000, 24, nq=40)
+    stages = (annlib.builder(x, 10, measure).tree(num_leaves=20, num_leaves_to_search=5, soar_lambda=1.0)
+              .score_ah(2, 0.2).reorder(60, dtype=dtype))
+    built = stages.build(progress=False).with_simd_level(simd_level)
+    grown = stages.train(progress=False).with_simd_level(simd_level)  # (a copy of an updated index is compacted)
+    for start in range(0, len(x), 700):
+        grown.upsert(np.arange(start, min(start + 700, len(x))), x[start:start + 700])
+    assert grown.simd_level == built.simd_level == simd_level and len(grown) == len(x)
+    for knobs in ({}, {"leaves_to_search": 20, "pre_reorder_num_neighbors": 300, "final_num_neighbors": 50}):
+        want_ids, want_scores = built.search_batched(q, **knobs)
+        ids, scores = grown.search_batched(q, **knobs)
+        np.testing.assert_array_equal(ids, want_ids)
+        np.testing.assert_array_equal(scores, want_scores)
+        one_ids, one_scores = grown.search(q[0], **knobs)
+        np.testing.assert_array_equal(one_ids, want_ids[0])
+        np.testing.assert_array_equal(one_scores, want_scores[0])
 
 
 def test_quantized_index_needs_data_to_learn_from():

@@ -14,6 +14,7 @@
 #include "../quantization/lut16_tables.h"
 #include "../search/row_order.h"
 #include "../search/topk.h"
+#include "../util/aligned_memory.h"
 #include "common.h"
 
 namespace annlib_bindings {
@@ -167,6 +168,21 @@ uint64_t ReadRows(py::array rows, Int64Array ids) {
   return total;
 }
 
+// The offsets from 64-byte and 2 MB boundaries of a ScanVector of `bytes`
+// bytes grown one element at a time (as an updated leaf grows), then resized
+// to `bytes` at once.
+py::tuple ScanBufferOffsets(int64_t bytes) {
+  if (bytes < 1) throw std::invalid_argument("bytes must be >= 1");
+  annlib::ScanVector<uint8_t> grown;
+  for (int64_t i = 0; i < bytes; ++i) grown.push_back(static_cast<uint8_t>(i));
+  annlib::ScanVector<uint8_t> sized(static_cast<size_t>(bytes));
+  auto offsets = [](const void* p) {
+    const auto at = reinterpret_cast<uintptr_t>(p);
+    return py::make_tuple(static_cast<int64_t>(at % 64), static_cast<int64_t>(at % (uintptr_t{2} << 20)));
+  };
+  return py::make_tuple(offsets(grown.data()), offsets(sized.data()));
+}
+
 }  // namespace
 
 void RegisterTesting(py::module_& parent) {
@@ -184,6 +200,8 @@ void RegisterTesting(py::module_& parent) {
         "row order (search/row_order.h)");
   m.def("read_rows", &ReadRows, py::arg("rows"), py::arg("ids").noconvert(),
         "reads rows[ids] whole, in order (a memory-rate probe); returns a checksum");
+  m.def("scan_buffer_offsets", &ScanBufferOffsets, py::arg("bytes"),
+        "((offset from 64 B, from 2 MB) of a ScanVector grown to `bytes`, the same of one sized at once)");
 }
 
 }  // namespace annlib_bindings

@@ -127,7 +127,7 @@ void PartitionedStore::RemoveRow(int32_t row) {
     const int32_t l = row_leaf_[2 * int64_t{row} + c];
     if (l < 0) continue;
     Own(l);
-    std::vector<int32_t>& ids = owned_[l].ids;
+    ScanVector<int32_t>& ids = owned_[l].ids;
     const auto it = std::find(ids.begin(), ids.end(), row);
     if (it != ids.end()) {
       *it = -1;

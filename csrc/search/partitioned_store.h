@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../util/aligned_memory.h"
 #include "partitioned_search.h"
 #include "row_ids.h"
 
@@ -98,10 +99,10 @@ class PartitionedStore {
   const float* row_offset() const { return rows_owned_ ? row_offset_.data() : base_.row_offset; }
 
  private:
-  struct OwnedLeaf {
-    std::vector<uint8_t> codes;
-    std::vector<int32_t> ids;
-    std::vector<float> bias;
+  struct OwnedLeaf {  // scanned as a build's leaves are: ScanVector (util/aligned_memory.h)
+    ScanVector<uint8_t> codes;
+    ScanVector<int32_t> ids;
+    ScanVector<float> bias;
   };
   void Own(int32_t leaf);
   void OwnRows();
@@ -125,8 +126,8 @@ class PartitionedStore {
   uint64_t version_ = 0;
   int64_t added_ = 0;
   bool rows_owned_ = false;
-  std::vector<uint8_t> reorder_;    // own reorder rows, once a point was added
-  std::vector<float> row_bias_, row_scale_, row_offset_;
+  ScanVector<uint8_t> reorder_;     // own reorder rows, once a point was added
+  ScanVector<float> row_bias_, row_scale_, row_offset_;
 };
 
 }  // namespace annlib
