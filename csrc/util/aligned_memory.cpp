@@ -10,6 +10,8 @@
 #include <malloc.h>
 #endif
 
+#include "portable.h"
+
 namespace annlib {
 namespace {
 
@@ -40,12 +42,6 @@ void* AllocateForScans(size_t bytes) {
   return p;
 }
 
-void FreeForScans(void* p, size_t) {
-#if defined(_WIN32)
-  _aligned_free(p);
-#else
-  std::free(p);
-#endif
-}
+void FreeForScans(void* p, size_t) { AlignedFree(p); }
 
 }  // namespace annlib
