@@ -3,9 +3,10 @@ signature that parses each request and returns a prepared answer of k ids and
 scores, with no search. With --work-us N each call first spends N us of its
 thread's CPU time holding the GIL: the ceiling of any Python handler whose own
 work costs N us (set N to in-process search()'s time to see what the framework
-leaves of a search service that adds nothing of its own). It takes `annlib serve`'s --port, --workers and
---processes, so bench/service_load.py can load it exactly as it loads the real
-server and print how close the search service comes to it.
+leaves of a search service that adds nothing of its own). It takes `annlib
+serve`'s --port, --workers and --processes, so bench/service_load.py can load it
+exactly as it loads the real server and print how close the search service
+comes to it.
 
     python bench/echo_server.py --dim 384 --k 10 [--work-us 65] [annlib serve options]
 """
@@ -75,7 +76,8 @@ def main() -> int:
         return run_processes(options.processes, options.host, options.port,
                              lambda port, announce, _: serve_one(options, args.dim, args.k, args.work_us, port,
                                                                  announce))
-    return serve_one(options, args.dim, args.k, args.work_us, options.port, lambda kind, text: print(text, flush=True))
+    return serve_one(options, args.dim, args.k, args.work_us, options.port,
+                     lambda kind, text: print(text, flush=True))
 
 
 if __name__ == "__main__":
