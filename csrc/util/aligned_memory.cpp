@@ -1,13 +1,9 @@
 #include "aligned_memory.h"
 
-#include <cstdlib>
 #include <new>
 
 #if defined(__linux__)
 #include <sys/mman.h>
-#endif
-#if defined(_WIN32)
-#include <malloc.h>
 #endif
 
 #include "portable.h"
@@ -30,11 +26,7 @@ void* AllocateForScans(size_t bytes) {
   const size_t align = Alignment(bytes);
   if (bytes > static_cast<size_t>(-1) - align) throw std::bad_alloc();
   const size_t rounded = (bytes + align - 1) / align * align;  // aligned_alloc wants a multiple
-#if defined(_WIN32)
-  void* p = _aligned_malloc(rounded, align);
-#else
-  void* p = std::aligned_alloc(align, rounded);
-#endif
+  void* p = AlignedAlloc(align, rounded);
   if (p == nullptr) throw std::bad_alloc();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   if (align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);  // advice only: failure changes nothing

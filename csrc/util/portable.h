@@ -54,15 +54,17 @@ static inline void Prefetch(const void* p) {
 #endif
 }
 
-// 64-byte aligned memory (bytes a multiple of 64); nullptr when out of memory.
-// Free it with AlignedFree (Windows has no std::aligned_alloc).
-static inline void* AlignedAlloc64(size_t bytes) {
+// Memory aligned to `align` (a power of two; bytes a multiple of it); nullptr
+// when out of memory. Free it with AlignedFree (Windows has no std::aligned_alloc).
+static inline void* AlignedAlloc(size_t align, size_t bytes) {
 #if defined(_WIN32)
-  return _aligned_malloc(bytes, 64);
+  return _aligned_malloc(bytes, align);
 #else
-  return std::aligned_alloc(64, bytes);
+  return std::aligned_alloc(align, bytes);
 #endif
 }
+
+static inline void* AlignedAlloc64(size_t bytes) { return AlignedAlloc(64, bytes); }
 
 static inline void AlignedFree(void* p) {
 #if defined(_WIN32)
