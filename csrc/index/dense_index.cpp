@@ -16,7 +16,7 @@ constexpr int64_t kStateBytes = int64_t{256} << 20;
 
 // A screen coarser than this is checked on the data before it is used.
 constexpr double kFineScreenError = 1.0 / 4096;
-// The check: sample points as queries, their k best binned with and without
+// The check: held-out sample points as queries, their k best binned with and without
 // the screen; the screen may lose at most this share of the float32 winners
 // (3 of 640: the dev sets lose none, tightly clustered squared L2 ~3%).
 constexpr int64_t kScreenSampleQueries = 64;
@@ -93,20 +93,28 @@ bool DenseIndex::MeasureScreen(int num_threads) const {
   const int32_t k = static_cast<int32_t>(std::min<int64_t>(kScreenSampleK, view_.n));
   const int32_t bins = num_bins(k);
   if (bins == 0) return true;  // exact selection: nothing to screen
-  const int64_t m = std::min(kScreenSampleQueries, view_.n);
+  const int64_t m = std::min(kScreenSampleQueries, view_.n / 2);
+  if (m == 0) return true;
   const int32_t dim = view_.dim;
-  // Evenly spaced stored points (prepared for the metric) as queries.
+  // Evenly spaced stored points (prepared for the metric) as queries, held
+  // out of the search: a point found as its own nearest neighbour hides how
+  // the screen ranks the neighbours real queries have (3-d Gaussian data lost
+  // 2% of recall with its points as queries checking clean).
   std::vector<float> queries(m * dim);
+  std::vector<uint64_t> allowed((view_.num_panels() * kPanelWidth + 127) / 64, 0);
+  for (int64_t j = 0; j < view_.n; ++j) allowed[j >> 6] |= uint64_t{1} << (j & 63);
   for (int64_t i = 0; i < m; ++i) {
-    const float* x = PanelPoint(view_, i * view_.n / m);
+    const int64_t j = i * view_.n / m;
+    const float* x = PanelPoint(view_, j);
     for (int32_t t = 0; t < dim; ++t) queries[i * dim + t] = x[int64_t{t} * kPanelWidth];
+    allowed[j >> 6] &= ~(uint64_t{1} << (j & 63));
   }
   std::vector<int64_t> plain_ids(m * k), screened_ids(m * k);
   std::vector<float> plain_scores(m * k), screened_scores(m * k);
   DenseSearch(view_, unscreened_, queries.data(), m, k, bins, num_threads, plain_ids.data(), plain_scores.data(),
-              nullptr);
+              allowed.data());
   DenseSearch(screen_view_, *kernels_, queries.data(), m, k, bins, num_threads, screened_ids.data(),
-              screened_scores.data(), nullptr);
+              screened_scores.data(), allowed.data());
   // Both results are exactly scored, best first: a float32 winner is lost if
   // the screened result lacks it and ranks it above its own k-th.
   int64_t lost = 0;

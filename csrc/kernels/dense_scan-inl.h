@@ -319,6 +319,29 @@ struct TileInt8 {
   }
 };
 
+// Exact scores of a few points, as Scan<TileF32> computes them: per point one
+// chain of fused multiply-adds over the dimensions in order, from zero, then
+// the bias. Only for units whose Ops::fmadd is fused (std::fma matches it);
+// eight points at a time keep eight chains in flight.
+inline void ScorePointsF32(const annlib::PointScoreArgs& a) {
+  constexpr int kChains = 8;
+  for (int c0 = 0; c0 < a.count; c0 += kChains) {
+    const int n = a.count - c0 < kChains ? a.count - c0 : kChains;
+    const float* x[kChains];
+    float acc[kChains];
+    for (int c = 0; c < kChains; ++c) {
+      const int64_t j = a.points[c0 + (c < n ? c : 0)];
+      x[c] = a.panels + (j / kPanelWidth) * int64_t{a.dim} * kPanelWidth + j % kPanelWidth;
+      acc[c] = 0.0f;
+    }
+    for (int64_t t = 0; t < a.dim; ++t) {
+      const float q = a.query[t];
+      for (int c = 0; c < kChains; ++c) acc[c] = std::fma(q, x[c][t * kPanelWidth], acc[c]);
+    }
+    for (int c = 0; c < n; ++c) a.out[c0 + c] = acc[c] + a.bias[a.points[c0 + c]];
+  }
+}
+
 // ---------------------------------------------------------------- driver
 
 template <class T, int M>

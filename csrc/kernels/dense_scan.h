@@ -94,6 +94,20 @@ struct RescoreArgs {
 
 using RescoreFn = void (*)(const RescoreArgs&);
 
+// Float32 scores of chosen points read from their panels (float32 layout):
+// out[i] = <query, x_points[i]> + bias[points[i]].
+struct PointScoreArgs {
+  const float* panels;
+  const float* bias;
+  int32_t dim;
+  const float* query;      // [dim]
+  const int64_t* points;   // [count]
+  int32_t count;
+  float* out;              // [count]
+};
+
+using PointScoreFn = void (*)(const PointScoreArgs&);
+
 // One row per SIMD level; filled by each ISA translation unit.
 struct DenseKernels {
   const char* level_name;
@@ -115,6 +129,10 @@ struct DenseKernels {
   // its error is at most |q| |x - bf16(x)| + |q - bf16(q)| |bf16(x)| plus
   // float32 sums (used where DenseView::bf16_residuals is set).
   bool screen_rounds_to_bf16 = false;
+  // Set with screen_f32: the winners' exact scores, bit-identical to
+  // scan[kFloat32]'s (same fused multiply-adds in the same order), so a
+  // screened batch and an unscreened single query score a point alike.
+  PointScoreFn score_points_f32 = nullptr;
 };
 
 // Defined in kernels/dense_scan_<isa>.cpp; each ISA unit is compiled only for its

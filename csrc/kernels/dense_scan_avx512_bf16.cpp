@@ -108,7 +108,8 @@ const DenseKernels& DenseKernelsAvx512Bf16(bool native_bf16) {
   using namespace isa_avx512_bf16;
   // Only the native variant screens: widening bf16 costs as many FMAs as float32.
   static const DenseKernels native{"avx512_bf16", {&Scan<TileF32>, &Scan<TileBf16Native>, &Scan<TileInt8>}, &Rescore,
-                                   &Scan<TileF32Bf16Screen>, kBf16ScreenError, kBf16ScreenMinQueries, true};
+                                   &Scan<TileF32Bf16Screen>, kBf16ScreenError, kBf16ScreenMinQueries, true,
+                                   &ScorePointsF32};
   static const DenseKernels widened{"avx512_bf16", {&Scan<TileF32>, &Scan<TileBf16>, &Scan<TileInt8>}, &Rescore};
   return native_bf16 ? native : widened;
 }

@@ -101,19 +101,6 @@ double SquaredNorm(const float* row, int32_t dim) {
   return norm2;
 }
 
-// Exact float32 score of point j from its panel (dimension-major, 32 points
-// apart), accumulated in double: rescores the winners of a screened scan.
-float PanelScore(const DenseView& db, const float* query, int64_t j) {
-  const float* x = PanelPoint(db, j);
-  // Four chains, so the adds overlap the strided loads.
-  double sum[4] = {0.0, 0.0, 0.0, 0.0};
-  int32_t t = 0;
-  for (; t + 3 < db.dim; t += 4)
-    for (int c = 0; c < 4; ++c) sum[c] += double{query[t + c]} * x[int64_t{t + c} * kPanelWidth];
-  for (; t < db.dim; ++t) sum[0] += double{query[t]} * x[int64_t{t} * kPanelWidth];
-  return static_cast<float>((sum[0] + sum[1]) + (sum[2] + sum[3]) + double{db.bias[j]});
-}
-
 // A screened scan's bin winners carry approximate scores. Rescores exactly the
 // ones that can still be among the k best and drops the rest. With norms, the
 // screen's error on point j is at most margin_j:
@@ -131,6 +118,7 @@ float PanelScore(const DenseView& db, const float* query, int64_t j) {
 // screen (d = 960: 45% of the time). The 2k best screened scores are kept
 // then; only near-ties at the k-th place (within the screen's error) can order
 // differently than exact scores would.
+// The kernel table's score_points_f32 does the rescoring (set with every screen).
 void RescoreWinners(const DenseView& db, const DenseKernels& kernels, const float* query, int32_t k,
                     std::vector<Candidate>& cands) {
   const bool residuals = kernels.screen_rounds_to_bf16 && db.bf16_residuals != nullptr;
@@ -172,11 +160,15 @@ void RescoreWinners(const DenseView& db, const DenseKernels& kernels, const floa
     std::nth_element(cands.begin(), cands.begin() + cap, cands.end(), BetterOrder());
     cands.resize(cap);
   }
-  // Where query and point are exact in bf16, the screened score already is a
-  // float32 sum of exact products, as good as the float32 kernel's.
-  const bool exact_query = residuals && qres == 0.0;
-  for (Candidate& c : cands)
-    if (!(exact_query && db.bf16_residuals[c.id] == 0.0f)) c.score = PanelScore(db, query, c.id);
+  // The scan's own float32 arithmetic: a point scores the same here as in an
+  // unscreened search of one query.
+  std::vector<int64_t> points(cands.size());
+  std::vector<float> scores(cands.size());
+  for (size_t i = 0; i < cands.size(); ++i) points[i] = cands[i].id;
+  PointScoreArgs args{static_cast<const float*>(db.panels), db.bias, db.dim, query, points.data(),
+                      static_cast<int32_t>(cands.size()), scores.data()};
+  kernels.score_points_f32(args);
+  for (size_t i = 0; i < cands.size(); ++i) cands[i].score = scores[i];
 }
 
 }  // namespace
