@@ -29,9 +29,11 @@ load and writes the hottest frames to OUT.
 from __future__ import annotations
 
 import argparse
+import atexit
 import multiprocessing
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -228,10 +230,11 @@ def main(argv=None):
 
     data = read_hdf5(args.dataset)
     queries, truth = np.ascontiguousarray(data.test, dtype=np.float32), data.neighbors[:, :10]
-    workdir = Path(tempfile.mkdtemp(prefix="annlib-load-"))
     if args.index:
         path = Path(args.index)
     else:
+        workdir = Path(tempfile.mkdtemp(prefix="annlib-load-"))
+        atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # the index built for this run
         measure = data.distance_measure
         start = time.perf_counter()
         built = annlib.builder(data.train, 10, measure).autopilot(target_recall=args.recall).build()
