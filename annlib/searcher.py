@@ -293,9 +293,10 @@ class BruteForceSearcher(Searcher):
         """Whether binned float32 batches (16 or more queries per thread, 64 on AMX) choose
         each bin's winner with cheaper scores (bfloat16 on AVX-512 BF16 CPUs, three bf16
         products on AMX), the winners then rescored exactly. A bf16 screen is used only where
-        a sample of this index's points, searched both ways, loses at most 0.5% of the float32
-        winners; the first call (or the first binned search) makes that check, and updates
-        that at most halve or double the index keep its answer."""
+        a sample of this index's points, held out and searched both ways, loses at most 0.5% of
+        the float32 winners, and then only for k >= 10; the first call (or the first binned
+        search) makes that check, and updates that at most halve or double the index keep its
+        answer."""
         return self._state.index.screens(check_num_threads(num_threads))
 
     def _description(self) -> list[str]:

@@ -165,7 +165,7 @@ def test_bf16_screen_scores_points_as_a_single_query_does(rng, d, measure):
     q = rng.standard_normal((300, d)).astype(np.float32)
     s = annlib.builder(x, 10, measure).score_brute_force(recall_target=0.9).build() \
         .with_simd_level("avx512_bf16", bf16_variant="native")
-    assert s.uses_screen() or d <= 3  # low d: the check may refuse it
+    assert s.uses_screen() or d <= 3  # low d: the check may refuse it (d=2 dot product: used)
     ids, scores = s.search_batched(q)
     same_rows, common = 0, 0
     for i in range(0, 300, 3):
@@ -178,6 +178,26 @@ def test_bf16_screen_scores_points_as_a_single_query_does(rng, d, measure):
         same_rows += bool(np.array_equal(ids[i], one_ids))
     assert common >= 0.95 * 100 * 10
     assert same_rows >= 90
+
+
+@pytest.mark.skipif(not NATIVE_BF16, reason="needs AVX-512 BF16")
+@pytest.mark.parametrize("n", [72, 3000])
+def test_bf16_screen_is_kept_from_small_k(rng, n):
+    """Below k = 10 the bins are fewer than the screen check's and hold more points each
+    (k = 1: one bin, whose winner is the top 1), so a bf16 screen would lose near-ties the
+    check never saw: batches score those bins in float32, equal to single queries. Low d
+    makes near-ties common (d = 1: 40% of k = 1 queries differed when the screen ran)."""
+    for d, measure in [(1, "squared_l2"), (2, "squared_l2"), (2, "dot_product")]:
+        x = rng.standard_normal((n, d)).astype(np.float32)
+        q = (x[rng.integers(0, n, 40)] + 0.01 * rng.standard_normal((40, d))).astype(np.float32)
+        for k in (1, 3):
+            s = annlib.builder(x, k, measure).score_brute_force(recall_target=0.9).build() \
+                .with_simd_level("avx512_bf16", bf16_variant="native")
+            ids, scores = s.search_batched(q)
+            for i in range(len(q)):
+                one_ids, one_scores = s.search(q[i])
+                np.testing.assert_array_equal(ids[i], one_ids)
+                np.testing.assert_array_equal(scores[i], one_scores)
 
 
 @pytest.mark.skipif(not NATIVE_BF16, reason="needs AVX-512 BF16")

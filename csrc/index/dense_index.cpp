@@ -92,9 +92,8 @@ bool DenseIndex::ScreenKeepsRecall(int num_threads) const {
 bool DenseIndex::MeasureScreen(int num_threads) const {
   const int32_t k = static_cast<int32_t>(std::min<int64_t>(kScreenSampleK, view_.n));
   const int32_t bins = num_bins(k);
-  if (bins == 0) return true;  // exact selection: nothing to screen
   const int64_t m = std::min(kScreenSampleQueries, view_.n / 2);
-  if (m == 0) return true;
+  if (bins == 0 || m == 0) return false;  // too few points to sample (and to need a screen)
   const int32_t dim = view_.dim;
   // Evenly spaced stored points (prepared for the metric) as queries, held
   // out of the search: a point found as its own nearest neighbour hides how
@@ -139,8 +138,13 @@ void DenseIndex::Scan(const float* queries, int64_t nq, int32_t k, int32_t bins,
                       const uint64_t* allowed, int64_t* out_rows, float* out_scores) const {
   const int64_t per_query = 8 * (bins == 0 ? k : int64_t{bins} + 32) * 2;  // score + id, doubled for splits
   const int64_t chunk = std::max<int64_t>(256, kStateBytes / per_query);
-  // The check runs only for calls large enough to screen.
-  const bool screen = bins > 0 && nq >= kernels_->screen_min_queries && ScreenKeepsRecall(num_threads);
+  // The check runs only for calls large enough to screen. A coarse screen is
+  // used only with as many bins as the check had or more: fewer bins hold more
+  // points each, so a screen's near-ties cost more winners (k = 1, one bin:
+  // the top 1 itself).
+  const bool enough_bins = kernels_->screen_error <= kFineScreenError ||
+                           bins >= NumBinsFor(options_.recall_target, kScreenSampleK);
+  const bool screen = bins > 0 && nq >= kernels_->screen_min_queries && enough_bins && ScreenKeepsRecall(num_threads);
   const DenseKernels& kernels = screen ? *kernels_ : unscreened_;
   const DenseView& view = screen ? screen_view_ : view_;  // set by ScreenKeepsRecall
   for (int64_t q0 = 0; q0 < nq; q0 += chunk) {

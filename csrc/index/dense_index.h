@@ -60,7 +60,8 @@ class DenseIndex {
   // Whether binned float32 batches (16+ queries per thread) pick bin winners with
   // the kernels' cheaper screen: always for a fine screen (AMX, ~2^-16); for a
   // coarse one (one bf16 product, 2^-7) only if a sample of this data loses at
-  // most 0.5% of the float32 winners with it (decided once, on first use).
+  // most 0.5% of the float32 winners with it (decided once, on first use), and
+  // then only for k of 10 or more (as many bins as the sample's, or more).
   bool ScreenKeepsRecall(int num_threads) const;
   // That decision where made (or carried): -1 (not yet), 0 or 1 (a fine screen: 1 once used).
   int32_t screen_decision() const { return screen_decision_.load(std::memory_order_acquire); }
