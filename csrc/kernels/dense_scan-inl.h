@@ -243,9 +243,12 @@ struct TileInt8 {
       float lo = 0.0f, hi = 0.0f;
       if (i < m) {
         lo = hi = q[int64_t{i} * dim];
+        // Plain compares (queries are finite: checked on entry); std::fmin
+        // and fmax are libm calls here, about 1% of a single k=100 query.
         for (int t = 1; t < dim; ++t) {
-          lo = std::fmin(lo, q[int64_t{i} * dim + t]);
-          hi = std::fmax(hi, q[int64_t{i} * dim + t]);
+          const float v = q[int64_t{i} * dim + t];
+          lo = v < lo ? v : lo;
+          hi = v > hi ? v : hi;
         }
       }
       float mid = 0.5f * (lo + hi);
