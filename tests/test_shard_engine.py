@@ -39,6 +39,24 @@ def test_split_leaves_merge_to_one_search_with_filters(index):
                                       want_scores[full])
 
 
+def test_top_k_of_every_leaf_is_the_one_index_answer(index):
+    """A query whose leaves all lie on one shard is answered there as one index answers it
+    (shard_candidates with top_k): the same ids and scores, best first, filters included."""
+    searcher, q = index
+    leaves, scores = searcher.choose_leaves(q, 6)
+    for filters in ({}, {"allowlist": np.arange(0, 3000, 4)}, {"denylist": np.arange(0, 3000, 2)}):
+        ids, approx, raw, _ = searcher.shard_candidates(q, leaves, scores, 40, top_k=10, **filters)
+        assert approx is None and ids.shape == raw.shape == (len(q), 10)
+        want_ids, want_scores = searcher.search_batched(q, 10, 40, 6, **filters)
+        full = (ids >= 0).all(axis=1)  # queries one index would fill in exactly are not compared
+        assert full.mean() > 0.5
+        np.testing.assert_array_equal(ids[full], want_ids[full])
+        np.testing.assert_array_equal(_core.raw_to_metric(q, raw, searcher.distance_measure)[full],
+                                      want_scores[full])
+    with pytest.raises(ValueError, match="top_k"):
+        searcher.shard_candidates(q, None, None, 10, exact=True, top_k=5)
+
+
 def test_exact_candidates_are_the_exact_top_k(index):
     searcher, q = index
     ids, approx, exact, allowed = searcher.shard_candidates(q, None, None, 10, exact=True,

@@ -374,15 +374,19 @@ class QuantizedSearcher(Searcher):
         return self._state.index.choose_leaves(queries, leaves, check_num_threads(num_threads))
 
     def shard_candidates(self, queries, probe_leaves, probe_scores, wanted: int, *, exact: bool = False,
-                         num_threads: int = 0, allowlist=None, denylist=None):
+                         top_k: int = 0, num_threads: int = 0, allowlist=None, denylist=None):
         """A shard's answer to a sharded search (annlib.distributed): per query, the `wanted`
         best distinct candidates of the given leaves (choose_leaves' output, leaf -1 skipped)
         by AH score, with their AH and reordered raw scores; exact=True: the exact best over
         every allowed point instead (probes None). Returns (ids int64 [nq, w], approx float32,
         reordered float32, points allowed), w = min(wanted, size()) or 1; _core.merge_candidates
-        merges shards' answers."""
+        merges shards' answers. top_k > 0: only the best min(top_k, w) of those candidates by
+        reordered score, best first, as one index's search returns them (approx None): the
+        answer to a query whose leaves all lie on this shard."""
         queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
         wanted = check_k(wanted, MAX_INT32, "wanted")
+        if top_k:
+            top_k = check_k(top_k, MAX_INT32, "top_k")
         filters = self._filter_args(allowlist, denylist)
         num_threads = check_num_threads(num_threads)
         if not exact:
@@ -390,7 +394,7 @@ class QuantizedSearcher(Searcher):
             probe_scores = np.ascontiguousarray(probe_scores, dtype=np.float32)
         index = self._state.index
         return _filtered(lambda **f: index.search_candidates(queries, probe_leaves, probe_scores, wanted, exact,
-                                                             num_threads, **f), filters)
+                                                             top_k, num_threads, **f), filters)
 
     def allowed_count(self, allowlist=None, denylist=None) -> int:
         """Points a filter (ids, masks or a compiled filter) allows (all points held without one)."""

@@ -88,12 +88,15 @@ class PyPartitionedIndex {
   // A shard's answer (PartitionedIndex::SearchCandidates): (ids [n][w], approximate raw
   // scores, reordered raw scores, rows allowed), w = min(wanted, points held, at least 1);
   // probe_leaves/probe_scores [n][p] as choose_leaves gives them (None with exact=True).
+  // top_k > 0: (ids [n][t], None, reordered raw scores best first, rows allowed), the top
+  // t = min(top_k, w) as one index returns them.
   py::tuple SearchCandidates(FloatArray queries, py::object probe_leaves, py::object probe_scores, int64_t wanted,
-                             bool exact, int num_threads, py::object allow_ids, py::object allow_mask,
+                             bool exact, int64_t top_k, int num_threads, py::object allow_ids, py::object allow_mask,
                              py::object deny_ids, py::object deny_mask, py::object compiled) const {
     const int64_t nq = QueryRows(queries, index_->dim());
     if (queries.ndim() != 2) throw std::invalid_argument("queries must be 2-D");
     if (wanted < 1) throw std::invalid_argument("wanted must be >= 1");
+    if (top_k < 0) throw std::invalid_argument("top_k must be >= 0");
     const FilterArg allow(allow_ids, allow_mask), deny(deny_ids, deny_mask);
     CandidateSearchArgs args;
     args.exact = exact;
@@ -103,6 +106,7 @@ class PyPartitionedIndex {
     args.compiled = compiled.is_none() ? nullptr : compiled.cast<const CompiledFilter*>();
     // Buffers are sized by the points held, never by the request alone.
     args.wanted = static_cast<int32_t>(std::min<int64_t>(wanted, std::max<int64_t>(1, index_->size())));
+    args.top_k = static_cast<int32_t>(std::min<int64_t>(top_k, args.wanted));
     std::vector<Candidate> probes;
     if (!exact) {
       const Int32Array leaves = probe_leaves.cast<Int32Array>();
@@ -115,16 +119,17 @@ class PyPartitionedIndex {
       for (int64_t j = 0; j < nq * args.num_probes; ++j) probes[j] = Candidate{scores.data()[j], leaves.data()[j]};
       args.probes = probes.data();
     }
-    const int64_t w = args.wanted;
+    const bool top = args.top_k > 0;
+    const int64_t w = top ? args.top_k : args.wanted;
     py::array_t<int64_t> ids({nq, w});
-    FloatArray approx({nq, w}), exact_scores({nq, w});
+    FloatArray approx({top ? int64_t{0} : nq, w}), exact_scores({nq, w});
     int64_t* ip = ids.mutable_data();
-    float* ap = approx.mutable_data();
+    float* ap = top ? nullptr : approx.mutable_data();
     float* ep = exact_scores.mutable_data();
     const float* qp = queries.data();
     int64_t allowed = 0;
     Interruptible([&] { allowed = index_->SearchCandidates(qp, nq, args, ip, ap, ep); });
-    return py::make_tuple(ids, approx, exact_scores, allowed);
+    return py::make_tuple(ids, top ? py::object(py::none()) : py::object(approx), exact_scores, allowed);
   }
 
   int64_t AllowedCount(py::object allow_ids, py::object allow_mask, py::object deny_ids, py::object deny_mask,
@@ -409,7 +414,7 @@ void RegisterPartitionedIndex(py::module_& m) {
            py::arg("num_threads") = 0)
       .def("search_candidates", &PyPartitionedIndex::SearchCandidates, py::arg("queries").noconvert(),
            py::arg("probe_leaves"), py::arg("probe_scores"), py::arg("wanted"), py::arg("exact") = false,
-           py::arg("num_threads") = 0, py::arg("allow_ids") = py::none(), py::arg("allow_mask") = py::none(),
+           py::arg("top_k") = 0, py::arg("num_threads") = 0, py::arg("allow_ids") = py::none(), py::arg("allow_mask") = py::none(),
            py::arg("deny_ids") = py::none(), py::arg("deny_mask") = py::none(), py::arg("compiled") = py::none())
       .def("allowed_count", &PyPartitionedIndex::AllowedCount, py::arg("allow_ids") = py::none(),
            py::arg("allow_mask") = py::none(), py::arg("deny_ids") = py::none(), py::arg("deny_mask") = py::none(),

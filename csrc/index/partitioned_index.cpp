@@ -166,9 +166,12 @@ void PartitionedIndex::ChooseLeaves(const float* queries, int64_t nq, int32_t co
 
 int64_t PartitionedIndex::SearchCandidates(const float* queries, int64_t nq, const CandidateSearchArgs& args,
                                            int64_t* out_ids, float* out_approx, float* out_exact) const {
-  const int32_t width = args.wanted;
-  if (width < 1) throw std::invalid_argument("wanted must be >= 1");
+  if (args.wanted < 1) throw std::invalid_argument("wanted must be >= 1");
+  if (args.top_k < 0 || args.top_k > args.wanted) throw std::invalid_argument("top_k must be in [0, wanted]");
+  const bool top = args.top_k > 0;
+  const int32_t width = top ? args.top_k : args.wanted;
   if (args.exact) {
+    if (top) throw std::invalid_argument("top_k is for a probed search, not an exact one");
     if (!options_.reorder) throw std::invalid_argument("an exact search needs the reorder copy");
   } else {
     if (args.probes == nullptr || args.num_probes < 1) throw std::invalid_argument("give the leaves to scan");
@@ -187,7 +190,7 @@ int64_t PartitionedIndex::SearchCandidates(const float* queries, int64_t nq, con
   const AllowedRows allowed = Allowed(args.compiled, args.allow, args.deny, &bits);
   if (allowed.count == 0) {
     std::fill(out_ids, out_ids + nq * width, int64_t{-1});
-    std::fill(out_approx, out_approx + nq * width, -std::numeric_limits<float>::infinity());
+    if (!top) std::fill(out_approx, out_approx + nq * width, -std::numeric_limits<float>::infinity());
     std::fill(out_exact, out_exact + nq * width, -std::numeric_limits<float>::infinity());
     return 0;
   }
@@ -198,10 +201,10 @@ int64_t PartitionedIndex::SearchCandidates(const float* queries, int64_t nq, con
                    args.num_threads, out_ids, out_exact);
     std::copy(out_exact, out_exact + nq * width, out_approx);
   } else {
-    PartitionedParams p{args.num_probes, width, width};
+    PartitionedParams p{args.num_probes, args.wanted, width};
     p.allowed = allowed.bits != nullptr ? allowed.bits->data() : nullptr;
     p.probes = args.probes;
-    p.out_approx = out_approx;
+    p.out_approx = top ? nullptr : out_approx;
     PartitionedSearch(v, kernels_, q, nq, p, args.num_threads, out_ids, out_exact);
   }
   rows.ToIds(out_ids, nq * width);

@@ -69,6 +69,11 @@ struct CandidateSearchArgs {
   // The exact best `wanted` over every allowed row instead of the probed
   // leaves (needs the reorder copy): a sharded search's exact path and fill-in.
   bool exact = false;
+  // > 0 (not with exact): the top_k of the `wanted` candidates by reordered
+  // score, best first, as one index's search returns them (a query whose
+  // leaves all lie on this shard); out_approx is then not written and the
+  // outputs are [nq][top_k].
+  int32_t top_k = 0;
   int num_threads = 1;      // 0 = all cores
   IdFilter allow, deny;     // or:
   const CompiledFilter* compiled = nullptr;
