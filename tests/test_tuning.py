@@ -220,6 +220,41 @@ def test_autopilot_builds_and_tunes(data):
         annlib.builder(x, 10, "dot_product").autopilot(target_recall=0.9).reorder(10)
 
 
+def test_narrowest_copy_keeps_recall(rng):
+    """autopilot(exact_scores=False) re-ranks from int8 (else bfloat16) only where the tuned
+    settings lose at most MAX_RECALL_LOSS of recall that way: integer data int8 holds exactly
+    gets int8 and the same neighbours; rows whose one huge value coarsens int8 and whose
+    large common offset coarsens bfloat16 keep float32."""
+    from annlib.tuning.autopilot import MAX_RECALL_LOSS, narrowest_copy
+
+    exact_rows = rng.integers(0, 200, (6000, 16)).astype(np.float32)
+    coarse_rows = (300 + 0.5 * rng.standard_normal((6000, 16))).astype(np.float32)
+    coarse_rows[:, 0] = rng.choice([-60.0, 60.0], 6000)
+    for x, want in ((exact_rows, "int8"), (coarse_rows, "float32")):
+        searcher = (annlib.builder(x, 10, "squared_l2").tree(60, 6).score_ah(2).reorder(40)
+                    .build(num_threads=2, progress=False))
+        q = x[:300] + rng.standard_normal((300, 16)).astype(np.float32)
+        truth = exact_ids(x, q, 10, "squared_l2")
+        chosen = narrowest_copy(searcher, q, truth)
+        assert chosen.config.reorder.dtype == want
+        ids, _ = chosen.search_batched(q)
+        float32_ids, _ = searcher.search_batched(q)
+        hits = lambda found: np.mean([len(np.intersect1d(a, b)) for a, b in zip(found, truth)]) / 10
+        assert hits(ids) >= hits(float32_ids) - MAX_RECALL_LOSS
+        if want == "int8":
+            np.testing.assert_array_equal(ids, float32_ids)
+
+
+def test_autopilot_may_narrow_the_reorder_copy(rng):
+    x = rng.integers(0, 200, (25_000, 16)).astype(np.float32)
+    built = annlib.builder(x, 10, "squared_l2").autopilot(target_recall=0.9, exact_scores=False).build(
+        num_threads=2, progress=False)
+    assert built.config.reorder.dtype == "int8" and built.tune_result is not None
+    assert built.config.tree.num_leaves_to_search == built.tune_result.params.leaves_to_search
+    with pytest.raises(TypeError, match="exact_scores"):
+        annlib.builder(x, 10, "squared_l2").autopilot(target_recall=0.9, exact_scores=0)
+
+
 def test_default_code_width_follows_k_and_the_leaves():
     """4 dims per block only where it measured faster: d >= 256, k-means leaves, small k."""
     from annlib import defaults

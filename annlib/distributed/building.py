@@ -122,6 +122,9 @@ def _build_with_autopilot(builder: Builder, num_shards: int, *, data, ids, chunk
     chooses for the data's size (all of it, not the training sample), then annlib.tune for
     the target on the sharded index; the result is in tune_result."""
     wanted = builder._autopilot
+    if not wanted.get("exact_scores", True):
+        raise ValueError("autopilot(exact_scores=False) narrows one index's re-ranking copy after tuning; a "
+                         "sharded index does not: give the stages yourself, e.g. .reorder(n, dtype='int8')")
     size = len(builder.database) if data is None else chunks(data, ids, max(1, int(chunk_size)))[1]
     if size is None:
         raise ValueError("autopilot() chooses the stages from the data's size, which an iterator does not tell: "

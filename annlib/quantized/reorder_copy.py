@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _core
 from ..config import IndexConfig
 from ..dense_layout import stored_as, widen
 
@@ -44,6 +45,17 @@ def rows_dtype_for(config: IndexConfig, x: np.ndarray) -> str:
     bfloat16 holds exactly, else the config's."""
     asked = config.reorder.dtype
     return "bfloat16" if asked == "float32" and x.size and exact_in_bfloat16(x) else asked
+
+
+def narrowed(arrays: dict, dim: int, dtype: str, squared_l2: bool, num_threads: int = 0) -> dict:
+    """arrays with their float32 reorder copy (held in float32 or bfloat16) repacked in
+    `dtype` (bfloat16 or int8): half or a quarter of the float32 bytes re-ranked, the
+    scores then those of the narrower copy (the rest shared)."""
+    rows = np.asarray(arrays["rows"])
+    if stored_as(rows) == "bfloat16":
+        rows = widen(rows, "bfloat16")
+    packed = _core.pack_rows(np.ascontiguousarray(rows[:, :dim], dtype=np.float32), dtype, squared_l2, num_threads)
+    return {**{k: v for k, v in arrays.items() if k not in ("row_scale", "row_offset")}, **packed}
 
 
 def widened(arrays: dict) -> dict:
