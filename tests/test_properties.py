@@ -265,7 +265,9 @@ def shard_parts_merge_to_one_search(data):
 def bf16_screen_equals_float32_on_exact_data(data):
     """Binned float32 batches on AVX-512 BF16 screen bin winners with bf16 products. On small
     integers (exact in bf16, exact float32 sums) the screen must pick the very winners the
-    float32 kernel picks, ties and duplicates included: ids and scores equal."""
+    float32 kernel picks, ties and duplicates included: ids and scores equal. (The screen
+    is used for k >= 10 on indexes large enough to sample; elsewhere the batch scores in
+    float32, and must equal it all the more.)"""
     if "avx512_bf16" not in LEVELS:
         return
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
@@ -279,11 +281,11 @@ def bf16_screen_equals_float32_on_exact_data(data):
     nq = data.draw(st.integers(16, 80), label="queries")
     q = rng.integers(-spread, spread + 1, (nq, d)).astype(np.float32)
     measure = data.draw(st.sampled_from(["dot_product", "squared_l2"]), label="measure")
-    k = data.draw(st.integers(1, min(n, 12)), label="k")
+    k = data.draw(st.integers(1, min(n, 20)), label="k")
     target = data.draw(st.sampled_from([0.5, 0.8, 0.9, 0.99]), label="recall target")
     base = annlib.builder(x, k, measure).score_brute_force(target).build()
     screened = base.with_simd_level("avx512_bf16", bf16_variant="native")
-    if base.num_bins(k) > 0:
+    if base.num_bins(min(10, n)) > 0 and n >= 2:  # the check's sample: 10 neighbours of held-out points
         assert screened.uses_screen(num_threads=1)
     # One thread: the whole batch is one block, large enough to screen.
     ids, scores = screened.search_batched(q, num_threads=1)

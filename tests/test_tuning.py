@@ -246,11 +246,15 @@ def test_narrowest_copy_keeps_recall(rng):
 
 
 def test_autopilot_may_narrow_the_reorder_copy(rng):
+    """Also under custom ids, whose vectors the tuner reads back from the index (the builder's
+    rows are not the vectors of ids 0..n-1 then)."""
     x = rng.integers(0, 200, (25_000, 16)).astype(np.float32)
-    built = annlib.builder(x, 10, "squared_l2").autopilot(target_recall=0.9, exact_scores=False).build(
+    ids = np.arange(len(x)) * 7 + 3
+    built = annlib.builder(x, 10, "squared_l2", ids=ids).autopilot(target_recall=0.9, exact_scores=False).build(
         num_threads=2, progress=False)
     assert built.config.reorder.dtype == "int8" and built.tune_result is not None
     assert built.config.tree.num_leaves_to_search == built.tune_result.params.leaves_to_search
+    assert built.search(x[5])[0][0] == ids[5]
     with pytest.raises(TypeError, match="exact_scores"):
         annlib.builder(x, 10, "squared_l2").autopilot(target_recall=0.9, exact_scores=0)
 

@@ -210,14 +210,15 @@ class Shard:
                                             keys=numbers[merge], distinct=True)
             at = np.searchsorted(done, to_merge)
             final_ids[at], final_raw[at] = merged
-            rest = np.searchsorted(need, rest)
+            rest_at = np.searchsorted(need, rest)  # the other rows' places among those searched
         else:
             ids = numbers = np.empty((0, 0), np.int64)
             approx = reordered = np.empty((0, 0), np.float32)
+            rest_at = rest
         # int32 ids where they fit: a batch of 1,000 queries' top 10 then stays under Ray's 100 KB
         # for answers sent inline (1-2 ms less than through the object store, measured).
-        return (_narrow(final_ids), final_raw, _narrow(ids[rest]), _narrow(numbers[rest]), approx[rest],
-                reordered[rest])
+        return (_narrow(final_ids), final_raw, _narrow(ids[rest_at]), _narrow(numbers[rest_at]), approx[rest_at],
+                reordered[rest_at])
 
     # ---- the tuner's view (QuantizedSearcher's, over this shard's points) ----
 

@@ -33,13 +33,15 @@ def build_with_autopilot(staged, options: dict, num_threads: int, progress: bool
     if searcher.config.kind == "brute_force":
         searcher.tune_result = None  # exact: nothing to tune
         return searcher
+    # The builder's rows are the vectors of ids 0..n-1 only under default ids; else the tuner
+    # reads them back from the index's float32 reorder copy.
+    database = staged.database if staged._ids is None else None
     result = tune(searcher, options["queries"], target_recall=options["target_recall"],
                   max_latency_us=options["max_latency_us"], ground_truth=options["ground_truth"],
-                  database=staged.database, num_threads=num_threads, progress=progress)
+                  database=database, num_threads=num_threads, progress=progress)
     searcher.set_default_params(result.params)
     if not options.get("exact_scores", True):
-        searcher = narrowest_copy(searcher, options["queries"], options["ground_truth"], staged.database,
-                                  num_threads)
+        searcher = narrowest_copy(searcher, options["queries"], options["ground_truth"], database, num_threads)
     searcher.tune_result = result
     return searcher
 
