@@ -58,10 +58,11 @@ def narrowest_copy(searcher: QuantizedSearcher, queries=None, ground_truth=None,
         return searcher
     held = stored_dtype(config, searcher._arrays())
     k = config.num_neighbors
+    if queries is not None:  # evenly spaced ones (a database sample is of that size already)
+        every = max(1, len(queries) // CHECK_QUERIES)
+        queries = np.asarray(queries)[::every]
+        ground_truth = None if ground_truth is None else np.asarray(ground_truth)[::every]
     sample, truth, own, _ = _queries_and_truth(searcher, queries, ground_truth, database, k, 1, num_threads)
-    every = max(1, len(sample) // CHECK_QUERIES)
-    sample, truth = sample[::every], truth[::every]
-    own = None if own is None else own[::every]
     float32_recall = id_recall(_neighbours(searcher, sample, own, k, num_threads), truth, k)
     squared_l2 = config.distance_measure == "squared_l2"
     for dtype in NARROWER:
