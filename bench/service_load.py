@@ -254,15 +254,14 @@ def main(argv=None):
     script = Path(sys.executable).parent / "annlib"
     common = ["--port", "0", "--workers", str(max(args.clients, 1)), *args.server_args.split()]
     ceiling = None
+    echo = [sys.executable, str(Path(__file__).resolve().parent / "echo_server.py"), "--dim",
+            str(queries.shape[1]), "--k", "10", *common]
     if args.echo:
-        echo = [sys.executable, str(Path(__file__).resolve().parent / "echo_server.py"), "--dim",
-                str(queries.shape[1]), "--k", "10", *common]
         ceiling, _ = run_load(echo, args, queries, "framework ceiling (echo server, no search)")
     work_us, work_ceiling = cores / local_qps * 1e6, None
     if args.work_ceiling:
-        echo = [sys.executable, str(Path(__file__).resolve().parent / "echo_server.py"), "--dim",
-                str(queries.shape[1]), "--k", "10", "--work-us", f"{work_us:.1f}", *common]
-        work_ceiling, _ = run_load(echo, args, queries, f"echo server spending {work_us:.0f} us of CPU a call")
+        work_ceiling, _ = run_load([*echo, "--work-us", f"{work_us:.1f}"], args, queries,
+                                   f"echo server spending {work_us:.0f} us of CPU a call")
     qps, answers = run_load([str(script), "serve", "--index", f"bench={path}", *common], args, queries,
                             "annlib serve", args.profile)
     served_recall = np.mean([len(np.intersect1d(ids, truth[j])) / 10 for j, ids in answers.items()])

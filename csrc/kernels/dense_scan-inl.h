@@ -333,7 +333,7 @@ inline void ScorePointsF32(const annlib::PointScoreArgs& a) {
     const float* x[kChains];
     float acc[kChains];
     for (int c = 0; c < kChains; ++c) {
-      const int64_t j = a.points[c0 + (c < n ? c : 0)];
+      const int64_t j = a.points[c0 + (c < n ? c : 0)].id;
       x[c] = a.panels + (j / kPanelWidth) * int64_t{a.dim} * kPanelWidth + j % kPanelWidth;
       acc[c] = 0.0f;
     }
@@ -341,7 +341,7 @@ inline void ScorePointsF32(const annlib::PointScoreArgs& a) {
       const float q = a.query[t];
       for (int c = 0; c < kChains; ++c) acc[c] = std::fma(q, x[c][t * kPanelWidth], acc[c]);
     }
-    for (int c = 0; c < n; ++c) a.out[c0 + c] = acc[c] + a.bias[a.points[c0 + c]];
+    for (int c = 0; c < n; ++c) a.points[c0 + c].score = acc[c] + a.bias[a.points[c0 + c].id];
   }
 }
 

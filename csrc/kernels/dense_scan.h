@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "../util/portable.h"
+#include "candidates.h"
 
 namespace annlib {
 
@@ -94,16 +95,15 @@ struct RescoreArgs {
 
 using RescoreFn = void (*)(const RescoreArgs&);
 
-// Float32 scores of chosen points read from their panels (float32 layout):
-// out[i] = <query, x_points[i]> + bias[points[i]].
+// Float32 scores of chosen points read from their panels (float32 layout),
+// in place: points[i].score = <query, x_points[i].id> + bias[points[i].id].
 struct PointScoreArgs {
   const float* panels;
   const float* bias;
   int32_t dim;
   const float* query;      // [dim]
-  const int64_t* points;   // [count]
+  Candidate* points;       // [count]
   int32_t count;
-  float* out;              // [count]
 };
 
 using PointScoreFn = void (*)(const PointScoreArgs&);

@@ -162,13 +162,8 @@ void RescoreWinners(const DenseView& db, const DenseKernels& kernels, const floa
   }
   // The scan's own float32 arithmetic: a point scores the same here as in an
   // unscreened search of one query.
-  std::vector<int64_t> points(cands.size());
-  std::vector<float> scores(cands.size());
-  for (size_t i = 0; i < cands.size(); ++i) points[i] = cands[i].id;
-  PointScoreArgs args{static_cast<const float*>(db.panels), db.bias, db.dim, query, points.data(),
-                      static_cast<int32_t>(cands.size()), scores.data()};
-  kernels.score_points_f32(args);
-  for (size_t i = 0; i < cands.size(); ++i) cands[i].score = scores[i];
+  kernels.score_points_f32(PointScoreArgs{static_cast<const float*>(db.panels), db.bias, db.dim, query,
+                                          cands.data(), static_cast<int32_t>(cands.size())});
 }
 
 }  // namespace
