@@ -94,3 +94,29 @@ def test_cosine_rejects_zero_vectors(db):
     s = annlib.builder(db, 1, "cosine").score_brute_force().build()
     with pytest.raises(ValueError, match="all zeros"):
         s.search(np.zeros(8, np.float32))
+
+
+@pytest.mark.parametrize("dim", [1, 7, 8, 9, 17, 384])
+def test_row_checks_see_every_dimension(dim):
+    """The squared norm is summed in eight running sums and a tail: a bad value anywhere
+    in a row is found, in the row it is in, and the norm is the row's whole norm."""
+    from annlib import _core
+    rng = np.random.default_rng(dim)
+    x = rng.standard_normal((5, dim)).astype(np.float32)
+    for column in sorted({0, dim // 2, dim - 1}):
+        for value, match in ((np.nan, "NaN or infinity"), (np.inf, "NaN or infinity")):
+            bad = x.copy()
+            bad[3, column] = value
+            with pytest.raises(ValueError, match=match + r".*row 3"):
+                _core.check_rows(bad, "dot_product", "queries")
+    # Finite values whose squares sum past float32's largest (each square fits when dim > 1).
+    big = np.full((2, dim), np.sqrt(np.finfo(np.float32).max / dim) * 1.01, np.float32)
+    with pytest.raises(ValueError, match="too large"):
+        _core.check_rows(big, "squared_l2", "queries")
+    unit = _core.normalized_rows(x, "queries")
+    expected = x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    np.testing.assert_allclose(unit, expected, rtol=2e-7, atol=0)
+    raw = rng.standard_normal((5, 3)).astype(np.float32)
+    norms = (x.astype(np.float64) ** 2).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(_core.raw_to_metric(x, raw, "squared_l2"), np.maximum(norms - 2 * raw, 0), rtol=1e-6)
+    np.testing.assert_array_equal(_core.raw_to_metric(x, raw, "cosine"), raw)

@@ -366,11 +366,17 @@ FloatArray RawToMetricPy(FloatArray queries, FloatArray scores, const std::strin
   const Metric m = ParseMetric(metric);
   const int64_t n = queries.shape(0);
   const int32_t d = static_cast<int32_t>(queries.shape(1)), k = static_cast<int32_t>(scores.shape(1));
-  std::vector<float> normalized;
-  const float* q = PrepareRows(queries.data(), n, d, m, "queries", &normalized);
   FloatArray out({n, int64_t{k}});
-  std::copy(scores.data(), scores.data() + n * k, out.mutable_data());
-  RawToMetric(m, q, n, d, out.mutable_data(), k);
+  const float* q = queries.data();
+  const float* raw = scores.data();
+  float* op = out.mutable_data();
+  {
+    // The queries were checked before their search; only squared L2 reads them (|q|^2 of
+    // the rows as given: that measure's queries are not normalised).
+    py::gil_scoped_release release;
+    std::copy(raw, raw + n * k, op);
+    RawToMetric(m, q, n, d, op, k);
+  }
   return out;
 }
 

@@ -10,6 +10,7 @@
 
 #include "../util/cancel.h"
 #include "../util/parallel.h"
+#include "metric.h"
 #include "topk.h"
 
 namespace annlib {
@@ -93,12 +94,6 @@ int32_t QuantizeInt8Row(const float* row, int32_t dim, float* scale, float* offs
   *scale = s;
   *offset = mid;
   return total;
-}
-
-double SquaredNorm(const float* row, int32_t dim) {
-  double norm2 = 0.0;
-  for (int t = 0; t < dim; ++t) norm2 += double{row[t]} * row[t];
-  return norm2;
 }
 
 // A screened scan's bin winners carry approximate scores. Rescores exactly the

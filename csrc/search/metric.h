@@ -21,6 +21,9 @@ enum class Metric : int { kDotProduct = 0, kSquaredL2 = 1, kCosine = 2 };
 Metric ParseMetric(const std::string& name);
 const char* MetricName(Metric metric);
 
+// sum of row[t]^2 in double (in a fixed order: the same value wherever it is used).
+double SquaredNorm(const float* row, int32_t dim);
+
 // Throws std::invalid_argument naming the first bad row of x [n][dim]: a NaN
 // or infinity, a squared norm that overflows float32, or (cosine) a zero row.
 // `what` names the rows in the message ("query", "database", ...).
