@@ -83,6 +83,8 @@ def main() -> int:
                         help="search the train rows and COPIES-1 copies of them moved by Gaussian noise "
                              "(--noise), exact neighbours recomputed: a larger set from a small one")
     parser.add_argument("--noise", type=float, default=8.0, help="noise of --copies (default 8: SIFT's scale)")
+    parser.add_argument("--repeat-queries", type=int, default=1,
+                        help="search the test queries this many times over (for --batch beyond their number)")
     args = parser.parse_args()
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -96,8 +98,8 @@ def main() -> int:
     n = len(data.train)
     leaves = args.leaves or int(round(np.sqrt(n) / 10) * 10)
     search = args.search or max(1, leaves // 20)
-    queries = np.ascontiguousarray(data.test, dtype=np.float32)
-    truth = data.neighbors[:, :K]
+    queries = np.ascontiguousarray(np.tile(data.test, (args.repeat_queries, 1)), dtype=np.float32)
+    truth = np.tile(data.neighbors[:, :K], (args.repeat_queries, 1))
     print(f"{args.dataset}: n={n:,} d={data.train.shape[1]} {data.metric}; {leaves} leaves, {search} searched, "
           f"SOAR, AH 2 dims/block, reorder {args.reorder}; {len(queries)} queries in batches of {args.batch}; "
           f"{args.cpus} CPUs; simd {annlib.simd_level()}")
