@@ -21,7 +21,7 @@ enum class Metric : int { kDotProduct = 0, kSquaredL2 = 1, kCosine = 2 };
 Metric ParseMetric(const std::string& name);
 const char* MetricName(Metric metric);
 
-// sum of row[t]^2 in double (in a fixed order: the same value wherever it is used).
+// The sum of row[t]^2 in double, added in one fixed order (the same value wherever used).
 double SquaredNorm(const float* row, int32_t dim);
 
 // Throws std::invalid_argument naming the first bad row of x [n][dim]: a NaN
