@@ -33,33 +33,43 @@ const char* MetricName(Metric metric) {
   return "?";
 }
 
+namespace {
+
+// Row i's squared norm, or std::invalid_argument saying what is wrong with it.
+double CheckedSquaredNorm(const float* row, int64_t i, int32_t dim, Metric metric, const char* what) {
+  const double norm2 = SquaredNorm(row, dim);
+  if (std::isfinite(norm2) && norm2 <= std::numeric_limits<float>::max() && (metric != Metric::kCosine || norm2 > 0.0))
+    return norm2;
+  for (int32_t t = 0; t < dim; ++t)
+    if (!std::isfinite(row[t]))
+      throw std::invalid_argument(std::string(what) + " contains NaN or infinity (first in row " +
+                                  std::to_string(i) + "); remove or impute those values");
+  if (norm2 == 0.0)
+    throw std::invalid_argument(std::string(what) + " row " + std::to_string(i) +
+                                " is all zeros: cosine similarity is undefined for it");
+  throw std::invalid_argument(std::string(what) +
+                              " has values too large for float32 arithmetic (squared norm overflows); "
+                              "rescale the data");
+}
+
+}  // namespace
+
 void CheckRows(const float* x, int64_t n, int32_t dim, Metric metric, const char* what) {
-  const double float_max = std::numeric_limits<float>::max();
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = x + i * dim;
-    const double norm2 = SquaredNorm(row, dim);
-    if (std::isfinite(norm2) && norm2 <= float_max && (metric != Metric::kCosine || norm2 > 0.0)) continue;
-    for (int32_t t = 0; t < dim; ++t)
-      if (!std::isfinite(row[t]))
-        throw std::invalid_argument(std::string(what) + " contains NaN or infinity (first in row " +
-                                    std::to_string(i) + "); remove or impute those values");
-    if (norm2 == 0.0)
-      throw std::invalid_argument(std::string(what) + " row " + std::to_string(i) +
-                                  " is all zeros: cosine similarity is undefined for it");
-    throw std::invalid_argument(std::string(what) +
-                                " has values too large for float32 arithmetic (squared norm overflows); "
-                                "rescale the data");
-  }
+  for (int64_t i = 0; i < n; ++i) CheckedSquaredNorm(x + i * dim, i, dim, metric, what);
 }
 
 const float* PrepareRows(const float* x, int64_t n, int32_t dim, Metric metric, const char* what,
                          std::vector<float>* normalized) {
-  CheckRows(x, n, dim, metric, what);
-  if (metric != Metric::kCosine) return x;
+  if (metric != Metric::kCosine) {
+    CheckRows(x, n, dim, metric, what);
+    return x;
+  }
+  // One pass: each row's norm checked, then used to scale it (the first bad row still
+  // throws, and the scratch rows written before it are the caller's to drop).
   normalized->resize(n * dim);
   for (int64_t i = 0; i < n; ++i) {
     const float* row = x + i * dim;
-    const float norm = static_cast<float>(std::sqrt(SquaredNorm(row, dim)));
+    const float norm = static_cast<float>(std::sqrt(CheckedSquaredNorm(row, i, dim, metric, what)));
     float* out = normalized->data() + i * dim;
     for (int32_t t = 0; t < dim; ++t) out[t] = row[t] / norm;
   }
