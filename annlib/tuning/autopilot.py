@@ -19,7 +19,7 @@ from ..defaults import configure
 from ..quantized import QuantizedSearcher
 from ..quantized.reorder_copy import narrowed, stored_dtype
 from ..recall_math import id_recall
-from .tune import _queries_and_truth, tune
+from .tune import _queries_and_truth, neighbours_but_own, tune
 
 NARROWER = ("int8", "bfloat16")  # tried in this order: the fewest bytes first
 MAX_RECALL_LOSS = 0.001          # recall a narrower copy may lose against the float32 one
@@ -77,13 +77,12 @@ def narrowest_copy(searcher: QuantizedSearcher, queries=None, ground_truth=None,
     return searcher
 
 
-def _neighbours(searcher, queries, own, k: int, num_threads: int) -> np.ndarray:
+def _neighbours(searcher, queries, own, k: int, num_threads: int):
     """The k neighbours each query gets at the searcher's defaults; with `own` (the id
-    each query is), that id left out (it searches k + 1)."""
+    each query is), that id left out."""
     if own is None:
         return searcher.search_batched(queries, num_threads=num_threads)[0]
-    ids = searcher.search_batched(queries, k + 1, num_threads=num_threads)[0]
-    return np.array([row[row != point][:k] for row, point in zip(ids, own)])
+    return neighbours_but_own(searcher, queries, own, k, num_threads=num_threads)
 
 
 register_autopilot(build_with_autopilot)

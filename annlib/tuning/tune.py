@@ -188,6 +188,13 @@ def _exact(searcher, rows, queries, k, num_threads):
     return exact.search_batched(queries, num_threads=num_threads)[0]
 
 
+def neighbours_but_own(searcher, queries, own, k: int, **knobs) -> list:
+    """The k neighbours of each query (a database row) other than its own id `own`: k + 1
+    searched, with the other search knobs as given."""
+    wider = searcher.search_batched(queries, final_num_neighbors=min(k + 1, searcher.size()), **knobs)[0]
+    return [row[row != point][:k] for row, point in zip(wider, own)]
+
+
 def _validate(searcher, queries, truth, params, exclude=None):
     """(recall, mean single-query latency in us) of params on the held-out queries; with
     `exclude` (database rows as queries) each query's own id is dropped from its results."""
@@ -196,11 +203,9 @@ def _validate(searcher, queries, truth, params, exclude=None):
     if exclude is None:
         ids = searcher.search_batched(queries, **knobs)[0]
     else:
-        k, r = params.final_num_neighbors, params.pre_reorder_num_neighbors
-        wider = searcher.search_batched(queries, final_num_neighbors=min(k + 1, searcher.size()),
-                                        leaves_to_search=params.leaves_to_search,
-                                        pre_reorder_num_neighbors=min(r + 1, searcher.size()))[0]
-        ids = [row[row != own][:k] for row, own in zip(wider, exclude)]
+        ids = neighbours_but_own(searcher, queries, exclude, params.final_num_neighbors,
+                                 leaves_to_search=params.leaves_to_search,
+                                 pre_reorder_num_neighbors=min(params.pre_reorder_num_neighbors + 1, searcher.size()))
     recall = id_recall(ids, truth, params.final_num_neighbors)
     for q in queries[:10]:
         searcher.search(q, **knobs)
