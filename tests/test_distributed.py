@@ -100,6 +100,33 @@ def test_sharded_search_equals_one_index(metric, mode, reorder, num_shards):
         sharded.shutdown()
 
 
+def test_integer_data_is_held_in_bfloat16_on_every_shard_as_in_one_index():
+    # A float32 copy of data bfloat16 holds exactly is held in half the bytes by a build;
+    # shards filled from chunks hold it the same way, and widen only when a point needs it.
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 200, (6000, D)).astype(np.float32)
+    q = rng.integers(0, 200, (200, D)).astype(np.float32)
+
+    def held(index):
+        return [ray.get(actor.__ray_call__.remote(lambda shard: str(np.asarray(shard.searcher._arrays()["rows"]).dtype)))
+                for actor in index._actors]
+
+    single = _stages(x, "squared_l2").build(progress=False)
+    sharded = dist.build(_stages(x, "squared_l2"), num_shards=3, progress=False)
+    try:
+        assert np.asarray(single._arrays()["rows"]).dtype == np.uint16
+        assert held(sharded) == ["uint16"] * 3
+        _same(single, sharded, q)
+        for index in (single, sharded):  # points bfloat16 cannot hold, then ones it can
+            index.upsert(np.arange(100, 130), x[:30] + np.float32(0.3))
+            index.upsert(np.arange(200, 260), x[1000:1060] + 1)
+        assert "float32" in held(sharded) and np.asarray(single._arrays()["rows"]).dtype == np.float32
+        _same(single, sharded, q)
+        np.testing.assert_array_equal(sharded.vectors(np.arange(100, 130)), x[:30] + np.float32(0.3))
+    finally:
+        sharded.shutdown()
+
+
 def test_shards_own_whole_leaves_balanced():
     x, _ = _data(n=8000)
     sharded = dist.build(_stages(x, "dot_product"), num_shards=4, progress=False)

@@ -102,6 +102,42 @@ def test_points_placed_elsewhere_in_float32_widen_the_copy(rng):
     np.testing.assert_array_equal(held.vectors(np.arange(7000, 7005)), x[:5] + 1)
 
 
+def test_an_index_trained_on_integer_data_and_filled_by_upserts_holds_it_as_a_build_does(rng):
+    x = integer_data(rng)
+    queries = integer_data(rng, 40)
+    stages = annlib.builder(x, 10, "squared_l2").tree(20, 5, soar_lambda=1.5).score_ah(2).reorder(40)
+    grown = stages.train(progress=False)
+    assert held_in(grown) == np.uint16  # empty, but in the dtype a build of this data holds
+    for start in range(0, len(x), 700):
+        grown.upsert(np.arange(start, min(start + 700, len(x))), x[start:start + 700])
+    assert held_in(grown) == np.uint16
+    assert_same_results(stages.build(progress=False), grown, queries, leaves_to_search=7,
+                        pre_reorder_num_neighbors=40)
+    # A point bfloat16 cannot hold still widens the copy first.
+    grown.upsert(np.array([5000]), x[:1] + np.float32(0.3))
+    assert held_in(grown) == np.float32
+    np.testing.assert_array_equal(grown.vectors(np.array([5000, 1])), [x[0] + np.float32(0.3), x[1]])
+
+
+def test_points_placed_for_a_narrower_copy_are_widened_for_a_float32_one(rng):
+    from annlib.quantized.layout import upsert_arguments
+    from annlib.quantized.placement import place_in_index
+    from annlib.quantized.reorder_copy import rows_dtype_to_add
+    x = integer_data(rng)
+    held = build(x)
+    state = held._state
+    assert rows_dtype_to_add(state.config, state.arrays, x[:5]) == "bfloat16"
+    assert rows_dtype_to_add(state.config, state.arrays, x[:5] + np.float32(0.3)) is None
+    placed = place_in_index(state.config, state.arrays, x[:5] + 1, rows_dtype="bfloat16")
+    full = as_float32_copy(held)  # a sharded index's shard that an earlier upsert widened
+    full.upsert_placed(np.arange(7000, 7005), upsert_arguments(placed))
+    assert held_in(full) == np.float32
+    np.testing.assert_array_equal(full.vectors(np.arange(7000, 7005)), x[:5] + 1)
+    held.upsert_placed(np.arange(7000, 7005), upsert_arguments(placed))
+    assert held_in(held) == np.uint16
+    assert_same_results(held, full, integer_data(rng, 30), leaves_to_search=20, pre_reorder_num_neighbors=100)
+
+
 def test_save_and_load_keep_the_copy_and_the_results(rng, tmp_path):
     x = integer_data(rng)
     queries = integer_data(rng, 80)

@@ -24,6 +24,7 @@ from ..config import IndexConfig
 from ..defaults import BRUTE_FORCE_BELOW, configure
 from ..quantized import train_quantized
 from ..quantized.placement import place_in_index
+from ..quantized.reorder_copy import rows_dtype_to_add
 from ..tuning import tune
 from . import _ray
 from .routing import MODES, assign_leaves, split
@@ -40,7 +41,7 @@ def place_chunk(config_json: str, arrays: dict, ids: np.ndarray, numbers: np.nda
     x = as_float_matrix(rows, "data", dim=int(np.asarray(arrays["meta"])[1]))
     if config.distance_measure == "cosine":
         x = normalize_rows(x, "data")
-    placement = place_in_index(config, arrays, x, num_threads=1)
+    placement = place_in_index(config, arrays, x, num_threads=1, rows_dtype=rows_dtype_to_add(config, arrays, x))
     parts = split(placement, ids, numbers, num_shards, owner)
     return parts[0] if num_shards == 1 else tuple(parts)
 

@@ -59,6 +59,7 @@ from ..params import SearchParams
 from ..quantized import QuantizedSearcher
 from ..quantized.maintenance import health_report
 from ..quantized.placement import place_in_index
+from ..quantized.reorder_copy import rows_dtype_to_add
 from ..version import __version__
 from . import _ray
 from .routing import MODES, split
@@ -579,7 +580,8 @@ class ShardedSearcher:
                 return
             ids, x, num_threads = checked
             state = self._skeleton._state
-            placement = place_in_index(state.config, state.arrays, x, num_threads)
+            placement = place_in_index(state.config, state.arrays, x, num_threads,
+                                       rows_dtype=rows_dtype_to_add(state.config, state.arrays, x))
             numbers = np.arange(self._next_number, self._next_number + len(ids), dtype=np.int64)
             parts = split(placement, ids, numbers, self.num_shards, self._owner)
             self._apply([(s, "replace", (ids, parts[s])) for s in range(self.num_shards)])

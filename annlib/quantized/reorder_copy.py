@@ -7,7 +7,9 @@ bit-identical scores (the kernel widens each stored value to the same float32 an
 the same order). The config still says float32, since that is what the results are. An
 upsert of a value bfloat16 cannot hold first widens the copy to float32 (exact), so the
 index stays exact; saves and loads keep whichever copy the index holds (the rows array's
-own dtype says which).
+own dtype says which). An index trained empty (Builder.train(), a sharded build's
+skeleton) holds its copy in bfloat16 when its training rows fit it, so that an index
+filled by upserts of such data is the index a build of it makes.
 """
 from __future__ import annotations
 
@@ -45,6 +47,16 @@ def rows_dtype_for(config: IndexConfig, x: np.ndarray) -> str:
     bfloat16 holds exactly, else the config's."""
     asked = config.reorder.dtype
     return "bfloat16" if asked == "float32" and x.size and exact_in_bfloat16(x) else asked
+
+
+def rows_dtype_to_add(config: IndexConfig, arrays: dict, x: np.ndarray) -> str | None:
+    """The dtype to pack the reorder rows of points x in for an index holding `arrays`:
+    the copy's own when it can hold x exactly, else None (the config's: the caller's index
+    widens its copy first, as upserts of such points do)."""
+    if config.reorder is None:
+        return None
+    held = stored_dtype(config, arrays)
+    return held if held == config.reorder.dtype or exact_in_bfloat16(x) else None
 
 
 def narrowed(arrays: dict, dim: int, dtype: str, squared_l2: bool, num_threads: int = 0) -> dict:

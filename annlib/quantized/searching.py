@@ -26,6 +26,7 @@ import numpy as np
 from .. import _core
 from .._validate import as_float_matrix, check_ids, check_k, check_num_threads
 from ..config import MAX_INT32, IndexConfig
+from ..dense_layout import stored_as
 from ..params import SearchParams
 from ..searcher import Searcher, checked_k
 from .building import build_arrays
@@ -221,8 +222,12 @@ class QuantizedSearcher(Searcher):
         ids = check_ids(ids)
         with self._update_lock:
             rows = arguments.get("rows")
-            if rows is not None and self._rows_held_narrower() and np.asarray(rows["rows"]).dtype == np.float32:
-                self._widen_rows()  # placed elsewhere in float32: exact only in a float32 copy
+            if rows is not None and self.config.reorder is not None and self.config.reorder.dtype == "float32":
+                incoming = stored_as(np.asarray(rows["rows"]))
+                if self._rows_held_narrower() and incoming == "float32":
+                    self._widen_rows()  # placed elsewhere in float32: exact only in a float32 copy
+                elif not self._rows_held_narrower() and incoming == "bfloat16":
+                    arguments = dict(arguments, rows=widened(rows))  # placed for a copy held narrower
             self._state.index.upsert(ids, **arguments)
             self._changed = True
 
