@@ -236,51 +236,82 @@ struct TileInt8 {
   static constexpr int kDimsPerRow = 4;
   static constexpr int kQueryRowBytes = 4;
   static constexpr int kQueryParams = 3;  // s_q, m_q, s_q sum(u) + d m_q
+  // One query at a time, in loops the compiler vectorizes; the lanes past m
+  // get code 0 without the per-element work (a lone query's centroid stage
+  // spent ~0.5 us here as scalar code over all kMR lanes).
   static void PackQueries(const float* q, int m, int dim, void* dst, float* params) {
     int32_t* out = static_cast<int32_t*>(dst);
     const int64_t rows = DimGroups(dim, 4);
-    for (int i = 0; i < kMR; ++i) {
-      float lo = 0.0f, hi = 0.0f;
-      if (i < m) {
-        lo = hi = q[int64_t{i} * dim];
-        // Plain compares (queries are finite: checked on entry); std::fmin
-        // and fmax are libm calls here, about 1% of a single k=100 query.
-        for (int t = 1; t < dim; ++t) {
-          const float v = q[int64_t{i} * dim + t];
-          lo = v < lo ? v : lo;
-          hi = v > hi ? v : hi;
-        }
-      }
+    constexpr uint8_t kZeroCode = static_cast<uint8_t>(Ops::kInt8QueryOffset & 0xFF);  // code 0
+    uint32_t zero_word;
+    const uint8_t zero_bytes[4] = {kZeroCode, kZeroCode, kZeroCode, kZeroCode};
+    std::memcpy(&zero_word, zero_bytes, 4);
+    for (int64_t t = 0; t < rows; ++t)
+      for (int i = m; i < kMR; ++i) out[t * kMR + i] = static_cast<int32_t>(zero_word);
+    for (int i = 0; i < m; ++i) {
+      const float* x = q + int64_t{i} * dim;
+      float lo, hi;
+      ValueRange(x, dim, &lo, &hi);
       float mid = 0.5f * (lo + hi);
       float scale = hi > lo ? (hi - lo) / 254.0f : 1.0f;
-      bool integer_valued = i < m && hi - lo <= 254.0f;
-      for (int t = 0; integer_valued && t < dim; ++t)
-        integer_valued = q[int64_t{i} * dim + t] == std::nearbyint(q[int64_t{i} * dim + t]);
+      bool integer_valued = hi - lo <= 254.0f;
+      if (integer_valued) {
+        bool fraction = false;
+        for (int t = 0; t < dim; ++t) fraction |= x[t] != std::nearbyint(x[t]);
+        integer_valued = !fraction;
+      }
       if (integer_valued) {  // exact codes for integer-valued queries, as for the data
         scale = 1.0f;
         mid = std::floor(mid);
       }
+      // Codes of 256 dimensions at a time on the stack, then four per word
+      // (the lowest dimension in the low byte); padding dimensions code 0.
+      constexpr int kChunk = 256;
+      uint8_t bytes[kChunk];
       int64_t code_sum = 0;
-      for (int64_t t = 0; t < rows; ++t) {
-        uint32_t word = 0;
-        for (int h = 0; h < 4; ++h) {
-          const int64_t dd = 4 * t + h;
-          int code = 0;
-          if (i < m && dd < dim) {
-            code = static_cast<int>(std::nearbyint((q[int64_t{i} * dim + dd] - mid) / scale));
-            code = code < -127 ? -127 : (code > 127 ? 127 : code);
-          }
+      for (int64_t c0 = 0; c0 < rows * 4; c0 += kChunk) {
+        const int64_t n = rows * 4 - c0 < kChunk ? rows * 4 - c0 : kChunk;
+        const int64_t real = dim - c0 < n ? dim - c0 : n;
+        for (int64_t t = 0; t < real; ++t) {
+          int code = static_cast<int>(std::nearbyint((x[c0 + t] - mid) / scale));
+          code = code < -127 ? -127 : (code > 127 ? 127 : code);
           code_sum += code;
-          word |= (static_cast<uint32_t>(code + Ops::kInt8QueryOffset) & 0xFFu) << (8 * h);
+          bytes[t] = static_cast<uint8_t>((code + Ops::kInt8QueryOffset) & 0xFF);
         }
-        out[t * kMR + i] = static_cast<int32_t>(word);
+        for (int64_t t = real; t < n; ++t) bytes[t] = kZeroCode;
+        for (int64_t t = 0; t < n / 4; ++t) {
+          const uint32_t word = uint32_t{bytes[4 * t]} | uint32_t{bytes[4 * t + 1]} << 8 |
+                                uint32_t{bytes[4 * t + 2]} << 16 | uint32_t{bytes[4 * t + 3]} << 24;
+          out[(c0 / 4 + t) * kMR + i] = static_cast<int32_t>(word);
+        }
       }
-      if (i < m) {
-        params[3 * i] = scale;
-        params[3 * i + 1] = mid;
-        params[3 * i + 2] = static_cast<float>(scale * static_cast<double>(code_sum) + static_cast<double>(dim) * mid);
-      }
+      params[3 * i] = scale;
+      params[3 * i + 1] = mid;
+      params[3 * i + 2] = static_cast<float>(scale * static_cast<double>(code_sum) + static_cast<double>(dim) * mid);
     }
+  }
+  // Smallest and largest of x[0, n), n > 0, in eight running lanes (one
+  // chain would wait on each compare). Plain compares: queries are finite
+  // (checked on entry), and std::fmin / fmax are libm calls.
+  static void ValueRange(const float* x, int n, float* lo_out, float* hi_out) {
+    float lo[8], hi[8];
+    for (int j = 0; j < 8; ++j) lo[j] = hi[j] = x[0];
+    int t = 0;
+    for (; t + 8 <= n; t += 8)
+      for (int j = 0; j < 8; ++j) {
+        lo[j] = x[t + j] < lo[j] ? x[t + j] : lo[j];
+        hi[j] = x[t + j] > hi[j] ? x[t + j] : hi[j];
+      }
+    for (; t < n; ++t) {
+      lo[0] = x[t] < lo[0] ? x[t] : lo[0];
+      hi[0] = x[t] > hi[0] ? x[t] : hi[0];
+    }
+    for (int j = 1; j < 8; ++j) {
+      lo[0] = lo[j] < lo[0] ? lo[j] : lo[0];
+      hi[0] = hi[j] > hi[0] ? hi[j] : hi[0];
+    }
+    *lo_out = lo[0];
+    *hi_out = hi[0];
   }
   template <int M>
   static void Tile(const uint8_t* panel_rows, int lane_off, const uint8_t* query_rows, int64_t nrows,
