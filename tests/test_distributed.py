@@ -108,8 +108,9 @@ def test_integer_data_is_held_in_bfloat16_on_every_shard_as_in_one_index():
     q = rng.integers(0, 200, (200, D)).astype(np.float32)
 
     def held(index):
-        return [ray.get(actor.__ray_call__.remote(lambda shard: str(np.asarray(shard.searcher._arrays()["rows"]).dtype)))
-                for actor in index._actors]
+        def dtype(shard):
+            return str(np.asarray(shard.searcher._arrays()["rows"]).dtype)
+        return [ray.get(actor.__ray_call__.remote(dtype)) for actor in index._actors]
 
     single = _stages(x, "squared_l2").build(progress=False)
     sharded = dist.build(_stages(x, "squared_l2"), num_shards=3, progress=False)
