@@ -87,6 +87,52 @@ def test_upsert_replaces_an_existing_id(rng):
     assert 5 not in ids  # the old vector is gone
 
 
+def test_results_speak_ids_while_rows_stop_and_start_matching_them(rng):
+    # A build without ids= holds id r in row r, and the engine then skips mapping rows to
+    # ids; appends in order keep that, a replacement or a delete ends it, a compaction
+    # that leaves rows 0..n-1 holding ids 0..n-1 brings it back. Every search is exact
+    # here (every leaf, every candidate re-ranked), so ids and scores are compared.
+    x, q = _data(rng, 1500, 16, 40)
+    s = _build(x, "squared_l2", leaves=10, search=10, reorder=2000)
+    held = {i: x[i] for i in range(len(x))}
+
+    def check():
+        ids = np.array(sorted(held))
+        vectors = np.array([held[i] for i in ids])
+        got, scores = s.search_batched(q, final_num_neighbors=20)
+        want, want_scores = exact_topk(vectors, q, 20, "squared_l2")
+        np.testing.assert_array_equal(got, ids[want])
+        np.testing.assert_allclose(scores, want_scores, rtol=1e-4, atol=1e-3)
+        one, _ = s.search(q[0], final_num_neighbors=20)
+        np.testing.assert_array_equal(one, ids[want[0]])
+
+    check()
+    extra = _data(rng, 30, 16)
+    s.upsert(np.arange(1500, 1530), extra)  # appended in order: still row r = id r
+    held.update({1500 + i: extra[i] for i in range(30)})
+    check()
+    s.upsert([7], q[:1] + 0.01)  # id 7 moves to a new row
+    held[7] = (q[0] + 0.01).astype(np.float32)
+    check()
+    s.delete([3, 1529])
+    del held[3], held[1529]
+    check()
+    s.compact()  # rows renumbered: id 7 sits in the last row, ids after 3 one row down
+    check()
+
+    s = _build(x, "squared_l2", leaves=10, search=10, reorder=2000)
+    held = {i: x[i] for i in range(len(x))}
+    s.delete(np.arange(1200, 1500))  # the last rows: tombstones until compacted
+    for i in range(1200, 1500):
+        del held[i]
+    check()
+    s.compact()  # rows 0..1199 hold ids 0..1199 again
+    check()
+    s.upsert([1200], x[1200:1201])
+    held[1200] = x[1200]
+    check()
+
+
 @pytest.mark.parametrize("measure", MEASURES)
 def test_deleted_ids_never_come_back(rng, measure):
     x = _data(rng, 3000, 16)

@@ -66,13 +66,16 @@ void IdMap::MoveToHash() {
 void RowIds::Reset(const int64_t* ids, int64_t n) {
   row_ids_.resize(n);
   map_.Clear();
+  bool identity = true;
   for (int64_t r = 0; r < n; ++r) {
     const int64_t id = ids != nullptr ? ids[r] : r;
     if (id < 0) throw std::invalid_argument("ids must be >= 0");
     if (map_.Find(id) >= 0) throw std::invalid_argument("ids hold " + std::to_string(id) + " more than once");
     map_.Set(id, static_cast<int32_t>(r));
     row_ids_[r] = id;
+    identity &= id == r;
   }
+  identity_ = identity;
   live_ = n;
   live_bits_.assign((n + 63) / 64 + 1, 0);
   for (int64_t r = 0; r < n; ++r) SetLive(r, true);
@@ -87,6 +90,7 @@ void RowIds::SetLive(int64_t row, bool live) {
 int32_t RowIds::Append(int64_t id) {
   const int32_t row = static_cast<int32_t>(num_rows());
   row_ids_.push_back(id);
+  identity_ &= id == row;
   map_.Set(id, row);
   SetLive(row, true);
   ++live_;
@@ -96,6 +100,7 @@ int32_t RowIds::Append(int64_t id) {
 void RowIds::Kill(int32_t row) {
   map_.Erase(row_ids_[row]);
   row_ids_[row] = -1;
+  identity_ = false;
   SetLive(row, false);
   --live_;
 }
@@ -106,14 +111,17 @@ void RowIds::Renumber(const std::vector<int32_t>& renumber, int32_t count) {
   row_ids_.resize(count);
   map_.Clear();
   live_bits_.assign((int64_t{count} + 63) / 64 + 1, 0);
+  identity_ = true;
   for (int32_t r = 0; r < count; ++r) {
     map_.Set(row_ids_[r], r);
     SetLive(r, true);
+    identity_ &= row_ids_[r] == r;
   }
   live_ = count;
 }
 
 void RowIds::ToIds(int64_t* rows, int64_t count) const {
+  if (identity_) return;  // every row r holds id r (a build without ids=, not yet updated)
   for (int64_t i = 0; i < count; ++i)
     if (rows[i] >= 0) rows[i] = row_ids_[rows[i]];
 }

@@ -70,6 +70,7 @@ class RowIds {
   std::vector<uint64_t> live_bits_;  // bit per row: live
   IdMap map_;
   int64_t live_ = 0;
+  bool identity_ = true;  // row_ids_[r] == r for every row (so all are live): ToIds has nothing to do
 };
 
 }  // namespace annlib
