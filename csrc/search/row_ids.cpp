@@ -121,7 +121,7 @@ void RowIds::Renumber(const std::vector<int32_t>& renumber, int32_t count) {
 }
 
 void RowIds::ToIds(int64_t* rows, int64_t count) const {
-  if (identity_) return;  // every row r holds id r (a build without ids=, not yet updated)
+  if (identity_) return;  // every row r holds id r (e.g. a build without ids=)
   for (int64_t i = 0; i < count; ++i)
     if (rows[i] >= 0) rows[i] = row_ids_[rows[i]];
 }
