@@ -88,9 +88,8 @@ def build_arrays(config: IndexConfig, database: np.ndarray, num_threads: int = 0
     centroids, codebooks, labels, lift = _train(config, x, num_threads, progress)
     config = with_soar_decided(config, x, centroids, labels, lift, num_threads)
     # A float32 reorder copy of data bfloat16 holds exactly is kept in bfloat16 (reorder_copy.py).
-    rows_dtype = rows_dtype_for(config, x) if config.reorder is not None else None
     placement = place_points(config, centroids, codebooks, x, num_threads, progress, leaves=labels, lift=lift,
-                             rows_dtype=rows_dtype)
+                             rows_dtype=rows_dtype_for(config, x))
     return config, _with_lift(lay_out(placement, centroids, codebooks, config.score_ah.dimensions_per_block,
                                       config.distance_measure == "squared_l2", num_threads, ids), lift)
 
@@ -104,9 +103,8 @@ def trained_arrays(config: IndexConfig, sample: np.ndarray, num_threads: int = 0
     centroids, codebooks, labels, lift = _train(config, x, num_threads, progress)
     config = with_soar_decided(config, x, centroids, labels, lift, num_threads)
     # An empty copy in the dtype a build of data like the sample would hold (reorder_copy.py).
-    rows_dtype = rows_dtype_for(config, x) if config.reorder is not None else None
     placement = place_points(config, centroids, codebooks, x[:0], num_threads, progress,
-                             leaves=np.zeros(0, np.int64), rows_dtype=rows_dtype)
+                             leaves=np.zeros(0, np.int64), rows_dtype=rows_dtype_for(config, x))
     arrays = _with_lift(lay_out(placement, centroids, codebooks, config.score_ah.dimensions_per_block,
                                 config.distance_measure == "squared_l2", num_threads), lift)
     # health() measures the leaves' spread against the sample's.

@@ -42,9 +42,11 @@ def exact_in_bfloat16(x: np.ndarray) -> bool:
     return all(not np.any(bits[i:i + _CHUNK_ROWS] & 0xFFFF) for i in range(0, len(bits), _CHUNK_ROWS))
 
 
-def rows_dtype_for(config: IndexConfig, x: np.ndarray) -> str:
+def rows_dtype_for(config: IndexConfig, x: np.ndarray) -> str | None:
     """The dtype a build packs x's reorder rows in: bfloat16 for a float32 reorder of data
-    bfloat16 holds exactly, else the config's."""
+    bfloat16 holds exactly, else the config's (None without a reorder stage)."""
+    if config.reorder is None:
+        return None
     asked = config.reorder.dtype
     return "bfloat16" if asked == "float32" and x.size and exact_in_bfloat16(x) else asked
 
