@@ -243,11 +243,9 @@ struct TileInt8 {
     int32_t* out = static_cast<int32_t*>(dst);
     const int64_t rows = DimGroups(dim, 4);
     constexpr uint8_t kZeroCode = static_cast<uint8_t>(Ops::kInt8QueryOffset & 0xFF);  // code 0
-    uint32_t zero_word;
-    const uint8_t zero_bytes[4] = {kZeroCode, kZeroCode, kZeroCode, kZeroCode};
-    std::memcpy(&zero_word, zero_bytes, 4);
+    constexpr int32_t kZeroWord = static_cast<int32_t>(uint32_t{kZeroCode} * 0x01010101u);  // in all 4 bytes
     for (int64_t t = 0; t < rows; ++t)
-      for (int i = m; i < kMR; ++i) out[t * kMR + i] = static_cast<int32_t>(zero_word);
+      for (int i = m; i < kMR; ++i) out[t * kMR + i] = kZeroWord;
     for (int i = 0; i < m; ++i) {
       const float* x = q + int64_t{i} * dim;
       float lo, hi;
