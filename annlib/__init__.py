@@ -44,6 +44,12 @@ def simd_level() -> str:
     return _core.simd_level()
 
 
+def available_cores() -> int:
+    """The threads num_threads=0 runs on: the cores this process may use (its CPU affinity on
+    Linux, so taskset, cgroup cpusets and pinned containers count; every hardware thread elsewhere)."""
+    return _core.available_cores()
+
+
 def available_simd_levels() -> list[str]:
     """Every SIMD level this CPU can run, lowest first."""
     return list(_core.supported_simd_levels())
@@ -77,5 +83,5 @@ def _saved_kind(config_json: str):
 
 
 __all__ = ["Builder", "BruteForceConfig", "BruteForceSearcher", "IndexConfig", "MultiVectorIndex",
-           "QuantizedSearcher", "SearchParams", "Searcher", "TuneResult", "available_simd_levels", "builder",
+           "QuantizedSearcher", "SearchParams", "Searcher", "TuneResult", "available_cores", "available_simd_levels", "builder",
            "expected_recall", "load", "num_bins_for", "recall_at_k", "simd_level", "time_limit", "tune", "__version__"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CompiledFilter', 'DenseFilter', 'DenseIndex', 'FORMAT_VERSION', 'LUT16_GROUP', 'MaxSimScorer', 'OLDEST_FORMAT_VERSION', 'PANEL_WIDTH', 'PartitionedIndex', 'StaleFilterError', 'ah_encode', 'amx_usable', 'anisotropic_eta', 'block_center_sums', 'chain_sigint', 'check_rows', 'interrupt_all', 'max_simd_level', 'normalized_rows', 'num_bins_for', 'pack_dense', 'pack_lut16_codes', 'pack_rows', 'set_thread_deadline', 'simd_level', 'soar_assign', 'supported_simd_levels', 'testing']
+__all__: list[str] = ['CompiledFilter', 'DenseFilter', 'DenseIndex', 'FORMAT_VERSION', 'LUT16_GROUP', 'MaxSimScorer', 'OLDEST_FORMAT_VERSION', 'PANEL_WIDTH', 'PartitionedIndex', 'StaleFilterError', 'ah_encode', 'amx_usable', 'anisotropic_eta', 'available_cores', 'block_center_sums', 'chain_sigint', 'check_rows', 'interrupt_all', 'max_simd_level', 'normalized_rows', 'num_bins_for', 'pack_dense', 'pack_lut16_codes', 'pack_rows', 'set_thread_deadline', 'simd_level', 'soar_assign', 'supported_simd_levels', 'testing']
 class DenseFilter:
     @property
     def count(self) -> int:
@@ -107,6 +107,10 @@ def amx_usable() -> bool:
     """
 def anisotropic_eta(threshold: typing.SupportsFloat | typing.SupportsIndex, norm2: typing.SupportsFloat | typing.SupportsIndex, eta_dim: typing.SupportsInt | typing.SupportsIndex) -> float:
     ...
+def available_cores() -> int:
+    """
+    the cores this process may run on (its CPU affinity), which num_threads=0 uses
+    """
 def block_center_sums(x: numpy.typing.NDArray[numpy.float32], codes: numpy.typing.NDArray[numpy.uint8], dims_per_block: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64]]:
     ...
 def chain_sigint() -> None:

@@ -9,7 +9,6 @@ so: which ones are depends on the CPU (bfloat16 and int8 run on AMX tiles where 
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -86,7 +85,7 @@ def run_demo(k: int = 10, out=print) -> list[dict]:
     train, test, truth = load_demo_data()
     if not 1 <= k <= truth.shape[1]:
         raise ValueError(f"-k must be between 1 and {truth.shape[1]} (the bundled ground truth's depth)")
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = _core.available_cores()
     amx = "AMX tiles for bfloat16/int8 batches" if _core.amx_usable() else "no AMX"
     out(f"annlib demo: SIFT-20k subset ({train.shape[0]:,} x {train.shape[1]}, squared L2), "
         f"{len(test)} test queries, k={k}")

@@ -4,7 +4,8 @@ next to the framework's own ceiling on this machine.
 
     python bench/service_load.py ../shared/datasets/words-100k-384-angular.hdf5 \
         [--clients 16] [--duration 60] [--index SAVED_DIR] [--client-processes 2] \
-        [--server-args "--processes 2"] [--no-echo] [--profile OUT.txt]
+        [--server-args "--processes 2"] [--no-echo] [--profile OUT.txt] \
+        [--server-cpus 1 --client-cpus 0]
 
 Builds the index a user gets for --recall (autopilot; or loads --index),
 starts the server in a subprocess, and runs --clients client threads spread
@@ -14,7 +15,10 @@ time. Prints QPS,
 p50/p99/max latency, the error count, recall@10 of what the server returned,
 and the in-process QPS of searcher.search() from as many threads as cores.
 Client and server share this machine's cores: the ratio is what one box
-serves over gRPC compared with calling the library directly.
+serves over gRPC compared with calling the library directly. With
+--server-cpus and --client-cpus they run on separate cores instead (as clients
+on other machines would), the servers' default process count and the
+in-process threads following the server's cores.
 
 The ceiling: the same clients, messages and server options against a minimal
 grpcio server (bench/echo_server.py) whose Search parses the request and
@@ -44,8 +48,10 @@ from pathlib import Path
 import numpy as np
 
 
-def client_process(address, index, queries, threads, duration, out):
-    """Runs `threads` clients in this process; puts (latencies, errors, ids) on out."""
+def client_process(address, index, queries, threads, duration, out, cpus=None):
+    """Runs `threads` clients in this process (on `cpus` if given); puts (latencies, errors, ids) on out."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     import grpc
 
     from annlib.service.codec import to_matrix
@@ -117,9 +123,11 @@ def in_process_qps(searcher, queries, threads, duration):
     return sum(counts) / (time.perf_counter() - start)
 
 
-def start_server(cmd):
-    """Starts a server that prints 'listening on HOST:PORT' and 'serving ...'; (process, port)."""
-    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def start_server(cmd, cpus=None):
+    """Starts a server (on `cpus` if given) that prints 'listening on HOST:PORT' and 'serving ...';
+    (process, port)."""
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=pin)
     port = None
     for line in server.stdout:
         if "listening on" in line:
@@ -142,7 +150,7 @@ def process_cpus(pid: int) -> dict[int, float]:
 
 def run_load(cmd, args, queries, label, profile=None):
     """Starts the server, runs the clients, stops it; prints and returns the figures."""
-    server, port = start_server(cmd)
+    server, port = start_server(cmd, args.server_cpus)
     spy = None
     try:
         ctx = multiprocessing.get_context("spawn")
@@ -150,7 +158,7 @@ def run_load(cmd, args, queries, label, profile=None):
         per = [args.clients // args.client_processes + (i < args.clients % args.client_processes)
                for i in range(args.client_processes)]
         procs = [ctx.Process(target=client_process, args=(f"127.0.0.1:{port}", "bench", queries, n, args.duration,
-                                                         out)) for n in per if n]
+                                                         out, args.client_cpus)) for n in per if n]
         start, cpus_before = time.perf_counter(), process_cpus(server.pid)
         for p in procs:
             p.start()
@@ -189,6 +197,15 @@ def run_load(cmd, args, queries, label, profile=None):
     return qps, answers
 
 
+def cpu_list(text: str) -> set:
+    """'0', '1,3' or '2-3' -> a set of CPU numbers."""
+    cpus = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
 def summarize_profile(raw: str, top: int = 25) -> None:
     """py-spy's raw output (one 'frame;frame;... count' line per stack) -> the frames with the
     most samples anywhere on the stack (inclusive), next to the self time."""
@@ -224,6 +241,8 @@ def main(argv=None):
     parser.add_argument("--work-ceiling", action="store_true",
                         help="also load the echo server spending one in-process search's CPU time per call")
     parser.add_argument("--profile", help="py-spy the search server during the load; raw samples to this file")
+    parser.add_argument("--server-cpus", type=cpu_list, help="run the servers on these CPUs, e.g. 1 or 2-3")
+    parser.add_argument("--client-cpus", type=cpu_list, help="run the clients on these CPUs, e.g. 0")
     args = parser.parse_args(argv)
     import annlib
     from annlib.datasets import read_hdf5
@@ -245,9 +264,15 @@ def main(argv=None):
     local_ids = searcher.search_batched(queries)[0]
     local_recall = np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(local_ids, truth)])
 
-    cores = os.cpu_count() or 1
+    everywhere = os.sched_getaffinity(0) if args.server_cpus else None
+    if args.server_cpus:  # the library on the server's cores (threads inherit this thread's affinity)
+        os.sched_setaffinity(0, args.server_cpus)
+    cores = annlib.available_cores()
     local_qps = in_process_qps(searcher, queries, cores, min(args.duration, 20.0))
-    print(f"in-process search(): {local_qps:,.0f} QPS with {cores} threads; recall@10 {local_recall:.3f}")
+    if everywhere:
+        os.sched_setaffinity(0, everywhere)
+    print(f"in-process search(): {local_qps:,.0f} QPS with {cores} threads"
+          + (f" on CPUs {sorted(args.server_cpus)}" if args.server_cpus else "") + f"; recall@10 {local_recall:.3f}")
 
     # The installed console script: `python -m annlib` from a source checkout would import the
     # unbuilt source tree instead of the installed package.

@@ -34,23 +34,25 @@ def to_matrix(array) -> pb.Matrix:
 def from_matrix(message: pb.Matrix, name: str, *, ndim: tuple[int, ...] = (2,)) -> np.ndarray:
     """The array a Matrix carries: shape checked against the byte or value count and
     against the allowed ranks; values are checked by the library."""
-    shape = tuple(message.shape)
+    # Every field is read once: each read of a bytes field copies it (this runs on every RPC).
+    shape, data, num_values = tuple(message.shape), message.data, len(message.values)
     if len(shape) not in ndim:
         ranks = " or ".join(f"{n}-D" for n in ndim)
         raise invalid(f"{name} must be {ranks}, got shape {list(shape)}")
-    if any(s <= 0 for s in shape):
+    if min(shape) <= 0:
         raise invalid(f"{name} has an empty or negative dimension: shape {list(shape)}")
     count = math.prod(shape)  # exact: a numpy product would wrap around for huge shapes
-    if message.data and len(message.values):
-        raise invalid(f"{name} sets both data and values; send one (values for JSON clients)")
-    if len(message.values):
-        if len(message.values) != count:
-            raise invalid(f"{name} has {len(message.values)} values; shape {list(shape)} needs {count}")
+    if num_values:
+        if data:
+            raise invalid(f"{name} sets both data and values; send one (values for JSON clients)")
+        if num_values != count:
+            raise invalid(f"{name} has {num_values} values; shape {list(shape)} needs {count}")
         return np.asarray(message.values, dtype=np.float32).reshape(shape)
-    if len(message.data) != count * 4:
-        raise invalid(f"{name} has {len(message.data)} bytes of data; shape {list(shape)} needs {count * 4} "
+    if len(data) != count * 4:
+        raise invalid(f"{name} has {len(data)} bytes of data; shape {list(shape)} needs {count * 4} "
                       "(little-endian float32; or send the numbers in values)")
-    return np.frombuffer(message.data, dtype=_FLOAT32_LE).reshape(shape).astype(np.float32)
+    # A native-order float32 copy (frombuffer views the message's bytes read-only).
+    return np.frombuffer(data, dtype=_FLOAT32_LE).astype(np.float32).reshape(shape)
 
 
 def ids_of(values, name: str = "ids") -> np.ndarray:

@@ -7,6 +7,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+import annlib
+
 from .loading import is_sharded_location
 
 
@@ -116,9 +118,9 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         raise ValueError("--workers must be >= 1, --max-message-mb > 0 and --batch-threads >= 0")
     read_only = not (args.data_dir or args.enable_admin)
     if args.processes is None:  # one GIL per core pays where the kernel spreads connections (Linux)
-        processes = (os.cpu_count() or 1) if read_only and sys.platform.startswith("linux") else 1
+        processes = annlib.available_cores() if read_only and sys.platform.startswith("linux") else 1
     else:
-        processes = args.processes or (os.cpu_count() or 1)
+        processes = args.processes or annlib.available_cores()
     if processes < 0:
         raise ValueError(f"--processes must be >= 0, got {args.processes}")
     sharded = [name for name, path in args.index if is_sharded_location(path)]

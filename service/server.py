@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import signal
 import sys
 import threading
@@ -20,6 +19,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+import annlib
 from annlib.v1 import service_pb2, service_pb2_grpc
 
 from . import reflection
@@ -59,7 +59,7 @@ class RetrievalServer:
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self._update_health()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        cores = os.cpu_count() or 1
+        cores = annlib.available_cores()
         per_process = max(1, cores // options.processes)  # processes share the cores
         self.batcher = SearchBatcher(per_process) if options.coalesce else None
         service_pb2_grpc.add_SearchServiceServicer_to_server(

@@ -37,8 +37,9 @@ def rpc_method(fn):
     @functools.wraps(fn)
     def wrapper(self, request, context):
         try:
-            check_deadline(context)
-            with annlib.time_limit(context.time_remaining()):
+            remaining = context.time_remaining()
+            check_deadline(remaining)
+            with annlib.time_limit(remaining):
                 return fn(self, request, context)
         except TimeoutError:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the work was done")
@@ -60,8 +61,8 @@ def wait_timeout(context) -> float | None:
     return None if remaining is None or remaining > 86400 else max(remaining, 0.0)
 
 
-def check_deadline(context) -> None:
-    remaining = context.time_remaining()
+def check_deadline(remaining: float | None) -> None:
+    """Refuses work whose deadline (context.time_remaining(): seconds, None = none) has passed."""
     if remaining is not None and remaining <= 0:
         raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the work was done")
 
@@ -103,20 +104,26 @@ class Limits:
             raise invalid(f"{name} is {value}; this server allows at most {bound} ({flag})")
 
 
+_KNOBS = ("final_num_neighbors", "leaves_to_search", "pre_reorder_num_neighbors")
+
+
 def search_knobs(options: pb.SearchOptions, hosted: Hosted, limits: Limits = Limits()) -> dict:
-    if options.HasField("num_candidates") and not hosted.is_multivector:
+    # The set fields in one call (most requests set none): this runs on every RPC.
+    given = {field.name: value for field, value in options.ListFields()}
+    knobs = dict.fromkeys(_KNOBS)
+    if not given:
+        return knobs
+    if "num_candidates" in given and not hosted.is_multivector:
         raise invalid("num_candidates applies to multi-vector indexes only")
-    limits.check(option(options, "final_num_neighbors"), "final_num_neighbors", limits.max_k, "--max-k")
+    limits.check(given.get("final_num_neighbors"), "final_num_neighbors", limits.max_k, "--max-k")
     for name in ("pre_reorder_num_neighbors", "num_candidates"):
-        limits.check(option(options, name), name, limits.max_candidates, "--max-candidates")
-    knobs = {"final_num_neighbors": option(options, "final_num_neighbors"),
-             "leaves_to_search": option(options, "leaves_to_search"),
-             "pre_reorder_num_neighbors": option(options, "pre_reorder_num_neighbors")}
+        limits.check(given.get(name), name, limits.max_candidates, "--max-candidates")
+    knobs.update((name, given[name]) for name in _KNOBS if name in given)
     for name in ("allowlist", "denylist"):
-        if options.HasField(name):
+        if name in given:
             if hosted.is_multivector:
                 raise invalid(f"{name} applies to single-vector indexes only")
-            knobs[name] = np.asarray(getattr(options, name).ids, dtype=np.int64)
+            knobs[name] = np.asarray(given[name].ids, dtype=np.int64)
     return knobs
 
 
@@ -175,7 +182,7 @@ class SearchServicer(rpc.SearchServiceServicer):
                                f"({self._max_response_bytes} bytes); send fewer queries per call")
         results = []
         for start in range(0, len(queries), _BATCH_CHUNK):
-            check_deadline(context)
+            check_deadline(context.time_remaining())
             # One chunk at a time on the cores: concurrent batches take turns by chunk instead
             # of each starting a thread per core (which oversubscribed the machine).
             timeout = wait_timeout(context)

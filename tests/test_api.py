@@ -1,4 +1,7 @@
 """The searcher API: shapes, dtypes, score conventions, threads, GIL release."""
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -61,6 +64,27 @@ def test_thread_counts_give_same_results(rng):
     c = s.search_batched(q[:3], num_threads=2)  # few queries: the database is split
     assert (a[0] == b[0]).all() and np.array_equal(a[1], b[1])
     assert (c[0] == a[0][:3]).all()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is a Linux feature")
+def test_all_cores_means_the_cores_the_process_may_run_on(tmp_path):
+    # taskset, cgroup cpusets and pinned containers give a process fewer CPUs than the machine
+    # has; num_threads=0 must not start a thread per hardware thread there.
+    assert annlib.available_cores() == len(os.sched_getaffinity(0))
+    one_cpu = min(os.sched_getaffinity(0))
+    script = f"""
+import os, numpy as np, annlib
+os.sched_setaffinity(0, {{{one_cpu}}})
+x = np.random.default_rng(0).standard_normal((20000, 32)).astype(np.float32)
+s = annlib.builder(x, 10, "squared_l2").score_brute_force().build(num_threads=1)
+threads = len(os.listdir("/proc/self/task"))
+ids = s.search_batched(x[:500], num_threads=0)[0]
+print(annlib.available_cores(), len(os.listdir("/proc/self/task")) - threads, int(ids[:, 0].sum()))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         cwd=tmp_path).stdout.split()  # (the installed annlib, not the source tree's)
+    # One core: no pool worker started, and every query still answered (each finds itself).
+    assert out == ["1", "0", str(sum(range(500)))]
 
 
 def test_gil_is_released_during_search(rng):

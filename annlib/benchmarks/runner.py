@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._core import available_cores
+
 from .grids import ALL_LABELS, Definition, definitions
 
 
@@ -213,7 +215,7 @@ def run(dataset: str, *, algorithms=ALL_LABELS, k: int = 10, threads: int = 0, n
     if unknown:
         raise ValueError(f"unknown algorithm(s) {', '.join(unknown)}; choose from {', '.join(ALL_LABELS)}")
     path = resolve_dataset(dataset)
-    threads = threads or os.cpu_count() or 1
+    threads = threads or available_cores()
     name, metric, measure, train, queries, _, _ = load_dataset(path, num_queries, k)
     output = Path(output) if output else Path("bench-results") / f"{name}.jsonl"
     output.parent.mkdir(parents=True, exist_ok=True)

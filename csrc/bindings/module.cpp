@@ -23,6 +23,7 @@
 #include "../search/partitioned_search.h"
 #include "../search/topk.h"
 #include "../simd/dispatch.h"
+#include "../util/parallel.h"
 #include "common.h"
 
 namespace py = pybind11;
@@ -224,6 +225,8 @@ PYBIND11_MODULE(_core, m) {
         "SIMD level in use (best supported, lowered by ANNLIB_SIMD_LEVEL).");
   m.def("max_simd_level", []() { return std::string(SimdLevelName(MaxSupportedLevel())); });
   m.def("amx_usable", &AmxUsable, "whether bfloat16 brute force can run on AMX tiles here");
+  m.def("available_cores", &AvailableCores,
+        "the cores this process may run on (its CPU affinity), which num_threads=0 uses");
   m.def("supported_simd_levels", []() {
     std::vector<std::string> names;
     for (SimdLevel level : SupportedLevels()) names.emplace_back(SimdLevelName(level));

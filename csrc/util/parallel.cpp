@@ -17,6 +17,11 @@
 #include <mutex>
 #include <vector>
 
+#include <thread>
+
+#ifdef __linux__
+#include <sched.h>
+#endif
 #ifdef _WIN32
 #include <process.h>
 #define ANNLIB_GETPID _getpid
@@ -28,6 +33,21 @@
 #include "cancel.h"
 
 namespace annlib {
+
+int AvailableCores() {
+#ifdef __linux__
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  // Fails (EINVAL) only where the kernel's mask exceeds CPU_SETSIZE (1,024
+  // CPUs); every hardware thread is the answer then.
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int count = CPU_COUNT(&set);
+    if (count > 0) return count;
+  }
+#endif
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
 namespace detail {
 namespace {
 

@@ -1,5 +1,5 @@
 // ParallelFor: runs fn(item, thread) for item in [0, n) on up to num_threads
-// threads (0 = all hardware threads); thread is in [0, threads) and no two
+// threads (0 = every core the process may run on, AvailableCores); thread is in [0, threads) and no two
 // items run at once with the same thread number, so per-thread scratch can
 // be indexed by it (fn(item) is accepted too).
 //
@@ -11,16 +11,16 @@
 // says stop, no new item starts and Cancelled is thrown.
 #pragma once
 #include <cstdint>
-#include <thread>
 #include <type_traits>
 
 namespace annlib {
 
-inline int ResolveThreads(int num_threads) {
-  if (num_threads > 0) return num_threads;
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
-}
+// The cores this process may run on: its CPU affinity where the OS has one
+// (Linux: taskset, cgroup cpusets, container CPU pinning), else every
+// hardware thread. Asked on each call, so a changed affinity is seen.
+int AvailableCores();
+
+inline int ResolveThreads(int num_threads) { return num_threads > 0 ? num_threads : AvailableCores(); }
 
 namespace detail {
 using ItemFn = void (*)(void* fn, int64_t item, int thread);
