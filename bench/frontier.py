@@ -1,8 +1,11 @@
-"""Single-query QPS at the recall frontier on a fine grid, paired: annlib+SOAR and ScaNN+SOAR
-built once per reorder copy type in one process, each system's cheapest settings reaching each
-recall timed in alternating rounds (best kept), so a shared host's drift hits all alike.
+"""QPS at the recall frontier on a fine grid, paired: annlib+SOAR and ScaNN+SOAR built once per
+reorder copy type in one process, each system's cheapest settings reaching each recall timed in
+alternating rounds (best kept), so a shared host's drift hits all alike. Single queries (one per
+call, one thread) by default; --mode batched times every query in one call on --threads.
 
     python bench/frontier.py ../shared/datasets/words-100k-384-angular.hdf5 -k 100
+    python bench/frontier.py ../shared/datasets/words-100k-384-angular.hdf5 -k 100 --mode batched \
+        --targets 0.90,0.95,0.99
 
 bench/run.py's grid is coarse near the frontier (2k, 4k, 10k, 25k re-ranked) and builds float32
 copies unless told; this is the close-up of one cell: every leaf count of --leaves against every
@@ -44,6 +47,8 @@ def main(argv=None) -> int:
     parser.add_argument("--targets", default="0.90,0.95")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--single-queries", type=int, default=1000)
+    parser.add_argument("--mode", choices=("single", "batched"), default="single")
+    parser.add_argument("--threads", type=int, default=2, help="threads of the builds and of batched calls")
     args = parser.parse_args(argv)
     leaves = [int(v) for v in args.leaves.split(",")]
     reorders = [int(v) for v in args.reorders.split(",")]
@@ -53,7 +58,7 @@ def main(argv=None) -> int:
 
     built, recalls = {}, {}
     for label, (family, build) in systems(args.dtypes.split(","), args.num_leaves).items():
-        wrapper = FAMILIES[family][0](measure, 2, **build)
+        wrapper = FAMILIES[family][0](measure, args.threads, **build)
         wrapper.fit(train)
         built[label] = wrapper
         for reorder in reorders:
@@ -78,13 +83,18 @@ def main(argv=None) -> int:
             wrapper = built[point[0]]
             wrapper.set_query_arguments(leaves=point[1], reorder=point[2])
             start = time.perf_counter()
-            for q in single:
-                wrapper.query(q, args.k)
-            best[point] = max(best.get(point, 0.0), len(single) / (time.perf_counter() - start))
+            if args.mode == "batched":
+                wrapper.batch_query(queries, args.k)
+                timed = len(queries)
+            else:
+                for q in single:
+                    wrapper.query(q, args.k)
+                timed = len(single)
+            best[point] = max(best.get(point, 0.0), timed / (time.perf_counter() - start))
         print(f"round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
 
     for target in targets:
-        print(f"recall@{args.k} >= {target:.2f}: single-query QPS (leaves searched / re-ranked, recall)")
+        print(f"recall@{args.k} >= {target:.2f}: {args.mode} QPS (leaves searched / re-ranked, recall)")
         fastest = {}
         for label in built:
             reached = sorted(((best[p], p) for p in points if p[0] == label and recalls[p] >= target), reverse=True)
