@@ -5,7 +5,7 @@ next to the framework's own ceiling on this machine.
     python bench/service_load.py ../shared/datasets/words-100k-384-angular.hdf5 \
         [--clients 16] [--duration 60] [--index SAVED_DIR] [--client-processes 2] \
         [--server-args "--processes 2"] [--no-echo] [--profile OUT.txt] \
-        [--server-cpus 1 --client-cpus 0]
+        [--server-cpus 1 --client-cpus 0] [--cpp-echo build/echo_cpp/echo_server]
 
 Builds the index a user gets for --recall (autopilot; or loads --index),
 starts the server in a subprocess, and runs --clients client threads spread
@@ -27,6 +27,8 @@ returns a prepared answer of the same size, with no search at all. With
 in-process search() took (holding the GIL): the ceiling of any Python handler
 doing that much work, which is what the framework leaves of a search service
 that added nothing of its own.
+--cpp-echo adds the same ceiling for a C++ gRPC server (bench/echo_cpp/echo_server.cc,
+built as its header says): what a front end off the Python interpreter would leave.
 --profile samples the search server with py-spy (if installed) for the whole
 load and writes the hottest frames to OUT.
 """
@@ -241,6 +243,8 @@ def main(argv=None):
     parser.add_argument("--work-ceiling", action="store_true",
                         help="also load the echo server spending one in-process search's CPU time per call")
     parser.add_argument("--profile", help="py-spy the search server during the load; raw samples to this file")
+    parser.add_argument("--cpp-echo", metavar="PATH",
+                        help="also load this build of bench/echo_cpp/echo_server.cc (a C++ gRPC echo server)")
     parser.add_argument("--server-cpus", type=cpu_list, help="run the servers on these CPUs, e.g. 1 or 2-3")
     parser.add_argument("--client-cpus", type=cpu_list, help="run the clients on these CPUs, e.g. 0")
     args = parser.parse_args(argv)
@@ -283,6 +287,9 @@ def main(argv=None):
             str(queries.shape[1]), "--k", "10", *common]
     if args.echo:
         ceiling, _ = run_load(echo, args, queries, "framework ceiling (echo server, no search)")
+    if args.cpp_echo:
+        cpp_ceiling, _ = run_load([args.cpp_echo, "0", str(queries.shape[1]), "10"], args, queries,
+                                  "C++ gRPC echo server (bench/echo_cpp), no search")
     work_us, work_ceiling = cores / local_qps * 1e6, None
     if args.work_ceiling:
         work_ceiling, _ = run_load([*echo, "--work-us", f"{work_us:.1f}"], args, queries,
@@ -295,6 +302,9 @@ def main(argv=None):
     print(f"\nserver QPS / in-process QPS = {qps / local_qps:.2f}")
     if ceiling:
         print(f"server QPS / framework ceiling = {qps / ceiling:.2f}  (ceiling / in-process = {ceiling / local_qps:.2f})")
+    if args.cpp_echo:
+        print(f"server QPS / C++ echo ceiling = {qps / cpp_ceiling:.2f}  (that ceiling / in-process = "
+              f"{cpp_ceiling / local_qps:.2f})")
     if work_ceiling:
         print(f"server QPS / ceiling with the search's work = {qps / work_ceiling:.2f}  "
               f"(that ceiling / framework ceiling = {work_ceiling / ceiling:.2f})" if ceiling else
