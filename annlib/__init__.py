@@ -83,5 +83,6 @@ def _saved_kind(config_json: str):
 
 
 __all__ = ["Builder", "BruteForceConfig", "BruteForceSearcher", "IndexConfig", "MultiVectorIndex",
-           "QuantizedSearcher", "SearchParams", "Searcher", "TuneResult", "available_cores", "available_simd_levels", "builder",
-           "expected_recall", "load", "num_bins_for", "recall_at_k", "simd_level", "time_limit", "tune", "__version__"]
+           "QuantizedSearcher", "SearchParams", "Searcher", "TuneResult", "available_cores", "available_simd_levels",
+           "builder", "expected_recall", "load", "num_bins_for", "recall_at_k", "simd_level", "time_limit", "tune",
+           "__version__"]

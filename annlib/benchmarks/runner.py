@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from .._core import available_cores
-
 from .grids import ALL_LABELS, Definition, definitions
 
 

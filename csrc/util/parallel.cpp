@@ -15,9 +15,8 @@
 #include <exception>
 #include <memory>
 #include <mutex>
-#include <vector>
-
 #include <thread>
+#include <vector>
 
 #ifdef __linux__
 #include <sched.h>
@@ -48,6 +47,7 @@ int AvailableCores() {
   const unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
+
 namespace detail {
 namespace {
 

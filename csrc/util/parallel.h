@@ -1,7 +1,7 @@
 // ParallelFor: runs fn(item, thread) for item in [0, n) on up to num_threads
-// threads (0 = every core the process may run on, AvailableCores); thread is in [0, threads) and no two
-// items run at once with the same thread number, so per-thread scratch can
-// be indexed by it (fn(item) is accepted too).
+// threads (0 = every core the process may run on: AvailableCores); thread is
+// in [0, threads) and no two items run at once with the same thread number, so
+// per-thread scratch can be indexed by it (fn(item) is accepted too).
 //
 // The calling thread is thread 0 and works too; the others come from one
 // persistent pool (util/parallel.cpp), so a call creates no thread. Items are
