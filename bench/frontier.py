@@ -7,7 +7,7 @@ call, one thread) by default; --mode batched times every query in one call on --
     python bench/frontier.py ../shared/datasets/words-100k-384-angular.hdf5 -k 100 --mode batched \
         --targets 0.90,0.95,0.99
 
-bench/run.py's grid is coarse near the frontier (2k, 4k, 10k, 25k re-ranked) and builds float32
+bench/run.py's grid is coarse near the frontier (1.5k, 2k, 4k, 10k, 25k re-ranked) and builds float32
 copies unless told; this is the close-up of one cell: every leaf count of --leaves against every
 depth of --reorders, for annlib (600 leaves, 2 dims per block, SOAR lambda 1.5) and ScaNN
 (600 leaves, SOAR lambda 1.0, spherical and k-means leaves), each with a float32, bfloat16 and

@@ -66,6 +66,9 @@ def test_grids_scale_with_the_dataset_and_share_the_sweep():
         assert [(q["leaves"], q["reorder"]) for q in d.query_args] == \
                [(q["nprobe"], q["reorder"]) for q in ivf.query_args]
     assert all(grids.Definition.from_json(d.to_json()) == d for d in defs)
+    # Re-ranking depths from 1.5k, where both annlib and ScaNN are fastest on words at k=100.
+    assert grids.reorder_sweep(100, quick=False) == [150, 200, 400, 1000, 2500]
+    assert grids.reorder_sweep(7, quick=False)[0] == 10
     # On inner-product data ScaNN also gets spherical leaves (as annlib does on unit vectors).
     assert {d.build_args["spherical"] for d in defs if d.family == "scann"} == {False}
     scann_ip = [d for d in grids.definitions(100_000, 384, "dot_product", 10) if d.family == "scann"]
