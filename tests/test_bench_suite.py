@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from annlib.benchmarks import grids, plot, runner
+from annlib.benchmarks import grids, plot, refine, runner
 from annlib.benchmarks.recall import id_recall, knn_recall, metric_distances
 from annlib.cli import main as cli_main
 from annlib.datasets import ground_truth, write_hdf5
@@ -99,6 +99,42 @@ def test_grids_build_annlib_and_scann_once_per_reorder_dtype():
             grids.definitions(1000, 8, "dot_product", 10, reorder_dtypes=bad)
 
 
+# ----------------------------------------------------------------- refinement near the targets
+
+def point(recall, single, batched=None, **query):
+    return {"query": query, "recall": recall, "qps_single": single,
+            "qps_batched": single if batched is None else batched}
+
+
+def test_refine_bisects_between_the_fastest_point_and_the_step_below_it():
+    grid = [point(0.93, 900, leaves=30, reorder=200), point(0.96, 700, leaves=42, reorder=200),
+            point(0.91, 800, leaves=30, reorder=150), point(0.955, 750, leaves=42, reorder=150)]
+    # 0.90: fastest 30/200 (30/150 also reaches 0.90, no lower leaf count measured): reorder 175
+    # would be between 150 (reaches too) and 200: nothing. 0.95: fastest 42/150 -> leaves 36
+    # (30/150 misses); its reorder has no smaller neighbour. 0.99: nothing reaches it.
+    assert refine.proposals(grid) == [{"leaves": 36, "reorder": 150}]
+    # The next round halves the remaining gap on the side that missed.
+    grid.append(point(0.945, 820, leaves=36, reorder=150))
+    assert refine.proposals(grid) == [{"leaves": 39, "reorder": 150}]
+    grid.append(point(0.951, 800, leaves=39, reorder=150))
+    assert refine.proposals(grid) == [{"leaves": 37, "reorder": 150}]
+    # Single and batched fastest points differ: both are refined, each knob on its own,
+    # and a setting asked for twice is proposed once.
+    two = [point(0.92, 100, 900, leaves=10, reorder=400), point(0.97, 300, 400, leaves=20, reorder=400),
+           point(0.80, 200, 200, leaves=10, reorder=100), point(0.85, 400, 300, leaves=20, reorder=100),
+           point(0.91, 500, 100, leaves=40, reorder=100)]
+    assert refine.proposals(two, targets=[0.9]) == [{"leaves": 30, "reorder": 100}, {"leaves": 10, "reorder": 250}]
+
+
+def test_refine_leaves_knobless_and_adjacent_settings_alone():
+    assert refine.proposals([point(1.0, 10)]) == []                      # brute force: no knobs
+    assert refine.proposals([point(0.5, 10, ef=10), point(0.95, 5, ef=11)]) == []   # no integer between
+    assert refine.proposals([point(0.5, 10, ef=10), point(0.95, 5, ef=20)]) == [{"ef": 15}]
+    # Only smaller settings with every other knob equal count as the step below.
+    assert refine.proposals([point(0.5, 10, leaves=10, reorder=100), point(0.95, 5, leaves=20, reorder=200)]) == []
+    assert refine.proposals([point(0.95, 5, exact=True), point(0.5, 9, exact=False)]) == []  # bools are no steps
+
+
 # ----------------------------------------------------------------- runner and plots
 
 @pytest.fixture(scope="module")
@@ -151,6 +187,25 @@ def test_runner_writes_one_record_per_query_setting(results_file):
     angular_scann = [r for r in records if r["dataset"] == "tiny-angular" and r["algorithm"] == "scann+soar"]
     assert angular_scann  # measured when scann is installed, else a 'not installed' note
     assert all(r["kind"] == "point" or "not installed" in r["reason"] for r in angular_scann)
+
+
+def test_runner_refines_near_the_targets_after_the_grid(tiny_datasets, tmp_path):
+    out = tmp_path / "refined.jsonl"
+    runner.run(str(tiny_datasets["angular"]), algorithms=["annlib+soar"], k=10, threads=2, single_queries=20,
+               runs=1, output=str(out), quick=True, refine_rounds=2)
+    points = [r for r in records_of(out) if r["kind"] == "point"]
+    grid = [r for r in points if r["refined"] == 0]
+    assert [r["query"] for r in grid] == grids.definitions(4000, 16, "dot_product", 10, ["annlib+soar"],
+                                                           quick=True)[0].query_args
+    extra = [r for r in points if r["refined"] > 0]
+    assert extra, "the quick grid's steps leave gaps at recall 0.90-0.99 on this data"
+    # Each extra point is what refine.proposals asked for, given the points before its round.
+    for round_ in (1, 2):
+        before = [r for r in points if r["refined"] < round_]
+        asked = [r["query"] for r in points if r["refined"] == round_]
+        assert asked == refine.proposals(before)[:len(asked)] and (round_ == 2 or asked)
+    with pytest.raises(ValueError, match="refine_rounds"):
+        runner.run(str(tiny_datasets["angular"]), algorithms=["bruteforce"], output=str(out), refine_rounds=-1)
 
 
 def test_rerun_appends_and_plots_take_the_latest_run(results_file, tiny_datasets, tmp_path):

@@ -9,7 +9,9 @@ library's own serialised size recorded), then for each query setting runs the
 whole query set as one batch on `threads` threads and the first
 `single_queries` one per call on one thread, keeping the best of `runs` timed
 repetitions of each (more, up to 50, until half a second was timed). Recall@k is computed from the batch's ids the way
-ann-benchmarks does (recall.py). Each measured point is appended to the JSON
+ann-benchmarks does (recall.py). After the grid, `refine_rounds` rounds of
+refine.proposals measure settings between each recall target's fastest point and
+the grid step below it, for every build alike. Each measured point is appended to the JSON
 lines file as soon as it exists, so an interrupted run keeps what it measured
 and a re-run appends. A fresh process per build means no library's thread
 pool, allocator state or crash carries over to the next one.
@@ -45,6 +47,7 @@ class Settings:
     single_queries: int
     runs: int
     started: float          # time.time() of the run's start, for elapsed-time progress lines
+    refine_rounds: int = 0  # bisection rounds near the recall targets after the grid (refine.py)
 
 
 def resolve_dataset(name_or_path: str) -> Path:
@@ -111,6 +114,7 @@ def _append(path: str, record: dict) -> None:
         os.fsync(f.fileno())
 
 
+DEFAULT_REFINE_ROUNDS = 2  # halves a grid step twice: 30 -> 42 leaves is read to within 3
 MIN_TIMED_SECONDS = 0.5   # short timings are repeated until this much was timed (best kept)
 
 
@@ -132,9 +136,10 @@ def _elapsed(settings: Settings) -> str:
 
 
 def measure_build(definition_json: str, settings: Settings, common: dict) -> None:
-    """Body of one build process: build, sweep, append one record per query setting."""
+    """Body of one build process: build, sweep, refine, append one record per query setting."""
     from .algorithms import FAMILIES
     from .recall import id_recall, knn_recall, metric_distances
+    from .refine import proposals
 
     definition = Definition.from_json(definition_json)
     name, metric, measure, train, queries, true_distances, true_ids = load_dataset(
@@ -151,7 +156,8 @@ def measure_build(definition_json: str, settings: Settings, common: dict) -> Non
     print(f"[{_elapsed(settings)}] {definition.name}: built in {build_s:.1f} s, "
           f"{index_bytes / 2**20:.1f} MiB", file=sys.stderr, flush=True)
     single = queries[:settings.single_queries]
-    for i, query_args in enumerate(definition.query_args, 1):
+
+    def measure_point(query_args: dict, position: str, refined: int) -> dict:
         wrapper.set_query_arguments(**query_args)
         ids = np.asarray(wrapper.batch_query(queries, k))          # warm-up, and the ids recall is read from
         batched_s = _best_seconds(lambda: wrapper.batch_query(queries, k), settings.runs)
@@ -171,12 +177,22 @@ def measure_build(definition_json: str, settings: Settings, common: dict) -> Non
                       recall_ids=id_recall(ids, true_ids, k),
                       qps_single=len(single) / single_s, qps_batched=len(queries) / batched_s,
                       build_s=build_s, index_bytes=index_bytes,
-                      rss_delta_bytes=(rss_after - rss_before) if rss_before is not None else None)
+                      rss_delta_bytes=(rss_after - rss_before) if rss_before is not None else None,
+                      refined=refined)
         _append(settings.output, record)
         knobs = " ".join(f"{key}={value}" for key, value in query_args.items()) or "-"
-        print(f"[{_elapsed(settings)}] {definition.name} {i}/{len(definition.query_args)} {knobs}: "
+        print(f"[{_elapsed(settings)}] {definition.name} {position} {knobs}: "
               f"recall {recall:.4f}, single {record['qps_single']:,.0f} QPS, "
               f"batched {record['qps_batched']:,.0f} QPS", file=sys.stderr, flush=True)
+        return record
+
+    points = [measure_point(q, f"{i}/{len(definition.query_args)}", 0)
+              for i, q in enumerate(definition.query_args, 1)]
+    for round_ in range(1, settings.refine_rounds + 1):
+        extra = proposals(points)
+        if not extra:
+            break
+        points += [measure_point(q, f"refine {round_}.{i}/{len(extra)}", round_) for i, q in enumerate(extra, 1)]
 
 
 def _run_isolated(definition: Definition, settings: Settings, common: dict, timeout: float) -> str | None:
@@ -201,15 +217,21 @@ def _run_isolated(definition: Definition, settings: Settings, common: dict, time
 
 def run(dataset: str, *, algorithms=ALL_LABELS, k: int = 10, threads: int = 0, num_queries: int = 0,
         single_queries: int = 1000, runs: int = 2, output: str | None = None, quick: bool = False,
-        timeout: float = 1800.0, builds=None, reorder_dtypes=("float32",)) -> Path:
+        timeout: float = 1800.0, builds=None, reorder_dtypes=("float32",), refine_rounds: int | None = None) -> Path:
     """Benchmarks `algorithms` on one dataset; returns the JSON lines file the results went to.
-    `builds(n, d, measure, k)` -> [Definition] replaces the standard grid (custom sweeps)."""
+    `builds(n, d, measure, k)` -> [Definition] replaces the standard grid (custom sweeps).
+    `refine_rounds`: bisection rounds near the recall targets after each build's grid
+    (refine.py); None: 2, or 0 with `quick`."""
     from .algorithms import missing_module
 
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     if runs < 1 or single_queries < 1:
         raise ValueError("runs and single_queries must be >= 1")
+    if refine_rounds is None:
+        refine_rounds = 0 if quick else DEFAULT_REFINE_ROUNDS
+    if refine_rounds < 0:
+        raise ValueError(f"refine_rounds must be >= 0, got {refine_rounds}")
     unknown = [a for a in algorithms if a not in ALL_LABELS]
     if unknown:
         raise ValueError(f"unknown algorithm(s) {', '.join(unknown)}; choose from {', '.join(ALL_LABELS)}")
@@ -219,7 +241,7 @@ def run(dataset: str, *, algorithms=ALL_LABELS, k: int = 10, threads: int = 0, n
     output = Path(output) if output else Path("bench-results") / f"{name}.jsonl"
     output.parent.mkdir(parents=True, exist_ok=True)
     settings = Settings(str(path), str(output), uuid.uuid4().hex[:12], k, threads, len(queries),
-                        min(single_queries, len(queries)), runs, time.time())
+                        min(single_queries, len(queries)), runs, time.time(), refine_rounds)
     import annlib
 
     common = {"run_id": settings.run_id, "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -283,6 +305,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--output", help="JSON lines file to append to (default bench-results/<dataset>.jsonl)")
     parser.add_argument("--quick", action="store_true", help="one build per algorithm and a short sweep")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per build and sweep")
+    parser.add_argument("--refine-rounds", type=int, default=None,
+                        help="bisection rounds between each recall target's fastest point and the grid step "
+                        f"below it, for every build (default {DEFAULT_REFINE_ROUNDS}; 0 with --quick)")
     parser.add_argument("--reorder-dtypes", default="float32",
                         help="build annlib and ScaNN once per reorder copy type, comma-separated from float32, "
                         "bfloat16, int8 (default float32)")
@@ -296,7 +321,8 @@ def main_from_args(args) -> int:
         for dataset in args.datasets:
             run(dataset, algorithms=algorithms, k=args.k, threads=args.threads, num_queries=args.queries,
                 single_queries=args.single_queries, runs=args.runs, output=args.output, quick=args.quick,
-                timeout=args.timeout, reorder_dtypes=tuple(t.strip() for t in args.reorder_dtypes.split(",")))
+                timeout=args.timeout, reorder_dtypes=tuple(t.strip() for t in args.reorder_dtypes.split(",")),
+                refine_rounds=args.refine_rounds)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
