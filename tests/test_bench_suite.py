@@ -291,3 +291,31 @@ def test_paired_remeasures_the_summary_cells(tiny_datasets, tmp_path, capsys):
     assert "| batched | 0.90 |" in capsys.readouterr().out
     assert paired.main([str(tiny_datasets["angular"]), str(out), "--peers", "scann"]) == 2
     assert "no cell" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- same settings, both systems
+
+def test_same_settings_times_both_systems_at_the_same_knobs(tiny_datasets):
+    from pathlib import Path
+
+    from annlib.benchmarks.algorithms import missing_module
+    from conftest import run_python
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "same_settings.py"
+    args = [str(script), str(tiny_datasets["angular"]), "-k", "10", "--num-leaves", "40", "--rounds", "1",
+            "--single-queries", "20", "--points", "2/20,8/40"]
+    out = run_python(*args, capture_output=True, text=True, timeout=300)
+    if missing_module("scann"):  # CI installs no peers: the script says what to install
+        assert out.returncode == 2 and 'pip install "annlib[bench]"' in out.stderr
+        return
+    assert out.returncode == 0, out.stderr
+    rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| 2 /") or
+            line.startswith("| 8 /")]
+    assert len(rows) == 2
+    for row in rows:
+        recall_ours, recall_scann = float(row[1]), float(row[2])
+        assert 0 < recall_ours <= 1 and 0 < recall_scann <= 1
+        ours, theirs = (float(v.replace(",", "")) for v in row[3:5])
+        assert ours > 0 and theirs > 0 and row[5].strip(" |").endswith("x")
+    bad = run_python(*args[:2], "--points", "3", capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "leaves/reorder" in bad.stderr

@@ -7,7 +7,8 @@ gets the same leaf count and the same sweep, so the curves are comparable.
 `quick=True` keeps one build per algorithm and a short sweep (smoke runs).
 `reorder_dtypes` builds annlib and ScaNN once per reorder copy type (float32 by
 default; ScaNN's bfloat16 and int8 ReorderTypes are the same trade: fewer bytes
-read per re-ranked candidate, scores rounded).
+read per re-ranked candidate, scores rounded). The runner adds settings between
+the grid's steps near the recall targets (refine.py).
 """
 from __future__ import annotations
 
