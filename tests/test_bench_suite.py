@@ -107,31 +107,36 @@ def point(recall, single, batched=None, **query):
 
 
 def test_refine_bisects_between_the_fastest_point_and_the_step_below_it():
+    floors = {"reorder": 150}
     grid = [point(0.93, 900, leaves=30, reorder=200), point(0.96, 700, leaves=42, reorder=200),
             point(0.91, 800, leaves=30, reorder=150), point(0.955, 750, leaves=42, reorder=150)]
-    # 0.90: fastest 30/200 (30/150 also reaches 0.90, no lower leaf count measured): reorder 175
-    # would be between 150 (reaches too) and 200: nothing. 0.95: fastest 42/150 -> leaves 36
-    # (30/150 misses); its reorder has no smaller neighbour. 0.99: nothing reaches it.
-    assert refine.proposals(grid) == [{"leaves": 36, "reorder": 150}]
-    # The next round halves the remaining gap on the side that missed.
-    grid.append(point(0.945, 820, leaves=36, reorder=150))
-    assert refine.proposals(grid) == [{"leaves": 39, "reorder": 150}]
-    grid.append(point(0.951, 800, leaves=39, reorder=150))
-    assert refine.proposals(grid) == [{"leaves": 37, "reorder": 150}]
-    # Single and batched fastest points differ: both are refined, each knob on its own,
-    # and a setting asked for twice is proposed once.
+    # 0.90: fastest 30/200; no smaller leaf count measured: halfway to the floor (1), leaves 15;
+    # its reorder's step below (30/150) reaches 0.90 too: nothing. 0.95: fastest 42/150 -> leaves
+    # 36 (30/150 misses); its reorder is at the floor. 0.99: nothing reaches it.
+    assert refine.proposals(grid, floors=floors) == [{"leaves": 15, "reorder": 200}, {"leaves": 36, "reorder": 150}]
+    # The next round halves the remaining gaps on the side that missed.
+    grid += [point(0.85, 950, leaves=15, reorder=200), point(0.945, 820, leaves=36, reorder=150)]
+    assert refine.proposals(grid, floors=floors) == [{"leaves": 22, "reorder": 200}, {"leaves": 39, "reorder": 150}]
+    # Single and batched fastest points differ: both are refined, each knob on its own.
     two = [point(0.92, 100, 900, leaves=10, reorder=400), point(0.97, 300, 400, leaves=20, reorder=400),
            point(0.80, 200, 200, leaves=10, reorder=100), point(0.85, 400, 300, leaves=20, reorder=100),
            point(0.91, 500, 100, leaves=40, reorder=100)]
-    assert refine.proposals(two, targets=[0.9]) == [{"leaves": 30, "reorder": 100}, {"leaves": 10, "reorder": 250}]
+    assert refine.proposals(two, targets=[0.9], floors={"reorder": 100}) == \
+        [{"leaves": 30, "reorder": 100}, {"leaves": 5, "reorder": 400}, {"leaves": 10, "reorder": 250}]
+    assert refine.floors_for(100) == {"reorder": 100, "ef": 100}
 
 
 def test_refine_leaves_knobless_and_adjacent_settings_alone():
     assert refine.proposals([point(1.0, 10)]) == []                      # brute force: no knobs
     assert refine.proposals([point(0.5, 10, ef=10), point(0.95, 5, ef=11)]) == []   # no integer between
     assert refine.proposals([point(0.5, 10, ef=10), point(0.95, 5, ef=20)]) == [{"ef": 15}]
-    # Only smaller settings with every other knob equal count as the step below.
-    assert refine.proposals([point(0.5, 10, leaves=10, reorder=100), point(0.95, 5, leaves=20, reorder=200)]) == []
+    # Only smaller settings with every other knob equal count as the step below: here each
+    # knob of the fastest point has none, so each goes halfway to its floor, unless it is there.
+    pair = [point(0.5, 10, leaves=10, reorder=100), point(0.95, 5, leaves=20, reorder=200)]
+    assert refine.proposals(pair) == [{"leaves": 10, "reorder": 200}, {"leaves": 20, "reorder": 100}]
+    assert refine.proposals(pair, floors={"leaves": 20, "reorder": 200}) == []
+    assert refine.proposals([point(0.95, 5, leaves=2)]) == [{"leaves": 1}]     # the floor itself is asked
+    assert refine.proposals([point(0.95, 5, leaves=1)]) == []
     assert refine.proposals([point(0.95, 5, exact=True), point(0.5, 9, exact=False)]) == []  # bools are no steps
 
 
@@ -203,7 +208,7 @@ def test_runner_refines_near_the_targets_after_the_grid(tiny_datasets, tmp_path)
     for round_ in (1, 2):
         before = [r for r in points if r["refined"] < round_]
         asked = [r["query"] for r in points if r["refined"] == round_]
-        assert asked == refine.proposals(before)[:len(asked)] and (round_ == 2 or asked)
+        assert asked == refine.proposals(before, floors=refine.floors_for(10)) and (round_ == 2 or asked)
     with pytest.raises(ValueError, match="refine_rounds"):
         runner.run(str(tiny_datasets["angular"]), algorithms=["bruteforce"], output=str(out), refine_rounds=-1)
 

@@ -7,8 +7,11 @@ step below is 30, and two systems can lose different shares that way. So after
 its grid, every build (whatever the system) is measured again between the
 fastest point reaching each target and its nearest grid neighbour that misses
 the target, one integer knob at a time (leaves, reorder, nprobe, ef), halving
-the gap each round. Every system gets the same rule; the extra points are
-ordinary results, marked with the round that asked for them.
+the gap each round; a fastest point at the grid's smallest setting of a knob is
+bisected toward that knob's floor (1, or k for the re-ranking depth and ef), as
+a grid that starts above a system's best setting is the same loss. Every system
+gets the same rule; the extra points are ordinary results, marked with the
+round that asked for them.
 """
 from __future__ import annotations
 
@@ -24,12 +27,20 @@ def _key(query: dict) -> tuple:
     return tuple(sorted(query.items()))
 
 
-def proposals(points: list, targets=TARGETS) -> list:
+def floors_for(k: int) -> dict:
+    """The smallest setting of each knob that is not 1: the re-ranking depth and a graph's ef
+    must reach k."""
+    return {"reorder": k, "ef": k}
+
+
+def proposals(points: list, targets=TARGETS, floors=None) -> list:
     """Query settings to measure next. `points`: dicts with "query" (the knobs),
     "recall" and the QPS of each of MODES. For each target and mode, the fastest
     point reaching the target; for each integer knob of it, the nearest smaller
     value measured with every other knob equal: if that point misses the target,
-    the midpoint between the two (when it is a new setting)."""
+    the midpoint between the two (when it is a new setting). Without a smaller
+    value, the midpoint toward the knob's floor (`floors`, default 1) instead."""
+    floors = floors or {}
     measured = {_key(p["query"]) for p in points}
     out = []
     for target in targets:
@@ -45,12 +56,13 @@ def proposals(points: list, targets=TARGETS) -> list:
                 below = [p for p in points
                          if _is_int(p["query"].get(knob)) and p["query"][knob] < value
                          and {k: v for k, v in p["query"].items() if k != knob} == others]
-                if not below:
-                    continue
-                nearest = max(below, key=lambda p: p["query"][knob])
-                lo = nearest["query"][knob]
-                if nearest["recall"] >= target:
-                    continue  # the smaller setting reaches the target too: nothing to bisect
+                if below:
+                    nearest = max(below, key=lambda p: p["query"][knob])
+                    if nearest["recall"] >= target:
+                        continue  # the smaller setting reaches the target too: nothing to bisect
+                    lo = nearest["query"][knob]
+                else:
+                    lo = floors.get(knob, 1) - 1  # as if the floor's step below missed: the floor can be asked
                 mid = (lo + value) // 2
                 query = dict(best["query"], **{knob: mid})
                 if lo < mid < value and _key(query) not in measured:

@@ -139,7 +139,7 @@ def measure_build(definition_json: str, settings: Settings, common: dict) -> Non
     """Body of one build process: build, sweep, refine, append one record per query setting."""
     from .algorithms import FAMILIES
     from .recall import id_recall, knn_recall, metric_distances
-    from .refine import proposals
+    from .refine import floors_for, proposals
 
     definition = Definition.from_json(definition_json)
     name, metric, measure, train, queries, true_distances, true_ids = load_dataset(
@@ -189,7 +189,7 @@ def measure_build(definition_json: str, settings: Settings, common: dict) -> Non
     points = [measure_point(q, f"{i}/{len(definition.query_args)}", 0)
               for i, q in enumerate(definition.query_args, 1)]
     for round_ in range(1, settings.refine_rounds + 1):
-        extra = proposals(points)
+        extra = proposals(points, floors=floors_for(k))
         if not extra:
             break
         points += [measure_point(q, f"refine {round_}.{i}/{len(extra)}", round_) for i, q in enumerate(extra, 1)]
