@@ -15,8 +15,9 @@ round that asked for them.
 """
 from __future__ import annotations
 
-TARGETS = (0.90, 0.95, 0.99)      # the recall columns of the tables
-MODES = ("qps_single", "qps_batched")
+from .plot import MODES, TARGETS  # the tables' recall columns and timing modes
+
+QPS_KEYS = tuple(key for key, _, _ in MODES)
 
 
 def _is_int(value) -> bool:
@@ -35,7 +36,7 @@ def floors_for(k: int) -> dict:
 
 def proposals(points: list, targets=TARGETS, floors=None) -> list:
     """Query settings to measure next. `points`: dicts with "query" (the knobs),
-    "recall" and the QPS of each of MODES. For each target and mode, the fastest
+    "recall" and the QPS of each of QPS_KEYS. For each target and mode, the fastest
     point reaching the target; for each integer knob of it, the nearest smaller
     value measured with every other knob equal: if that point misses the target,
     the midpoint between the two (when it is a new setting). Without a smaller
@@ -47,8 +48,8 @@ def proposals(points: list, targets=TARGETS, floors=None) -> list:
         reached = [p for p in points if p["recall"] >= target]
         if not reached:
             continue
-        for mode in MODES:
-            best = max(reached, key=lambda p: p[mode])
+        for qps in QPS_KEYS:
+            best = max(reached, key=lambda p: p[qps])
             for knob, value in best["query"].items():
                 if not _is_int(value):
                     continue
