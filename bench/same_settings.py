@@ -17,8 +17,9 @@ import argparse
 import sys
 
 from annlib.benchmarks.algorithms import FAMILIES, missing_module
+from annlib.benchmarks.paired import timed_qps
 from annlib.benchmarks.recall import knn_recall, metric_distances
-from annlib.benchmarks.runner import _best_seconds, load_dataset
+from annlib.benchmarks.runner import load_dataset
 
 
 def main(argv=None) -> int:
@@ -70,13 +71,7 @@ def main(argv=None) -> int:
             for name in order:
                 wrapper = systems[name]
                 wrapper.set_query_arguments(leaves=leaves, reorder=reorder)
-                if args.mode == "batched":
-                    qps = len(queries) / _best_seconds(lambda: wrapper.batch_query(queries, args.k), 1)
-                else:
-                    def one_by_one():
-                        for q in single:
-                            wrapper.query(q, args.k)
-                    qps = len(single) / _best_seconds(one_by_one, 1)
+                qps = timed_qps(wrapper, args.mode, queries, single, args.k)
                 best[name, leaves, reorder] = max(best.get((name, leaves, reorder), 0.0), qps)
         print(f"round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
 

@@ -42,6 +42,18 @@ def _build_key(point: dict) -> tuple:
     return point["family"], json.dumps(point["build"], sort_keys=True)
 
 
+def timed_qps(wrapper, mode: str, queries, single, k: int) -> float:
+    """One timing of a wrapper at its current query arguments: all `queries` in one call
+    ("batched") or `single` one per call ("single"), repeated until half a second was timed."""
+    if mode == "batched":
+        return len(queries) / _best_seconds(lambda: wrapper.batch_query(queries, k), 1)
+
+    def one_by_one():
+        for q in single:
+            wrapper.query(q, k)
+    return len(single) / _best_seconds(one_by_one, 1)
+
+
 def remeasure(dataset_path: str, chosen: list[dict], rounds: int) -> list[dict]:
     """Each cell with paired QPS for both of its points ('paired_ours', 'paired_peer')."""
     from .algorithms import FAMILIES
@@ -68,14 +80,7 @@ def remeasure(dataset_path: str, chosen: list[dict], rounds: int) -> list[dict]:
                 p = cell[side]
                 wrapper = builds[_build_key(p)]
                 wrapper.set_query_arguments(**p["query"])
-                if cell["mode"] == "batched":
-                    seconds = _best_seconds(lambda: wrapper.batch_query(queries, k), 1)
-                    qps = len(queries) / seconds
-                else:
-                    def one_by_one():
-                        for q in single:
-                            wrapper.query(q, k)
-                    qps = len(single) / _best_seconds(one_by_one, 1)
+                qps = timed_qps(wrapper, cell["mode"], queries, single, k)
                 best[(i, side)] = max(best.get((i, side), 0.0), qps)
         print(f"round {r + 1}/{rounds}", file=sys.stderr, flush=True)
     return [dict(cell, paired_ours=best[(i, "ours")], paired_peer=best[(i, "peer")]) for i, cell in enumerate(chosen)]
