@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+import annlib
 from annlib.benchmarks import grids, plot, refine, runner
 from annlib.benchmarks.recall import id_recall, knn_recall, metric_distances
 from annlib.cli import main as cli_main
@@ -324,3 +325,43 @@ def test_same_settings_times_both_systems_at_the_same_knobs(tiny_datasets):
         assert ours > 0 and theirs > 0 and row[5].strip(" |").endswith("x")
     bad = run_python(*args[:2], "--points", "3", capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "leaves/reorder" in bad.stderr
+
+
+# ----------------------------------------------------------------- autopilot against the peers
+
+def test_autopilot_check_times_what_a_user_gets_against_the_best_peer(tiny_datasets, tmp_path, capsys):
+    from annlib.benchmarks import autopilot_check
+
+    out = tmp_path / "run.jsonl"
+    runner.run(str(tiny_datasets["euclidean"]), algorithms=["annlib", "bruteforce"], k=10,
+               threads=2, single_queries=20, runs=1, output=str(out), quick=True)
+    records = records_of(out)
+    # Here plain annlib plays the peer; brute force is never one.
+    peers = autopilot_check.best_peers(records, "tiny-euclidean", [0.9], ours=("annlib+soar",))
+    assert set(peers) == {("single", 0.9), ("batched", 0.9)}
+    for (mode, _), point in peers.items():
+        eligible = [r for r in records if r.get("algorithm") == "annlib" and r["recall"] >= 0.9]
+        assert point[f"qps_{mode}"] == max(r[f"qps_{mode}"] for r in eligible)
+    assert autopilot_check.best_peers(records, "tiny-euclidean", [0.9]) == {}
+    rows = autopilot_check.check(str(tiny_datasets["euclidean"]), records, [0.9], rounds=1, exact_scores=False,
+                                 ours=("annlib+soar",))
+    assert [(r["mode"], r["target"]) for r in rows] == [("single", 0.9), ("batched", 0.9)]
+    for r in rows:
+        assert r["description"] == "brute force"  # autopilot's choice below 20,000 points
+        assert r["recall"] == 1.0 and r["qps"] > 0 and r["peer_qps"] > 0
+    table = autopilot_check.report(rows)
+    assert "| single | 0.90 | brute force | 1.0000 (1.0000) | annlib " in table
+    # The command line: annlib's own labels are never peers, so this run has none.
+    assert autopilot_check.main([str(tiny_datasets["euclidean"]), str(out), "--rounds", "1"]) == 2
+    assert "no peer point" in capsys.readouterr().err
+
+
+def test_autopilot_check_describes_a_tuned_quantized_index():
+    from annlib.benchmarks.autopilot_check import _describe
+
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((3000, 16)).astype(np.float32)
+    searcher = (annlib.builder(data, 10, "squared_l2").tree(40, 4, soar_lambda=1.5).score_ah(2)
+                .reorder(30, dtype="int8").build(progress=False))
+    searcher.set_default_params(annlib.SearchParams(7, 55, 10))
+    assert _describe(searcher) == "40 k-means leaves, SOAR 1.5, 2 dims/block, int8: 7 / 55"

@@ -50,6 +50,21 @@ def test_positions_finds_ids_in_rows():
     candidates = np.array([[5, 3, 9, -1], [1, 2, 3, 4]])
     truth = np.array([[9, 7], [1, 4]])
     np.testing.assert_array_equal(_positions(candidates, truth, missing=4), [[2, 4], [0, 3]])
+    # Ids too large for the table take the sorting path, with the same answers.
+    big = np.int64(1) << 40
+    np.testing.assert_array_equal(_positions(np.where(candidates >= 0, candidates + big, -1), truth + big, missing=4),
+                                  [[2, 4], [0, 3]])
+
+
+@pytest.mark.parametrize("offset", [0, 1 << 40])
+def test_positions_agrees_with_a_plain_search(offset):
+    rng = np.random.default_rng(11)
+    nq, width, m, n = 40, 57, 9, 300
+    candidates = np.stack([rng.permutation(n)[:width] for _ in range(nq)]).astype(np.int64) + offset
+    candidates[rng.random((nq, width)) < 0.1] = -1            # padding here and there
+    wanted = rng.integers(0, n, size=(nq, m)) + offset          # some present, some not, repeats too
+    expected = [[list(row).index(w) if w in row else width for w in want] for row, want in zip(candidates, wanted)]
+    np.testing.assert_array_equal(_positions(candidates, wanted, missing=width), expected)
 
 
 @pytest.mark.parametrize("which", ["index", "soar_index"])

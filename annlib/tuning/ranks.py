@@ -49,18 +49,43 @@ class RankTable:
         return np.array([(self.leaf_rank < l).mean() for l in self.leaves])
 
 
-def _positions(candidates: np.ndarray, truth: np.ndarray, missing: int) -> np.ndarray:
-    """Position of each truth id in its row of candidates (missing when absent), vectorised."""
+_TABLE_IDS = 1 << 25  # ids below this are looked up in a table indexed by id (128 MB at most)
+
+
+def _positions(candidates: np.ndarray, wanted: np.ndarray, missing: int) -> np.ndarray:
+    """Position of each wanted id [nq, m] in its row of candidates [nq, width] (-1 padding;
+    a row holds each id once), `missing` where absent. Ids below _TABLE_IDS (an index's
+    default ids are 0..n-1) go through one table indexed by id, filled and cleared row by
+    row: a few passes over the candidates, where sorting them cost ten times as much."""
     nq, width = candidates.shape
-    span = int(max(candidates.max(initial=0), truth.max(initial=0))) + 2
+    low = min(int(candidates.min(initial=0)), int(wanted.min(initial=0)))
+    top = max(int(candidates.max(initial=0)), int(wanted.max(initial=0)))
+    if low < -1 or top >= _TABLE_IDS:
+        return _positions_by_sorting(candidates, wanted, missing)
+    where = np.full(top + 2, missing, dtype=np.int32)  # padding (-1) lands in the spare last entry
+    columns = np.arange(width, dtype=np.int32)
+    out = np.empty(wanted.shape, dtype=np.int32)
+    for i in range(nq):
+        row = candidates[i]
+        where[row] = columns
+        out[i] = where[wanted[i]]
+        where[row] = missing
+    return out
+
+
+def _positions_by_sorting(candidates: np.ndarray, wanted: np.ndarray, missing: int) -> np.ndarray:
+    """_positions for any int64 ids: one sort of (row, id) keys over ids renumbered densely."""
+    nq, width = candidates.shape
+    known, numbers = np.unique(np.concatenate([candidates.ravel(), wanted.ravel()]), return_inverse=True)
+    span = len(known) + 1
     rows = np.arange(nq, dtype=np.int64)[:, None] * span
-    keys = (rows + candidates).ravel()              # padding (-1) maps to id span-1 of the previous row: never a truth id
+    keys = (rows + numbers[:candidates.size].reshape(candidates.shape)).ravel()
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
-    wanted = (rows + truth).ravel()
-    at = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
-    found = sorted_keys[at] == wanted
-    return np.where(found, order[at] % width, missing).reshape(truth.shape).astype(np.int32)
+    looked_up = (rows + numbers[candidates.size:].reshape(wanted.shape)).ravel()
+    at = np.minimum(np.searchsorted(sorted_keys, looked_up), len(sorted_keys) - 1)
+    found = sorted_keys[at] == looked_up
+    return np.where(found, order[at] % width, missing).reshape(wanted.shape).astype(np.int32)
 
 
 def record_ranks(searcher, queries: np.ndarray, truth: np.ndarray, max_reorder: int, leaves: np.ndarray,
@@ -88,9 +113,11 @@ def record_ranks(searcher, queries: np.ndarray, truth: np.ndarray, max_reorder: 
     ah_rank = np.empty((len(leaves), *truth.shape), dtype=np.int32)
     for g, l in enumerate(leaves):
         candidates, _ = searcher.ah_candidates(queries, int(l), max_reorder, num_threads=num_threads)
-        ah_rank[g] = _positions(candidates, truth, max_reorder)
-        if exclude is not None:
-            own = _positions(candidates, exclude[:, None], max_reorder)
+        if exclude is None:
+            ah_rank[g] = _positions(candidates, truth, max_reorder)
+        else:
+            found = _positions(candidates, np.concatenate([truth, exclude[:, None]], axis=1), max_reorder)
+            ah_rank[g], own = found[:, :-1], found[:, -1:]
             ah_rank[g] -= ((own < ah_rank[g]) & (ah_rank[g] < max_reorder)).astype(np.int32)
         if progress is not None:
             progress.update(1)

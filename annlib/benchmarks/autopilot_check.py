@@ -1,0 +1,180 @@
+"""What a user gets from autopilot(), against the best peer of a finished run.
+
+The run's annlib columns are the fastest points of a grid that a benchmark sweeps; a user
+asks `builder(...).autopilot(target_recall=t)` instead, and gets the build and the knobs
+annlib chooses. For each recall target this builds exactly that call on the dataset's train
+rows (no queries given: the tuner samples database rows, as a user's call without queries
+does), measures its recall@k on the test queries, and times it against the run's fastest peer
+point at that target, rebuilt here, in alternating rounds in one process (the modes of the
+run: its single queries one per call on one thread, and all queries in one call on the run's
+threads). A peer's point reaches the target; autopilot's result may fall a little short of
+it or pass it, so the report gives both recalls.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from .algorithms import Algorithm
+from .paired import _build_key, timed_qps
+from .plot import MODES, TARGETS, best_qps, read_records, select_points
+from .recall import id_recall, knn_recall, metric_distances
+from .runner import load_dataset
+
+OURS = ("annlib+soar", "annlib")
+
+
+class Autopilot(Algorithm):
+    """annlib as `builder(train, k, measure).autopilot(target_recall=..., exact_scores=...)`
+    builds it; searched at the knobs it tuned. Build args: k, target_recall, exact_scores."""
+
+    def fit(self, train):
+        import annlib
+
+        a = self.build_args
+        self.searcher = (annlib.builder(train, a["k"], self.measure)
+                         .autopilot(target_recall=a["target_recall"], exact_scores=a["exact_scores"])
+                         .build(num_threads=self.threads, progress=False))
+
+    def query(self, q, k):
+        return self.searcher.search(q, final_num_neighbors=k)[0]
+
+    def batch_query(self, queries, k):
+        return self.searcher.search_batched(queries, final_num_neighbors=k, num_threads=self.threads)[0]
+
+
+def best_peers(records, dataset: str, targets, ours=OURS) -> dict:
+    """{(mode, target): the fastest point of any peer (not annlib, not brute force) reaching
+    the target in its latest run}, with the matching QPS key."""
+    by_algorithm = select_points(records).get(dataset, {})
+    peers = [a for a in by_algorithm if a not in ours and a != "bruteforce"]
+    out = {}
+    for qps_key, mode, _ in MODES:
+        for target in targets:
+            found = [p for p in (best_qps(by_algorithm[a], qps_key, target) for a in peers) if p is not None]
+            if found:
+                out[(mode, target)] = max(found, key=lambda p: p[qps_key])
+    return out
+
+
+def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, ours=OURS):
+    """One row per (mode, target): autopilot's choice, its recall and its paired QPS against the
+    peer's. `ours`: the run's labels that are annlib's, not peers."""
+    from .algorithms import FAMILIES
+
+    peers = best_peers(records, _dataset_name(dataset_path), targets, ours)
+    if not peers:
+        raise ValueError(f"no peer point of {dataset_path} in the results")
+    first = next(iter(peers.values()))
+    k, threads = first["k"], first["threads"]
+    _, metric, measure, train, queries, true_distances, true_ids = load_dataset(dataset_path, first["num_queries"], k)
+    single = queries[:first["single_queries"]]
+    tuned, built_peers = {}, {}  # target -> autopilot's searcher and its figures
+    for target in targets:
+        print(f"autopilot(target_recall={target}) ...", file=sys.stderr, flush=True)
+        wrapper = Autopilot(measure, threads, k=k, target_recall=target, exact_scores=exact_scores)
+        start = time.perf_counter()
+        wrapper.fit(train)
+        build_s = time.perf_counter() - start
+        ids = np.asarray(wrapper.batch_query(queries, k))
+        recall = knn_recall(true_distances, metric_distances(metric, queries, train, ids), k)
+        tuned[target] = dict(wrapper=wrapper, recall=recall, recall_ids=id_recall(ids, true_ids, k), build_s=build_s,
+                             description=_describe(wrapper.searcher))
+        print(f"  {tuned[target]['description']}: recall {recall:.4f} (ids {tuned[target]['recall_ids']:.4f}), "
+              f"{build_s:.1f} s", file=sys.stderr, flush=True)
+    for p in peers.values():
+        key = _build_key(p)
+        if key not in built_peers:
+            print(f"building {p['name']}", file=sys.stderr, flush=True)
+            wrapper = FAMILIES[p["family"]][0](measure, threads, **p["build"])
+            wrapper.fit(train)
+            built_peers[key] = wrapper
+    cells = [(mode, target) for _, mode, _ in MODES for target in targets if (mode, target) in peers]
+    best = {}
+    for r in range(rounds):
+        for i, (mode, target) in enumerate(cells):
+            for side in (("ours", "peer") if (r + i) % 2 == 0 else ("peer", "ours")):
+                if side == "ours":
+                    wrapper = tuned[target]["wrapper"]
+                else:
+                    p = peers[(mode, target)]
+                    wrapper = built_peers[_build_key(p)]
+                    wrapper.set_query_arguments(**p["query"])
+                qps = timed_qps(wrapper, mode, queries, single, k)
+                best[(mode, target, side)] = max(best.get((mode, target, side), 0.0), qps)
+        print(f"round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+    rows = []
+    for mode, target in cells:
+        rows.append(dict(mode=mode, target=target, recall=tuned[target]["recall"],
+                         recall_ids=tuned[target]["recall_ids"], build_s=tuned[target]["build_s"],
+                         description=tuned[target]["description"], peer=peers[(mode, target)],
+                         qps=best[(mode, target, "ours")], peer_qps=best[(mode, target, "peer")]))
+    return rows
+
+
+def _dataset_name(path: str) -> str:
+    from ..datasets import read_hdf5
+
+    return read_hdf5(path).name
+
+
+def _describe(searcher) -> str:
+    """The build and knobs autopilot chose, in a few words."""
+    c = searcher.config
+    if c.tree is None:
+        return "brute force"
+    knobs = searcher.search_defaults
+    soar = f"SOAR {c.tree.soar_lambda:g}" if c.tree.soar_lambda is not None else "no SOAR"
+    leaves = "spherical" if c.tree.spherical else ("augmented" if c.tree.augment_norms else "k-means")
+    return (f"{c.tree.num_leaves} {leaves} leaves, {soar}, {c.score_ah.dimensions_per_block} dims/block, "
+            f"{c.reorder.dtype}: {knobs['leaves_to_search']} / {knobs['pre_reorder_num_neighbors']}")
+
+
+def report(rows) -> str:
+    """A Markdown table. Recall as the run measures it (ann-benchmarks': a point within the k-th
+    true distance + 1e-3 counts) and, in brackets, the share of the true ids returned, which is
+    the recall autopilot() tunes for."""
+    lines = ["| mode | target | autopilot: build, leaves searched / re-ranked | recall (ids) | peer point | "
+             "peer recall (ids) | QPS autopilot / peer |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        p = row["peer"]
+        knobs = " ".join(f"{key}={value}" for key, value in p["query"].items())
+        lines.append(f"| {row['mode']} | {row['target']:.2f} | {row['description']} | "
+                     f"{row['recall']:.4f} ({row['recall_ids']:.4f}) | {p['algorithm']} {knobs} | "
+                     f"{p['recall']:.4f} ({p['recall_ids']:.4f}) | "
+                     f"{row['qps']:,.0f} / {row['peer_qps']:,.0f} = {row['qps'] / row['peer_qps']:.2f}x |")
+    builds = sorted({(row["target"], row["build_s"]) for row in rows})
+    lines.append("")
+    lines.append("autopilot build + tuning s: " + ", ".join(f"{t:.2f}: {s:.1f}" for t, s in builds))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", help="the HDF5 file the run measured")
+    parser.add_argument("results", nargs="+", help="the run's JSON lines (each peer's latest run is used)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating timed rounds (default 5)")
+    parser.add_argument("--targets", default=",".join(str(t) for t in TARGETS), help="recall targets")
+    parser.add_argument("--exact-scores", action="store_true",
+                        help="autopilot(exact_scores=True): keep the float32 re-ranking copy")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
+    targets = [float(t) for t in args.targets.split(",")]
+    start = time.perf_counter()
+    try:
+        rows = check(args.dataset, read_records(args.results), targets, args.rounds, args.exact_scores)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report(rows), end="")
+    print(f"({args.rounds} rounds, {time.perf_counter() - start:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
