@@ -343,6 +343,11 @@ def test_autopilot_check_times_what_a_user_gets_against_the_best_peer(tiny_datas
         eligible = [r for r in records if r.get("algorithm") == "annlib" and r["recall"] >= 0.9]
         assert point[f"qps_{mode}"] == max(r[f"qps_{mode}"] for r in eligible)
     assert autopilot_check.best_peers(records, "tiny-euclidean", [0.9]) == {}
+    by_ids = autopilot_check.best_peers(records, "tiny-euclidean", [0.9], ours=("annlib+soar",),
+                                        recall_key="recall_ids")
+    for (mode, _), point in by_ids.items():
+        eligible = [r for r in records if r.get("algorithm") == "annlib" and r["recall_ids"] >= 0.9]
+        assert point[f"qps_{mode}"] == max(r[f"qps_{mode}"] for r in eligible)
     rows = autopilot_check.check(str(tiny_datasets["euclidean"]), records, [0.9], rounds=1, exact_scores=False,
                                  ours=("annlib+soar",))
     assert [(r["mode"], r["target"]) for r in rows] == [("single", 0.9), ("batched", 0.9)]

@@ -19,7 +19,7 @@ import numpy as np
 
 from .algorithms import Algorithm
 from .paired import _build_key, timed_qps
-from .plot import MODES, TARGETS, best_qps, read_records, select_points
+from .plot import MODES, TARGETS, read_records, select_points
 from .recall import id_recall, knn_recall, metric_distances
 from .runner import load_dataset
 
@@ -45,26 +45,30 @@ class Autopilot(Algorithm):
         return self.searcher.search_batched(queries, final_num_neighbors=k, num_threads=self.threads)[0]
 
 
-def best_peers(records, dataset: str, targets, ours=OURS) -> dict:
+def best_peers(records, dataset: str, targets, ours=OURS, recall_key: str = "recall") -> dict:
     """{(mode, target): the fastest point of any peer (not annlib, not brute force) reaching
-    the target in its latest run}, with the matching QPS key."""
+    the target in its latest run}. recall_key "recall_ids" reads the target as a share of the
+    true ids (autopilot's recall) instead of the run's distance-based recall."""
     by_algorithm = select_points(records).get(dataset, {})
     peers = [a for a in by_algorithm if a not in ours and a != "bruteforce"]
     out = {}
     for qps_key, mode, _ in MODES:
         for target in targets:
-            found = [p for p in (best_qps(by_algorithm[a], qps_key, target) for a in peers) if p is not None]
+            found = [max(eligible, key=lambda p: p[qps_key])
+                     for eligible in ([p for p in by_algorithm[a] if p[recall_key] >= target] for a in peers)
+                     if eligible]
             if found:
                 out[(mode, target)] = max(found, key=lambda p: p[qps_key])
     return out
 
 
-def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, ours=OURS):
+def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, ours=OURS,
+          recall_key: str = "recall"):
     """One row per (mode, target): autopilot's choice, its recall and its paired QPS against the
-    peer's. `ours`: the run's labels that are annlib's, not peers."""
+    peer's. `ours`: the run's labels that are annlib's, not peers; recall_key: best_peers'."""
     from .algorithms import FAMILIES
 
-    peers = best_peers(records, _dataset_name(dataset_path), targets, ours)
+    peers = best_peers(records, _dataset_name(dataset_path), targets, ours, recall_key)
     if not peers:
         raise ValueError(f"no peer point of {dataset_path} in the results")
     first = next(iter(peers.values()))
@@ -159,6 +163,9 @@ def main(argv=None) -> int:
     parser.add_argument("results", nargs="+", help="the run's JSON lines (each peer's latest run is used)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating timed rounds (default 5)")
     parser.add_argument("--targets", default=",".join(str(t) for t in TARGETS), help="recall targets")
+    parser.add_argument("--peer-recall", choices=("distance", "ids"), default="distance",
+                        help="which recall a peer point must reach: the run's (a point within the k-th true "
+                             "distance + 1e-3 counts) or the share of true ids (what autopilot tunes for)")
     parser.add_argument("--exact-scores", action="store_true",
                         help="autopilot(exact_scores=True): keep the float32 re-ranking copy")
     args = parser.parse_args(argv)
@@ -167,7 +174,8 @@ def main(argv=None) -> int:
     targets = [float(t) for t in args.targets.split(",")]
     start = time.perf_counter()
     try:
-        rows = check(args.dataset, read_records(args.results), targets, args.rounds, args.exact_scores)
+        rows = check(args.dataset, read_records(args.results), targets, args.rounds, args.exact_scores,
+                     recall_key="recall_ids" if args.peer_recall == "ids" else "recall")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
