@@ -121,6 +121,30 @@ def test_tuned_settings_meet_the_target_on_heldout_queries(index, data, target):
     assert measured_recall(index, q, truth, result.params) >= target - 0.01
 
 
+
+@pytest.mark.parametrize("target", [0.95, 0.999])
+def test_deeper_ranks_are_recorded_only_when_the_first_depth_falls_short(index, data, target, monkeypatch):
+    import importlib
+
+    tune_module = importlib.import_module("annlib.tuning.tune")  # the module, not the function
+    x, q = data
+    full = annlib.tune(index, q, target_recall=target, num_threads=2, progress=False)
+    # A first depth of 2 k candidates: 0.95 needs more than half of it, 0.999 more than all of
+    # it, so each records again to the full depth and chooses what one full-depth pass does.
+    monkeypatch.setattr(tune_module, "MIN_DEPTH", 0)
+    monkeypatch.setattr(tune_module, "FIRST_DEPTH", 2)
+    assert full.params.pre_reorder_num_neighbors > 10
+    again = annlib.tune(index, q, target_recall=target, num_threads=2, progress=False, cost_model=full.cost_model)
+    assert again.params == full.params and again.predicted_recall == full.predicted_recall
+    # Where the first depth is ample, it is the only one.
+    calls = []
+    record = tune_module.record_ranks
+    monkeypatch.setattr(tune_module, "record_ranks", lambda *a, **kw: calls.append(a[3]) or record(*a, **kw))
+    monkeypatch.setattr(tune_module, "FIRST_DEPTH", 100)
+    monkeypatch.setattr(tune_module, "FULL_DEPTH", 1000)
+    deep = annlib.tune(index, q, target_recall=target, num_threads=2, progress=False, cost_model=full.cost_model)
+    assert calls == [1000] and deep.params == full.params
+
 def test_higher_targets_cost_more():
     # Wide clusters: both targets need tens of leaves, so the predicted costs differ by far
     # more than the fitted fixed cost varies between two tune() calls (on the shared data,

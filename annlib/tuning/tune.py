@@ -17,6 +17,8 @@ from .results import TuneResult
 from .ranks import leaf_grid, record_ranks
 from .solve import Unreachable, frontier_points, solve_for_cost, solve_for_recall
 
+FIRST_DEPTH, FULL_DEPTH = 30, 100  # candidates ranked per wanted neighbour, at least MIN_DEPTH
+MIN_DEPTH = 1000
 MAX_FIT_QUERIES = 1000     # more sample queries barely move the estimates; they cost tuning time
 MIN_FIT_QUERIES = 40
 DATABASE_SAMPLE = 1000     # queries drawn from the database when no query log is given
@@ -83,50 +85,68 @@ def tune(searcher, queries=None, *, target_recall: float | None = None, max_late
         except TypeError as exc:
             raise ValueError(f"cost_model must be a TuneResult.cost_model dict: {exc}") from None
     leaves = leaf_grid(searcher.num_leaves)
-    max_reorder = int(min(searcher.size(), max(1000, 100 * k)))
+    # Ranks are recorded to a first depth that covers every setting worth running (re-ranking
+    # 30 k candidates costs about what scanning every leaf does); only a target beyond it, or
+    # a choice in its upper half, records again to the full depth.
+    depths = [int(min(searcher.size(), max(MIN_DEPTH, depth * k))) for depth in (FIRST_DEPTH, FULL_DEPTH)]
+    depths = sorted(set(depths))
     bar = _progress(progress, len(leaves) + (8 if model is None else 0))
     try:
-        table = record_ranks(searcher, queries[fit], truth[fit], max_reorder, leaves, num_threads, bar,
-                             None if exclude is None else exclude[fit])
-        if model is None:
-            model = measure_cost_model(searcher, queries[fit], k, table, bar)
+        for max_reorder in depths:
+            if max_reorder != depths[0] and bar is not None:
+                bar.total += len(leaves)
+                bar.refresh()
+            table = record_ranks(searcher, queries[fit], truth[fit], max_reorder, leaves, num_threads, bar,
+                                 None if exclude is None else exclude[fit])
+            if model is None:
+                model = measure_cost_model(searcher, queries[fit], k, table, bar)
+            recall = table.recall()
+            cost = model.predict(leaves[:, None], table.scanned_slots[:, None], np.arange(max_reorder + 1)[None, :])
+            try:
+                (g, r), explored, margin = _solve(table, recall, cost, k, target_recall, max_latency_us)
+            except Unreachable as exc:
+                if max_reorder == depths[-1]:
+                    raise _out_of_reach(exc, leaves, k, target_recall, max_latency_us) from None
+                continue
+            if 2 * r <= max_reorder:
+                break
     finally:
         if bar is not None:
             bar.close()
-    recall = table.recall()
-    reorder = np.arange(max_reorder + 1)
-    cost = model.predict(leaves[:, None], table.scanned_slots[:, None], reorder[None, :])
-    try:
-        margin = 0.0
-        if target_recall is not None:
-            (g, r), explored = solve_for_recall(recall, cost, k, float(target_recall))
-            # The cheapest point that just meets the target on the sample tends to fall short on
-            # new queries (it was picked because it looked good here): ask for one standard error
-            # of the sample's recall estimate more, when that is reachable.
-            per_query = table.per_query_recall(g, r)
-            margin = float(per_query.std(ddof=1) / np.sqrt(len(per_query)))
-            if target_recall + margin <= recall[:, k:].max():
-                (g, r), explored = solve_for_recall(recall, cost, k, float(target_recall) + margin)
-            else:
-                margin = 0.0
-        else:
-            (g, r), explored = solve_for_cost(recall, cost, k, float(max_latency_us))
-    except Unreachable as exc:
-        g, r, value = exc.args
-        if target_recall is not None:
-            raise ValueError(f"target recall {target_recall} is out of reach for this index: the best predicted "
-                             f"recall@{k} is {value:.4f} (leaves_to_search={leaves[g]}, "
-                             f"pre_reorder_num_neighbors={r}); lower the target or rebuild with more "
-                             f"leaves, more code blocks or SOAR") from None
-        raise ValueError(f"max latency {max_latency_us} us is out of reach: the fastest setting is predicted at "
-                         f"{value:.1f} us per query (leaves_to_search={leaves[g]}, "
-                         f"pre_reorder_num_neighbors={r})") from None
     params = SearchParams(int(leaves[g]), int(r), k)
     heldout_recall, heldout_latency = _validate(searcher, queries[heldout], truth[heldout], params,
                                                 None if exclude is None else exclude[heldout])
     return TuneResult(params, target_recall, max_latency_us, float(recall[g, r]), float(cost[g, r]),
                       heldout_recall, heldout_latency, len(fit), len(heldout), source,
                       time.perf_counter() - started, model.as_dict(), frontier_points(explored, leaves), margin)
+
+
+def _solve(table, recall, cost, k, target_recall, max_latency_us):
+    """((grid index, re-ranked), explored, margin) for the target; raises Unreachable."""
+    if target_recall is None:
+        return (*solve_for_cost(recall, cost, k, float(max_latency_us)), 0.0)
+    (g, r), explored = solve_for_recall(recall, cost, k, float(target_recall))
+    # The cheapest point that just meets the target on the sample tends to fall short on
+    # new queries (it was picked because it looked good here): ask for one standard error
+    # of the sample's recall estimate more, when that is reachable.
+    per_query = table.per_query_recall(g, r)
+    margin = float(per_query.std(ddof=1) / np.sqrt(len(per_query)))
+    if target_recall + margin > recall[:, k:].max():
+        return (g, r), explored, 0.0
+    (g, r), explored = solve_for_recall(recall, cost, k, float(target_recall) + margin)
+    return (g, r), explored, margin
+
+
+def _out_of_reach(exc, leaves, k, target_recall, max_latency_us) -> ValueError:
+    g, r, value = exc.args
+    if target_recall is not None:
+        return ValueError(f"target recall {target_recall} is out of reach for this index: the best predicted "
+                          f"recall@{k} is {value:.4f} (leaves_to_search={leaves[g]}, "
+                          f"pre_reorder_num_neighbors={r}); lower the target or rebuild with more "
+                          f"leaves, more code blocks or SOAR")
+    return ValueError(f"max latency {max_latency_us} us is out of reach: the fastest setting is predicted at "
+                      f"{value:.1f} us per query (leaves_to_search={leaves[g]}, "
+                      f"pre_reorder_num_neighbors={r})")
 
 
 def _queries_and_truth(searcher, queries, ground_truth, database, k, seed, num_threads):
