@@ -109,14 +109,16 @@ class Builder:
         return self._set("reorder", ReorderConfig(pre_reorder_num_neighbors, dtype))
 
     def autopilot(self, target_recall: float | None = None, max_latency_us: float | None = None, *,
-                  queries=None, ground_truth=None, exact_scores: bool = True) -> "Builder":
+                  queries=None, ground_truth=None, exact_scores: bool = True,
+                  recall_tolerance: float = 0.0) -> "Builder":
         """Let annlib choose: build() picks the stages from the data's size, dimension and metric
         (rules in annlib.defaults), builds, then tunes the search settings for exactly
         one of target_recall or max_latency_us (annlib.tune, with `queries` or a database
         sample); the result is in searcher.tune_result. Replaces every other stage.
         exact_scores=False lets it re-rank from an int8 or bfloat16 copy instead of float32
         where that changes at most 0.1% of the tuned results (a quarter or half the bytes
-        read: faster at large k, smaller); the scores are then that copy's, not exact."""
+        read: faster at large k, smaller); the scores are then that copy's, not exact.
+        recall_tolerance: as annlib.tune's (near-ties at the k-th place count as found)."""
         if self._stages:
             raise ValueError("autopilot() chooses every stage itself; do not combine it with "
                              f"{', '.join(self._stages)}()")
@@ -125,7 +127,8 @@ class Builder:
         if not isinstance(exact_scores, bool):
             raise TypeError(f"exact_scores must be True or False, got {exact_scores!r}")
         self._autopilot = dict(target_recall=target_recall, max_latency_us=max_latency_us, queries=queries,
-                               ground_truth=ground_truth, exact_scores=exact_scores)
+                               ground_truth=ground_truth, exact_scores=exact_scores,
+                               recall_tolerance=recall_tolerance)
         return self
 
     def config(self) -> IndexConfig:

@@ -188,6 +188,61 @@ def test_impossible_targets_say_what_is_reachable(index, data):
         annlib.tune(index, q, max_latency_us=0.001, num_threads=2, progress=False)
 
 
+
+def test_within_and_found_share_count_near_ties():
+    from annlib.tuning.tune import _within, found_share
+
+    ids = np.array([[4, 7, 9, 2, 5], [1, 3, 8, 6, 0]])
+    scores = np.array([[0.9, 0.8, 0.7, 0.6999, 0.5], [5.0, 6.0, 7.0, 9.0, 12.0]])  # best first either way
+    np.testing.assert_array_equal(_within(ids, scores, 3, 0.0), [[4, 7, 9], [1, 3, 8]])
+    np.testing.assert_array_equal(_within(ids, scores, 3, 0.001), [[4, 7, 9, 2, -1], [1, 3, 8, -1, -1]])
+    truth = _within(ids, scores, 3, 0.001)
+    # The tie (2) stands in for the third neighbour; at most k count per query.
+    assert found_share(np.array([[4, 7, 2], [1, 3, 6]]), truth, 3) == pytest.approx(5 / 6)
+    assert found_share(np.array([[4, 7, 2], [1, 3, 8]]), truth[:, :3], 3) == pytest.approx(5 / 6)
+    assert found_share(np.array([[-1, 9, 2], [8, 1, 3]]), truth, 3) == pytest.approx(5 / 6)
+
+
+def test_recall_tolerance_counts_near_ties_as_found():
+    from annlib.tuning.tune import _exact, _within, found_share
+
+    # Small integers: many points tie at the 10th distance, and which of them the exact top 10
+    # holds is an id tie-break that the id-based recall then demands.
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 5, size=(21_000, 12)).astype(np.float32)  # 21,000 rows: autopilot builds a tree
+    q = rng.integers(0, 5, size=(500, 12)).astype(np.float32) + 0.25
+    index = annlib.builder(x, 10, "squared_l2").tree(140, 8).score_ah(2).reorder(100).build(progress=False)
+    strict = annlib.tune(index, q, target_recall=0.9, num_threads=2, progress=False)
+    tolerant = annlib.tune(index, q, target_recall=0.9, num_threads=2, progress=False, recall_tolerance=1e-3,
+                           cost_model=strict.cost_model)
+    assert tolerant.recall_tolerance == 1e-3 and "near-ties within 0.001" in tolerant.summary()
+    assert strict.recall_tolerance == 0 and "near-ties" not in strict.summary()
+    assert tolerant.heldout_recall >= 0.89
+    # Measured independently, with exact distances: a returned point counts when it is within
+    # the tolerance of the 10th true distance.
+    knobs = {"leaves_to_search": tolerant.params.leaves_to_search,
+             "pre_reorder_num_neighbors": tolerant.params.pre_reorder_num_neighbors}
+    ids, _ = index.search_batched(q, **knobs)
+    true = np.sort(((q[:, None, :] - x[None, :, :]) ** 2).sum(-1), axis=1)[:, 9]
+    got = ((q[:, None, :] - x[ids]) ** 2).sum(-1)
+    assert (got <= true[:, None] + 1e-3).mean() >= 0.89
+    # The same results score higher when ties count (here many do).
+    positions, scores = _exact(index, x, q, 10 + 26, 2)
+    ties, top = _within(positions, scores, 10, 1e-3), positions[:, :10]
+    assert (ties[:, 10:] >= 0).any()
+    assert found_share(ids, ties, 10) > found_share(ids, top, 10)
+    with pytest.raises(ValueError, match="recall_tolerance compares exact scores"):
+        annlib.tune(index, q, target_recall=0.9, ground_truth=np.zeros((len(q), 10), dtype=np.int64),
+                    recall_tolerance=1e-3, progress=False)
+    for bad in (-1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="recall_tolerance must be"):
+            annlib.tune(index, q, target_recall=0.9, recall_tolerance=bad, progress=False)
+    # autopilot passes it on, and a database sample (no queries) counts ties the same way.
+    auto = annlib.builder(x, 10, "squared_l2").autopilot(target_recall=0.9, recall_tolerance=1e-3).build(
+        num_threads=2, progress=False)
+    assert auto.tune_result.recall_tolerance == 1e-3 and auto.tune_result.heldout_recall >= 0.89
+
+
 def test_bad_tune_arguments(index, data):
     x, q = data
     with pytest.raises(ValueError, match="exactly one"):
@@ -344,6 +399,13 @@ def test_cli_round_trip_writes_params_that_load_applies(index, data, tmp_path, c
     assert cli_main(["tune", "--index", str(path), "--queries", str(tmp_path / "q.txt"),
                      "--target-recall", "0.9"]) == 2
     assert ".npy or .hdf5" in capsys.readouterr().err
+    # Near-ties counted: the ground truth is computed (with scores), so a file of ids is refused.
+    assert cli_main(["tune", "--index", str(path), "--queries", str(tmp_path / "q.npy"), "--target-recall", "0.9",
+                     "--threads", "2", "--recall-tolerance", "0.001"]) == 0
+    assert "near-ties within 0.001" in capsys.readouterr().out
+    assert cli_main(["tune", "--index", str(path), "--queries", str(tmp_path / "q.npy"), "--ground-truth",
+                     str(tmp_path / "gt.npy"), "--target-recall", "0.9", "--recall-tolerance", "0.001"]) == 2
+    assert "leave out --ground-truth" in capsys.readouterr().err
 
 
 def test_tune_after_updates_with_custom_ids(data):

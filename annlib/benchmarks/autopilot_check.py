@@ -27,15 +27,17 @@ OURS = ("annlib+soar", "annlib")
 
 
 class Autopilot(Algorithm):
-    """annlib as `builder(train, k, measure).autopilot(target_recall=..., exact_scores=...)`
-    builds it; searched at the knobs it tuned. Build args: k, target_recall, exact_scores."""
+    """annlib as `builder(train, k, measure).autopilot(target_recall=..., exact_scores=...,
+    recall_tolerance=...)` builds it; searched at the knobs it tuned. Build args: k,
+    target_recall, exact_scores, recall_tolerance (default 0)."""
 
     def fit(self, train):
         import annlib
 
         a = self.build_args
         self.searcher = (annlib.builder(train, a["k"], self.measure)
-                         .autopilot(target_recall=a["target_recall"], exact_scores=a["exact_scores"])
+                         .autopilot(target_recall=a["target_recall"], exact_scores=a["exact_scores"],
+                                    recall_tolerance=a.get("recall_tolerance", 0.0))
                          .build(num_threads=self.threads, progress=False))
 
     def query(self, q, k):
@@ -63,7 +65,7 @@ def best_peers(records, dataset: str, targets, ours=OURS, recall_key: str = "rec
 
 
 def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, ours=OURS,
-          recall_key: str = "recall"):
+          recall_key: str = "recall", recall_tolerance: float = 0.0):
     """One row per (mode, target): autopilot's choice, its recall and its paired QPS against the
     peer's. `ours`: the run's labels that are annlib's, not peers; recall_key: best_peers'."""
     from .algorithms import FAMILIES
@@ -78,7 +80,8 @@ def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, 
     tuned, built_peers = {}, {}  # target -> autopilot's searcher and its figures
     for target in targets:
         print(f"autopilot(target_recall={target}) ...", file=sys.stderr, flush=True)
-        wrapper = Autopilot(measure, threads, k=k, target_recall=target, exact_scores=exact_scores)
+        wrapper = Autopilot(measure, threads, k=k, target_recall=target, exact_scores=exact_scores,
+                            recall_tolerance=recall_tolerance)
         start = time.perf_counter()
         wrapper.fit(train)
         build_s = time.perf_counter() - start
@@ -166,6 +169,9 @@ def main(argv=None) -> int:
     parser.add_argument("--peer-recall", choices=("distance", "ids"), default="distance",
                         help="which recall a peer point must reach: the run's (a point within the k-th true "
                              "distance + 1e-3 counts) or the share of true ids (what autopilot tunes for)")
+    parser.add_argument("--recall-tolerance", type=float, default=0.0,
+                        help="autopilot(recall_tolerance=...): near-ties at the k-th place count as found "
+                             "(1e-3 on angular data is the run's own recall)")
     parser.add_argument("--exact-scores", action="store_true",
                         help="autopilot(exact_scores=True): keep the float32 re-ranking copy")
     args = parser.parse_args(argv)
@@ -175,7 +181,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         rows = check(args.dataset, read_records(args.results), targets, args.rounds, args.exact_scores,
-                     recall_key="recall_ids" if args.peer_recall == "ids" else "recall")
+                     recall_key="recall_ids" if args.peer_recall == "ids" else "recall",
+                     recall_tolerance=args.recall_tolerance)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

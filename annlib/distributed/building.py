@@ -143,7 +143,8 @@ def _build_with_autopilot(builder: Builder, num_shards: int, *, data, ids, chunk
         database = builder.database if data is None and builder._ids is None else None
         result = tune(sharded, wanted["queries"], target_recall=wanted["target_recall"],
                       max_latency_us=wanted["max_latency_us"], ground_truth=wanted["ground_truth"],
-                      database=database, num_threads=num_threads, progress=progress)
+                      database=database, num_threads=num_threads, progress=progress,
+                      recall_tolerance=wanted.get("recall_tolerance", 0.0))
     except BaseException:
         sharded.shutdown()
         raise

@@ -18,8 +18,7 @@ from ..builder import register_autopilot
 from ..defaults import configure
 from ..quantized import QuantizedSearcher
 from ..quantized.reorder_copy import narrowed, stored_dtype
-from ..recall_math import id_recall
-from .tune import _queries_and_truth, neighbours_but_own, tune
+from .tune import _queries_and_truth, found_share, neighbours_but_own, tune
 
 NARROWER = ("int8", "bfloat16")  # tried in this order: the fewest bytes first
 MAX_RECALL_LOSS = 0.001          # recall a narrower copy may lose against the float32 one
@@ -38,21 +37,24 @@ def build_with_autopilot(staged, options: dict, num_threads: int, progress: bool
     database = staged.database if staged._ids is None else None
     result = tune(searcher, options["queries"], target_recall=options["target_recall"],
                   max_latency_us=options["max_latency_us"], ground_truth=options["ground_truth"],
-                  database=database, num_threads=num_threads, progress=progress)
+                  database=database, num_threads=num_threads, progress=progress,
+                  recall_tolerance=options.get("recall_tolerance", 0.0))
     searcher.set_default_params(result.params)
     if not options.get("exact_scores", True):
-        searcher = narrowest_copy(searcher, options["queries"], options["ground_truth"], database, num_threads)
+        searcher = narrowest_copy(searcher, options["queries"], options["ground_truth"], database, num_threads,
+                                  options.get("recall_tolerance", 0.0))
     searcher.tune_result = result
     return searcher
 
 
 def narrowest_copy(searcher: QuantizedSearcher, queries=None, ground_truth=None, database=None,
-                   num_threads: int = 0) -> QuantizedSearcher:
+                   num_threads: int = 0, recall_tolerance: float = 0.0) -> QuantizedSearcher:
     """The searcher with its float32 re-ranking copy repacked in the narrowest type (int8,
     then bfloat16) whose recall at the searcher's default settings is at most
     MAX_RECALL_LOSS below the float32 copy's, on `queries` (with `ground_truth`, or exact
     neighbours computed over `database`) or on a database sample searched for the other
-    points; the searcher itself where none is."""
+    points (recall counted as tune() counts it with `recall_tolerance`); the searcher itself
+    where none is."""
     config = searcher.config
     if config.reorder is None or config.reorder.dtype != "float32":
         return searcher
@@ -62,8 +64,9 @@ def narrowest_copy(searcher: QuantizedSearcher, queries=None, ground_truth=None,
         every = max(1, len(queries) // CHECK_QUERIES)
         queries = np.asarray(queries)[::every]
         ground_truth = None if ground_truth is None else np.asarray(ground_truth)[::every]
-    sample, truth, own, _ = _queries_and_truth(searcher, queries, ground_truth, database, k, 1, num_threads)
-    float32_recall = id_recall(_neighbours(searcher, sample, own, k, num_threads), truth, k)
+    sample, truth, own, _ = _queries_and_truth(searcher, queries, ground_truth, database, k, 1, num_threads,
+                                               recall_tolerance)
+    float32_recall = found_share(_neighbours(searcher, sample, own, k, num_threads), truth, k)
     squared_l2 = config.distance_measure == "squared_l2"
     for dtype in NARROWER:
         if dtype == held:
@@ -72,7 +75,7 @@ def narrowest_copy(searcher: QuantizedSearcher, queries=None, ground_truth=None,
         # The config carries the tuned settings (set_default_params wrote them there).
         narrow = QuantizedSearcher(dataclasses.replace(config, reorder=dataclasses.replace(config.reorder, dtype=dtype)),
                                    arrays, simd_level=searcher.simd_level)
-        if float32_recall - id_recall(_neighbours(narrow, sample, own, k, num_threads), truth, k) <= MAX_RECALL_LOSS:
+        if float32_recall - found_share(_neighbours(narrow, sample, own, k, num_threads), truth, k) <= MAX_RECALL_LOSS:
             return narrow
     return searcher
 

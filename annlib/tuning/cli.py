@@ -30,6 +30,9 @@ def add_arguments(parser) -> None:
     target.add_argument("--target-recall", type=float, help="cheapest setting reaching this recall@k")
     target.add_argument("--max-latency-us", type=float, help="best recall within this single-query latency")
     parser.add_argument("-k", type=int, help="neighbours per query (default: the index's num_neighbors)")
+    parser.add_argument("--recall-tolerance", type=float, default=0.0,
+                        help="count a returned point within this of the k-th true score as found (ann-benchmarks "
+                             "counts 1e-3); needs exact scores, so the ground truth is computed, not read")
     parser.add_argument("--threads", type=int, default=0, help="threads for ground truth and ranks (0 = all)")
     parser.add_argument("--write", action="store_true", help="store the settings in the index directory")
 
@@ -72,8 +75,12 @@ def run_tune(args) -> int:
     queries, truth = _load_queries(args.queries, args.ground_truth)
     if args.ground_truth:
         truth = np.load(args.ground_truth, allow_pickle=False)
+    if args.recall_tolerance:
+        truth = None  # a file's neighbours carry no scores; the tuner computes them (an explicit file errors)
+        if args.ground_truth:
+            raise ValueError("--recall-tolerance compares exact scores: leave out --ground-truth")
     result = tune(searcher, queries, target_recall=args.target_recall, max_latency_us=args.max_latency_us,
-                  k=args.k, ground_truth=truth, num_threads=args.threads)
+                  k=args.k, ground_truth=truth, num_threads=args.threads, recall_tolerance=args.recall_tolerance)
     print_result(result)
     if args.write:
         searcher.set_default_params(result.params)

@@ -89,12 +89,19 @@ def _positions_by_sorting(candidates: np.ndarray, wanted: np.ndarray, missing: i
 
 
 def record_ranks(searcher, queries: np.ndarray, truth: np.ndarray, max_reorder: int, leaves: np.ndarray,
-                 num_threads: int = 0, progress=None, exclude: np.ndarray | None = None) -> RankTable:
-    """The RankTable of `queries` with true ids `truth` [nq, k], read through the index's
+                 num_threads: int = 0, progress=None, exclude: np.ndarray | None = None,
+                 k: int | None = None) -> RankTable:
+    """The RankTable of `queries` with true ids `truth` [nq, m], read through the index's
     public view of its internals (leaf_order, leaves_of, leaf_slots, ah_candidates).
     exclude: per query, an id that does not count (a database point used as a query is
-    its own nearest neighbour; searches drop it, so it must not take a candidate's place)."""
+    its own nearest neighbour; searches drop it, so it must not take a candidate's place).
+    k: with m > k, the rows list more points that count as found (ties within a tolerance,
+    -1 padding after them) and a query finds at most k: each stage keeps the k best ranks
+    of its row, since any k of them re-ranked fill the k results."""
     num_leaves = searcher.num_leaves
+    k = truth.shape[1] if k is None else k
+    valid = truth >= 0
+    truth = np.where(valid, truth, truth[:, :1])  # padding looked up as the row's first id, then dropped
     order = searcher.leaf_order(queries, num_threads=num_threads)   # [nq, L] best leaf first
     rank_of_leaf = np.empty_like(order)
     np.put_along_axis(rank_of_leaf, order, np.arange(num_leaves, dtype=order.dtype)[None, :].repeat(len(queries), 0),
@@ -106,20 +113,27 @@ def record_ranks(searcher, queries: np.ndarray, truth: np.ndarray, max_reorder: 
         leaf = held[..., copy]
         rank = np.take_along_axis(rank_of_leaf, np.maximum(leaf, 0), axis=1)
         best = np.where(leaf >= 0, np.minimum(best, rank), best)
+    best = _best_k(np.where(valid, best, num_leaves), k)
 
     sizes = searcher.leaf_slots()
     scanned = np.cumsum(sizes[order], axis=1).mean(axis=0)    # [num_leaves] mean slots over the first l leaves
 
-    ah_rank = np.empty((len(leaves), *truth.shape), dtype=np.int32)
+    ah_rank = np.empty((len(leaves), len(truth), k), dtype=np.int32)
     for g, l in enumerate(leaves):
         candidates, _ = searcher.ah_candidates(queries, int(l), max_reorder, num_threads=num_threads)
         if exclude is None:
-            ah_rank[g] = _positions(candidates, truth, max_reorder)
+            ranks = _positions(candidates, truth, max_reorder)
         else:
             found = _positions(candidates, np.concatenate([truth, exclude[:, None]], axis=1), max_reorder)
-            ah_rank[g], own = found[:, :-1], found[:, -1:]
-            ah_rank[g] -= ((own < ah_rank[g]) & (ah_rank[g] < max_reorder)).astype(np.int32)
+            ranks, own = found[:, :-1], found[:, -1:]
+            ranks -= ((own < ranks) & (ranks < max_reorder)).astype(np.int32)
+        ah_rank[g] = _best_k(np.where(valid, ranks, max_reorder), k)
         if progress is not None:
             progress.update(1)
     return RankTable(np.asarray(leaves), max_reorder, ah_rank, best.astype(np.int32),
                      scanned[np.asarray(leaves) - 1])
+
+
+def _best_k(ranks: np.ndarray, k: int) -> np.ndarray:
+    """The k smallest of each row (the row itself when it is k wide)."""
+    return ranks if ranks.shape[1] == k else np.sort(ranks, axis=1)[:, :k]

@@ -10,7 +10,6 @@ from .._validate import as_float_matrix, check_k, check_num_threads
 from ..config import BruteForceConfig, IndexConfig
 from ..quantized import QuantizedSearcher
 from ..searcher import BruteForceSearcher
-from ..recall_math import id_recall
 from .cost import CostModel, measure_cost_model
 from ..params import SearchParams
 from .results import TuneResult
@@ -31,7 +30,8 @@ TUNER_VIEW = ("leaf_order", "leaves_of", "leaf_slots", "ah_candidates", "stage_t
 
 def tune(searcher, queries=None, *, target_recall: float | None = None, max_latency_us: float | None = None,
          k: int | None = None, ground_truth=None, database=None, holdout_fraction: float = 0.2,
-         num_threads: int = 0, seed: int = 0, progress: bool | None = None, cost_model: dict | None = None) -> TuneResult:
+         num_threads: int = 0, seed: int = 0, progress: bool | None = None, cost_model: dict | None = None,
+         recall_tolerance: float = 0.0) -> TuneResult:
     """Chooses leaves_to_search and pre_reorder_num_neighbors for a quantized index (one, or
     sharded: anything with TUNER_VIEW).
 
@@ -46,6 +46,11 @@ def tune(searcher, queries=None, *, target_recall: float | None = None, max_late
     cost_model: the constants of an earlier result (TuneResult.cost_model) of the same
     index on the same machine: no stage is timed again, so tuning the same index for
     another target is faster and predicts with the same costs.
+    recall_tolerance: 0 counts only the true top-k ids as found; a positive value also counts
+    a returned point whose exact score is within it of the k-th true score (in the index's
+    units: dot products, squared L2 distances), as ann-benchmarks' recall does with its
+    1e-3, so that near-ties at the k-th place are not misses. It needs exact scores, so no
+    ground_truth with it.
     """
     started = time.perf_counter()
     if not isinstance(searcher, QuantizedSearcher) and not all(callable(getattr(searcher, view, None))
@@ -65,11 +70,14 @@ def tune(searcher, queries=None, *, target_recall: float | None = None, max_late
         raise ValueError(f"max_latency_us must be > 0, got {max_latency_us!r}")
     if not 0 < holdout_fraction < 1:
         raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}")
+    if not (isinstance(recall_tolerance, (int, float)) and not isinstance(recall_tolerance, bool)
+            and np.isfinite(recall_tolerance) and recall_tolerance >= 0):
+        raise ValueError(f"recall_tolerance must be a finite number >= 0, got {recall_tolerance!r}")
     num_threads = check_num_threads(num_threads)
     k = check_k(searcher.config.num_neighbors if k is None else k, searcher.size(), "k")
 
     queries, truth, exclude, source = _queries_and_truth(searcher, queries, ground_truth, database, k, seed,
-                                                         num_threads)
+                                                         num_threads, float(recall_tolerance))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(queries))
     num_heldout = max(1, int(round(holdout_fraction * len(queries))))
@@ -97,7 +105,7 @@ def tune(searcher, queries=None, *, target_recall: float | None = None, max_late
                 bar.total += len(leaves)
                 bar.refresh()
             table = record_ranks(searcher, queries[fit], truth[fit], max_reorder, leaves, num_threads, bar,
-                                 None if exclude is None else exclude[fit])
+                                 None if exclude is None else exclude[fit], k=k)
             if model is None:
                 model = measure_cost_model(searcher, queries[fit], k, table, bar)
             recall = table.recall()
@@ -118,7 +126,8 @@ def tune(searcher, queries=None, *, target_recall: float | None = None, max_late
                                                 None if exclude is None else exclude[heldout])
     return TuneResult(params, target_recall, max_latency_us, float(recall[g, r]), float(cost[g, r]),
                       heldout_recall, heldout_latency, len(fit), len(heldout), source,
-                      time.perf_counter() - started, model.as_dict(), frontier_points(explored, leaves), margin)
+                      time.perf_counter() - started, model.as_dict(), frontier_points(explored, leaves), margin,
+                      float(recall_tolerance))
 
 
 def _solve(table, recall, cost, k, target_recall, max_latency_us):
@@ -149,8 +158,12 @@ def _out_of_reach(exc, leaves, k, target_recall, max_latency_us) -> ValueError:
                       f"pre_reorder_num_neighbors={r})")
 
 
-def _queries_and_truth(searcher, queries, ground_truth, database, k, seed, num_threads):
-    """Validated (queries, true ids [nq, k], ids to exclude per query or None, where the queries came from)."""
+def _queries_and_truth(searcher, queries, ground_truth, database, k, seed, num_threads, tolerance: float = 0.0):
+    """Validated (queries, true ids, ids to exclude per query or None, where the queries came
+    from). The true ids are [nq, k]; with a tolerance they are [nq, k + TOLERANCE_EXTRA(k)]:
+    the top k, then the next points whose exact score is within `tolerance` of the k-th, -1
+    beyond them (found_share counts any of them, k at most per query)."""
+    wider = k + (_tolerance_extra(k) if tolerance > 0 else 0)
     if queries is None:
         ids, rows = _database(searcher, database)
         rng = np.random.default_rng(seed)
@@ -158,17 +171,24 @@ def _queries_and_truth(searcher, queries, ground_truth, database, k, seed, num_t
         queries = np.ascontiguousarray(rows[pick], dtype=np.float32)
         if ground_truth is not None:
             raise ValueError("ground_truth belongs to given queries; without queries the tuner computes it")
-        nearest = ids[_exact(searcher, rows, queries, k + 1, num_threads)]
+        positions, scores = _exact(searcher, rows, queries, min(wider + 1, len(rows)), num_threads)
+        nearest = ids[positions]
         # A database row's nearest point is itself: drop it (or the last, should ties hide it).
         own = ids[pick]
         keep = nearest != own[:, None]
-        truth = np.stack([row[mask][:k] for row, mask in zip(nearest, keep)])
-        return queries, truth, own, "database sample (no query log)"
+        keep[keep.all(axis=1), -1] = False
+        truth = nearest[keep].reshape(len(nearest), -1)
+        scores = scores[keep].reshape(len(nearest), -1)
+        return queries, _within(truth, scores, k, tolerance), own, "database sample (no query log)"
     queries = as_float_matrix(queries, "queries", dim=searcher.dim)
     if ground_truth is None:
         ids, rows = _database(searcher, database)
-        truth = ids[_exact(searcher, rows, queries, k, num_threads)]
+        positions, scores = _exact(searcher, rows, queries, min(wider, len(rows)), num_threads)
+        truth = _within(ids[positions], scores, k, tolerance)
     else:
+        if tolerance > 0:
+            raise ValueError("recall_tolerance compares exact scores, which ground_truth does not give: pass "
+                             "database= (or an index with a float32 reorder copy) and no ground_truth")
         truth = np.asarray(ground_truth)
         if truth.ndim != 2 or truth.shape[0] != len(queries) or truth.shape[1] < k:
             raise ValueError(f"ground_truth must have shape ({len(queries)}, >= {k}), got {truth.shape}")
@@ -178,6 +198,29 @@ def _queries_and_truth(searcher, queries, ground_truth, database, k, seed, num_t
         if not searcher.contains(np.unique(truth)).all():
             raise ValueError("ground_truth holds ids the index does not hold")
     return queries, truth, None, "given queries"
+
+
+def _tolerance_extra(k: int) -> int:
+    """Points beyond the k-th read for ties within a tolerance: a query with more of them
+    counts only these (its recall estimate can only come out low)."""
+    return k + 16
+
+
+def _within(truth, scores, k: int, tolerance: float):
+    """The top k ids, and beyond them those whose score is within `tolerance` of the k-th
+    (-1 elsewhere); [nq, k] when the tolerance is 0."""
+    if tolerance <= 0:
+        return truth[:, :k]
+    near = np.abs(scores - scores[:, k - 1:k]) <= tolerance
+    near[:, :k] = True
+    return np.where(near & (truth >= 0), truth, -1)
+
+
+def found_share(ids, truth, k: int) -> float:
+    """Share of the true neighbours found: per query, the first k returned ids that are among
+    its row of `truth` (-1 padding never counts), over k; with [nq, k] truth, recall@k."""
+    hits = sum(len(np.intersect1d(a[:k][a[:k] >= 0], b[b >= 0])) for a, b in zip(ids, truth))
+    return hits / (k * len(truth))
 
 
 def _database(searcher, database):
@@ -201,11 +244,11 @@ def _database(searcher, database):
 
 
 def _exact(searcher, rows, queries, k, num_threads):
-    """Positions in rows of each query's exact k nearest."""
+    """(positions in rows, scores) of each query's exact k nearest, best first."""
     config = IndexConfig(num_neighbors=k, distance_measure=searcher.distance_measure,
                          brute_force=BruteForceConfig())
     exact = BruteForceSearcher.build(config, rows, num_threads)
-    return exact.search_batched(queries, num_threads=num_threads)[0]
+    return exact.search_batched(queries, num_threads=num_threads)
 
 
 def neighbours_but_own(searcher, queries, own, k: int, **knobs) -> list:
@@ -226,7 +269,7 @@ def _validate(searcher, queries, truth, params, exclude=None):
         ids = neighbours_but_own(searcher, queries, exclude, params.final_num_neighbors,
                                  leaves_to_search=params.leaves_to_search,
                                  pre_reorder_num_neighbors=min(params.pre_reorder_num_neighbors + 1, searcher.size()))
-    recall = id_recall(ids, truth, params.final_num_neighbors)
+    recall = found_share(ids, truth, params.final_num_neighbors)
     for q in queries[:10]:
         searcher.search(q, **knobs)
     start = time.perf_counter()
