@@ -160,9 +160,9 @@ def _out_of_reach(exc, leaves, k, target_recall, max_latency_us) -> ValueError:
 
 def _queries_and_truth(searcher, queries, ground_truth, database, k, seed, num_threads, tolerance: float = 0.0):
     """Validated (queries, true ids, ids to exclude per query or None, where the queries came
-    from). The true ids are [nq, k]; with a tolerance they are [nq, k + TOLERANCE_EXTRA(k)]:
-    the top k, then the next points whose exact score is within `tolerance` of the k-th, -1
-    beyond them (found_share counts any of them, k at most per query)."""
+    from). The true ids are [nq, k]; with a tolerance [nq, k + _tolerance_extra(k)]: the top
+    k, then the next points whose exact score is within `tolerance` of the k-th, -1 beyond
+    them (found_share counts any of them, k at most per query)."""
     wider = k + (_tolerance_extra(k) if tolerance > 0 else 0)
     if queries is None:
         ids, rows = _database(searcher, database)
