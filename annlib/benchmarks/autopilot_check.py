@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from .algorithms import Algorithm
-from .paired import _build_key, timed_qps
+from .paired import fitted, timed_qps
 from .plot import MODES, TARGETS, read_records, select_points
 from .recall import id_recall, knn_recall, metric_distances
 from .runner import load_dataset
@@ -68,8 +68,6 @@ def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, 
           recall_key: str = "recall", recall_tolerance: float = 0.0):
     """One row per (mode, target): autopilot's choice, its recall and its paired QPS against the
     peer's. `ours`: the run's labels that are annlib's, not peers; recall_key: best_peers'."""
-    from .algorithms import FAMILIES
-
     peers = best_peers(records, _dataset_name(dataset_path), targets, ours, recall_key)
     if not peers:
         raise ValueError(f"no peer point of {dataset_path} in the results")
@@ -92,12 +90,7 @@ def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, 
         print(f"  {tuned[target]['description']}: recall {recall:.4f} (ids {tuned[target]['recall_ids']:.4f}), "
               f"{build_s:.1f} s", file=sys.stderr, flush=True)
     for p in peers.values():
-        key = _build_key(p)
-        if key not in built_peers:
-            print(f"building {p['name']}", file=sys.stderr, flush=True)
-            wrapper = FAMILIES[p["family"]][0](measure, threads, **p["build"])
-            wrapper.fit(train)
-            built_peers[key] = wrapper
+        fitted(built_peers, p, measure, threads, train)
     cells = [(mode, target) for _, mode, _ in MODES for target in targets if (mode, target) in peers]
     best = {}
     for r in range(rounds):
@@ -107,7 +100,7 @@ def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, 
                     wrapper = tuned[target]["wrapper"]
                 else:
                     p = peers[(mode, target)]
-                    wrapper = built_peers[_build_key(p)]
+                    wrapper = fitted(built_peers, p, measure, threads, train)
                     wrapper.set_query_arguments(**p["query"])
                 qps = timed_qps(wrapper, mode, queries, single, k)
                 best[(mode, target, side)] = max(best.get((mode, target, side), 0.0), qps)

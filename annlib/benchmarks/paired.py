@@ -42,6 +42,19 @@ def _build_key(point: dict) -> tuple:
     return point["family"], json.dumps(point["build"], sort_keys=True)
 
 
+def fitted(builds: dict, point: dict, measure: str, threads: int, train):
+    """The wrapper of a point's build, fitted once: `builds` keeps one per (family, build args)."""
+    from .algorithms import FAMILIES
+
+    key = _build_key(point)
+    if key not in builds:
+        print(f"building {point['name']}", file=sys.stderr, flush=True)
+        wrapper = FAMILIES[point["family"]][0](measure, threads, **point["build"])
+        wrapper.fit(train)
+        builds[key] = wrapper
+    return builds[key]
+
+
 def timed_qps(wrapper, mode: str, queries, single, k: int) -> float:
     """One timing of a wrapper at its current query arguments: all `queries` in one call
     ("batched") or `single` one per call ("single"), repeated until half a second was timed."""
@@ -56,8 +69,6 @@ def timed_qps(wrapper, mode: str, queries, single, k: int) -> float:
 
 def remeasure(dataset_path: str, chosen: list[dict], rounds: int) -> list[dict]:
     """Each cell with paired QPS for both of its points ('paired_ours', 'paired_peer')."""
-    from .algorithms import FAMILIES
-
     first = chosen[0]["ours"]
     k, threads = first["k"], first["threads"]
     _, _, measure, train, queries, _, _ = load_dataset(dataset_path, first["num_queries"], k)
@@ -65,20 +76,14 @@ def remeasure(dataset_path: str, chosen: list[dict], rounds: int) -> list[dict]:
     builds = {}  # one fitted wrapper per (family, build args)
     for cell in chosen:
         for side in ("ours", "peer"):
-            p = cell[side]
-            key = _build_key(p)
-            if key not in builds:
-                print(f"building {p['name']}", file=sys.stderr, flush=True)
-                wrapper = FAMILIES[p["family"]][0](measure, threads, **p["build"])
-                wrapper.fit(train)
-                builds[key] = wrapper
+            fitted(builds, cell[side], measure, threads, train)
     best = {}
     for r in range(rounds):
         for i, cell in enumerate(chosen):
             # Alternate which side goes first, so neither always follows the other's cache state.
             for side in (("ours", "peer") if (r + i) % 2 == 0 else ("peer", "ours")):
                 p = cell[side]
-                wrapper = builds[_build_key(p)]
+                wrapper = fitted(builds, p, measure, threads, train)
                 wrapper.set_query_arguments(**p["query"])
                 qps = timed_qps(wrapper, cell["mode"], queries, single, k)
                 best[(i, side)] = max(best.get((i, side), 0.0), qps)
