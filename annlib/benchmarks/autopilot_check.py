@@ -29,7 +29,8 @@ OURS = ("annlib+soar", "annlib")
 class Autopilot(Algorithm):
     """annlib as `builder(train, k, measure).autopilot(target_recall=..., exact_scores=...,
     recall_tolerance=...)` builds it; searched at the knobs it tuned. Build args: k,
-    target_recall, exact_scores, recall_tolerance (default 0)."""
+    target_recall, exact_scores, recall_tolerance (default 0), query_log (queries it may tune
+    on, as a user's logged traffic; default none: a database sample)."""
 
     def fit(self, train):
         import annlib
@@ -37,7 +38,7 @@ class Autopilot(Algorithm):
         a = self.build_args
         self.searcher = (annlib.builder(train, a["k"], self.measure)
                          .autopilot(target_recall=a["target_recall"], exact_scores=a["exact_scores"],
-                                    recall_tolerance=a.get("recall_tolerance", 0.0))
+                                    recall_tolerance=a.get("recall_tolerance", 0.0), queries=a.get("query_log"))
                          .build(num_threads=self.threads, progress=False))
 
     def query(self, q, k):
@@ -65,9 +66,11 @@ def best_peers(records, dataset: str, targets, ours=OURS, recall_key: str = "rec
 
 
 def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, ours=OURS,
-          recall_key: str = "recall", recall_tolerance: float = 0.0):
+          recall_key: str = "recall", recall_tolerance: float = 0.0, query_log: int = 0):
     """One row per (mode, target): autopilot's choice, its recall and its paired QPS against the
-    peer's. `ours`: the run's labels that are annlib's, not peers; recall_key: best_peers'."""
+    peer's. `ours`: the run's labels that are annlib's, not peers; recall_key: best_peers'.
+    query_log: autopilot tunes on the last that many test queries, and its recall is measured
+    on the others (the single-query timings use the first ones, which it never saw)."""
     peers = best_peers(records, _dataset_name(dataset_path), targets, ours, recall_key)
     if not peers:
         raise ValueError(f"no peer point of {dataset_path} in the results")
@@ -75,17 +78,23 @@ def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, 
     k, threads = first["k"], first["threads"]
     _, metric, measure, train, queries, true_distances, true_ids = load_dataset(dataset_path, first["num_queries"], k)
     single = queries[:first["single_queries"]]
+    if not 0 <= query_log <= len(queries) - len(single):
+        raise ValueError(f"--query-log takes 0 to {len(queries) - len(single)} queries (the single-query "
+                         "timings use the first ones, which autopilot must not have seen)")
+    unseen = slice(0, len(queries) - query_log)
+    log = queries[len(queries) - query_log:] if query_log else None
     tuned, built_peers = {}, {}  # target -> autopilot's searcher and its figures
     for target in targets:
         print(f"autopilot(target_recall={target}) ...", file=sys.stderr, flush=True)
         wrapper = Autopilot(measure, threads, k=k, target_recall=target, exact_scores=exact_scores,
-                            recall_tolerance=recall_tolerance)
+                            recall_tolerance=recall_tolerance, query_log=log)
         start = time.perf_counter()
         wrapper.fit(train)
         build_s = time.perf_counter() - start
-        ids = np.asarray(wrapper.batch_query(queries, k))
-        recall = knn_recall(true_distances, metric_distances(metric, queries, train, ids), k)
-        tuned[target] = dict(wrapper=wrapper, recall=recall, recall_ids=id_recall(ids, true_ids, k), build_s=build_s,
+        ids = np.asarray(wrapper.batch_query(queries[unseen], k))
+        recall = knn_recall(true_distances[unseen], metric_distances(metric, queries[unseen], train, ids), k)
+        tuned[target] = dict(wrapper=wrapper, recall=recall, recall_ids=id_recall(ids, true_ids[unseen], k),
+                             build_s=build_s,
                              description=_describe(wrapper.searcher))
         print(f"  {tuned[target]['description']}: recall {recall:.4f} (ids {tuned[target]['recall_ids']:.4f}), "
               f"{build_s:.1f} s", file=sys.stderr, flush=True)
@@ -165,6 +174,9 @@ def main(argv=None) -> int:
     parser.add_argument("--recall-tolerance", type=float, default=0.0,
                         help="autopilot(recall_tolerance=...): near-ties at the k-th place count as found "
                              "(1e-3 on angular data is the run's own recall)")
+    parser.add_argument("--query-log", type=int, default=0, metavar="N",
+                        help="give autopilot the last N test queries to tune on (a user's query log) and "
+                             "measure its recall on the others (default 0: it tunes on database rows)")
     parser.add_argument("--exact-scores", action="store_true",
                         help="autopilot(exact_scores=True): keep the float32 re-ranking copy")
     args = parser.parse_args(argv)
@@ -175,7 +187,7 @@ def main(argv=None) -> int:
     try:
         rows = check(args.dataset, read_records(args.results), targets, args.rounds, args.exact_scores,
                      recall_key="recall_ids" if args.peer_recall == "ids" else "recall",
-                     recall_tolerance=args.recall_tolerance)
+                     recall_tolerance=args.recall_tolerance, query_log=args.query_log)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
