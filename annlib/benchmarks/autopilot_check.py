@@ -69,8 +69,9 @@ def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, 
           recall_key: str = "recall", recall_tolerance: float = 0.0, query_log: int = 0):
     """One row per (mode, target): autopilot's choice, its recall and its paired QPS against the
     peer's. `ours`: the run's labels that are annlib's, not peers; recall_key: best_peers'.
-    query_log: autopilot tunes on the last that many test queries, and its recall is measured
-    on the others (the single-query timings use the first ones, which it never saw)."""
+    query_log: autopilot tunes on that many test queries, evenly spaced through them (test sets
+    often run picture by picture or topic by topic), and its recall is measured on the others;
+    the timings use the run's queries as they are."""
     peers = best_peers(records, _dataset_name(dataset_path), targets, ours, recall_key)
     if not peers:
         raise ValueError(f"no peer point of {dataset_path} in the results")
@@ -78,11 +79,12 @@ def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, 
     k, threads = first["k"], first["threads"]
     _, metric, measure, train, queries, true_distances, true_ids = load_dataset(dataset_path, first["num_queries"], k)
     single = queries[:first["single_queries"]]
-    if not 0 <= query_log <= len(queries) - len(single):
-        raise ValueError(f"--query-log takes 0 to {len(queries) - len(single)} queries (the single-query "
-                         "timings use the first ones, which autopilot must not have seen)")
-    unseen = slice(0, len(queries) - query_log)
-    log = queries[len(queries) - query_log:] if query_log else None
+    if not 0 <= query_log <= len(queries) // 2:
+        raise ValueError(f"--query-log takes 0 to {len(queries) // 2} queries (the others measure the recall)")
+    logged = np.zeros(len(queries), dtype=bool)
+    logged[np.linspace(0, len(queries) - 1, query_log).round().astype(int) if query_log else []] = True
+    unseen = ~logged
+    log = queries[logged] if query_log else None
     tuned, built_peers = {}, {}  # target -> autopilot's searcher and its figures
     for target in targets:
         print(f"autopilot(target_recall={target}) ...", file=sys.stderr, flush=True)
@@ -175,8 +177,8 @@ def main(argv=None) -> int:
                         help="autopilot(recall_tolerance=...): near-ties at the k-th place count as found "
                              "(1e-3 on angular data is the run's own recall)")
     parser.add_argument("--query-log", type=int, default=0, metavar="N",
-                        help="give autopilot the last N test queries to tune on (a user's query log) and "
-                             "measure its recall on the others (default 0: it tunes on database rows)")
+                        help="give autopilot N test queries, evenly spaced, to tune on (a user's query log) "
+                             "and measure its recall on the others (default 0: it tunes on database rows)")
     parser.add_argument("--exact-scores", action="store_true",
                         help="autopilot(exact_scores=True): keep the float32 re-ranking copy")
     args = parser.parse_args(argv)
