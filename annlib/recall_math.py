@@ -17,9 +17,15 @@ def id_recall(ids, true_ids, k: int) -> float:
     ids, true_ids = _per_query(ids, true_ids)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
-    ids, true_ids = ids[:, :k], true_ids[:, :k]
-    hits = sum(len(np.intersect1d(a[a >= 0], b)) for a, b in zip(ids, true_ids))
-    return hits / (k * len(true_ids))
+    return found_share(ids, true_ids[:, :k], k)
+
+
+def found_share(ids, truth, k: int) -> float:
+    """Share of the true neighbours found: per query, the first k returned ids that are among
+    its row of `truth` (every id there counts; -1 padding never does), over k. Rows may be
+    ragged (lists of arrays); with truth [nq, k], recall@k."""
+    hits = sum(len(np.intersect1d(a[:k][a[:k] >= 0], b[b >= 0])) for a, b in zip(ids, truth))
+    return hits / (k * len(truth))
 
 
 def recall_at_k(ids, true_ids, k: int | None = None) -> float:

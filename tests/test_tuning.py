@@ -190,7 +190,8 @@ def test_impossible_targets_say_what_is_reachable(index, data):
 
 
 def test_within_and_found_share_count_near_ties():
-    from annlib.tuning.tune import _within, found_share
+    from annlib.recall_math import found_share
+    from annlib.tuning.tune import _within
 
     ids = np.array([[4, 7, 9, 2, 5], [1, 3, 8, 6, 0]])
     scores = np.array([[0.9, 0.8, 0.7, 0.6999, 0.5], [5.0, 6.0, 7.0, 9.0, 12.0]])  # best first either way
@@ -204,7 +205,8 @@ def test_within_and_found_share_count_near_ties():
 
 
 def test_recall_tolerance_counts_near_ties_as_found():
-    from annlib.tuning.tune import _exact, _within, found_share
+    from annlib.recall_math import found_share
+    from annlib.tuning.tune import _exact, _within
 
     # Small integers: many points tie at the 10th distance, and which of them the exact top 10
     # holds is an id tie-break that the id-based recall then demands.

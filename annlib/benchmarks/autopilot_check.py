@@ -18,10 +18,10 @@ import time
 import numpy as np
 
 from .algorithms import Algorithm
-from .paired import fitted, timed_qps
-from .plot import MODES, TARGETS, read_records, select_points
+from .paired import alternating_best, fitted, timed_qps
+from .plot import MODES, TARGETS, best_qps, read_records, select_points
 from .recall import id_recall, knn_recall, metric_distances
-from .runner import load_dataset
+from .runner import dataset_name, load_dataset
 
 OURS = ("annlib+soar", "annlib")
 
@@ -57,9 +57,8 @@ def best_peers(records, dataset: str, targets, ours=OURS, recall_key: str = "rec
     out = {}
     for qps_key, mode, _ in MODES:
         for target in targets:
-            found = [max(eligible, key=lambda p: p[qps_key])
-                     for eligible in ([p for p in by_algorithm[a] if p[recall_key] >= target] for a in peers)
-                     if eligible]
+            found = [p for p in (best_qps(by_algorithm[a], qps_key, target, recall_key) for a in peers)
+                     if p is not None]
             if found:
                 out[(mode, target)] = max(found, key=lambda p: p[qps_key])
     return out
@@ -72,7 +71,7 @@ def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, 
     query_log: autopilot tunes on that many test queries, evenly spaced through them (test sets
     often run picture by picture or topic by topic), and its recall is measured on the others;
     the timings use the run's queries as they are."""
-    peers = best_peers(records, _dataset_name(dataset_path), targets, ours, recall_key)
+    peers = best_peers(records, dataset_name(dataset_path), targets, ours, recall_key)
     if not peers:
         raise ValueError(f"no peer point of {dataset_path} in the results")
     first = next(iter(peers.values()))
@@ -82,7 +81,7 @@ def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, 
     if not 0 <= query_log <= len(queries) // 2:
         raise ValueError(f"--query-log takes 0 to {len(queries) // 2} queries (the others measure the recall)")
     logged = np.zeros(len(queries), dtype=bool)
-    logged[np.linspace(0, len(queries) - 1, query_log).round().astype(int) if query_log else []] = True
+    logged[np.linspace(0, len(queries) - 1, query_log).round().astype(int)] = True
     unseen = ~logged
     log = queries[logged] if query_log else None
     tuned, built_peers = {}, {}  # target -> autopilot's searcher and its figures
@@ -103,32 +102,25 @@ def check(dataset_path: str, records, targets, rounds: int, exact_scores: bool, 
     for p in peers.values():
         fitted(built_peers, p, measure, threads, train)
     cells = [(mode, target) for _, mode, _ in MODES for target in targets if (mode, target) in peers]
-    best = {}
-    for r in range(rounds):
-        for i, (mode, target) in enumerate(cells):
-            for side in (("ours", "peer") if (r + i) % 2 == 0 else ("peer", "ours")):
-                if side == "ours":
-                    wrapper = tuned[target]["wrapper"]
-                else:
-                    p = peers[(mode, target)]
-                    wrapper = fitted(built_peers, p, measure, threads, train)
-                    wrapper.set_query_arguments(**p["query"])
-                qps = timed_qps(wrapper, mode, queries, single, k)
-                best[(mode, target, side)] = max(best.get((mode, target, side), 0.0), qps)
-        print(f"round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+
+    def qps_of(i, side):
+        mode, target = cells[i]
+        if side == "ours":
+            wrapper = tuned[target]["wrapper"]
+        else:
+            p = peers[(mode, target)]
+            wrapper = fitted(built_peers, p, measure, threads, train)
+            wrapper.set_query_arguments(**p["query"])
+        return timed_qps(wrapper, mode, queries, single, k)
+
+    best = alternating_best(rounds, len(cells), qps_of)
     rows = []
-    for mode, target in cells:
+    for i, (mode, target) in enumerate(cells):
         rows.append(dict(mode=mode, target=target, recall=tuned[target]["recall"],
                          recall_ids=tuned[target]["recall_ids"], build_s=tuned[target]["build_s"],
                          description=tuned[target]["description"], peer=peers[(mode, target)],
-                         qps=best[(mode, target, "ours")], peer_qps=best[(mode, target, "peer")]))
+                         qps=best[(i, "ours")], peer_qps=best[(i, "peer")]))
     return rows
-
-
-def _dataset_name(path: str) -> str:
-    from ..datasets import read_hdf5
-
-    return read_hdf5(path).name
 
 
 def _describe(searcher) -> str:

@@ -13,7 +13,7 @@ import sys
 import time
 
 from .plot import MODES, TARGETS, best_qps, read_records, select_points
-from .runner import _best_seconds, load_dataset
+from .runner import _best_seconds, dataset_name, load_dataset
 
 OURS = ("annlib+soar", "annlib")
 
@@ -67,6 +67,19 @@ def timed_qps(wrapper, mode: str, queries, single, k: int) -> float:
     return len(single) / _best_seconds(one_by_one, 1)
 
 
+def alternating_best(rounds: int, count: int, qps_of) -> dict:
+    """{(cell, side): the best of `rounds` timings}: qps_of(cell, side) for cells 0..count-1
+    and sides "ours" and "peer", the side that goes first alternating by round and cell, so
+    neither always follows the other's cache state."""
+    best = {}
+    for r in range(rounds):
+        for i in range(count):
+            for side in (("ours", "peer") if (r + i) % 2 == 0 else ("peer", "ours")):
+                best[(i, side)] = max(best.get((i, side), 0.0), qps_of(i, side))
+        print(f"round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+    return best
+
+
 def remeasure(dataset_path: str, chosen: list[dict], rounds: int) -> list[dict]:
     """Each cell with paired QPS for both of its points ('paired_ours', 'paired_peer')."""
     first = chosen[0]["ours"]
@@ -77,17 +90,14 @@ def remeasure(dataset_path: str, chosen: list[dict], rounds: int) -> list[dict]:
     for cell in chosen:
         for side in ("ours", "peer"):
             fitted(builds, cell[side], measure, threads, train)
-    best = {}
-    for r in range(rounds):
-        for i, cell in enumerate(chosen):
-            # Alternate which side goes first, so neither always follows the other's cache state.
-            for side in (("ours", "peer") if (r + i) % 2 == 0 else ("peer", "ours")):
-                p = cell[side]
-                wrapper = fitted(builds, p, measure, threads, train)
-                wrapper.set_query_arguments(**p["query"])
-                qps = timed_qps(wrapper, cell["mode"], queries, single, k)
-                best[(i, side)] = max(best.get((i, side), 0.0), qps)
-        print(f"round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+
+    def qps_of(i, side):
+        p = chosen[i][side]
+        wrapper = fitted(builds, p, measure, threads, train)
+        wrapper.set_query_arguments(**p["query"])
+        return timed_qps(wrapper, chosen[i]["mode"], queries, single, k)
+
+    best = alternating_best(rounds, len(chosen), qps_of)
     return [dict(cell, paired_ours=best[(i, "ours")], paired_peer=best[(i, "peer")]) for i, cell in enumerate(chosen)]
 
 
@@ -121,9 +131,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
-    from ..datasets import read_hdf5
-
-    name = read_hdf5(args.dataset).name
+    name = dataset_name(args.dataset)
     chosen = cells(read_records([args.results]), name, args.ours.split(","),
                    args.peers.split(",") if args.peers else None,
                    [float(t) for t in args.targets.split(",")])

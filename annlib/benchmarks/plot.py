@@ -63,9 +63,9 @@ def pareto_frontier(points, qps_key: str) -> list:
     return frontier[::-1]
 
 
-def best_qps(points, qps_key: str, target: float):
-    """The fastest point with recall >= target, or None."""
-    eligible = [p for p in points if p["recall"] >= target]
+def best_qps(points, qps_key: str, target: float, recall_key: str = "recall"):
+    """The fastest point with recall >= target (recall_key "recall_ids": the share of true ids), or None."""
+    eligible = [p for p in points if p[recall_key] >= target]
     return max(eligible, key=lambda p: p[qps_key]) if eligible else None
 
 

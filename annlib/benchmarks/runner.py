@@ -87,6 +87,13 @@ def load_dataset(path, num_queries: int, k: int):
     return ds.name, ds.metric, measure, train, queries, ds.distances[:nq], ds.neighbors[:nq]
 
 
+def dataset_name(path) -> str:
+    """The name of an HDF5 dataset, read without its train rows."""
+    from ..datasets import read_hdf5
+
+    return read_hdf5(path, load_train=False).name
+
+
 def _rss_bytes() -> int | None:
     try:
         with open("/proc/self/statm") as f:

@@ -18,7 +18,8 @@ from ..builder import register_autopilot
 from ..defaults import configure
 from ..quantized import QuantizedSearcher
 from ..quantized.reorder_copy import narrowed, stored_dtype
-from .tune import _queries_and_truth, found_share, neighbours_but_own, tune
+from ..recall_math import found_share
+from .tune import _queries_and_truth, neighbours_but_own, tune
 
 NARROWER = ("int8", "bfloat16")  # tried in this order: the fewest bytes first
 MAX_RECALL_LOSS = 0.001          # recall a narrower copy may lose against the float32 one

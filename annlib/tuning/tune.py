@@ -12,6 +12,7 @@ from ..quantized import QuantizedSearcher
 from ..searcher import BruteForceSearcher
 from .cost import CostModel, measure_cost_model
 from ..params import SearchParams
+from ..recall_math import found_share
 from .results import TuneResult
 from .ranks import leaf_grid, record_ranks
 from .solve import Unreachable, frontier_points, solve_for_cost, solve_for_recall
@@ -214,13 +215,6 @@ def _within(truth, scores, k: int, tolerance: float):
     near = np.abs(scores - scores[:, k - 1:k]) <= tolerance
     near[:, :k] = True
     return np.where(near & (truth >= 0), truth, -1)
-
-
-def found_share(ids, truth, k: int) -> float:
-    """Share of the true neighbours found: per query, the first k returned ids that are among
-    its row of `truth` (-1 padding never counts), over k; with [nq, k] truth, recall@k."""
-    hits = sum(len(np.intersect1d(a[:k][a[:k] >= 0], b[b >= 0])) for a, b in zip(ids, truth))
-    return hits / (k * len(truth))
 
 
 def _database(searcher, database):
