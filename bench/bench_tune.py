@@ -3,6 +3,11 @@
     python bench/bench_tune.py ../shared/datasets/words-100k-384-angular.hdf5 --soar-lambda 1.5 \\
         --dims-per-block 4 --threshold 0.1
     python bench/bench_tune.py ../shared/datasets/sift-150k-128-euclidean.hdf5
+    python bench/bench_tune.py ../shared/datasets/words-100k-384-angular.hdf5 --defaults -k 100
+
+--defaults builds what annlib.builder(train, k, measure) gets from annlib.defaults
+(leaves, spherical k-means, code width for k, SOAR where it pays, threshold), as
+autopilot() does before it tunes; the other build flags are then ignored.
 
 Builds one index, then for each target recall: tunes on the first half of the
 test queries (the tuner holds out a fifth of those itself), and measures on
@@ -23,11 +28,12 @@ import time
 import annlib
 from annlib.datasets import read_hdf5
 from annlib.recall_math import id_recall
+from annlib import defaults
 from annlib.defaults import num_leaves_for
 from annlib.tuning.ranks import leaf_grid
 
 TARGETS = (0.90, 0.95, 0.99)
-REORDERS = (10, 15, 20, 30, 40, 60, 80, 100, 150, 200, 300, 500, 800)
+REORDERS = (10, 15, 20, 30, 40, 60, 80, 100, 150, 200, 300, 500, 800, 1200, 2000)
 
 
 def measure(searcher, queries, truth, k, leaves, reorder):
@@ -63,6 +69,8 @@ def main(argv=None):
     parser.add_argument("--dims-per-block", type=int, default=2)
     parser.add_argument("--threshold", type=float)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--defaults", action="store_true",
+                        help="build with annlib.defaults' choices for the data and k (autopilot's build)")
     args = parser.parse_args(argv)
     k = args.k
     ds = read_hdf5(args.dataset)
@@ -70,16 +78,24 @@ def main(argv=None):
     half = len(ds.test) // 2
     tune_q, eval_q = ds.test[:half], ds.test[half:]
     tune_truth, eval_truth = ds.neighbors[:half, :k], ds.neighbors[half:, :k]
-    leaves = num_leaves_for(len(ds.train))
     start = time.perf_counter()
-    searcher = (annlib.builder(ds.train, k, measure_name).tree(leaves, leaves // 20, soar_lambda=args.soar_lambda)
-                .score_ah(args.dims_per_block, anisotropic_quantization_threshold=args.threshold).reorder(100)
-                .build(num_threads=args.threads, progress=False))
-    print(f"{ds.name}: {leaves} leaves, dims_per_block {args.dims_per_block}, threshold {args.threshold}, "
-          f"SOAR {args.soar_lambda}; built in {time.perf_counter() - start:.1f} s; tuning on {half} queries, "
-          f"measuring on {len(eval_q)} others", file=sys.stderr)
+    if args.defaults:
+        searcher = defaults.configure(annlib.builder(ds.train, k, measure_name), measure_name).build(
+            num_threads=args.threads, progress=False)
+    else:
+        leaves = num_leaves_for(len(ds.train))
+        searcher = (annlib.builder(ds.train, k, measure_name).tree(leaves, leaves // 20, soar_lambda=args.soar_lambda)
+                    .score_ah(args.dims_per_block, anisotropic_quantization_threshold=args.threshold).reorder(100)
+                    .build(num_threads=args.threads, progress=False))
+    tree, ah = searcher.config.tree, searcher.config.score_ah
+    leaves = tree.num_leaves
+    print(f"{ds.name}: {leaves} leaves (spherical {tree.spherical}), dims_per_block {ah.dimensions_per_block}, "
+          f"threshold {ah.anisotropic_quantization_threshold}, SOAR {tree.soar_lambda}; built in "
+          f"{time.perf_counter() - start:.1f} s; tuning on {half} queries, measuring on {len(eval_q)} others",
+          file=sys.stderr)
 
-    grid = [(int(l), r) for l in leaf_grid(leaves) if l <= leaves // 2 for r in REORDERS]
+    reorders = [r for r in REORDERS if k <= r <= max(800, 20 * k)]  # 10-800 at k=10, 100-2000 at k=100
+    grid = [(int(l), r) for l in leaf_grid(leaves) if l <= leaves // 2 for r in reorders]
     points = []
     for i, (l, r) in enumerate(grid, 1):
         points.append((l, r, *measure(searcher, eval_q, eval_truth, k, l, r)))

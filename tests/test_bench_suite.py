@@ -377,3 +377,32 @@ def test_autopilot_check_describes_a_tuned_quantized_index():
                 .reorder(30, dtype="int8").build(progress=False))
     searcher.set_default_params(annlib.SearchParams(7, 55, 10))
     assert _describe(searcher) == "40 k-means leaves, SOAR 1.5, 2 dims/block, int8: 7 / 55"
+
+
+# ----------------------------------------------------------------- the autotuner against a grid
+
+def test_bench_tune_compares_tuned_settings_with_the_grid_on_the_default_build(tmp_path):
+    from pathlib import Path
+
+    from conftest import run_python
+
+    rng = np.random.default_rng(3)
+    train, test = clustered(rng, 20_500, 16, clusters=60, nq=120)  # above the brute-force size
+    ids, _ = ground_truth(train, test, 20, "squared_l2")
+    path = tmp_path / "small-euclidean.hdf5"
+    write_hdf5(path, train, test, ids, metric_distances("euclidean", test, train, ids), "euclidean")
+    script = Path(__file__).resolve().parents[1] / "bench" / "bench_tune.py"
+    out = run_python(str(script), str(path), "--defaults", "-k", "20", capture_output=True, text=True,
+                     timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "leaves (spherical False)" in out.stderr  # the defaults' build, described
+    rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| 0.9")]
+    assert [row[0] for row in rows] == ["| 0.90", "| 0.95", "| 0.99"]
+    for row in rows:
+        target = float(row[0].strip("| "))
+        leaves, reorder = (int(v) for v in row[2].split(" / "))
+        assert leaves >= 1 and reorder >= 20  # never below k
+        assert float(row[5]) >= target - 0.1  # 60 unseen queries: a loose bound
+        if row[7].strip() != "- (not reached)":
+            assert float(row[8].strip(" |")) > 0
+    assert "ScaNN autopilot formula" in out.stdout
