@@ -38,7 +38,8 @@ def spilled(data):
 def numpy_soar_loss(x, centers, primary, lam):
     diff = x[:, None, :].astype(np.float64) - centers[None].astype(np.float64)
     r = diff[np.arange(len(x)), primary]
-    r_hat = r / np.linalg.norm(r, axis=1, keepdims=True)
+    norm = np.linalg.norm(r, axis=1, keepdims=True)
+    r_hat = np.divide(r, norm, out=np.zeros_like(r), where=norm > 0)  # on its center: no direction
     return (diff ** 2).sum(-1) + lam * np.einsum("nld,nd->nl", diff, r_hat) ** 2
 
 
@@ -57,6 +58,35 @@ def test_spill_assignment_matches_numpy(lam, simd_level):
     assert (got == loss.argmin(1)).mean() >= 0.99
     if lam == 0.0:  # plain distance: the argmin is the primary center itself
         assert (got == primary).all()
+
+
+@pytest.mark.parametrize("num_centers", [1, 3, 9, 300])
+def test_spill_assignment_on_clustered_data_matches_numpy(num_centers, simd_level):
+    """Centers trained on the data (many near-equal losses), more or fewer of them than
+    the nearest ones scored first, a partial last chunk of points."""
+    rng = np.random.default_rng(num_centers)
+    x = clustered(rng, 3001, 24, clusters=40, spread=0.4)
+    centers = annlib.quantized.training.kmeans(x, num_centers, iterations=4, training_sample_size=3001,
+                                               num_threads=1) if num_centers > 1 else x[:1].copy()
+    primary = ((x[:, None] - centers[None]) ** 2).sum(-1).argmin(1).astype(np.int64)
+    loss = numpy_soar_loss(x, centers, primary, 1.5)
+    got = _core.soar_assign(x, centers, primary, 1.5, 2, simd_level)
+    chosen = loss[np.arange(len(x)), got]
+    np.testing.assert_allclose(chosen, loss.min(1), rtol=1e-5, atol=1e-4)
+    assert (got == loss.argmin(1)).mean() >= 0.99
+
+
+def test_spill_assignment_ties_go_to_the_smaller_center(simd_level):
+    """Every center twice: equal losses, found in any order, go to the first copy; a
+    point on its center (no residual direction) spills nowhere but to a twin."""
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((20, 8)).astype(np.float32)
+    centers = np.concatenate([base, base])
+    x = np.concatenate([rng.standard_normal((500, 8)).astype(np.float32), base[:5]])
+    primary = ((x[:, None] - base[None]) ** 2).sum(-1).argmin(1).astype(np.int64) + 20  # the second copies
+    got = _core.soar_assign(x, centers, primary, 1.0, 0, simd_level)
+    assert (got < 20).all()
+    assert (got[-5:] == np.arange(5)).all()
 
 
 def test_built_index_stores_points_in_primary_and_spill_leaf(data, spilled):
