@@ -229,6 +229,51 @@ def test_block_center_sums_match_numpy_on_any_thread_count(rng, n, dims_per_bloc
         assert np.array_equal(sums, runs[0][0])
 
 
+@pytest.mark.parametrize("n,dims_per_block", [(1, 1), (17, 2), (4097, 4), (9000, 2)])
+def test_reconstructed_norm2_matches_numpy_on_any_thread_count(rng, n, dims_per_block):
+    """|c[leaf] + decoded codes|^2, x~ summed in float32 as numpy holds it: the numpy
+    evaluation's, and the same bits on 1, 2 or 3 threads."""
+    num_blocks, num_centers = 5, 7
+    d = num_blocks * dims_per_block
+    centers = (100 * rng.standard_normal((num_centers, d))).astype(np.float32)
+    codebooks = rng.standard_normal((num_blocks, 16, dims_per_block)).astype(np.float32)
+    leaves = rng.integers(0, num_centers, n).astype(np.int64)
+    codes = rng.integers(0, 16, (n, num_blocks)).astype(np.uint8)
+    x = centers[leaves] + codebooks[np.arange(num_blocks), codes].reshape(n, d)
+    want = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    runs = [_core.reconstructed_norm2(centers, leaves, codes, codebooks, threads) for threads in (1, 2, 3)]
+    for got in runs:
+        assert got.dtype == np.float64 and got.shape == (n,)
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        assert np.array_equal(got, runs[0])
+
+
+def test_reconstructed_norm2_refuses_bad_input(rng):
+    centers = rng.standard_normal((3, 8)).astype(np.float32)
+    codebooks = rng.standard_normal((4, 16, 2)).astype(np.float32)
+    leaves = np.zeros(10, np.int64)
+    codes = np.zeros((10, 4), np.uint8)
+    bad = codes.copy()
+    bad[7, 2] = 16
+    with pytest.raises(ValueError, match="below 16"):
+        _core.reconstructed_norm2(centers, leaves, bad, codebooks)
+    for leaf in (-1, 3):
+        wrong = leaves.copy()
+        wrong[4] = leaf
+        with pytest.raises(ValueError, match="leaf out of range"):
+            _core.reconstructed_norm2(centers, wrong, codes, codebooks)
+    with pytest.raises(ValueError, match="num_blocks \\* dims_per_block"):
+        _core.reconstructed_norm2(np.ascontiguousarray(centers[:, :6]), leaves, codes, codebooks)
+    with pytest.raises(ValueError, match="shape \\(n, num_blocks\\)"):
+        _core.reconstructed_norm2(centers, leaves, np.ascontiguousarray(codes[:, :3]), codebooks)
+    with pytest.raises(ValueError, match="leaves must have shape"):
+        _core.reconstructed_norm2(centers, leaves[:9], codes, codebooks)
+    with pytest.raises(ValueError, match="codebooks must have shape"):
+        _core.reconstructed_norm2(centers, leaves, codes, np.ascontiguousarray(codebooks[:, :8]))
+    with pytest.raises(TypeError):
+        _core.reconstructed_norm2(centers.astype(np.float64), leaves, codes, codebooks)
+
+
 def test_block_center_sums_refuse_bad_input(rng):
     x = rng.standard_normal((10, 8)).astype(np.float32)
     codes = np.zeros((10, 4), np.uint8)

@@ -16,6 +16,7 @@
 #include "../quantization/ah_encode.h"
 #include "../quantization/codebook_update.h"
 #include "../quantization/lut16_tables.h"
+#include "../quantization/reconstruction.h"
 #include "../quantization/soar.h"
 #include "../search/dense_search.h"
 #include "../search/metric.h"
@@ -148,6 +149,33 @@ py::tuple BlockCenterSumsPy(FloatArray x, Uint8Array codes, int32_t dims_per_blo
   return py::make_tuple(sums, counts);
 }
 
+// |centers[leaf] + decoded codes|^2 per row (quantization/reconstruction.h): centers
+// [L][B * dpb], leaves [n], codes [n][B], codebooks [B][16][dpb] -> float64 [n].
+py::array_t<double> ReconstructedNorm2Py(FloatArray centers, Int64Array leaves, Uint8Array codes,
+                                         FloatArray codebooks, int num_threads) {
+  if (codebooks.ndim() != 3 || codebooks.shape(1) != 16 || codebooks.shape(2) < 1)
+    throw std::invalid_argument("codebooks must have shape (num_blocks, 16, dims_per_block)");
+  if (codes.ndim() != 2 || codes.shape(1) != codebooks.shape(0))
+    throw std::invalid_argument("codes must have shape (n, num_blocks)");
+  if (leaves.ndim() != 1 || leaves.shape(0) != codes.shape(0))
+    throw std::invalid_argument("leaves must have shape (n,)");
+  if (centers.ndim() != 2 || centers.shape(0) < 1 || centers.shape(1) != codebooks.shape(0) * codebooks.shape(2))
+    throw std::invalid_argument("centers must have shape (L, num_blocks * dims_per_block), L >= 1");
+  ReconstructedNormArgs a;
+  a.centers = centers.data();
+  a.num_centers = centers.shape(0);
+  a.leaves = leaves.data();
+  a.codes = codes.data();
+  a.n = codes.shape(0);
+  a.num_blocks = static_cast<int32_t>(codebooks.shape(0));
+  a.dims_per_block = static_cast<int32_t>(codebooks.shape(2));
+  a.codebooks = codebooks.data();
+  py::array_t<double> out(a.n);
+  a.out = out.mutable_data();
+  Interruptible([&] { ReconstructedNorm2(a, num_threads); });
+  return out;
+}
+
 // SOAR spill center of every point (quantization/soar.h): x [n][d], centers
 // [L][d], primary [n] -> int32 [n] (equal to primary where not spilled).
 Int32Array SoarAssignPy(FloatArray x, FloatArray centers, Int64Array primary, float lambda, int num_threads,
@@ -241,6 +269,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("num_threads") = 0);
   m.def("block_center_sums", &BlockCenterSumsPy, py::arg("x").noconvert(), py::arg("codes").noconvert(),
         py::arg("dims_per_block"), py::arg("num_threads") = 0);
+  m.def("reconstructed_norm2", &ReconstructedNorm2Py, py::arg("centers").noconvert(), py::arg("leaves").noconvert(),
+        py::arg("codes").noconvert(), py::arg("codebooks").noconvert(), py::arg("num_threads") = 0);
   m.def("anisotropic_eta", &AnisotropicEta, py::arg("threshold"), py::arg("norm2"), py::arg("eta_dim"));
   m.def("soar_assign", &SoarAssignPy, py::arg("x").noconvert(), py::arg("centers").noconvert(),
         py::arg("primary").noconvert(), py::arg("soar_lambda"), py::arg("num_threads") = 0,
