@@ -209,6 +209,32 @@ def test_plain_encoding_takes_the_first_of_tied_centers(rng, dims_per_block):
     assert not np.isin(codes, [9, 15, 11]).any()  # a repeated center is never the one taken
 
 
+@pytest.mark.parametrize("dims_per_block", [1, 2, 4])
+@pytest.mark.parametrize("threshold", [0.0, 0.2])
+def test_encoding_copies_matches_encoding_their_residual_rows(rng, dims_per_block, threshold):
+    """A build encodes each copy (a point in its primary or spill leaf) without forming
+    its residual row in Python: the same codes as ah_encode of x[points] - centers[leaves]."""
+    num_blocks = 6
+    d = num_blocks * dims_per_block
+    x = rng.standard_normal((700, d)).astype(np.float32)
+    centers = rng.standard_normal((9, d)).astype(np.float32)
+    codebooks = (0.5 * rng.standard_normal((num_blocks, 16, dims_per_block))).astype(np.float32)
+    points = np.concatenate([np.arange(700), rng.integers(0, 700, 300)]).astype(np.int64)
+    leaves = rng.integers(0, 9, len(points)).astype(np.int64)
+    want = _core.ah_encode(x[points] - centers[leaves], x[points], codebooks, threshold, d, 10, 2)
+    got = _core.ah_encode_copies(x, points, centers, leaves, codebooks, threshold, d, 10, 2)
+    assert np.array_equal(got, want)
+    for bad_points, bad_leaves, what in ((points - 1, leaves, "point out of range"),
+                                         (points, leaves + 1, "leaf out of range")):
+        with pytest.raises(ValueError, match=what):
+            _core.ah_encode_copies(x, np.ascontiguousarray(bad_points), centers, np.ascontiguousarray(bad_leaves),
+                                   codebooks, threshold, d)
+    with pytest.raises(ValueError, match="same length"):
+        _core.ah_encode_copies(x, points[:5], centers, leaves, codebooks, threshold, d)
+    with pytest.raises(ValueError, match="same d"):
+        _core.ah_encode_copies(x, points, np.ascontiguousarray(centers[:, 1:]), leaves, codebooks, threshold, d)
+
+
 @pytest.mark.parametrize("n,dims_per_block", [(1, 1), (17, 2), (2049, 4), (5000, 2)])
 def test_block_center_sums_match_numpy_on_any_thread_count(rng, n, dims_per_block):
     """The codebook update's sums and counts per (block, center): the numpy reference's,

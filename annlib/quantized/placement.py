@@ -88,15 +88,19 @@ def place_in_index(config: IndexConfig, arrays: dict, x: np.ndarray, num_threads
 
 def _encode(x, centroids, codebooks, points, leaves, config, num_threads, progress):
     """AH codes of x[points] - centroids[leaves], in chunks (bounded memory, a progress
-    bar, Ctrl-C between chunks)."""
+    bar, Ctrl-C between chunks); the residual rows are formed in C++, one at a time."""
     ahc = config.score_ah
+    threshold = ahc.anisotropic_quantization_threshold
+    x = np.ascontiguousarray(x, np.float32)
+    centroids = np.ascontiguousarray(centroids, np.float32)
+    codebooks = np.ascontiguousarray(codebooks, np.float32)
+    points = np.ascontiguousarray(points, np.int64)
+    leaves = np.ascontiguousarray(leaves, np.int64)
     codes = np.empty((len(points), codebooks.shape[0]), np.uint8)
     for i in progress_bar(range(0, len(points), ENCODE_CHUNK), progress=progress, desc="AH encode", unit="chunk"):
-        originals = x[points[i:i + ENCODE_CHUNK]]
-        residuals = originals - centroids[leaves[i:i + ENCODE_CHUNK]]
-        codes[i:i + ENCODE_CHUNK] = encode(residuals, originals, codebooks,
-                                           threshold=ahc.anisotropic_quantization_threshold, eta_dim=x.shape[1],
-                                           rounds=ahc.encoding_rounds, num_threads=num_threads)
+        codes[i:i + ENCODE_CHUNK] = _core.ah_encode_copies(
+            x, points[i:i + ENCODE_CHUNK], centroids, leaves[i:i + ENCODE_CHUNK], codebooks,
+            0.0 if threshold is None else float(threshold), x.shape[1], ahc.encoding_rounds, num_threads)
     return codes
 
 

@@ -128,6 +128,42 @@ Uint8Array AhEncodePy(FloatArray residuals, FloatArray originals, FloatArray cen
   return codes;
 }
 
+// AH codes of copies of stored points (quantization/ah_encode.h): row i is x[points[i]]
+// with residual x[points[i]] - leaf_centers[leaves[i]]; no residual rows in Python.
+Uint8Array AhEncodeCopiesPy(FloatArray x, Int64Array points, FloatArray leaf_centers, Int64Array leaves,
+                            FloatArray centers, float threshold, int32_t eta_dim, int32_t max_rounds,
+                            int num_threads) {
+  if (x.ndim() != 2 || leaf_centers.ndim() != 2 || leaf_centers.shape(1) != x.shape(1) || leaf_centers.shape(0) < 1)
+    throw std::invalid_argument("x (n, d) and leaf_centers (L, d) must be 2-D with the same d, L >= 1");
+  if (points.ndim() != 1 || leaves.ndim() != 1 || points.shape(0) != leaves.shape(0))
+    throw std::invalid_argument("points and leaves must be 1-D of the same length");
+  if (centers.ndim() != 3 || centers.shape(1) != 16 || centers.shape(0) * centers.shape(2) != x.shape(1))
+    throw std::invalid_argument("centers must have shape (num_blocks, 16, dims_per_block) covering every dimension");
+  const int64_t count = points.shape(0);
+  for (int64_t i = 0; i < count; ++i) {
+    if (points.data()[i] < 0 || points.data()[i] >= x.shape(0)) throw std::invalid_argument("point out of range");
+    if (leaves.data()[i] < 0 || leaves.data()[i] >= leaf_centers.shape(0))
+      throw std::invalid_argument("leaf out of range");
+  }
+  AhEncodeArgs a;
+  a.residuals = nullptr;
+  a.originals = x.data();
+  a.n = count;
+  a.num_blocks = static_cast<int32_t>(centers.shape(0));
+  a.dims_per_block = static_cast<int32_t>(centers.shape(2));
+  a.centers = centers.data();
+  a.threshold = threshold;
+  a.eta_dim = eta_dim;
+  a.max_rounds = max_rounds;
+  a.points = points.data();
+  a.leaf_centers = leaf_centers.data();
+  a.leaves = leaves.data();
+  Uint8Array codes({a.n, int64_t{a.num_blocks}});
+  a.codes = codes.mutable_data();
+  Interruptible([&] { AhEncode(a, num_threads); });
+  return codes;
+}
+
 // Sums and counts of the residual blocks per AH center (quantization/codebook_update.h):
 // x [n][dim], codes [n][num_blocks] -> (float64 [num_blocks][16][dims_per_block], int64 [num_blocks][16]).
 py::tuple BlockCenterSumsPy(FloatArray x, Uint8Array codes, int32_t dims_per_block, int num_threads) {
@@ -267,6 +303,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("ah_encode", &AhEncodePy, py::arg("residuals").noconvert(), py::arg("originals").noconvert(),
         py::arg("centers").noconvert(), py::arg("threshold"), py::arg("eta_dim"), py::arg("max_rounds") = 10,
         py::arg("num_threads") = 0);
+  m.def("ah_encode_copies", &AhEncodeCopiesPy, py::arg("x").noconvert(), py::arg("points").noconvert(),
+        py::arg("leaf_centers").noconvert(), py::arg("leaves").noconvert(), py::arg("centers").noconvert(),
+        py::arg("threshold"), py::arg("eta_dim"), py::arg("max_rounds") = 10, py::arg("num_threads") = 0);
   m.def("block_center_sums", &BlockCenterSumsPy, py::arg("x").noconvert(), py::arg("codes").noconvert(),
         py::arg("dims_per_block"), py::arg("num_threads") = 0);
   m.def("reconstructed_norm2", &ReconstructedNorm2Py, py::arg("centers").noconvert(), py::arg("leaves").noconvert(),

@@ -20,6 +20,7 @@ struct Scratch {
   std::vector<float> dist, proj;
   std::vector<int32_t> order;
   std::vector<float> block_norm;
+  std::vector<float> residual;  // the row's residual, when computed here
 };
 
 // Squared distances from a residual block to the block's 16 centers (stored
@@ -58,6 +59,12 @@ void EncodeOne(const AhEncodeArgs& a, int64_t i, Scratch& s) {
   const int64_t dim = int64_t{nb} * dpb;
   const float* r = a.residuals + i * dim;
   const float* x = a.originals + i * dim;
+  if (a.points != nullptr) {
+    x = a.originals + a.points[i] * dim;
+    const float* center = a.leaf_centers + a.leaves[i] * dim;
+    for (int64_t t = 0; t < dim; ++t) s.residual[t] = x[t] - center[t];
+    r = s.residual.data();
+  }
   uint8_t* code = a.codes + i * nb;
   double norm2 = 0.0;
   for (int64_t t = 0; t < dim; ++t) norm2 += double{x[t]} * x[t];
@@ -161,6 +168,7 @@ void AhEncode(const AhEncodeArgs& a, int num_threads) {
     s.proj.resize(int64_t{a.num_blocks} * kCenters);
     s.order.resize(a.num_blocks);
     s.block_norm.resize(a.num_blocks);
+    if (a.points != nullptr) s.residual.resize(int64_t{nb} * dpb);
     const int64_t end = std::min(a.n, (task + 1) * kPointsPerTask);
     for (int64_t i = task * kPointsPerTask; i < end; ++i) EncodeOne(a, i, s);
   });

@@ -24,6 +24,12 @@ struct AhEncodeArgs {
   int32_t eta_dim;          // d in the eta formula (the data's dimension)
   int32_t max_rounds;       // coordinate-descent rounds (ScaNN uses up to 10)
   uint8_t* codes;           // out: [n][num_blocks], values 0..15
+  // Set together, for copies of stored points (a build's placement): row i is
+  // originals[points[i]], its residual that row minus leaf_centers[leaves[i]]
+  // (float32, as numpy subtracts), and `residuals` is unused.
+  const int64_t* points = nullptr;
+  const float* leaf_centers = nullptr;  // [*][num_blocks * dims_per_block]
+  const int64_t* leaves = nullptr;
 };
 
 // eta for a datapoint of squared norm norm2 (1 when the threshold is unset).
