@@ -113,6 +113,11 @@ struct DenseKernels {
   const char* level_name;
   ScanFn scan[3];  // indexed by DenseType
   RescoreFn rescore;
+  // Selections over one row of scores (kernels/row_select-inl.h).
+  struct RowSelect {
+    int32_t (*at_most)(const float* values, int32_t n, float bound, int32_t* out);
+    int32_t (*smallest)(const float* values, int32_t n, int32_t k, int32_t* out);
+  } row_select;
   // Binned float32 search, when set: a cheaper scan whose approximate scores
   // only choose each bin's winner (AMX: panels split into bf16 hi + lo parts
   // on the fly, three tile products; AVX-512 BF16 on AMD: panels rounded to

@@ -83,6 +83,7 @@ constexpr int kTileWidth = 16;
 
 #include "dense_scan-inl.h"
 #include "rescore-inl.h"
+#include "row_select-inl.h"
 
 }  // namespace isa_avx2
 
@@ -91,7 +92,8 @@ const DenseKernels& DenseKernelsAvx2() {
                                   {&isa_avx2::Scan<isa_avx2::TileF32>,
                                    &isa_avx2::Scan<isa_avx2::TileBf16>,
                                    &isa_avx2::Scan<isa_avx2::TileInt8>},
-                                  &isa_avx2::Rescore};
+                                  &isa_avx2::Rescore,
+                                  {&isa_avx2::AtMost, &isa_avx2::Smallest}};
   return table;
 }
 

@@ -18,6 +18,7 @@ namespace {
 
 #include "dense_scan-inl.h"
 #include "rescore-inl.h"
+#include "row_select-inl.h"
 
 }  // namespace isa_avx512
 
@@ -26,7 +27,8 @@ const DenseKernels& DenseKernelsAvx512() {
                                   {&isa_avx512::Scan<isa_avx512::TileF32>,
                                    &isa_avx512::Scan<isa_avx512::TileBf16>,
                                    &isa_avx512::Scan<isa_avx512::TileInt8>},
-                                  &isa_avx512::Rescore};
+                                  &isa_avx512::Rescore,
+                                  {&isa_avx512::AtMost, &isa_avx512::Smallest}};
   return table;
 }
 

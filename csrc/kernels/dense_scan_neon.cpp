@@ -80,6 +80,7 @@ constexpr int kTileWidth = 16;
 
 #include "dense_scan-inl.h"
 #include "rescore-inl.h"
+#include "row_select-inl.h"
 
 }  // namespace isa_neon
 
@@ -88,7 +89,8 @@ const DenseKernels& DenseKernelsNeon() {
                                   {&isa_neon::Scan<isa_neon::TileF32>,
                                    &isa_neon::Scan<isa_neon::TileBf16>,
                                    &isa_neon::Scan<isa_neon::TileInt8>},
-                                  &isa_neon::Rescore};
+                                  &isa_neon::Rescore,
+                                  {&isa_neon::AtMost, &isa_neon::Smallest}};
   return table;
 }
 

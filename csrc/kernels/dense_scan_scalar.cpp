@@ -66,6 +66,7 @@ constexpr int kTileWidth = 16;
 
 #include "dense_scan-inl.h"
 #include "rescore-inl.h"
+#include "row_select-inl.h"
 
 }  // namespace isa_scalar
 
@@ -74,7 +75,8 @@ const DenseKernels& DenseKernelsScalar() {
                                   {&isa_scalar::Scan<isa_scalar::TileF32>,
                                    &isa_scalar::Scan<isa_scalar::TileBf16>,
                                    &isa_scalar::Scan<isa_scalar::TileInt8>},
-                                  &isa_scalar::Rescore};
+                                  &isa_scalar::Rescore,
+                                  {&isa_scalar::AtMost, &isa_scalar::Smallest}};
   return table;
 }
 

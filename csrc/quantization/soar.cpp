@@ -25,11 +25,12 @@ constexpr int32_t kFirst = 8;
 // of the points over the centers gives every e(c); s2 = <r^, c> is computed (by the
 // rescoring kernel, over a zero-padded copy of the centers) for the kFirst nearest
 // centers, then only for the others whose e(c) is within the best loss of those:
-// on photo-SIFT (2,600 k-means leaves, lambda 1.5) about 100 centers per point.
-// Scoring every center in full (one GEMM of the stacked [x; r^] rows, twice this
-// one) took 13.5 s of a 35 s SOAR build of its 1.68M points; this, 11-12 s, the
-// same choices. Equal losses go to the smaller center, whatever the order they
-// are found in (as the full scan in center order did).
+// on photo-SIFT (2,600 k-means leaves, lambda 1.5) about 100 centers per point. The
+// two scans over a point's e(c) are the ISA's (kernels/row_select-inl.h). Scoring
+// every center in full (one GEMM of the stacked [x; r^] rows, twice this one) took
+// 1.6 s for 200k of its points, this 1.14 s, with the same choices. Equal losses go
+// to the smaller center, whatever the order they are found in (as the full scan in
+// center order did).
 void SoarAssign(const SoarArgs& a, const DenseKernels& kernels, int num_threads) {
   const DenseView& cv = a.center_panels;
   const int32_t dim = cv.dim;
@@ -49,6 +50,8 @@ void SoarAssign(const SoarArgs& a, const DenseKernels& kernels, int num_threads)
     center_norm2[c] = static_cast<float>(s);
     std::copy(a.centers + c * dim, a.centers + (c + 1) * dim, center_rows.begin() + c * row_stride);
   }
+  if (num_centers > std::numeric_limits<int32_t>::max()) throw std::invalid_argument("too many centers");
+  const int32_t centers32 = static_cast<int32_t>(num_centers);
   const int64_t stride = cv.num_panels() * kPanelWidth;
   const int64_t tasks = (a.n + kChunk - 1) / kChunk;
   ParallelFor(tasks, ResolveThreads(num_threads), [&](int64_t task) {
@@ -106,37 +109,21 @@ void SoarAssign(const SoarArgs& a, const DenseKernels& kernels, int num_threads)
           }
         }
       };
-      // e(c) of every center in one vectorised loop; the kFirst nearest centers by
-      // e (a sorted run, entered only by a center nearer than its last: a few dozen
-      // times per point) scored in full; then the others within the best loss.
+      // e(c) of every center in one vectorised loop; the kFirst nearest centers by e
+      // scored in full; then the others within the best loss (the ISA's row scans).
       const float* norm2_of = center_norm2.data();
       float* e_of = e.data();
       for (int64_t c = 0; c < num_centers; ++c) e_of[c] = norm2_of[c] - 2.0f * s1[c];
-      int32_t have = 0;
-      float worst = std::numeric_limits<float>::infinity();  // e of the run's last, once full
-      for (int32_t c = 0; c < static_cast<int32_t>(num_centers); ++c) {
-        const float ec = e_of[c];
-        if (!(ec < worst)) continue;
-        int32_t at = have < kFirst ? have++ : kFirst - 1;
-        for (; at > 0 && ec < e_of[first[at - 1]]; --at) first[at] = first[at - 1];
-        first[at] = c;
-        if (have == kFirst) worst = e_of[first[kFirst - 1]];
-      }
+      const int32_t have = kernels.row_select.smallest(e_of, centers32, kFirst, first);
       consider(first, have);
-      // Every center within the best loss, written branch-free (the run's own
-      // centers, nearer than its last or tied with it, are dropped after).
-      const float bound = best;
       int32_t* out = ids.data();
-      int32_t count = 0;
-      for (int32_t c = 0; c < static_cast<int32_t>(num_centers); ++c) {
-        out[count] = c;
-        count += e_of[c] <= bound;
-      }
+      const int32_t count = kernels.row_select.at_most(e_of, centers32, best, out);
+      // Drop the run's own centers: nearer than its last, or tied with it and in it.
       const float last = e_of[first[have - 1]];
       int32_t kept = 0;
       for (int32_t j = 0; j < count; ++j) {
         const int32_t c = out[j];
-        bool done = e_of[c] < last;  // nearer than the run's last: in the run
+        bool done = e_of[c] < last;
         for (int32_t f = 0; !done && f < have; ++f) done = first[f] == c;
         if (!done) out[kept++] = c;
       }

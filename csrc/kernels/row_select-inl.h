@@ -1,0 +1,50 @@
+// Selections over one row of float scores, W lanes compared at a time: the
+// per-point scans of the SOAR spill assignment (quantization/soar.cpp), which
+// over a few thousand centers per point were half its time in scalar code.
+// Included by each dense scan unit after its Ops (which provide W, V, load,
+// set1 and gt_mask). Values are never NaN (finite scores of checked data).
+
+namespace {
+
+// Indices i of values [n] with values[i] <= bound, ascending, into out; the count.
+inline int32_t AtMost(const float* values, int32_t n, float bound, int32_t* out) {
+  const typename Ops::V limit = Ops::set1(bound);
+  int32_t count = 0, i = 0;
+  for (; i + Ops::W <= n; i += Ops::W) {
+    // Lanes not above the bound; a full mask of W bits.
+    uint32_t mask = ~Ops::gt_mask(Ops::load(values + i), limit) & (Ops::W == 32 ? ~0u : (1u << Ops::W) - 1);
+    for (; mask != 0; mask &= mask - 1) out[count++] = i + annlib::LowestBit32(mask);
+  }
+  for (; i < n; ++i)
+    if (values[i] <= bound) out[count++] = i;
+  return count;
+}
+
+// The min(k, n) indices of the smallest values, smallest first, k <= kMaxSmallest;
+// equal values keep index order (a later one enters only if strictly smaller than
+// the run's last). The count.
+constexpr int32_t kMaxSmallest = 16;
+
+inline int32_t Smallest(const float* values, int32_t n, int32_t k, int32_t* out) {
+  k = k < kMaxSmallest ? k : kMaxSmallest;
+  int32_t have = 0;
+  float worst = std::numeric_limits<float>::infinity();  // the run's last value, once it holds k
+  auto enter = [&](int32_t i) {
+    const float v = values[i];
+    if (!(v < worst)) return;
+    int32_t at = have < k ? have++ : k - 1;
+    for (; at > 0 && v < values[out[at - 1]]; --at) out[at] = out[at - 1];
+    out[at] = i;
+    if (have == k) worst = values[out[k - 1]];
+  };
+  int32_t i = 0;
+  for (; i + Ops::W <= n; i += Ops::W) {
+    // Lanes below the run's last; rechecked one by one as it falls.
+    uint32_t mask = Ops::gt_mask(Ops::set1(worst), Ops::load(values + i));
+    for (; mask != 0; mask &= mask - 1) enter(i + annlib::LowestBit32(mask));
+  }
+  for (; i < n; ++i) enter(i);
+  return have;
+}
+
+}  // namespace
