@@ -8,7 +8,6 @@ import pytest
 
 import annlib
 from annlib import _core
-from annlib.quantized.placement import encode
 from annlib.quantized.training import train_codebooks
 from annlib.config import IndexConfig
 
@@ -169,8 +168,8 @@ def test_anisotropic_encoding_lowers_its_loss(rng):
     x = rng.standard_normal((3000, 16)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     centers = train_codebooks(x, 2, iterations=5, progress=False)
-    plain = encode(x, x, centers, threshold=None, eta_dim=16)
-    aniso = encode(x, x, centers, threshold=0.5, eta_dim=16)
+    plain = _core.ah_encode(x, x, centers, 0.0, 16)
+    aniso = _core.ah_encode(x, x, centers, 0.5, 16)
     eta = _core.anisotropic_eta(0.5, 1.0, 16)
     assert eta == pytest.approx(15 * 0.25 / 0.75)
     # A point far longer than the threshold weighs every direction alike, never less along itself.
@@ -202,7 +201,7 @@ def test_plain_encoding_takes_the_first_of_tied_centers(rng, dims_per_block):
     centers[:, 4] = centers[:, 11]
     x = rng.standard_normal((400, num_blocks * dims_per_block)).astype(np.float32)
     x[:100] = centers[np.arange(num_blocks), rng.choice([2, 9, 11, 4], (100, num_blocks))].reshape(100, -1)
-    codes = encode(x, x, centers, threshold=None, eta_dim=x.shape[1])
+    codes = _core.ah_encode(x, x, centers, 0.0, x.shape[1])
     e = x.reshape(len(x), num_blocks, 1, dims_per_block) - centers[None]
     want = (e * e).sum(-1, dtype=np.float32).argmin(-1)
     assert np.array_equal(codes, want)

@@ -104,13 +104,6 @@ def _encode(x, centroids, codebooks, points, leaves, config, num_threads, progre
     return codes
 
 
-def encode(residuals: np.ndarray, originals: np.ndarray, centers: np.ndarray, *, threshold: float | None,
-           eta_dim: int, rounds: int = 10, num_threads: int = 0) -> np.ndarray:
-    """Codes uint8 [n, num_blocks] minimizing the anisotropic loss (threshold None: nearest centers)."""
-    return _core.ah_encode(residuals, originals, centers, 0.0 if threshold is None else float(threshold),
-                           eta_dim, rounds, num_threads)
-
-
 def reconstructed_norm2(centers: np.ndarray, leaves: np.ndarray, codes: np.ndarray,
                         codebooks: np.ndarray, num_threads: int = 0) -> np.ndarray:
     """|c[leaf] + decoded residual|^2 per row (float64; the sum in float32, as x~ is held):

@@ -27,6 +27,7 @@ constexpr int32_t kMaxSmallest = 16;
 
 inline int32_t Smallest(const float* values, int32_t n, int32_t k, int32_t* out) {
   k = k < kMaxSmallest ? k : kMaxSmallest;
+  if (k <= 0) return 0;
   int32_t have = 0;
   float worst = std::numeric_limits<float>::infinity();  // the run's last value, once it holds k
   auto enter = [&](int32_t i) {
