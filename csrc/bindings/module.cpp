@@ -103,6 +103,28 @@ py::dict PackRowsPy(FloatArray x, const std::string& dtype, bool squared_l2, int
   return out;
 }
 
+// The arguments both encoding bindings share, centers checked against dim columns.
+AhEncodeArgs EncodeArgs(const FloatArray& centers, int64_t dim, float threshold, int32_t eta_dim,
+                        int32_t max_rounds) {
+  if (centers.ndim() != 3 || centers.shape(1) != 16 || centers.shape(0) * centers.shape(2) != dim)
+    throw std::invalid_argument("centers must have shape (num_blocks, 16, dims_per_block) covering every dimension");
+  AhEncodeArgs a;
+  a.num_blocks = static_cast<int32_t>(centers.shape(0));
+  a.dims_per_block = static_cast<int32_t>(centers.shape(2));
+  a.centers = centers.data();
+  a.threshold = threshold;
+  a.eta_dim = eta_dim;
+  a.max_rounds = max_rounds;
+  return a;
+}
+
+Uint8Array Encoded(AhEncodeArgs& a, int num_threads) {
+  Uint8Array codes({a.n, int64_t{a.num_blocks}});
+  a.codes = codes.mutable_data();
+  Interruptible([&] { AhEncode(a, num_threads); });
+  return codes;
+}
+
 // Anisotropic PQ codes [n][num_blocks] of residuals under centers
 // [num_blocks][16][dims_per_block] (see quantization/ah_encode.h).
 Uint8Array AhEncodePy(FloatArray residuals, FloatArray originals, FloatArray centers, float threshold,
@@ -110,22 +132,11 @@ Uint8Array AhEncodePy(FloatArray residuals, FloatArray originals, FloatArray cen
   if (residuals.ndim() != 2 || originals.ndim() != 2 || residuals.shape(0) != originals.shape(0) ||
       residuals.shape(1) != originals.shape(1))
     throw std::invalid_argument("residuals and originals must be 2-D arrays of the same shape");
-  if (centers.ndim() != 3 || centers.shape(1) != 16 || centers.shape(0) * centers.shape(2) != residuals.shape(1))
-    throw std::invalid_argument("centers must have shape (num_blocks, 16, dims_per_block) covering every dimension");
-  AhEncodeArgs a;
+  AhEncodeArgs a = EncodeArgs(centers, residuals.shape(1), threshold, eta_dim, max_rounds);
   a.residuals = residuals.data();
   a.originals = originals.data();
   a.n = residuals.shape(0);
-  a.num_blocks = static_cast<int32_t>(centers.shape(0));
-  a.dims_per_block = static_cast<int32_t>(centers.shape(2));
-  a.centers = centers.data();
-  a.threshold = threshold;
-  a.eta_dim = eta_dim;
-  a.max_rounds = max_rounds;
-  Uint8Array codes({a.n, int64_t{a.num_blocks}});
-  a.codes = codes.mutable_data();
-  Interruptible([&] { AhEncode(a, num_threads); });
-  return codes;
+  return Encoded(a, num_threads);
 }
 
 // AH codes of copies of stored points (quantization/ah_encode.h): row i is x[points[i]]
@@ -137,31 +148,20 @@ Uint8Array AhEncodeCopiesPy(FloatArray x, Int64Array points, FloatArray leaf_cen
     throw std::invalid_argument("x (n, d) and leaf_centers (L, d) must be 2-D with the same d, L >= 1");
   if (points.ndim() != 1 || leaves.ndim() != 1 || points.shape(0) != leaves.shape(0))
     throw std::invalid_argument("points and leaves must be 1-D of the same length");
-  if (centers.ndim() != 3 || centers.shape(1) != 16 || centers.shape(0) * centers.shape(2) != x.shape(1))
-    throw std::invalid_argument("centers must have shape (num_blocks, 16, dims_per_block) covering every dimension");
+  AhEncodeArgs a = EncodeArgs(centers, x.shape(1), threshold, eta_dim, max_rounds);
   const int64_t count = points.shape(0);
   for (int64_t i = 0; i < count; ++i) {
     if (points.data()[i] < 0 || points.data()[i] >= x.shape(0)) throw std::invalid_argument("point out of range");
     if (leaves.data()[i] < 0 || leaves.data()[i] >= leaf_centers.shape(0))
       throw std::invalid_argument("leaf out of range");
   }
-  AhEncodeArgs a;
   a.residuals = nullptr;
   a.originals = x.data();
   a.n = count;
-  a.num_blocks = static_cast<int32_t>(centers.shape(0));
-  a.dims_per_block = static_cast<int32_t>(centers.shape(2));
-  a.centers = centers.data();
-  a.threshold = threshold;
-  a.eta_dim = eta_dim;
-  a.max_rounds = max_rounds;
   a.points = points.data();
   a.leaf_centers = leaf_centers.data();
   a.leaves = leaves.data();
-  Uint8Array codes({a.n, int64_t{a.num_blocks}});
-  a.codes = codes.mutable_data();
-  Interruptible([&] { AhEncode(a, num_threads); });
-  return codes;
+  return Encoded(a, num_threads);
 }
 
 // Sums and counts of the residual blocks per AH center (quantization/codebook_update.h):
