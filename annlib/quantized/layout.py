@@ -27,24 +27,28 @@ def lay_out(placement: Placement, centroids: np.ndarray, codebooks: np.ndarray, 
     group = _core.LUT16_GROUP
     n, d = len(placement.leaves), centroids.shape[1]
     num_leaves = len(centroids)
+    num_blocks = placement.codes.shape[1]
     rows = np.concatenate([np.arange(n, dtype=np.int64), placement.spilled])
     labels = np.concatenate([placement.leaves, placement.spill_leaves])
-    codes = np.concatenate([placement.codes, placement.spill_codes])
     counts = np.bincount(labels, minlength=num_leaves)
     padded = (counts + group - 1) // group * group
     leaf_starts = np.zeros(num_leaves + 1, np.int64)
     np.cumsum(padded, out=leaf_starts[1:])
-    order = np.argsort(labels, kind="stable")
+    # Copies by leaf, in copy order within one: numpy's stable sort of 16-bit keys is a
+    # radix sort (0.05 s against 0.32 s for int64 keys at 3.2M copies).
+    order = np.argsort(labels.astype(np.uint16) if num_leaves <= 1 << 16 else labels, kind="stable")
     rank_in_leaf = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-    slots = leaf_starts[labels[order]] + rank_in_leaf
+    slot_of = np.empty(len(rows), np.int64)  # each copy's slot: one scatter per array, no gather
+    slot_of[order] = leaf_starts[labels[order]] + rank_in_leaf
     slot_ids = np.full(leaf_starts[-1], -1, np.int32)
-    slot_ids[slots] = rows[order]
-    slot_codes = np.zeros((leaf_starts[-1], codes.shape[1]), np.uint8)
-    slot_codes[slots] = codes[order]
+    slot_ids[slot_of] = rows
+    slot_codes = np.zeros((leaf_starts[-1], num_blocks), np.uint8)
+    slot_codes[slot_of[:n]] = placement.codes
+    slot_codes[slot_of[n:]] = placement.spill_codes
     centroid_packed = _core.pack_dense(centroids, "int8", squared_l2, num_threads)
     centroid_rows = _core.pack_rows(centroids, "float32", squared_l2, num_threads)
     arrays = {
-        "meta": np.array([n, d, codes.shape[1], dims_per_block], np.int64),
+        "meta": np.array([n, d, num_blocks, dims_per_block], np.int64),
         "centroids": centroids,
         "centroid_panels": centroid_packed["panels"],
         **{f"centroid_{key}": centroid_packed[key] for key in ("bias", "scale", "offset", "sums", "scaled_sums")},
@@ -60,7 +64,8 @@ def lay_out(placement: Placement, centroids: np.ndarray, codebooks: np.ndarray, 
     }
     if squared_l2:
         slot_bias = np.zeros(leaf_starts[-1], np.float32)
-        slot_bias[slots] = np.concatenate([placement.bias, placement.spill_bias])[order]
+        slot_bias[slot_of[:n]] = placement.bias
+        slot_bias[slot_of[n:]] = placement.spill_bias
         arrays["slot_bias"] = slot_bias
     if ids is not None:
         arrays["ids"] = ids
