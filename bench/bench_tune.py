@@ -29,7 +29,6 @@ import annlib
 from annlib.datasets import read_hdf5
 from annlib.recall_math import id_recall
 from annlib import defaults
-from annlib.defaults import num_leaves_for
 from annlib.tuning.ranks import leaf_grid
 
 TARGETS = (0.90, 0.95, 0.99)
@@ -83,7 +82,7 @@ def main(argv=None):
         searcher = defaults.configure(annlib.builder(ds.train, k, measure_name), measure_name).build(
             num_threads=args.threads, progress=False)
     else:
-        leaves = num_leaves_for(len(ds.train))
+        leaves = defaults.num_leaves_for(len(ds.train))
         searcher = (annlib.builder(ds.train, k, measure_name).tree(leaves, leaves // 20, soar_lambda=args.soar_lambda)
                     .score_ah(args.dims_per_block, anisotropic_quantization_threshold=args.threshold).reorder(100)
                     .build(num_threads=args.threads, progress=False))

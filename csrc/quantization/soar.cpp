@@ -41,14 +41,16 @@ void SoarAssign(const SoarArgs& a, const DenseKernels& kernels, int num_threads)
   for (int64_t i = 0; i < a.n; ++i)
     if (a.primary[i] < 0 || a.primary[i] >= num_centers) throw std::invalid_argument("primary label out of range");
 
+  // The centers as the rescoring kernel reads rows (zero-padded, bias 0).
   const int64_t row_stride = RowStride(dim);
-  std::vector<float> center_rows(num_centers * row_stride, 0.0f), zero_bias(num_centers, 0.0f);
+  std::vector<float> center_rows(num_centers * row_stride), zero_bias(num_centers);
+  PackRows(a.centers, num_centers, dim, DenseType::kFloat32, false, center_rows.data(), zero_bias.data(), nullptr,
+           nullptr, ResolveThreads(num_threads));
   std::vector<float> center_norm2(num_centers);
   for (int64_t c = 0; c < num_centers; ++c) {
     double s = 0.0;
     for (int32_t t = 0; t < dim; ++t) s += double{a.centers[c * dim + t]} * a.centers[c * dim + t];
     center_norm2[c] = static_cast<float>(s);
-    std::copy(a.centers + c * dim, a.centers + (c + 1) * dim, center_rows.begin() + c * row_stride);
   }
   if (num_centers > std::numeric_limits<int32_t>::max()) throw std::invalid_argument("too many centers");
   const int32_t centers32 = static_cast<int32_t>(num_centers);
@@ -68,13 +70,7 @@ void SoarAssign(const SoarArgs& a, const DenseKernels& kernels, int num_threads)
     r.stride = row_stride;
     r.bias = zero_bias.data();
     r.query = r_hat.data();
-    // s2 of the given centers, into s2.
-    auto inner = [&](const int32_t* which, int32_t count) {
-      r.ids = which;
-      r.count = count;
-      r.out = s2.data();
-      kernels.rescore(r);
-    };
+    r.out = s2.data();
     for (int64_t i = 0; i < m; ++i) {
       const int64_t point = p0 + i;
       const float* x = a.x + point * dim;
@@ -97,12 +93,15 @@ void SoarAssign(const SoarArgs& a, const DenseKernels& kernels, int num_threads)
 
       float best = std::numeric_limits<float>::infinity();
       int64_t best_c = p;
+      // The full loss of the given centers (s2 by the rescoring kernel).
       auto consider = [&](const int32_t* which, int32_t count) {
-        inner(which, count);
+        r.ids = which;
+        r.count = count;
+        kernels.rescore(r);
         for (int32_t j = 0; j < count; ++j) {
           const int32_t c = which[j];
           const float proj = along - s2[j];
-          const float loss = (center_norm2[c] - 2.0f * s1[c]) + a.lambda * proj * proj;
+          const float loss = e[c] + a.lambda * proj * proj;
           if (loss < best || (loss == best && c < best_c)) {
             best = loss;
             best_c = c;
@@ -116,18 +115,8 @@ void SoarAssign(const SoarArgs& a, const DenseKernels& kernels, int num_threads)
       for (int64_t c = 0; c < num_centers; ++c) e_of[c] = norm2_of[c] - 2.0f * s1[c];
       const int32_t have = kernels.row_select.smallest(e_of, centers32, kFirst, first);
       consider(first, have);
-      int32_t* out = ids.data();
-      const int32_t count = kernels.row_select.at_most(e_of, centers32, best, out);
-      // Drop the run's own centers: nearer than its last, or tied with it and in it.
-      const float last = e_of[first[have - 1]];
-      int32_t kept = 0;
-      for (int32_t j = 0; j < count; ++j) {
-        const int32_t c = out[j];
-        bool done = e_of[c] < last;
-        for (int32_t f = 0; !done && f < have; ++f) done = first[f] == c;
-        if (!done) out[kept++] = c;
-      }
-      consider(out, kept);
+      // (The run's own centers come again: scoring one twice changes nothing.)
+      consider(ids.data(), kernels.row_select.at_most(e_of, centers32, best, ids.data()));
       a.secondary[point] = static_cast<int32_t>(best_c);
     }
   });
