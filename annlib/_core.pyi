@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CompiledFilter', 'DenseFilter', 'DenseIndex', 'FORMAT_VERSION', 'LUT16_GROUP', 'MaxSimScorer', 'OLDEST_FORMAT_VERSION', 'PANEL_WIDTH', 'PartitionedIndex', 'StaleFilterError', 'ah_encode', 'amx_usable', 'anisotropic_eta', 'available_cores', 'block_center_sums', 'chain_sigint', 'check_rows', 'interrupt_all', 'max_simd_level', 'normalized_rows', 'num_bins_for', 'pack_dense', 'pack_lut16_codes', 'pack_rows', 'set_thread_deadline', 'simd_level', 'soar_assign', 'supported_simd_levels', 'testing']
+__all__: list[str] = ['CompiledFilter', 'DenseFilter', 'DenseIndex', 'FORMAT_VERSION', 'LUT16_GROUP', 'MaxSimScorer', 'OLDEST_FORMAT_VERSION', 'PANEL_WIDTH', 'PartitionedIndex', 'StaleFilterError', 'ah_encode', 'amx_usable', 'anisotropic_eta', 'available_cores', 'block_center_sums', 'chain_sigint', 'check_rows', 'interrupt_all', 'max_simd_level', 'nearest_and_spill', 'normalized_rows', 'num_bins_for', 'pack_dense', 'pack_lut16_codes', 'pack_rows', 'set_thread_deadline', 'simd_level', 'soar_assign', 'supported_simd_levels', 'testing']
 class DenseFilter:
     @property
     def count(self) -> int:
@@ -130,6 +130,8 @@ def interrupt_all() -> None:
 def max_simd_level() -> str:
     ...
 def merge_candidates(ids: numpy.typing.NDArray[numpy.int64], approx: numpy.typing.NDArray[numpy.float32], exact: numpy.typing.NDArray[numpy.float32], wanted: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex = 0, keys: typing.Any = None, distinct: bool = False) -> tuple:
+    ...
+def nearest_and_spill(x: numpy.typing.NDArray[numpy.float32], centers: numpy.typing.NDArray[numpy.float32], soar_lambda: typing.SupportsFloat | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex = 0, simd_level: str = '') -> tuple:
     ...
 def normalized_rows(x: numpy.typing.NDArray[numpy.float32], what: str) -> numpy.typing.NDArray[numpy.float32]:
     """

@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         print(f"| {target:g} | {p + 1}, {plain_cost[p]:,.0f} | {s + 1}, {soar_cost[s]:,.0f} | "
               f"{soar_cost[s] / plain_cost[p]:.2f} |")
     code_bytes = code_bytes_per_point(d, 2)
-    verdict = soar_verdict(x, centers, labels, args.k, by_dot, args.soar_lambda, num_threads=0, code_bytes=code_bytes)
+    verdict = soar_verdict(x, centers, plain_sizes, args.k, by_dot, args.soar_lambda, num_threads=0, code_bytes=code_bytes)
     print(f"soar_lambda='auto' here (2 dims/block: {code_bytes} code bytes a point, spilled codes "
           f"{soar_sizes.sum() * code_bytes / 2**20:,.0f} MiB, last-level cache {last_level_cache_bytes() / 2**20:,.0f} "
           f"MiB): ratio {verdict.ratio:.2f} -> {'SOAR' if verdict.pays else 'no SOAR'}")

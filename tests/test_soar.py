@@ -89,6 +89,81 @@ def test_spill_assignment_ties_go_to_the_smaller_center(simd_level):
     assert (got[-5:] == np.arange(5)).all()
 
 
+@pytest.mark.parametrize("num_centers", [1, 7, 300])
+def test_both_leaves_in_one_pass_match_the_exact_search_and_the_spill_rule(num_centers, simd_level):
+    """nearest_and_spill: the nearest center is the one an exact search of the centers
+    gives (the same float32 scores, so no tolerance), and the spill center is what
+    soar_assign chooses given that primary."""
+    rng = np.random.default_rng(num_centers)
+    x = clustered(rng, 2049, 24, clusters=30, spread=0.4)
+    centers = annlib.quantized.training.kmeans(x, num_centers, iterations=3, training_sample_size=2049,
+                                               num_threads=1) if num_centers > 1 else x[:1].copy()
+    nearest, spill = _core.nearest_and_spill(x, centers, 1.5, 2, simd_level)
+    assert nearest.dtype == spill.dtype == np.int32 and nearest.shape == spill.shape == (len(x),)
+    searched = annlib.quantized.training.assign(x, centers, num_threads=2)[0]
+    np.testing.assert_array_equal(nearest, searched)
+    np.testing.assert_array_equal(spill, _core.soar_assign(x, centers, searched, 1.5, 1, simd_level))
+
+
+def test_both_leaves_in_one_pass_break_ties_as_the_search(simd_level):
+    """Integer data on integer centers: many exactly equal distances, which go to the
+    smaller center, as the exact search's top-1 breaks them; every center twice."""
+    rng = np.random.default_rng(9)
+    base = rng.integers(0, 4, (30, 6)).astype(np.float32)
+    centers = np.concatenate([base, base])
+    x = rng.integers(0, 4, (4000, 6)).astype(np.float32)
+    nearest, spill = _core.nearest_and_spill(x, centers, 1.0, 0, simd_level)
+    searched = annlib.quantized.training.assign(x, centers, num_threads=2)[0]
+    np.testing.assert_array_equal(nearest, searched)
+    assert (nearest < 30).all() and (spill < 30).all()
+    d2 = ((x[:, None] - centers[None]) ** 2).sum(-1)
+    first_best = d2.argmin(1)  # numpy's argmin: the first of equal minima
+    np.testing.assert_array_equal(nearest, first_best)
+
+
+@pytest.mark.parametrize("x, centers, match", [
+    (np.zeros(8, np.float32), np.zeros((3, 8), np.float32), "2-D"),
+    (np.zeros((4, 8), np.float32), np.zeros((3, 7), np.float32), "same d"),
+    (np.zeros((4, 8), np.float32), np.zeros((0, 8), np.float32), "2-D"),
+])
+def test_both_leaves_reject_bad_shapes(x, centers, match):
+    with pytest.raises(ValueError, match=match):
+        _core.nearest_and_spill(x, centers, 1.0)
+    with pytest.raises(ValueError, match="lambda"):
+        _core.nearest_and_spill(np.zeros((4, 8), np.float32), np.zeros((3, 8), np.float32), -1.0)
+    with pytest.raises(TypeError):
+        _core.nearest_and_spill(np.zeros((4, 8)), np.zeros((3, 8)), 1.0)  # float64: no silent copy
+
+
+@pytest.mark.parametrize("measure, augment_norms", [("squared_l2", False), ("dot_product", True), ("cosine", False)])
+def test_a_build_finds_the_leaves_in_the_spill_pass_as_a_search_would(data, monkeypatch, measure, augment_norms):
+    """With more points than the codebooks' sample, a SOAR build learns the other points'
+    leaves in the spill assignment's pass; the index is the same, array for array, as
+    when every leaf is searched for first (the build before that pass found them)."""
+    from annlib.quantized import assignment, building
+    x, _ = data
+
+    def build_it():
+        return annlib.builder(x, 10, measure).tree(60, 4, soar_lambda=1.0, augment_norms=augment_norms).score_ah(
+            2, training_sample_size=1500).reorder(50).build(num_threads=2, progress=False)
+
+    fused = build_it()._arrays()
+    place, searched = building.place_points, []
+
+    def leaves_searched_first(config, centroids, codebooks, points, *args, leaves=None, lift=None, **kwargs):
+        if leaves is None:
+            leaves = assignment.primary_leaves(points, centroids, lift, 2)
+            searched.append(len(points))
+        return place(config, centroids, codebooks, points, *args, leaves=leaves, lift=lift, **kwargs)
+
+    monkeypatch.setattr(building, "place_points", leaves_searched_first)
+    reference = build_it()._arrays()
+    assert searched == [len(x)]  # the fused build had no leaves before placing
+    assert fused.keys() == reference.keys()
+    for name in fused:
+        np.testing.assert_array_equal(np.asarray(fused[name]), np.asarray(reference[name]), err_msg=name)
+
+
 def test_built_index_stores_points_in_primary_and_spill_leaf(data, spilled):
     """The leaves holding a handful of points are exactly {primary, argmin loss}."""
     x, _ = data

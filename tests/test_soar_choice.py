@@ -19,8 +19,8 @@ def _words(n=20_000):
 
 def _verdict(x, num_leaves, spherical, by_dot, seed=0):
     centroids = kmeans(x, num_leaves, spherical=spherical, seed=0, num_threads=2)
-    labels = assign(x, centroids, spherical=spherical, num_threads=2)[0]
-    return soar_choice.soar_verdict(x, centroids, labels, 10, by_dot, SOAR_LAMBDA, seed=seed, num_threads=2)
+    sizes = np.bincount(assign(x, centroids, spherical=spherical, num_threads=2)[0], minlength=num_leaves)
+    return soar_choice.soar_verdict(x, centroids, sizes, 10, by_dot, SOAR_LAMBDA, seed=seed, num_threads=2)
 
 
 def test_sentence_embeddings_get_soar():
@@ -54,14 +54,14 @@ def test_codes_beyond_the_cache_lower_the_bar():
     assert not soar_choice.SoarVerdict(0.93, 20, 10, beyond_cache=True).pays
     x = sift_20k().train
     centroids = kmeans(x, 200, spherical=False, seed=0, num_threads=2)
-    labels = assign(x, centroids, spherical=False, num_threads=2)[0]
+    sizes = np.bincount(assign(x, centroids, spherical=False, num_threads=2)[0], minlength=200)
     code_bytes = soar_choice.code_bytes_per_point(x.shape[1], 2)
-    small = soar_choice.soar_verdict(x, centroids, labels, 10, False, SOAR_LAMBDA, num_threads=2,
+    small = soar_choice.soar_verdict(x, centroids, sizes, 10, False, SOAR_LAMBDA, num_threads=2,
                                      code_bytes=code_bytes, cache_bytes=1 << 30)
-    big = soar_choice.soar_verdict(x, centroids, labels, 10, False, SOAR_LAMBDA, num_threads=2,
+    big = soar_choice.soar_verdict(x, centroids, sizes, 10, False, SOAR_LAMBDA, num_threads=2,
                                    code_bytes=code_bytes, cache_bytes=1 << 20)  # 20k x ~1.9 copies x 32 B > 1 MiB
     assert not small.beyond_cache and big.beyond_cache and small.ratio == big.ratio
-    unsized = soar_choice.soar_verdict(x, centroids, labels, 10, False, SOAR_LAMBDA, num_threads=2, cache_bytes=1)
+    unsized = soar_choice.soar_verdict(x, centroids, sizes, 10, False, SOAR_LAMBDA, num_threads=2, cache_bytes=1)
     assert not unsized.beyond_cache  # no code bytes given: counted as in cache
 
 

@@ -6,12 +6,16 @@
      tree, one leaf centered at the origin;
   2. AH codebooks on a sample of primary residuals (training.train_codebooks);
   3. every point placed (placement.place_points: its leaf, its SOAR leaf,
-     the AH codes and L2 term of each copy, its reorder row);
+     the AH codes and L2 term of each copy, its reorder row); step 2 needs the leaves
+     of its sample only, so with SOAR the others come from the spill assignment's
+     own pass over the centers (assignment.py) rather than a search of their own;
   4. the arrays laid out leaf after leaf (layout.lay_out).
 
 train() stops after step 2 with an empty index (trained_arrays), for upsert() to fill.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,15 +26,16 @@ from .layout import lay_out, leaf_balance
 from .placement import place_points
 from .reorder_copy import rows_dtype_for
 from .soar_choice import with_soar_decided
-from .training import NormLift, assign, kmeans, train_codebooks, training_sample
+from .assignment import primary_leaves
+from .training import NormLift, kmeans, train_codebooks, training_sample
 
 
-def _leaves(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool | None):
-    """(centroids, primary leaf of each row of x, NormLift or None): step 1."""
+def _centers(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool | None):
+    """(centroids, NormLift or None): step 1."""
     n, d = x.shape
     tree = config.tree
     if tree is None:
-        return np.zeros((1, d), np.float32), np.zeros(n, np.int64), None
+        return np.zeros((1, d), np.float32), None
     if tree.augment_norms:
         lift = NormLift.fit(x)
         # Only the training sample is lifted (a copy of d + 1 columns), not all of x.
@@ -38,9 +43,8 @@ def _leaves(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool
         lifted = kmeans(lift.rows(sample), tree.num_leaves, iterations=tree.iterations,
                         training_sample_size=len(sample), init=tree.init, seed=tree.seed, num_threads=num_threads,
                         progress=progress)
-        centroids = np.ascontiguousarray(lifted[:, :d])
         lift.centroid_lift = np.ascontiguousarray(lifted[:, d])
-        return centroids, lift.assign(x, centroids, num_threads), lift
+        return np.ascontiguousarray(lifted[:, :d]), lift
     centroids = kmeans(x, tree.num_leaves, iterations=tree.iterations, training_sample_size=tree.training_sample_size,
                        init=tree.init, spherical=tree.spherical, seed=tree.seed, num_threads=num_threads,
                        progress=progress)
@@ -49,22 +53,51 @@ def _leaves(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool
         # data): the leaves and the probe order stay spherical k-means', and the residuals
         # that AH and SOAR work on stay as small as the data's spread.
         centroids *= np.float32(norm_stats(x, sample=100_000)[0])
-    return centroids, assign(x, centroids, num_threads=num_threads)[0], None
+    return centroids, None
 
 
-def _train(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool | None):
-    """(centroids, codebooks, primary leaf of each row of x, NormLift or None) learned from x
-    (steps 1-2)."""
-    centroids, labels, lift = _leaves(config, x, num_threads, progress)
+@dataclass
+class Trained:
+    """Steps 1-2 on x: the centers, the codebooks, and the primary leaves of every row or,
+    when a SOAR build will find those in its spill assignment's own pass, of a sample of
+    rows (the codebooks' sample)."""
+    centroids: np.ndarray
+    codebooks: np.ndarray
+    lift: NormLift | None
+    leaves: np.ndarray | None  # int64 [n]: every row's primary leaf, or None
+    sample: np.ndarray         # int64 rows of x, ascending (all of them for a small x)
+    labels: np.ndarray         # int64: their primary leaves
+
+    def leaf_sizes(self, n: int) -> np.ndarray:
+        """Points per leaf (float64 [L]): counted where every row's leaf is known, else
+        estimated from the sample's (scaled to n rows)."""
+        if self.leaves is not None:
+            return np.bincount(self.leaves, minlength=len(self.centroids)).astype(np.float64)
+        return np.bincount(self.labels, minlength=len(self.centroids)) * (n / max(len(self.sample), 1))
+
+
+def _train(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool | None) -> Trained:
+    """Steps 1-2: centers, then AH codebooks on the residuals of a sample of rows to their
+    primary leaves."""
+    centroids, lift = _centers(config, x, num_threads, progress)
     tree, ahc = config.tree, config.score_ah
     seed = tree.seed if tree is not None else 0
     rng = np.random.default_rng(seed)
     n = len(x)
     sample = np.sort(rng.choice(n, min(n, ahc.training_sample_size), replace=False))
-    codebooks = train_codebooks(x[sample] - centroids[labels[sample]], ahc.dimensions_per_block,
+    rows = x[sample]
+    # Without SOAR every row's leaf is searched for now (placing needs them all); with it
+    # ("auto" included), only the sample's, unless the sample is every row.
+    leaves = None
+    if tree is None:
+        leaves = np.zeros(n, np.int64)
+    elif tree.soar_lambda is None or len(sample) == n:
+        leaves = primary_leaves(x, centroids, lift, num_threads)
+    labels = leaves[sample] if leaves is not None else primary_leaves(rows, centroids, lift, num_threads)
+    codebooks = train_codebooks(rows - centroids[labels], ahc.dimensions_per_block,
                                 iterations=ahc.training_iterations, training_sample_size=len(sample), seed=seed,
                                 num_threads=num_threads, progress=progress)
-    return centroids, codebooks, labels, lift
+    return Trained(centroids, codebooks, lift, leaves, sample, labels)
 
 
 def _with_lift(arrays: dict, lift: NormLift | None) -> dict:
@@ -85,13 +118,15 @@ def build_arrays(config: IndexConfig, database: np.ndarray, num_threads: int = 0
     arrays in the current format (csrc/index/index_format.h); the config as given, with
     soar_lambda="auto" decided (soar_choice.py)."""
     x = _prepared(config, database)
-    centroids, codebooks, labels, lift = _train(config, x, num_threads, progress)
-    config = with_soar_decided(config, x, centroids, labels, lift, num_threads)
+    n = len(x)
+    trained = _train(config, x, num_threads, progress)
+    config = with_soar_decided(config, x, trained.centroids, trained.leaf_sizes(n), trained.lift, num_threads)
     # A float32 reorder copy of data bfloat16 holds exactly is kept in bfloat16 (reorder_copy.py).
-    placement = place_points(config, centroids, codebooks, x, num_threads, progress, leaves=labels, lift=lift,
-                             rows_dtype=rows_dtype_for(config, x))
-    return config, _with_lift(lay_out(placement, centroids, codebooks, config.score_ah.dimensions_per_block,
-                                      config.distance_measure == "squared_l2", num_threads, ids), lift)
+    placement = place_points(config, trained.centroids, trained.codebooks, x, num_threads, progress,
+                             leaves=trained.leaves, lift=trained.lift, rows_dtype=rows_dtype_for(config, x))
+    return config, _with_lift(lay_out(placement, trained.centroids, trained.codebooks,
+                                      config.score_ah.dimensions_per_block, config.distance_measure == "squared_l2",
+                                      num_threads, ids), trained.lift)
 
 
 def trained_arrays(config: IndexConfig, sample: np.ndarray, num_threads: int = 0,
@@ -100,14 +135,17 @@ def trained_arrays(config: IndexConfig, sample: np.ndarray, num_threads: int = 0
     from sample (float32 [n, d], checked): upsert() places points into it as a build would.
     soar_lambda="auto" is decided on the sample."""
     x = _prepared(config, sample)
-    centroids, codebooks, labels, lift = _train(config, x, num_threads, progress)
-    config = with_soar_decided(config, x, centroids, labels, lift, num_threads)
+    trained = _train(config, x, num_threads, progress)
+    labels = trained.leaves
+    if labels is None:
+        labels = primary_leaves(x, trained.centroids, trained.lift, num_threads)
+    sizes = np.bincount(labels, minlength=len(trained.centroids))
+    config = with_soar_decided(config, x, trained.centroids, sizes.astype(np.float64), trained.lift, num_threads)
     # An empty copy in the dtype a build of data like the sample would hold (reorder_copy.py).
-    placement = place_points(config, centroids, codebooks, x[:0], num_threads, progress,
+    placement = place_points(config, trained.centroids, trained.codebooks, x[:0], num_threads, progress,
                              leaves=np.zeros(0, np.int64), rows_dtype=rows_dtype_for(config, x))
-    arrays = _with_lift(lay_out(placement, centroids, codebooks, config.score_ah.dimensions_per_block,
-                                config.distance_measure == "squared_l2", num_threads), lift)
+    arrays = _with_lift(lay_out(placement, trained.centroids, trained.codebooks, config.score_ah.dimensions_per_block,
+                                config.distance_measure == "squared_l2", num_threads), trained.lift)
     # health() measures the leaves' spread against the sample's.
-    sample_cv = leaf_balance(np.bincount(labels, minlength=len(centroids)))["leaf_size_cv"]
-    arrays["leaf_cv_at_training"] = np.array([sample_cv])
+    arrays["leaf_cv_at_training"] = np.array([leaf_balance(sizes)["leaf_size_cv"]])
     return config, arrays

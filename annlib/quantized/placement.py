@@ -21,7 +21,8 @@ import numpy as np
 from .. import _core
 from .._progress import progress_bar
 from ..config import IndexConfig
-from .training import NormLift, assign
+from .assignment import leaves_with_spill, primary_leaves
+from .training import NormLift
 
 ENCODE_CHUNK = 1 << 16  # points encoded per call: bounded memory, a progress step
 
@@ -44,23 +45,19 @@ def place_points(config: IndexConfig, centroids: np.ndarray, codebooks: np.ndarr
                  lift: NormLift | None = None, rows_dtype: str | None = None) -> Placement:
     """The placement of points x (float32 [n, d], unit rows for cosine) in an index with these
     trained centroids [L, d] and codebooks [num_blocks, 16, dims_per_block]; `leaves`
-    when the primary leaves are already known (a build assigns while it trains); `lift`:
+    when the primary leaves are already known, else found here (with SOAR, in the spill
+    assignment's own pass: assignment.py); `lift`:
     the index's NormLift (augment_norms), whose space the leaves are chosen in; `rows_dtype`:
     the dtype the reorder rows are packed in (reorder_copy.py; default the config's)."""
-    if leaves is None:
-        leaves = lift.assign(x, centroids, num_threads) if lift is not None else \
-            assign(x, centroids, num_threads=num_threads)[0]
     tree = config.tree
-    spill_leaves = np.empty(0, np.int64)
     if tree is not None and tree.soar_lambda is not None:
-        # SOAR's rule in the space the leaves were chosen in (the lifted one with augment_norms).
-        points, centers = (lift.rows(x), lift.centers(centroids)) if lift is not None else (x, centroids)
-        secondary = _core.soar_assign(points, centers, np.ascontiguousarray(leaves, dtype=np.int64),
-                                      float(tree.soar_lambda), num_threads).astype(np.int64)
+        leaves, secondary = leaves_with_spill(x, centroids, tree.soar_lambda, lift, num_threads, primary=leaves)
         spilled = np.flatnonzero(secondary != leaves)
         spill_leaves = secondary[spilled]
     else:
-        spilled = np.empty(0, np.int64)
+        if leaves is None:
+            leaves = primary_leaves(x, centroids, lift, num_threads)
+        spilled = spill_leaves = np.empty(0, np.int64)
     copies = np.concatenate([np.arange(len(x), dtype=np.int64), spilled])
     copy_leaves = np.concatenate([np.asarray(leaves, np.int64), spill_leaves])
     codes = _encode(x, centroids, codebooks, copies, copy_leaves, config, num_threads, progress)

@@ -8,6 +8,8 @@ taken in the order a search probes them, and the points scanned until a share of
 neighbours are in a visited leaf are compared with and without the spilled copies (the
 spill counted on a sample of rows), at leaf-level recall 0.90, 0.95 and 0.99: the ratio
 is the mean of the three (one quantile alone moves with the few neighbours at its edge).
+The plain leaf sizes are counted where every row's leaf is known, else estimated from a
+sample's (a build knows only its codebook sample's leaves before it places the points).
 
 SOAR's own costs, twice the codes and duplicates to drop, run about 20-25% at equal
 points scanned when the codes sit in the cache: there it pays below a ratio of 0.75
@@ -27,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _core
 from ..config import IndexConfig
 from ..defaults import SOAR_LAMBDA
+from .assignment import leaves_with_spill
 from .training import NormLift, exact_index
 
 RECALLS = (0.90, 0.95, 0.99)  # the leaf-level recalls the scans are compared at
@@ -110,11 +112,12 @@ def exact_neighbours(x: np.ndarray, rows: np.ndarray, k: int, by_dot: bool, num_
     return found[keep].reshape(len(rows), k)
 
 
-def soar_verdict(x: np.ndarray, centroids: np.ndarray, labels: np.ndarray, k: int, by_dot: bool,
+def soar_verdict(x: np.ndarray, centroids: np.ndarray, leaf_sizes: np.ndarray, k: int, by_dot: bool,
                  soar_lambda: float, lift: NormLift | None = None, seed: int = 0,
                  num_threads: int = 0, code_bytes: int = 0, cache_bytes: int | None = None) -> SoarVerdict:
     """The scan SOAR (soar_lambda) saves at leaf-level recalls RECALLS on x, whose rows sit in
-    the leaves `labels` of `centroids` (chosen in the lift's space when one is given).
+    the leaves of `centroids` (chosen in the lift's space when one is given), `leaf_sizes`
+    rows each (float [L]: counted, or estimated from a sample of rows' leaves).
     code_bytes: one copy's codes per point, to weigh the spilled index against cache_bytes
     (default: this machine's last-level cache); 0 counts the codes as in cache."""
     n = len(x)
@@ -124,20 +127,14 @@ def soar_verdict(x: np.ndarray, centroids: np.ndarray, labels: np.ndarray, k: in
     k = max(1, min(k, n - 1))
     neighbours = exact_neighbours(x, rows, k, by_dot, num_threads)
 
-    def second_leaves(points: np.ndarray) -> np.ndarray:
-        pts = np.ascontiguousarray(x[points])
-        centers = centroids
-        if lift is not None:
-            pts, centers = lift.rows(pts), lift.centers(centroids)
-        return _core.soar_assign(pts, centers, np.ascontiguousarray(labels[points], dtype=np.int64),
-                                 float(soar_lambda), num_threads).astype(np.int64)
+    def both_leaves(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return leaves_with_spill(np.ascontiguousarray(x[points]), centroids, soar_lambda, lift, num_threads)
 
-    primary = labels[neighbours]
-    second = second_leaves(neighbours.ravel()).reshape(neighbours.shape)
+    primary, second = (a.reshape(neighbours.shape) for a in both_leaves(neighbours.ravel()))
     sample = rng.choice(n, min(n, SPILL_SAMPLE), replace=False)
-    sample_second = second_leaves(sample)
-    spilled = sample_second != labels[sample]
-    plain_sizes = np.bincount(labels, minlength=num_leaves).astype(np.float64)
+    sample_primary, sample_second = both_leaves(sample)
+    spilled = sample_second != sample_primary
+    plain_sizes = np.asarray(leaf_sizes, np.float64)
     soar_sizes = plain_sizes + np.bincount(sample_second[spilled], minlength=num_leaves) * (n / len(sample))
 
     order, ranks = leaf_ranks(np.ascontiguousarray(x[rows]), centroids, by_dot)
@@ -160,15 +157,16 @@ def soar_verdict(x: np.ndarray, centroids: np.ndarray, labels: np.ndarray, k: in
                        bool(spilled_bytes > cache))
 
 
-def with_soar_decided(config: IndexConfig, x: np.ndarray, centroids: np.ndarray, labels: np.ndarray,
+def with_soar_decided(config: IndexConfig, x: np.ndarray, centroids: np.ndarray, leaf_sizes: np.ndarray,
                       lift: NormLift | None, num_threads: int) -> IndexConfig:
-    """The config with soar_lambda="auto" replaced by the decision on x: SOAR_LAMBDA where
-    soar_verdict says SOAR pays, else None (no spilling). Other configs come back as given."""
+    """The config with soar_lambda="auto" replaced by the decision on x (leaf_sizes: rows per
+    leaf, as soar_verdict takes them): SOAR_LAMBDA where soar_verdict says SOAR pays, else
+    None (no spilling). Other configs come back as given."""
     tree = config.tree
     if tree is None or tree.soar_lambda != "auto":
         return config
     code_bytes = code_bytes_per_point(x.shape[1], config.score_ah.dimensions_per_block)  # a tree implies score_ah()
-    pays = len(x) > 1 and soar_verdict(x, centroids, labels, config.num_neighbors,
+    pays = len(x) > 1 and soar_verdict(x, centroids, leaf_sizes, config.num_neighbors,
                                        config.distance_measure != "squared_l2", SOAR_LAMBDA, lift, tree.seed,
                                        num_threads, code_bytes=code_bytes).pays
     return dataclasses.replace(config, tree=dataclasses.replace(tree, soar_lambda=SOAR_LAMBDA if pays else None))

@@ -212,15 +212,14 @@ py::array_t<double> ReconstructedNorm2Py(FloatArray centers, Int64Array leaves, 
   return out;
 }
 
-// SOAR spill center of every point (quantization/soar.h): x [n][d], centers
-// [L][d], primary [n] -> int32 [n] (equal to primary where not spilled).
-Int32Array SoarAssignPy(FloatArray x, FloatArray centers, Int64Array primary, float lambda, int num_threads,
-                        const std::string& simd_level) {
+// SoarAssign over x [n][d] and centers [L][d] (quantization/soar.h): the spill
+// center of every point into secondary [n]; with primary nullptr, also each
+// point's nearest center into nearest [n].
+void RunSoarAssign(const FloatArray& x, const FloatArray& centers, const int64_t* primary, float lambda,
+                   int num_threads, const std::string& simd_level, int32_t* secondary, int32_t* nearest) {
   if (x.ndim() != 2 || centers.ndim() != 2 || x.shape(1) != centers.shape(1) || centers.shape(0) < 1)
     throw std::invalid_argument("x (n, d) and centers (L, d) must be 2-D with the same d");
-  if (primary.ndim() != 1 || primary.shape(0) != x.shape(0))
-    throw std::invalid_argument("primary must have shape (n,)");
-  const int64_t n = x.shape(0), num_centers = centers.shape(0);
+  const int64_t num_centers = centers.shape(0);
   const int32_t dim = static_cast<int32_t>(x.shape(1));
   DenseView cv;
   cv.type = DenseType::kFloat32;
@@ -228,19 +227,39 @@ Int32Array SoarAssignPy(FloatArray x, FloatArray centers, Int64Array primary, fl
   cv.dim = dim;
   std::vector<uint8_t> panels(cv.num_panels() * PanelBytes(DenseType::kFloat32, dim));
   std::vector<float> bias(cv.num_panels() * kPanelWidth);
-  Int32Array secondary(n);
-  SoarArgs a{x.data(), n, centers.data(), cv, primary.data(), lambda, secondary.mutable_data()};
+  SoarArgs a{x.data(), x.shape(0), centers.data(), cv, primary, lambda, secondary, nearest};
   const DenseKernels& kernels = DenseKernelsFor(LevelOrActive(simd_level));
   const float* cp = centers.data();
   Interruptible([&] {
     DensePointArrays out;
     out.bias = bias.data();
-    PackDense(cp, num_centers, dim, DenseType::kFloat32, false, panels.data(), out, num_threads);
+    // Packed for squared L2, as an exact search of the centers packs them (training.assign).
+    PackDense(cp, num_centers, dim, DenseType::kFloat32, true, panels.data(), out, num_threads);
     a.center_panels.panels = panels.data();
     a.center_panels.bias = bias.data();
     SoarAssign(a, kernels, num_threads);
   });
+}
+
+// primary [n] given -> int32 [n] spill centers (equal to primary where not spilled).
+Int32Array SoarAssignPy(FloatArray x, FloatArray centers, Int64Array primary, float lambda, int num_threads,
+                        const std::string& simd_level) {
+  if (primary.ndim() != 1 || x.ndim() != 2 || primary.shape(0) != x.shape(0))
+    throw std::invalid_argument("primary must have shape (n,)");
+  Int32Array secondary(x.shape(0));
+  RunSoarAssign(x, centers, primary.data(), lambda, num_threads, simd_level, secondary.mutable_data(), nullptr);
   return secondary;
+}
+
+// -> (int32 [n] nearest centers, int32 [n] spill centers): both leaves of every point
+// from one pass over the centers.
+py::tuple NearestAndSpillPy(FloatArray x, FloatArray centers, float lambda, int num_threads,
+                            const std::string& simd_level) {
+  const int64_t n = x.ndim() == 2 ? x.shape(0) : 0;
+  Int32Array nearest(n), secondary(n);
+  RunSoarAssign(x, centers, nullptr, lambda, num_threads, simd_level, secondary.mutable_data(),
+                nearest.mutable_data());
+  return py::make_tuple(nearest, secondary);
 }
 
 // codes [slots][num_blocks] (slots a multiple of 32) -> LUT16 packed layout.
@@ -314,6 +333,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("soar_assign", &SoarAssignPy, py::arg("x").noconvert(), py::arg("centers").noconvert(),
         py::arg("primary").noconvert(), py::arg("soar_lambda"), py::arg("num_threads") = 0,
         py::arg("simd_level") = "");
+  m.def("nearest_and_spill", &NearestAndSpillPy, py::arg("x").noconvert(), py::arg("centers").noconvert(),
+        py::arg("soar_lambda"), py::arg("num_threads") = 0, py::arg("simd_level") = "");
   m.def("pack_lut16_codes", &PackLut16CodesPy, py::arg("codes").noconvert());
   annlib_bindings::RegisterDenseIndex(m);
   annlib_bindings::RegisterPartitionedIndex(m);

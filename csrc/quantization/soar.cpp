@@ -22,14 +22,17 @@ constexpr int32_t kFirst = 8;
 // loss(c) = |c|^2 - 2 s1 + lambda (a - s2)^2 is at least e(c) = |c|^2 - 2 s1 (the
 // squared distance less |x|^2; in float32 too, whose rounding is monotonic), so a
 // center whose e(c) exceeds a loss already found can neither win nor tie. One GEMM
-// of the points over the centers gives every e(c); s2 = <r^, c> is computed (by the
-// rescoring kernel, over a zero-padded copy of the centers) for the kFirst nearest
-// centers, then only for the others whose e(c) is within the best loss of those:
-// on photo-SIFT (2,600 k-means leaves, lambda 1.5) about 100 centers per point. The
-// two scans over a point's e(c) are the ISA's (kernels/row_select-inl.h). Scoring
-// every center in full (one GEMM of the stacked [x; r^] rows, twice this one) took
-// 1.6 s for 200k of its points, this 1.14 s, with the same choices. Equal losses go
-// to the smaller center, whatever the order they are found in (as the full scan in
+// of the points over the centers, packed for squared L2 (bias -|c|^2/2), gives
+// every e(c) as -2 times the raw score: the very scores an exact float32 search of
+// the centers ranks, so the smallest e(c), ties to the smaller center, is the leaf
+// that search assigns. s2 = <r^, c> is computed (by the rescoring kernel, over a
+// zero-padded copy of the centers) for the kFirst nearest centers, then only for
+// the others whose e(c) is within the best loss of those: on photo-SIFT (2,600
+// k-means leaves, lambda 1.5) about 100 centers per point. The two scans over a
+// point's e(c) are the ISA's (kernels/row_select-inl.h). Scoring every center in
+// full (one GEMM of the stacked [x; r^] rows, twice this one) took 1.6 s for 200k
+// of its points, this 1.14 s, with the same choices. Equal losses go to the
+// smaller center, whatever the order they are found in (as the full scan in
 // center order did).
 void SoarAssign(const SoarArgs& a, const DenseKernels& kernels, int num_threads) {
   const DenseView& cv = a.center_panels;
@@ -38,20 +41,18 @@ void SoarAssign(const SoarArgs& a, const DenseKernels& kernels, int num_threads)
   if (a.n <= 0) return;
   if (!(a.lambda >= 0.0f) || !std::isfinite(a.lambda)) throw std::invalid_argument("lambda must be finite and >= 0");
   if (cv.type != DenseType::kFloat32) throw std::invalid_argument("SOAR needs float32 center panels");
-  for (int64_t i = 0; i < a.n; ++i)
-    if (a.primary[i] < 0 || a.primary[i] >= num_centers) throw std::invalid_argument("primary label out of range");
+  if (a.primary != nullptr) {
+    for (int64_t i = 0; i < a.n; ++i)
+      if (a.primary[i] < 0 || a.primary[i] >= num_centers) throw std::invalid_argument("primary label out of range");
+  } else if (a.nearest == nullptr) {
+    throw std::invalid_argument("SOAR needs the primary centers or somewhere to write the nearest");
+  }
 
   // The centers as the rescoring kernel reads rows (zero-padded, bias 0).
   const int64_t row_stride = RowStride(dim);
   std::vector<float> center_rows(num_centers * row_stride), zero_bias(num_centers);
   PackRows(a.centers, num_centers, dim, DenseType::kFloat32, false, center_rows.data(), zero_bias.data(), nullptr,
            nullptr, ResolveThreads(num_threads));
-  std::vector<float> center_norm2(num_centers);
-  for (int64_t c = 0; c < num_centers; ++c) {
-    double s = 0.0;
-    for (int32_t t = 0; t < dim; ++t) s += double{a.centers[c * dim + t]} * a.centers[c * dim + t];
-    center_norm2[c] = static_cast<float>(s);
-  }
   if (num_centers > std::numeric_limits<int32_t>::max()) throw std::invalid_argument("too many centers");
   const int32_t centers32 = static_cast<int32_t>(num_centers);
   const int64_t stride = cv.num_panels() * kPanelWidth;
@@ -74,7 +75,14 @@ void SoarAssign(const SoarArgs& a, const DenseKernels& kernels, int num_threads)
     for (int64_t i = 0; i < m; ++i) {
       const int64_t point = p0 + i;
       const float* x = a.x + point * dim;
-      const int32_t p = static_cast<int32_t>(a.primary[point]);
+      // e(c) of every center, exact in the scaling by -2; the kFirst nearest by e.
+      const float* raw = scores.data() + i * stride;
+      float* e_of = e.data();
+      for (int64_t c = 0; c < num_centers; ++c) e_of[c] = -2.0f * raw[c];
+      const int32_t have = kernels.row_select.smallest(e_of, centers32, kFirst, first);
+      // The nearest comes first, ties in index order.
+      const int32_t p = a.primary != nullptr ? static_cast<int32_t>(a.primary[point]) : first[0];
+      if (a.primary == nullptr) a.nearest[point] = p;
       const float* primary = a.centers + int64_t{p} * dim;
       double norm2 = 0.0;
       for (int32_t t = 0; t < dim; ++t) {
@@ -89,7 +97,6 @@ void SoarAssign(const SoarArgs& a, const DenseKernels& kernels, int num_threads)
         dot += double{x[t]} * r_hat[t];
       }
       const float along = static_cast<float>(dot);  // a = <x, r^>
-      const float* s1 = scores.data() + i * stride;
 
       float best = std::numeric_limits<float>::infinity();
       int64_t best_c = p;
@@ -108,12 +115,8 @@ void SoarAssign(const SoarArgs& a, const DenseKernels& kernels, int num_threads)
           }
         }
       };
-      // e(c) of every center in one vectorised loop; the kFirst nearest centers by e
-      // scored in full; then the others within the best loss (the ISA's row scans).
-      const float* norm2_of = center_norm2.data();
-      float* e_of = e.data();
-      for (int64_t c = 0; c < num_centers; ++c) e_of[c] = norm2_of[c] - 2.0f * s1[c];
-      const int32_t have = kernels.row_select.smallest(e_of, centers32, kFirst, first);
+      // The kFirst nearest centers scored in full; then the others within the best
+      // loss (the ISA's row scans).
       consider(first, have);
       // (The run's own centers come again: scoring one twice changes nothing.)
       consider(ids.data(), kernels.row_select.at_most(e_of, centers32, best, ids.data()));

@@ -10,8 +10,9 @@
 //
 // With s1 = <x, c>, s2 = <r^, c>, a = <x, r^>, dropping the constant |x|^2:
 //     loss(c) = |c|^2 - 2 s1 + lambda * (a - s2)^2
-// so one GEMM-shaped pass of the stacked [x; r^] rows over the centers (our
-// dense kernels in raw mode) gives every term.
+// The first two terms, e(c), are the squared distance less |x|^2: one GEMM of
+// the points over the centers (our dense kernels in raw mode) gives them all,
+// and the nearest center with them, so a build finds both leaves in one pass.
 #pragma once
 #include <cstdint>
 
@@ -23,10 +24,13 @@ struct SoarArgs {
   const float* x;             // [n][dim] datapoints
   int64_t n;
   const float* centers;       // [num_centers][dim], row-major
-  DenseView center_panels;    // the same centers packed as float32 panels, bias 0
-  const int64_t* primary;     // [n] primary center of each point
+  DenseView center_panels;    // the same centers packed as float32 panels for squared L2
+                              // (bias -|c|^2/2, as an exact float32 search packs them)
+  const int64_t* primary;     // [n] primary center of each point; nullptr: each point's
+                              // nearest center, found here and written to nearest
   float lambda;               // >= 0
   int32_t* secondary;         // out: [n] spill center (== primary: not spilled)
+  int32_t* nearest = nullptr;  // out: [n] nearest center, when primary is nullptr
 };
 
 void SoarAssign(const SoarArgs& args, const DenseKernels& kernels, int num_threads);
