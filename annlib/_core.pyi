@@ -99,9 +99,9 @@ class MaxSimScorer:
     @property
     def simd_level(self) -> str:
         ...
-def ah_encode(residuals: numpy.typing.NDArray[numpy.float32], originals: numpy.typing.NDArray[numpy.float32], centers: numpy.typing.NDArray[numpy.float32], threshold: typing.SupportsFloat | typing.SupportsIndex, eta_dim: typing.SupportsInt | typing.SupportsIndex, max_rounds: typing.SupportsInt | typing.SupportsIndex = 10, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.uint8]:
+def ah_encode(residuals: numpy.typing.NDArray[numpy.float32], originals: numpy.typing.NDArray[numpy.float32], centers: numpy.typing.NDArray[numpy.float32], threshold: typing.SupportsFloat | typing.SupportsIndex, eta_dim: typing.SupportsInt | typing.SupportsIndex, max_rounds: typing.SupportsInt | typing.SupportsIndex = 10, num_threads: typing.SupportsInt | typing.SupportsIndex = 0, simd_level: str = '') -> numpy.typing.NDArray[numpy.uint8]:
     ...
-def ah_encode_copies(x: numpy.typing.NDArray[numpy.float32], points: numpy.typing.NDArray[numpy.int64], leaf_centers: numpy.typing.NDArray[numpy.float32], leaves: numpy.typing.NDArray[numpy.int64], centers: numpy.typing.NDArray[numpy.float32], threshold: typing.SupportsFloat | typing.SupportsIndex, eta_dim: typing.SupportsInt | typing.SupportsIndex, max_rounds: typing.SupportsInt | typing.SupportsIndex = 10, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.uint8]:
+def ah_encode_copies(x: numpy.typing.NDArray[numpy.float32], points: numpy.typing.NDArray[numpy.int64], leaf_centers: numpy.typing.NDArray[numpy.float32], leaves: numpy.typing.NDArray[numpy.int64], centers: numpy.typing.NDArray[numpy.float32], threshold: typing.SupportsFloat | typing.SupportsIndex, eta_dim: typing.SupportsInt | typing.SupportsIndex, max_rounds: typing.SupportsInt | typing.SupportsIndex = 10, num_threads: typing.SupportsInt | typing.SupportsIndex = 0, simd_level: str = '') -> numpy.typing.NDArray[numpy.uint8]:
     ...
 def amx_usable() -> bool:
     """

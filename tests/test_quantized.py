@@ -234,6 +234,78 @@ def test_encoding_copies_matches_encoding_their_residual_rows(rng, dims_per_bloc
         _core.ah_encode_copies(x, points, np.ascontiguousarray(centers[:, 1:]), leaves, codebooks, threshold, d)
 
 
+def _reference_ah_codes(r, x, centers, threshold, eta_dim, max_rounds):
+    """The encoder, step by step in Python with its float32 and float64 arithmetic: each
+    block's nearest center (the first of equal ones), then coordinate descent on
+    |e|^2 + w <e, x>^2, blocks by descending residual norm (equal norms in block order),
+    each block taking the trial better than the best so far by more than 1e-12 of the
+    current loss."""
+    num_blocks, _, dpb = centers.shape
+    f32 = np.float32
+    codes = np.empty((len(r), num_blocks), np.uint8)
+    for i in range(len(r)):
+        rb, xb = r[i].reshape(num_blocks, dpb), x[i].reshape(num_blocks, dpb)
+        dist = np.zeros((num_blocks, 16), np.float32)
+        proj = np.zeros((num_blocks, 16), np.float32)
+        for t in range(dpb):  # float32 sums in dimension order, as the kernels add
+            e = (rb[:, t, None] - centers[:, :, t]).astype(f32)
+            dist = (dist + e * e).astype(f32)
+            proj = (proj + e * xb[:, t, None]).astype(f32)
+        code = dist.argmin(1)
+        norm2 = float(np.sum(x[i].astype(np.float64) ** 2))
+        eta = _core.anisotropic_eta(threshold, norm2, eta_dim)
+        if eta != 1.0 and norm2 > 0.0 and max_rounds > 0:
+            w = (eta - 1.0) / norm2
+            p = 0.0
+            for b in range(num_blocks):
+                p += float(proj[b, code[b]])
+            block_norm = [float(f32(sum(float(v) * float(v) for v in rb[b]))) for b in range(num_blocks)]
+            order = sorted(range(num_blocks), key=lambda b: (-block_norm[b], b))
+            for _ in range(max_rounds):
+                changed = False
+                for b in order:
+                    cur = code[b]
+                    p_rest = p - float(proj[b, cur])
+                    cur_loss = float(dist[b, cur]) + w * p * p
+                    best, best_loss = cur, cur_loss
+                    for j in range(16):
+                        np_ = p_rest + float(proj[b, j])
+                        loss = float(dist[b, j]) + w * np_ * np_
+                        if loss < best_loss - 1e-12 * abs(cur_loss):
+                            best, best_loss = j, loss
+                    if best != cur:
+                        code[b] = best
+                        p = p_rest + float(proj[b, best])
+                        changed = True
+                if not changed:
+                    break
+        codes[i] = code
+    return codes
+
+
+@pytest.mark.parametrize("dims_per_block", [1, 2, 3, 4])
+@pytest.mark.parametrize("threshold", [0.0, 0.3])
+def test_encoding_matches_the_reference_at_every_simd_level(rng, simd_level, dims_per_block, threshold):
+    """Every level's encoder (kernels/ah_encode-inl.h, vectorized per ISA) gives the
+    reference's codes exactly, coordinate descent included; integer-valued residuals
+    give blocks of equal norm, whose order the reference fixes (block order)."""
+    num_blocks = 12
+    d = num_blocks * dims_per_block
+    x = rng.standard_normal((150, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    r = (0.3 * rng.standard_normal((150, d))).astype(np.float32)
+    r[:40] = rng.integers(-1, 2, (40, d)).astype(np.float32) * 0.25  # ties in block norms
+    centers = (0.3 * rng.standard_normal((num_blocks, 16, dims_per_block))).astype(np.float32)
+    want = _reference_ah_codes(r, x, centers, threshold, d, 10)
+    got = _core.ah_encode(r, x, centers, threshold, d, 10, 1, simd_level)
+    np.testing.assert_array_equal(got, want)
+    if threshold > 0:
+        assert (want != _reference_ah_codes(r, x, centers, 0.0, d, 10)).any()  # the descent did move codes
+        for rounds in (0, 1):
+            np.testing.assert_array_equal(_core.ah_encode(r, x, centers, threshold, d, rounds, 2, simd_level),
+                                          _reference_ah_codes(r, x, centers, threshold, d, rounds))
+
+
 @pytest.mark.parametrize("n,dims_per_block", [(1, 1), (17, 2), (2049, 4), (5000, 2)])
 def test_block_center_sums_match_numpy_on_any_thread_count(rng, n, dims_per_block):
     """The codebook update's sums and counts per (block, center): the numpy reference's,

@@ -6,7 +6,8 @@ Each benchmark stores its cost per unit of work in extra_info and prints one
 line at the end: ns per code block per point for the LUT16 scan, ps per
 multiply-add for the dense distance kernels and k-means assignment, ns per
 scored point for top-k selection at several k, ns per (point, center) pair for
-the SOAR spill assignment, ns per candidate document for MaxSim. All single
+the SOAR spill assignment, us per point for AH encoding (plain and anisotropic),
+ns per candidate document for MaxSim. All single
 threaded, so the figures compare SIMD levels, not core counts.
 """
 import numpy as np
@@ -98,6 +99,21 @@ def test_soar_assignment(benchmark, level):
     benchmark(_core.soar_assign, x, centers, primary, 1.5, 1, level)
     ns = benchmark.stats.stats.min * 1e9 / (n * num_centers)
     record(benchmark, "ns_per_pair", ns, f"soar assign {level:12s}: {ns:.3f} ns per (point, center) pair")
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("threshold", [0.0, 0.2])
+def test_ah_encoding(benchmark, level, threshold):
+    rng = np.random.default_rng(0)
+    n, d = 2_000, 384  # sentence-embedding sized, 2 dims per block
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    residuals = (0.5 * x + 0.02 * rng.standard_normal((n, d))).astype(np.float32)
+    centers = (0.03 * rng.standard_normal((d // 2, 16, 2))).astype(np.float32)
+    benchmark(_core.ah_encode, residuals, x, centers, threshold, d, 10, 1, level)
+    us = benchmark.stats.stats.min * 1e6 / n
+    kind = "anisotropic" if threshold else "plain"
+    record(benchmark, "us_per_point", us, f"ah encode {level:12s} {kind:11s}: {us:.2f} us per point (d=384)")
 
 
 @pytest.mark.parametrize("level", LEVELS)

@@ -118,17 +118,18 @@ AhEncodeArgs EncodeArgs(const FloatArray& centers, int64_t dim, float threshold,
   return a;
 }
 
-Uint8Array Encoded(AhEncodeArgs& a, int num_threads) {
+Uint8Array Encoded(AhEncodeArgs& a, int num_threads, const std::string& simd_level) {
+  const DenseKernels& kernels = DenseKernelsFor(LevelOrActive(simd_level));
   Uint8Array codes({a.n, int64_t{a.num_blocks}});
   a.codes = codes.mutable_data();
-  Interruptible([&] { AhEncode(a, num_threads); });
+  Interruptible([&] { AhEncode(a, kernels, num_threads); });
   return codes;
 }
 
 // Anisotropic PQ codes [n][num_blocks] of residuals under centers
 // [num_blocks][16][dims_per_block] (see quantization/ah_encode.h).
 Uint8Array AhEncodePy(FloatArray residuals, FloatArray originals, FloatArray centers, float threshold,
-                      int32_t eta_dim, int32_t max_rounds, int num_threads) {
+                      int32_t eta_dim, int32_t max_rounds, int num_threads, const std::string& simd_level) {
   if (residuals.ndim() != 2 || originals.ndim() != 2 || residuals.shape(0) != originals.shape(0) ||
       residuals.shape(1) != originals.shape(1))
     throw std::invalid_argument("residuals and originals must be 2-D arrays of the same shape");
@@ -136,14 +137,14 @@ Uint8Array AhEncodePy(FloatArray residuals, FloatArray originals, FloatArray cen
   a.residuals = residuals.data();
   a.originals = originals.data();
   a.n = residuals.shape(0);
-  return Encoded(a, num_threads);
+  return Encoded(a, num_threads, simd_level);
 }
 
 // AH codes of copies of stored points (quantization/ah_encode.h): row i is x[points[i]]
 // with residual x[points[i]] - leaf_centers[leaves[i]]; no residual rows in Python.
 Uint8Array AhEncodeCopiesPy(FloatArray x, Int64Array points, FloatArray leaf_centers, Int64Array leaves,
                             FloatArray centers, float threshold, int32_t eta_dim, int32_t max_rounds,
-                            int num_threads) {
+                            int num_threads, const std::string& simd_level) {
   if (x.ndim() != 2 || leaf_centers.ndim() != 2 || leaf_centers.shape(1) != x.shape(1) || leaf_centers.shape(0) < 1)
     throw std::invalid_argument("x (n, d) and leaf_centers (L, d) must be 2-D with the same d, L >= 1");
   if (points.ndim() != 1 || leaves.ndim() != 1 || points.shape(0) != leaves.shape(0))
@@ -161,7 +162,7 @@ Uint8Array AhEncodeCopiesPy(FloatArray x, Int64Array points, FloatArray leaf_cen
   a.points = points.data();
   a.leaf_centers = leaf_centers.data();
   a.leaves = leaves.data();
-  return Encoded(a, num_threads);
+  return Encoded(a, num_threads, simd_level);
 }
 
 // Sums and counts of the residual blocks per AH center (quantization/codebook_update.h):
@@ -321,10 +322,11 @@ PYBIND11_MODULE(_core, m) {
         py::arg("num_threads") = 0);
   m.def("ah_encode", &AhEncodePy, py::arg("residuals").noconvert(), py::arg("originals").noconvert(),
         py::arg("centers").noconvert(), py::arg("threshold"), py::arg("eta_dim"), py::arg("max_rounds") = 10,
-        py::arg("num_threads") = 0);
+        py::arg("num_threads") = 0, py::arg("simd_level") = "");
   m.def("ah_encode_copies", &AhEncodeCopiesPy, py::arg("x").noconvert(), py::arg("points").noconvert(),
         py::arg("leaf_centers").noconvert(), py::arg("leaves").noconvert(), py::arg("centers").noconvert(),
-        py::arg("threshold"), py::arg("eta_dim"), py::arg("max_rounds") = 10, py::arg("num_threads") = 0);
+        py::arg("threshold"), py::arg("eta_dim"), py::arg("max_rounds") = 10, py::arg("num_threads") = 0,
+        py::arg("simd_level") = "");
   m.def("block_center_sums", &BlockCenterSumsPy, py::arg("x").noconvert(), py::arg("codes").noconvert(),
         py::arg("dims_per_block"), py::arg("num_threads") = 0);
   m.def("reconstructed_norm2", &ReconstructedNorm2Py, py::arg("centers").noconvert(), py::arg("leaves").noconvert(),

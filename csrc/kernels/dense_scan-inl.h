@@ -4,7 +4,7 @@
 //   struct Ops {            // W float lanes of one SIMD register
 //     static constexpr int W;
 //     using V;  using VI;   // float / int32 vectors of W lanes
-//     V zero(); V load(const float*); V set1(float); V add(V,V); V mul(V,V);
+//     V zero(); V load(const float*); V set1(float); V add(V,V); V sub(V,V); V mul(V,V);
 //     V fmadd(V a, V b, V c);               // a*b + c
 //     void store(float*, V);
 //     uint32_t gt_mask(V a, V b);           // bit l set where a[l] > b[l]

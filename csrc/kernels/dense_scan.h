@@ -108,6 +108,27 @@ struct PointScoreArgs {
 
 using PointScoreFn = void (*)(const PointScoreArgs&);
 
+// One point's 4-bit AH codes (kernels/ah_encode-inl.h; the loss is in
+// quantization/ah_encode.h): each block's nearest of its 16 centers, then,
+// where w > 0, coordinate descent on |e|^2 + w <e, x>^2 (w = (eta - 1) / |x|^2).
+// The caller owns the scratch.
+struct AhEncodePointArgs {
+  const float* residual;    // [num_blocks * dims_per_block]: r = x - its leaf center
+  const float* original;    // [num_blocks * dims_per_block]: x
+  const float* centers_t;   // [num_blocks][dims_per_block][16]: the centers, transposed
+  int32_t num_blocks;
+  int32_t dims_per_block;
+  double w;                 // >= 0; 0: nearest centers only
+  int32_t max_rounds;       // coordinate-descent rounds at most
+  uint8_t* code;            // out: [num_blocks], values 0..15
+  float* dist;              // scratch: [num_blocks * 16]
+  float* proj;              // scratch: [num_blocks * 16]
+  uint32_t* keys;           // scratch: [2 * num_blocks]
+  int32_t* order;           // scratch: [2 * num_blocks]
+};
+
+using AhEncodePointFn = void (*)(const AhEncodePointArgs&);
+
 // One row per SIMD level; filled by each ISA translation unit.
 struct DenseKernels {
   const char* level_name;
@@ -118,6 +139,7 @@ struct DenseKernels {
     int32_t (*at_most)(const float* values, int32_t n, float bound, int32_t* out);
     int32_t (*smallest)(const float* values, int32_t n, int32_t k, int32_t* out);
   } row_select;
+  AhEncodePointFn ah_encode_point;  // kernels/ah_encode-inl.h
   // Binned float32 search, when set: a cheaper scan whose approximate scores
   // only choose each bin's winner (AMX: panels split into bf16 hi + lo parts
   // on the fly, three tile products; AVX-512 BF16 on AMD: panels rounded to

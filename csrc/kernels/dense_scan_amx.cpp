@@ -33,6 +33,7 @@ namespace {
 #include "dense_scan-inl.h"
 #include "rescore-inl.h"
 #include "row_select-inl.h"
+#include "ah_encode-inl.h"
 
 namespace {
 
@@ -277,7 +278,7 @@ const DenseKernels& DenseKernelsAmx() {
   // loses to the float32 kernel below 64 queries per block (SIFT 0.85x / 1.02x / 1.33x exact with 16 / 32 /
   // 64 queries per block, words 0.84x / 1.19x / 1.44x; 2 threads).
   static const DenseKernels kernels{"avx512_bf16", {&Scan<TileF32>, &ScanAmx<AmxBf16>, &ScanAmx<AmxInt8>}, &Rescore,
-                                    {&AtMost, &Smallest},
+                                    {&AtMost, &Smallest}, &AhEncodePoint,
                                     &ScanAmx<AmxF32Screen>, 4.0 / 65536, 64, false, &ScorePointsF32};
   return kernels;
 }

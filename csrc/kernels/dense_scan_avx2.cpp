@@ -26,6 +26,7 @@ struct Ops {
   static V load(const float* p) { return _mm256_loadu_ps(p); }
   static V set1(float x) { return _mm256_set1_ps(x); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
@@ -84,6 +85,7 @@ constexpr int kTileWidth = 16;
 #include "dense_scan-inl.h"
 #include "rescore-inl.h"
 #include "row_select-inl.h"
+#include "ah_encode-inl.h"
 
 }  // namespace isa_avx2
 
@@ -93,7 +95,8 @@ const DenseKernels& DenseKernelsAvx2() {
                                    &isa_avx2::Scan<isa_avx2::TileBf16>,
                                    &isa_avx2::Scan<isa_avx2::TileInt8>},
                                   &isa_avx2::Rescore,
-                                  {&isa_avx2::AtMost, &isa_avx2::Smallest}};
+                                  {&isa_avx2::AtMost, &isa_avx2::Smallest},
+                                  &isa_avx2::AhEncodePoint};
   return table;
 }
 

@@ -19,6 +19,7 @@ namespace {
 #include "dense_scan-inl.h"
 #include "rescore-inl.h"
 #include "row_select-inl.h"
+#include "ah_encode-inl.h"
 
 }  // namespace isa_avx512
 
@@ -28,7 +29,8 @@ const DenseKernels& DenseKernelsAvx512() {
                                    &isa_avx512::Scan<isa_avx512::TileBf16>,
                                    &isa_avx512::Scan<isa_avx512::TileInt8>},
                                   &isa_avx512::Rescore,
-                                  {&isa_avx512::AtMost, &isa_avx512::Smallest}};
+                                  {&isa_avx512::AtMost, &isa_avx512::Smallest},
+                                  &isa_avx512::AhEncodePoint};
   return table;
 }
 

@@ -23,6 +23,7 @@ namespace {
 #include "dense_scan-inl.h"
 #include "rescore-inl.h"
 #include "row_select-inl.h"
+#include "ah_encode-inl.h"
 
 namespace {
 
@@ -109,11 +110,11 @@ const DenseKernels& DenseKernelsAvx512Bf16(bool native_bf16) {
   using namespace isa_avx512_bf16;
   // Only the native variant screens: widening bf16 costs as many FMAs as float32.
   static const DenseKernels native{"avx512_bf16", {&Scan<TileF32>, &Scan<TileBf16Native>, &Scan<TileInt8>}, &Rescore,
-                                   {&AtMost, &Smallest},
+                                   {&AtMost, &Smallest}, &AhEncodePoint,
                                    &Scan<TileF32Bf16Screen>, kBf16ScreenError, kBf16ScreenMinQueries, true,
                                    &ScorePointsF32};
   static const DenseKernels widened{"avx512_bf16", {&Scan<TileF32>, &Scan<TileBf16>, &Scan<TileInt8>}, &Rescore,
-                                    {&AtMost, &Smallest}};
+                                    {&AtMost, &Smallest}, &AhEncodePoint};
   return native_bf16 ? native : widened;
 }
 

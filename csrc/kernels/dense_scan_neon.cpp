@@ -24,6 +24,7 @@ struct Ops {
   static V load(const float* p) { return vld1q_f32(p); }
   static V set1(float x) { return vdupq_n_f32(x); }
   static V add(V a, V b) { return vaddq_f32(a, b); }
+  static V sub(V a, V b) { return vsubq_f32(a, b); }
   static V mul(V a, V b) { return vmulq_f32(a, b); }
   static V fmadd(V a, V b, V c) { return vfmaq_f32(c, a, b); }
   static void store(float* p, V v) { vst1q_f32(p, v); }
@@ -81,6 +82,7 @@ constexpr int kTileWidth = 16;
 #include "dense_scan-inl.h"
 #include "rescore-inl.h"
 #include "row_select-inl.h"
+#include "ah_encode-inl.h"
 
 }  // namespace isa_neon
 
@@ -90,7 +92,8 @@ const DenseKernels& DenseKernelsNeon() {
                                    &isa_neon::Scan<isa_neon::TileBf16>,
                                    &isa_neon::Scan<isa_neon::TileInt8>},
                                   &isa_neon::Rescore,
-                                  {&isa_neon::AtMost, &isa_neon::Smallest}};
+                                  {&isa_neon::AtMost, &isa_neon::Smallest},
+                                  &isa_neon::AhEncodePoint};
   return table;
 }
 

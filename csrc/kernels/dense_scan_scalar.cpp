@@ -23,6 +23,7 @@ struct Ops {
   static V load(const float* p) { return *p; }
   static V set1(float x) { return x; }
   static V add(V a, V b) { return a + b; }
+  static V sub(V a, V b) { return a - b; }
   static V mul(V a, V b) { return a * b; }
   static V fmadd(V a, V b, V c) { return a * b + c; }
   static void store(float* p, V v) { *p = v; }
@@ -67,6 +68,7 @@ constexpr int kTileWidth = 16;
 #include "dense_scan-inl.h"
 #include "rescore-inl.h"
 #include "row_select-inl.h"
+#include "ah_encode-inl.h"
 
 }  // namespace isa_scalar
 
@@ -76,7 +78,8 @@ const DenseKernels& DenseKernelsScalar() {
                                    &isa_scalar::Scan<isa_scalar::TileBf16>,
                                    &isa_scalar::Scan<isa_scalar::TileInt8>},
                                   &isa_scalar::Rescore,
-                                  {&isa_scalar::AtMost, &isa_scalar::Smallest}};
+                                  {&isa_scalar::AtMost, &isa_scalar::Smallest},
+                                  &isa_scalar::AhEncodePoint};
   return table;
 }
 

@@ -11,6 +11,8 @@
 #pragma once
 #include <cstdint>
 
+#include "../kernels/dense_scan.h"
+
 namespace annlib {
 
 struct AhEncodeArgs {
@@ -35,6 +37,7 @@ struct AhEncodeArgs {
 // eta for a datapoint of squared norm norm2 (1 when the threshold is unset).
 double AnisotropicEta(double threshold, double norm2, int32_t eta_dim);
 
-void AhEncode(const AhEncodeArgs& args, int num_threads);
+// The codes of every row, by `kernels`' encoder (the same codes at every level).
+void AhEncode(const AhEncodeArgs& args, const DenseKernels& kernels, int num_threads);
 
 }  // namespace annlib

@@ -12,6 +12,14 @@
 #include <malloc.h>
 #endif
 
+// A function the compiler must not inline: where inlining a small loop into a
+// large body made GCC's cost model leave it scalar.
+#if defined(_MSC_VER) && !defined(__clang__)
+#define ANNLIB_NOINLINE __declspec(noinline)
+#else
+#define ANNLIB_NOINLINE __attribute__((noinline))
+#endif
+
 namespace annlib {
 
 // Index of the lowest set bit; x != 0.
