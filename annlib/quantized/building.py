@@ -22,11 +22,11 @@ import numpy as np
 from .._validate import normalize_rows
 from ..config import IndexConfig
 from ..defaults import norm_stats
+from .assignment import primary_leaves
 from .layout import lay_out, leaf_balance
 from .placement import place_points
 from .reorder_copy import rows_dtype_for
 from .soar_choice import with_soar_decided
-from .assignment import primary_leaves
 from .training import NormLift, kmeans, train_codebooks, training_sample
 
 
