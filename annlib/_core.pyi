@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CompiledFilter', 'DenseFilter', 'DenseIndex', 'FORMAT_VERSION', 'LUT16_GROUP', 'MaxSimScorer', 'OLDEST_FORMAT_VERSION', 'PANEL_WIDTH', 'PartitionedIndex', 'StaleFilterError', 'ah_encode', 'amx_usable', 'anisotropic_eta', 'available_cores', 'block_center_sums', 'chain_sigint', 'check_rows', 'interrupt_all', 'max_simd_level', 'nearest_and_spill', 'normalized_rows', 'num_bins_for', 'pack_dense', 'pack_lut16_codes', 'pack_rows', 'set_thread_deadline', 'simd_level', 'soar_assign', 'supported_simd_levels', 'testing']
+__all__: list[str] = ['CompiledFilter', 'DenseFilter', 'DenseIndex', 'FORMAT_VERSION', 'LUT16_GROUP', 'MaxSimScorer', 'OLDEST_FORMAT_VERSION', 'PANEL_WIDTH', 'PartitionedIndex', 'StaleFilterError', 'ah_encode', 'amx_usable', 'anisotropic_eta', 'available_cores', 'block_center_sums', 'center_sums', 'chain_sigint', 'check_rows', 'interrupt_all', 'max_simd_level', 'nearest_and_spill', 'normalized_rows', 'num_bins_for', 'pack_dense', 'pack_lut16_codes', 'pack_rows', 'set_thread_deadline', 'simd_level', 'soar_assign', 'supported_simd_levels', 'testing']
 class DenseFilter:
     @property
     def count(self) -> int:
@@ -114,6 +114,8 @@ def available_cores() -> int:
     the cores this process may run on (its CPU affinity), which num_threads=0 uses
     """
 def block_center_sums(x: numpy.typing.NDArray[numpy.float32], codes: numpy.typing.NDArray[numpy.uint8], dims_per_block: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64]]:
+    ...
+def center_sums(x: numpy.typing.NDArray[numpy.float32], labels: numpy.typing.NDArray[numpy.int64], num_centers: typing.SupportsInt | typing.SupportsIndex, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple:
     ...
 def chain_sigint() -> None:
     """

@@ -186,6 +186,26 @@ py::tuple BlockCenterSumsPy(FloatArray x, Uint8Array codes, int32_t dims_per_blo
   return py::make_tuple(sums, counts);
 }
 
+// k-means' update step (quantization/codebook_update.h): x [n][dim], labels [n]
+// -> (float32 [num_centers][dim] sums, int64 [num_centers] counts).
+py::tuple CenterSumsPy(FloatArray x, Int64Array labels, int64_t num_centers, int num_threads) {
+  if (x.ndim() != 2 || labels.ndim() != 1 || labels.shape(0) != x.shape(0))
+    throw std::invalid_argument("x must be 2-D and labels 1-D with a label per row");
+  if (num_centers < 1) throw std::invalid_argument("num_centers must be >= 1");
+  CenterSumsArgs a;
+  a.x = x.data();
+  a.labels = labels.data();
+  a.n = x.shape(0);
+  a.dim = static_cast<int32_t>(x.shape(1));
+  a.num_centers = num_centers;
+  FloatArray sums({num_centers, x.shape(1)});
+  Int64Array counts(num_centers);
+  a.sums = sums.mutable_data();
+  a.counts = counts.mutable_data();
+  Interruptible([&] { CenterSums(a, num_threads); });
+  return py::make_tuple(sums, counts);
+}
+
 // |centers[leaf] + decoded codes|^2 per row (quantization/reconstruction.h): centers
 // [L][B * dpb], leaves [n], codes [n][B], codebooks [B][16][dpb] -> float64 [n].
 py::array_t<double> ReconstructedNorm2Py(FloatArray centers, Int64Array leaves, Uint8Array codes,
@@ -329,6 +349,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("simd_level") = "");
   m.def("block_center_sums", &BlockCenterSumsPy, py::arg("x").noconvert(), py::arg("codes").noconvert(),
         py::arg("dims_per_block"), py::arg("num_threads") = 0);
+  m.def("center_sums", &CenterSumsPy, py::arg("x").noconvert(), py::arg("labels").noconvert(),
+        py::arg("num_centers"), py::arg("num_threads") = 0);
   m.def("reconstructed_norm2", &ReconstructedNorm2Py, py::arg("centers").noconvert(), py::arg("leaves").noconvert(),
         py::arg("codes").noconvert(), py::arg("codebooks").noconvert(), py::arg("num_threads") = 0);
   m.def("anisotropic_eta", &AnisotropicEta, py::arg("threshold"), py::arg("norm2"), py::arg("eta_dim"));

@@ -50,4 +50,32 @@ void BlockCenterSums(const BlockCenterSumsArgs& a, int num_threads) {
   }
 }
 
+void CenterSums(const CenterSumsArgs& a, int num_threads) {
+  const int64_t num_centers = a.num_centers, dim = a.dim;
+  for (int64_t i = 0; i < a.n; ++i)
+    if (a.labels[i] < 0 || a.labels[i] >= num_centers) throw std::invalid_argument("label out of range");
+  // The rows of each center, in row order (a counting sort).
+  std::vector<int64_t> start(static_cast<size_t>(num_centers + 1), 0);
+  for (int64_t i = 0; i < a.n; ++i) ++start[a.labels[i] + 1];
+  for (int64_t c = 0; c < num_centers; ++c) start[c + 1] += start[c];
+  std::vector<int64_t> rows(static_cast<size_t>(a.n));
+  {
+    std::vector<int64_t> next(start.begin(), start.end() - 1);
+    for (int64_t i = 0; i < a.n; ++i) rows[next[a.labels[i]]++] = i;
+  }
+  constexpr int64_t kCentersPerTask = 8;
+  ParallelFor((num_centers + kCentersPerTask - 1) / kCentersPerTask, num_threads, [&](int64_t task) {
+    const int64_t end = std::min(num_centers, (task + 1) * kCentersPerTask);
+    for (int64_t c = task * kCentersPerTask; c < end; ++c) {
+      float* sum = a.sums + c * dim;
+      std::fill(sum, sum + dim, 0.0f);
+      for (int64_t r = start[c]; r < start[c + 1]; ++r) {
+        const float* xi = a.x + rows[r] * dim;
+        for (int64_t t = 0; t < dim; ++t) sum[t] += xi[t];
+      }
+      a.counts[c] = start[c + 1] - start[c];
+    }
+  });
+}
+
 }  // namespace annlib

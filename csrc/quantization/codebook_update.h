@@ -1,9 +1,9 @@
-// The update step of per-block k-means for AH codebooks (16 centers per
-// block): the sum and count of the residual blocks assigned to each center.
+// Update steps of k-means: per block for the AH codebooks (BlockCenterSums),
+// and over the leaves (CenterSums): the sum and count of what each center was
+// assigned. Neither result depends on the number of threads.
 //
-// One pass over the points in fixed chunks, each summed on its own in double,
-// then the chunks added in order: the result does not depend on the number of
-// threads.
+// BlockCenterSums: one pass over the points in fixed chunks, each summed on its
+// own in double, then the chunks added in order.
 #pragma once
 #include <cstdint>
 
@@ -21,5 +21,21 @@ struct BlockCenterSumsArgs {
 
 // Throws std::invalid_argument if a code is not below 16.
 void BlockCenterSums(const BlockCenterSumsArgs& args, int num_threads);
+
+// The update step of k-means over the leaves: each center's count of rows and
+// their sum, added in float32 in row order (the sums a one-hot sparse product
+// in float32 gives, bit for bit), the centers split over threads.
+struct CenterSumsArgs {
+  const float* x;          // [n][dim]
+  const int64_t* labels;   // [n], each in [0, num_centers)
+  int64_t n;
+  int32_t dim;
+  int64_t num_centers;
+  float* sums;             // out: [num_centers][dim]
+  int64_t* counts;         // out: [num_centers]
+};
+
+// Throws std::invalid_argument if a label is out of range.
+void CenterSums(const CenterSumsArgs& args, int num_threads);
 
 }  // namespace annlib
