@@ -192,16 +192,10 @@ py::tuple CenterSumsPy(FloatArray x, Int64Array labels, int64_t num_centers, int
   if (x.ndim() != 2 || labels.ndim() != 1 || labels.shape(0) != x.shape(0))
     throw std::invalid_argument("x must be 2-D and labels 1-D with a label per row");
   if (num_centers < 1) throw std::invalid_argument("num_centers must be >= 1");
-  CenterSumsArgs a;
-  a.x = x.data();
-  a.labels = labels.data();
-  a.n = x.shape(0);
-  a.dim = static_cast<int32_t>(x.shape(1));
-  a.num_centers = num_centers;
   FloatArray sums({num_centers, x.shape(1)});
   Int64Array counts(num_centers);
-  a.sums = sums.mutable_data();
-  a.counts = counts.mutable_data();
+  const CenterSumsArgs a{x.data(), labels.data(), x.shape(0), static_cast<int32_t>(x.shape(1)), num_centers,
+                         sums.mutable_data(), counts.mutable_data()};
   Interruptible([&] { CenterSums(a, num_threads); });
   return py::make_tuple(sums, counts);
 }
