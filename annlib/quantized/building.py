@@ -88,9 +88,10 @@ def _minus_centers(rows: np.ndarray, centroids: np.ndarray, labels: np.ndarray) 
     return rows
 
 
-def _train(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool | None) -> Trained:
+def _train(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool | None,
+           every_leaf: bool = False) -> Trained:
     """Steps 1-2: centers, then AH codebooks on the residuals of a sample of rows to their
-    primary leaves."""
+    primary leaves; every_leaf: every row's leaf wanted, SOAR or not."""
     centroids, lift = _centers(config, x, num_threads, progress)
     tree, ahc = config.tree, config.score_ah
     seed = tree.seed if tree is not None else 0
@@ -103,7 +104,7 @@ def _train(config: IndexConfig, x: np.ndarray, num_threads: int, progress: bool 
     leaves = None
     if tree is None:
         leaves = np.zeros(n, np.int64)
-    elif tree.soar_lambda is None or len(sample) == n:
+    elif tree.soar_lambda is None or len(sample) == n or every_leaf:
         leaves = primary_leaves(x, centroids, lift, num_threads)
     labels = leaves[sample] if leaves is not None else primary_leaves(rows, centroids, lift, num_threads)
     codebooks = train_codebooks(_minus_centers(rows, centroids, labels), ahc.dimensions_per_block,
@@ -147,12 +148,10 @@ def trained_arrays(config: IndexConfig, sample: np.ndarray, num_threads: int = 0
     from sample (float32 [n, d], checked): upsert() places points into it as a build would.
     soar_lambda="auto" is decided on the sample."""
     x = _prepared(config, sample)
-    trained = _train(config, x, num_threads, progress)
-    labels = trained.leaves
-    if labels is None:
-        labels = primary_leaves(x, trained.centroids, trained.lift, num_threads)
-    sizes = np.bincount(labels, minlength=len(trained.centroids))
-    config = with_soar_decided(config, x, trained.centroids, sizes.astype(np.float64), trained.lift, num_threads)
+    # Every row's leaf: the leaf sizes the health check compares against later.
+    trained = _train(config, x, num_threads, progress, every_leaf=True)
+    sizes = trained.leaf_sizes(len(x))
+    config = with_soar_decided(config, x, trained.centroids, sizes, trained.lift, num_threads)
     # An empty copy in the dtype a build of data like the sample would hold (reorder_copy.py).
     placement = place_points(config, trained.centroids, trained.codebooks, x[:0], num_threads, progress,
                              leaves=np.zeros(0, np.int64), rows_dtype=rows_dtype_for(config, x))

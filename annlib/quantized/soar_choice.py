@@ -128,7 +128,7 @@ def soar_verdict(x: np.ndarray, centroids: np.ndarray, leaf_sizes: np.ndarray, k
     neighbours = exact_neighbours(x, rows, k, by_dot, num_threads)
 
     def both_leaves(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return leaves_with_spill(np.ascontiguousarray(x[points]), centroids, soar_lambda, lift, num_threads)
+        return leaves_with_spill(x[points], centroids, soar_lambda, lift, num_threads)
 
     primary, second = (a.reshape(neighbours.shape) for a in both_leaves(neighbours.ravel()))
     sample = rng.choice(n, min(n, SPILL_SAMPLE), replace=False)
