@@ -442,3 +442,125 @@ def test_public_view_of_the_internals(soar_index, data):
     cand, _ = index.ah_candidates(q[:5], 3, 50)
     assert cand.shape == (5, 50) and np.isin(cand[cand >= 0], index.ids()).all()
     np.testing.assert_array_equal(index.vectors([0, 5, 9]), x[[0, 5, 9]])
+
+
+def _positions_per_leaf_count(searcher, q, leaves, count, wanted):
+    """The rank table's positions the slow way: one search per leaf count."""
+    return np.stack([_positions(searcher.ah_candidates(q, int(l), count, num_threads=2)[0], wanted, count)
+                     for l in leaves])
+
+
+def _odd_wanted(truth, rng):
+    """True ids plus repeats and an id the index does not hold."""
+    nq = len(truth)
+    repeats = truth[np.arange(nq)[:, None], rng.integers(0, truth.shape[1], (nq, 3))]
+    return np.concatenate([truth, repeats, np.full((nq, 1), 10**12)], axis=1)
+
+
+@pytest.mark.parametrize("which", ["index", "soar_index"])
+def test_ah_ranks_equal_a_search_per_leaf_count(which, data, request, rng):
+    """One pass over each query's leaves gives, at every leaf count of the grid, the
+    positions a search of that many leaves (no reordering) gives."""
+    searcher = request.getfixturevalue(which)
+    x, q = data
+    q = q[:150]
+    wanted = _odd_wanted(exact_ids(x, q, 10, searcher.distance_measure), rng)
+    leaves = leaf_grid(searcher.num_leaves, 12)
+    for count in (10, 300):
+        got = searcher.ah_ranks(q, leaves, count, wanted, num_threads=2)
+        assert got.shape == (len(leaves), len(q), wanted.shape[1]) and got.dtype == np.int32
+        np.testing.assert_array_equal(got, _positions_per_leaf_count(searcher, q, leaves, count, wanted))
+    assert (got[-1, :, :10] < 300).mean() > 0.9   # most true neighbours are found at all leaves
+    none = searcher.ah_ranks(q, leaves, 300, np.concatenate([wanted, np.full((len(q), 1), -1)], axis=1))
+    np.testing.assert_array_equal(none[..., :-1], got)
+    assert (none[..., -1] == 300).all()           # -1 is no id: never found
+
+
+@pytest.mark.parametrize("measure", ["dot_product", "squared_l2", "cosine"])
+def test_ah_ranks_where_screening_reorders_the_leaves(measure):
+    """Leaves in near-ties for the query (every center at the same height along it): the
+    int8 screening of the centers then chooses other leaves for a smaller count than the
+    first ones of a larger count's choice, and those (query, count) pairs are scanned on
+    their own. The positions still equal a search per leaf count."""
+    rng = np.random.default_rng(5)
+    d, clusters, per = 24, 120, 50
+    u = rng.standard_normal((clusters, d))
+    u[:, 0] = 0
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    centers = 0.5 * u
+    centers[:, 0] = 1.0
+    x = (np.repeat(centers, per, 0) + 0.01 * rng.standard_normal((clusters * per, d))).astype(np.float32)
+    q = np.zeros((60, d), np.float32)
+    q[:, 0] = 1.0
+    q += 0.001 * rng.standard_normal(q.shape).astype(np.float32)
+    searcher = annlib.builder(x, 10, measure).tree(clusters, 10).score_ah(2).reorder(50).build(
+        num_threads=2, progress=False)
+    leaves = leaf_grid(clusters, 12)
+    most = searcher.choose_leaves(q, int(leaves[-1]))[0]
+    reordered = sum(np.any(np.sort(searcher.choose_leaves(q, int(l))[0], 1) != np.sort(most[:, :l], 1), axis=1).sum()
+                    for l in leaves)
+    assert reordered > 20   # the case this test is about does occur
+    truth = searcher.search_batched(q, 10, 200, clusters)[0]
+    wanted = _odd_wanted(truth, rng)
+    np.testing.assert_array_equal(searcher.ah_ranks(q, leaves, 100, wanted),
+                                  _positions_per_leaf_count(searcher, q, leaves, 100, wanted))
+
+
+def test_ah_ranks_after_updates_with_custom_ids(data, rng):
+    x, q = data
+    ids = np.arange(len(x), dtype=np.int64) * 3 + 7
+    index = annlib.builder(x[:20_000], 10, "squared_l2", ids=ids[:20_000]).tree(100, 5, soar_lambda=1.5).score_ah(
+        2).reorder(100).build(num_threads=2, progress=False)
+    index.upsert(ids[20_000:], x[20_000:])
+    index.delete(ids[:500])
+    q = q[:100]
+    truth = ids[500:][exact_ids(x[500:], q, 10, "squared_l2")]
+    wanted = np.concatenate([_odd_wanted(truth, rng), ids[:4][None, :].repeat(len(q), 0)], axis=1)  # deleted ids
+    leaves = leaf_grid(index.num_leaves, 10)
+    got = index.ah_ranks(q, leaves, 200, wanted, num_threads=2)
+    np.testing.assert_array_equal(got, _positions_per_leaf_count(index, q, leaves, 200, wanted))
+    assert (got[:, :, -4:] == 200).all()
+
+
+def test_record_ranks_reads_the_same_table_either_way(soar_index, data):
+    """record_ranks takes one pass where the searcher offers ah_ranks and a search per
+    leaf count where it does not (a sharded index): the same table, database queries'
+    own ids excluded too."""
+
+    class SearchPerLeafCount:
+        def __init__(self, searcher):
+            self._searcher = searcher
+
+        def __getattr__(self, name):
+            if name == "ah_ranks":
+                raise AttributeError(name)
+            return getattr(self._searcher, name)
+
+    x, q = data
+    leaves = leaf_grid(soar_index.num_leaves, 12)
+    rows = np.arange(0, 3000, 20)
+    own = exact_ids(x, x[rows], 11, "dot_product")
+    own = np.array([[i for i in found if i != row][:10] for found, row in zip(own, rows)])
+    for queries, truth, exclude in ((q[:150], exact_ids(x, q[:150], 10, "dot_product"), None), (x[rows], own, rows)):
+        one = record_ranks(soar_index, queries, truth, 300, leaves, 2, exclude=exclude)
+        per = record_ranks(SearchPerLeafCount(soar_index), queries, truth, 300, leaves, 2, exclude=exclude)
+        np.testing.assert_array_equal(one.ah_rank, per.ah_rank)
+        np.testing.assert_array_equal(one.leaf_rank, per.leaf_rank)
+        assert (one.ah_rank[-1] < 300).mean() > 0.8
+
+
+def test_bad_ah_ranks_arguments(index, data):
+    _, q = data
+    q = q[:5]
+    wanted = np.zeros((5, 3), np.int64)
+    for grid in ([], [3, 3], [4, 2], [0, 5], [1, index.num_leaves + 1]):
+        with pytest.raises(ValueError, match="leaves_grid"):
+            index.ah_ranks(q, grid, 10, wanted)
+    for bad in (np.zeros((4, 3), np.int64), np.zeros((5, 0), np.int64), np.zeros(5, np.int64)):
+        with pytest.raises(ValueError, match="wanted"):
+            index.ah_ranks(q, [1, 2], 10, bad)
+    for count in (0, -1, index.size() + 1):
+        with pytest.raises(ValueError):
+            index.ah_ranks(q, [1, 2], count, wanted)
+    with pytest.raises(ValueError):
+        index.ah_ranks(q[:, :5], [1, 2], 10, wanted)

@@ -14,7 +14,7 @@ index, default knobs) is one _State swapped as a whole, so a search never
 mixes two.
 
 For the tuner and other tools, a public view of the index's internals:
-leaf_order(), leaves_of(), leaf_slots() and ah_candidates().
+leaf_order(), leaves_of(), leaf_slots(), ah_candidates() and ah_ranks().
 """
 from __future__ import annotations
 
@@ -370,6 +370,23 @@ class QuantizedSearcher(Searcher):
         count = check_k(count, max(1, state.size()), "count")
         leaves = check_k(leaves_to_search, state.index.num_leaves, "leaves_to_search")
         return state.index.search(queries, leaves, count, count, check_num_threads(num_threads), reorder=False)
+
+    def ah_ranks(self, queries, leaves_grid, count: int, wanted, *, num_threads: int = 0) -> np.ndarray:
+        """int32 [G, nq, m]: for each leaf count leaves_grid[g] (rising), the position of
+        each wanted id (int64 [nq, m]) in the list ah_candidates(queries, leaves_grid[g],
+        count) gives, or `count` where it is not there, from one scan of each query's best
+        leaves_grid[-1] leaves instead of one search per leaf count."""
+        queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
+        state = self._state
+        count = check_k(count, max(1, state.size()), "count")
+        grid = np.ascontiguousarray(leaves_grid, dtype=np.int64).ravel()
+        if grid.size == 0 or grid[0] < 1 or grid[-1] > state.index.num_leaves or np.any(np.diff(grid) <= 0):
+            raise ValueError(f"leaves_grid must rise strictly within [1, {state.index.num_leaves}]")
+        wanted = np.ascontiguousarray(wanted, dtype=np.int64)
+        if wanted.ndim != 2 or wanted.shape[0] != len(queries) or wanted.shape[1] < 1:
+            raise ValueError(f"wanted must be ids of shape ({len(queries)}, m >= 1), got {wanted.shape}")
+        return state.index.ah_ranks_over_grid(queries, grid.astype(np.int32), count, wanted,
+                                              check_num_threads(num_threads))
 
     def choose_leaves(self, queries, leaves_to_search: int, *, num_threads: int = 0):
         """(leaves int32 [nq, leaves_to_search], their exact centroid scores float32), best

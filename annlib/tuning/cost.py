@@ -37,17 +37,34 @@ def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return nnls(a, b)[0]
 
 
+SAMPLE_QUERIES = 200     # queries timed per setting, at most ...
+SECONDS_PER_SETTING = 0.25  # ... and fewer where they take longer than this (every leaf searched)
+MIN_TIMED_QUERIES = 25
+
+
+def _stage_times_per_query(searcher, sample: np.ndarray, k: int, leaves: int, reorder: int) -> dict:
+    """Mean microseconds per query of each stage at one setting: a first MIN_TIMED_QUERIES,
+    then as many more of the sample as fit SECONDS_PER_SETTING at their pace."""
+    def timed(queries):
+        t = searcher.stage_times(queries, k, leaves_to_search=leaves, pre_reorder_num_neighbors=reorder)
+        return {key: v / len(queries) * 1e6 for key, v in t.items()}
+
+    first = timed(sample[:MIN_TIMED_QUERIES])
+    wanted = int(min(len(sample), SECONDS_PER_SETTING * 1e6 / max(first["total"], 1e-3)))
+    return first if wanted <= MIN_TIMED_QUERIES else timed(sample[:wanted])
+
+
 def measure_cost_model(searcher, queries: np.ndarray, k: int, table, progress=None) -> CostModel:
-    """Times the stages at 4 leaf counts x 2 reorder sizes on up to 200 queries, one query per call."""
-    sample = queries[:200]
+    """Times the stages at 4 leaf counts x 2 reorder sizes on up to 200 queries, one query
+    per call (fewer at the slowest settings: see _stage_times_per_query)."""
+    sample = queries[:SAMPLE_QUERIES]
     g = len(table.leaves)
     leaf_picks = sorted({round(f * (g - 1)) for f in (0.0, 0.4, 0.7, 1.0)})
     reorders = sorted({max(k, 2 * k), max(k, min(table.max_reorder, 25 * k))})
     rows = []
     for i in leaf_picks:
         for r in reorders:
-            t = searcher.stage_times(sample, k, leaves_to_search=int(table.leaves[i]), pre_reorder_num_neighbors=r)
-            per_query = {key: v / len(sample) * 1e6 for key, v in t.items()}
+            per_query = _stage_times_per_query(searcher, sample, k, int(table.leaves[i]), r)
             rows.append((int(table.leaves[i]), float(table.scanned_slots[i]), r, per_query))
             if progress is not None:
                 progress.update(1)

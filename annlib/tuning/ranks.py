@@ -92,7 +92,7 @@ def record_ranks(searcher, queries: np.ndarray, truth: np.ndarray, max_reorder: 
                  num_threads: int = 0, progress=None, exclude: np.ndarray | None = None,
                  k: int | None = None) -> RankTable:
     """The RankTable of `queries` with true ids `truth` [nq, m], read through the index's
-    public view of its internals (leaf_order, leaves_of, leaf_slots, ah_candidates).
+    public view of its internals (leaf_order, leaves_of, leaf_slots, ah_ranks or ah_candidates).
     exclude: per query, an id that does not count (a database point used as a query is
     its own nearest neighbour; searches drop it, so it must not take a candidate's place).
     k: with m > k, the rows list more points that count as found (ties within a tolerance,
@@ -118,20 +118,34 @@ def record_ranks(searcher, queries: np.ndarray, truth: np.ndarray, max_reorder: 
     sizes = searcher.leaf_slots()
     scanned = np.cumsum(sizes[order], axis=1).mean(axis=0)    # [num_leaves] mean slots over the first l leaves
 
+    wanted = truth if exclude is None else np.concatenate([truth, exclude[:, None]], axis=1)
     ah_rank = np.empty((len(leaves), len(truth), k), dtype=np.int32)
-    for g, l in enumerate(leaves):
-        candidates, _ = searcher.ah_candidates(queries, int(l), max_reorder, num_threads=num_threads)
-        if exclude is None:
-            ranks = _positions(candidates, truth, max_reorder)
-        else:
-            found = _positions(candidates, np.concatenate([truth, exclude[:, None]], axis=1), max_reorder)
-            ranks, own = found[:, :-1], found[:, -1:]
-            ranks -= ((own < ranks) & (ranks < max_reorder)).astype(np.int32)
+    for g, found in enumerate(_ah_positions(searcher, queries, leaves, max_reorder, wanted, num_threads, progress)):
+        ranks = found[:, :truth.shape[1]]
+        if exclude is not None:
+            own = found[:, -1:]
+            ranks = ranks - ((own < ranks) & (ranks < max_reorder)).astype(np.int32)
         ah_rank[g] = _best_k(np.where(valid, ranks, max_reorder), k)
-        if progress is not None:
-            progress.update(1)
     return RankTable(np.asarray(leaves), max_reorder, ah_rank, best.astype(np.int32),
                      scanned[np.asarray(leaves) - 1])
+
+
+def _ah_positions(searcher, queries, leaves, max_reorder, wanted, num_threads, progress):
+    """[G, nq, m]: each wanted id's position among the best max_reorder AH candidates at
+    each leaf count (max_reorder where absent). One index answers it in one pass
+    (ah_ranks); a sharded one with a search per leaf count."""
+    if hasattr(searcher, "ah_ranks"):
+        positions = searcher.ah_ranks(queries, leaves, max_reorder, wanted, num_threads=num_threads)
+        if progress is not None:
+            progress.update(len(leaves))
+        return positions
+    positions = np.empty((len(leaves), *wanted.shape), dtype=np.int32)
+    for g, l in enumerate(leaves):
+        candidates, _ = searcher.ah_candidates(queries, int(l), max_reorder, num_threads=num_threads)
+        positions[g] = _positions(candidates, wanted, max_reorder)
+        if progress is not None:
+            progress.update(1)
+    return positions
 
 
 def _best_k(ranks: np.ndarray, k: int) -> np.ndarray:

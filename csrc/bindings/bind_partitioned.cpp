@@ -1,6 +1,7 @@
 // annlib._core.PartitionedIndex: index/partitioned_index.h for Python. Arrays
 // in and out, the GIL released around the engine; the index itself is the
 // engine's.
+#include <limits>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -289,6 +290,25 @@ class PyPartitionedIndex {
     return out;
   }
 
+  py::array_t<int32_t> AhRanksOverGrid(FloatArray queries, Int32Array grid, int32_t count, Int64Array wanted,
+                                       int num_threads) const {
+    const int64_t nq = QueryRows(queries, index_->dim());
+    if (grid.ndim() != 1 || grid.shape(0) < 1 || grid.shape(0) > index_->num_leaves())
+      throw std::invalid_argument("grid must be a 1-d array of leaf counts, at most one per leaf");
+    if (wanted.ndim() != 2 || wanted.shape(0) != nq || wanted.shape(1) < 1 ||
+        wanted.shape(1) > std::numeric_limits<int32_t>::max())
+      throw std::invalid_argument("wanted must be [nq, m] ids, m >= 1, one row per query");
+    const auto num_grid = static_cast<int32_t>(grid.shape(0));
+    const auto m = static_cast<int32_t>(wanted.shape(1));
+    py::array_t<int32_t> out({int64_t{num_grid}, nq, int64_t{m}});
+    const float* qp = queries.data();
+    const int32_t* gp = grid.data();
+    const int64_t* wp = wanted.data();
+    int32_t* op = out.mutable_data();
+    Interruptible([&] { index_->AhRanksOverGrid(qp, nq, gp, num_grid, count, wp, m, num_threads, op); });
+    return out;
+  }
+
   py::array_t<int64_t> LeafSlots() const {
     py::array_t<int64_t> out(index_->num_leaves());
     int64_t* op = out.mutable_data();
@@ -438,6 +458,8 @@ void RegisterPartitionedIndex(py::module_& m) {
       .def("contains", &PyPartitionedIndex::Contains, py::arg("ids").noconvert())
       .def("leaves_of", &PyPartitionedIndex::LeavesOf, py::arg("ids").noconvert())
       .def("leaf_order", &PyPartitionedIndex::LeafOrder, py::arg("queries").noconvert(), py::arg("num_threads") = 0)
+      .def("ah_ranks_over_grid", &PyPartitionedIndex::AhRanksOverGrid, py::arg("queries").noconvert(),
+           py::arg("grid").noconvert(), py::arg("count"), py::arg("wanted").noconvert(), py::arg("num_threads") = 0)
       .def("leaf_slots", &PyPartitionedIndex::LeafSlots)
       .def("ids", &PyPartitionedIndex::Ids)
       .def("vectors", &PyPartitionedIndex::Vectors, py::arg("ids").noconvert())

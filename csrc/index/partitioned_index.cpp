@@ -340,6 +340,18 @@ void PartitionedIndex::LeavesOf(const int64_t* ids, int64_t count, int32_t* out)
   }
 }
 
+void PartitionedIndex::AhRanksOverGrid(const float* queries, int64_t nq, const int32_t* grid, int32_t num_grid,
+                                       int32_t count, const int64_t* wanted_ids, int32_t m, int num_threads,
+                                       int32_t* out) const {
+  std::vector<float> normalized;
+  const float* q = PrepareRows(queries, nq, dim_, options_.metric, "queries", &normalized);
+  std::shared_lock<RwLock> lock(lock_);
+  const RowIds& rows = store_->row_ids();
+  std::vector<int32_t> wanted(nq * m);
+  for (int64_t j = 0; j < nq * m; ++j) wanted[j] = wanted_ids[j] < 0 ? -1 : rows.RowOf(wanted_ids[j]);
+  annlib::AhRanksOverGrid(view_, kernels_, q, nq, grid, num_grid, count, wanted.data(), m, num_threads, out);
+}
+
 void PartitionedIndex::LeafOrder(const float* queries, int64_t nq, int num_threads, int32_t* out) const {
   std::vector<float> normalized;
   const float* q = PrepareRows(queries, nq, dim_, options_.metric, "queries", &normalized);

@@ -144,6 +144,12 @@ class PartitionedIndex {
   // Every leaf by exact centroid score, best first ([nq][num_leaves]), for
   // queries prepared as Search prepares them.
   void LeafOrder(const float* queries, int64_t nq, int num_threads, int32_t* out) const;
+  // The tuner's rank table (search/partitioned_search.h, AhRanksOverGrid):
+  // wanted_ids [nq][m] user ids (-1 or an id not held: never found) ->
+  // out [num_grid][nq][m] positions among the best `count` AH candidates of
+  // each query's best grid[g] leaves, `count` where absent.
+  void AhRanksOverGrid(const float* queries, int64_t nq, const int32_t* grid, int32_t num_grid, int32_t count,
+                       const int64_t* wanted_ids, int32_t m, int num_threads, int32_t* out) const;
   // Code slots per leaf, padding included ([num_leaves]).
   void LeafSlots(int64_t* out) const;
   // The ids held, in row order.

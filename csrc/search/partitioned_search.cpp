@@ -116,6 +116,12 @@ CandidateBuffer EmptyBuffer(const PartitionedView& v, Candidate* entries, int32_
   return b;
 }
 
+// Leaves whose int8-screened centroid scores SelectLeaves rescores exactly to
+// choose `count`: a margin for the screening's error.
+int32_t ScreenedLeaves(int32_t num_leaves, int32_t count) {
+  return std::min(num_leaves, count + std::max(8, count / 4));
+}
+
 // The `count` best leaves from a query's raw centroid scores, best first
 // (ties: smaller leaf first). When the scores are an int8 screening, a few
 // more leaves than asked are rescored exactly from the float32 rows and the
@@ -127,7 +133,7 @@ void SelectLeaves(const PartitionedView& v, const DenseKernels& dense, const flo
   const int32_t num_leaves = v.num_leaves();
   s.leaves.resize(num_leaves);  // capacity kept between queries: no re-initialisation
   if (v.centroid_rows != nullptr) {
-    const int32_t screened = std::min(num_leaves, count + std::max(8, count / 4));
+    const int32_t screened = ScreenedLeaves(num_leaves, count);
     SelectBestScores(scores, num_leaves, screened, s.leaves.data());
     s.leaf_ids.resize(screened);
     s.leaf_scores.resize(screened);
@@ -387,6 +393,188 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
   s.dirty = false;
 }
 
+// A query's wanted rows, sorted by row, each with its output column (a row
+// may be wanted in several columns).
+struct WantedRow {
+  int32_t row;
+  int32_t column;
+};
+
+// out[column] = the position, in BetterOrder, of each wanted row among
+// entries[0, size) (distinct rows), or `missing` where it is not there.
+// wanted [num_wanted] sorted by row; `marked` has their bits set. A position is the number of
+// entries better than the row's own: each entry is counted once, at the
+// first (best) found wanted row it beats, and the counts summed down the
+// found rows in their order (no sort of the entries).
+void WantedPositions(const Candidate* entries, int32_t size, const WantedRow* wanted, int32_t num_wanted,
+                     const uint64_t* marked, int32_t missing, std::vector<Candidate>& found,
+                     std::vector<int32_t>& beaten_first, int32_t* out) {
+  std::fill(out, out + num_wanted, missing);
+  found.clear();
+  for (int32_t i = 0; i < size; ++i) {
+    const uint32_t row = static_cast<uint32_t>(entries[i].id);
+    if ((marked[row >> 6] >> (row & 63)) & 1) found.push_back(entries[i]);
+  }
+  if (found.empty()) return;
+  std::sort(found.begin(), found.end(), BetterOrder());
+  const int32_t n = static_cast<int32_t>(found.size());
+  beaten_first.assign(n + 1, 0);
+  for (int32_t i = 0; i < size; ++i) {
+    int32_t lo = 0, hi = n;  // the first found row entries[i] beats (n: none)
+    while (lo < hi) {
+      const int32_t mid = (lo + hi) / 2;
+      if (Better(entries[i], found[mid])) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
+      }
+    }
+    ++beaten_first[lo];
+  }
+  int32_t better = 0;
+  for (int32_t t = 0; t < n; ++t) {
+    better += beaten_first[t];
+    const WantedRow* end = wanted + num_wanted;
+    const WantedRow* it = std::lower_bound(wanted, end, found[t].id,
+                                           [](const WantedRow& w, int32_t row) { return w.row < row; });
+    for (; it != end && it->row == found[t].id; ++it) out[it->column] = better;
+  }
+}
+
+// Whether the first `count` of a query's leaves in `order` (SelectLeaves'
+// choice of more leaves, best first) are the leaves SelectLeaves chooses for
+// `count`: they are unless screening on int8 scores would have missed one of
+// them (its screened score ranks below the margin for `count`). worst_screened
+// is the worst screened score (BetterOrder, ids as leaves) among order[0, count).
+bool PrefixIsChoice(const PartitionedView& v, const float* scores, Candidate worst_screened, int32_t count) {
+  if (v.centroid_rows == nullptr) return true;  // exact scores: choices are nested
+  const int32_t num_leaves = v.num_leaves();
+  int32_t better = 0;
+  for (int32_t l = 0; l < num_leaves; ++l) better += Better(Candidate{scores[l], l}, worst_screened);
+  return better < ScreenedLeaves(num_leaves, count);
+}
+
+// AhRanksOverGrid for a block of queries (see the header): their leaves for
+// the largest grid point chosen once, then scanned leaf-major a grid segment
+// at a time, each query's buffer compacted and ranked after each segment.
+// (query, grid point) pairs whose leaves are not that prefix are scanned again
+// on their own.
+void RankBlockOverGrid(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries,
+                       int64_t count, const float* centroid_scores, int64_t stride, const int32_t* grid,
+                       int32_t num_grid, const PartitionedParams& p, const int32_t* wanted_rows, int32_t m,
+                       int64_t nq_total, int64_t q_first, Scratch& s, int32_t* out) {
+  const int32_t capacity = CandidatesWanted(v, p);
+  const int32_t most = grid[num_grid - 1];
+  const int64_t table_bytes = int64_t{PaddedBlocks(v.num_blocks)} * 16;
+  const int64_t buffer_size = BufferSize(capacity);
+  std::vector<uint8_t> tables(count * table_bytes);
+  std::vector<float> inv_scales(count), lut_bases(count);
+  std::vector<Candidate> entries(count * buffer_size), chosen(count * most);
+  std::vector<CandidateBuffer> buffers(count);
+  std::vector<uint8_t> nested(count * num_grid);
+  for (int64_t i = 0; i < count; ++i) {
+    const float* query = queries + i * v.dim;
+    const float* scores = centroid_scores + i * stride;
+    std::copy(query, query + v.dim, s.query_row.begin());
+    SelectLeaves(v, *kernels.dense, scores, most, true, s);
+    std::copy(s.chosen.begin(), s.chosen.end(), chosen.begin() + i * most);
+    Candidate worst{std::numeric_limits<float>::infinity(), -1};
+    for (int32_t g = 0, j = 0; g < num_grid; ++g) {
+      for (; j < grid[g]; ++j) {
+        const Candidate screened{scores[s.chosen[j].id], s.chosen[j].id};
+        if (worst.id < 0 || Better(worst, screened)) worst = screened;
+      }
+      nested[i * num_grid + g] = PrefixIsChoice(v, scores, worst, grid[g]);
+    }
+    Lut16BuildArgs build{query, v.lut_centers, v.num_blocks, v.dims_per_block, s.lut.data(),
+                         tables.data() + i * table_bytes, &inv_scales[i], &lut_bases[i]};
+    kernels.build(build);
+    buffers[i] = EmptyBuffer(v, entries.data() + i * buffer_size, static_cast<int32_t>(buffer_size), capacity, s);
+  }
+  const int32_t num_leaves = v.num_leaves();
+  const int64_t words = (v.num_points + 63) / 64;
+  std::vector<uint64_t> marked(words, 0);
+  // Each query's wanted rows, sorted by row (WantedPositions looks them up).
+  std::vector<WantedRow> wanted(count * m);
+  for (int64_t i = 0; i < count; ++i) {
+    const int32_t* rows = wanted_rows + (q_first + i) * m;
+    WantedRow* w = wanted.data() + i * m;
+    for (int32_t j = 0; j < m; ++j) w[j] = WantedRow{rows[j], j};
+    std::sort(w, w + m, [](const WantedRow& a, const WantedRow& b) { return a.row < b.row; });
+  }
+  std::vector<Candidate> found;
+  std::vector<int32_t> beaten_first, per_leaf(num_leaves + 1);
+  std::vector<Candidate> probes, by_leaf;
+  std::vector<int32_t> probe_leaf;
+  // Ranks one query's current (compacted) buffer into out[g][q].
+  auto rank = [&](int64_t i, int32_t g, const CandidateBuffer& b) {
+    const int64_t q = q_first + i;
+    const int32_t* rows = wanted_rows + q * m;
+    for (int32_t j = 0; j < m; ++j)
+      if (rows[j] >= 0) marked[rows[j] >> 6] |= uint64_t{1} << (rows[j] & 63);
+    WantedPositions(b.entries, b.size, wanted.data() + i * m, m, marked.data(), p.k, found, beaten_first,
+                    out + (int64_t{g} * nq_total + q) * m);
+    for (int32_t j = 0; j < m; ++j)
+      if (rows[j] >= 0) marked[rows[j] >> 6] = 0;
+  };
+  s.dirty = v.spilled;
+  Lut16Args args[kLut16MaxQueries];
+  for (int32_t g = 0; g < num_grid; ++g) {
+    const int32_t first = g == 0 ? 0 : grid[g - 1];
+    std::fill(per_leaf.begin(), per_leaf.end(), 0);
+    probes.clear();
+    probe_leaf.clear();
+    for (int64_t i = 0; i < count; ++i) {
+      for (int32_t j = first; j < grid[g]; ++j) {
+        const Candidate& leaf = chosen[i * most + j];
+        probes.push_back(Candidate{leaf.score, static_cast<int32_t>(i)});
+        probe_leaf.push_back(leaf.id);
+        ++per_leaf[leaf.id + 1];
+      }
+    }
+    for (int32_t l = 0; l < num_leaves; ++l) per_leaf[l + 1] += per_leaf[l];
+    by_leaf.resize(probes.size());
+    {
+      std::vector<int32_t> fill(per_leaf.begin(), per_leaf.end() - 1);
+      for (size_t j = 0; j < probes.size(); ++j) by_leaf[fill[probe_leaf[j]]++] = probes[j];
+    }
+    for (int32_t leaf = 0; leaf < num_leaves; ++leaf) {
+      if (v.leaves[leaf].size == 0) continue;
+      for (int32_t j0 = per_leaf[leaf]; j0 < per_leaf[leaf + 1]; j0 += kLut16MaxQueries) {
+        const int n = std::min<int32_t>(kLut16MaxQueries, per_leaf[leaf + 1] - j0);
+        for (int j = 0; j < n; ++j) {
+          const Candidate probe = by_leaf[j0 + j];
+          args[j] = LeafScanArgs(v, p, leaf, tables.data() + probe.id * table_bytes, inv_scales[probe.id],
+                                 lut_bases[probe.id] + probe.score, &buffers[probe.id]);
+        }
+        kernels.scan_multi(args, n);
+      }
+    }
+    for (int64_t i = 0; i < count; ++i) {
+      CompactCandidates(buffers[i]);
+      rank(i, g, buffers[i]);
+    }
+  }
+  // The rare pairs whose leaves differ from the prefix: their own scan.
+  std::vector<Candidate> own(buffer_size);
+  for (int64_t i = 0; i < count; ++i) {
+    for (int32_t g = 0; g < num_grid; ++g) {
+      if (nested[i * num_grid + g]) continue;
+      std::copy(queries + i * v.dim, queries + (i + 1) * v.dim, s.query_row.begin());
+      SelectLeaves(v, *kernels.dense, centroid_scores + i * stride, grid[g], false, s);
+      CandidateBuffer b = EmptyBuffer(v, own.data(), static_cast<int32_t>(buffer_size), capacity, s);
+      for (const Candidate& leaf : s.chosen) {
+        if (v.leaves[leaf.id].size == 0) continue;
+        kernels.scan(LeafScanArgs(v, p, leaf.id, tables.data() + i * table_bytes, inv_scales[i],
+                                  lut_bases[i] + leaf.score, &b));
+      }
+      CompactCandidates(b);
+      rank(i, g, b);
+    }
+  }
+  s.dirty = false;
+}
+
 }  // namespace
 
 void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kernels,
@@ -503,6 +691,43 @@ void ChooseLeaves(const PartitionedView& v, const PartitionedKernels& kernels, c
       std::copy(queries + q * v.dim, queries + (q + 1) * v.dim, s.query_row.begin());
       SelectLeaves(v, *kernels.dense, scores.data() + i * stride, count, true, s);
       std::copy(s.chosen.begin(), s.chosen.end(), out + q * count);
+    });
+  }
+}
+
+void AhRanksOverGrid(const PartitionedView& view, const PartitionedKernels& kernels, const float* queries, int64_t nq,
+                     const int32_t* grid, int32_t num_grid, int32_t count, const int32_t* wanted_rows, int32_t m,
+                     int num_threads, int32_t* out) {
+  if (num_grid < 1) throw std::invalid_argument("the grid of leaf counts is empty");
+  for (int32_t g = 0; g < num_grid; ++g) {
+    if (grid[g] < 1 || grid[g] > view.num_leaves() || (g > 0 && grid[g] <= grid[g - 1]))
+      throw std::invalid_argument("the grid must rise strictly within [1, num_leaves]");
+  }
+  if (count < 1) throw std::invalid_argument("count must be positive");
+  if (m < 1) throw std::invalid_argument("give at least one wanted row per query");
+  for (int64_t j = 0; j < nq * m; ++j)
+    if (wanted_rows[j] < -1 || wanted_rows[j] >= view.num_points) throw std::invalid_argument("a wanted row is out of range");
+  PartitionedView v = view;
+  v.rows = nullptr;  // the AH candidates, before any reordering
+  const PartitionedParams p{grid[num_grid - 1], count, count};
+  const int32_t capacity = CandidatesWanted(v, p);
+  const int threads = ResolveThreads(num_threads);
+  const int64_t stride = v.centroids.num_panels() * kPanelWidth;
+  const int64_t chunk = std::max<int64_t>(1, std::min(kQueryChunk, kMaxChunkScores / stride));
+  // Per query: its buffer, and its leaves for the largest grid point.
+  const int64_t per_query = int64_t{BufferSize(capacity)} * int64_t{sizeof(Candidate)} +
+                            int64_t{p.leaves} * int64_t{sizeof(Candidate)};
+  const int64_t max_block = std::max<int64_t>(1, kLeafMajorBufferBytes / per_query);
+  std::vector<float> scores(std::min(chunk, nq) * stride);
+  for (int64_t q0 = 0; q0 < nq; q0 += chunk) {
+    const int64_t n = std::min(chunk, nq - q0);
+    DenseScores(v.centroids, *kernels.dense, queries + q0 * v.dim, n, scores.data(), stride, threads);
+    const int64_t block = std::min(max_block, std::clamp<int64_t>((n + threads - 1) / threads, 1, kLeafMajorBlock));
+    ParallelFor((n + block - 1) / block, threads, [&](int64_t task) {
+      Scratch& s = ThreadScratch(v, capacity);
+      const int64_t i0 = task * block, size = std::min(n, i0 + block) - i0;
+      RankBlockOverGrid(v, kernels, queries + (q0 + i0) * v.dim, size, scores.data() + i0 * stride, stride, grid,
+                        num_grid, p, wanted_rows, m, nq, q0 + i0, s, out);
     });
   }
 }

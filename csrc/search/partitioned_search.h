@@ -100,6 +100,17 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
 void ChooseLeaves(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries, int64_t nq,
                   int32_t count, int num_threads, Candidate* out);
 
+// The tuner's rank table (annlib/tuning/ranks.py) in one pass over each
+// query's leaves: for every grid[g] (rising), the position of each wanted row
+// (wanted_rows [nq][m], -1: none) among the query's best `count` distinct AH
+// candidates (BetterOrder) of its best grid[g] leaves, or `count` where it is
+// not among them: out [num_grid][nq][m]. The same positions as a search of
+// grid[g] leaves without reordering, for every g, at about the cost of one
+// search of the largest.
+void AhRanksOverGrid(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries, int64_t nq,
+                     const int32_t* grid, int32_t num_grid, int32_t count, const int32_t* wanted_rows, int32_t m,
+                     int num_threads, int32_t* out);
+
 // Exact top k of each query over the given rows (the reorder copy rescored,
 // no tree): the path for filters that leave few points, and the fallback for
 // queries whose searched leaves held fewer than k allowed points.
