@@ -402,10 +402,10 @@ struct WantedRow {
 
 // out[column] = the position, in BetterOrder, of each wanted row among
 // entries[0, size) (distinct rows), or `missing` where it is not there.
-// wanted [num_wanted] sorted by row; `marked` has their bits set. A position is the number of
-// entries better than the row's own: each entry is counted once, at the
-// first (best) found wanted row it beats, and the counts summed down the
-// found rows in their order (no sort of the entries).
+// wanted [num_wanted] sorted by row; `marked` has their bits set. A position
+// is the number of entries better than the row's own: each entry is counted
+// once, at the first (best) found wanted row it beats, and the counts summed
+// down the found rows in their order (no sort of the entries).
 void WantedPositions(const Candidate* entries, int32_t size, const WantedRow* wanted, int32_t num_wanted,
                      const uint64_t* marked, int32_t missing, std::vector<Candidate>& found,
                      std::vector<int32_t>& beaten_first, int32_t* out) {
@@ -441,11 +441,11 @@ void WantedPositions(const Candidate* entries, int32_t size, const WantedRow* wa
   }
 }
 
-// Whether the first `count` of a query's leaves in `order` (SelectLeaves'
-// choice of more leaves, best first) are the leaves SelectLeaves chooses for
-// `count`: they are unless screening on int8 scores would have missed one of
-// them (its screened score ranks below the margin for `count`). worst_screened
-// is the worst screened score (BetterOrder, ids as leaves) among order[0, count).
+// Whether the first `count` leaves of SelectLeaves' choice of more leaves
+// (best first) are the leaves it chooses for `count`: they are unless the
+// int8 screening would have missed one of them, its screened score ranking
+// below the margin for `count`. worst_screened: the worst screened (score,
+// leaf) of those first `count`, in BetterOrder.
 bool PrefixIsChoice(const PartitionedView& v, const float* scores, Candidate worst_screened, int32_t count) {
   if (v.centroid_rows == nullptr) return true;  // exact scores: choices are nested
   const int32_t num_leaves = v.num_leaves();
@@ -706,7 +706,8 @@ void AhRanksOverGrid(const PartitionedView& view, const PartitionedKernels& kern
   if (count < 1) throw std::invalid_argument("count must be positive");
   if (m < 1) throw std::invalid_argument("give at least one wanted row per query");
   for (int64_t j = 0; j < nq * m; ++j)
-    if (wanted_rows[j] < -1 || wanted_rows[j] >= view.num_points) throw std::invalid_argument("a wanted row is out of range");
+    if (wanted_rows[j] < -1 || wanted_rows[j] >= view.num_points)
+      throw std::invalid_argument("a wanted row is out of range");
   PartitionedView v = view;
   v.rows = nullptr;  // the AH candidates, before any reordering
   const PartitionedParams p{grid[num_grid - 1], count, count};
