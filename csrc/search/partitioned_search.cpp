@@ -302,6 +302,37 @@ void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, co
   }
 }
 
+// Scans each probed leaf once per kLut16MaxQueries of the queries probing it,
+// into their buffers: probes[j] (score = the leaf's score, id = the query in
+// the block, whose table is tables[id]) probes leaf probe_leaf[j].
+void ScanProbesLeafMajor(const PartitionedView& v, const PartitionedKernels& kernels, const PartitionedParams& p,
+                         const std::vector<Candidate>& probes, const std::vector<int32_t>& probe_leaf,
+                         const uint8_t* tables, int64_t table_bytes, const float* inv_scales, const float* lut_bases,
+                         CandidateBuffer* buffers) {
+  const int32_t num_leaves = v.num_leaves();
+  std::vector<int32_t> per_leaf(num_leaves + 1, 0);
+  for (const int32_t leaf : probe_leaf) ++per_leaf[leaf + 1];
+  for (int32_t l = 0; l < num_leaves; ++l) per_leaf[l + 1] += per_leaf[l];
+  std::vector<Candidate> by_leaf(probes.size());
+  {
+    std::vector<int32_t> fill(per_leaf.begin(), per_leaf.end() - 1);
+    for (size_t j = 0; j < probes.size(); ++j) by_leaf[fill[probe_leaf[j]]++] = probes[j];
+  }
+  Lut16Args args[kLut16MaxQueries];
+  for (int32_t leaf = 0; leaf < num_leaves; ++leaf) {
+    if (v.leaves[leaf].size == 0 || per_leaf[leaf] == per_leaf[leaf + 1]) continue;
+    for (int32_t j0 = per_leaf[leaf]; j0 < per_leaf[leaf + 1]; j0 += kLut16MaxQueries) {
+      const int n = std::min<int32_t>(kLut16MaxQueries, per_leaf[leaf + 1] - j0);
+      for (int j = 0; j < n; ++j) {
+        const Candidate probe = by_leaf[j0 + j];
+        args[j] = LeafScanArgs(v, p, leaf, tables + probe.id * table_bytes, inv_scales[probe.id],
+                               lut_bases[probe.id] + probe.score, &buffers[probe.id]);
+      }
+      kernels.scan_multi(args, n);
+    }
+  }
+}
+
 // A block of queries searched leaf-major: every query's leaves are chosen and
 // its table built first, then each leaf probed by any of them is scanned once
 // per kLut16MaxQueries of its queries (codes loaded and split once per pass,
@@ -323,9 +354,7 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
   std::vector<Candidate> entries(count * buffer_size);
   std::vector<CandidateBuffer> buffers(count);
   s.dirty = v.spilled;  // until every buffer's last compaction
-  // (leaf, query, leaf score) for every probe, bucketed by leaf.
-  const int32_t num_leaves = v.num_leaves();
-  std::vector<int32_t> per_leaf(num_leaves + 1, 0);
+  // (leaf, query, leaf score) for every probe but each query's best leaf.
   std::vector<Candidate> probes;  // score = leaf score, id = query within the block
   std::vector<int32_t> probe_leaf;
   probes.reserve(count * p.leaves);
@@ -354,28 +383,10 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
       const Candidate& leaf = s.chosen[j];
       probes.push_back(Candidate{leaf.score, static_cast<int32_t>(i)});
       probe_leaf.push_back(leaf.id);
-      ++per_leaf[leaf.id + 1];
     }
   }
-  for (int32_t l = 0; l < num_leaves; ++l) per_leaf[l + 1] += per_leaf[l];
-  std::vector<Candidate> by_leaf(probes.size());
-  {
-    std::vector<int32_t> fill(per_leaf.begin(), per_leaf.end() - 1);
-    for (size_t j = 0; j < probes.size(); ++j) by_leaf[fill[probe_leaf[j]]++] = probes[j];
-  }
-  Lut16Args args[kLut16MaxQueries];
-  for (int32_t leaf = 0; leaf < num_leaves; ++leaf) {
-    if (v.leaves[leaf].size == 0 || per_leaf[leaf] == per_leaf[leaf + 1]) continue;
-    for (int32_t j0 = per_leaf[leaf]; j0 < per_leaf[leaf + 1]; j0 += kLut16MaxQueries) {
-      const int n = std::min<int32_t>(kLut16MaxQueries, per_leaf[leaf + 1] - j0);
-      for (int j = 0; j < n; ++j) {
-        const Candidate probe = by_leaf[j0 + j];
-        args[j] = LeafScanArgs(v, p, leaf, tables.data() + probe.id * table_bytes, inv_scales[probe.id],
-                               lut_bases[probe.id] + probe.score, &buffers[probe.id]);
-      }
-      kernels.scan_multi(args, n);
-    }
-  }
+  ScanProbesLeafMajor(v, kernels, p, probes, probe_leaf, tables.data(), table_bytes, inv_scales.data(),
+                      lut_bases.data(), buffers.data());
   for (int64_t i = 0; i < count; ++i) {
     const float* query = queries + i * v.dim;
     CompactCandidates(buffers[i]);
@@ -491,7 +502,6 @@ void RankBlockOverGrid(const PartitionedView& v, const PartitionedKernels& kerne
     kernels.build(build);
     buffers[i] = EmptyBuffer(v, entries.data() + i * buffer_size, static_cast<int32_t>(buffer_size), capacity, s);
   }
-  const int32_t num_leaves = v.num_leaves();
   const int64_t words = (v.num_points + 63) / 64;
   std::vector<uint64_t> marked(words, 0);
   // Each query's wanted rows, sorted by row (WantedPositions looks them up).
@@ -503,8 +513,8 @@ void RankBlockOverGrid(const PartitionedView& v, const PartitionedKernels& kerne
     std::sort(w, w + m, [](const WantedRow& a, const WantedRow& b) { return a.row < b.row; });
   }
   std::vector<Candidate> found;
-  std::vector<int32_t> beaten_first, per_leaf(num_leaves + 1);
-  std::vector<Candidate> probes, by_leaf;
+  std::vector<int32_t> beaten_first;
+  std::vector<Candidate> probes;
   std::vector<int32_t> probe_leaf;
   // Ranks one query's current (compacted) buffer into out[g][q].
   auto rank = [&](int64_t i, int32_t g, const CandidateBuffer& b) {
@@ -518,10 +528,8 @@ void RankBlockOverGrid(const PartitionedView& v, const PartitionedKernels& kerne
       if (rows[j] >= 0) marked[rows[j] >> 6] = 0;
   };
   s.dirty = v.spilled;
-  Lut16Args args[kLut16MaxQueries];
   for (int32_t g = 0; g < num_grid; ++g) {
     const int32_t first = g == 0 ? 0 : grid[g - 1];
-    std::fill(per_leaf.begin(), per_leaf.end(), 0);
     probes.clear();
     probe_leaf.clear();
     for (int64_t i = 0; i < count; ++i) {
@@ -529,27 +537,10 @@ void RankBlockOverGrid(const PartitionedView& v, const PartitionedKernels& kerne
         const Candidate& leaf = chosen[i * most + j];
         probes.push_back(Candidate{leaf.score, static_cast<int32_t>(i)});
         probe_leaf.push_back(leaf.id);
-        ++per_leaf[leaf.id + 1];
       }
     }
-    for (int32_t l = 0; l < num_leaves; ++l) per_leaf[l + 1] += per_leaf[l];
-    by_leaf.resize(probes.size());
-    {
-      std::vector<int32_t> fill(per_leaf.begin(), per_leaf.end() - 1);
-      for (size_t j = 0; j < probes.size(); ++j) by_leaf[fill[probe_leaf[j]]++] = probes[j];
-    }
-    for (int32_t leaf = 0; leaf < num_leaves; ++leaf) {
-      if (v.leaves[leaf].size == 0) continue;
-      for (int32_t j0 = per_leaf[leaf]; j0 < per_leaf[leaf + 1]; j0 += kLut16MaxQueries) {
-        const int n = std::min<int32_t>(kLut16MaxQueries, per_leaf[leaf + 1] - j0);
-        for (int j = 0; j < n; ++j) {
-          const Candidate probe = by_leaf[j0 + j];
-          args[j] = LeafScanArgs(v, p, leaf, tables.data() + probe.id * table_bytes, inv_scales[probe.id],
-                                 lut_bases[probe.id] + probe.score, &buffers[probe.id]);
-        }
-        kernels.scan_multi(args, n);
-      }
-    }
+    ScanProbesLeafMajor(v, kernels, p, probes, probe_leaf, tables.data(), table_bytes, inv_scales.data(),
+                        lut_bases.data(), buffers.data());
     for (int64_t i = 0; i < count; ++i) {
       CompactCandidates(buffers[i]);
       rank(i, g, buffers[i]);
