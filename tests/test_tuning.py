@@ -564,3 +564,22 @@ def test_bad_ah_ranks_arguments(index, data):
             index.ah_ranks(q, [1, 2], count, wanted)
     with pytest.raises(ValueError):
         index.ah_ranks(q[:, :5], [1, 2], 10, wanted)
+
+
+def test_cost_fit_is_scipys_non_negative_least_squares():
+    from scipy.optimize import nnls
+
+    from annlib.tuning.cost import _nnls
+
+    # The free fit of b = 3 - 2 l would have a negative slope: the best non-negative one is flat.
+    a = np.array([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0]])
+    np.testing.assert_allclose(_nnls(a, np.array([1.0, -1.0, -3.0])), [0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(_nnls(a, np.array([3.0, 1.0, 2.0])), [0.0, 2.0], atol=1e-12)
+    rng = np.random.default_rng(3)
+    for _ in range(500):
+        m, n = int(rng.integers(2, 10)), int(rng.integers(1, 4))
+        a = rng.standard_normal((m, n)) * rng.choice([1.0, 50.0], size=n)
+        b = rng.standard_normal(m) * 10
+        x = _nnls(a, b)
+        assert (x >= 0).all()
+        assert np.linalg.norm(a @ x - b) <= np.linalg.norm(a @ nnls(a, b)[0] - b) + 1e-9

@@ -32,9 +32,21 @@ class CostModel:
 
 
 def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from scipy.optimize import nnls
-
-    return nnls(a, b)[0]
+    """argmin |a x - b| over x >= 0, for the few columns of a cost fit: the least-squares
+    fit on each subset of the columns (the others held at 0), the closest of those whose
+    coefficients are all >= 0. The optimum is one of them (its nonzero coefficients are
+    the free fit on their columns), so this is exact."""
+    best, best_residual = np.zeros(a.shape[1]), float(b @ b)
+    for mask in range(1, 1 << a.shape[1]):
+        columns = [j for j in range(a.shape[1]) if mask >> j & 1]
+        x = np.linalg.lstsq(a[:, columns], b, rcond=None)[0]
+        if np.all(x >= 0):
+            residual = a[:, columns] @ x - b
+            if float(residual @ residual) < best_residual:
+                best = np.zeros(a.shape[1])
+                best[columns] = x
+                best_residual = float(residual @ residual)
+    return best
 
 
 SAMPLE_QUERIES = 200     # queries timed per setting, at most ...
