@@ -556,6 +556,8 @@ def test_bad_ah_ranks_arguments(index, data):
     for grid in ([], [3, 3], [4, 2], [0, 5], [1, index.num_leaves + 1]):
         with pytest.raises(ValueError, match="leaves_grid"):
             index.ah_ranks(q, grid, 10, wanted)
+    with pytest.raises(TypeError, match="integer"):
+        index.ah_ranks(q, [1.0, 2.5], 10, wanted)
     for bad in (np.zeros((4, 3), np.int64), np.zeros((5, 0), np.int64), np.zeros(5, np.int64)):
         with pytest.raises(ValueError, match="wanted"):
             index.ah_ranks(q, [1, 2], 10, bad)

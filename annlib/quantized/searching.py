@@ -379,7 +379,10 @@ class QuantizedSearcher(Searcher):
         queries = as_float_matrix(queries, "queries", dim=self.dim, check_values=False)
         state = self._state
         count = check_k(count, max(1, state.size()), "count")
-        grid = np.ascontiguousarray(leaves_grid, dtype=np.int64).ravel()
+        grid = np.asarray(leaves_grid).ravel()
+        if grid.size and not np.issubdtype(grid.dtype, np.integer):
+            raise TypeError(f"leaves_grid must hold integer leaf counts, got {grid.dtype}")
+        grid = grid.astype(np.int64)
         if grid.size == 0 or grid[0] < 1 or grid[-1] > state.index.num_leaves or np.any(np.diff(grid) <= 0):
             raise ValueError(f"leaves_grid must rise strictly within [1, {state.index.num_leaves}]")
         wanted = np.ascontiguousarray(wanted, dtype=np.int64)
