@@ -585,3 +585,24 @@ def test_cost_fit_is_scipys_non_negative_least_squares():
         x = _nnls(a, b)
         assert (x >= 0).all()
         assert np.linalg.norm(a @ x - b) <= np.linalg.norm(a @ nnls(a, b)[0] - b) + 1e-9
+
+
+@pytest.mark.parametrize("measure", ["squared_l2", "dot_product", "cosine"])
+def test_exact_ground_truth_in_chunks_equals_one_search(measure, monkeypatch):
+    """The tuner's exact ground truth searches a chunk of rows at a time and merges: the
+    same positions and scores as one exact search of every row, ties (integer data) and a
+    last chunk smaller than k included."""
+    import importlib
+
+    tune_module = importlib.import_module("annlib.tuning.tune")
+    rng = np.random.default_rng(4)
+    x = rng.integers(-3, 4, (2 * 1024 + 7, 24)).astype(np.float32)
+    q = np.concatenate([x[:50], rng.standard_normal((50, 24)).astype(np.float32)])
+    searcher = annlib.builder(x, 10, measure).tree(8, 2).score_ah(2).reorder(20).build(progress=False)
+    whole = tune_module._exact(searcher, x, q, 25, 2)
+    monkeypatch.setattr(tune_module, "EXACT_CHUNK_BYTES", 4 * 24 * 1024)   # three chunks, the last of 7 rows
+    chunked = tune_module._exact(searcher, x, q, 25, 2)
+    np.testing.assert_array_equal(chunked[0], whole[0])
+    np.testing.assert_array_equal(chunked[1], whole[1])
+    ids, scores = annlib.builder(x, 25, measure).score_brute_force().build().search_batched(q)
+    np.testing.assert_array_equal(chunked[0], ids)   # and what a user's exact search returns

@@ -22,6 +22,7 @@ MIN_DEPTH = 1000
 MAX_FIT_QUERIES = 1000     # more sample queries barely move the estimates; they cost tuning time
 MIN_FIT_QUERIES = 40
 DATABASE_SAMPLE = 1000     # queries drawn from the database when no query log is given
+EXACT_CHUNK_BYTES = 256 << 20  # float32 rows the exact ground truth packs at a time
 
 
 # What the tuner reads of an index besides searching it: a QuantizedSearcher's view of its
@@ -238,11 +239,26 @@ def _database(searcher, database):
 
 
 def _exact(searcher, rows, queries, k, num_threads):
-    """(positions in rows, scores) of each query's exact k nearest, best first."""
-    config = IndexConfig(num_neighbors=k, distance_measure=searcher.distance_measure,
-                         brute_force=BruteForceConfig())
-    exact = BruteForceSearcher.build(config, rows, num_threads)
-    return exact.search_batched(queries, num_threads=num_threads)
+    """(positions in rows, scores) of each query's exact k nearest, best first (ties: the
+    smaller position). An exact brute-force search of one chunk of rows at a time, the
+    chunks' answers merged: its packed copy of the rows is a chunk's, not the data's."""
+    chunk = max(1024, EXACT_CHUNK_BYTES // (4 * rows.shape[1]) // 1024 * 1024)  # whole panels
+    smaller_is_better = searcher.distance_measure == "squared_l2"
+    positions = scores = None
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        config = IndexConfig(num_neighbors=min(k, len(part)), distance_measure=searcher.distance_measure,
+                             brute_force=BruteForceConfig())
+        found, found_scores = BruteForceSearcher.build(config, part, num_threads).search_batched(
+            queries, num_threads=num_threads)
+        found = found + start
+        if positions is None:
+            positions, scores = found, found_scores
+            continue
+        positions, scores = np.concatenate([positions, found], 1), np.concatenate([scores, found_scores], 1)
+        order = np.lexsort((positions, scores if smaller_is_better else -scores), axis=1)[:, :k]
+        positions, scores = np.take_along_axis(positions, order, 1), np.take_along_axis(scores, order, 1)
+    return positions, scores
 
 
 def neighbours_but_own(searcher, queries, own, k: int, **knobs) -> list:
