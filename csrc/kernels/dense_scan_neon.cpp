@@ -25,6 +25,7 @@ struct Ops {
   static V set1(float x) { return vdupq_n_f32(x); }
   static V add(V a, V b) { return vaddq_f32(a, b); }
   static V sub(V a, V b) { return vsubq_f32(a, b); }
+  static V min(V a, V b) { return vminq_f32(a, b); }
   static V mul(V a, V b) { return vmulq_f32(a, b); }
   static V fmadd(V a, V b, V c) { return vfmaq_f32(c, a, b); }
   static void store(float* p, V v) { vst1q_f32(p, v); }

@@ -24,6 +24,7 @@ struct Ops {
   static V set1(float x) { return x; }
   static V add(V a, V b) { return a + b; }
   static V sub(V a, V b) { return a - b; }
+  static V min(V a, V b) { return b < a ? b : a; }
   static V mul(V a, V b) { return a * b; }
   static V fmadd(V a, V b, V c) { return a * b + c; }
   static void store(float* p, V v) { *p = v; }

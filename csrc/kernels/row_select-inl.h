@@ -30,6 +30,26 @@ inline int32_t Smallest(const float* values, int32_t n, int32_t k, int32_t* out)
   if (k <= 0) return 0;
   int32_t have = 0;
   float worst = std::numeric_limits<float>::infinity();  // the run's last value, once it holds k
+  // A first bound, so that few values enter the run before it tightens: each of
+  // the W lanes' minima over the full vectors is a value at a distinct index, so
+  // at least k values are <= the k-th smallest of them, and so is every value the
+  // run ends with. (Values equal to it may still enter: the bound is the next
+  // float above it.)
+  const int32_t full = n / Ops::W * Ops::W;
+  if (k <= Ops::W && full > 0) {
+    typename Ops::V lane_min = Ops::load(values);
+    for (int32_t i = Ops::W; i < full; i += Ops::W) lane_min = Ops::min(lane_min, Ops::load(values + i));
+    float lanes[Ops::W];
+    Ops::store(lanes, lane_min);
+    for (int32_t j = 0; j < k; ++j)  // lanes[0, k) sorted: the k smallest, by selection
+      for (int32_t l = j + 1; l < Ops::W; ++l)
+        if (lanes[l] < lanes[j]) {
+          const float t = lanes[j];
+          lanes[j] = lanes[l];
+          lanes[l] = t;
+        }
+    worst = std::nextafter(lanes[k - 1], std::numeric_limits<float>::infinity());
+  }
   auto enter = [&](int32_t i) {
     const float v = values[i];
     if (!(v < worst)) return;
