@@ -29,12 +29,13 @@ inline int32_t Smallest(const float* values, int32_t n, int32_t k, int32_t* out)
   k = k < kMaxSmallest ? k : kMaxSmallest;
   if (k <= 0) return 0;
   int32_t have = 0;
-  float worst = std::numeric_limits<float>::infinity();  // the run's last value, once it holds k
-  // A first bound, so that few values enter the run before it tightens: each of
+  // Values from here up cannot enter: the run's last value once it holds k, and
+  // before that a bound on it, so that few values enter while it tightens: each of
   // the W lanes' minima over the full vectors is a value at a distinct index, so
   // at least k values are <= the k-th smallest of them, and so is every value the
   // run ends with. (Values equal to it may still enter: the bound is the next
   // float above it.)
+  float worst = std::numeric_limits<float>::infinity();
   const int32_t full = n / Ops::W * Ops::W;
   if (k <= Ops::W && full > 0) {
     typename Ops::V lane_min = Ops::load(values);
