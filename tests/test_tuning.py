@@ -63,7 +63,9 @@ def test_positions_agrees_with_a_plain_search(offset):
     candidates = np.stack([rng.permutation(n)[:width] for _ in range(nq)]).astype(np.int64) + offset
     candidates[rng.random((nq, width)) < 0.1] = -1            # padding here and there
     wanted = rng.integers(0, n, size=(nq, m)) + offset          # some present, some not, repeats too
-    expected = [[list(row).index(w) if w in row else width for w in want] for row, want in zip(candidates, wanted)]
+    wanted[::7, 0] = -1                                         # no id: never found, padding or not
+    expected = [[list(row).index(w) if w in row and w >= 0 else width for w in want]
+                for row, want in zip(candidates, wanted)]
     np.testing.assert_array_equal(_positions(candidates, wanted, missing=width), expected)
 
 
@@ -471,9 +473,11 @@ def test_ah_ranks_equal_a_search_per_leaf_count(which, data, request, rng):
         assert got.shape == (len(leaves), len(q), wanted.shape[1]) and got.dtype == np.int32
         np.testing.assert_array_equal(got, _positions_per_leaf_count(searcher, q, leaves, count, wanted))
     assert (got[-1, :, :10] < 300).mean() > 0.9   # most true neighbours are found at all leaves
-    none = searcher.ah_ranks(q, leaves, 300, np.concatenate([wanted, np.full((len(q), 1), -1)], axis=1))
+    with_none = np.concatenate([wanted, np.full((len(q), 1), -1)], axis=1)
+    none = searcher.ah_ranks(q, leaves, 300, with_none)
     np.testing.assert_array_equal(none[..., :-1], got)
-    assert (none[..., -1] == 300).all()           # -1 is no id: never found
+    assert (none[..., -1] == 300).all()           # -1 is no id: never found, as _positions says
+    np.testing.assert_array_equal(none, _positions_per_leaf_count(searcher, q, leaves, 300, with_none))
 
 
 @pytest.mark.parametrize("measure", ["dot_product", "squared_l2", "cosine"])

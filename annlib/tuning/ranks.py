@@ -54,9 +54,15 @@ _TABLE_IDS = 1 << 25  # ids below this are looked up in a table indexed by id (1
 
 def _positions(candidates: np.ndarray, wanted: np.ndarray, missing: int) -> np.ndarray:
     """Position of each wanted id [nq, m] in its row of candidates [nq, width] (-1 padding;
-    a row holds each id once), `missing` where absent. Ids below _TABLE_IDS (an index's
-    default ids are 0..n-1) go through one table indexed by id, filled and cleared row by
-    row: a few passes over the candidates, where sorting them cost ten times as much."""
+    a row holds each id once), `missing` where absent (a wanted -1 is no id: always
+    missing). Ids below _TABLE_IDS (an index's default ids are 0..n-1) go through one table
+    indexed by id, filled and cleared row by row: a few passes over the candidates, where
+    sorting them cost ten times as much."""
+    found = _positions_of_ids(candidates, wanted, missing)
+    return np.where(wanted < 0, np.int32(missing), found).astype(np.int32)
+
+
+def _positions_of_ids(candidates: np.ndarray, wanted: np.ndarray, missing: int) -> np.ndarray:
     nq, width = candidates.shape
     low = min(int(candidates.min(initial=0)), int(wanted.min(initial=0)))
     top = max(int(candidates.max(initial=0)), int(wanted.max(initial=0)))
