@@ -302,13 +302,48 @@ void FinishQuery(const PartitionedView& v, const PartitionedKernels& kernels, co
   }
 }
 
+// A block of queries scanned together: each query's LUT16 table and its
+// candidate buffer (keeping `capacity`).
+struct QueryBlock {
+  QueryBlock(const PartitionedView& v, int64_t count, int32_t capacity)
+      : table_bytes(int64_t{PaddedBlocks(v.num_blocks)} * 16),
+        buffer_size(BufferSize(capacity)),
+        capacity(capacity),
+        tables(count * table_bytes),
+        inv_scales(count),
+        lut_bases(count),
+        entries(count * buffer_size),
+        buffers(count) {}
+
+  // Builds query i's table and empties its buffer.
+  void Start(const PartitionedView& v, const PartitionedKernels& kernels, int64_t i, const float* query,
+             Scratch& s) {
+    Lut16BuildArgs build{query, v.lut_centers, v.num_blocks, v.dims_per_block, s.lut.data(),
+                         tables.data() + i * table_bytes, &inv_scales[i], &lut_bases[i]};
+    kernels.build(build);
+    buffers[i] = EmptyBuffer(v, entries.data() + i * buffer_size, static_cast<int32_t>(buffer_size), capacity, s);
+  }
+
+  // The scan of `leaf` (exact centroid score leaf_score) for query i, into `into`.
+  Lut16Args ScanArgs(const PartitionedView& v, const PartitionedParams& p, int64_t i, int64_t leaf,
+                     float leaf_score, CandidateBuffer* into) const {
+    return LeafScanArgs(v, p, leaf, tables.data() + i * table_bytes, inv_scales[i], lut_bases[i] + leaf_score, into);
+  }
+
+  const int64_t table_bytes, buffer_size;
+  const int32_t capacity;
+  std::vector<uint8_t> tables;
+  std::vector<float> inv_scales, lut_bases;
+  std::vector<Candidate> entries;
+  std::vector<CandidateBuffer> buffers;
+};
+
 // Scans each probed leaf once per kLut16MaxQueries of the queries probing it,
 // into their buffers: probes[j] (score = the leaf's score, id = the query in
-// the block, whose table is tables[id]) probes leaf probe_leaf[j].
+// the block) probes leaf probe_leaf[j].
 void ScanProbesLeafMajor(const PartitionedView& v, const PartitionedKernels& kernels, const PartitionedParams& p,
                          const std::vector<Candidate>& probes, const std::vector<int32_t>& probe_leaf,
-                         const uint8_t* tables, int64_t table_bytes, const float* inv_scales, const float* lut_bases,
-                         CandidateBuffer* buffers) {
+                         QueryBlock& block) {
   const int32_t num_leaves = v.num_leaves();
   std::vector<int32_t> per_leaf(num_leaves + 1, 0);
   for (const int32_t leaf : probe_leaf) ++per_leaf[leaf + 1];
@@ -325,8 +360,7 @@ void ScanProbesLeafMajor(const PartitionedView& v, const PartitionedKernels& ker
       const int n = std::min<int32_t>(kLut16MaxQueries, per_leaf[leaf + 1] - j0);
       for (int j = 0; j < n; ++j) {
         const Candidate probe = by_leaf[j0 + j];
-        args[j] = LeafScanArgs(v, p, leaf, tables + probe.id * table_bytes, inv_scales[probe.id],
-                               lut_bases[probe.id] + probe.score, &buffers[probe.id]);
+        args[j] = block.ScanArgs(v, p, probe.id, leaf, probe.score, &block.buffers[probe.id]);
       }
       kernels.scan_multi(args, n);
     }
@@ -346,13 +380,8 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
                           const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores,
                           float* out_approx, Candidate* kept, int32_t* kept_counts) {
   const int32_t capacity = CandidatesWanted(v, p);
-  const int32_t padded_blocks = PaddedBlocks(v.num_blocks);
-  const int64_t table_bytes = int64_t{padded_blocks} * 16;
-  const int64_t buffer_size = BufferSize(capacity);
-  std::vector<uint8_t> tables(count * table_bytes);
-  std::vector<float> inv_scales(count), lut_bases(count);
-  std::vector<Candidate> entries(count * buffer_size);
-  std::vector<CandidateBuffer> buffers(count);
+  QueryBlock block(v, count, capacity);
+  std::vector<CandidateBuffer>& buffers = block.buffers;
   s.dirty = v.spilled;  // until every buffer's last compaction
   // (leaf, query, leaf score) for every probe but each query's best leaf.
   std::vector<Candidate> probes;  // score = leaf score, id = query within the block
@@ -367,16 +396,12 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
     } else {
       SelectLeaves(v, *kernels.dense, centroid_scores + i * stride, p.leaves, false, s);
     }
-    Lut16BuildArgs build{query, v.lut_centers, v.num_blocks, v.dims_per_block, s.lut.data(),
-                         tables.data() + i * table_bytes, &inv_scales[i], &lut_bases[i]};
-    kernels.build(build);
-    buffers[i] = EmptyBuffer(v, entries.data() + i * buffer_size, static_cast<int32_t>(buffer_size), capacity, s);
+    block.Start(v, kernels, i, query, s);
     // The query's best leaf is scanned now, on its own, and its candidates set the buffer's
     // threshold, so the leaf-major pass (leaves in id order) keeps fewer survivors.
     if (!s.chosen.empty() && v.leaves[s.chosen.front().id].size > 0) {
       const Candidate best = s.chosen.front();
-      kernels.scan(LeafScanArgs(v, p, best.id, tables.data() + i * table_bytes, inv_scales[i],
-                                lut_bases[i] + best.score, &buffers[i]));
+      kernels.scan(block.ScanArgs(v, p, i, best.id, best.score, &buffers[i]));
     }
     MakeRoom(buffers[i]);
     for (size_t j = 1; j < s.chosen.size(); ++j) {
@@ -385,8 +410,7 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
       probe_leaf.push_back(leaf.id);
     }
   }
-  ScanProbesLeafMajor(v, kernels, p, probes, probe_leaf, tables.data(), table_bytes, inv_scales.data(),
-                      lut_bases.data(), buffers.data());
+  ScanProbesLeafMajor(v, kernels, p, probes, probe_leaf, block);
   for (int64_t i = 0; i < count; ++i) {
     const float* query = queries + i * v.dim;
     CompactCandidates(buffers[i]);
@@ -452,17 +476,17 @@ void WantedPositions(const Candidate* entries, int32_t size, const WantedRow* wa
   }
 }
 
-// Whether the first `count` leaves of SelectLeaves' choice of more leaves
-// (best first) are the leaves it chooses for `count`: they are unless the
-// int8 screening would have missed one of them, its screened score ranking
-// below the margin for `count`. worst_screened: the worst screened (score,
-// leaf) of those first `count`, in BetterOrder.
-bool PrefixIsChoice(const PartitionedView& v, const float* scores, Candidate worst_screened, int32_t count) {
-  if (v.centroid_rows == nullptr) return true;  // exact scores: choices are nested
-  const int32_t num_leaves = v.num_leaves();
-  int32_t better = 0;
-  for (int32_t l = 0; l < num_leaves; ++l) better += Better(Candidate{scores[l], l}, worst_screened);
-  return better < ScreenedLeaves(num_leaves, count);
+// How many leaves the screened (int8) centroid scores rank above `worst` (a
+// screened (score, leaf), BetterOrder). The first `count` leaves of
+// SelectLeaves' choice of more leaves (best first) are its choice for `count`
+// unless the screen would have missed one of them: the worst of them, by its
+// screened score, must rank within ScreenedLeaves(count). (Without int8
+// screening, scores are exact and choices nested: 0.)
+int32_t ScreenedAbove(const PartitionedView& v, const float* scores, Candidate worst) {
+  if (v.centroid_rows == nullptr) return 0;
+  int32_t above = 0;
+  for (int32_t l = 0; l < v.num_leaves(); ++l) above += Better(Candidate{scores[l], l}, worst);
+  return above;
 }
 
 // AhRanksOverGrid for a block of queries (see the header): their leaves for
@@ -474,14 +498,9 @@ void RankBlockOverGrid(const PartitionedView& v, const PartitionedKernels& kerne
                        int64_t count, const float* centroid_scores, int64_t stride, const int32_t* grid,
                        int32_t num_grid, const PartitionedParams& p, const int32_t* wanted_rows, int32_t m,
                        int64_t nq_total, int64_t q_first, Scratch& s, int32_t* out) {
-  const int32_t capacity = CandidatesWanted(v, p);
   const int32_t most = grid[num_grid - 1];
-  const int64_t table_bytes = int64_t{PaddedBlocks(v.num_blocks)} * 16;
-  const int64_t buffer_size = BufferSize(capacity);
-  std::vector<uint8_t> tables(count * table_bytes);
-  std::vector<float> inv_scales(count), lut_bases(count);
-  std::vector<Candidate> entries(count * buffer_size), chosen(count * most);
-  std::vector<CandidateBuffer> buffers(count);
+  QueryBlock block(v, count, CandidatesWanted(v, p));
+  std::vector<Candidate> chosen(count * most);
   std::vector<uint8_t> nested(count * num_grid);
   for (int64_t i = 0; i < count; ++i) {
     const float* query = queries + i * v.dim;
@@ -489,18 +508,23 @@ void RankBlockOverGrid(const PartitionedView& v, const PartitionedKernels& kerne
     std::copy(query, query + v.dim, s.query_row.begin());
     SelectLeaves(v, *kernels.dense, scores, most, true, s);
     std::copy(s.chosen.begin(), s.chosen.end(), chosen.begin() + i * most);
+    // The prefix's worst screened (score, leaf), and how many leaves the screen ranks
+    // above it (counted again only when it changes).
     Candidate worst{std::numeric_limits<float>::infinity(), -1};
+    int32_t screened_above = 0;
     for (int32_t g = 0, j = 0; g < num_grid; ++g) {
+      bool worse = false;
       for (; j < grid[g]; ++j) {
         const Candidate screened{scores[s.chosen[j].id], s.chosen[j].id};
-        if (worst.id < 0 || Better(worst, screened)) worst = screened;
+        if (worst.id < 0 || Better(worst, screened)) {
+          worst = screened;
+          worse = true;
+        }
       }
-      nested[i * num_grid + g] = PrefixIsChoice(v, scores, worst, grid[g]);
+      if (worse) screened_above = ScreenedAbove(v, scores, worst);
+      nested[i * num_grid + g] = screened_above < ScreenedLeaves(v.num_leaves(), grid[g]);
     }
-    Lut16BuildArgs build{query, v.lut_centers, v.num_blocks, v.dims_per_block, s.lut.data(),
-                         tables.data() + i * table_bytes, &inv_scales[i], &lut_bases[i]};
-    kernels.build(build);
-    buffers[i] = EmptyBuffer(v, entries.data() + i * buffer_size, static_cast<int32_t>(buffer_size), capacity, s);
+    block.Start(v, kernels, i, query, s);
   }
   const int64_t words = (v.num_points + 63) / 64;
   std::vector<uint64_t> marked(words, 0);
@@ -539,25 +563,23 @@ void RankBlockOverGrid(const PartitionedView& v, const PartitionedKernels& kerne
         probe_leaf.push_back(leaf.id);
       }
     }
-    ScanProbesLeafMajor(v, kernels, p, probes, probe_leaf, tables.data(), table_bytes, inv_scales.data(),
-                        lut_bases.data(), buffers.data());
+    ScanProbesLeafMajor(v, kernels, p, probes, probe_leaf, block);
     for (int64_t i = 0; i < count; ++i) {
-      CompactCandidates(buffers[i]);
-      rank(i, g, buffers[i]);
+      CompactCandidates(block.buffers[i]);
+      rank(i, g, block.buffers[i]);
     }
   }
   // The rare pairs whose leaves differ from the prefix: their own scan.
-  std::vector<Candidate> own(buffer_size);
+  std::vector<Candidate> own(block.buffer_size);
   for (int64_t i = 0; i < count; ++i) {
     for (int32_t g = 0; g < num_grid; ++g) {
       if (nested[i * num_grid + g]) continue;
       std::copy(queries + i * v.dim, queries + (i + 1) * v.dim, s.query_row.begin());
       SelectLeaves(v, *kernels.dense, centroid_scores + i * stride, grid[g], false, s);
-      CandidateBuffer b = EmptyBuffer(v, own.data(), static_cast<int32_t>(buffer_size), capacity, s);
+      CandidateBuffer b = EmptyBuffer(v, own.data(), static_cast<int32_t>(block.buffer_size), block.capacity, s);
       for (const Candidate& leaf : s.chosen) {
         if (v.leaves[leaf.id].size == 0) continue;
-        kernels.scan(LeafScanArgs(v, p, leaf.id, tables.data() + i * table_bytes, inv_scales[i],
-                                  lut_bases[i] + leaf.score, &b));
+        kernels.scan(block.ScanArgs(v, p, i, leaf.id, leaf.score, &b));
       }
       CompactCandidates(b);
       rank(i, g, b);
