@@ -42,10 +42,11 @@ def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         x = np.linalg.lstsq(a[:, columns], b, rcond=None)[0]
         if np.all(x >= 0):
             residual = a[:, columns] @ x - b
-            if float(residual @ residual) < best_residual:
+            squared = float(residual @ residual)
+            if squared < best_residual:
                 best = np.zeros(a.shape[1])
                 best[columns] = x
-                best_residual = float(residual @ residual)
+                best_residual = squared
     return best
 
 
