@@ -156,3 +156,44 @@ def test_first_screened_searches_in_many_threads_check_the_screen_once(rng):
         for ids, scores in results:
             np.testing.assert_array_equal(ids, expected[0])
             np.testing.assert_array_equal(scores, expected[1])
+
+
+LOCK_CYCLE_SCRIPT = r"""
+import sys, threading, time
+import numpy as np
+import annlib
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((8000, 16)).astype(np.float32)
+s = annlib.builder(x, 10, "dot_product").tree(40, 40).score_ah(2).reorder(100).build(progress=False)
+q = rng.standard_normal((100, 16)).astype(np.float32)
+start = time.perf_counter()
+s.search_batched(q, num_threads=1)
+per_query = (time.perf_counter() - start) / len(q)
+long_batch = rng.standard_normal((max(2000, int(2.0 / per_query)), 16)).astype(np.float32)
+
+# A: a long search holding the index's shared lock; every 50 ms its Ctrl-C poll takes the GIL.
+a = threading.Thread(target=lambda: s.search_batched(long_batch, num_threads=1))
+# B: an update, waiting for A; new readers now queue behind it.
+b = threading.Thread(target=lambda: s.delete(np.array([5])))
+a.start(); time.sleep(0.3); b.start(); time.sleep(0.3)
+set_up = a.is_alive() and b.is_alive()
+# C: a binding that waits for the lock from a thread holding the GIL (the engine's
+# search checks k against the size under the lock before it lets go of the GIL).
+ids, _ = s._state.index.search(q[0], 40, 100, 10)
+a.join(); b.join()
+print("set up", set_up, "ids", int((ids >= 0).sum()), "size", s.size())
+"""
+
+
+def test_a_lock_wait_never_holds_the_gil_a_locked_search_polls_for():
+    """A search holding the index lock takes the GIL now and then (its Ctrl-C poll); an
+    update waits for it, and a third thread asks for the lock with the GIL in hand: that
+    wait must let go of the GIL, or the three hang forever. Run in a child process so a
+    hang fails here instead of stopping the test run."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", LOCK_CYCLE_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["set", "up", "True", "ids", "10", "size", "7999"], done.stdout

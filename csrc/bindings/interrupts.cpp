@@ -15,6 +15,7 @@
 #include <csignal>
 
 #include "../util/cancel.h"
+#include "../util/rw_lock.h"
 #include "common.h"
 
 namespace annlib_bindings {
@@ -51,9 +52,17 @@ void ChainSigint() {
 void ChainSigint() {}
 #endif
 
+// A thread that waits for an index lock lets go of the GIL meanwhile: the
+// thread holding the lock may be a call whose poll needs the GIL.
+void* ReleaseGilIfHeld() { return PyGILState_Check() ? PyEval_SaveThread() : nullptr; }
+void RetakeGil(void* state) {
+  if (state != nullptr) PyEval_RestoreThread(static_cast<PyThreadState*>(state));
+}
+
 }  // namespace
 
 void RegisterInterrupts(py::module_& m) {
+  annlib::lock_wait_hooks() = annlib::LockWaitHooks{&ReleaseGilIfHeld, &RetakeGil};
   m.def("chain_sigint", &ChainSigint,
         "puts a C-level SIGINT handler in front of the installed one that also stops every running annlib call "
         "(annlib/__init__.py calls it when Python's default SIGINT handler is installed)");
