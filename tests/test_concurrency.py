@@ -2,6 +2,8 @@
 knobs, saves and introspection from other threads. Every search must succeed with a
 consistent answer. These are also the tests the ThreadSanitizer build runs
 (`.ci/sanitize thread`), so they are kept small."""
+import subprocess
+import sys
 import threading
 import time
 
@@ -173,16 +175,20 @@ per_query = (time.perf_counter() - start) / len(q)
 long_batch = rng.standard_normal((max(2000, int(2.0 / per_query)), 16)).astype(np.float32)
 
 # A: a long search holding the index's shared lock; every 50 ms its Ctrl-C poll takes the GIL.
-a = threading.Thread(target=lambda: s.search_batched(long_batch, num_threads=1))
 # B: an update, waiting for A; new readers now queue behind it.
-b = threading.Thread(target=lambda: s.delete(np.array([5])))
-a.start(); time.sleep(0.3); b.start(); time.sleep(0.3)
-set_up = a.is_alive() and b.is_alive()
-# C: a binding that waits for the lock from a thread holding the GIL (the engine's
-# search checks k against the size under the lock before it lets go of the GIL).
-ids, _ = s._state.index.search(q[0], 40, 100, 10)
-a.join(); b.join()
-print("set up", set_up, "ids", int((ids >= 0).sum()), "size", s.size())
+# C (this thread): a binding that waits for the lock with the GIL in hand (the engine's search
+# checks k against the size under the lock before it lets go of the GIL).
+# A busy machine may start A late (then B goes first): such a try does not count.
+for attempt in range(5):
+    a = threading.Thread(target=lambda: s.search_batched(long_batch, num_threads=1))
+    b = threading.Thread(target=lambda: s.delete(np.array([attempt])))
+    a.start(); time.sleep(0.3); b.start(); time.sleep(0.3)
+    set_up = a.is_alive() and b.is_alive()
+    ids, _ = s._state.index.search(q[0], 40, 100, 10)
+    a.join(); b.join()
+    if set_up:
+        break
+print("set up", set_up, "ids", int((ids >= 0).sum()), "deleted", 8000 - s.size() == attempt + 1)
 """
 
 
@@ -191,9 +197,6 @@ def test_a_lock_wait_never_holds_the_gil_a_locked_search_polls_for():
     update waits for it, and a third thread asks for the lock with the GIL in hand: that
     wait must let go of the GIL, or the three hang forever. Run in a child process so a
     hang fails here instead of stopping the test run."""
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-c", LOCK_CYCLE_SCRIPT], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["set", "up", "True", "ids", "10", "size", "7999"], done.stdout
+    assert done.stdout.split() == ["set", "up", "True", "ids", "10", "deleted", "True"], done.stdout
