@@ -2,8 +2,6 @@
 knobs, saves and introspection from other threads. Every search must succeed with a
 consistent answer. These are also the tests the ThreadSanitizer build runs
 (`.ci/sanitize thread`), so they are kept small."""
-import subprocess
-import sys
 import threading
 import time
 
@@ -11,7 +9,7 @@ import numpy as np
 import pytest
 
 import annlib
-from conftest import clustered
+from conftest import clustered, run_python
 
 pytestmark = pytest.mark.concurrency
 
@@ -197,6 +195,6 @@ def test_a_lock_wait_never_holds_the_gil_a_locked_search_polls_for():
     update waits for it, and a third thread asks for the lock with the GIL in hand: that
     wait must let go of the GIL, or the three hang forever. Run in a child process so a
     hang fails here instead of stopping the test run."""
-    done = subprocess.run([sys.executable, "-c", LOCK_CYCLE_SCRIPT], capture_output=True, text=True, timeout=300)
+    done = run_python("-c", LOCK_CYCLE_SCRIPT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["set", "up", "True", "ids", "10", "deleted", "True"], done.stdout
