@@ -159,7 +159,7 @@ def test_first_screened_searches_in_many_threads_check_the_screen_once(rng):
 
 
 LOCK_CYCLE_SCRIPT = r"""
-import sys, threading, time
+import threading, time
 import numpy as np
 import annlib
 
