@@ -2,6 +2,7 @@
 knobs, saves and introspection from other threads. Every search must succeed with a
 consistent answer. These are also the tests the ThreadSanitizer build runs
 (`.ci/sanitize thread`), so they are kept small."""
+import sys
 import threading
 import time
 
@@ -198,3 +199,45 @@ def test_a_lock_wait_never_holds_the_gil_a_locked_search_polls_for():
     done = run_python("-c", LOCK_CYCLE_SCRIPT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["set", "up", "True", "ids", "10", "deleted", "True"], done.stdout
+
+
+def test_a_search_on_another_thread_never_waits_for_the_gil_mid_call(rng):
+    """Only the main thread runs Python's signal handlers, so only its calls poll for them
+    (taking the GIL every 50 ms); a call on another thread sees Ctrl-C through the chained
+    C handler. Here the main thread keeps the GIL (a busy loop, a long switch interval)
+    while a worker's search runs under a time limit a few times its quiet duration: a
+    poll waiting for the GIL would hold it up past the limit (TimeoutError)."""
+    x, q = clustered(rng, 4000, 32, nq=400)
+    s = annlib.builder(x, 10, "dot_product").tree(30, 30).score_ah(2).reorder(200).build(progress=False)
+    start = time.perf_counter()
+    s.search_batched(q, num_threads=1)
+    per_batch = time.perf_counter() - start
+    batch = np.tile(q, (max(1, int(0.4 / per_batch)), 1))  # about 0.4 s: several polls' worth
+    start = time.perf_counter()
+    s.search_batched(batch, num_threads=1)
+    limit = max(1.0, 4 * (time.perf_counter() - start))
+    entered, outcome = threading.Event(), []
+
+    def worker():
+        try:
+            with annlib.time_limit(limit):
+                entered.set()
+                s.search_batched(batch, num_threads=1)
+            outcome.append("done")
+        except TimeoutError:
+            outcome.append("timed out")
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)  # this thread keeps the GIL until it blocks
+    try:
+        t = threading.Thread(target=worker)
+        t.start()
+        entered.wait()
+        time.sleep(0.2)  # the worker enters the search and lets go of the GIL
+        busy_until = time.perf_counter() + limit + 1.0
+        while time.perf_counter() < busy_until:
+            pass
+        t.join()
+    finally:
+        sys.setswitchinterval(previous)
+    assert outcome == ["done"]

@@ -157,14 +157,21 @@ inline bool PollPythonSignals() {
   return PyErr_CheckSignals() != 0;
 }
 
+// Whether the calling thread is Python's main thread (interrupts.cpp), the only
+// one that runs signal handlers: PyErr_CheckSignals does nothing on the others.
+bool OnMainThread();
+
 // Runs f() (pure C++ work: no Python object is touched) with the GIL released,
 // as one cancellable call (util/cancel.h): Ctrl-C raises KeyboardInterrupt
 // within a fraction of a second (so does an interrupt of every call,
 // annlib._core.interrupt_all), a time limit of the thread (annlib.time_limit)
 // TimeoutError. Never for updates, which must not stop half-way.
+// Only a call on the main thread polls: elsewhere the poll would take the GIL
+// every 50 ms for nothing, stalling the call behind busy Python threads; Ctrl-C
+// reaches those calls through the chained C handler (interrupts.cpp).
 template <class F>
 void Interruptible(F&& f) {
-  annlib::CallControl control(&PollPythonSignals);
+  annlib::CallControl control(OnMainThread() ? &PollPythonSignals : nullptr);
   try {
     py::gil_scoped_release release;
     f();

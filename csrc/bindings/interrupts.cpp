@@ -52,6 +52,8 @@ void ChainSigint() {
 void ChainSigint() {}
 #endif
 
+unsigned long g_main_thread = 0;  // Python's main thread, as PyThread_get_thread_ident says
+
 // A thread that waits for an index lock lets go of the GIL meanwhile: the
 // thread holding the lock may be a call whose poll needs the GIL.
 void* ReleaseGilIfHeld() { return PyGILState_Check() ? PyEval_SaveThread() : nullptr; }
@@ -61,8 +63,12 @@ void RetakeGil(void* state) {
 
 }  // namespace
 
+bool OnMainThread() { return PyThread_get_thread_ident() == g_main_thread; }
+
 void RegisterInterrupts(py::module_& m) {
   annlib::lock_wait_hooks() = annlib::LockWaitHooks{&ReleaseGilIfHeld, &RetakeGil};
+  // The module may be imported on another thread: ask threading which one is main.
+  g_main_thread = py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
   m.def("chain_sigint", &ChainSigint,
         "puts a C-level SIGINT handler in front of the installed one that also stops every running annlib call "
         "(annlib/__init__.py calls it when Python's default SIGINT handler is installed)");
