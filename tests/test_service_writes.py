@@ -303,3 +303,62 @@ def holds(stub, i, vector) -> bool:
                                      options=pb.SearchOptions(final_num_neighbors=3)), timeout=30)
     # 0 up to rounding: the engine scores squared L2 as |q|^2 - 2 q.x + |x|^2
     return any(j == i and s < 1e-4 for j, s in zip(r.neighbors.ids, r.neighbors.scores))
+
+
+def test_searches_and_writes_race_on_a_quantized_index(tmp_path):
+    """Batched Search RPCs from three clients while a fourth upserts and deletes: the
+    quantized index's searches hold its lock while the writes wait for it, in the server's
+    worker threads. Every call answers (none hangs: each has a deadline), and no deleted id
+    comes back."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3000, DIM)).astype(np.float32)
+    (annlib.builder(x, 10, "squared_l2").tree(30, 10).score_ah(1).reorder(100).build(progress=False)
+     .save(tmp_path / "index"))
+    queries = rng.standard_normal((4000, DIM)).astype(np.float32)  # calls long enough to poll
+    server = start(tmp_path)
+    deleted, errors, counts = set(), [], {"searches": 0, "writes": 0}
+    lock, stop = threading.Lock(), threading.Event()
+    try:
+        with server.channel() as channel:
+            stub = rpc.SearchServiceStub(channel)
+
+            def searcher():
+                try:
+                    while not stop.is_set():
+                        with lock:
+                            gone = set(deleted)
+                        r = stub.SearchBatch(pb.SearchBatchRequest(
+                            index="w", queries=to_matrix(queries),
+                            options=pb.SearchOptions(final_num_neighbors=10, leaves_to_search=30,
+                                                     pre_reorder_num_neighbors=100)), timeout=30)
+                        ids = {i for result in r.results for i in result.ids}
+                        assert not ids & gone, "a deleted id came back"
+                        counts["searches"] += 1
+                except Exception as exc:  # reported below
+                    errors.append(exc)
+
+            def writer():
+                try:
+                    next_id = 10_000
+                    while not stop.is_set():
+                        upsert(stub, range(next_id, next_id + 20), rng.standard_normal((20, DIM)).astype(np.float32))
+                        victims = list(range(next_id - 20, next_id - 10)) if next_id > 10_000 else list(range(10))
+                        delete(stub, victims)
+                        with lock:
+                            deleted.update(victims)
+                        next_id += 20
+                        counts["writes"] += 1
+                except Exception as exc:  # reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=searcher) for _ in range(3)] + [threading.Thread(target=writer)]
+            for t in threads:
+                t.start()
+            time.sleep(3.0)
+            stop.set()
+            for t in threads:
+                t.join()
+    finally:
+        assert server.terminate() == 0
+    assert not errors, errors[0]
+    assert counts["searches"] >= 3 and counts["writes"] >= 3, counts
