@@ -7,7 +7,8 @@ points. What must hold for every one of them:
 - with every leaf searched and every candidate reordered the answer is exact;
 - a saved and loaded index answers exactly as the original;
 - the parts of a sharded search (leaves chosen once, shards' candidates merged) give
-  what one search gives.
+  what one search gives;
+- the tuner's rank table from one pass (ah_ranks) equals a search per leaf count.
 
 Two profiles, both in the suite CI runs: the default one draws 30 cases per property
 (derandomized), the long one (marker `slow`; `pytest -m "not slow"` leaves it out) 600,
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 import annlib
+from annlib.tuning.ranks import _positions
 
 MEASURES = ["dot_product", "squared_l2", "cosine"]
 LEVELS = annlib.available_simd_levels()
@@ -294,9 +296,34 @@ def bf16_screen_equals_float32_on_exact_data(data):
     np.testing.assert_array_equal(scores, plain_scores)
 
 
+def ah_ranks_equal_a_search_per_leaf_count(data):
+    """The tuner's rank table from one pass over each query's leaves (ah_ranks) equals the
+    positions a search of each leaf count of the grid gives (ah_candidates), at any depth,
+    for wanted ids held, repeated, deleted or never held."""
+    case = Case(data)
+    if not case.quantized:
+        return
+    index = case.build()
+    held = case.user_ids()
+    if data.draw(st.booleans(), label="delete some") and case.n > 1:
+        gone = data.draw(st.lists(st.sampled_from(list(held)), min_size=1, max_size=case.n - 1, unique=True),
+                         label="deleted")
+        index.delete(np.asarray(gone, np.int64))
+    pool = np.concatenate([held, [-1, 10 * case.n + 11]]).astype(np.int64)  # -1: no id; then one never held
+    m = data.draw(st.integers(1, 6), label="wanted per query")
+    wanted = np.asarray(data.draw(st.lists(st.sampled_from(list(pool)), min_size=len(case.q) * m,
+                                           max_size=len(case.q) * m), label="wanted"), np.int64)
+    wanted = wanted.reshape(len(case.q), m)
+    grid = np.asarray(sorted(data.draw(st.sets(st.integers(1, index.num_leaves), min_size=1), label="leaf grid")))
+    count = data.draw(st.integers(1, max(1, index.size())), label="depth")
+    got = index.ah_ranks(case.q, grid, count, wanted, num_threads=data.draw(st.sampled_from([1, 2]), label="threads"))
+    expected = np.stack([_positions(index.ah_candidates(case.q, int(g), count)[0], wanted, count) for g in grid])
+    np.testing.assert_array_equal(got, expected)
+
+
 PROPERTIES = [distinct_ids_and_batched_equals_single, exhaustive_search_is_exact, filtered_search,
               updates_then_search, save_and_load_answer_identically, shard_parts_merge_to_one_search,
-              bf16_screen_equals_float32_on_exact_data]
+              bf16_screen_equals_float32_on_exact_data, ah_ranks_equal_a_search_per_leaf_count]
 
 # Two profiles of each property (see the module's docstring).
 LONG_PROFILE_SEED = int(os.environ.get("ANNLIB_PROPERTY_SEED", "20261201"))
