@@ -330,7 +330,7 @@ class BruteForceSearcher(Searcher):
             missing = ids[~np.isin(ids, held)]
             if missing.size:
                 raise ValueError(f"delete: the index holds no point with id {int(missing[0])} "
-                                 f"({missing.size} of the {ids.size} ids are not in the index); nothing deleted")
+                                 f"({missing.size} of the {ids.size} ids are not in the index); nothing was deleted")
             self._replace(state, [(state.arrays, np.flatnonzero(~np.isin(held, ids)))])
 
     def _replace(self, state: _DenseState, parts) -> None:

@@ -597,7 +597,8 @@ class ShardedSearcher:
             held = self._held(ids)
             missing = ids[~held.any(axis=0)]
             if missing.size:
-                raise ValueError(f"delete: the index holds no point with id {int(missing[0])}; nothing was deleted")
+                raise ValueError(f"delete: the index holds no point with id {int(missing[0])} "
+                                 f"({missing.size} of the {ids.size} ids are not in the index); nothing was deleted")
             # Every shard: a SOAR copy may sit on a shard other than the point's own.
             self._apply([(s, "delete", (ids,)) for s in range(self.num_shards)])
 

@@ -10,6 +10,16 @@
 
 namespace annlib {
 
+namespace {
+
+// The same words as the Python searchers' delete() (searcher.py).
+std::string DeleteMissingMessage(int64_t first, int64_t missing, int64_t count) {
+  return "delete: the index holds no point with id " + std::to_string(first) + " (" + std::to_string(missing) +
+         " of the " + std::to_string(count) + " ids are not in the index); nothing was deleted";
+}
+
+}  // namespace
+
 // ---- PartitionedStore ------------------------------------------------------
 
 PartitionedStore::PartitionedStore(const StoreArrays& base) : base_(base) {
@@ -186,12 +196,14 @@ void PartitionedStore::Upsert(const NewPoints& p) {
 void PartitionedStore::Remove(const int64_t* ids, int64_t count) {
   std::unordered_set<int64_t> seen;
   seen.reserve(count * 2);
+  int64_t missing = 0, first_missing = 0;
   for (int64_t i = 0; i < count; ++i) {
-    if (rows_.RowOf(ids[i]) < 0)
-      throw std::invalid_argument("id " + std::to_string(ids[i]) + " is not in the index; nothing was deleted");
+    if (rows_.RowOf(ids[i]) < 0 && missing++ == 0) first_missing = ids[i];
     if (!seen.insert(ids[i]).second)
       throw std::invalid_argument("id " + std::to_string(ids[i]) + " appears more than once in one call");
   }
+  if (missing > 0)
+    throw std::invalid_argument(DeleteMissingMessage(first_missing, missing, count));
   ++version_;
   for (int64_t i = 0; i < count; ++i) RemoveRow(rows_.RowOf(ids[i]));
 }
