@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import annlib
-from conftest import start_python
+from conftest import run_python, start_python
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
 
@@ -104,3 +104,55 @@ def test_time_limit_raises_timeout_error_and_restores_the_previous_limit(rng):
     with pytest.raises(ValueError, match="seconds"):
         with annlib.time_limit(-1):
             pass
+
+
+_FORKED_FROM_A_THREAD = r"""
+import os, signal, threading, time, warnings
+import numpy as np
+import annlib
+
+warnings.simplefilter("ignore", DeprecationWarning)  # fork() with other threads running
+rng = np.random.default_rng(0)
+x = rng.standard_normal((20_000, 64)).astype(np.float32)
+index = annlib.builder(x, 10, "dot_product").score_brute_force().build()
+q = rng.standard_normal((2_000, 64)).astype(np.float32)
+start = time.perf_counter()
+index.search_batched(q, num_threads=1)
+q = np.tile(q, (max(1, int(3.0 / (time.perf_counter() - start))), 1))  # about 3 s of search
+
+
+class Stop(Exception):
+    pass
+
+
+def raise_stop(*_):
+    raise Stop()
+
+
+def fork_and_search():
+    pid = os.fork()
+    if pid == 0:  # the child runs on this thread alone: its main thread now
+        signal.signal(signal.SIGUSR1, raise_stop)
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        began = time.perf_counter()
+        try:
+            index.search_batched(q, num_threads=1)
+        except Stop:
+            os._exit(0 if time.perf_counter() - began < 2.0 else 2)
+        os._exit(1)
+    print("child", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+
+
+t = threading.Thread(target=fork_and_search)
+t.start()
+t.join()
+"""
+
+
+def test_a_child_forked_from_another_thread_polls_on_its_new_main_thread():
+    """After fork() the child runs on the forking thread alone, which Python makes its main
+    thread: that thread's calls must poll for signal handlers (a handler raising mid-call
+    stops a 3 s search within the poll interval, not after it)."""
+    done = run_python("-c", _FORKED_FROM_A_THREAD, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["child", "0"], done.stdout + done.stderr

@@ -13,6 +13,9 @@
 #include <pybind11/pybind11.h>
 
 #include <csignal>
+#ifndef _WIN32
+#include <pthread.h>
+#endif
 
 #include "../util/cancel.h"
 #include "../util/rw_lock.h"
@@ -69,6 +72,10 @@ void RegisterInterrupts(py::module_& m) {
   annlib::lock_wait_hooks() = annlib::LockWaitHooks{&ReleaseGilIfHeld, &RetakeGil};
   // The module may be imported on another thread: ask threading which one is main.
   g_main_thread = py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
+#ifndef _WIN32
+  // A fork's child continues on the forking thread alone, which Python makes its main thread.
+  pthread_atfork(nullptr, nullptr, [] { g_main_thread = PyThread_get_thread_ident(); });
+#endif
   m.def("chain_sigint", &ChainSigint,
         "puts a C-level SIGINT handler in front of the installed one that also stops every running annlib call "
         "(annlib/__init__.py calls it when Python's default SIGINT handler is installed)");
