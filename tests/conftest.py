@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,27 @@ def start_python(*args, **kwargs) -> subprocess.Popen:
     """run_python's child, started and left running."""
     kwargs.setdefault("cwd", tempfile.gettempdir())
     return subprocess.Popen([sys.executable, *args], **kwargs)
+
+
+def run_threads(workers, seconds):
+    """Runs each worker(stop) in its own thread for `seconds`; returns the errors raised."""
+    stop = threading.Event()
+    errors = []
+
+    def guarded(fn):
+        try:
+            fn(stop)
+        except Exception as exc:  # reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    return errors
 
 
 @pytest.fixture(scope="module")

@@ -10,30 +10,9 @@ import numpy as np
 import pytest
 
 import annlib
-from conftest import clustered, run_python
+from conftest import clustered, run_python, run_threads
 
 pytestmark = pytest.mark.concurrency
-
-
-def run_threads(workers, seconds):
-    """Runs each worker(stop) in its own thread for `seconds`; returns the errors raised."""
-    stop = threading.Event()
-    errors = []
-
-    def guarded(fn):
-        try:
-            fn(stop)
-        except Exception as exc:  # reported by the caller
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(w,)) for w in workers]
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    return errors
 
 
 def test_searches_never_fail_across_rebalance_and_new_defaults(rng, tmp_path):

@@ -14,6 +14,7 @@ from annlib.service.codec import to_matrix
 from annlib.service.wal import SNAPSHOT, WriteAheadLog
 from annlib.v1 import messages_pb2 as pb
 from annlib.v1 import service_pb2_grpc as rpc
+from conftest import run_threads
 from service_client import ServerProcess
 
 DIM = 8
@@ -316,48 +317,35 @@ def test_searches_and_writes_race_on_a_quantized_index(tmp_path):
      .save(tmp_path / "index"))
     queries = rng.standard_normal((4000, DIM)).astype(np.float32)  # calls long enough to poll
     server = start(tmp_path)
-    deleted, errors, counts = set(), [], {"searches": 0, "writes": 0}
-    lock, stop = threading.Lock(), threading.Event()
+    deleted, counts, lock = set(), {"searches": 0, "writes": 0}, threading.Lock()
     try:
         with server.channel() as channel:
             stub = rpc.SearchServiceStub(channel)
 
-            def searcher():
-                try:
-                    while not stop.is_set():
-                        with lock:
-                            gone = set(deleted)
-                        r = stub.SearchBatch(pb.SearchBatchRequest(
-                            index="w", queries=to_matrix(queries),
-                            options=pb.SearchOptions(final_num_neighbors=10, leaves_to_search=30,
-                                                     pre_reorder_num_neighbors=100)), timeout=30)
-                        ids = {i for result in r.results for i in result.ids}
-                        assert not ids & gone, "a deleted id came back"
-                        counts["searches"] += 1
-                except Exception as exc:  # reported below
-                    errors.append(exc)
+            def searcher(stop):
+                while not stop.is_set():
+                    with lock:
+                        gone = set(deleted)
+                    r = stub.SearchBatch(pb.SearchBatchRequest(
+                        index="w", queries=to_matrix(queries),
+                        options=pb.SearchOptions(final_num_neighbors=10, leaves_to_search=30,
+                                                 pre_reorder_num_neighbors=100)), timeout=30)
+                    ids = {i for result in r.results for i in result.ids}
+                    assert not ids & gone, "a deleted id came back"
+                    counts["searches"] += 1
 
-            def writer():
-                try:
-                    next_id = 10_000
-                    while not stop.is_set():
-                        upsert(stub, range(next_id, next_id + 20), rng.standard_normal((20, DIM)).astype(np.float32))
-                        victims = list(range(next_id - 20, next_id - 10)) if next_id > 10_000 else list(range(10))
-                        delete(stub, victims)
-                        with lock:
-                            deleted.update(victims)
-                        next_id += 20
-                        counts["writes"] += 1
-                except Exception as exc:  # reported below
-                    errors.append(exc)
+            def writer(stop):
+                next_id = 10_000
+                while not stop.is_set():
+                    upsert(stub, range(next_id, next_id + 20), rng.standard_normal((20, DIM)).astype(np.float32))
+                    victims = list(range(next_id - 20, next_id - 10)) if next_id > 10_000 else list(range(10))
+                    delete(stub, victims)
+                    with lock:
+                        deleted.update(victims)
+                    next_id += 20
+                    counts["writes"] += 1
 
-            threads = [threading.Thread(target=searcher) for _ in range(3)] + [threading.Thread(target=writer)]
-            for t in threads:
-                t.start()
-            time.sleep(3.0)
-            stop.set()
-            for t in threads:
-                t.join()
+            errors = run_threads([searcher, searcher, searcher, writer], 3.0)
     finally:
         assert server.terminate() == 0
     assert not errors, errors[0]

@@ -1,14 +1,13 @@
 """Live updates of the quantized index: ids, upsert, delete, compact, health,
 rebalance, save/load after updates, and searches racing updates."""
 import threading
-import time
 
 import numpy as np
 import pytest
 
 import annlib
 from annlib.recall_math import id_recall
-from conftest import clustered, exact_among, exact_topk
+from conftest import clustered, exact_among, exact_topk, run_threads
 
 
 def _data(rng, n, d, nq=0):
@@ -256,33 +255,28 @@ def test_searches_racing_upserts_and_deletes_never_see_deleted_ids(rng):
     s = _build(x, "squared_l2", leaves=30, search=6)
     deleted: set = set()
     deleted_lock = threading.Lock()
-    stop = threading.Event()
-    errors: list = []
     counts = {"searches": 0, "updates": 0}
 
-    def writer():
+    def writer(stop):
         local = np.random.default_rng(1)
         next_id, live = 4000, list(range(4000))
-        try:
-            while not stop.is_set():
-                new = x[local.integers(len(x), size=200)] + 0.1 * local.standard_normal((200, d), np.float32)
-                s.upsert(np.arange(next_id, next_id + 200), new)
-                live.extend(range(next_id, next_id + 200))
-                next_id += 200
-                picks = local.choice(len(live), 150, replace=False)
-                victims = np.array([live[i] for i in picks])
-                for i in sorted(picks, reverse=True):
-                    live.pop(i)
-                s.delete(victims)
-                with deleted_lock:  # recorded only once delete() has returned
-                    deleted.update(victims.tolist())
-                counts["updates"] += 1
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        while not stop.is_set():
+            new = x[local.integers(len(x), size=200)] + 0.1 * local.standard_normal((200, d), np.float32)
+            s.upsert(np.arange(next_id, next_id + 200), new)
+            live.extend(range(next_id, next_id + 200))
+            next_id += 200
+            picks = local.choice(len(live), 150, replace=False)
+            victims = np.array([live[i] for i in picks])
+            for i in sorted(picks, reverse=True):
+                live.pop(i)
+            s.delete(victims)
+            with deleted_lock:  # recorded only once delete() has returned
+                deleted.update(victims.tolist())
+            counts["updates"] += 1
 
     def reader(seed):
-        local = np.random.default_rng(seed)
-        try:
+        def run(stop):
+            local = np.random.default_rng(seed)
             while not stop.is_set():
                 with deleted_lock:
                     gone = np.array(sorted(deleted), dtype=np.int64)
@@ -298,16 +292,9 @@ def test_searches_racing_upserts_and_deletes_never_see_deleted_ids(rng):
                     assert np.isin(ids[ids >= 0], allow).all()
                 assert np.all(dist[:, 1:] >= dist[:, :-1]), dist[np.any(dist[:, 1:] < dist[:, :-1], axis=1)][:2]
                 counts["searches"] += 1
-        except Exception as exc:
-            errors.append(exc)
+        return run
 
-    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader, args=(i,)) for i in (2, 3)]
-    for t in threads:
-        t.start()
-    time.sleep(4.0)
-    stop.set()
-    for t in threads:
-        t.join()
+    errors = run_threads([writer, reader(2), reader(3)], 4.0)
     assert not errors, errors[0]
     assert counts["updates"] >= 3 and counts["searches"] >= 10, counts
     assert s.size() == 4000 + 50 * counts["updates"]
