@@ -27,6 +27,18 @@ def run_python(*args, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], **kwargs)
 
 
+def run_python_capped(code: str, gib: int = 3, **kwargs) -> subprocess.CompletedProcess:
+    """run_python("-c", code) in a child that may take at most `gib` GiB: RLIMIT_AS, so a runaway
+    allocation fails instead of taking the machine; under AddressSanitizer (.ci/sanitize), whose
+    shadow memory needs terabytes of address space, its own limit on one allocation instead."""
+    if "libasan" in os.environ.get("LD_PRELOAD", ""):
+        options = os.environ.get("ASAN_OPTIONS", "")
+        env = {**os.environ, "ASAN_OPTIONS": f"{options}:max_allocation_size_mb={gib << 10}".lstrip(":")}
+        return run_python("-c", code, env=env, **kwargs)
+    limit = f"import resource\nresource.setrlimit(resource.RLIMIT_AS, ({gib} << 30, {gib} << 30))\n"
+    return run_python("-c", limit + code, **kwargs)
+
+
 def start_python(*args, **kwargs) -> subprocess.Popen:
     """run_python's child, started and left running."""
     kwargs.setdefault("cwd", tempfile.gettempdir())

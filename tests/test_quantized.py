@@ -11,7 +11,7 @@ from annlib import _core
 from annlib.quantized.training import train_codebooks
 from annlib.config import IndexConfig
 
-from conftest import clustered, exact_topk, recall, run_python
+from conftest import clustered, exact_topk, recall, run_python_capped
 
 MEASURES = ["dot_product", "squared_l2", "cosine"]
 
@@ -554,10 +554,8 @@ def test_single_query_fast_path_matches_general_path(data, indexes, measure, ove
 
 
 _HUGE_PRE_REORDER = r"""
-import resource, sys
 import numpy as np
 import annlib
-resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # a 22 GB allocation fails, not the machine
 rng = np.random.default_rng(0)
 x = rng.standard_normal((3000, 16)).astype(np.float32)
 q = rng.standard_normal((200, 16)).astype(np.float32)
@@ -575,8 +573,9 @@ print("ok")
 def test_pre_reorder_beyond_the_index_means_every_candidate():
     """pre_reorder_num_neighbors=2**31-1 used to wrap the candidate capacity in int32 and
     corrupt the heap; values beyond the points held now act as 'all of them', in a
-    child process (so a crash fails the test) under a 3 GB address-space limit."""
-    out = run_python("-c", _HUGE_PRE_REORDER, capture_output=True, text=True, timeout=300)
+    child process (so a crash fails the test) capped at 3 GB (a 22 GB allocation fails, not the
+    machine)."""
+    out = run_python_capped(_HUGE_PRE_REORDER, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
 
 
