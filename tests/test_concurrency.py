@@ -152,29 +152,44 @@ s.search_batched(q, num_threads=1)
 per_query = (time.perf_counter() - start) / len(q)
 long_batch = rng.standard_normal((max(2000, int(2.0 / per_query)), 16)).astype(np.float32)
 
-# A: a long search holding the index's shared lock; every 50 ms its Ctrl-C poll takes the GIL.
+# A (the main thread, whose calls poll for signal handlers): a long search holding the index's
+# shared lock, taking the GIL every 50 ms for its poll.
 # B: an update, waiting for A; new readers now queue behind it.
-# C (this thread): a binding that waits for the lock with the GIL in hand (the engine's search
-# checks k against the size under the lock before it lets go of the GIL).
-# A busy machine may start A late (then B goes first): such a try does not count.
+# C: a binding that waits for the lock with the GIL in hand (the engine's search checks k
+# against the size under the lock before it lets go of the GIL).
+# A busy machine may start them out of order: such a try does not count.
 for attempt in range(5):
-    a = threading.Thread(target=lambda: s.search_batched(long_batch, num_threads=1))
-    b = threading.Thread(target=lambda: s.delete(np.array([attempt])))
-    a.start(); time.sleep(0.3); b.start(); time.sleep(0.3)
-    set_up = a.is_alive() and b.is_alive()
-    ids, _ = s._state.index.search(q[0], 40, 100, 10)
-    a.join(); b.join()
+    times = {}
+
+    def update():
+        time.sleep(0.3)
+        times["b"] = time.perf_counter()
+        s.delete(np.array([attempt]))
+        times["b done"] = time.perf_counter()
+
+    def engine_search():
+        time.sleep(0.6)
+        times["c"] = time.perf_counter()
+        times["ids"] = s._state.index.search(q[0], 40, 100, 10)[0]
+
+    b, c = threading.Thread(target=update), threading.Thread(target=engine_search)
+    b.start(); c.start()
+    times["a"] = time.perf_counter()
+    s.search_batched(long_batch, num_threads=1)
+    times["a done"] = time.perf_counter()
+    b.join(); c.join()
+    set_up = times["a"] < times["b"] < times["c"] < times["a done"] <= times["b done"]
     if set_up:
         break
-print("set up", set_up, "ids", int((ids >= 0).sum()), "deleted", 8000 - s.size() == attempt + 1)
+print("set up", set_up, "ids", int((times["ids"] >= 0).sum()), "deleted", 8000 - s.size() == attempt + 1)
 """
 
 
 def test_a_lock_wait_never_holds_the_gil_a_locked_search_polls_for():
-    """A search holding the index lock takes the GIL now and then (its Ctrl-C poll); an
-    update waits for it, and a third thread asks for the lock with the GIL in hand: that
-    wait must let go of the GIL, or the three hang forever. Run in a child process so a
-    hang fails here instead of stopping the test run."""
+    """A search on the main thread holding the index lock takes the GIL now and then (its
+    Ctrl-C poll); an update waits for it, and a third thread asks for the lock with the GIL
+    in hand: that wait must let go of the GIL, or the three hang forever. Run in a child
+    process so a hang fails here instead of stopping the test run."""
     done = run_python("-c", LOCK_CYCLE_SCRIPT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["set", "up", "True", "ids", "10", "deleted", "True"], done.stdout
