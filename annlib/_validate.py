@@ -119,3 +119,10 @@ def check_ids(ids, name: str = "ids") -> np.ndarray:
     if len(unique) != len(arr):
         raise ValueError(f"{name} holds id {int(unique[counts > 1][0])} more than once; each id once per call")
     return arr
+
+
+def not_held_error(missing: np.ndarray, asked: int) -> ValueError:
+    """delete()'s error for ids the index does not hold (`missing`, of `asked` ids); the
+    engine's own check (partitioned_store.cpp) says the same."""
+    return ValueError(f"delete: the index holds no point with id {int(missing[0])} "
+                      f"({missing.size} of the {asked} ids are not in the index); nothing was deleted")

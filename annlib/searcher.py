@@ -25,7 +25,7 @@ import threading
 import numpy as np
 
 from . import _core, dense_layout, format_v1
-from ._validate import as_float_matrix, check_ids, check_k, check_num_threads, normalize_rows
+from ._validate import as_float_matrix, check_ids, check_k, check_num_threads, normalize_rows, not_held_error
 from .config import IndexConfig
 from .filters import CompiledFilter, filter_kwargs
 from .io import FORMAT_VERSION, load_index, restore_files, save_index, saved_files
@@ -329,8 +329,7 @@ class BruteForceSearcher(Searcher):
             held = dense_layout.ids_of(state.arrays)
             missing = ids[~np.isin(ids, held)]
             if missing.size:
-                raise ValueError(f"delete: the index holds no point with id {int(missing[0])} "
-                                 f"({missing.size} of the {ids.size} ids are not in the index); nothing was deleted")
+                raise not_held_error(missing, ids.size)
             self._replace(state, [(state.arrays, np.flatnonzero(~np.isin(held, ids)))])
 
     def _replace(self, state: _DenseState, parts) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 import annlib
 from annlib._forking import grpc_fork_handlers_off
+from annlib.tuning.ranks import _positions
 
 # Before gRPC loads here: the Ray clusters these tests start inherit the setting.
 grpc_fork_handlers_off()
@@ -64,6 +65,13 @@ def run_threads(workers, seconds):
     for t in threads:
         t.join()
     return errors
+
+
+def positions_per_leaf_count(searcher, q, leaves, count, wanted, num_threads=2):
+    """ah_ranks' answer the slow way: one search per leaf count of the grid (ah_candidates),
+    each wanted id's position in its list."""
+    return np.stack([_positions(searcher.ah_candidates(q, int(l), count, num_threads=num_threads)[0], wanted, count)
+                     for l in leaves])
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 import annlib
-from annlib.tuning.ranks import _positions
+from conftest import positions_per_leaf_count
 
 MEASURES = ["dot_product", "squared_l2", "cosine"]
 LEVELS = annlib.available_simd_levels()
@@ -317,8 +317,7 @@ def ah_ranks_equal_a_search_per_leaf_count(data):
     grid = np.asarray(sorted(data.draw(st.sets(st.integers(1, index.num_leaves), min_size=1), label="leaf grid")))
     count = data.draw(st.integers(1, max(1, index.size())), label="depth")
     got = index.ah_ranks(case.q, grid, count, wanted, num_threads=data.draw(st.sampled_from([1, 2]), label="threads"))
-    expected = np.stack([_positions(index.ah_candidates(case.q, int(g), count)[0], wanted, count) for g in grid])
-    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got, positions_per_leaf_count(index, case.q, grid, count, wanted, num_threads=0))
 
 
 PROPERTIES = [distinct_ids_and_batched_equals_single, exhaustive_search_is_exact, filtered_search,

@@ -9,7 +9,7 @@ from annlib.cli import main as cli_main
 from annlib.tuning.ranks import _positions, leaf_grid, record_ranks
 from annlib.tuning.solve import Unreachable, solve_for_cost, solve_for_recall
 
-from conftest import clustered
+from conftest import clustered, positions_per_leaf_count
 
 
 @pytest.fixture(scope="module")
@@ -446,12 +446,6 @@ def test_public_view_of_the_internals(soar_index, data):
     np.testing.assert_array_equal(index.vectors([0, 5, 9]), x[[0, 5, 9]])
 
 
-def _positions_per_leaf_count(searcher, q, leaves, count, wanted):
-    """The rank table's positions the slow way: one search per leaf count."""
-    return np.stack([_positions(searcher.ah_candidates(q, int(l), count, num_threads=2)[0], wanted, count)
-                     for l in leaves])
-
-
 def _odd_wanted(truth, rng):
     """True ids plus repeats and an id the index does not hold."""
     nq = len(truth)
@@ -471,13 +465,13 @@ def test_ah_ranks_equal_a_search_per_leaf_count(which, data, request, rng):
     for count in (10, 300):
         got = searcher.ah_ranks(q, leaves, count, wanted, num_threads=2)
         assert got.shape == (len(leaves), len(q), wanted.shape[1]) and got.dtype == np.int32
-        np.testing.assert_array_equal(got, _positions_per_leaf_count(searcher, q, leaves, count, wanted))
+        np.testing.assert_array_equal(got, positions_per_leaf_count(searcher, q, leaves, count, wanted))
     assert (got[-1, :, :10] < 300).mean() > 0.9   # most true neighbours are found at all leaves
     with_none = np.concatenate([wanted, np.full((len(q), 1), -1)], axis=1)
     none = searcher.ah_ranks(q, leaves, 300, with_none)
     np.testing.assert_array_equal(none[..., :-1], got)
     assert (none[..., -1] == 300).all()           # -1 is no id: never found, as _positions says
-    np.testing.assert_array_equal(none, _positions_per_leaf_count(searcher, q, leaves, 300, with_none))
+    np.testing.assert_array_equal(none, positions_per_leaf_count(searcher, q, leaves, 300, with_none))
 
 
 @pytest.mark.parametrize("measure", ["dot_product", "squared_l2", "cosine"])
@@ -507,7 +501,7 @@ def test_ah_ranks_where_screening_reorders_the_leaves(measure):
     truth = searcher.search_batched(q, 10, 200, clusters)[0]
     wanted = _odd_wanted(truth, rng)
     np.testing.assert_array_equal(searcher.ah_ranks(q, leaves, 100, wanted),
-                                  _positions_per_leaf_count(searcher, q, leaves, 100, wanted))
+                                  positions_per_leaf_count(searcher, q, leaves, 100, wanted))
 
 
 def test_ah_ranks_after_updates_with_custom_ids(data, rng):
@@ -522,7 +516,7 @@ def test_ah_ranks_after_updates_with_custom_ids(data, rng):
     wanted = np.concatenate([_odd_wanted(truth, rng), ids[:4][None, :].repeat(len(q), 0)], axis=1)  # deleted ids
     leaves = leaf_grid(index.num_leaves, 10)
     got = index.ah_ranks(q, leaves, 200, wanted, num_threads=2)
-    np.testing.assert_array_equal(got, _positions_per_leaf_count(index, q, leaves, 200, wanted))
+    np.testing.assert_array_equal(got, positions_per_leaf_count(index, q, leaves, 200, wanted))
     assert (got[:, :, -4:] == 200).all()
 
 

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _core
-from .._validate import as_float_matrix, check_ids, check_k, check_num_threads
+from .._validate import as_float_matrix, check_ids, check_k, check_num_threads, not_held_error
 from ..filters import CompiledFilter, filter_kwargs
 from ..indexes import load_single
 from ..io import load_index, save_index
@@ -597,8 +597,7 @@ class ShardedSearcher:
             held = self._held(ids)
             missing = ids[~held.any(axis=0)]
             if missing.size:
-                raise ValueError(f"delete: the index holds no point with id {int(missing[0])} "
-                                 f"({missing.size} of the {ids.size} ids are not in the index); nothing was deleted")
+                raise not_held_error(missing, ids.size)
             # Every shard: a SOAR copy may sit on a shard other than the point's own.
             self._apply([(s, "delete", (ids,)) for s in range(self.num_shards)])
 

@@ -12,7 +12,7 @@ namespace annlib {
 
 namespace {
 
-// The same words as the Python searchers' delete() (searcher.py).
+// The same words as the Python searchers' delete() (_validate.not_held_error).
 std::string DeleteMissingMessage(int64_t first, int64_t missing, int64_t count) {
   return "delete: the index holds no point with id " + std::to_string(first) + " (" + std::to_string(missing) +
          " of the " + std::to_string(count) + " ids are not in the index); nothing was deleted";
