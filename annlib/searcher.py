@@ -290,13 +290,15 @@ class BruteForceSearcher(Searcher):
         return self._state.index.num_bins(k)
 
     def uses_screen(self, num_threads: int = 0) -> bool:
-        """Whether binned float32 batches (16 or more queries per thread, 64 on AMX) choose
-        each bin's winner with cheaper scores (bfloat16 on AVX-512 BF16 CPUs, three bf16
-        products on AMX), the winners then rescored exactly. A bf16 screen is used only where
-        a sample of this index's points, held out and searched both ways, loses at most 0.5% of
-        the float32 winners, and then only for k >= 10; the first call (or the first binned
-        search) makes that check, and updates that at most halve or double the index keep its
-        answer."""
+        """Whether binned float32 searches (recall_target < 1) choose each bin's winner with
+        cheaper scores, the winners then rescored exactly: with AMX, three bf16 tile products
+        (batches of 64+ queries per thread); elsewhere an int8 copy of the data (a quarter of
+        its bytes more, made on first use; VNNI and AVX2 CPUs, any number of queries) or, where
+        that copy is refused, one bf16 product (AVX-512 BF16, batches of 16+ queries per
+        thread). A screen other than AMX's is used only where a sample of this index's points,
+        held out and searched both ways, loses at most 0.5% of the float32 winners, and then
+        only for k >= 10; the first call (or the first binned search) makes that check, and
+        updates that at most halve or double the index keep its answer."""
         return self._state.index.screens(check_num_threads(num_threads))
 
     def _description(self) -> list[str]:
@@ -335,7 +337,7 @@ class BruteForceSearcher(Searcher):
     def _replace(self, state: _DenseState, parts) -> None:
         arrays = dense_layout.gather(parts, self.dim, *_packing(state.config))
         self._format_version = _core.FORMAT_VERSION  # gathered arrays are in the current format
-        # The bf16 screen's check (a sample searched twice) is kept across updates that at
+        # The screen check (a sample searched twice) is kept across updates that at
         # most halve or double the index: the data it judged is mostly still there.
         old_size, new_size = state.index.size(), int(np.asarray(arrays["meta"])[0])
         carried = state.index.screen_decision() if old_size // 2 <= new_size <= 2 * old_size else -1

@@ -87,6 +87,15 @@ def neutral_cwd():
         os.chdir(previous)
 
 
+def with_screen(searcher, decision):
+    """A copy of a binned brute-force searcher (same SIMD level) whose screen choice is fixed as
+    an update carries it, not checked on a sample: 0 none, 1 the kernels' staged screen, 2 the
+    int8 copy. The way to reach a screen the check would not pick first."""
+    copy = searcher.with_simd_level(*searcher._simd_request)
+    copy._state = copy._make_state(copy.config, copy._state.arrays, decision)
+    return copy
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

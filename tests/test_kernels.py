@@ -4,7 +4,7 @@ import pytest
 
 import annlib
 from annlib import _core
-from conftest import clustered, exact_topk, recall
+from conftest import clustered, exact_topk, recall, with_screen
 
 MEASURES = ["dot_product", "squared_l2", "cosine"]
 # Shapes that exercise padding: n not a multiple of 32, d not a multiple of 4,
@@ -107,7 +107,7 @@ def test_binned_float32_screened_on_amx_matches_vector_kernel(rng, n, d, measure
     x, q = clustered(rng, n, d, nq=nq)
     s = annlib.builder(x, 10, measure).score_brute_force(recall_target=0.9).build()
     amx_ids, amx_scores = s.with_simd_level("avx512_bf16", bf16_variant="amx").search_batched(q)
-    vec_ids, vec_scores = s.with_simd_level("avx512").search_batched(q)
+    vec_ids, vec_scores = with_screen(s.with_simd_level("avx512"), 0).search_batched(q)  # float32 bins
     assert (amx_ids == vec_ids).mean() >= 0.995
     true = exact_scores(x, q, measure)
     scale = np.abs(true).max()
@@ -120,15 +120,34 @@ def test_binned_float32_screened_on_amx_matches_vector_kernel(rng, n, d, measure
     np.testing.assert_allclose(old_scores, np.take_along_axis(true, old_ids, 1), atol=2e-5 * scale, rtol=0)
 
 
-@pytest.mark.skipif(not NATIVE_BF16, reason="needs AVX-512 BF16")
+# The screens of binned float32 on this CPU: (name, level, bf16 variant, screen decision).
+# The int8 copy on x86 (VNNI, AVX-512BW or AVX2 dots); the staged bf16 screen (one vdpbf16ps
+# product) only where the int8 copy is refused, reached here by fixing the decision.
+SCREENS = [screen for screen in [("int8", "avx2", "auto", 2), ("int8", "avx512", "auto", 2),
+                                 ("int8", "avx512_bf16", "native", 2),
+                                 ("int8", "avx512_bf16", "widened", 2), ("bf16", "avx512_bf16", "native", 1)]
+           if screen[1] in annlib.available_simd_levels()]
+SCREEN_IDS = [f"{name}-{level}-{variant}" for name, level, variant, _ in SCREENS]
+
+
+def screened(base, screen):
+    """base (binned float32) at the screen's level, with that screen: the int8 copy as the
+    check chooses it, the staged bf16 screen as a carried decision."""
+    name, level, variant, decision = screen
+    s = base.with_simd_level(level, bf16_variant=variant)
+    return with_screen(s, decision) if name == "bf16" else s
+
+
+@pytest.mark.parametrize("screen", SCREENS, ids=SCREEN_IDS)
 @pytest.mark.parametrize("kind,measure", [("gaussian", "dot_product"), ("gaussian", "cosine"),
                                           ("gaussian", "squared_l2"), ("integers", "squared_l2")])
-@pytest.mark.parametrize("nq", [3, 40, 600])
-def test_binned_float32_bf16_screen_keeps_recall(rng, kind, measure, nq):
-    """Without AMX, binned float32 picks bin winners with one bf16 product per
-    pair (vdpbf16ps, twice float32's multiply-adds per instruction) where a
-    sample says that loses nothing; winners are rescored exactly. Integer data
-    up to 256 is exact in bf16 (SIFT-like descriptors)."""
+@pytest.mark.parametrize("nq", [1, 3, 40, 600])
+def test_binned_float32_screen_keeps_recall(rng, screen, kind, measure, nq):
+    """Without AMX, binned float32 picks bin winners with cheaper scores where a sample says
+    that loses nothing: an int8 copy of the data (a quarter of the bytes, VNNI or AVX2 dots;
+    any number of queries), else one bf16 product per pair (vdpbf16ps; blocks of 16+
+    queries). Winners are rescored exactly. Integer data with a range up to 254 is exact in
+    int8 and up to 256 in bf16 (SIFT-like descriptors)."""
     n, d, k = 20000, 48, 10
     if kind == "integers":
         x = rng.integers(0, 200, (n, d)).astype(np.float32)
@@ -136,11 +155,11 @@ def test_binned_float32_bf16_screen_keeps_recall(rng, kind, measure, nq):
     else:
         x, q = rng.standard_normal((n, d)).astype(np.float32), rng.standard_normal((nq, d)).astype(np.float32)
     base = annlib.builder(x, k, measure).score_brute_force(recall_target=0.9).build()
-    screened = base.with_simd_level("avx512_bf16", bf16_variant="native")
-    assert screened.uses_screen()
-    assert not base.with_simd_level("avx512").uses_screen()
-    ids, scores = screened.search_batched(q)
-    plain_ids, _ = base.with_simd_level("avx512").search_batched(q)
+    s = screened(base, screen)
+    assert s.uses_screen() and s._state.index.screen_decision() == screen[3]
+    assert not base.with_simd_level("scalar").uses_screen()
+    ids, scores = s.search_batched(q)
+    plain_ids, _ = with_screen(s, 0).search_batched(q)
     true = exact_scores(x, q, measure)
     order = np.argsort(true, 1) if measure == "squared_l2" else np.argsort(-true, 1)
     truth = order[:, :k]
@@ -153,19 +172,48 @@ def test_binned_float32_bf16_screen_keeps_recall(rng, kind, measure, nq):
     assert (np.diff(scores, axis=1) >= 0).all() if measure == "squared_l2" else (np.diff(scores, axis=1) <= 0).all()
 
 
-@pytest.mark.skipif(not NATIVE_BF16, reason="needs AVX-512 BF16")
+@pytest.mark.parametrize("screen", [s for s in SCREENS if s[0] == "int8"], ids=lambda s: f"{s[1]}-{s[2]}")
+@pytest.mark.parametrize("kind", ["gaussian", "far from the origin", "integers", "outliers", "tiny", "huge"])
+@pytest.mark.parametrize("d", [1, 3, 7, 48, 515])
+def test_int8_screen_error_bound_holds(rng, screen, kind, d):
+    """The margin the rescoring allows each int8-screened winner is twice a bound on the
+    screen's error: |int8 screen score - float32 score| <= margin / 2 for every point and
+    query (both metrics' biases), whatever the data's scale and spread."""
+    n, nq = 700, 12
+    x, q = rng.standard_normal((n, d)), rng.standard_normal((nq, d))
+    if kind == "far from the origin":
+        x, q = x + 50, q + 50
+    elif kind == "integers":
+        x, q = rng.integers(0, 255, (n, d)), rng.integers(-20, 235, (nq, d))
+    elif kind == "outliers":
+        x[:, 0] *= 1000
+        q[:, -1] *= 1e4
+    elif kind == "tiny":
+        x, q = x * 1e-19, q * 1e-19
+    elif kind == "huge":
+        x, q = x * 1e15, q * 1e15
+    x, q = x.astype(np.float32), q.astype(np.float32)
+    for squared_l2 in (False, True):
+        approx, exact, margin = _core.testing.int8_screen_errors(x, q, squared_l2, screen[1])
+        error = np.abs(approx.astype(np.float64) - exact)
+        assert (error <= margin / 2).all(), (error / margin).max()
+        if kind == "integers":  # exact codes: only float32 rounding separates the two
+            assert (error <= 2.0**-20 * np.abs(exact).max()).all()
+
+
+@pytest.mark.parametrize("screen", SCREENS, ids=SCREEN_IDS)
 @pytest.mark.parametrize("d", [2, 3, 48, 515])
 @pytest.mark.parametrize("measure", MEASURES)
-def test_bf16_screen_scores_points_as_a_single_query_does(rng, d, measure):
+def test_screen_scores_points_as_a_single_query_does(rng, screen, d, measure):
     """A screened batch rescores its bin winners with the float32 scan's own fused
     multiply-adds, so a point found by both scores bit-for-bit the same in the batch as
-    in a single (unscreened) query; the winners differ only where the screen's
-    rounding chose another point of a bin, in a few rows."""
+    in a single query (unscreened for the staged screen, int8-screened too for the int8
+    copy); the winners differ only where the screen's rounding chose another point of a
+    bin, in a few rows."""
     x = rng.standard_normal((5000, d)).astype(np.float32)
     q = rng.standard_normal((300, d)).astype(np.float32)
-    s = annlib.builder(x, 10, measure).score_brute_force(recall_target=0.9).build() \
-        .with_simd_level("avx512_bf16", bf16_variant="native")
-    assert s.uses_screen() or d <= 3  # low d: the check may refuse it (d=2 dot product: used)
+    s = screened(annlib.builder(x, 10, measure).score_brute_force(recall_target=0.9).build(), screen)
+    assert s.uses_screen() or d <= 3  # low d: the check may refuse the int8 copy
     ids, scores = s.search_batched(q)
     same_rows, common = 0, 0
     for i in range(0, 300, 3):
@@ -176,72 +224,108 @@ def test_bf16_screen_scores_points_as_a_single_query_does(rng, d, measure):
                 assert score == alone[point]
                 common += 1
         same_rows += bool(np.array_equal(ids[i], one_ids))
-    assert common >= 0.95 * 100 * 10
-    assert same_rows >= 90
+    if s._state.index.screen_decision() == 2:  # screened alike: the very same rows
+        assert same_rows == 100
+    elif d > 3:  # (at d <= 3 the check would refuse the bf16 screen that is forced here)
+        assert common >= 0.95 * 100 * 10
+        assert same_rows >= 90
 
 
-@pytest.mark.skipif(not NATIVE_BF16, reason="needs AVX-512 BF16")
+@pytest.mark.parametrize("screen", SCREENS, ids=SCREEN_IDS)
+def test_int8_screen_without_norms_rescores_the_best_winners(rng, screen):
+    """An index saved before norms existed (format 1) has no error bound: the 2k best
+    screened winners are rescored. Recall stays that of the float32 bins."""
+    x, q = rng.standard_normal((20000, 32)).astype(np.float32), rng.standard_normal((200, 32)).astype(np.float32)
+    s = annlib.builder(x, 10, "dot_product").score_brute_force(recall_target=0.9).build()
+    arrays = {key: value for key, value in s._arrays().items() if key != "norms"}
+    old = annlib.BruteForceSearcher(s.config, arrays, simd_level=screen[1], bf16_variant=screen[2], format_version=1)
+    old = with_screen(old, screen[3])
+    ids, scores = old.search_batched(q)
+    plain_ids, _ = with_screen(old, 0).search_batched(q)
+    assert (ids == plain_ids).mean() >= 0.99
+    true = exact_scores(x, q, "dot_product")
+    np.testing.assert_allclose(scores, np.take_along_axis(true, ids, 1), atol=2e-5 * np.abs(true).max(), rtol=0)
+
+
+@pytest.mark.parametrize("screen", SCREENS, ids=SCREEN_IDS)
 @pytest.mark.parametrize("n", [72, 3000])
-def test_bf16_screen_is_kept_from_small_k(rng, n):
+def test_screen_is_kept_from_small_k(rng, screen, n):
     """Below k = 10 the bins are fewer than the screen check's and hold more points each
-    (k = 1: one bin, whose winner is the top 1), so a bf16 screen would lose near-ties the
+    (k = 1: one bin, whose winner is the top 1), so a screen would lose near-ties the
     check never saw: batches score those bins in float32, equal to single queries. Low d
-    makes near-ties common (d = 1: 40% of k = 1 queries differed when the screen ran)."""
+    makes near-ties common (d = 1: 40% of k = 1 queries differed when the bf16 screen ran)."""
     for d, measure in [(1, "squared_l2"), (2, "squared_l2"), (2, "dot_product")]:
         x = rng.standard_normal((n, d)).astype(np.float32)
         q = (x[rng.integers(0, n, 40)] + 0.01 * rng.standard_normal((40, d))).astype(np.float32)
         for k in (1, 3):
-            s = annlib.builder(x, k, measure).score_brute_force(recall_target=0.9).build() \
-                .with_simd_level("avx512_bf16", bf16_variant="native")
+            s = screened(annlib.builder(x, k, measure).score_brute_force(recall_target=0.9).build(), screen)
             ids, scores = s.search_batched(q)
+            plain_ids, plain_scores = with_screen(s, 0).search_batched(q)
+            np.testing.assert_array_equal(ids, plain_ids)
+            np.testing.assert_array_equal(scores, plain_scores)
             for i in range(len(q)):
                 one_ids, one_scores = s.search(q[i])
                 np.testing.assert_array_equal(ids[i], one_ids)
                 np.testing.assert_array_equal(scores[i], one_scores)
 
 
-@pytest.mark.skipif(not NATIVE_BF16, reason="needs AVX-512 BF16")
-def test_bf16_screen_is_refused_where_it_would_lose_recall(rng):
-    """Squared L2 on tight clusters far from the origin: bf16's 2^-8 rounding of
-    |q||x| exceeds the gaps between neighbours (a sample loses ~3% of the
-    float32 winners), so the float32 kernel picks the winners: results equal."""
+@pytest.mark.parametrize("level,variant", sorted({(s[1], s[2]) for s in SCREENS}))
+def test_screens_are_refused_where_they_would_lose_recall(rng, level, variant):
+    """Squared L2 on tight clusters far from the origin: int8's and bf16's rounding of
+    |q||x| exceeds the gaps between neighbours (a sample loses a few % of the float32
+    winners), so the float32 kernel picks the winners: results equal."""
     x, q = clustered(rng, 30000, 32, nq=200)
     base = annlib.builder(x, 10, "squared_l2").score_brute_force(recall_target=0.8).build()
-    native = base.with_simd_level("avx512_bf16", bf16_variant="native")
-    assert not native.uses_screen()
-    ids, scores = native.search_batched(q)
-    plain_ids, plain_scores = base.with_simd_level("avx512").search_batched(q)
+    s = base.with_simd_level(level, bf16_variant=variant)
+    assert not s.uses_screen() and s._state.index.screen_decision() == 0
+    ids, scores = s.search_batched(q)
+    plain_ids, plain_scores = with_screen(s, 0).search_batched(q)
     np.testing.assert_array_equal(ids, plain_ids)
     np.testing.assert_array_equal(scores, plain_scores)
     # An exact index never screens.
     assert not annlib.builder(x, 10, "dot_product").score_brute_force().build() \
-        .with_simd_level("avx512_bf16", bf16_variant="native").uses_screen()
+        .with_simd_level(level, bf16_variant=variant).uses_screen()
 
 
-@pytest.mark.skipif(not NATIVE_BF16, reason="needs AVX-512 BF16")
-def test_bf16_screen_decision_is_carried_across_small_updates(rng):
+@pytest.mark.parametrize("level,variant", sorted({(s[1], s[2]) for s in SCREENS}))
+def test_int8_screen_refused_past_its_dimension_limit(rng, level, variant):
+    """The int8 kernels' int32 sums hold up to ~66,000 dimensions of products: a wider index
+    never screens with an int8 copy (the staged bf16 screen may take its place)."""
+    x = rng.standard_normal((100, 70000)).astype(np.float32)
+    s = annlib.builder(x, 10, "dot_product").score_brute_force(recall_target=0.9).build() \
+        .with_simd_level(level, bf16_variant=variant)
+    s.uses_screen()
+    assert s._state.index.screen_decision() in (0, 1)
+    ids, _ = s.search_batched(x[:20])
+    assert (ids[:, 0] == np.arange(20)).all()
+
+
+@pytest.mark.parametrize("level,variant", sorted({(s[1], s[2]) for s in SCREENS}))
+def test_screen_decision_is_carried_across_small_updates(rng, level, variant):
     """The screen check (a sample searched twice) is not repeated after every upsert or
     delete: an update that at most halves or doubles the index keeps the decision, a larger
     one checks again."""
     x, q = clustered(rng, 20000, 32, nq=40)
-    for measure, decision in [("squared_l2", 0), ("dot_product", None)]:
-        s = annlib.builder(x, 10, measure).score_brute_force(recall_target=0.8).build() \
-            .with_simd_level("avx512_bf16", bf16_variant="native")
+    g = rng.standard_normal((20000, 32)).astype(np.float32)
+    for data, measure, decision in [(x, "squared_l2", 0), (g, "dot_product", 2)]:
+        s = annlib.builder(data, 10, measure).score_brute_force(recall_target=0.8).build() \
+            .with_simd_level(level, bf16_variant=variant)
         assert s._state.index.screen_decision() == -1  # not checked before first use
-        used = s.uses_screen()
-        assert decision is None or int(used) == decision
-        s.upsert(np.arange(20000, 20500), x[:500] + 0.01)
+        assert s.uses_screen() == bool(decision) and s._state.index.screen_decision() == decision
+        s.upsert(np.arange(20000, 20500), data[:500] + 0.01)
         s.delete(np.arange(100))
-        assert s._state.index.screen_decision() == int(used)  # carried, not re-checked
-        assert s.uses_screen() == used
-        plain_ids, plain_scores = s.with_simd_level("avx512").search_batched(q)
+        assert s._state.index.screen_decision() == decision  # carried, not re-checked
+        assert s.uses_screen() == bool(decision)
+        plain_ids, plain_scores = with_screen(s, 0).search_batched(q)
         ids, scores = s.search_batched(q)
-        if not used:
+        if not decision:
             np.testing.assert_array_equal(ids, plain_ids)
-    small = annlib.builder(x[:300], 10, "dot_product").score_brute_force(recall_target=0.8).build() \
-        .with_simd_level("avx512_bf16", bf16_variant="native")
+        else:
+            assert (ids == plain_ids).mean() >= 0.99
+    small = annlib.builder(g[:300], 10, "dot_product").score_brute_force(recall_target=0.8).build() \
+        .with_simd_level(level, bf16_variant=variant)
     small.uses_screen()
-    small.upsert(np.arange(300, 5000), x[300:5000])  # grew 16x: checked again on first use
+    small.upsert(np.arange(300, 5000), g[300:5000])  # grew 16x: checked again on first use
     assert small._state.index.screen_decision() == -1
 
 

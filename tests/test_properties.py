@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 import annlib
-from conftest import positions_per_leaf_count
+from conftest import positions_per_leaf_count, with_screen
 
 MEASURES = ["dot_product", "squared_l2", "cosine"]
 LEVELS = annlib.available_simd_levels()
@@ -264,14 +264,23 @@ def shard_parts_merge_to_one_search(data):
     np.testing.assert_array_equal(annlib._core.raw_to_metric(case.q, raw, case.measure), expected_scores)
 
 
-def bf16_screen_equals_float32_on_exact_data(data):
-    """Binned float32 batches on AVX-512 BF16 screen bin winners with bf16 products. On small
-    integers (exact in bf16, exact float32 sums) the screen must pick the very winners the
-    float32 kernel picks, ties and duplicates included: ids and scores equal. (The screen
-    is used for k >= 10 on indexes large enough to sample; elsewhere the batch scores in
-    float32, and must equal it all the more.)"""
-    if "avx512_bf16" not in LEVELS:
+# Binned float32's screens on this CPU: (level, bf16 variant, decision): the int8 copy as the
+# index's check picks it, the staged bf16 screen fixed as a carried decision.
+SCREENS = [screen for screen in [("avx2", "auto", 2), ("avx512", "auto", 2), ("avx512_bf16", "native", 2),
+                                 ("avx512_bf16", "widened", 2),
+                                 ("avx512_bf16", "native", 1)] if screen[0] in LEVELS]
+
+
+def screens_equal_float32_on_exact_data(data):
+    """Binned float32 screens bin winners with cheaper scores: an int8 copy of the data (x86
+    levels), or bf16 products. On small integers (exact in int8 and bf16, exact float32 sums) a
+    screen must pick the very winners the float32 kernel picks, ties and duplicates included:
+    ids and scores equal, in batches and in single queries. (A screen runs for k >= 10 on
+    indexes large enough to sample; elsewhere the search scores in float32, and must equal it
+    all the more.)"""
+    if not SCREENS:
         return
+    level, variant, decision = data.draw(st.sampled_from(SCREENS), label="screen")
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
     n = data.draw(st.integers(1, 2500), label="n")
     d = data.draw(st.sampled_from([1, 2, 3, 7, 16, 33, 64]), label="d")
@@ -285,15 +294,19 @@ def bf16_screen_equals_float32_on_exact_data(data):
     measure = data.draw(st.sampled_from(["dot_product", "squared_l2"]), label="measure")
     k = data.draw(st.integers(1, min(n, 20)), label="k")
     target = data.draw(st.sampled_from([0.5, 0.8, 0.9, 0.99]), label="recall target")
-    base = annlib.builder(x, k, measure).score_brute_force(target).build()
-    screened = base.with_simd_level("avx512_bf16", bf16_variant="native")
-    if base.num_bins(min(10, n)) > 0 and n >= 2:  # the check's sample: 10 neighbours of held-out points
-        assert screened.uses_screen(num_threads=1)
-    # One thread: the whole batch is one block, large enough to screen.
+    base = annlib.builder(x, k, measure).score_brute_force(target).build().with_simd_level(level, variant)
+    screened = with_screen(base, decision) if decision == 1 else base
+    if decision == 2 and base.num_bins(min(10, n)) > 0 and n >= 2:  # the check's sample: 10 neighbours of held-out points
+        assert screened.uses_screen(num_threads=1) and screened._state.index.screen_decision() == 2
+    # One thread: the whole batch is one block, large enough for the staged screen.
     ids, scores = screened.search_batched(q, num_threads=1)
-    plain_ids, plain_scores = base.with_simd_level("avx512").search_batched(q, num_threads=1)
+    plain_ids, plain_scores = with_screen(base, 0).search_batched(q, num_threads=1)
     np.testing.assert_array_equal(ids, plain_ids)
     np.testing.assert_array_equal(scores, plain_scores)
+    for i in range(0, nq, 7):
+        one_ids, one_scores = screened.search(q[i])
+        np.testing.assert_array_equal(one_ids, plain_ids[i])
+        np.testing.assert_array_equal(one_scores, plain_scores[i])
 
 
 def ah_ranks_equal_a_search_per_leaf_count(data):
@@ -322,7 +335,7 @@ def ah_ranks_equal_a_search_per_leaf_count(data):
 
 PROPERTIES = [distinct_ids_and_batched_equals_single, exhaustive_search_is_exact, filtered_search,
               updates_then_search, save_and_load_answer_identically, shard_parts_merge_to_one_search,
-              bf16_screen_equals_float32_on_exact_data, ah_ranks_equal_a_search_per_leaf_count]
+              screens_equal_float32_on_exact_data, ah_ranks_equal_a_search_per_leaf_count]
 
 # Two profiles of each property (see the module's docstring).
 LONG_PROFILE_SEED = int(os.environ.get("ANNLIB_PROPERTY_SEED", "20261201"))

@@ -78,9 +78,11 @@ void RegisterDenseIndex(py::module_& m) {
       .def("compile_filter", &PyDenseIndex::Compile, py::arg("allow_ids") = py::none(),
            py::arg("allow_mask") = py::none(), py::arg("deny_ids") = py::none(), py::arg("deny_mask") = py::none())
       .def("screens", &PyDenseIndex::Screens, py::arg("num_threads") = 0,
-           "whether binned batches (16+ queries per thread) pick bin winners with a cheaper screen (checked once on a sample)")
+           "whether binned float32 searches pick bin winners with a cheaper screen (an int8 copy of the data, or bf16 "
+           "products in batches; checked once on a sample)")
       .def("screen_decision", &PyDenseIndex::screen_decision,
-           "the screen decision where made or carried: -1 (not yet), 0 (refused) or 1 (used)")
+           "the screen decision where made or carried: -1 (not yet), 0 (none), 1 (the kernels' staged screen: bf16 "
+           "products) or 2 (an int8 copy)")
       .def("num_bins", &PyDenseIndex::num_bins, py::arg("k"))
       .def("size", &PyDenseIndex::size)
       .def_property_readonly("dim", &PyDenseIndex::dim)

@@ -12,8 +12,10 @@
 
 #include "../kernels/lut16.h"
 #include "../quantization/lut16_tables.h"
+#include "../search/dense_search.h"
 #include "../search/row_order.h"
 #include "../search/topk.h"
+#include "../simd/dispatch.h"
 #include "../util/aligned_memory.h"
 #include "common.h"
 
@@ -183,6 +185,70 @@ py::tuple ScanBufferOffsets(int64_t bytes) {
   return py::make_tuple(offsets(grown.data()), offsets(sized.data()));
 }
 
+// The int8 screen of binned float32 brute force, point by point: for x [n][d]
+// and queries q [nq][d] (squared_l2: bias -|x|^2/2, else 0), returns
+// (screen [nq][n], float32 [nq][n], margin [nq][n]): the int8 copy's scores,
+// the float32 scan's, and the margin the screen's rescoring allows (twice its
+// error bound), so tests can check |screen - float32| <= margin / 2 everywhere.
+py::tuple Int8ScreenErrors(FloatArray x, FloatArray q, bool squared_l2, const std::string& simd_level) {
+  if (x.ndim() != 2 || q.ndim() != 2 || x.shape(0) < 1 || x.shape(1) < 1 || q.shape(1) != x.shape(1))
+    throw std::invalid_argument("x must be (n, d) and q (nq, d), n and d positive");
+  const int64_t n = x.shape(0), nq = q.shape(0);
+  const int32_t d = static_cast<int32_t>(x.shape(1));
+  const DenseKernels& kernels = DenseKernelsFor(LevelOrActive(simd_level));
+  if (!kernels.int8_screen) throw std::invalid_argument("this SIMD level has no int8 screen");
+  const int64_t panels = (n + kPanelWidth - 1) / kPanelWidth, padded = panels * kPanelWidth;
+  std::vector<uint8_t> f32_panels(panels * PanelBytes(DenseType::kFloat32, d));
+  std::vector<uint8_t> int8_panels(panels * PanelBytes(DenseType::kInt8, d));
+  std::vector<float> bias(padded), norms(padded), scale(padded), offset(padded), scaled_sums(padded), residuals(padded);
+  std::vector<int32_t> sums(padded);
+  std::vector<float> screen(nq * padded), exact(nq * padded);
+  py::array_t<double> margin({nq, n});
+  {
+    py::gil_scoped_release release;
+    DensePointArrays f32_out;
+    f32_out.bias = bias.data();
+    f32_out.norms = norms.data();
+    PackDense(x.data(), n, d, DenseType::kFloat32, squared_l2, f32_panels.data(), f32_out, 1);
+    DenseView db;
+    db.n = n;
+    db.dim = d;
+    db.panels = f32_panels.data();
+    db.bias = bias.data();
+    db.norms = norms.data();
+    DensePointArrays int8_out;
+    int8_out.scale = scale.data();
+    int8_out.offset = offset.data();
+    int8_out.scaled_sums = scaled_sums.data();
+    int8_out.sums = sums.data();
+    PackInt8Copy(db, int8_panels.data(), int8_out, residuals.data(), 1);
+    DenseView copy = db;
+    copy.type = DenseType::kInt8;
+    copy.panels = int8_panels.data();
+    copy.scale = scale.data();
+    copy.offset = offset.data();
+    copy.scaled_sums = scaled_sums.data();
+    copy.sums = sums.data();
+    copy.norms = nullptr;
+    copy.int8_residuals = residuals.data();
+    db.int8_copy = &copy;
+    DenseScores(copy, kernels, q.data(), nq, screen.data(), padded, 1);
+    DenseScores(db, kernels, q.data(), nq, exact.data(), padded, 1);
+    double* m = margin.mutable_data();
+    for (int64_t i = 0; i < nq; ++i) {
+      const ScreenErrorBound bound(db, kernels, true, q.data() + i * d);
+      for (int64_t j = 0; j < n; ++j) m[i * n + j] = bound(j);
+    }
+  }
+  auto cut = [&](const std::vector<float>& all) {
+    py::array_t<float> out({nq, n});
+    for (int64_t i = 0; i < nq; ++i)
+      std::copy(all.begin() + i * padded, all.begin() + i * padded + n, out.mutable_data() + i * n);
+    return out;
+  };
+  return py::make_tuple(cut(screen), cut(exact), margin);
+}
+
 }  // namespace
 
 void RegisterTesting(py::module_& parent) {
@@ -200,6 +266,9 @@ void RegisterTesting(py::module_& parent) {
         "row order (search/row_order.h)");
   m.def("read_rows", &ReadRows, py::arg("rows"), py::arg("ids").noconvert(),
         "reads rows[ids] whole, in order (a memory-rate probe); returns a checksum");
+  m.def("int8_screen_errors", &Int8ScreenErrors, py::arg("x").noconvert(), py::arg("q").noconvert(),
+        py::arg("squared_l2"), py::arg("simd_level") = "",
+        "(int8 screen scores, float32 scores, margins), each (nq, n): binned brute force's int8 screen point by point");
   m.def("scan_buffer_offsets", &ScanBufferOffsets, py::arg("bytes"),
         "((offset from 64 B, from 2 MB) of a ScanVector grown to `bytes`, the same of one sized at once)");
 }

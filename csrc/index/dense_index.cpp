@@ -6,6 +6,7 @@
 #include <string>
 
 #include "array_checks.h"
+#include "../util/parallel.h"
 
 namespace annlib {
 namespace {
@@ -22,6 +23,9 @@ constexpr double kFineScreenError = 1.0 / 4096;
 constexpr int64_t kScreenSampleQueries = 64;
 constexpr int32_t kScreenSampleK = 10;
 constexpr double kScreenMaxLoss = 0.005;
+// The int8 kernels' int32 sums hold d products of up to 255 x 127 (VNNI's
+// unsigned query codes) without overflow up to about 66,000 dimensions.
+constexpr int32_t kMaxInt8ScreenDim = 65536;
 
 }  // namespace
 
@@ -36,8 +40,9 @@ int32_t NumBinsFor(double recall_target, int32_t k) {
 DenseIndex::DenseIndex(const DenseArrays& a, const DenseOptions& options, SimdLevel level, Bf16Variant variant)
     : options_(options), kernels_(&DenseKernelsFor(level, variant)), unscreened_(*kernels_) {
   unscreened_.screen_f32 = nullptr;
-  if (options.screen_decision < -1 || options.screen_decision > 1)
-    throw std::invalid_argument("screen_decision must be -1, 0 or 1");
+  unscreened_.int8_screen = false;
+  if (options.screen_decision < kScreenUnknown || options.screen_decision > kInt8Screen)
+    throw std::invalid_argument("screen_decision must be -1, 0, 1 or 2");
   screen_decision_.store(options.screen_decision, std::memory_order_relaxed);  // carried, or -1
   if (options.format_version < kOldestFormatVersion || options.format_version > kFormatVersion)
     throw std::invalid_argument("unknown index format version " + std::to_string(options.format_version));
@@ -72,24 +77,85 @@ int32_t DenseIndex::num_bins(int32_t k) const {
 }
 
 bool DenseIndex::ScreenKeepsRecall(int num_threads) const {
-  if (kernels_->screen_f32 == nullptr || view_.type != DenseType::kFloat32 || options_.recall_target >= 1.0)
-    return false;
-  std::call_once(screen_checked_, [&] {
-    screen_view_ = view_;
-    if (kernels_->screen_rounds_to_bf16 && view_.norms != nullptr) {
-      bf16_residuals_.resize(view_.num_panels() * kPanelWidth);
-      Bf16Residuals(view_, bf16_residuals_.data(), num_threads);
-      screen_view_.bf16_residuals = bf16_residuals_.data();
-    }
-    if (screen_decision_.load(std::memory_order_relaxed) < 0) {  // not carried from an earlier version
-      const bool keeps = kernels_->screen_error <= kFineScreenError || MeasureScreen(num_threads);
-      screen_decision_.store(keeps ? 1 : 0, std::memory_order_release);
-    }
-  });
-  return screen_decision_.load(std::memory_order_acquire) == 1;
+  if (view_.type != DenseType::kFloat32 || options_.recall_target >= 1.0) return false;
+  if (kernels_->screen_f32 == nullptr && !kernels_->int8_screen) return false;
+  return ChooseScreen(num_threads) != kNoScreen;
 }
 
-bool DenseIndex::MeasureScreen(int num_threads) const {
+int32_t DenseIndex::ChooseScreen(int num_threads) const {
+  std::call_once(screen_checked_, [&] {
+    int32_t decision = screen_decision_.load(std::memory_order_relaxed);  // carried from an earlier version, or unknown
+    const bool staged = kernels_->screen_f32 != nullptr;
+    if (staged && kernels_->screen_error <= kFineScreenError) {
+      decision = kStagedScreen;  // fine enough to need no check
+    } else if (decision == kScreenUnknown) {
+      decision = kNoScreen;
+      if (kernels_->int8_screen && PrepareInt8Copy(num_threads) && MeasureScreen(int8_view_, num_threads)) {
+        decision = kInt8Screen;
+      } else if (staged) {
+        PrepareStagedScreen(num_threads);
+        if (MeasureScreen(staged_view_, num_threads)) decision = kStagedScreen;
+      }
+    } else if (decision == kInt8Screen) {
+      if (!kernels_->int8_screen || !PrepareInt8Copy(num_threads)) decision = kNoScreen;
+    } else if (decision == kStagedScreen && !staged) {
+      decision = kNoScreen;
+    }
+    if (decision == kStagedScreen) PrepareStagedScreen(num_threads);
+    if (decision != kInt8Screen) int8_copy_ = Int8Copy();  // a refused copy's memory back
+    screen_decision_.store(decision, std::memory_order_release);
+  });
+  return screen_decision_.load(std::memory_order_acquire);
+}
+
+void DenseIndex::PrepareStagedScreen(int num_threads) const {
+  if (staged_view_.panels != nullptr) return;
+  staged_view_ = view_;
+  if (kernels_->screen_rounds_to_bf16 && view_.norms != nullptr) {
+    bf16_residuals_.resize(view_.num_panels() * kPanelWidth);
+    Bf16Residuals(view_, bf16_residuals_.data(), num_threads);
+    staged_view_.bf16_residuals = bf16_residuals_.data();
+  }
+}
+
+bool DenseIndex::PrepareInt8Copy(int num_threads) const {
+  if (view_.dim > kMaxInt8ScreenDim || view_.n == 0) return false;
+  const int64_t padded = view_.num_panels() * kPanelWidth;
+  Int8Copy& c = int8_copy_;
+  try {
+    c.panels.reset(AlignedAlloc64(static_cast<size_t>(view_.num_panels() * PanelBytes(DenseType::kInt8, view_.dim))));
+    if (c.panels == nullptr) return false;
+    c.scale.resize(padded);
+    c.offset.resize(padded);
+    c.scaled_sums.resize(padded);
+    c.residuals.resize(padded);
+    c.sums.resize(padded);
+  } catch (const std::bad_alloc&) {  // a quarter of the data more: without it, no int8 screen
+    c = Int8Copy();
+    return false;
+  }
+  DensePointArrays out;
+  out.scale = c.scale.data();
+  out.offset = c.offset.data();
+  out.scaled_sums = c.scaled_sums.data();
+  out.sums = c.sums.data();
+  PackInt8Copy(view_, c.panels.get(), out, c.residuals.data(), num_threads);
+  c.view = view_;
+  c.view.type = DenseType::kInt8;
+  c.view.panels = c.panels.get();
+  c.view.scale = c.scale.data();
+  c.view.offset = c.offset.data();
+  c.view.scaled_sums = c.scaled_sums.data();
+  c.view.sums = c.sums.data();
+  c.view.norms = nullptr;
+  c.view.bf16_residuals = nullptr;
+  c.view.int8_residuals = c.residuals.data();
+  int8_view_ = view_;
+  int8_view_.int8_copy = &c.view;
+  return true;
+}
+
+bool DenseIndex::MeasureScreen(const DenseView& screened, int num_threads) const {
   const int32_t k = static_cast<int32_t>(std::min<int64_t>(kScreenSampleK, view_.n));
   const int32_t bins = num_bins(k);
   const int64_t m = std::min(kScreenSampleQueries, view_.n / 2);
@@ -108,11 +174,15 @@ bool DenseIndex::MeasureScreen(int num_threads) const {
     for (int32_t t = 0; t < dim; ++t) queries[i * dim + t] = x[int64_t{t} * kPanelWidth];
     allowed[j >> 6] &= ~(uint64_t{1} << (j & 63));
   }
+  // A staged screen runs only on blocks of screen_min_queries or more: the
+  // sample is split over no more threads than leave each such a block.
+  const int screened_threads = static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>(ResolveThreads(num_threads), m / std::max(1, kernels_->screen_min_queries))));
   std::vector<int64_t> plain_ids(m * k), screened_ids(m * k);
   std::vector<float> plain_scores(m * k), screened_scores(m * k);
   DenseSearch(view_, unscreened_, queries.data(), m, k, bins, num_threads, plain_ids.data(), plain_scores.data(),
               allowed.data());
-  DenseSearch(screen_view_, *kernels_, queries.data(), m, k, bins, num_threads, screened_ids.data(),
+  DenseSearch(screened, *kernels_, queries.data(), m, k, bins, screened_threads, screened_ids.data(),
               screened_scores.data(), allowed.data());
   // Both results are exactly scored, best first: a float32 winner is lost if
   // the screened result lacks it and ranks it above its own k-th.
@@ -138,18 +208,27 @@ void DenseIndex::Scan(const float* queries, int64_t nq, int32_t k, int32_t bins,
                       const uint64_t* allowed, int64_t* out_rows, float* out_scores) const {
   const int64_t per_query = 8 * (bins == 0 ? k : int64_t{bins} + 32) * 2;  // score + id, doubled for splits
   const int64_t chunk = std::max<int64_t>(256, kStateBytes / per_query);
-  // The check runs only for calls large enough to screen. A coarse screen is
-  // used only with as many bins as the check had or more: fewer bins hold more
-  // points each, so a screen's near-ties cost more winners (k = 1, one bin:
-  // the top 1 itself).
-  const bool enough_bins = kernels_->screen_error <= kFineScreenError ||
-                           bins >= NumBinsFor(options_.recall_target, kScreenSampleK);
-  const bool screen = bins > 0 && nq >= kernels_->screen_min_queries && enough_bins && ScreenKeepsRecall(num_threads);
-  const DenseKernels& kernels = screen ? *kernels_ : unscreened_;
-  const DenseView& view = screen ? screen_view_ : view_;  // set by ScreenKeepsRecall
+  // Binned float32 calls may screen (ChooseScreen). A staged screen needs
+  // blocks of screen_min_queries (the check runs only for calls that size, or
+  // any call where an int8 copy could screen). A coarse screen is used only
+  // with as many bins as the check had or more: fewer bins hold more points
+  // each, so a screen's near-ties cost more winners (k = 1, one bin: the top 1).
+  const DenseView* view = &view_;
+  const DenseKernels* kernels = &unscreened_;
+  if (bins > 0 && view_.type == DenseType::kFloat32 && options_.recall_target < 1.0) {
+    const bool staged = kernels_->screen_f32 != nullptr, staged_size = nq >= kernels_->screen_min_queries;
+    const bool fine = staged && kernels_->screen_error <= kFineScreenError;
+    const bool enough_bins = bins >= NumBinsFor(options_.recall_target, kScreenSampleK);
+    if (fine ? staged_size : enough_bins && (kernels_->int8_screen || (staged && staged_size))) {
+      const int32_t screen = ChooseScreen(num_threads);
+      if (screen == kInt8Screen) view = &int8_view_;
+      if (screen == kStagedScreen && staged_size) view = &staged_view_;
+      if (view != &view_) kernels = kernels_;
+    }
+  }
   for (int64_t q0 = 0; q0 < nq; q0 += chunk) {
     const int64_t m = std::min(chunk, nq - q0);
-    DenseSearch(view, kernels, queries + q0 * view_.dim, m, k, bins, num_threads, out_rows + q0 * k,
+    DenseSearch(*view, *kernels, queries + q0 * view_.dim, m, k, bins, num_threads, out_rows + q0 * k,
                 out_scores + q0 * k, allowed);
   }
 }

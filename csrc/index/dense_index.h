@@ -10,6 +10,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "../search/metric.h"
 #include "../search/row_ids.h"
 #include "../simd/dispatch.h"
+#include "../util/portable.h"
 #include "index_format.h"
 
 namespace annlib {
@@ -57,14 +59,18 @@ class DenseIndex {
   DenseFilter Compile(const IdFilter& allow, const IdFilter& deny) const;
 
   int32_t num_bins(int32_t k) const;  // 0 = exact
-  // Whether binned float32 batches (16+ queries per thread) pick bin winners with
-  // the kernels' cheaper screen: always for a fine screen (AMX, ~2^-16); for a
-  // coarse one (one bf16 product, 2^-7) only if a sample of this data loses at
-  // most 0.5% of the float32 winners with it (decided once, on first use), and
-  // then only for k of 10 or more (as many bins as the sample's, or more).
+  // Whether binned float32 searches pick bin winners with one of the kernels'
+  // cheaper screens (decided once, on first use): a fine staged screen (AMX
+  // bf16x3, ~2^-16, batches of 64+ queries per thread) always; else an int8 copy
+  // of the data (VNNI and AVX2 kernels; any call), then a coarse staged screen
+  // (one bf16 product, 2^-7; 16+ queries per thread), the first whose check on a
+  // sample of this data loses at most 0.5% of the float32 winners. A coarse
+  // screen runs only for k of 10 or more (as many bins as the sample's, or more).
   bool ScreenKeepsRecall(int num_threads) const;
-  // That decision where made (or carried): -1 (not yet), 0 or 1 (a fine screen: 1 once used).
+  // That decision where made (or carried): kScreenUnknown (not yet), kNoScreen,
+  // kStagedScreen or kInt8Screen.
   int32_t screen_decision() const { return screen_decision_.load(std::memory_order_acquire); }
+  static constexpr int32_t kScreenUnknown = -1, kNoScreen = 0, kStagedScreen = 1, kInt8Screen = 2;
   int64_t size() const { return view_.n; }
   int32_t dim() const { return view_.dim; }
   Metric metric() const { return options_.metric; }
@@ -74,17 +80,31 @@ class DenseIndex {
   void Scan(const float* queries, int64_t nq, int32_t k, int32_t bins, int num_threads, const uint64_t* allowed,
             int64_t* out_rows, float* out_scores) const;
 
-  bool MeasureScreen(int num_threads) const;
+  int32_t ChooseScreen(int num_threads) const;  // the decision, made once
+  void PrepareStagedScreen(int num_threads) const;
+  bool PrepareInt8Copy(int num_threads) const;  // false where it cannot be made
+  bool MeasureScreen(const DenseView& screened, int num_threads) const;
+
+  // An int8 copy of the float32 panels (PackInt8Copy), made for the int8 screen.
+  struct Int8Copy {
+    std::unique_ptr<void, void (*)(void*)> panels{nullptr, &AlignedFree};
+    std::vector<float> scale, offset, scaled_sums, residuals;
+    std::vector<int32_t> sums;
+    DenseView view;
+  };
 
   DenseOptions options_;
   const DenseKernels* kernels_;
-  DenseKernels unscreened_;  // *kernels_ without the screen
-  // Set once by ScreenKeepsRecall: the decision (unless carried) and the view
-  // screened scans read (with each point's bf16 residual for a bf16 screen).
+  DenseKernels unscreened_;  // *kernels_ without the screens
+  // Set once by ChooseScreen: the decision (unless carried) and the views
+  // screened scans read: the staged screen's (with each point's bf16 residual
+  // for a bf16 screen) and the int8 screen's (view_ with its int8 copy).
   mutable std::once_flag screen_checked_;
-  mutable std::atomic<int32_t> screen_decision_{-1};
+  mutable std::atomic<int32_t> screen_decision_{kScreenUnknown};
   mutable std::vector<float> bf16_residuals_;
-  mutable DenseView screen_view_;
+  mutable DenseView staged_view_;
+  mutable Int8Copy int8_copy_;
+  mutable DenseView int8_view_;
   DenseView view_;
   RowIds ids_;
   bool custom_ids_ = false;

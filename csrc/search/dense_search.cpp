@@ -97,16 +97,10 @@ int32_t QuantizeInt8Row(const float* row, int32_t dim, float* scale, float* offs
 }
 
 // A screened scan's bin winners carry approximate scores. Rescores exactly the
-// ones that can still be among the k best and drops the rest. With norms, the
-// screen's error on point j is at most margin_j:
-//  - bf16-rounding screens with residuals: |q| r_j + |q - bf16(q)| (|x_j| + r_j)
-//    (r_j = |x_j - bf16(x_j)|: zero for data bf16 holds exactly);
-//  - otherwise screen_error |q| |x_j| (bf16x3 on AMX: about 3 * 2^-16 of
-//    sum |q_i x_i| <= |q| |x|; one bf16 product: 2^-7);
-// plus float32 sums, at most 2^-24 per addition of terms up to |q| |x| + |bias|,
-// all doubled for margin. A winner whose upper bound falls below the k-th best
-// lower bound cannot make the top k. On the dev sets about k of the L winners
-// remain.
+// ones that can still be among the k best and drops the rest: a winner whose
+// upper bound (ScreenErrorBound, which needs the points' norms) falls below the
+// k-th best lower bound cannot make the top k. On the dev sets about k of the L
+// winners remain.
 // Each rescore reads d strided cache lines, so at most 2k winners are rescored:
 // where the bound is loose (high d, points far from the origin next to small
 // score gaps) it can admit nearly all L, and rescoring would outweigh the
@@ -114,33 +108,13 @@ int32_t QuantizeInt8Row(const float* row, int32_t dim, float* scale, float* offs
 // then; only near-ties at the k-th place (within the screen's error) can order
 // differently than exact scores would.
 // The kernel table's score_points_f32 does the rescoring (set with every screen).
-void RescoreWinners(const DenseView& db, const DenseKernels& kernels, const float* query, int32_t k,
-                    std::vector<Candidate>& cands) {
-  const bool residuals = kernels.screen_rounds_to_bf16 && db.bf16_residuals != nullptr;
-  double qnorm2 = 0.0, qres2 = 0.0;  // qres: |q - bf16(q)|, for a bf16-rounding screen only
-  for (int32_t t = 0; t < db.dim; ++t) {
-    qnorm2 += double{query[t]} * query[t];
-    if (residuals) {
-      const double r = double{query[t]} - Bf16ToFloat(FloatToBf16(query[t]));
-      qres2 += r * r;
-    }
-  }
-  const double qnorm = std::sqrt(qnorm2), qres = std::sqrt(qres2);
+void RescoreWinners(const DenseView& db, const DenseKernels& kernels, bool int8_screened, const float* query,
+                    int32_t k, std::vector<Candidate>& cands) {
   if (db.norms != nullptr && static_cast<int64_t>(cands.size()) > k) {
-    const double sums = (3.0 * db.dim + 2.0) * std::ldexp(1.0, -24);
-    constexpr double kFlushedDenormals = 1e-30;  // bf16 dot products flush denormals to zero
+    const ScreenErrorBound bound(db, kernels, int8_screened, query);
     std::vector<double> margin(cands.size()), kth(cands.size());  // kth: lower bounds, partly sorted below
     for (size_t i = 0; i < cands.size(); ++i) {
-      const int64_t j = cands[i].id;
-      const double xnorm = db.norms[j], bias = std::fabs(double{db.bias[j]});
-      double products;
-      if (residuals) {
-        const double r = db.bf16_residuals[j];
-        products = qnorm * r + qres * (xnorm + r);
-      } else {
-        products = kernels.screen_error * qnorm * xnorm;
-      }
-      margin[i] = 2.0 * (products + sums * ((qnorm + qres) * xnorm + bias)) + kFlushedDenormals;
+      margin[i] = bound(cands[i].id);
       kth[i] = cands[i].score - margin[i];
     }
     std::nth_element(kth.begin(), kth.begin() + (k - 1), kth.end(), std::greater<double>());
@@ -162,6 +136,60 @@ void RescoreWinners(const DenseView& db, const DenseKernels& kernels, const floa
 }
 
 }  // namespace
+
+ScreenErrorBound::ScreenErrorBound(const DenseView& db, const DenseKernels& kernels, bool int8_screened,
+                                   const float* query)
+    : db_(db), kernels_(kernels), int8_(int8_screened),
+      bf16_residuals_(!int8_screened && kernels.screen_rounds_to_bf16 && db.bf16_residuals != nullptr),
+      sqrt_dim_(std::sqrt(static_cast<double>(db.dim))),
+      sums_((3.0 * db.dim + 2.0) * std::ldexp(1.0, -24)) {
+  double qnorm2 = 0.0, res2 = 0.0, codes2 = 0.0;
+  if (int8_) {
+    // The query's codes exactly as the int8 kernel's PackQueries makes them (the same formula).
+    std::vector<int8_t> codes(db.dim);
+    float scale = 1.0f, mid = 0.0f;
+    QuantizeInt8Row(query, db.dim, &scale, &mid, [&](int t, int8_t code) { codes[t] = code; });
+    for (int32_t t = 0; t < db.dim; ++t) {
+      const double scaled = double{scale} * codes[t];
+      const double r = double{query[t]} - (scaled + mid);
+      res2 += r * r;
+      codes2 += scaled * scaled;
+    }
+    query_mid_ = std::fabs(double{mid});
+  }
+  for (int32_t t = 0; t < db.dim; ++t) {
+    qnorm2 += double{query[t]} * query[t];
+    if (bf16_residuals_) {
+      const double r = double{query[t]} - Bf16ToFloat(FloatToBf16(query[t]));
+      res2 += r * r;
+    }
+  }
+  qnorm_ = std::sqrt(qnorm2);
+  qres_ = std::sqrt(res2);
+  qcodes_ = std::sqrt(codes2);
+}
+
+double ScreenErrorBound::operator()(int64_t j) const {
+  constexpr double kFlushedDenormals = 1e-30;  // bf16 dot products flush denormals to zero
+  const double xnorm = db_.norms[j], bias = std::fabs(double{db_.bias[j]});
+  double products, finish = 0.0;
+  if (int8_) {
+    const double r = db_.int8_copy->int8_residuals[j];
+    const double offset = std::fabs(double{db_.int8_copy->offset[j]}) * sqrt_dim_;
+    const double xcodes = xnorm + r + offset;  // >= |scale * code|
+    products = qnorm_ * r + qres_ * (xnorm + r);
+    // Six roundings at most (int to float, two products, the query's sum, two
+    // fused adds), each of terms within these three.
+    finish = 8.0 * std::ldexp(1.0, -24) *
+             (xcodes * qcodes_ + offset * (qnorm_ + qres_) + sqrt_dim_ * xcodes * query_mid_ + bias);
+  } else if (bf16_residuals_) {
+    const double r = db_.bf16_residuals[j];
+    products = qnorm_ * r + qres_ * (xnorm + r);
+  } else {
+    products = kernels_.screen_error * qnorm_ * xnorm;
+  }
+  return 2.0 * (products + finish + sums_ * ((qnorm_ + qres_) * xnorm + bias)) + kFlushedDenormals;
+}
 
 int64_t PanelBytes(DenseType type, int32_t dim) {
   const int per = DimsPerGroup(type);
@@ -238,6 +266,40 @@ void Bf16Residuals(const DenseView& db, float* residuals, int num_threads) {
   });
 }
 
+void PackInt8Copy(const DenseView& db, void* panels, const DensePointArrays& out, float* residuals,
+                  int num_threads) {
+  const int64_t panel_bytes = PanelBytes(DenseType::kInt8, db.dim);
+  ParallelFor(db.num_panels(), num_threads, [&](int64_t p) {
+    if (p % 64 == 0) ThrowIfCancelled();  // a large index takes seconds
+    int8_t* panel = static_cast<int8_t*>(panels) + p * panel_bytes;
+    std::memset(panel, 0, panel_bytes);
+    std::vector<float> row(db.dim);
+    for (int lane = 0; lane < kPanelWidth; ++lane) {
+      const int64_t j = p * kPanelWidth + lane;
+      if (j >= db.n) {
+        out.scale[j] = out.offset[j] = out.scaled_sums[j] = residuals[j] = 0.0f;
+        out.sums[j] = 0;
+        continue;
+      }
+      const float* x = PanelPoint(db, j);
+      for (int32_t t = 0; t < db.dim; ++t) row[t] = x[int64_t{t} * kPanelWidth];
+      auto code_at = [&](int32_t t) -> int8_t& { return panel[((t / 4) * kPanelWidth + lane) * 4 + (t % 4)]; };
+      const int32_t total = QuantizeInt8Row(row.data(), db.dim, &out.scale[j], &out.offset[j],
+                                            [&](int t, int8_t code) { code_at(t) = code; });
+      out.sums[j] = total;
+      out.scaled_sums[j] = static_cast<float>(double{out.scale[j]} * total);
+      double res2 = 0.0;
+      for (int32_t t = 0; t < db.dim; ++t) {
+        const double r = double{row[t]} - (double{out.scale[j]} * code_at(t) + out.offset[j]);
+        res2 += r * r;
+      }
+      // Rounded up, so the float never understates the residual (0 stays 0: exact in int8).
+      const float r = static_cast<float>(std::sqrt(res2));
+      residuals[j] = r > 0.0f ? std::nextafter(r, kPosInf) : 0.0f;
+    }
+  });
+}
+
 int64_t RowStride(int32_t dim) { return (int64_t{dim} + kRowAlign - 1) / kRowAlign * kRowAlign; }
 
 int64_t RowElementBytes(DenseType type) {
@@ -287,12 +349,16 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
   const int64_t num_panels = db.num_panels();
 
   // Binned float32 may screen with cheaper scores: only bin winners matter,
-  // and they are rescored exactly below.
-  const bool screenable = db.type == DenseType::kFloat32 && num_bins > 0 && kernels.screen_f32 != nullptr;
+  // and they are rescored exactly below. An int8 copy screens any call; a
+  // staged screen (float32 panels converted as they are scanned) only blocks
+  // of queries that pay for the conversion.
+  const bool binned_f32 = db.type == DenseType::kFloat32 && num_bins > 0;
+  const bool int8_screened = binned_f32 && kernels.int8_screen && db.int8_copy != nullptr;
+  const bool stageable = binned_f32 && !int8_screened && kernels.screen_f32 != nullptr;
   // Large query blocks stream the database from memory fewer times; with few
   // queries the database itself is split so every thread has work. Each split
   // keeps its own selection state, merged below.
-  const int64_t max_block = screenable ? kMaxScreenBlock : kMaxQueryBlock;
+  const int64_t max_block = stageable ? kMaxScreenBlock : kMaxQueryBlock;
   int64_t block = max_block;
   int64_t splits = 1;
   if (num_queries >= int64_t{8} * threads) {
@@ -302,7 +368,7 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
     block = num_queries;
     splits = std::max<int64_t>(1, std::min<int64_t>(2 * threads, num_panels / 8));
   }
-  const bool screened = screenable && block >= kernels.screen_min_queries;
+  const bool screened = int8_screened || (stageable && block >= kernels.screen_min_queries);
   const int64_t qblocks = (num_queries + block - 1) / block;
   const int64_t panels_per_split = (num_panels + splits - 1) / splits;
 
@@ -313,7 +379,10 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
   for (int64_t i = 0; i < splits * num_queries; ++i)
     states[i] = SelectState{state_scores.data() + i * capacity, state_ids.data() + i * capacity, 0};
 
-  const ScanFn scan = screened ? kernels.screen_f32 : kernels.scan[static_cast<int>(db.type)];
+  const ScanFn scan = int8_screened ? kernels.scan[static_cast<int>(DenseType::kInt8)]
+                      : screened    ? kernels.screen_f32
+                                    : kernels.scan[static_cast<int>(db.type)];
+  const DenseView& scanned = int8_screened ? *db.int8_copy : db;
   // An item scans its panels in steps of about kStepMacs multiply-adds, the
   // selection state carried from step to step (the same result as one scan),
   // so a cancelled call stops within a step.
@@ -322,7 +391,7 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
     const int64_t qb = item / splits;
     const int64_t split = item % splits;
     const int64_t q0 = qb * block;
-    ScanArgs args = DatabaseArgs(db);
+    ScanArgs args = DatabaseArgs(scanned);
     args.queries = queries + q0 * db.dim;
     args.num_queries = static_cast<int32_t>(std::min(block, num_queries - q0));
     args.k = k;
@@ -361,7 +430,7 @@ void DenseSearch(const DenseView& db, const DenseKernels& kernels, const float* 
         }
         for (const Candidate& c : bins)
           if (c.id >= 0) cands.push_back(c);
-        if (screened) RescoreWinners(db, kernels, queries + q * db.dim, k, cands);
+        if (screened) RescoreWinners(db, kernels, int8_screened, queries + q * db.dim, k, cands);
       }
       WriteTopK(cands, k, out_ids + q * k, out_scores + q * k);
     }

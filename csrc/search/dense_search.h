@@ -29,6 +29,14 @@ struct DenseView {
   // bf16-rounding screen's error tighter than its relative error does (zero
   // for data bf16 holds exactly, such as integers up to 256).
   const float* bf16_residuals = nullptr;
+  // float32, optional: an int8 copy of the same points (made by PackInt8Copy)
+  // that binned searches scan to choose each bin's winner where the kernels
+  // allow it (DenseKernels::int8_screen); the winners are rescored exactly.
+  const DenseView* int8_copy = nullptr;
+  // int8 copies: each point's |x - (scale * code + offset)| (rounded up), which
+  // with the query's own rounding bounds the copy's error (zero for integer
+  // data with a range of at most 254, such as SIFT).
+  const float* int8_residuals = nullptr;
   int64_t num_panels() const { return (n + kPanelWidth - 1) / kPanelWidth; }
 };
 
@@ -60,6 +68,13 @@ void PackDense(const float* x, int64_t n, int32_t dim, DenseType type, bool squa
 // float32 panels (rounded up; 0 for padding), for DenseView::bf16_residuals.
 void Bf16Residuals(const DenseView& db, float* residuals, int num_threads);
 
+// The int8 copy of float32 panels for DenseView::int8_copy: panels
+// (num_panels * PanelBytes(kInt8, dim) bytes), out.scale / offset / sums /
+// scaled_sums and residuals [num_panels * 32], quantised as PackDense quantises
+// int8 data. The copy's bias is the float32 view's.
+void PackInt8Copy(const DenseView& db, void* panels, const DensePointArrays& out, float* residuals,
+                  int num_threads);
+
 // Row-major copies for exact rescoring (layout in kernels/dense_scan.h).
 int64_t RowStride(int32_t dim);
 int64_t RowElementBytes(DenseType type);
@@ -67,6 +82,31 @@ int64_t RowElementBytes(DenseType type);
 // (-|x|^2/2 when squared_l2, else 0); for int8 also scale and offset [n].
 void PackRows(const float* x, int64_t n, int32_t dim, DenseType type, bool squared_l2, void* rows,
               float* bias, float* scale, float* offset, int num_threads);
+
+// How far a screened score may be from the float32 scan's score of the same
+// point (an upper bound, doubled for margin), for one query:
+//  - an int8 copy (x' = scale * code + offset, the query q' rounded the same way
+//    per query): |q| r_j + |q - q'| (|x_j| + r_j), r_j = |x_j - x'_j|, plus the
+//    float32 arithmetic that turns the integer dot product into a score (a few
+//    roundings of terms up to |scale * code| |q'| and the offsets' products);
+//  - bf16-rounding screens with residuals: |q| r_j + |q - bf16(q)| (|x_j| + r_j),
+//    r_j = |x_j - bf16(x_j)| (zero for data bf16 holds exactly);
+//  - otherwise screen_error |q| |x_j| (bf16x3 on AMX: about 3 * 2^-16 of
+//    sum |q_i x_i| <= |q| |x|; one bf16 product: 2^-7);
+// plus float32 sums, at most 2^-24 per addition of terms up to |q| |x| + |bias|.
+// db.norms must be set (and db.int8_copy for int8_screened).
+class ScreenErrorBound {
+ public:
+  ScreenErrorBound(const DenseView& db, const DenseKernels& kernels, bool int8_screened, const float* query);
+  double operator()(int64_t j) const;  // point j's margin
+
+ private:
+  const DenseView& db_;
+  const DenseKernels& kernels_;
+  const bool int8_, bf16_residuals_;
+  const double sqrt_dim_, sums_;
+  double qnorm_ = 0.0, qres_ = 0.0, qcodes_ = 0.0, query_mid_ = 0.0;
+};
 
 // Top-k of <q, x> + bias for each query row. num_bins = 0: exact; otherwise the
 // best of each of num_bins strided bins survives and the top k of those are
