@@ -219,7 +219,7 @@ void DenseIndex::Scan(const float* queries, int64_t nq, int32_t k, int32_t bins,
     const bool staged = kernels_->screen_f32 != nullptr, staged_size = nq >= kernels_->screen_min_queries;
     const bool fine = staged && kernels_->screen_error <= kFineScreenError;
     const bool enough_bins = bins >= NumBinsFor(options_.recall_target, kScreenSampleK);
-    if (fine ? staged_size : enough_bins && (kernels_->int8_screen || (staged && staged_size))) {
+    if (fine ? staged_size : (enough_bins && (kernels_->int8_screen || (staged && staged_size)))) {
       const int32_t screen = ChooseScreen(num_threads);
       if (screen == kInt8Screen) view = &int8_view_;
       if (screen == kStagedScreen && staged_size) view = &staged_view_;
