@@ -5,8 +5,10 @@ bfloat16, int8) vs FAISS IndexFlat and NumPy (matmul + argpartition).
         ../shared/datasets/sift-150k-128-euclidean.hdf5 [--queries 2000] [--threads 2]
 
 Prints, per dataset: recall@10 against the file's ground truth, QPS (best of
---repeats batched runs), ratios against FAISS and NumPy, and GFLOP/s of
-annlib's exact kernel next to NumPy's float32 matmul on the same shapes.
+--repeats batched runs), ratios against FAISS and NumPy, annlib's single-query
+latency (median search() of --single queries on one thread) with its ratio to
+exact search, and GFLOP/s of annlib's exact kernel next to NumPy's float32
+matmul on the same shapes.
 """
 from __future__ import annotations
 
@@ -44,6 +46,17 @@ def numpy_topk(x, q, k, measure, block=500):
     return out
 
 
+def single_query_us(searcher, queries, k):
+    """Median microseconds of one search() call, one query on one thread (after a warm-up call)."""
+    searcher.search(queries[0], k)
+    times = []
+    for v in queries:
+        start = time.perf_counter()
+        searcher.search(v, k)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1e6
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="+")
@@ -51,6 +64,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--single", type=int, default=200, help="queries timed one at a time (0: none)")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
@@ -75,7 +89,7 @@ def main(argv=None):
         if measure == "cosine":
             xn = x / np.linalg.norm(x, axis=1, keepdims=True)
             qn = q / np.linalg.norm(q, axis=1, keepdims=True)
-        rows = []
+        rows, single = [], {}
         for label, kw in [("annlib exact float32", dict(recall_target=1.0, dtype="float32")),
                           ("annlib recall_target=0.9", dict(recall_target=0.9, dtype="float32")),
                           ("annlib exact bfloat16", dict(recall_target=1.0, dtype="bfloat16")),
@@ -83,6 +97,8 @@ def main(argv=None):
             s = annlib.builder(x, k, measure).score_brute_force(**kw).build()
             t, (ids, _) = best_time(lambda: s.search_batched(q, k, num_threads=args.threads), args.repeats)
             rows.append((label, recall(ids, truth, k), len(q) / t, t))
+            if args.single:
+                single[label] = single_query_us(s, q[:args.single], k)
             del s
         if faiss is not None:
             index = faiss.IndexFlatL2(d) if measure == "squared_l2" else faiss.IndexFlatIP(d)
@@ -92,11 +108,16 @@ def main(argv=None):
         t, ids = best_time(lambda: numpy_topk(xn, qn, k, measure), args.repeats)
         rows.append(("numpy matmul+argpartition", recall(ids, truth, k), len(q) / t, t))
         ref = {r[0]: r[2] for r in rows}
-        print(f"{'method':<28}{'recall@10':>10}{'QPS':>10}{'vs faiss':>10}{'vs numpy':>10}{'vs exact':>10}")
+        print(f"{'method':<28}{'recall@10':>10}{'QPS':>10}{'vs faiss':>10}{'vs numpy':>10}{'vs exact':>10}"
+              + (f"{'1-query us':>12}{'vs exact':>10}" if single else ""))
         for label, rec, qps, _ in rows:
             vf = f"{qps / ref['faiss IndexFlat']:.2f}x" if "faiss IndexFlat" in ref else "-"
+            one = ""
+            if single:
+                one = (f"{single[label]:>12.0f}{single['annlib exact float32'] / single[label]:>9.2f}x"
+                       if label in single else f"{'-':>12}{'-':>10}")
             print(f"{label:<28}{rec:>10.4f}{qps:>10.0f}{vf:>10}{qps / ref['numpy matmul+argpartition']:>9.2f}x"
-                  f"{qps / ref['annlib exact float32']:>9.2f}x")
+                  f"{qps / ref['annlib exact float32']:>9.2f}x{one}")
         flops = 2.0 * len(q) * n * d
         t_mm, _ = best_time(lambda: qn @ xn.T, args.repeats)
         t_ex = rows[0][3]
