@@ -109,9 +109,9 @@ def test_many_threads_share_the_pool(rng):
 
 @pytest.mark.skipif("avx512_bf16" not in annlib.available_simd_levels(), reason="needs AVX-512 BF16")
 def test_first_screened_searches_in_many_threads_check_the_screen_once(rng):
-    """A binned float32 index decides on first use whether its bf16 screen keeps recall (and
-    computes each point's bf16 residual): threads arriving together all wait for that one
-    check, then all answer as one thread would."""
+    """A binned float32 index decides on first use which screen keeps recall (making its int8
+    copy, or each point's bf16 residual): threads arriving together, with batches or single
+    queries, all wait for that one check, then all answer as one thread would."""
     x = rng.standard_normal((4000, 24)).astype(np.float32)
     q = rng.standard_normal((40, 24)).astype(np.float32)
     base = annlib.builder(x, 10, "dot_product").score_brute_force(recall_target=0.9).build()
@@ -120,13 +120,17 @@ def test_first_screened_searches_in_many_threads_check_the_screen_once(rng):
         fresh = base.with_simd_level("avx512_bf16", bf16_variant="native")
         results, errors = [], []
 
-        def search():
+        def search(one_by_one):
             try:
-                results.append(fresh.search_batched(q, num_threads=1))
+                if one_by_one:  # single queries take the int8 screen too
+                    rows = [fresh.search(v) for v in q]
+                    results.append((np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])))
+                else:
+                    results.append(fresh.search_batched(q, num_threads=1))
             except Exception as exc:  # reported below
                 errors.append(exc)
 
-        threads = [threading.Thread(target=search) for _ in range(4)]
+        threads = [threading.Thread(target=search, args=(i % 2 == 1,)) for i in range(4)]
         for t in threads:
             t.start()
         for t in threads:
