@@ -215,6 +215,13 @@ class _DenseState:
     def size(self) -> int:
         return self.index.size()
 
+    def prepare_screen(self, num_threads: int) -> None:
+        """Binned float32: make the screen's data (an int8 copy, bf16 residuals) and its check
+        now, so that no search pays for them; nothing for other indexes."""
+        bf = self.config.brute_force
+        if bf.recall_target < 1.0 and bf.dtype == "float32" and self.index.size() > 0:
+            self.index.screens(num_threads)
+
     def _search(self, queries, k, num_threads, leaves_to_search=None, pre_reorder_num_neighbors=None,
                 filters=None):
         if leaves_to_search is not None or pre_reorder_num_neighbors is not None:
@@ -261,7 +268,9 @@ class BruteForceSearcher(Searcher):
         if config.distance_measure == "cosine":
             database = normalize_rows(database, "database")
         packed = dense_layout.pack(database, *_packing(config), num_threads, ids)
-        return cls(config, packed, format_version=_core.FORMAT_VERSION)
+        searcher = cls(config, packed, format_version=_core.FORMAT_VERSION)
+        searcher._state.prepare_screen(num_threads)
+        return searcher
 
     @property
     def config(self) -> IndexConfig:
@@ -297,8 +306,9 @@ class BruteForceSearcher(Searcher):
         that copy is refused, one bf16 product (AVX-512 BF16, batches of 16+ queries per
         thread). A screen other than AMX's is used only where a sample of this index's points,
         held out and searched both ways, loses at most 0.5% of the float32 winners, and then
-        only for k >= 10; the first call (or the first binned search) makes that check, and
-        updates that at most halve or double the index keep its answer."""
+        only for k >= 10. build() and every update make that check and the screen's data (an
+        update that at most halves or doubles the index keeps the check's answer); an index
+        loaded from disk makes them at its first binned search, or at this call."""
         return self._state.index.screens(check_num_threads(num_threads))
 
     def _description(self) -> list[str]:
@@ -318,7 +328,7 @@ class BruteForceSearcher(Searcher):
             state = self._state
             new = dense_layout.pack(x, *_packing(state.config), num_threads, ids)
             kept = np.flatnonzero(~np.isin(dense_layout.ids_of(state.arrays), ids))
-            self._replace(state, [(state.arrays, kept), (new, np.arange(len(ids)))])
+            self._replace(state, [(state.arrays, kept), (new, np.arange(len(ids)))], num_threads)
 
     def delete(self, ids) -> None:
         """Removes points by id, all or none: an id the index does not hold raises ValueError
@@ -334,14 +344,16 @@ class BruteForceSearcher(Searcher):
                 raise not_held_error(missing, ids.size)
             self._replace(state, [(state.arrays, np.flatnonzero(~np.isin(held, ids)))])
 
-    def _replace(self, state: _DenseState, parts) -> None:
+    def _replace(self, state: _DenseState, parts, num_threads: int = 0) -> None:
         arrays = dense_layout.gather(parts, self.dim, *_packing(state.config))
         self._format_version = _core.FORMAT_VERSION  # gathered arrays are in the current format
         # The screen check (a sample searched twice) is kept across updates that at
         # most halve or double the index: the data it judged is mostly still there.
         old_size, new_size = state.index.size(), int(np.asarray(arrays["meta"])[0])
         carried = state.index.screen_decision() if old_size // 2 <= new_size <= 2 * old_size else -1
-        self._state = self._make_state(state.config, arrays, carried)
+        new_state = self._make_state(state.config, arrays, carried)
+        new_state.prepare_screen(num_threads)  # the update pays for it, not the next search
+        self._state = new_state
 
     def _contains(self, ids: np.ndarray) -> np.ndarray:
         return np.isin(ids, dense_layout.ids_of(self._state.arrays))

@@ -35,8 +35,9 @@ def is_sharded_location(location) -> bool:
 
 def open_index(location, *, path=None):
     """The index at location: annlib.load's, or a sharded one (annlib.distributed; this
-    process becomes its coordinator). path: open this directory instead (a snapshot of
-    the location's index), on the location's Ray cluster."""
+    process becomes its coordinator), ready to serve (a binned brute-force index has made
+    its screen). path: open this directory instead (a snapshot of the location's index),
+    on the location's Ray cluster."""
     from annlib.distributed import connect, is_sharded, load
 
     address, own_path = parse_location(location)
@@ -47,4 +48,9 @@ def open_index(location, *, path=None):
             raise ValueError(f"{path} holds no sharded index (a ray:// location names one, at a path this "
                              "server and the cluster's nodes share)")
         connect(address)
-    return load(path) if sharded else annlib.load(path)
+    if sharded:
+        return load(path)
+    index = annlib.load(path)
+    if isinstance(index, annlib.BruteForceSearcher):
+        index.uses_screen()  # a binned index's screen is made now, not by the first request
+    return index

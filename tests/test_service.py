@@ -443,3 +443,15 @@ def test_matrix_codec_round_trip():
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
     np.testing.assert_array_equal(from_matrix(to_matrix(a), "a"), a)
     assert to_matrix(a).data == a.astype("<f4").tobytes()
+
+
+def test_a_binned_brute_force_index_is_served_with_its_screen_made(tmp_path, rng):
+    """A binned brute-force index makes its screen (an int8 copy and a check on a sample) at
+    its first search; the server makes it as it loads the index, so no request pays for it."""
+    from annlib.service.loading import open_index
+
+    x = rng.standard_normal((5000, 32)).astype(np.float32)
+    annlib.builder(x, 10, "dot_product").score_brute_force(recall_target=0.9).build().save(tmp_path / "idx")
+    assert annlib.load(tmp_path / "idx")._state.index.screen_decision() == -1  # a plain load: at first use
+    screens = bool(set(annlib.available_simd_levels()) & {"avx2", "avx512", "avx512_bf16"})  # x86 kernels
+    assert (open_index(tmp_path / "idx")._state.index.screen_decision() != -1) == screens
