@@ -6,7 +6,7 @@ import pytest
 import annlib
 from annlib import _core
 from annlib.recall_math import id_recall
-from conftest import clustered, exact_among
+from conftest import clustered, exact_among, with_screen
 
 LEVELS = annlib.available_simd_levels()
 MEASURES = ["dot_product", "squared_l2", "cosine"]
@@ -60,6 +60,13 @@ def test_brute_force_applies_the_filter_in_its_kernel(data, level, dtype):
     binned = annlib.builder(x, 10, "dot_product").score_brute_force(recall_target=0.9).build()
     ids = binned.with_simd_level(level).search_batched(q, allowlist=allowed[:15])[0]
     assert (ids >= 0).all() and np.isin(ids, allowed[:15]).all()  # k come back whenever k are allowed
+    # The screens (an int8 copy on x86) pick bin winners among the allowed points only.
+    screened = binned.with_simd_level(level)
+    ids = screened.search_batched(q, allowlist=allowed)[0]
+    plain = with_screen(screened, 0).search_batched(q, allowlist=allowed)[0]
+    assert np.isin(ids, allowed).all() and (ids == plain).mean() >= 0.99
+    one = np.stack([screened.search(v, allowlist=allowed)[0] for v in q[:20]])
+    np.testing.assert_array_equal(one, ids[:20])
 
 
 @pytest.mark.parametrize("measure", MEASURES)
