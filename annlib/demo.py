@@ -41,7 +41,7 @@ def _batch_qps(searcher, queries, k, repeats: int = BATCH_REPEATS):
     return ids, len(queries) / best
 
 
-def _single_query_us(searcher, queries, k) -> float:
+def single_query_us(searcher, queries, k) -> float:
     """Median microseconds of search() of one query on one thread."""
     times = []
     for q in queries:
@@ -99,7 +99,7 @@ def run_demo(k: int = 10, out=print) -> list[dict]:
         ids, qps = _batch_qps(searcher, test, k)
         exact_qps = exact_qps or qps
         row = {"index": label, "recall": id_recall(ids, truth, k), "qps": qps, "speedup": qps / exact_qps,
-               "single_us": _single_query_us(searcher, test, k), "build_s": build_s}
+               "single_us": single_query_us(searcher, test, k), "build_s": build_s}
         rows.append(row)
         note = "" if row is rows[0] or row["speedup"] > 1.0 else "  not faster than exact here"
         lines.append(f"{label:<34}{row['recall']:>10.4f}{qps:>11,.0f}{row['speedup']:>9.2f}x"

@@ -46,17 +46,6 @@ def numpy_topk(x, q, k, measure, block=500):
     return out
 
 
-def single_query_us(searcher, queries, k):
-    """Median microseconds of one search() call, one query on one thread (after a warm-up call)."""
-    searcher.search(queries[0], k)
-    times = []
-    for v in queries:
-        start = time.perf_counter()
-        searcher.search(v, k)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e6
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="+")
@@ -70,6 +59,7 @@ def main(argv=None):
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
     import annlib
     from annlib.datasets import read_hdf5
+    from annlib.demo import single_query_us
 
     try:
         import faiss
