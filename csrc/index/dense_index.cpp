@@ -23,8 +23,10 @@ constexpr double kFineScreenError = 1.0 / 4096;
 constexpr int64_t kScreenSampleQueries = 64;
 constexpr int32_t kScreenSampleK = 10;
 constexpr double kScreenMaxLoss = 0.005;
-// The int8 kernels' int32 sums hold d products of up to 255 x 127 (VNNI's
-// unsigned query codes) without overflow up to about 66,000 dimensions.
+// The int8 kernels' int32 sums: VNNI's offset query codes (up to 255 x 127 a
+// product) overflow past about 66,000 dimensions and wrap back once corrected,
+// exact while the true dot product (up to 127 x 127 x d) fits; the screen stays
+// below the first limit.
 constexpr int32_t kMaxInt8ScreenDim = 65536;
 
 }  // namespace
