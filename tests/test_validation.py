@@ -120,3 +120,16 @@ def test_row_checks_see_every_dimension(dim):
     norms = (x.astype(np.float64) ** 2).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(_core.raw_to_metric(x, raw, "squared_l2"), np.maximum(norms - 2 * raw, 0), rtol=1e-6)
     np.testing.assert_array_equal(_core.raw_to_metric(x, raw, "cosine"), raw)
+
+
+def test_int8_brute_force_refuses_more_dimensions_than_its_sums_hold(rng):
+    """int8 scores are int32 sums of up to 127 x 127 per dimension: exact up to 133,144
+    dimensions. A wider int8 index is refused with a clear error, not scored wrongly."""
+    x = rng.standard_normal((2, 133_145)).astype(np.float32)
+    with pytest.raises(ValueError, match="at most 133144 dimensions"):
+        annlib.builder(x, 1, "dot_product").score_brute_force(dtype="int8").build()
+    x = 1.5 * np.sign(rng.standard_normal((3, 133_144))).astype(np.float32)  # every code +-127
+    for level in annlib.available_simd_levels():  # the largest sums each int8 kernel holds
+        s = annlib.builder(x, 3, "dot_product").score_brute_force(dtype="int8").build().with_simd_level(level)
+        ids, scores = s.search(x[0])
+        assert ids[0] == 0 and scores[0] == pytest.approx(1.5**2 * 133_144, rel=1e-5)

@@ -28,6 +28,8 @@ constexpr double kScreenMaxLoss = 0.005;
 // exact while the true dot product (up to 127 x 127 x d) fits; the screen stays
 // below the first limit.
 constexpr int32_t kMaxInt8ScreenDim = 65536;
+// The int8 dtype itself: exact int32 sums of up to 127 x 127 x d.
+constexpr int64_t kMaxInt8Dim = 133144;
 
 }  // namespace
 
@@ -55,6 +57,10 @@ DenseIndex::DenseIndex(const DenseArrays& a, const DenseOptions& options, SimdLe
   view_.type = options.type;
   view_.n = a.meta[0];
   view_.dim = static_cast<int32_t>(a.meta[1]);
+  if (view_.type == DenseType::kInt8 && view_.dim > kMaxInt8Dim)
+    throw std::invalid_argument("int8 brute force holds at most " + std::to_string(kMaxInt8Dim) +
+                                " dimensions (its integer sums), got " + std::to_string(view_.dim) +
+                                "; use float32 or bfloat16");
   const int64_t padded = view_.num_panels() * kPanelWidth;
   RequireBytes("panels", a.panels, view_.num_panels() * PanelBytes(view_.type, view_.dim));
   view_.panels = a.panels.data;
