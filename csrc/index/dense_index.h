@@ -62,7 +62,7 @@ class DenseIndex {
   // Whether binned float32 searches pick bin winners with one of the kernels'
   // cheaper screens (decided once, on first use): a fine staged screen (AMX
   // bf16x3, ~2^-16, batches of 64+ queries per thread) always; else an int8 copy
-  // of the data (VNNI and AVX2 kernels; any call), then a coarse staged screen
+  // of the data (the x86 kernels: AVX2, AVX-512; any call), then a coarse staged screen
   // (one bf16 product, 2^-7; 16+ queries per thread), the first whose check on a
   // sample of this data loses at most 0.5% of the float32 winners. A coarse
   // screen runs only for k of 10 or more (as many bins as the sample's, or more).

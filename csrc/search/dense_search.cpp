@@ -175,13 +175,13 @@ double ScreenErrorBound::operator()(int64_t j) const {
   double products, finish = 0.0;
   if (int8_) {
     const double r = db_.int8_copy->int8_residuals[j];
-    const double offset = std::fabs(double{db_.int8_copy->offset[j]}) * sqrt_dim_;
-    const double xcodes = xnorm + r + offset;  // >= |scale * code|
+    const double offset_norm = std::fabs(double{db_.int8_copy->offset[j]}) * sqrt_dim_;  // |offset * (1, ..., 1)|
+    const double xcodes = xnorm + r + offset_norm;  // >= |scale * code|
     products = qnorm_ * r + qres_ * (xnorm + r);
     // Six roundings at most (int to float, two products, the query's sum, two
     // fused adds), each of terms within these three.
     finish = 8.0 * std::ldexp(1.0, -24) *
-             (xcodes * qcodes_ + offset * (qnorm_ + qres_) + sqrt_dim_ * xcodes * query_mid_ + bias);
+             (xcodes * qcodes_ + offset_norm * (qnorm_ + qres_) + sqrt_dim_ * xcodes * query_mid_ + bias);
   } else if (bf16_residuals_) {
     const double r = db_.bf16_residuals[j];
     products = qnorm_ * r + qres_ * (xnorm + r);
