@@ -295,20 +295,22 @@ class BruteForceSearcher(Searcher):
         return self._state.size()
 
     def num_bins(self, k: int) -> int:
-        """Bins used for k neighbors (0 = exact selection)."""
+        """Bins for k neighbors by the recall target (0 = exact selection); a search screened
+        by the int8 copy takes at least num_bins(10) (uses_screen)."""
         return self._state.index.num_bins(k)
 
     def uses_screen(self, num_threads: int = 0) -> bool:
         """Whether binned float32 searches (recall_target < 1) choose each bin's winner with
         cheaper scores, the winners then rescored exactly: with AMX, three bf16 tile products
         (batches of 64+ queries per thread); elsewhere an int8 copy of the data (a quarter of
-        its bytes more, made on first use; VNNI and AVX2 CPUs, any number of queries) or, where
-        that copy is refused, one bf16 product (AVX-512 BF16, batches of 16+ queries per
-        thread). A screen other than AMX's is used only where a sample of this index's points,
-        held out and searched both ways, loses at most 0.5% of the float32 winners, and then
-        only for k >= 10. build() and every update make that check and the screen's data (an
-        update that at most halves or doubles the index keeps the check's answer); an index
-        loaded from disk makes them at its first binned search, or at this call."""
+        its bytes more; x86 CPUs, any number of queries) or, where that copy is refused, one
+        bf16 product (AVX-512 BF16, batches of 16+ queries per thread). A screen other than
+        AMX's is used only where a sample of this index's points, held out and searched both
+        ways, loses at most 0.5% of the float32 winners, and with the bins of k = 10 or more
+        (below k = 10 the int8 copy takes k = 10's bins; the bf16 screen is not used). build()
+        and every update make that check and the screen's data (an update that at most halves
+        or doubles the index keeps the check's answer); an index loaded from disk makes them at
+        its first binned search, or at this call."""
         return self._state.index.screens(check_num_threads(num_threads))
 
     def _description(self) -> list[str]:

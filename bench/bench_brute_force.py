@@ -4,7 +4,7 @@ bfloat16, int8) vs FAISS IndexFlat and NumPy (matmul + argpartition).
     python bench/bench_brute_force.py ../shared/datasets/words-100k-384-angular.hdf5 \
         ../shared/datasets/sift-150k-128-euclidean.hdf5 [--queries 2000] [--threads 2]
 
-Prints, per dataset: recall@10 against the file's ground truth, QPS (best of
+Prints, per dataset: recall@k against the file's ground truth, QPS (best of
 --repeats batched runs), ratios against FAISS and NumPy, annlib's single-query
 latency (median search() of --single queries on one thread) with its ratio to
 exact search, and GFLOP/s of annlib's exact kernel next to NumPy's float32
@@ -98,7 +98,7 @@ def main(argv=None):
         t, ids = best_time(lambda: numpy_topk(xn, qn, k, measure), args.repeats)
         rows.append(("numpy matmul+argpartition", recall(ids, truth, k), len(q) / t, t))
         ref = {r[0]: r[2] for r in rows}
-        print(f"{'method':<28}{'recall@10':>10}{'QPS':>10}{'vs faiss':>10}{'vs numpy':>10}{'vs exact':>10}"
+        print(f"{'method':<28}{f'recall@{k}':>10}{'QPS':>10}{'vs faiss':>10}{'vs numpy':>10}{'vs exact':>10}"
               + (f"{'1-query us':>12}{'vs exact':>10}" if single else ""))
         for label, rec, qps, _ in rows:
             vf = f"{qps / ref['faiss IndexFlat']:.2f}x" if "faiss IndexFlat" in ref else "-"

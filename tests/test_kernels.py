@@ -249,24 +249,53 @@ def test_int8_screen_without_norms_rescores_the_best_winners(rng, screen):
 
 @pytest.mark.parametrize("screen", SCREENS, ids=SCREEN_IDS)
 @pytest.mark.parametrize("n", [72, 3000])
-def test_screen_is_kept_from_small_k(rng, screen, n):
+def test_small_k_screens_only_with_the_checks_bins(rng, screen, n):
     """Below k = 10 the bins are fewer than the screen check's and hold more points each
-    (k = 1: one bin, whose winner is the top 1), so a screen would lose near-ties the
-    check never saw: batches score those bins in float32, equal to single queries. Low d
-    makes near-ties common (d = 1: 40% of k = 1 queries differed when the bf16 screen ran)."""
+    (k = 1: one bin, whose winner is the top 1), so a screen would lose near-ties the check
+    never saw (d = 1: 40% of k = 1 queries differed when the bf16 screen ran with k's bins).
+    The int8 copy screens such calls with the check's bins instead (more bins: a higher recall;
+    its results are the top k of a k = 10 search over float32 bins where the copy is exact,
+    and single queries equal the batch); a staged screen leaves them to float32 bins. Low d
+    makes near-ties common."""
     for d, measure in [(1, "squared_l2"), (2, "squared_l2"), (2, "dot_product")]:
         x = rng.standard_normal((n, d)).astype(np.float32)
         q = (x[rng.integers(0, n, 40)] + 0.01 * rng.standard_normal((40, d))).astype(np.float32)
         for k in (1, 3):
             s = screened(annlib.builder(x, k, measure).score_brute_force(recall_target=0.9).build(), screen)
             ids, scores = s.search_batched(q)
-            plain_ids, plain_scores = with_screen(s, 0).search_batched(q)
-            np.testing.assert_array_equal(ids, plain_ids)
-            np.testing.assert_array_equal(scores, plain_scores)
+            plain = with_screen(s, 0)
+            int8 = s._state.index.screen_decision() == 2 and s.num_bins(10) > 0
+            reference = plain.search_batched(q, final_num_neighbors=10) if int8 else plain.search_batched(q)
+            if int8 and d == 1:  # one dimension: the int8 copy is exact (a point is its own offset)
+                np.testing.assert_array_equal(ids, reference[0][:, :k])
+                np.testing.assert_array_equal(scores, reference[1][:, :k])
+            elif int8:
+                assert (ids == reference[0][:, :k]).mean() >= 0.95
+            else:
+                np.testing.assert_array_equal(ids, reference[0])
+                np.testing.assert_array_equal(scores, reference[1])
             for i in range(len(q)):
                 one_ids, one_scores = s.search(q[i])
                 np.testing.assert_array_equal(ids[i], one_ids)
                 np.testing.assert_array_equal(scores[i], one_scores)
+
+
+def test_small_k_gains_the_int8_screen_without_losing_recall(rng):
+    """k = 1 and 5 at recall_target 0.9 search single queries and batches through the int8
+    copy (x86), with the bins of k = 10: recall at least that of float32 bins for k itself."""
+    if not any(s[0] == "int8" for s in SCREENS):
+        pytest.skip("no int8 screen at this CPU's levels")
+    x = rng.standard_normal((20000, 48)).astype(np.float32)
+    q = rng.standard_normal((300, 48)).astype(np.float32)
+    true = exact_scores(x, q, "dot_product")
+    for k in (1, 5):
+        s = annlib.builder(x, k, "dot_product").score_brute_force(recall_target=0.9).build()
+        assert s._state.index.screen_decision() == 2
+        ids, _ = s.search_batched(q)
+        plain_ids, _ = with_screen(s, 0).search_batched(q)
+        truth = np.argsort(-true, 1)[:, :k]
+        hits = lambda found: np.mean([len(np.intersect1d(a, b)) for a, b in zip(found, truth)]) / k
+        assert hits(ids) >= hits(plain_ids) - 0.005 and hits(ids) >= 0.9
 
 
 @pytest.mark.parametrize("level,variant", sorted({(s[1], s[2]) for s in SCREENS}))

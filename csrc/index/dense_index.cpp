@@ -214,26 +214,36 @@ DenseFilter DenseIndex::Compile(const IdFilter& allow, const IdFilter& deny) con
 
 void DenseIndex::Scan(const float* queries, int64_t nq, int32_t k, int32_t bins, int num_threads,
                       const uint64_t* allowed, int64_t* out_rows, float* out_scores) const {
-  const int64_t per_query = 8 * (bins == 0 ? k : int64_t{bins} + 32) * 2;  // score + id, doubled for splits
-  const int64_t chunk = std::max<int64_t>(256, kStateBytes / per_query);
-  // Binned float32 calls may screen (ChooseScreen). A staged screen needs
-  // blocks of screen_min_queries (the check runs only for calls that size, or
-  // any call where an int8 copy could screen). A coarse screen is used only
-  // with as many bins as the check had or more: fewer bins hold more points
-  // each, so a screen's near-ties cost more winners (k = 1, one bin: the top 1).
+  // Binned float32 calls may screen (ChooseScreen). A coarse screen runs with
+  // as many bins as its check had or more: fewer bins hold more points each, so
+  // a screen's near-ties would cost more winners (k = 1, one bin: the top 1).
+  //  - The int8 copy screens any call; below k = 10 it takes the check's bins
+  //    (more bins: a higher recall than the target asks) where the index holds
+  //    more points than that. Single queries and batches alike.
+  //  - A staged screen needs blocks of screen_min_queries, and a coarse one k
+  //    of 10 or more (a single query, never staged, keeps k's own bins).
+  // The check itself runs only for a call that could screen.
   const DenseView* view = &view_;
   const DenseKernels* kernels = &unscreened_;
   if (bins > 0 && view_.type == DenseType::kFloat32 && options_.recall_target < 1.0) {
-    const bool staged = kernels_->screen_f32 != nullptr, staged_size = nq >= kernels_->screen_min_queries;
-    const bool fine = staged && kernels_->screen_error <= kFineScreenError;
-    const bool enough_bins = bins >= NumBinsFor(options_.recall_target, kScreenSampleK);
-    if (fine ? staged_size : (enough_bins && (kernels_->int8_screen || (staged && staged_size)))) {
+    const int32_t check_bins = NumBinsFor(options_.recall_target, kScreenSampleK);
+    const int32_t int8_bins = std::max(bins, check_bins);
+    const bool int8_ok = kernels_->int8_screen && int8_bins < view_.n;
+    const bool fine = kernels_->screen_f32 != nullptr && kernels_->screen_error <= kFineScreenError;
+    const bool staged_ok = kernels_->screen_f32 != nullptr && nq >= kernels_->screen_min_queries &&
+                           (fine || bins >= check_bins);
+    if (int8_ok || staged_ok) {
       const int32_t screen = ChooseScreen(num_threads);
-      if (screen == kInt8Screen) view = &int8_view_;
-      if (screen == kStagedScreen && staged_size) view = &staged_view_;
+      if (screen == kInt8Screen && int8_ok) {
+        view = &int8_view_;
+        bins = int8_bins;
+      }
+      if (screen == kStagedScreen && staged_ok) view = &staged_view_;
       if (view != &view_) kernels = kernels_;
     }
   }
+  const int64_t per_query = 8 * (bins == 0 ? k : int64_t{bins} + 32) * 2;  // score + id, doubled for splits
+  const int64_t chunk = std::max<int64_t>(256, kStateBytes / per_query);
   for (int64_t q0 = 0; q0 < nq; q0 += chunk) {
     const int64_t m = std::min(chunk, nq - q0);
     DenseSearch(*view, *kernels, queries + q0 * view_.dim, m, k, bins, num_threads, out_rows + q0 * k,

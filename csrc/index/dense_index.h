@@ -65,7 +65,8 @@ class DenseIndex {
   // of the data (the x86 kernels: AVX2, AVX-512; any call), then a coarse staged screen
   // (one bf16 product, 2^-7; 16+ queries per thread), the first whose check on a
   // sample of this data loses at most 0.5% of the float32 winners. A coarse
-  // screen runs only for k of 10 or more (as many bins as the sample's, or more).
+  // screen runs with as many bins as the sample's or more (Scan: below k = 10
+  // the int8 copy takes the sample's bins, a staged screen is not used).
   bool ScreenKeepsRecall(int num_threads) const;
   // That decision where made (or carried): kScreenUnknown (not yet), kNoScreen,
   // kStagedScreen or kInt8Screen.
