@@ -216,10 +216,9 @@ class _DenseState:
         return self.index.size()
 
     def prepare_screen(self, num_threads: int) -> None:
-        """Binned float32: make the screen's data (an int8 copy, bf16 residuals) and its check
-        now, so that no search pays for them; nothing for other indexes."""
-        bf = self.config.brute_force
-        if bf.recall_target < 1.0 and bf.dtype == "float32" and self.index.size() > 0:
+        """Makes a binned float32 index's screen data (an int8 copy, bf16 residuals) and its
+        check now, so that no search pays for them (the engine does nothing for other indexes)."""
+        if self.index.size() > 0:
             self.index.screens(num_threads)
 
     def _search(self, queries, k, num_threads, leaves_to_search=None, pre_reorder_num_neighbors=None,

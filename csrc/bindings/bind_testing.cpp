@@ -199,9 +199,7 @@ py::tuple Int8ScreenErrors(FloatArray x, FloatArray q, bool squared_l2, const st
   if (!kernels.int8_screen) throw std::invalid_argument("this SIMD level has no int8 screen");
   const int64_t panels = (n + kPanelWidth - 1) / kPanelWidth, padded = panels * kPanelWidth;
   std::vector<uint8_t> f32_panels(panels * PanelBytes(DenseType::kFloat32, d));
-  std::vector<uint8_t> int8_panels(panels * PanelBytes(DenseType::kInt8, d));
-  std::vector<float> bias(padded), norms(padded), scale(padded), offset(padded), scaled_sums(padded), residuals(padded);
-  std::vector<int32_t> sums(padded);
+  std::vector<float> bias(padded), norms(padded);
   std::vector<float> screen(nq * padded), exact(nq * padded);
   py::array_t<double> margin({nq, n});
   {
@@ -216,23 +214,10 @@ py::tuple Int8ScreenErrors(FloatArray x, FloatArray q, bool squared_l2, const st
     db.panels = f32_panels.data();
     db.bias = bias.data();
     db.norms = norms.data();
-    DensePointArrays int8_out;
-    int8_out.scale = scale.data();
-    int8_out.offset = offset.data();
-    int8_out.scaled_sums = scaled_sums.data();
-    int8_out.sums = sums.data();
-    PackInt8Copy(db, int8_panels.data(), int8_out, residuals.data(), 1);
-    DenseView copy = db;
-    copy.type = DenseType::kInt8;
-    copy.panels = int8_panels.data();
-    copy.scale = scale.data();
-    copy.offset = offset.data();
-    copy.scaled_sums = scaled_sums.data();
-    copy.sums = sums.data();
-    copy.norms = nullptr;
-    copy.int8_residuals = residuals.data();
-    db.int8_copy = &copy;
-    DenseScores(copy, kernels, q.data(), nq, screen.data(), padded, 1);
+    Int8Copy copy;
+    MakeInt8Copy(db, 1, &copy);
+    db.int8_copy = &copy.view;
+    DenseScores(copy.view, kernels, q.data(), nq, screen.data(), padded, 1);
     DenseScores(db, kernels, q.data(), nq, exact.data(), padded, 1);
     double* m = margin.mutable_data();
     for (int64_t i = 0; i < nq; ++i) {

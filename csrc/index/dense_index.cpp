@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -90,12 +91,16 @@ bool DenseIndex::ScreenKeepsRecall(int num_threads) const {
   return ChooseScreen(num_threads) != kNoScreen;
 }
 
+bool DenseIndex::FineScreen() const {
+  return kernels_->screen_f32 != nullptr && kernels_->screen_error <= kFineScreenError;
+}
+
 int32_t DenseIndex::ChooseScreen(int num_threads) const {
   std::call_once(screen_checked_, [&] {
     int32_t decision = screen_decision_.load(std::memory_order_relaxed);  // carried from an earlier version, or unknown
     const bool staged = kernels_->screen_f32 != nullptr;
-    if (staged && kernels_->screen_error <= kFineScreenError) {
-      decision = kStagedScreen;  // fine enough to need no check
+    if (FineScreen()) {
+      decision = kStagedScreen;  // no check needed
     } else if (decision == kScreenUnknown) {
       decision = kNoScreen;
       if (kernels_->int8_screen && PrepareInt8Copy(num_threads) && MeasureScreen(int8_view_, num_threads)) {
@@ -128,38 +133,14 @@ void DenseIndex::PrepareStagedScreen(int num_threads) const {
 
 bool DenseIndex::PrepareInt8Copy(int num_threads) const {
   if (view_.dim > kMaxInt8ScreenDim || view_.n == 0) return false;
-  const int64_t padded = view_.num_panels() * kPanelWidth;
-  Int8Copy& c = int8_copy_;
   try {
-    c.panels.reset(AlignedAlloc64(static_cast<size_t>(view_.num_panels() * PanelBytes(DenseType::kInt8, view_.dim))));
-    if (c.panels == nullptr) return false;
-    c.scale.resize(padded);
-    c.offset.resize(padded);
-    c.scaled_sums.resize(padded);
-    c.residuals.resize(padded);
-    c.sums.resize(padded);
+    MakeInt8Copy(view_, num_threads, &int8_copy_);
   } catch (const std::bad_alloc&) {  // a quarter of the data more: without it, no int8 screen
-    c = Int8Copy();
+    int8_copy_ = Int8Copy();
     return false;
   }
-  DensePointArrays out;
-  out.scale = c.scale.data();
-  out.offset = c.offset.data();
-  out.scaled_sums = c.scaled_sums.data();
-  out.sums = c.sums.data();
-  PackInt8Copy(view_, c.panels.get(), out, c.residuals.data(), num_threads);
-  c.view = view_;
-  c.view.type = DenseType::kInt8;
-  c.view.panels = c.panels.get();
-  c.view.scale = c.scale.data();
-  c.view.offset = c.offset.data();
-  c.view.scaled_sums = c.scaled_sums.data();
-  c.view.sums = c.sums.data();
-  c.view.norms = nullptr;
-  c.view.bf16_residuals = nullptr;
-  c.view.int8_residuals = c.residuals.data();
   int8_view_ = view_;
-  int8_view_.int8_copy = &c.view;
+  int8_view_.int8_copy = &int8_copy_.view;
   return true;
 }
 
@@ -229,9 +210,8 @@ void DenseIndex::Scan(const float* queries, int64_t nq, int32_t k, int32_t bins,
     const int32_t check_bins = NumBinsFor(options_.recall_target, kScreenSampleK);
     const int32_t int8_bins = std::max(bins, check_bins);
     const bool int8_ok = kernels_->int8_screen && int8_bins < view_.n;
-    const bool fine = kernels_->screen_f32 != nullptr && kernels_->screen_error <= kFineScreenError;
     const bool staged_ok = kernels_->screen_f32 != nullptr && nq >= kernels_->screen_min_queries &&
-                           (fine || bins >= check_bins);
+                           (FineScreen() || bins >= check_bins);
     if (int8_ok || staged_ok) {
       const int32_t screen = ChooseScreen(num_threads);
       if (screen == kInt8Screen && int8_ok) {

@@ -10,7 +10,6 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -18,7 +17,6 @@
 #include "../search/metric.h"
 #include "../search/row_ids.h"
 #include "../simd/dispatch.h"
-#include "../util/portable.h"
 #include "index_format.h"
 
 namespace annlib {
@@ -82,17 +80,11 @@ class DenseIndex {
             int64_t* out_rows, float* out_scores) const;
 
   int32_t ChooseScreen(int num_threads) const;  // the decision, made once
+  // A staged screen fine enough to need no check (AMX bf16x3).
+  bool FineScreen() const;
   void PrepareStagedScreen(int num_threads) const;
   bool PrepareInt8Copy(int num_threads) const;  // false where it cannot be made
   bool MeasureScreen(const DenseView& screened, int num_threads) const;
-
-  // An int8 copy of the float32 panels (PackInt8Copy), made for the int8 screen.
-  struct Int8Copy {
-    std::unique_ptr<void, void (*)(void*)> panels{nullptr, &AlignedFree};
-    std::vector<float> scale, offset, scaled_sums, residuals;
-    std::vector<int32_t> sums;
-    DenseView view;
-  };
 
   DenseOptions options_;
   const DenseKernels* kernels_;

@@ -135,6 +135,41 @@ void RescoreWinners(const DenseView& db, const DenseKernels& kernels, bool int8_
                                           cands.data(), static_cast<int32_t>(cands.size())});
 }
 
+// The int8 copy's panels and per-point arrays (each num_panels * 32 long).
+void PackInt8Copy(const DenseView& db, void* panels, const DensePointArrays& out, float* residuals,
+                  int num_threads) {
+  const int64_t panel_bytes = PanelBytes(DenseType::kInt8, db.dim);
+  ParallelFor(db.num_panels(), num_threads, [&](int64_t p) {
+    if (p % 64 == 0) ThrowIfCancelled();  // a large index takes seconds
+    int8_t* panel = static_cast<int8_t*>(panels) + p * panel_bytes;
+    std::memset(panel, 0, panel_bytes);
+    std::vector<float> row(db.dim);
+    for (int lane = 0; lane < kPanelWidth; ++lane) {
+      const int64_t j = p * kPanelWidth + lane;
+      if (j >= db.n) {
+        out.scale[j] = out.offset[j] = out.scaled_sums[j] = residuals[j] = 0.0f;
+        out.sums[j] = 0;
+        continue;
+      }
+      const float* x = PanelPoint(db, j);
+      for (int32_t t = 0; t < db.dim; ++t) row[t] = x[int64_t{t} * kPanelWidth];
+      auto code_at = [&](int32_t t) -> int8_t& { return panel[((t / 4) * kPanelWidth + lane) * 4 + (t % 4)]; };
+      const int32_t total = QuantizeInt8Row(row.data(), db.dim, &out.scale[j], &out.offset[j],
+                                            [&](int t, int8_t code) { code_at(t) = code; });
+      out.sums[j] = total;
+      out.scaled_sums[j] = static_cast<float>(double{out.scale[j]} * total);
+      double res2 = 0.0;
+      for (int32_t t = 0; t < db.dim; ++t) {
+        const double r = double{row[t]} - (double{out.scale[j]} * code_at(t) + out.offset[j]);
+        res2 += r * r;
+      }
+      // Rounded up, so the float never understates the residual (0 stays 0: exact in int8).
+      const float r = static_cast<float>(std::sqrt(res2));
+      residuals[j] = r > 0.0f ? std::nextafter(r, kPosInf) : 0.0f;
+    }
+  });
+}
+
 }  // namespace
 
 ScreenErrorBound::ScreenErrorBound(const DenseView& db, const DenseKernels& kernels, bool int8_screened,
@@ -266,38 +301,32 @@ void Bf16Residuals(const DenseView& db, float* residuals, int num_threads) {
   });
 }
 
-void PackInt8Copy(const DenseView& db, void* panels, const DensePointArrays& out, float* residuals,
-                  int num_threads) {
-  const int64_t panel_bytes = PanelBytes(DenseType::kInt8, db.dim);
-  ParallelFor(db.num_panels(), num_threads, [&](int64_t p) {
-    if (p % 64 == 0) ThrowIfCancelled();  // a large index takes seconds
-    int8_t* panel = static_cast<int8_t*>(panels) + p * panel_bytes;
-    std::memset(panel, 0, panel_bytes);
-    std::vector<float> row(db.dim);
-    for (int lane = 0; lane < kPanelWidth; ++lane) {
-      const int64_t j = p * kPanelWidth + lane;
-      if (j >= db.n) {
-        out.scale[j] = out.offset[j] = out.scaled_sums[j] = residuals[j] = 0.0f;
-        out.sums[j] = 0;
-        continue;
-      }
-      const float* x = PanelPoint(db, j);
-      for (int32_t t = 0; t < db.dim; ++t) row[t] = x[int64_t{t} * kPanelWidth];
-      auto code_at = [&](int32_t t) -> int8_t& { return panel[((t / 4) * kPanelWidth + lane) * 4 + (t % 4)]; };
-      const int32_t total = QuantizeInt8Row(row.data(), db.dim, &out.scale[j], &out.offset[j],
-                                            [&](int t, int8_t code) { code_at(t) = code; });
-      out.sums[j] = total;
-      out.scaled_sums[j] = static_cast<float>(double{out.scale[j]} * total);
-      double res2 = 0.0;
-      for (int32_t t = 0; t < db.dim; ++t) {
-        const double r = double{row[t]} - (double{out.scale[j]} * code_at(t) + out.offset[j]);
-        res2 += r * r;
-      }
-      // Rounded up, so the float never understates the residual (0 stays 0: exact in int8).
-      const float r = static_cast<float>(std::sqrt(res2));
-      residuals[j] = r > 0.0f ? std::nextafter(r, kPosInf) : 0.0f;
-    }
-  });
+void MakeInt8Copy(const DenseView& db, int num_threads, Int8Copy* copy) {
+  Int8Copy& c = *copy;
+  const int64_t padded = db.num_panels() * kPanelWidth;
+  c.panels.resize(db.num_panels() * PanelBytes(DenseType::kInt8, db.dim));
+  c.scale.resize(padded);
+  c.offset.resize(padded);
+  c.scaled_sums.resize(padded);
+  c.residuals.resize(padded);
+  c.sums.resize(padded);
+  DensePointArrays out;
+  out.scale = c.scale.data();
+  out.offset = c.offset.data();
+  out.scaled_sums = c.scaled_sums.data();
+  out.sums = c.sums.data();
+  PackInt8Copy(db, c.panels.data(), out, c.residuals.data(), num_threads);
+  c.view = db;
+  c.view.type = DenseType::kInt8;
+  c.view.panels = c.panels.data();
+  c.view.scale = c.scale.data();
+  c.view.offset = c.offset.data();
+  c.view.scaled_sums = c.scaled_sums.data();
+  c.view.sums = c.sums.data();
+  c.view.norms = nullptr;
+  c.view.bf16_residuals = nullptr;
+  c.view.int8_copy = nullptr;
+  c.view.int8_residuals = c.residuals.data();
 }
 
 int64_t RowStride(int32_t dim) { return (int64_t{dim} + kRowAlign - 1) / kRowAlign * kRowAlign; }

@@ -5,8 +5,10 @@
 // through L strided bins.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "../kernels/dense_scan.h"
+#include "../util/aligned_memory.h"
 
 namespace annlib {
 
@@ -29,7 +31,7 @@ struct DenseView {
   // bf16-rounding screen's error tighter than its relative error does (zero
   // for data bf16 holds exactly, such as integers up to 256).
   const float* bf16_residuals = nullptr;
-  // float32, optional: an int8 copy of the same points (made by PackInt8Copy)
+  // float32, optional: an int8 copy of the same points (MakeInt8Copy)
   // that binned searches scan to choose each bin's winner where the kernels
   // allow it (DenseKernels::int8_screen); the winners are rescored exactly.
   const DenseView* int8_copy = nullptr;
@@ -68,12 +70,19 @@ void PackDense(const float* x, int64_t n, int32_t dim, DenseType type, bool squa
 // float32 panels (rounded up; 0 for padding), for DenseView::bf16_residuals.
 void Bf16Residuals(const DenseView& db, float* residuals, int num_threads);
 
-// The int8 copy of float32 panels for DenseView::int8_copy: panels
-// (num_panels * PanelBytes(kInt8, dim) bytes), out.scale / offset / sums /
-// scaled_sums and residuals [num_panels * 32], quantised as PackDense quantises
-// int8 data. The copy's bias is the float32 view's.
-void PackInt8Copy(const DenseView& db, void* panels, const DensePointArrays& out, float* residuals,
-                  int num_threads);
+// An int8 copy of float32 panels with its own storage, for DenseView::int8_copy:
+// each point quantised as PackDense quantises int8 data, with its residual
+// |x - (scale * code + offset)|; `view` (type kInt8, the float32 view's bias)
+// reads the arrays here.
+struct Int8Copy {
+  ScanVector<int8_t> panels;
+  std::vector<float> scale, offset, scaled_sums, residuals;
+  std::vector<int32_t> sums;
+  DenseView view;
+};
+
+// Makes *copy from db's float32 panels. Throws std::bad_alloc when out of memory.
+void MakeInt8Copy(const DenseView& db, int num_threads, Int8Copy* copy);
 
 // Row-major copies for exact rescoring (layout in kernels/dense_scan.h).
 int64_t RowStride(int32_t dim);
