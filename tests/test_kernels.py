@@ -99,14 +99,15 @@ def exact_scores(x, q, measure):
 @pytest.mark.parametrize("measure", MEASURES)
 @pytest.mark.parametrize("nq", [3, 40, 600])
 def test_binned_float32_screened_on_amx_matches_vector_kernel(rng, n, d, measure, nq):
-    """Binned float32 on AMX picks bin winners with bf16x3 tile products and
-    rescores them exactly; clustered data (|q||x| far above the score gaps)
-    would defeat plain bf16. Results match the float32 vector kernel's, also
-    for an index without norms (saved before they existed), which rescores the
-    2k best screened winners instead of those its error bound admits."""
+    """Binned float32 on AMX, where the int8 copy is refused, picks bin winners
+    with bf16x3 tile products and rescores them exactly; clustered data (|q||x|
+    far above the score gaps) would defeat plain bf16. Results match the float32
+    vector kernel's, also for an index without norms (saved before they
+    existed), which rescores the 2k best screened winners instead of those its
+    error bound admits."""
     x, q = clustered(rng, n, d, nq=nq)
     s = annlib.builder(x, 10, measure).score_brute_force(recall_target=0.9).build()
-    amx_ids, amx_scores = s.with_simd_level("avx512_bf16", bf16_variant="amx").search_batched(q)
+    amx_ids, amx_scores = with_screen(s.with_simd_level("avx512_bf16", bf16_variant="amx"), 1).search_batched(q)
     vec_ids, vec_scores = with_screen(s.with_simd_level("avx512"), 0).search_batched(q)  # float32 bins
     assert (amx_ids == vec_ids).mean() >= 0.995
     true = exact_scores(x, q, measure)
@@ -115,7 +116,7 @@ def test_binned_float32_screened_on_amx_matches_vector_kernel(rng, n, d, measure
     np.testing.assert_allclose(amx_scores, np.take_along_axis(true, amx_ids, 1), atol=2e-5 * scale, rtol=0)
     arrays = {key: value for key, value in s._arrays().items() if key != "norms"}
     old = annlib.BruteForceSearcher(s.config, arrays, bf16_variant="amx", format_version=1)
-    old_ids, old_scores = old.search_batched(q)
+    old_ids, old_scores = with_screen(old, 1).search_batched(q)
     assert (old_ids == amx_ids).mean() >= 0.995
     np.testing.assert_allclose(old_scores, np.take_along_axis(true, old_ids, 1), atol=2e-5 * scale, rtol=0)
 
@@ -126,7 +127,7 @@ def test_binned_float32_screened_on_amx_matches_vector_kernel(rng, n, d, measure
 SCREENS = [screen for screen in [("int8", "avx2", "auto", 2), ("int8", "avx512", "auto", 2),
                                  ("int8", "avx512_bf16", "native", 2),
                                  ("int8", "avx512_bf16", "widened", 2), ("bf16", "avx512_bf16", "native", 1)]
-           if screen[1] in annlib.available_simd_levels()]
+           if screen[1] in annlib.available_simd_levels()] + ([("int8", "avx512_bf16", "amx", 2)] if _core.amx_usable() else [])
 SCREEN_IDS = [f"{name}-{level}-{variant}" for name, level, variant, _ in SCREENS]
 
 
@@ -194,7 +195,7 @@ def test_int8_screen_error_bound_holds(rng, screen, kind, d):
         x, q = x * 1e15, q * 1e15
     x, q = x.astype(np.float32), q.astype(np.float32)
     for squared_l2 in (False, True):
-        approx, exact, margin = _core.testing.int8_screen_errors(x, q, squared_l2, screen[1])
+        approx, exact, margin = _core.testing.int8_screen_errors(x, q, squared_l2, screen[1], screen[2])
         error = np.abs(approx.astype(np.float64) - exact)
         assert (error <= margin / 2).all(), (error / margin).max()
         if kind == "integers":  # exact codes: only float32 rounding separates the two
@@ -302,10 +303,15 @@ def test_small_k_gains_the_int8_screen_without_losing_recall(rng):
 def test_screens_are_refused_where_they_would_lose_recall(rng, level, variant):
     """Squared L2 on tight clusters far from the origin: int8's and bf16's rounding of
     |q||x| exceeds the gaps between neighbours (a sample loses a few % of the float32
-    winners), so the float32 kernel picks the winners: results equal."""
+    winners), so the float32 kernel picks the winners: results equal. On AMX the int8 copy
+    is refused and the bf16x3 tile screen, which needs no check, takes its place
+    (test_binned_float32_screened_on_amx_matches_vector_kernel)."""
     x, q = clustered(rng, 30000, 32, nq=200)
     base = annlib.builder(x, 10, "squared_l2").score_brute_force(recall_target=0.8).build()
     s = base.with_simd_level(level, bf16_variant=variant)
+    if variant == "amx":
+        assert s.uses_screen() and s._state.index.screen_decision() == 1
+        return
     assert not s.uses_screen() and s._state.index.screen_decision() == 0
     ids, scores = s.search_batched(q)
     plain_ids, plain_scores = with_screen(s, 0).search_batched(q)
@@ -333,10 +339,11 @@ def test_int8_screen_refused_past_its_dimension_limit(rng, level, variant):
 def test_screen_decision_is_carried_across_small_updates(rng, level, variant):
     """The screen check (a sample searched twice) and the screen's data are made by the build
     and by every update, not by the next search; an update that at most halves or doubles the
-    index keeps the check's answer, a larger one checks again."""
+    index keeps the check's answer, a larger one checks again. Where the int8 copy is refused,
+    AMX takes its bf16x3 screen (no check) and the others none."""
     x, q = clustered(rng, 20000, 32, nq=40)
     g = rng.standard_normal((20000, 32)).astype(np.float32)
-    for data, measure, decision in [(x, "squared_l2", 0), (g, "dot_product", 2)]:
+    for data, measure, decision in [(x, "squared_l2", 1 if variant == "amx" else 0), (g, "dot_product", 2)]:
         built = annlib.builder(data, 10, measure).score_brute_force(recall_target=0.8).build()
         assert built._state.index.screen_decision() != -1  # checked by the build
         s = built.with_simd_level(level, bf16_variant=variant)

@@ -190,13 +190,15 @@ py::tuple ScanBufferOffsets(int64_t bytes) {
 // (screen [nq][n], float32 [nq][n], margin [nq][n]): the int8 copy's scores,
 // the float32 scan's, and the margin the screen's rescoring allows (twice its
 // error bound), so tests can check |screen - float32| <= margin / 2 everywhere.
-py::tuple Int8ScreenErrors(FloatArray x, FloatArray q, bool squared_l2, const std::string& simd_level) {
+py::tuple Int8ScreenErrors(FloatArray x, FloatArray q, bool squared_l2, const std::string& simd_level,
+                           const std::string& bf16_variant) {
   if (x.ndim() != 2 || q.ndim() != 2 || x.shape(0) < 1 || x.shape(1) < 1 || q.shape(1) != x.shape(1))
     throw std::invalid_argument("x must be (n, d) and q (nq, d), n and d positive");
   const int64_t n = x.shape(0), nq = q.shape(0);
   const int32_t d = static_cast<int32_t>(x.shape(1));
-  const DenseKernels& kernels = DenseKernelsFor(LevelOrActive(simd_level));
-  if (!kernels.int8_screen) throw std::invalid_argument("this SIMD level has no int8 screen");
+  // "auto" at avx512_bf16 is the AMX table where AMX is usable, which has no int8 screen.
+  const DenseKernels& kernels = DenseKernelsFor(LevelOrActive(simd_level), ParseBf16Variant(bf16_variant));
+  if (!kernels.int8_screen) throw std::invalid_argument("this SIMD level and variant have no int8 screen");
   const int64_t panels = (n + kPanelWidth - 1) / kPanelWidth, padded = panels * kPanelWidth;
   std::vector<uint8_t> f32_panels(panels * PanelBytes(DenseType::kFloat32, d));
   std::vector<float> bias(padded), norms(padded);
@@ -252,7 +254,7 @@ void RegisterTesting(py::module_& parent) {
   m.def("read_rows", &ReadRows, py::arg("rows"), py::arg("ids").noconvert(),
         "reads rows[ids] whole, in order (a memory-rate probe); returns a checksum");
   m.def("int8_screen_errors", &Int8ScreenErrors, py::arg("x").noconvert(), py::arg("q").noconvert(),
-        py::arg("squared_l2"), py::arg("simd_level") = "",
+        py::arg("squared_l2"), py::arg("simd_level") = "", py::arg("bf16_variant") = "auto",
         "(int8 screen scores, float32 scores, margins), each (nq, n): binned brute force's int8 screen point by point");
   m.def("scan_buffer_offsets", &ScanBufferOffsets, py::arg("bytes"),
         "((offset from 64 B, from 2 MB) of a ScanVector grown to `bytes`, the same of one sized at once)");

@@ -99,18 +99,18 @@ int32_t DenseIndex::ChooseScreen(int num_threads) const {
   std::call_once(screen_checked_, [&] {
     int32_t decision = screen_decision_.load(std::memory_order_relaxed);  // carried from an earlier version, or unknown
     const bool staged = kernels_->screen_f32 != nullptr;
-    if (FineScreen()) {
-      decision = kStagedScreen;  // no check needed
-    } else if (decision == kScreenUnknown) {
+    if (decision == kScreenUnknown) {
       decision = kNoScreen;
       if (kernels_->int8_screen && PrepareInt8Copy(num_threads) && MeasureScreen(int8_view_, num_threads)) {
         decision = kInt8Screen;
+      } else if (FineScreen()) {
+        decision = kStagedScreen;  // no check needed
       } else if (staged) {
         PrepareStagedScreen(num_threads);
         if (MeasureScreen(staged_view_, num_threads)) decision = kStagedScreen;
       }
     } else if (decision == kInt8Screen) {
-      if (!kernels_->int8_screen || !PrepareInt8Copy(num_threads)) decision = kNoScreen;
+      if (!kernels_->int8_screen || !PrepareInt8Copy(num_threads)) decision = FineScreen() ? kStagedScreen : kNoScreen;
     } else if (decision == kStagedScreen && !staged) {
       decision = kNoScreen;
     }

@@ -279,7 +279,7 @@ const DenseKernels& DenseKernelsAmx() {
   // 64 queries per block, words 0.84x / 1.19x / 1.44x; 2 threads).
   static const DenseKernels kernels{"avx512_bf16", {&Scan<TileF32>, &ScanAmx<AmxBf16>, &ScanAmx<AmxInt8>}, &Rescore,
                                     {&AtMost, &Smallest}, &AhEncodePoint,
-                                    &ScanAmx<AmxF32Screen>, 4.0 / 65536, 64, false, &ScorePointsF32};
+                                    &ScanAmx<AmxF32Screen>, 4.0 / 65536, 64, false, &ScorePointsF32, true};
   return kernels;
 }
 
