@@ -300,13 +300,14 @@ class BruteForceSearcher(Searcher):
 
     def uses_screen(self, num_threads: int = 0) -> bool:
         """Whether binned float32 searches (recall_target < 1) choose each bin's winner with
-        cheaper scores, the winners then rescored exactly: with AMX, three bf16 tile products
-        (batches of 64+ queries per thread); elsewhere an int8 copy of the data (a quarter of
-        its bytes more; x86 CPUs, any number of queries) or, where that copy is refused, one
-        bf16 product (AVX-512 BF16, batches of 16+ queries per thread). A screen other than
-        AMX's is used only where a sample of this index's points, held out and searched both
-        ways, loses at most 0.5% of the float32 winners, and with the bins of k = 10 or more
-        (below k = 10 the int8 copy takes k = 10's bins; the bf16 screen is not used). build()
+        cheaper scores, the winners then rescored exactly: an int8 copy of the data (a quarter
+        of its bytes more; x86 CPUs, any number of queries, batches on AMX int8 tiles where
+        present) or, where that copy is refused, three bf16 tile products with AMX (batches of
+        64+ queries per thread) or one bf16 product (AVX-512 BF16, batches of 16+ queries per
+        thread). A screen other than AMX's bf16x3 is used only where a sample of this index's
+        points, held out and searched both ways, loses at most 0.5% of the float32 winners, and
+        with the bins of k = 10 or more (below k = 10 the int8 copy takes k = 10's bins; the
+        one-product bf16 screen is not used). build()
         and every update make that check and the screen's data (an update that at most halves
         or doubles the index keeps the check's answer); an index loaded from disk makes them at
         its first binned search, or at this call."""

@@ -25,8 +25,9 @@ struct DenseOptions {
   Metric metric = Metric::kDotProduct;
   DenseType type = DenseType::kFloat32;
   double recall_target = 1.0;                // 1 = exact top k; below: binned
-  // A coarse screen's decision carried from an earlier version of the same
-  // data (an update): -1 = unknown (checked on first use), 0 = refuse, 1 = use.
+  // The screen decision carried from an earlier version of the same data (an
+  // update): -1 = unknown (checked on first use), else DenseIndex's kNoScreen,
+  // kStagedScreen or kInt8Screen.
   int32_t screen_decision = -1;
   int32_t format_version = kFormatVersion;   // of the arrays (index_format.h)
 };
@@ -58,13 +59,14 @@ class DenseIndex {
 
   int32_t num_bins(int32_t k) const;  // 0 = exact
   // Whether binned float32 searches pick bin winners with one of the kernels'
-  // cheaper screens (decided once, on first use): a fine staged screen (AMX
-  // bf16x3, ~2^-16, batches of 64+ queries per thread) always; else an int8 copy
-  // of the data (the x86 kernels: AVX2, AVX-512; any call), then a coarse staged screen
-  // (one bf16 product, 2^-7; 16+ queries per thread), the first whose check on a
-  // sample of this data loses at most 0.5% of the float32 winners. A coarse
-  // screen runs with as many bins as the sample's or more (Scan: below k = 10
-  // the int8 copy takes the sample's bins, a staged screen is not used).
+  // cheaper screens (decided once, on first use): an int8 copy of the data (the
+  // x86 kernels: AVX2, AVX-512, AMX tiles; any call) where its check on a sample
+  // of this data loses at most 0.5% of the float32 winners; else a fine staged
+  // screen (AMX bf16x3, ~2^-16, batches of 64+ queries per thread), unchecked;
+  // else a coarse staged screen (one bf16 product, 2^-7; 16+ queries per thread)
+  // where its check passes. A coarse screen runs with as many bins as the
+  // sample's or more (Scan: below k = 10 the int8 copy takes the sample's bins,
+  // a staged screen is not used).
   bool ScreenKeepsRecall(int num_threads) const;
   // That decision where made (or carried): kScreenUnknown (not yet), kNoScreen,
   // kStagedScreen or kInt8Screen.
