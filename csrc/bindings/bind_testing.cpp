@@ -196,7 +196,8 @@ py::tuple Int8ScreenErrors(FloatArray x, FloatArray q, bool squared_l2, const st
     throw std::invalid_argument("x must be (n, d) and q (nq, d), n and d positive");
   const int64_t n = x.shape(0), nq = q.shape(0);
   const int32_t d = static_cast<int32_t>(x.shape(1));
-  // "auto" at avx512_bf16 is the AMX table where AMX is usable, which has no int8 screen.
+  // At avx512_bf16, "auto" is the AMX table where AMX is usable; "native" and
+  // "widened" name the vector kernels.
   const DenseKernels& kernels = DenseKernelsFor(LevelOrActive(simd_level), ParseBf16Variant(bf16_variant));
   if (!kernels.int8_screen) throw std::invalid_argument("this SIMD level and variant have no int8 screen");
   const int64_t panels = (n + kPanelWidth - 1) / kPanelWidth, padded = panels * kPanelWidth;
