@@ -307,10 +307,10 @@ class BruteForceSearcher(Searcher):
         thread). A screen other than AMX's bf16x3 is used only where a sample of this index's
         points, held out and searched both ways, loses at most 0.5% of the float32 winners, and
         with the bins of k = 10 or more (below k = 10 the int8 copy takes k = 10's bins; the
-        one-product bf16 screen is not used). build()
-        and every update make that check and the screen's data (an update that at most halves
-        or doubles the index keeps the check's answer); an index loaded from disk makes them at
-        its first binned search, or at this call."""
+        one-product bf16 screen is not used). build() and every update make that check and the
+        screen's data (an update that at most halves or doubles the index keeps the check's
+        answer); an index loaded from disk makes them at its first binned search, or at this
+        call."""
         return self._state.index.screens(check_num_threads(num_threads))
 
     def _description(self) -> list[str]:

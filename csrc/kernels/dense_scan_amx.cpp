@@ -274,9 +274,10 @@ void ScanAmx(const ScanArgs& a) {
 
 const DenseKernels& DenseKernelsAmx() {
   using namespace isa_amx;
-  // The screen: three bf16 products, about 3 * 2^-16 relative error (4 for margin); converting each panel
-  // loses to the float32 kernel below 64 queries per block (SIFT 0.85x / 1.02x / 1.33x exact with 16 / 32 /
-  // 64 queries per block, words 0.84x / 1.19x / 1.44x; 2 threads).
+  // Binned float32 screens with the int8 copy on the int8 tiles (int8_screen, the last field) where its check
+  // passes. Else the staged screen: three bf16 products, about 3 * 2^-16 relative error (4 for margin);
+  // converting each panel loses to the float32 kernel below 64 queries per block (SIFT 0.85x / 1.02x / 1.33x
+  // exact with 16 / 32 / 64 queries per block, words 0.84x / 1.19x / 1.44x; 2 threads).
   static const DenseKernels kernels{"avx512_bf16", {&Scan<TileF32>, &ScanAmx<AmxBf16>, &ScanAmx<AmxInt8>}, &Rescore,
                                     {&AtMost, &Smallest}, &AhEncodePoint,
                                     &ScanAmx<AmxF32Screen>, 4.0 / 65536, 64, false, &ScorePointsF32, true};
