@@ -112,6 +112,23 @@ def test_leaf_major_batches_match_single_queries(data, measure, soar, simd_level
             assert all(len(set(row)) == len(row) for row in ids_b.tolist())
 
 
+@pytest.mark.parametrize("reorder", [0, 30])
+def test_large_leaf_major_blocks_match_single_queries(rng, reorder):
+    """With many leaves and few of them probed, a batch's leaf-major blocks grow past 256
+    queries (about 8 queries per leaf, a block per thread, centroids scored 64 queries at a
+    time within a block): the results are still those of one query at a time. With
+    reordering the batch is also reordered in row order; without, it is not."""
+    x, q = clustered(rng, 6000, 16, clusters=60, spread=0.3, nq=1601)
+    builder = annlib.builder(x, 10, "squared_l2").tree(300, 2).score_ah(2)
+    s = (builder.reorder(reorder) if reorder else builder).build(progress=False)
+    single = [s.search(q[i], leaves_to_search=2) for i in range(0, len(q), 23)]
+    for threads in (1, 2, 3):  # blocks of 1601, 801 and 534 queries
+        ids_b, scores_b = s.search_batched(q, leaves_to_search=2, num_threads=threads)
+        for i, (ids, scores) in zip(range(0, len(q), 23), single):
+            assert np.array_equal(ids, ids_b[i])
+            np.testing.assert_allclose(scores, scores_b[i], rtol=1e-5, atol=1e-4)
+
+
 def test_scores_in_natural_sense(data, indexes):
     x, q = data
     ids, scores = indexes["squared_l2"].search(q[0])

@@ -23,10 +23,14 @@ constexpr int64_t kQueryChunk = 512;
 constexpr int64_t kMaxChunkScores = int64_t{8} << 20;
 // Queries handed to a worker at a time (they share one scratch allocation).
 constexpr int64_t kQueriesPerTask = 8;
-// Batches of at least this many queries are scanned leaf-major, in blocks of
-// up to kLeafMajorBlock queries per worker.
+// Batches of at least this many queries are scanned leaf-major, one block of
+// queries per task: blocks of about kLeafMajorBlock queries, or more where
+// fewer than kProbesPerLeaf of them would probe each leaf (LeafMajorBlock).
+// A block scores its queries' centroids kScoreChunk queries at a time.
 constexpr int64_t kLeafMajorMinQueries = 16;
 constexpr int64_t kLeafMajorBlock = 256;
+constexpr int64_t kProbesPerLeaf = 8;
+constexpr int64_t kScoreChunk = 64;
 // A leaf-major block holds every query's candidate buffer at once: blocks
 // shrink to stay within this many bytes of buffers, and below
 // kLeafMajorMinQueries queries (huge pre_reorder requests) the batch is
@@ -68,6 +72,7 @@ struct Scratch {
   // stopped half-way (an exception) gets them zeroed again.
   std::vector<uint64_t> distinct;
   bool dirty = false;
+  std::vector<float> centroid_scores;  // a leaf-major block's, [kScoreChunk][stride]
   std::vector<Candidate> leaves;       // leaf selection scratch, [num_leaves]
   std::vector<Candidate> chosen;       // the chosen leaves, best first
   std::vector<int32_t> leaf_ids;       // exact rescoring of the chosen leaves
@@ -367,18 +372,21 @@ void ScanProbesLeafMajor(const PartitionedView& v, const PartitionedKernels& ker
   }
 }
 
-// A block of queries searched leaf-major: every query's leaves are chosen and
-// its table built first, then each leaf probed by any of them is scanned once
-// per kLut16MaxQueries of its queries (codes loaded and split once per pass,
-// the leaf's codes hot in cache across passes), then each query is finished
-// as SearchOne would. The results are identical: a candidate buffer keeps the
+// A block of queries searched leaf-major: every query's leaves are chosen
+// (centroids scored kScoreChunk queries at a time, on this thread, unless
+// `given` has them) and its table built first, then each leaf probed by any
+// of them is scanned once per kLut16MaxQueries of its queries (codes loaded
+// and split once per pass, the leaf's codes hot in cache across passes), then
+// each query is finished as SearchOne would. The results are identical: a candidate buffer keeps the
 // exact best set whatever order the leaves come in. With `kept` set, each
 // query's candidates are left there instead ([count][CandidatesWanted], the
 // number in kept_counts) for the caller to reorder in row order.
 void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries,
-                          int64_t count, const float* centroid_scores, int64_t stride, const Candidate* given,
-                          const PartitionedParams& p, Scratch& s, int64_t* out_ids, float* out_scores,
-                          float* out_approx, Candidate* kept, int32_t* kept_counts) {
+                          int64_t count, const Candidate* given, const PartitionedParams& p, Scratch& s,
+                          int64_t* out_ids, float* out_scores, float* out_approx, Candidate* kept,
+                          int32_t* kept_counts) {
+  const int64_t stride = v.centroids.num_panels() * kPanelWidth;
+  if (given == nullptr) s.centroid_scores.resize(std::min(count, kScoreChunk) * stride);
   const int32_t capacity = CandidatesWanted(v, p);
   QueryBlock block(v, count, capacity);
   std::vector<CandidateBuffer>& buffers = block.buffers;
@@ -394,7 +402,10 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
     if (given != nullptr) {
       TakeProbes(given + i * p.leaves, p.leaves, s);
     } else {
-      SelectLeaves(v, *kernels.dense, centroid_scores + i * stride, p.leaves, false, s);
+      if (i % kScoreChunk == 0)
+        DenseScores(v.centroids, *kernels.dense, query, std::min(kScoreChunk, count - i), s.centroid_scores.data(),
+                    stride, 1);
+      SelectLeaves(v, *kernels.dense, s.centroid_scores.data() + (i % kScoreChunk) * stride, p.leaves, false, s);
     }
     block.Start(v, kernels, i, query, s);
     // The query's best leaf is scanned now, on its own, and its candidates set the buffer's
@@ -588,6 +599,72 @@ void RankBlockOverGrid(const PartitionedView& v, const PartitionedKernels& kerne
   s.dirty = false;
 }
 
+// Queries per leaf-major block of a chunk of m, in rounds of one block per
+// thread. Where kLeafMajorBlock queries probe each leaf about kProbesPerLeaf
+// times, at most that many (a block's tables and buffers stay in cache);
+// where they would not (many leaves, few of them probed), at least enough
+// that they do, so each leaf's codes are loaded and split once for several
+// queries. Fewer where the chunk has fewer per thread; within max_block.
+int64_t LeafMajorBlock(int64_t m, int threads, int32_t leaves, int32_t num_leaves, int64_t max_block) {
+  const int64_t sharing = kProbesPerLeaf * num_leaves / leaves;
+  const int64_t per_round = threads * std::max(kLeafMajorBlock, sharing);
+  const int64_t rounds =
+      sharing > kLeafMajorBlock ? std::max<int64_t>(1, m / per_round) : (m + per_round - 1) / per_round;
+  const int64_t block = (m + threads * rounds - 1) / (threads * rounds);
+  return std::min(max_block, std::max(block, kLeafMajorMinQueries));
+}
+
+// A batch searched leaf-major, a block of queries per task
+// (SearchBlockLeafMajor). A batch whose candidates, all reordered together,
+// would cover enough of the reorder copy is taken in chunks as large as the
+// pairs allow, each chunk's candidates reordered in row order together.
+void SearchLeafMajor(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries, int64_t nq,
+                     const PartitionedParams& p, int threads, int32_t capacity, int64_t max_block,
+                     int64_t* out_ids, float* out_scores) {
+  const int64_t row_order_chunk = std::min(kRowOrderChunk, kRowOrderMaxPairs / capacity);
+  const bool row_order = v.rows != nullptr && std::min(nq, row_order_chunk) >= kLeafMajorMinQueries &&
+                         RowOrderPays(std::min(nq, row_order_chunk) * capacity, v.num_points);
+  const int64_t chunk = row_order ? row_order_chunk : nq;
+  for (int64_t q0 = 0; q0 < nq; q0 += chunk) {
+    const int64_t m = std::min(chunk, nq - q0);
+    const int64_t block = LeafMajorBlock(m, threads, p.leaves, v.num_leaves(), max_block);
+    // Kept by the calling thread between calls, as row_order.cpp's buffers;
+    // the workers reach them through the pointers.
+    thread_local std::vector<Candidate> kept_buffer;
+    thread_local std::vector<int32_t> kept_count_buffer;
+    if (row_order) {  // (a last, smaller chunk too: the rows it shares are a bonus)
+      kept_buffer.resize(m * capacity);
+      kept_count_buffer.resize(m);
+    }
+    Candidate* const kept = kept_buffer.data();
+    int32_t* const kept_counts = kept_count_buffer.data();
+    ParallelFor((m + block - 1) / block, threads, [&](int64_t task) {
+      Scratch& s = ThreadScratch(v, capacity);
+      const int64_t i0 = task * block, count = std::min(m, i0 + block) - i0;
+      const int64_t q = q0 + i0;
+      const Candidate* given = p.probes != nullptr ? p.probes + q * p.leaves : nullptr;
+      SearchBlockLeafMajor(v, kernels, queries + q * v.dim, count, given, p, s, out_ids + q * p.k, out_scores + q * p.k,
+                           p.out_approx != nullptr ? p.out_approx + q * p.k : nullptr,
+                           row_order ? kept + i0 * capacity : nullptr, row_order ? kept_counts + i0 : nullptr);
+    });
+    if (!row_order) continue;
+    RescoreInRowOrder(*kernels.dense, ReorderArgs(v), v.num_points, v.dim, queries + q0 * v.dim, m, kept, capacity,
+                      kept_counts, threads);
+    ParallelFor(m, threads, [&](int64_t i) {
+      const int64_t q = q0 + i;
+      if (p.out_approx != nullptr) {
+        WriteCandidates(kept + i * capacity, kept_counts[i], p.k, out_ids + q * p.k, out_scores + q * p.k,
+                        p.out_approx + q * p.k);
+        return;
+      }
+      Scratch& s = ThreadScratch(v, capacity);
+      s.cands.assign(kept + i * capacity, kept + i * capacity + kept_counts[i]);
+      WriteTopK(s.cands, p.k, out_ids + q * p.k, out_scores + q * p.k);
+    });
+    if (m * capacity > kRowOrderKeptPairs) std::vector<Candidate>().swap(kept_buffer);
+  }
+}
+
 }  // namespace
 
 void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kernels,
@@ -604,15 +681,14 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
   // Stage times are only kept for single-threaded calls (a sum over threads
   // would not be a wall-clock breakdown).
   StageTimes* stage = threads == 1 ? times : nullptr;
+  const int64_t max_block = kLeafMajorBufferBytes / (int64_t{BufferSize(capacity)} * int64_t{sizeof(Candidate)});
+  if (stage == nullptr && nq >= kLeafMajorMinQueries && max_block >= kLeafMajorMinQueries) {
+    SearchLeafMajor(v, kernels, queries, nq, p, threads, capacity, max_block, out_ids, out_scores);
+    if (times) times->total += NanosSince(start);
+    return;
+  }
   const int64_t stride = v.centroids.num_panels() * kPanelWidth;
-  // A batch whose candidates, all reordered together, would cover enough of
-  // the reorder copy is reordered in row order, in chunks as large as the
-  // pairs allow.
-  const int64_t row_order_chunk = std::min(kRowOrderChunk, kRowOrderMaxPairs / capacity);
-  const bool row_order = v.rows != nullptr && std::min(nq, row_order_chunk) >= kLeafMajorMinQueries &&
-                         RowOrderPays(std::min(nq, row_order_chunk) * capacity, v.num_points);
-  const int64_t chunk =
-      std::max<int64_t>(1, std::min(row_order ? row_order_chunk : kQueryChunk, kMaxChunkScores / stride));
+  const int64_t chunk = std::max<int64_t>(1, std::min(kQueryChunk, kMaxChunkScores / stride));
   // Leaves the caller chose need no centroid scores.
   const bool choose = p.probes == nullptr;
   std::vector<float> centroid_scores(choose ? std::min(chunk, nq) * stride : 0);
@@ -622,49 +698,6 @@ void PartitionedSearch(const PartitionedView& v, const PartitionedKernels& kerne
     if (choose)
       DenseScores(v.centroids, *kernels.dense, queries + q0 * v.dim, m, centroid_scores.data(), stride, threads);
     if (stage) stage->centroids += NanosSince(t0);
-    const int64_t max_block = kLeafMajorBufferBytes / (int64_t{BufferSize(capacity)} * int64_t{sizeof(Candidate)});
-    if (stage == nullptr && m >= kLeafMajorMinQueries && max_block >= kLeafMajorMinQueries) {
-      // Blocks big enough that leaves are shared, at least one per thread.
-      const int64_t block = std::min(
-          max_block, std::clamp<int64_t>((m + threads - 1) / threads, kLeafMajorMinQueries, kLeafMajorBlock));
-      // Kept by the calling thread between calls, as row_order.cpp's buffers;
-      // the workers reach them through the pointers.
-      thread_local std::vector<Candidate> kept_buffer;
-      thread_local std::vector<int32_t> kept_count_buffer;
-      if (row_order) {  // (a last, smaller chunk too: the rows it shares are a bonus)
-        kept_buffer.resize(m * capacity);
-        kept_count_buffer.resize(m);
-      }
-      Candidate* const kept = kept_buffer.data();
-      int32_t* const kept_counts = kept_count_buffer.data();
-      ParallelFor((m + block - 1) / block, threads, [&](int64_t task) {
-        Scratch& s = ThreadScratch(v, capacity);
-        const int64_t i0 = task * block, count = std::min(m, i0 + block) - i0;
-        const int64_t q = q0 + i0;
-        SearchBlockLeafMajor(v, kernels, queries + q * v.dim, count,
-                             choose ? centroid_scores.data() + i0 * stride : nullptr, stride,
-                             choose ? nullptr : p.probes + q * p.leaves, p, s, out_ids + q * p.k,
-                             out_scores + q * p.k, p.out_approx != nullptr ? p.out_approx + q * p.k : nullptr,
-                             row_order ? kept + i0 * capacity : nullptr, row_order ? kept_counts + i0 : nullptr);
-      });
-      if (row_order) {
-        RescoreInRowOrder(*kernels.dense, ReorderArgs(v), v.num_points, v.dim, queries + q0 * v.dim, m, kept,
-                          capacity, kept_counts, threads);
-        ParallelFor(m, threads, [&](int64_t i) {
-          const int64_t q = q0 + i;
-          if (p.out_approx != nullptr) {
-            WriteCandidates(kept + i * capacity, kept_counts[i], p.k, out_ids + q * p.k, out_scores + q * p.k,
-                            p.out_approx + q * p.k);
-            return;
-          }
-          Scratch& s = ThreadScratch(v, capacity);
-          s.cands.assign(kept + i * capacity, kept + i * capacity + kept_counts[i]);
-          WriteTopK(s.cands, p.k, out_ids + q * p.k, out_scores + q * p.k);
-        });
-        if (m * capacity > kRowOrderKeptPairs) std::vector<Candidate>().swap(kept_buffer);
-      }
-      continue;
-    }
     const int64_t tasks = (m + kQueriesPerTask - 1) / kQueriesPerTask;
     ParallelFor(tasks, threads, [&](int64_t task) {
       Scratch& s = ThreadScratch(v, capacity);
