@@ -91,3 +91,40 @@ def test_bad_arguments():
         testing.select_candidates(s, np.arange(3, dtype=np.int32), 0, True)
     with pytest.raises(ValueError, match="ids"):
         testing.select_candidates(s, np.array([0, -1, 2], np.int32), 2, True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_select_best_scores_keeps_the_best(data):
+    """The leaf choice over a query's centroid scores (search/topk.cpp SelectBestScores: a
+    bound from the lane maxima, then a vector filter) at every SIMD level: exactly the ids of
+    the `count` best (higher score, then smaller id), ties, duplicates, -inf and tiny or odd
+    sizes included."""
+    import annlib
+
+    level = data.draw(st.sampled_from(annlib.available_simd_levels()), label="level")
+    n = data.draw(st.sampled_from([1, 2, 15, 16, 17, 31, 33, 100, 2600]) | st.integers(1, 5000), label="n")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    kind = data.draw(st.sampled_from(["normal", "ties", "sorted", "reversed", "with -inf"]), label="kind")
+    scores = rng.standard_normal(n).astype(np.float32)
+    if kind == "ties":
+        scores = rng.integers(0, 3, n).astype(np.float32)
+    elif kind == "sorted":
+        scores.sort()
+    elif kind == "reversed":
+        scores[::-1].sort()
+    elif kind == "with -inf":
+        scores[rng.random(n) < 0.5] = -np.inf
+    count = data.draw(st.integers(1, n + 2), label="count")
+    ids = testing.select_best_scores(scores, count, level)
+    expected = sorted(range(n), key=lambda i: (-scores[i], i))[:count]
+    assert sorted(ids.tolist()) == sorted(expected)
+
+
+def test_select_best_scores_at_large_counts():
+    """Counts whose lane maxima outnumber the scores keep every score for the final selection."""
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal(1000).astype(np.float32)
+    for count in (1, 250, 499, 500, 501, 999, 1000):
+        ids = testing.select_best_scores(scores, count)
+        assert sorted(ids.tolist()) == sorted(np.argsort(-scores, kind="stable")[:count].tolist())

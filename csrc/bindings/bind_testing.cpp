@@ -134,6 +134,21 @@ py::tuple SelectCandidates(py::array_t<float, py::array::c_style> scores,
   return py::make_tuple(out_ids, out_scores);
 }
 
+// SelectBestScores (the leaf choice) with one SIMD level's row selections:
+// the ids of the `count` best scores, in no particular order.
+py::array_t<int32_t> SelectBestScoresPy(py::array_t<float, py::array::c_style> scores, int32_t count,
+                                        const std::string& simd_level) {
+  if (scores.ndim() != 1 || scores.shape(0) > std::numeric_limits<int32_t>::max())
+    throw std::invalid_argument("scores must be 1-d, fewer than 2^31");
+  const int32_t n = static_cast<int32_t>(scores.shape(0));
+  const DenseKernels& kernels = DenseKernelsFor(LevelOrActive(simd_level));
+  std::vector<Candidate> out(n);
+  const int64_t kept = SelectBestScores(kernels.row_select, scores.data(), n, count, out.data());
+  py::array_t<int32_t> ids(kept);
+  for (int64_t i = 0; i < kept; ++i) ids.mutable_data()[i] = out[i].id;
+  return ids;
+}
+
 // Reads whole rows at the given indexes, in order, with plain 64-bit loads
 // (four independent sums) and every line of the rows 8 ahead prefetched: the
 // memory system's rate for rows at random addresses, with no kernel of ours in
@@ -249,6 +264,8 @@ void RegisterTesting(py::module_& parent) {
       .def_property_readonly("num_blocks", &Lut16Codes::num_blocks);
   m.def("select_candidates", &SelectCandidates, py::arg("scores").noconvert(), py::arg("ids").noconvert(),
         py::arg("keep"), py::arg("distinct"));
+  m.def("select_best_scores", &SelectBestScoresPy, py::arg("scores").noconvert(), py::arg("count"),
+        py::arg("simd_level") = "", "ids of the `count` best scores (leaf choice), in no particular order");
   m.def("row_order_pays", &RowOrderPays, py::arg("pairs"), py::arg("num_rows"),
         "whether a batch's reordering of `pairs` (query, row) products over a copy of `num_rows` rows is done in "
         "row order (search/row_order.h)");

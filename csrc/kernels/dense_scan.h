@@ -138,6 +138,8 @@ struct DenseKernels {
   struct RowSelect {
     int32_t (*at_most)(const float* values, int32_t n, float bound, int32_t* out);
     int32_t (*smallest)(const float* values, int32_t n, int32_t k, int32_t* out);
+    void (*lane_maxima)(const float* values, int32_t n, int32_t lanes, float* maxima);
+    int32_t (*at_least)(const float* values, int32_t n, float bound, Candidate* out);
   } row_select;
   AhEncodePointFn ah_encode_point;  // kernels/ah_encode-inl.h
   // Binned float32 search, when set: a cheaper scan whose approximate scores

@@ -279,7 +279,7 @@ const DenseKernels& DenseKernelsAmx() {
   // converting each panel loses to the float32 kernel below 64 queries per block (SIFT 0.85x / 1.02x / 1.33x
   // exact with 16 / 32 / 64 queries per block, words 0.84x / 1.19x / 1.44x; 2 threads).
   static const DenseKernels kernels{"avx512_bf16", {&Scan<TileF32>, &ScanAmx<AmxBf16>, &ScanAmx<AmxInt8>}, &Rescore,
-                                    {&AtMost, &Smallest}, &AhEncodePoint,
+                                    {&AtMost, &Smallest, &LaneMaxima, &AtLeast}, &AhEncodePoint,
                                     &ScanAmx<AmxF32Screen>, 4.0 / 65536, 64, false, &ScorePointsF32, true};
   return kernels;
 }

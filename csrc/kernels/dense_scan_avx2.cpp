@@ -28,6 +28,7 @@ struct Ops {
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
   static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
   static V min(V a, V b) { return _mm256_min_ps(a, b); }
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
@@ -101,7 +102,7 @@ const DenseKernels& DenseKernelsAvx2() {
                                    &isa_avx2::Scan<isa_avx2::TileBf16>,
                                    &isa_avx2::Scan<isa_avx2::TileInt8>},
                                   &isa_avx2::Rescore,
-                                  {&isa_avx2::AtMost, &isa_avx2::Smallest},
+                                  {&isa_avx2::AtMost, &isa_avx2::Smallest, &isa_avx2::LaneMaxima, &isa_avx2::AtLeast},
                                   &isa_avx2::AhEncodePoint,
                                   nullptr, 0.0, 0, false, &isa_avx2::ScorePointsF32, true};
   return table;

@@ -29,7 +29,7 @@ const DenseKernels& DenseKernelsAvx512() {
                                    &isa_avx512::Scan<isa_avx512::TileBf16>,
                                    &isa_avx512::Scan<isa_avx512::TileInt8>},
                                   &isa_avx512::Rescore,
-                                  {&isa_avx512::AtMost, &isa_avx512::Smallest},
+                                  {&isa_avx512::AtMost, &isa_avx512::Smallest, &isa_avx512::LaneMaxima, &isa_avx512::AtLeast},
                                   &isa_avx512::AhEncodePoint,
                                   nullptr, 0.0, 0, false, &isa_avx512::ScorePointsF32, true};
   return table;

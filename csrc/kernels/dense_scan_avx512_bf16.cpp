@@ -110,11 +110,11 @@ const DenseKernels& DenseKernelsAvx512Bf16(bool native_bf16) {
   using namespace isa_avx512_bf16;
   // Only the native variant screens: widening bf16 costs as many FMAs as float32.
   static const DenseKernels native{"avx512_bf16", {&Scan<TileF32>, &Scan<TileBf16Native>, &Scan<TileInt8>}, &Rescore,
-                                   {&AtMost, &Smallest}, &AhEncodePoint,
+                                   {&AtMost, &Smallest, &LaneMaxima, &AtLeast}, &AhEncodePoint,
                                    &Scan<TileF32Bf16Screen>, kBf16ScreenError, kBf16ScreenMinQueries, true,
                                    &ScorePointsF32, true};
   static const DenseKernels widened{"avx512_bf16", {&Scan<TileF32>, &Scan<TileBf16>, &Scan<TileInt8>}, &Rescore,
-                                    {&AtMost, &Smallest}, &AhEncodePoint,
+                                    {&AtMost, &Smallest, &LaneMaxima, &AtLeast}, &AhEncodePoint,
                                     nullptr, 0.0, 0, false, &ScorePointsF32, true};
   return native_bf16 ? native : widened;
 }

@@ -26,6 +26,7 @@ struct Ops {
   static V add(V a, V b) { return vaddq_f32(a, b); }
   static V sub(V a, V b) { return vsubq_f32(a, b); }
   static V min(V a, V b) { return vminq_f32(a, b); }
+  static V max(V a, V b) { return vmaxq_f32(a, b); }
   static V mul(V a, V b) { return vmulq_f32(a, b); }
   static V fmadd(V a, V b, V c) { return vfmaq_f32(c, a, b); }
   static void store(float* p, V v) { vst1q_f32(p, v); }
@@ -93,7 +94,7 @@ const DenseKernels& DenseKernelsNeon() {
                                    &isa_neon::Scan<isa_neon::TileBf16>,
                                    &isa_neon::Scan<isa_neon::TileInt8>},
                                   &isa_neon::Rescore,
-                                  {&isa_neon::AtMost, &isa_neon::Smallest},
+                                  {&isa_neon::AtMost, &isa_neon::Smallest, &isa_neon::LaneMaxima, &isa_neon::AtLeast},
                                   &isa_neon::AhEncodePoint};
   return table;
 }

@@ -25,6 +25,7 @@ struct Ops {
   static V add(V a, V b) { return a + b; }
   static V sub(V a, V b) { return a - b; }
   static V min(V a, V b) { return b < a ? b : a; }
+  static V max(V a, V b) { return b > a ? b : a; }
   static V mul(V a, V b) { return a * b; }
   static V fmadd(V a, V b, V c) { return a * b + c; }
   static void store(float* p, V v) { *p = v; }
@@ -79,7 +80,7 @@ const DenseKernels& DenseKernelsScalar() {
                                    &isa_scalar::Scan<isa_scalar::TileBf16>,
                                    &isa_scalar::Scan<isa_scalar::TileInt8>},
                                   &isa_scalar::Rescore,
-                                  {&isa_scalar::AtMost, &isa_scalar::Smallest},
+                                  {&isa_scalar::AtMost, &isa_scalar::Smallest, &isa_scalar::LaneMaxima, &isa_scalar::AtLeast},
                                   &isa_scalar::AhEncodePoint};
   return table;
 }

@@ -1,8 +1,10 @@
 // Selections over one row of float scores, W lanes compared at a time: the
 // per-point scans of the SOAR spill assignment (quantization/soar.cpp), which
-// over a few thousand centers per point were half its time in scalar code.
-// Included by each dense scan unit after its Ops (which provide W, V, load,
-// set1 and gt_mask). Values are never NaN (finite scores of checked data).
+// over a few thousand centers per point were half its time in scalar code,
+// and the leaf choice over a query's centroid scores (search/topk.cpp
+// SelectBestScores). Included by each dense scan unit after its Ops (which
+// provide W, V, load, set1, min, max and gt_mask). Values are never NaN
+// (finite scores of checked data) except where a function says otherwise.
 
 namespace {
 
@@ -17,6 +19,40 @@ inline int32_t AtMost(const float* values, int32_t n, float bound, int32_t* out)
   }
   for (; i < n; ++i)
     if (values[i] <= bound) out[count++] = i;
+  return count;
+}
+
+// maxima[l] = the largest of values[r * lanes + l] over the whole rows r
+// (lanes a multiple of W, at most n): each is a value at its own index, so
+// the c-th largest of them is a bound that at least c values reach. (A lane
+// with a NaN holds the NaN or another of its values: one at its own index.)
+inline void LaneMaxima(const float* values, int32_t n, int32_t lanes, float* maxima) {
+  for (int32_t l = 0; l < lanes; l += Ops::W) Ops::store(maxima + l, Ops::load(values + l));
+  for (int32_t row = lanes; row + lanes <= n; row += lanes)
+    for (int32_t l = 0; l < lanes; l += Ops::W)
+      Ops::store(maxima + l, Ops::max(Ops::load(maxima + l), Ops::load(values + row + l)));
+}
+
+// Candidates {value, index} of values [n] not below bound (NaN included),
+// in index order, into out; the count. The lanes of 64 values are gathered
+// into one word before any is written: one branch per word, not per vector
+// (where a few values in a hundred pass).
+inline int32_t AtLeast(const float* values, int32_t n, float bound, annlib::Candidate* out) {
+  static_assert(64 % Ops::W == 0, "whole vectors per word");
+  const typename Ops::V limit = Ops::set1(bound);
+  const uint64_t lanes = Ops::W == 64 ? ~uint64_t{0} : (uint64_t{1} << Ops::W) - 1;
+  int32_t count = 0, i = 0;
+  for (; i + 64 <= n; i += 64) {
+    uint64_t mask = 0;
+    for (int v = 0; v < 64 / Ops::W; ++v)
+      mask |= (~uint64_t{Ops::gt_mask(limit, Ops::load(values + i + v * Ops::W))} & lanes) << (v * Ops::W);
+    for (; mask != 0; mask &= mask - 1) {
+      const int32_t j = i + annlib::LowestBit64(mask);
+      out[count++] = annlib::Candidate{values[j], j};
+    }
+  }
+  for (; i < n; ++i)
+    if (!(values[i] < bound)) out[count++] = annlib::Candidate{values[i], i};
   return count;
 }
 

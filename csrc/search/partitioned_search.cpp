@@ -139,7 +139,7 @@ void SelectLeaves(const PartitionedView& v, const DenseKernels& dense, const flo
   s.leaves.resize(num_leaves);  // capacity kept between queries: no re-initialisation
   if (v.centroid_rows != nullptr) {
     const int32_t screened = ScreenedLeaves(num_leaves, count);
-    SelectBestScores(scores, num_leaves, screened, s.leaves.data());
+    SelectBestScores(dense.row_select, scores, num_leaves, screened, s.leaves.data());
     s.leaf_ids.resize(screened);
     s.leaf_scores.resize(screened);
     for (int32_t i = 0; i < screened; ++i) s.leaf_ids[i] = s.leaves[i].id;
@@ -156,7 +156,7 @@ void SelectLeaves(const PartitionedView& v, const DenseKernels& dense, const flo
     for (int32_t i = 0; i < screened; ++i) s.leaves[i].score = s.leaf_scores[i];
     PartitionBest(s.leaves.data(), screened, count);
   } else {
-    SelectBestScores(scores, num_leaves, count, s.leaves.data());
+    SelectBestScores(dense.row_select, scores, num_leaves, count, s.leaves.data());
   }
   s.chosen.assign(s.leaves.begin(), s.leaves.begin() + count);
   if (sorted) {

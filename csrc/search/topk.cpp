@@ -141,27 +141,37 @@ int64_t PartitionBest(Candidate* first, int64_t n, int64_t count) {
   return count;
 }
 
-int64_t SelectBestScores(const float* scores, int64_t n, int64_t count, Candidate* out) {
+int64_t SelectBestScores(const DenseKernels::RowSelect& select, const float* scores, int32_t n, int32_t count,
+                         Candidate* out) {
   if (count <= 0) return 0;
   if (count >= n) {
-    for (int64_t i = 0; i < n; ++i) out[i] = Candidate{scores[i], static_cast<int32_t>(i)};
+    for (int32_t i = 0; i < n; ++i) out[i] = Candidate{scores[i], i};
     return n;
   }
-  // Deal the scores round-robin into `count` groups: the smallest group
-  // maximum is a threshold that at least `count` scores reach, so every score
-  // below it can be dropped in one pass (a vertical max, then a compare).
-  thread_local std::vector<float> maxima;
-  maxima.assign(scores, scores + count);
-  for (int64_t row = count; row + count <= n; row += count)
-    for (int64_t j = 0; j < count; ++j) maxima[j] = scores[row + j] > maxima[j] ? scores[row + j] : maxima[j];
-  float threshold = maxima[0];
-  for (int64_t j = 1; j < count; ++j) threshold = maxima[j] < threshold ? maxima[j] : threshold;
-  int64_t kept = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    out[kept] = Candidate{scores[i], static_cast<int32_t>(i)};
-    kept += !(scores[i] < threshold);  // NaN scores are kept (and then ranked last)
+  // Deal the scores round-robin into twice `count` lanes (whole vectors of
+  // every ISA): each lane's maximum is a score at its own index, so the
+  // count-th largest maximum is a bound that `count` scores reach, and every
+  // score below it can be dropped in one pass. (Twice as many lanes as count
+  // keep about 1.3x count scores on centroid scores; count lanes, 2-3x.)
+  float bound = -std::numeric_limits<float>::infinity();
+  const int64_t lanes = (2 * int64_t{count} + 15) / 16 * 16;
+  if (lanes <= n) {
+    thread_local std::vector<float> maxima;
+    thread_local std::vector<Candidate> top;
+    maxima.resize(lanes);
+    top.resize(lanes);
+    select.lane_maxima(scores, n, static_cast<int32_t>(lanes), maxima.data());
+    for (int32_t l = 0; l < lanes; ++l) top[l] = Candidate{maxima[l], l};
+    PartitionBest(top.data(), lanes, count);  // NaN ranks last
+    float low = std::numeric_limits<float>::infinity();
+    bool nan = false;  // among the `count` best lanes: keep every score
+    for (int32_t l = 0; l < count; ++l) {
+      low = std::min(low, top[l].score);
+      nan |= top[l].score != top[l].score;
+    }
+    if (!nan) bound = low;
   }
-  return PartitionBest(out, kept, count);
+  return PartitionBest(out, select.at_least(scores, n, bound, out), count);
 }
 
 void WriteTopK(std::vector<Candidate>& cands, int32_t k, int64_t* out_ids, float* out_scores) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "../kernels/candidates.h"  // Candidate
+#include "../kernels/dense_scan.h"  // DenseKernels::RowSelect
 
 namespace annlib {
 
@@ -39,11 +40,12 @@ inline void OfferCandidate(CandidateBuffer& buf, float score, int32_t id) {
 int64_t PartitionBest(Candidate* first, int64_t n, int64_t count);
 
 // The `count` best of scores[0, n) as candidates (id = index) in out[0, count),
-// in no particular order; out needs room for n. Returns min(count, n). One
-// pass drops every score below a threshold that `count` scores are known to
-// reach, so choosing leaves from a query's centroid scores costs little more
-// than reading them.
-int64_t SelectBestScores(const float* scores, int64_t n, int64_t count, Candidate* out);
+// in no particular order; out needs room for n. Returns min(count, n). Two
+// vector passes (the ISA's `select`) find a bound that `count` scores are
+// known to reach and keep the scores at or above it, so choosing leaves from
+// a query's centroid scores costs little more than reading them.
+int64_t SelectBestScores(const DenseKernels::RowSelect& select, const float* scores, int32_t n, int32_t count,
+                         Candidate* out);
 
 // Writes the k best of `cands` (reordered in place) to out_ids/out_scores,
 // padding with id -1 and score -inf when there are fewer than k.
