@@ -18,15 +18,16 @@ namespace annlib {
 namespace {
 
 // Queries whose centroid scores are computed together by one GEMM-shaped
-// pass, at most this many score floats at a time (32 MB).
+// pass on the query-at-a-time path and in ChooseLeaves, at most this many
+// score floats at a time (32 MB).
 constexpr int64_t kQueryChunk = 512;
 constexpr int64_t kMaxChunkScores = int64_t{8} << 20;
 // Queries handed to a worker at a time (they share one scratch allocation).
 constexpr int64_t kQueriesPerTask = 8;
 // Batches of at least this many queries are scanned leaf-major, one block of
 // queries per task: blocks of about kLeafMajorBlock queries, or more where
-// fewer than kProbesPerLeaf of them would probe each leaf (LeafMajorBlock).
-// A block scores its queries' centroids kScoreChunk queries at a time.
+// that many would probe their leaves fewer than kProbesPerLeaf times each
+// (LeafMajorBlock). A block scores its centroids kScoreChunk queries at a time.
 constexpr int64_t kLeafMajorMinQueries = 16;
 constexpr int64_t kLeafMajorBlock = 256;
 constexpr int64_t kProbesPerLeaf = 8;
