@@ -377,9 +377,10 @@ void ScanProbesLeafMajor(const PartitionedView& v, const PartitionedKernels& ker
 // (centroids scored kScoreChunk queries at a time, on this thread, unless
 // `given` has them) and its table built first, then each leaf probed by any
 // of them is scanned once per kLut16MaxQueries of its queries (codes loaded
-// and split once per pass, the leaf's codes hot in cache across passes), then
-// each query is finished as SearchOne would. The results are identical: a candidate buffer keeps the
-// exact best set whatever order the leaves come in. With `kept` set, each
+// and split once per pass, the leaf's codes hot in cache across passes), the
+// queries' best leaves in a pass of their own first, then each query is
+// finished as SearchOne would. The results are identical: a candidate buffer
+// keeps the exact best set whatever order the leaves come in. With `kept` set, each
 // query's candidates are left there instead ([count][CandidatesWanted], the
 // number in kept_counts) for the caller to reorder in row order.
 void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& kernels, const float* queries,
@@ -395,8 +396,12 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
   // (leaf, query, leaf score) for every probe but each query's best leaf.
   std::vector<Candidate> probes;  // score = leaf score, id = query within the block
   std::vector<int32_t> probe_leaf;
+  std::vector<Candidate> first_probes;  // each query's best leaf, as probes
+  std::vector<int32_t> first_leaf;
   probes.reserve(count * p.leaves);
   probe_leaf.reserve(count * p.leaves);
+  first_probes.reserve(count);
+  first_leaf.reserve(count);
   for (int64_t i = 0; i < count; ++i) {
     const float* query = queries + i * v.dim;
     std::copy(query, query + v.dim, s.query_row.begin());
@@ -409,19 +414,22 @@ void SearchBlockLeafMajor(const PartitionedView& v, const PartitionedKernels& ke
       SelectLeaves(v, *kernels.dense, s.centroid_scores.data() + (i % kScoreChunk) * stride, p.leaves, false, s);
     }
     block.Start(v, kernels, i, query, s);
-    // The query's best leaf is scanned now, on its own, and its candidates set the buffer's
-    // threshold, so the leaf-major pass (leaves in id order) keeps fewer survivors.
-    if (!s.chosen.empty() && v.leaves[s.chosen.front().id].size > 0) {
-      const Candidate best = s.chosen.front();
-      kernels.scan(block.ScanArgs(v, p, i, best.id, best.score, &buffers[i]));
+    if (!s.chosen.empty()) {
+      first_probes.push_back(Candidate{s.chosen.front().score, static_cast<int32_t>(i)});
+      first_leaf.push_back(s.chosen.front().id);
     }
-    MakeRoom(buffers[i]);
     for (size_t j = 1; j < s.chosen.size(); ++j) {
       const Candidate& leaf = s.chosen[j];
       probes.push_back(Candidate{leaf.score, static_cast<int32_t>(i)});
       probe_leaf.push_back(leaf.id);
     }
   }
+  // Each query's best leaf is scanned first and its candidates set the buffer's threshold,
+  // so the pass over the other leaves keeps fewer survivors. Leaf-major too: those leaves
+  // are scattered, and in storage order they are read more nearly in sequence (on
+  // photo-SIFT, one thread: 1.07-1.08x scanning each alone as its query's leaves are chosen).
+  ScanProbesLeafMajor(v, kernels, p, first_probes, first_leaf, block);
+  for (int64_t i = 0; i < count; ++i) MakeRoom(buffers[i]);
   ScanProbesLeafMajor(v, kernels, p, probes, probe_leaf, block);
   for (int64_t i = 0; i < count; ++i) {
     const float* query = queries + i * v.dim;
