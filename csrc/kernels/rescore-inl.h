@@ -25,9 +25,17 @@ inline void RescoreTyped(const annlib::RescoreArgs& a, Load load) {
   const int64_t row_bytes = a.stride * int64_t{sizeof(T)};
   // Candidates' rows are random accesses: keep a few fetches in flight.
   constexpr int32_t kAhead = 8;
+  // A row's bias (and an int8 row's scale and offset) sit in arrays of their
+  // own, a cache line each at a random address too: fetched with the row.
   auto prefetch = [&](int32_t i) {
-    const char* row = reinterpret_cast<const char*>(rows + a.ids[i] * a.stride);
+    const int64_t j = a.ids[i];
+    const char* row = reinterpret_cast<const char*>(rows + j * a.stride);
     for (int64_t b = 0; b < row_bytes; b += 64) annlib::Prefetch(row + b);
+    annlib::Prefetch(a.bias + j);
+    if (a.type == annlib::DenseType::kInt8) {
+      annlib::Prefetch(a.scale + j);
+      annlib::Prefetch(a.offset + j);
+    }
   };
   for (int32_t i = 0; i < kAhead && i < a.count; ++i) prefetch(i);
   for (int32_t i = 0; i < a.count; ++i) {

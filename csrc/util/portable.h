@@ -54,9 +54,19 @@ static inline int PopCount64(uint64_t x) {
 }
 
 // A hint to fetch the cache line holding p; no effect where unsupported.
+// An asm statement where we can: GCC 12 takes __builtin_prefetch to have no
+// side effects and may delete it with the loop around it (it did so in the
+// single-query leaf prefetch, and in the re-ranking kernels once their loop
+// grew). tests/test_binary.py checks the library for the instructions.
 static inline void Prefetch(const void* p) {
-#if defined(_MSC_VER) && !defined(__clang__)
+#if defined(_MSC_VER) && !defined(__clang__) && (defined(_M_X64) || defined(_M_IX86))
+  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);  // intrin.h
+#elif defined(_MSC_VER) && !defined(__clang__)
   (void)p;
+#elif defined(__x86_64__) || defined(__i386__)
+  __asm__ volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+#elif defined(__aarch64__)
+  __asm__ volatile("prfm pldl1keep, %0" : : "Q"(*static_cast<const char*>(p)));
 #else
   __builtin_prefetch(p);
 #endif
