@@ -108,3 +108,21 @@ def test_lut16_bad_arguments(rng):
         lut16_topk(codes.astype(np.int32), np.zeros((4, 16), np.float32), 3)
     with pytest.raises(ValueError):
         lut16_topk(codes, np.zeros((4, 16), np.float32), 3, point_bias=np.zeros(9, np.float32))
+
+
+@pytest.mark.parametrize("n,nb", [(1, 1), (33, 3), (1000, 4), (777, 64), (300, 300), (200, 513)])
+@pytest.mark.parametrize("queries", [1, 2, 3, 4, 5, 9])
+def test_lut16_multi_query_scan_equals_single_scans(simd_level, rng, n, nb, queries):
+    """The batched search's kernel (one pass over the codes for up to four tables, then the
+    rest) returns for each table exactly the ids and scores of that table's own scan: the
+    kernels' accumulators differ (and are compiled with their own flags, setup.py)."""
+    codes = rng.integers(0, 16, (n, nb)).astype(np.uint8)
+    luts = rng.standard_normal((queries, nb, 16)).astype(np.float32)
+    luts[-1] = np.round(luts[-1])  # ties
+    scanner = _core.testing.Lut16Codes(codes)
+    k = min(n, 40)
+    ids, scores = scanner.topk_many(luts, k, simd_level)
+    for j in range(queries):
+        one_ids, one_scores = scanner.topk(luts[j], k, None, simd_level)
+        np.testing.assert_array_equal(ids[j], one_ids)
+        np.testing.assert_array_equal(scores[j], one_scores)

@@ -3,7 +3,8 @@
     pytest bench/micro -s --benchmark-columns=mean,min,ops
 
 Each benchmark stores its cost per unit of work in extra_info and prints one
-line at the end: ns per code block per point for the LUT16 scan, ps per
+line at the end: ns per code block per point for the LUT16 scan (one table, and
+four over the same codes as the batched search scans them), ps per
 multiply-add for the dense distance kernels and k-means assignment, ns per
 scored point for top-k selection at several k, ns per (point, center) pair for
 the SOAR spill assignment, us per point for AH encoding (plain and anisotropic),
@@ -42,6 +43,20 @@ def test_lut16_scan(benchmark, level, num_blocks):
     benchmark(codes.topk, lut, 100, None, level)
     ns = benchmark.stats.stats.min * 1e9 / (n * num_blocks)
     record(benchmark, "ns_per_block_point", ns, f"lut16 {level:12s} blocks={num_blocks:4d}: {ns:.4f} ns per block per point")
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("num_blocks", [64, 192])
+def test_lut16_scan_four_queries(benchmark, level, num_blocks):
+    # The batched search's kernel: four tables over the same codes in one pass.
+    rng = np.random.default_rng(0)
+    n = 100_000
+    codes = _core.testing.Lut16Codes(rng.integers(0, 16, (n, num_blocks)).astype(np.uint8))
+    luts = rng.standard_normal((4, num_blocks, 16)).astype(np.float32)
+    benchmark(codes.topk_many, luts, 100, level)
+    ns = benchmark.stats.stats.min * 1e9 / (4 * n * num_blocks)
+    record(benchmark, "ns_per_block_point", ns,
+           f"lut16 x4 {level:9s} blocks={num_blocks:4d}: {ns:.4f} ns per block per point per query")
 
 
 @pytest.mark.parametrize("level", LEVELS)

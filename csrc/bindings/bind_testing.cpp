@@ -88,6 +88,48 @@ class Lut16Codes {
     return py::make_tuple(out_ids, out_scores);
   }
 
+  // The multi-query kernel (one pass over the codes for up to kLut16MaxQueries
+  // tables at a time): luts [q][num_blocks][16] float. Returns (ids int64 [q][k],
+  // approx scores [q][k]), each row best first, as topk() gives for that table.
+  py::tuple TopKMany(FloatArray luts, int32_t k, const std::string& simd_level) const {
+    if (luts.ndim() != 3 || luts.shape(0) < 1 || luts.shape(1) != num_blocks_ || luts.shape(2) != 16)
+      throw std::invalid_argument("luts must have shape (q, " + std::to_string(num_blocks_) + ", 16), q >= 1");
+    if (k <= 0 || k > n_) throw std::invalid_argument("k must be in [1, n]");
+    const Lut16ScanMultiFn scan = Lut16MultiKernelFor(LevelOrActive(simd_level));
+    const int64_t q = luts.shape(0), table_bytes = int64_t{PaddedBlocks(num_blocks_)} * 16;
+    std::vector<uint8_t> tables(q * table_bytes);
+    std::vector<Candidate> found(q * CandidateCapacity(k));
+    std::vector<CandidateBuffer> buffers(q);
+    std::vector<Lut16Args> args(q);
+    {
+      py::gil_scoped_release release;
+      for (int64_t j = 0; j < q; ++j) {
+        buffers[j] = CandidateBuffer{found.data() + j * CandidateCapacity(k), 0,
+                                     static_cast<int32_t>(CandidateCapacity(k)), k,
+                                     -std::numeric_limits<float>::infinity()};
+        Lut16Args& a = args[j];
+        QuantizeLut16(luts.data() + j * num_blocks_ * 16, num_blocks_, tables.data() + j * table_bytes,
+                      &a.inv_scale, &a.base);
+        a.codes = packed_.data();
+        a.num_points = n_;
+        a.num_blocks = PaddedBlocks(num_blocks_);
+        a.lut = tables.data() + j * table_bytes;
+        a.point_bias = nullptr;
+        a.ids = ids_.data();
+        a.candidates = &buffers[j];
+      }
+      scan(args.data(), static_cast<int>(q));
+      for (CandidateBuffer& b : buffers) CompactCandidates(b);
+    }
+    py::array_t<int64_t> out_ids({q, int64_t{k}});
+    FloatArray out_scores({q, int64_t{k}});
+    for (int64_t j = 0; j < q; ++j) {
+      std::vector<Candidate> cands(buffers[j].entries, buffers[j].entries + buffers[j].size);
+      WriteTopK(cands, k, out_ids.mutable_data() + j * k, out_scores.mutable_data() + j * k);
+    }
+    return py::make_tuple(out_ids, out_scores);
+  }
+
   int64_t size() const { return n_; }
   int32_t num_blocks() const { return num_blocks_; }
 
@@ -260,6 +302,8 @@ void RegisterTesting(py::module_& parent) {
       .def(py::init<py::array_t<uint8_t, py::array::c_style>>(), py::arg("codes").noconvert())
       .def("topk", &Lut16Codes::TopK, py::arg("lut").noconvert(), py::arg("k"),
            py::arg("point_bias") = py::none(), py::arg("simd_level") = "", py::arg("allowed") = py::none())
+      .def("topk_many", &Lut16Codes::TopKMany, py::arg("luts").noconvert(), py::arg("k"),
+           py::arg("simd_level") = "")
       .def_property_readonly("size", &Lut16Codes::size)
       .def_property_readonly("num_blocks", &Lut16Codes::num_blocks);
   m.def("select_candidates", &SelectCandidates, py::arg("scores").noconvert(), py::arg("ids").noconvert(),
