@@ -47,7 +47,14 @@ struct Ops {
   static VI set1_i(int32_t q) { return _mm512_set1_epi32(q); }
 #ifdef ANNLIB_AVX512_VNNI
   static XI load_x(const int8_t* x) { return {_mm512_loadu_si512(x), _mm512_setzero_si512(), 0}; }
-  static VI dot4(VI acc, VI q, XI x) { return _mm512_dpbusd_epi32(acc, q, x.x); }
+  static VI dot4(VI acc, VI q, XI x) {
+#if defined(__GNUC__) && !defined(__clang__)
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(q), "v"(x.x));
+    return acc;
+#else
+    return _mm512_dpbusd_epi32(acc, q, x.x);
+#endif
+  }
 #else
   static XI load_x(const int8_t* x) {
     __m512i v = _mm512_loadu_si512(x);
