@@ -1,8 +1,12 @@
-"""The compiled core holds what its source asks for. GCC 12 deleted
-__builtin_prefetch calls with the loops around them (it takes the builtin to
-have no side effects): the single-query scan's prefetch of the next leaf never
-reached the binary, and the re-ranking kernels lost theirs once their prefetch
-loop grew. portable.h's Prefetch is an asm statement now; this reads the binary."""
+"""The compiled core holds what its source asks for.
+
+GCC 12 deleted __builtin_prefetch calls with the loops around them (it takes the
+builtin to have no side effects): the single-query scan's prefetch of the next
+leaf never reached the binary, and the re-ranking kernels lost theirs once their
+prefetch loop grew. portable.h's Prefetch is an asm statement now. GCC 12 also
+copied the LUT16 scans' and the VNNI int8 tiles' accumulators between registers
+on every step of their inner loops; setup.py's LUT16 flags and an asm dot product
+keep them in place. These tests read the library's disassembly for both."""
 import platform
 import re
 import shutil
@@ -16,6 +20,12 @@ from annlib import _core
 
 PREFETCH = re.compile(r"\s(prefetcht0|prfm)\s")
 FUNCTION = re.compile(r"^[0-9a-f]+ <(.+)>:$")
+INSTRUCTION = re.compile(r"^\s+([0-9a-f]+):\s+(.*)$")
+BACKWARD_JUMP = re.compile(r"^j\w+\s+([0-9a-f]+)")
+VECTOR_MOVE = re.compile(r"^vmov(dqa|dqu|aps|ups)\w*\s+%[xyz]mm\d+,%[xyz]mm\d+$")
+
+needs_objdump = pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("objdump") is None,
+                                   reason="reads the shared library with GNU objdump (Linux)")
 
 
 def objdump():
@@ -25,32 +35,83 @@ def objdump():
 
 
 def disassembly():
-    """Function name -> prefetch instructions in it, for every function in _core (objdump)."""
+    """Function name -> the bodies of every function of that name in _core, each a list of
+    (address, instruction text) (objdump; units of different ISAs repeat some names)."""
     run = subprocess.run([objdump(), "-d", "-C", "--no-show-raw-insn", _core.__file__], capture_output=True,
                          text=True, timeout=300)
     if run.returncode != 0:  # an objdump for another architecture
         pytest.skip(f"objdump cannot read {_core.__file__}: {run.stderr[-300:]}")
-    out = run.stdout
-    counts, current = defaultdict(int), None
-    for line in out.splitlines():
+    functions, body = defaultdict(list), None
+    for line in run.stdout.splitlines():
         m = FUNCTION.match(line)
         if m:
-            current = m.group(1)
-            counts[current] += 0
-        elif current is not None and PREFETCH.search(line):
-            counts[current] += 1
-    return counts
+            body = []
+            functions[m.group(1)].append(body)
+        elif body is not None and (m := INSTRUCTION.match(line)):
+            body.append((int(m.group(1), 16), m.group(2).strip()))
+    return functions
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("objdump") is None,
-                    reason="reads the shared library with GNU objdump (Linux)")
+def innermost_loop(body, marker):
+    """The instructions of the shortest loop (a backward jump's range) holding an instruction
+    that starts with `marker`, or None."""
+    addresses = [a for a, _ in body]
+    loops = []
+    for i, (_, text) in enumerate(body):
+        m = BACKWARD_JUMP.match(text)
+        if m and int(m.group(1), 16) in addresses[:i]:
+            loop = [t for _, t in body[addresses.index(int(m.group(1), 16)):i + 1]]
+            if any(t.startswith(marker) for t in loop):
+                loops.append(loop)
+    return min(loops, key=len) if loops else None
+
+
+@needs_objdump
 def test_prefetches_survive_compilation():
-    counts = disassembly()
-    prefetching = sorted(name for name, n in counts.items() if n > 0)
+    functions = disassembly()
+    prefetches = {name: sum(bool(PREFETCH.search(" " + t + " ")) for body in bodies for _, t in body)
+                  for name, bodies in functions.items()}
+    prefetching = sorted(name for name, n in prefetches.items() if n > 0)
     # Every ISA unit's re-ranking kernel fetches rows ahead (the scalar one included).
-    rescorers = {m.group(1): counts[name] for name in counts
+    rescorers = {m.group(1): prefetches[name] for name in functions
                  if (m := re.fullmatch(r"annlib::isa_(\w+)::Rescore\(annlib::RescoreArgs const&\)", name))}
-    assert len(rescorers) >= 2, sorted(counts)[:20]
+    assert len(rescorers) >= 2, sorted(functions)[:20]
     assert all(n > 0 for n in rescorers.values()), (rescorers, prefetching)
     # A single query's scan fetches the next leaf's head while it scans this one.
     assert any("PartitionedSearch" in name for name in prefetching), prefetching
+
+
+def built_by_gcc():
+    out = subprocess.run(["readelf", "-p", ".comment", _core.__file__], capture_output=True, text=True).stdout
+    return "GCC:" in out and "clang" not in out
+
+
+# (function, the instruction that marks its hot loop): every x86 unit's LUT16 scans, one and
+# several queries, and the VNNI unit's widest int8 tile.
+HOT_LOOPS = [
+    ("annlib::Lut16ScanAvx2(annlib::Lut16Args const&)", "vpshufb"),
+    ("annlib::Lut16ScanAvx512(annlib::Lut16Args const&)", "vpshufb"),
+    ("void annlib::(anonymous namespace)::Lut16ScanMultiPass<2>(annlib::Lut16Args const*)", "vpshufb"),
+    ("void annlib::(anonymous namespace)::Lut16ScanMultiPass<4>(annlib::Lut16Args const*)", "vpshufb"),
+    ("annlib::(anonymous namespace)::ScanOne(annlib::Lut16Args const&)", "vpdpbusd"),
+    ("void annlib::(anonymous namespace)::ScanMany<4>(annlib::Lut16Args const*)", "vpdpbusd"),
+    ("void annlib::isa_avx512_bf16::(anonymous namespace)::TileInt8::Tile<8>(unsigned char const*, int, "
+     "unsigned char const*, long, bool, void*)", "vpdpbusd"),
+]
+
+
+@needs_objdump
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="the x86 units' loops")
+def test_hot_loops_keep_their_accumulators_in_registers():
+    if not built_by_gcc():
+        pytest.skip("the flags and asm statements address GCC's code; this library was built by another compiler")
+    functions = disassembly()
+    checked = 0
+    for name, marker in HOT_LOOPS:
+        for body in functions.get(name, []):
+            loop = innermost_loop(body, marker)
+            assert loop is not None, f"no loop with {marker} in {name}"
+            moves = [t for t in loop if VECTOR_MOVE.match(t)]
+            assert not moves, f"{name}: {len(moves)} register moves in its {len(loop)}-instruction loop: {moves}"
+            checked += 1
+    assert checked >= len(HOT_LOOPS), f"found {checked} of the hot loops"
