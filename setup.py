@@ -30,6 +30,8 @@ MSVC = sys.platform == "win32"
 _GCC_X86 = {
     "avx2": ["-mavx2", "-mfma", "-mf16c"],
     "avx512": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl"],
+    "avx512_vnni": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
+                    "-mavx512vnni"],
     "avx512_bf16": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
                     "-mavx512vnni", "-mavx512bf16"],
     "avx512_vbmi": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
@@ -37,8 +39,8 @@ _GCC_X86 = {
     "amx": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
             "-mavx512vnni", "-mavx512bf16", "-mamx-tile", "-mamx-bf16"],
 }
-_MSVC_X86 = {"avx2": ["/arch:AVX2"], "avx512": ["/arch:AVX512"], "avx512_bf16": ["/arch:AVX512"],
-             "avx512_vbmi": ["/arch:AVX512"]}
+_MSVC_X86 = {"avx2": ["/arch:AVX2"], "avx512": ["/arch:AVX512"], "avx512_vnni": ["/arch:AVX512"],
+             "avx512_bf16": ["/arch:AVX512"], "avx512_vbmi": ["/arch:AVX512"]}
 
 # ISA -> compile flags, for the ISAs this build's architecture has. AMX is requested
 # from the OS on Linux only (dispatch.cpp), so other systems do not build its unit.
@@ -49,7 +51,7 @@ elif ARCH == "arm64":
     ISA_FLAGS = {"neon": []}
 else:
     ISA_FLAGS = {}
-ALL_ISAS = ("avx512_bf16", "avx512_vbmi", "avx512", "avx2", "amx", "neon")  # longest suffix first
+ALL_ISAS = ("avx512_bf16", "avx512_vbmi", "avx512_vnni", "avx512", "avx2", "amx", "neon")  # longest suffix first
 
 
 def isa_of(source):

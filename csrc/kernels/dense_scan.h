@@ -179,6 +179,8 @@ const DenseKernels& DenseKernelsScalar();
 const DenseKernels& DenseKernelsNeon();
 const DenseKernels& DenseKernelsAvx2();
 const DenseKernels& DenseKernelsAvx512();
+// AVX-512 with VNNI's int8 dot products (the avx512_vnni level: VNNI, no BF16).
+const DenseKernels& DenseKernelsAvx512Vnni();
 // native_bf16: vdpbf16ps on a bf16-rounded query (fast on AMD Zen 4/5); else
 // bf16 widened to float32 and FMA (faster on Intel Sapphire Rapids).
 const DenseKernels& DenseKernelsAvx512Bf16(bool native_bf16);

@@ -1,6 +1,6 @@
 // Which family of SIMD kernels this build has: the x86 units (avx2, avx512,
-// avx512_bf16, amx), the AArch64 unit (neon), or the scalar reference alone on
-// any other CPU. setup.py compiles a unit only for its architecture, so code
+// avx512_vnni, avx512_bf16, avx512_vbmi, amx), the AArch64 unit (neon), or the
+// scalar reference alone on any other CPU. setup.py compiles a unit only for its architecture, so code
 // that names a unit's symbols sits under these guards (simd/dispatch.cpp).
 #pragma once
 

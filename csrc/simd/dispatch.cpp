@@ -20,7 +20,7 @@ namespace {
 // The levels of this build's architecture, lowest first.
 std::vector<SimdLevel> ArchLevels() {
 #if defined(ANNLIB_ARCH_X86_64)
-  return {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512, SimdLevel::kAvx512Bf16};
+  return {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512, SimdLevel::kAvx512Vnni, SimdLevel::kAvx512Bf16};
 #elif defined(ANNLIB_ARCH_ARM64)
   return {SimdLevel::kScalar, SimdLevel::kNeon};
 #else
@@ -37,7 +37,7 @@ int Rank(SimdLevel level) {
 
 #if defined(ANNLIB_ARCH_X86_64)
 struct CpuFeatures {
-  bool avx2 = false, avx512 = false, avx512_bf16 = false, amx_bf16 = false, amd = false;
+  bool avx2 = false, avx512 = false, avx512_vnni = false, avx512_bf16 = false, amx_bf16 = false, amd = false;
   bool avx512_vbmi_vnni = false;  // byte permutes and dot products (the LUT16 scan)
 };
 
@@ -79,7 +79,8 @@ CpuFeatures DetectFeatures() {
   // avx512f, avx512dq, avx512bw, avx512vl
   f.avx512 = f.avx2 && zmm && ((ebx >> 16) & 1) && ((ebx >> 17) & 1) && ((ebx >> 30) & 1) && ((ebx >> 31) & 1);
   // avx512_vnni (leaf 7 ecx bit 11), avx512_bf16 (leaf 7 sub-leaf 1 eax bit 5)
-  f.avx512_bf16 = f.avx512 && ((ecx >> 11) & 1) && ((l7_1[0] >> 5) & 1);
+  f.avx512_vnni = f.avx512 && ((ecx >> 11) & 1);
+  f.avx512_bf16 = f.avx512_vnni && ((l7_1[0] >> 5) & 1);
   f.avx512_vbmi_vnni = f.avx512 && ((ecx >> 1) & 1) && ((ecx >> 11) & 1);  // avx512_vbmi, avx512_vnni
   f.amx_bf16 = ((edx >> 24) & 1) && ((edx >> 22) & 1);  // amx-tile, amx-bf16
   return f;
@@ -98,6 +99,7 @@ const char* SimdLevelName(SimdLevel level) {
     case SimdLevel::kScalar: return "scalar";
     case SimdLevel::kAvx2: return "avx2";
     case SimdLevel::kAvx512: return "avx512";
+    case SimdLevel::kAvx512Vnni: return "avx512_vnni";
     case SimdLevel::kAvx512Bf16: return "avx512_bf16";
     case SimdLevel::kNeon: return "neon";
   }
@@ -117,6 +119,7 @@ SimdLevel MaxSupportedLevel() {
 #if defined(ANNLIB_ARCH_X86_64)
   const CpuFeatures& f = Features();
   if (f.avx512_bf16) return SimdLevel::kAvx512Bf16;
+  if (f.avx512_vnni) return SimdLevel::kAvx512Vnni;
   if (f.avx512) return SimdLevel::kAvx512;
   if (f.avx2) return SimdLevel::kAvx2;
   return SimdLevel::kScalar;
@@ -186,6 +189,7 @@ const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
 #if defined(ANNLIB_ARCH_X86_64)
     case SimdLevel::kAvx2: return DenseKernelsAvx2();
     case SimdLevel::kAvx512: return DenseKernelsAvx512();
+    case SimdLevel::kAvx512Vnni: return DenseKernelsAvx512Vnni();
     case SimdLevel::kAvx512Bf16:
       if (bf16 == Bf16Variant::kAmx) {
         if (!AmxUsable()) throw std::invalid_argument("bf16 variant 'amx' needs AMX-BF16, which this CPU or OS lacks");
@@ -202,12 +206,14 @@ const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
   throw std::invalid_argument("bad SIMD level");
 }
 
-// The other kernel tables: one entry per level (the avx512_bf16 level uses the AVX-512 kernels).
+// The other kernel tables: one entry per level (the avx512_vnni and avx512_bf16 levels use the
+// AVX-512 kernels).
 #if defined(ANNLIB_ARCH_X86_64)
 #define ANNLIB_PICK(scalar, neon, avx2, avx512)                    \
   switch (level) {                                               \
     case SimdLevel::kAvx2: return &avx2;                         \
     case SimdLevel::kAvx512:                                     \
+    case SimdLevel::kAvx512Vnni:                                 \
     case SimdLevel::kAvx512Bf16: return &avx512;                 \
     default: return &scalar;                                     \
   }
@@ -222,10 +228,13 @@ Lut16BuildFn Lut16BuildFor(SimdLevel level) {
   ANNLIB_PICK(Lut16BuildScalar, Lut16BuildNeon, Lut16BuildAvx2, Lut16BuildAvx512)
 }
 
-// At the avx512_bf16 level the LUT16 scans use VBMI and VNNI where the CPU has
-// both (every such CPU but Cooper Lake); same results, fewer instructions.
+// At the avx512_vnni and avx512_bf16 levels the LUT16 scans use VBMI and VNNI
+// where the CPU has both (Ice Lake, Sapphire Rapids, Zen 4; not Cascade Lake or
+// Cooper Lake); same results, fewer instructions.
 #if defined(ANNLIB_ARCH_X86_64)
-static bool Lut16VbmiFor(SimdLevel level) { return level == SimdLevel::kAvx512Bf16 && Features().avx512_vbmi_vnni; }
+static bool Lut16VbmiFor(SimdLevel level) {
+  return (level == SimdLevel::kAvx512Vnni || level == SimdLevel::kAvx512Bf16) && Features().avx512_vbmi_vnni;
+}
 #endif
 
 Lut16ScanFn Lut16KernelFor(SimdLevel level) {

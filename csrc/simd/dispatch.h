@@ -1,6 +1,6 @@
 // Runtime SIMD level selection. The level is chosen once, the first time it is
 // asked for: the best the CPU and OS support, lowered (never raised) by the
-// environment variable ANNLIB_SIMD_LEVEL: scalar|avx2|avx512|avx512_bf16 on
+// environment variable ANNLIB_SIMD_LEVEL: scalar|avx2|avx512|avx512_vnni|avx512_bf16 on
 // x86-64, scalar|neon on AArch64, scalar elsewhere (simd/arch.h).
 #pragma once
 #include <string>
@@ -12,7 +12,8 @@
 
 namespace annlib {
 
-enum class SimdLevel : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3, kNeon = 4 };
+// (Values are names, not ranks: ranks are places in SupportedLevels().)
+enum class SimdLevel : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3, kNeon = 4, kAvx512Vnni = 5 };
 
 const char* SimdLevelName(SimdLevel level);
 // Throws std::invalid_argument for an unknown name.
@@ -32,13 +33,14 @@ Bf16Variant ParseBf16Variant(const std::string& name);
 
 // Kernel table for a level; throws std::invalid_argument if unsupported here.
 const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16 = Bf16Variant::kAuto);
-// LUT16 scan for a level (the avx512_bf16 level uses the AVX-512BW kernel).
+// LUT16 scan for a level (the avx512_vnni and avx512_bf16 levels use the VBMI
+// kernel where the CPU has VBMI, else the AVX-512BW one).
 Lut16ScanFn Lut16KernelFor(SimdLevel level);
 // Multi-query LUT16 scan for a level (several queries per pass over a list).
 Lut16ScanMultiFn Lut16MultiKernelFor(SimdLevel level);
 // LUT16 table builder for a level.
 Lut16BuildFn Lut16BuildFor(SimdLevel level);
-// MaxSim kernel for a level (the avx512_bf16 level uses the AVX-512 kernel).
+// MaxSim kernel for a level (the avx512_vnni and avx512_bf16 levels use the AVX-512 kernel).
 MaxSimFn MaxSimKernelFor(SimdLevel level);
 
 }  // namespace annlib
