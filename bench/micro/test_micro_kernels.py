@@ -35,28 +35,17 @@ def record(benchmark, key, value, line):
 
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("num_blocks", [64, 192])
-def test_lut16_scan(benchmark, level, num_blocks):
+@pytest.mark.parametrize("queries", [1, 4])
+def test_lut16_scan(benchmark, level, num_blocks, queries):
+    # queries=4: the batched search's kernel, four tables over the same codes in one pass.
     rng = np.random.default_rng(0)
     n = 100_000
     codes = _core.testing.Lut16Codes(rng.integers(0, 16, (n, num_blocks)).astype(np.uint8))
-    lut = rng.standard_normal((num_blocks, 16)).astype(np.float32)
-    benchmark(codes.topk, lut, 100, None, level)
-    ns = benchmark.stats.stats.min * 1e9 / (n * num_blocks)
-    record(benchmark, "ns_per_block_point", ns, f"lut16 {level:12s} blocks={num_blocks:4d}: {ns:.4f} ns per block per point")
-
-
-@pytest.mark.parametrize("level", LEVELS)
-@pytest.mark.parametrize("num_blocks", [64, 192])
-def test_lut16_scan_four_queries(benchmark, level, num_blocks):
-    # The batched search's kernel: four tables over the same codes in one pass.
-    rng = np.random.default_rng(0)
-    n = 100_000
-    codes = _core.testing.Lut16Codes(rng.integers(0, 16, (n, num_blocks)).astype(np.uint8))
-    luts = rng.standard_normal((4, num_blocks, 16)).astype(np.float32)
+    luts = rng.standard_normal((queries, num_blocks, 16)).astype(np.float32)
     benchmark(codes.topk_many, luts, 100, level)
-    ns = benchmark.stats.stats.min * 1e9 / (4 * n * num_blocks)
+    ns = benchmark.stats.stats.min * 1e9 / (queries * n * num_blocks)
     record(benchmark, "ns_per_block_point", ns,
-           f"lut16 x4 {level:9s} blocks={num_blocks:4d}: {ns:.4f} ns per block per point per query")
+           f"lut16 x{queries} {level:12s} blocks={num_blocks:4d}: {ns:.4f} ns per block per point per query")
 
 
 @pytest.mark.parametrize("level", LEVELS)
