@@ -7,6 +7,7 @@ prefetch loop grew. portable.h's Prefetch is an asm statement now. GCC 12 also
 copied the LUT16 scans' and the VNNI int8 tiles' accumulators between registers
 on every step of their inner loops; setup.py's LUT16 flags and an asm dot product
 keep them in place. These tests read the library's disassembly for both."""
+import functools
 import platform
 import re
 import shutil
@@ -35,6 +36,7 @@ def objdump():
     return cross if shutil.which(cross) else "objdump"
 
 
+@functools.lru_cache(maxsize=1)
 def disassembly():
     """Function name -> the bodies of every function of that name in _core, each a list of
     (address, instruction text) (objdump; units of different ISAs repeat some names)."""

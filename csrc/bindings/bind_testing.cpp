@@ -64,27 +64,18 @@ class Lut16Codes {
     }
     std::vector<uint8_t> table(PaddedBlocks(num_blocks_) * 16);
     std::vector<Candidate> found(CandidateCapacity(k));
-    CandidateBuffer buffer{found.data(), 0, static_cast<int32_t>(found.size()), k,
-                           -std::numeric_limits<float>::infinity()};
+    CandidateBuffer buffer = EmptyBuffer(found.data(), k);
     {
       py::gil_scoped_release release;
-      Lut16Args args;
-      QuantizeLut16(lut.data(), num_blocks_, table.data(), &args.inv_scale, &args.base);
-      args.codes = packed_.data();
-      args.num_points = n_;
-      args.num_blocks = PaddedBlocks(num_blocks_);
-      args.lut = table.data();
+      Lut16Args args = ScanArgs(lut.data(), table.data(), &buffer);
       args.point_bias = bias.empty() ? nullptr : bias.data();
-      args.ids = ids_.data();
-      args.candidates = &buffer;
       args.allowed = allowed.is_none() ? nullptr : bits.data();
       scan(args);
       CompactCandidates(buffer);
     }
-    std::vector<Candidate> cands(found.begin(), found.begin() + buffer.size);
     py::array_t<int64_t> out_ids(k);
     FloatArray out_scores(k);
-    WriteTopK(cands, k, out_ids.mutable_data(), out_scores.mutable_data());
+    WriteBest(buffer, k, out_ids.mutable_data(), out_scores.mutable_data());
     return py::make_tuple(out_ids, out_scores);
   }
 
@@ -97,36 +88,24 @@ class Lut16Codes {
     if (k <= 0 || k > n_) throw std::invalid_argument("k must be in [1, n]");
     const Lut16ScanMultiFn scan = Lut16MultiKernelFor(LevelOrActive(simd_level));
     const int64_t q = luts.shape(0), table_bytes = int64_t{PaddedBlocks(num_blocks_)} * 16;
+    const int64_t capacity = CandidateCapacity(k);
     std::vector<uint8_t> tables(q * table_bytes);
-    std::vector<Candidate> found(q * CandidateCapacity(k));
+    std::vector<Candidate> found(q * capacity);
     std::vector<CandidateBuffer> buffers(q);
     std::vector<Lut16Args> args(q);
     {
       py::gil_scoped_release release;
       for (int64_t j = 0; j < q; ++j) {
-        buffers[j] = CandidateBuffer{found.data() + j * CandidateCapacity(k), 0,
-                                     static_cast<int32_t>(CandidateCapacity(k)), k,
-                                     -std::numeric_limits<float>::infinity()};
-        Lut16Args& a = args[j];
-        QuantizeLut16(luts.data() + j * num_blocks_ * 16, num_blocks_, tables.data() + j * table_bytes,
-                      &a.inv_scale, &a.base);
-        a.codes = packed_.data();
-        a.num_points = n_;
-        a.num_blocks = PaddedBlocks(num_blocks_);
-        a.lut = tables.data() + j * table_bytes;
-        a.point_bias = nullptr;
-        a.ids = ids_.data();
-        a.candidates = &buffers[j];
+        buffers[j] = EmptyBuffer(found.data() + j * capacity, k);
+        args[j] = ScanArgs(luts.data() + j * num_blocks_ * 16, tables.data() + j * table_bytes, &buffers[j]);
       }
       scan(args.data(), static_cast<int>(q));
       for (CandidateBuffer& b : buffers) CompactCandidates(b);
     }
     py::array_t<int64_t> out_ids({q, int64_t{k}});
     FloatArray out_scores({q, int64_t{k}});
-    for (int64_t j = 0; j < q; ++j) {
-      std::vector<Candidate> cands(buffers[j].entries, buffers[j].entries + buffers[j].size);
-      WriteTopK(cands, k, out_ids.mutable_data() + j * k, out_scores.mutable_data() + j * k);
-    }
+    for (int64_t j = 0; j < q; ++j)
+      WriteBest(buffers[j], k, out_ids.mutable_data() + j * k, out_scores.mutable_data() + j * k);
     return py::make_tuple(out_ids, out_scores);
   }
 
@@ -134,6 +113,33 @@ class Lut16Codes {
   int32_t num_blocks() const { return num_blocks_; }
 
  private:
+  // An empty buffer keeping k, over CandidateCapacity(k) entries.
+  static CandidateBuffer EmptyBuffer(Candidate* entries, int32_t k) {
+    return CandidateBuffer{entries, 0, static_cast<int32_t>(CandidateCapacity(k)), k,
+                           -std::numeric_limits<float>::infinity()};
+  }
+
+  // The scan of every point with lut ([num_blocks][16] float, quantized into
+  // `table`) into `buffer`: no point bias, no filter.
+  Lut16Args ScanArgs(const float* lut, uint8_t* table, CandidateBuffer* buffer) const {
+    Lut16Args a;
+    QuantizeLut16(lut, num_blocks_, table, &a.inv_scale, &a.base);
+    a.codes = packed_.data();
+    a.num_points = n_;
+    a.num_blocks = PaddedBlocks(num_blocks_);
+    a.lut = table;
+    a.point_bias = nullptr;
+    a.ids = ids_.data();
+    a.candidates = buffer;
+    return a;
+  }
+
+  // A compacted buffer's best k, best first.
+  static void WriteBest(const CandidateBuffer& b, int32_t k, int64_t* ids, float* scores) {
+    std::vector<Candidate> cands(b.entries, b.entries + b.size);
+    WriteTopK(cands, k, ids, scores);
+  }
+
   int64_t n_ = 0;
   int32_t num_blocks_ = 0;
   std::vector<uint8_t> packed_;

@@ -24,6 +24,7 @@
 
 namespace annlib {
 namespace {
+#include "dot_bytes_vnni-inl.h"
 #include "lut16-inl.h"
 #include "lut16_select_avx512-inl.h"
 
@@ -53,20 +54,6 @@ inline Indexes SplitCodes(const Constants& k, const uint8_t* codes) {
   // (x & nibble) | block in one ternary-logic instruction (truth table 0xEA).
   return {_mm512_ternarylogic_epi32(c, k.nibble, k.block, 0xEA),
           _mm512_ternarylogic_epi32(_mm512_srli_epi16(c, 4), k.nibble, k.block, 0xEA)};
-}
-
-// acc + the sum of each 32-bit lane's four bytes of a (unsigned) times b's
-// (signed). On GCC an asm statement, the same instruction: with the intrinsic,
-// GCC 12 copied the four-query scan's accumulators between registers on every
-// step (15-16 moves in a loop of 43-47 instructions, with or without setup.py's
-// LUT16 flags); with this and those flags, none in 31.
-inline __m512i DotBytes(__m512i acc, __m512i a, __m512i b) {
-#if defined(__GNUC__) && !defined(__clang__)
-  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
-  return acc;
-#else
-  return _mm512_dpbusd_epi32(acc, a, b);
-#endif
 }
 
 // Adds four blocks' table values to each point's total: lo for points 0-15,

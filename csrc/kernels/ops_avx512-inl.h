@@ -1,6 +1,11 @@
-// AVX-512 (F/BW/DQ/VL) vector operations shared by the avx512 and avx512_bf16
-// units. With ANNLIB_AVX512_VNNI defined, int8 dots use vpdpbusd (unsigned
-// query bytes, offset by 128, corrected with the per-point code sums).
+// AVX-512 (F/BW/DQ/VL) vector operations shared by the avx512, avx512_vnni,
+// avx512_bf16 and amx units. With ANNLIB_AVX512_VNNI defined, int8 dots use
+// vpdpbusd (unsigned query bytes, offset by 128, corrected with the per-point
+// code sums).
+#ifdef ANNLIB_AVX512_VNNI
+#include "dot_bytes_vnni-inl.h"
+#endif
+
 struct Ops {
   static constexpr int W = 16;
 #ifdef ANNLIB_AVX512_VNNI
@@ -47,14 +52,7 @@ struct Ops {
   static VI set1_i(int32_t q) { return _mm512_set1_epi32(q); }
 #ifdef ANNLIB_AVX512_VNNI
   static XI load_x(const int8_t* x) { return {_mm512_loadu_si512(x), _mm512_setzero_si512(), 0}; }
-  static VI dot4(VI acc, VI q, XI x) {
-#if defined(__GNUC__) && !defined(__clang__)
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(q), "v"(x.x));
-    return acc;
-#else
-    return _mm512_dpbusd_epi32(acc, q, x.x);
-#endif
-  }
+  static VI dot4(VI acc, VI q, XI x) { return DotBytes(acc, q, x.x); }
 #else
   static XI load_x(const int8_t* x) {
     __m512i v = _mm512_loadu_si512(x);
