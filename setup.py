@@ -29,6 +29,7 @@ MSVC = sys.platform == "win32"
 
 _GCC_X86 = {
     "avx2": ["-mavx2", "-mfma", "-mf16c"],
+    "avx2_vnni": ["-mavx2", "-mfma", "-mf16c", "-mavxvnni"],
     "avx512": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl"],
     "avx512_vnni": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
                     "-mavx512vnni"],
@@ -39,7 +40,7 @@ _GCC_X86 = {
     "amx": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
             "-mavx512vnni", "-mavx512bf16", "-mamx-tile", "-mamx-bf16"],
 }
-_MSVC_X86 = {"avx2": ["/arch:AVX2"], "avx512": ["/arch:AVX512"], "avx512_vnni": ["/arch:AVX512"],
+_MSVC_X86 = {"avx2": ["/arch:AVX2"], "avx2_vnni": ["/arch:AVX2"], "avx512": ["/arch:AVX512"], "avx512_vnni": ["/arch:AVX512"],
              "avx512_bf16": ["/arch:AVX512"], "avx512_vbmi": ["/arch:AVX512"]}
 
 # ISA -> compile flags, for the ISAs this build's architecture has. AMX is requested
@@ -51,7 +52,7 @@ elif ARCH == "arm64":
     ISA_FLAGS = {"neon": []}
 else:
     ISA_FLAGS = {}
-ALL_ISAS = ("avx512_bf16", "avx512_vbmi", "avx512_vnni", "avx512", "avx2", "amx", "neon")  # longest suffix first
+ALL_ISAS = ("avx512_bf16", "avx512_vbmi", "avx512_vnni", "avx2_vnni", "avx512", "avx2", "amx", "neon")  # longest suffix first
 
 
 def isa_of(source):

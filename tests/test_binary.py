@@ -57,14 +57,14 @@ def disassembly():
 
 def innermost_loop(body, marker):
     """The instructions of the shortest loop (a backward jump's range) holding an instruction
-    that starts with `marker`, or None."""
+    that starts with `marker` (after an encoding prefix such as AVX-VNNI's {vex}), or None."""
     addresses = [a for a, _ in body]
     loops = []
     for i, (_, text) in enumerate(body):
         m = BACKWARD_JUMP.match(text)
         if m and int(m.group(1), 16) in addresses[:i]:
             loop = [t for _, t in body[addresses.index(int(m.group(1), 16)):i + 1]]
-            if any(t.startswith(marker) for t in loop):
+            if any(re.sub(r"^\{\w+\} ", "", t).startswith(marker) for t in loop):
                 loops.append(loop)
     return min(loops, key=len) if loops else None
 
@@ -108,6 +108,8 @@ HOT_LOOPS = [
     ("void annlib::isa_avx512_bf16::(anonymous namespace)::TileInt8::Tile<8>(unsigned char const*, int, "
      "unsigned char const*, long, bool, void*)", "vpdpbusd"),
     ("void annlib::isa_avx512_vnni::(anonymous namespace)::TileInt8::Tile<8>(unsigned char const*, int, "
+     "unsigned char const*, long, bool, void*)", "vpdpbusd"),
+    ("void annlib::isa_avx2_vnni::(anonymous namespace)::TileInt8::Tile<6>(unsigned char const*, int, "
      "unsigned char const*, long, bool, void*)", "vpdpbusd"),
 ]
 

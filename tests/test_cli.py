@@ -47,7 +47,7 @@ def python_code(code, **env):
     return run_python("-c", code, capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
 
 
-@pytest.mark.parametrize("level", ["scalar", "avx2"])
+@pytest.mark.parametrize("level", ["scalar", "avx2", "avx2_vnni"])
 def test_env_lowers_simd_level(level):
     import annlib
     if level not in annlib.available_simd_levels():
@@ -106,10 +106,25 @@ def test_detected_simd_level_matches_the_cpu_flags_linux_reports():
     avx2 = {"avx", "avx2", "fma", "f16c"} <= flags
     avx512 = avx2 and {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags
     vnni = avx512 and "avx512_vnni" in flags
-    bf16 = vnni and "avx512_bf16" in flags
-    expected = ("avx512_bf16" if bf16 else "avx512_vnni" if vnni else "avx512" if avx512 else "avx2" if avx2
-                else "scalar")
-    assert annlib._core.max_simd_level() == expected
+    runs = {"scalar": True, "avx2": avx2, "avx2_vnni": avx2 and "avx_vnni" in flags, "avx512": avx512,
+            "avx512_vnni": vnni, "avx512_bf16": vnni and "avx512_bf16" in flags}
+    expected = [level for level, ok in runs.items() if ok]
+    assert annlib.available_simd_levels() == expected
+    assert annlib._core.max_simd_level() == expected[-1]
+
+
+def test_env_picks_the_best_level_at_or_below_the_one_asked_for():
+    # A CPU may lack a level below its best (AVX-512 CPUs without AVX-VNNI, e.g. Zen 4, Ice
+    # Lake: no avx2_vnni); asking for such a level gives the best supported one below it.
+    import annlib
+    known = ["scalar", "avx2", "avx2_vnni", "avx512", "avx512_vnni", "avx512_bf16"]
+    supported = annlib.available_simd_levels()
+    if not set(supported) <= set(known):
+        pytest.skip("the x86-64 levels")
+    for asked in known[1:]:
+        expected = [level for level in supported if known.index(level) <= known.index(asked)][-1]
+        out = python_code("import annlib; print(annlib.simd_level())", ANNLIB_SIMD_LEVEL=asked)
+        assert out.stdout.strip() == expected, (asked, out.stderr)
 
 
 def test_amx_can_be_turned_off():

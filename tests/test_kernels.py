@@ -122,9 +122,10 @@ def test_binned_float32_screened_on_amx_matches_vector_kernel(rng, n, d, measure
 
 
 # The screens of binned float32 on this CPU: (name, level, bf16 variant, screen decision).
-# The int8 copy on x86 (AMX tiles, VNNI, AVX-512BW or AVX2 dots); the staged bf16 screen (one
+# The int8 copy on x86 (AMX tiles, VNNI on 512 or 256 bits, AVX-512BW or AVX2 dots); the staged bf16 screen (one
 # vdpbf16ps product) only where the int8 copy is refused, reached here by fixing the decision.
-SCREENS = [screen for screen in [("int8", "avx2", "auto", 2), ("int8", "avx512", "auto", 2),
+SCREENS = [screen for screen in [("int8", "avx2", "auto", 2), ("int8", "avx2_vnni", "auto", 2),
+                                 ("int8", "avx512", "auto", 2),
                                  ("int8", "avx512_vnni", "auto", 2), ("int8", "avx512_bf16", "native", 2),
                                  ("int8", "avx512_bf16", "widened", 2), ("bf16", "avx512_bf16", "native", 1)]
            if screen[1] in annlib.available_simd_levels()]

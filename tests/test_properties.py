@@ -266,7 +266,8 @@ def shard_parts_merge_to_one_search(data):
 
 # Binned float32's screens on this CPU: (level, bf16 variant, decision): the int8 copy as the
 # index's check picks it, the staged bf16 screen (bf16x3 tiles on AMX) fixed as a carried decision.
-SCREENS = [screen for screen in [("avx2", "auto", 2), ("avx512", "auto", 2), ("avx512_vnni", "auto", 2),
+SCREENS = [screen for screen in [("avx2", "auto", 2), ("avx2_vnni", "auto", 2), ("avx512", "auto", 2),
+                                 ("avx512_vnni", "auto", 2),
                                  ("avx512_bf16", "native", 2),
                                  ("avx512_bf16", "widened", 2),
                                  ("avx512_bf16", "native", 1)] if screen[0] in LEVELS] + \

@@ -178,6 +178,8 @@ struct DenseKernels {
 const DenseKernels& DenseKernelsScalar();
 const DenseKernels& DenseKernelsNeon();
 const DenseKernels& DenseKernelsAvx2();
+// AVX2 with AVX-VNNI's int8 dot products (the avx2_vnni level: Intel client cores without AVX-512).
+const DenseKernels& DenseKernelsAvx2Vnni();
 const DenseKernels& DenseKernelsAvx512();
 // AVX-512 with VNNI's int8 dot products (the avx512_vnni level: VNNI, no BF16).
 const DenseKernels& DenseKernelsAvx512Vnni();

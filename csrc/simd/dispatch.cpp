@@ -20,7 +20,8 @@ namespace {
 // The levels of this build's architecture, lowest first.
 std::vector<SimdLevel> ArchLevels() {
 #if defined(ANNLIB_ARCH_X86_64)
-  return {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512, SimdLevel::kAvx512Vnni, SimdLevel::kAvx512Bf16};
+  return {SimdLevel::kScalar,      SimdLevel::kAvx2,        SimdLevel::kAvx2Vnni,
+          SimdLevel::kAvx512,      SimdLevel::kAvx512Vnni, SimdLevel::kAvx512Bf16};
 #elif defined(ANNLIB_ARCH_ARM64)
   return {SimdLevel::kScalar, SimdLevel::kNeon};
 #else
@@ -37,7 +38,8 @@ int Rank(SimdLevel level) {
 
 #if defined(ANNLIB_ARCH_X86_64)
 struct CpuFeatures {
-  bool avx2 = false, avx512 = false, avx512_vnni = false, avx512_bf16 = false, amx_bf16 = false, amd = false;
+  bool avx2 = false, avx_vnni = false, avx512 = false, avx512_vnni = false, avx512_bf16 = false, amx_bf16 = false;
+  bool amd = false;
   bool avx512_vbmi_vnni = false;  // byte permutes and dot products (the LUT16 scan)
 };
 
@@ -76,6 +78,7 @@ CpuFeatures DetectFeatures() {
   if (l7[0] >= 1) Cpuid(7, 1, l7_1);  // sub-leaf 1 exists
   const unsigned ebx = l7[1], ecx = l7[2], edx = l7[3];
   f.avx2 = ymm && fma && f16c && ((ebx >> 5) & 1);
+  f.avx_vnni = f.avx2 && ((l7_1[0] >> 4) & 1);  // leaf 7 sub-leaf 1 eax bit 4
   // avx512f, avx512dq, avx512bw, avx512vl
   f.avx512 = f.avx2 && zmm && ((ebx >> 16) & 1) && ((ebx >> 17) & 1) && ((ebx >> 30) & 1) && ((ebx >> 31) & 1);
   // avx512_vnni (leaf 7 ecx bit 11), avx512_bf16 (leaf 7 sub-leaf 1 eax bit 5)
@@ -98,6 +101,7 @@ const char* SimdLevelName(SimdLevel level) {
   switch (level) {
     case SimdLevel::kScalar: return "scalar";
     case SimdLevel::kAvx2: return "avx2";
+    case SimdLevel::kAvx2Vnni: return "avx2_vnni";
     case SimdLevel::kAvx512: return "avx512";
     case SimdLevel::kAvx512Vnni: return "avx512_vnni";
     case SimdLevel::kAvx512Bf16: return "avx512_bf16";
@@ -115,27 +119,40 @@ SimdLevel ParseSimdLevel(const std::string& name) {
   throw std::invalid_argument("unknown SIMD level '" + name + "': this build's levels are " + known);
 }
 
-SimdLevel MaxSupportedLevel() {
+// Whether this CPU and OS can run a level of this build's architecture.
+static bool CpuRuns(SimdLevel level) {
 #if defined(ANNLIB_ARCH_X86_64)
   const CpuFeatures& f = Features();
-  if (f.avx512_bf16) return SimdLevel::kAvx512Bf16;
-  if (f.avx512_vnni) return SimdLevel::kAvx512Vnni;
-  if (f.avx512) return SimdLevel::kAvx512;
-  if (f.avx2) return SimdLevel::kAvx2;
-  return SimdLevel::kScalar;
-#elif defined(ANNLIB_ARCH_ARM64)
-  return SimdLevel::kNeon;  // Advanced SIMD is part of every AArch64 CPU
+  switch (level) {
+    case SimdLevel::kScalar: return true;
+    case SimdLevel::kAvx2: return f.avx2;
+    case SimdLevel::kAvx2Vnni: return f.avx_vnni;
+    case SimdLevel::kAvx512: return f.avx512;
+    case SimdLevel::kAvx512Vnni: return f.avx512_vnni;
+    case SimdLevel::kAvx512Bf16: return f.avx512_bf16;
+    default: return false;
+  }
 #else
-  return SimdLevel::kScalar;
+  return Rank(level) >= 0;  // Advanced SIMD is part of every AArch64 CPU
 #endif
 }
+
+std::vector<SimdLevel> SupportedLevels() {
+  std::vector<SimdLevel> levels;
+  for (SimdLevel level : ArchLevels())
+    if (CpuRuns(level)) levels.push_back(level);
+  return levels;
+}
+
+SimdLevel MaxSupportedLevel() { return SupportedLevels().back(); }
 
 static SimdLevel ComputeActiveLevel() {
   SimdLevel level = MaxSupportedLevel();
   const char* env = std::getenv("ANNLIB_SIMD_LEVEL");
   if (env != nullptr && env[0] != '\0') {
-    SimdLevel wanted = ParseSimdLevel(env);  // an unknown name is an error, not ignored
-    if (Rank(wanted) < Rank(level)) level = wanted;
+    const int wanted = Rank(ParseSimdLevel(env));  // an unknown name is an error, not ignored
+    for (SimdLevel supported : SupportedLevels())
+      if (Rank(supported) <= wanted) level = supported;
   }
   return level;
 }
@@ -143,12 +160,6 @@ static SimdLevel ComputeActiveLevel() {
 SimdLevel ActiveLevel() {
   static const SimdLevel level = ComputeActiveLevel();
   return level;
-}
-
-std::vector<SimdLevel> SupportedLevels() {
-  std::vector<SimdLevel> levels = ArchLevels();
-  levels.resize(Rank(MaxSupportedLevel()) + 1);
-  return levels;
 }
 
 Bf16Variant ParseBf16Variant(const std::string& name) {
@@ -176,8 +187,7 @@ bool AmxUsable() {
 }
 
 static void RequireSupported(SimdLevel level) {
-  const int rank = Rank(level);
-  if (rank < 0 || rank > Rank(MaxSupportedLevel()))
+  if (!CpuRuns(level))
     throw std::invalid_argument(std::string("SIMD level ") + SimdLevelName(level) +
                                 " is not supported by this CPU");
 }
@@ -188,6 +198,7 @@ const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
     case SimdLevel::kScalar: return DenseKernelsScalar();
 #if defined(ANNLIB_ARCH_X86_64)
     case SimdLevel::kAvx2: return DenseKernelsAvx2();
+    case SimdLevel::kAvx2Vnni: return DenseKernelsAvx2Vnni();
     case SimdLevel::kAvx512: return DenseKernelsAvx512();
     case SimdLevel::kAvx512Vnni: return DenseKernelsAvx512Vnni();
     case SimdLevel::kAvx512Bf16:
@@ -206,12 +217,13 @@ const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
   throw std::invalid_argument("bad SIMD level");
 }
 
-// The other kernel tables: one entry per level (the avx512_vnni and avx512_bf16 levels use the
-// AVX-512 kernels).
+// The other kernel tables: one entry per level (avx2_vnni uses the AVX2 kernels, the avx512_vnni
+// and avx512_bf16 levels the AVX-512 ones: their instructions do not serve these kernels).
 #if defined(ANNLIB_ARCH_X86_64)
 #define ANNLIB_PICK(scalar, neon, avx2, avx512)                    \
   switch (level) {                                               \
-    case SimdLevel::kAvx2: return &avx2;                         \
+    case SimdLevel::kAvx2:                                       \
+    case SimdLevel::kAvx2Vnni: return &avx2;                     \
     case SimdLevel::kAvx512:                                     \
     case SimdLevel::kAvx512Vnni:                                 \
     case SimdLevel::kAvx512Bf16: return &avx512;                 \
