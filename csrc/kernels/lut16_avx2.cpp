@@ -21,8 +21,8 @@ struct Ops {
   static V low_nibbles(V c) { return _mm256_and_si256(c, _mm256_set1_epi8(0x0F)); }
   static V high_nibbles(V c) { return _mm256_and_si256(_mm256_srli_epi16(c, 4), _mm256_set1_epi8(0x0F)); }
   static V shuffle(V table, V index) { return _mm256_shuffle_epi8(table, index); }
-  static V add16(V x, V y) { return _mm256_add_epi16(x, y); }
-  static V shr16_8(V x) { return _mm256_srli_epi16(x, 8); }
+  static V add16(V acc, V x) { return _mm256_add_epi16(acc, x); }
+  static V add_high8(V acc, V x) { return _mm256_add_epi16(acc, _mm256_srli_epi16(x, 8)); }
 
   // Per 128-bit lane, 16-bit lane m of `a - (b << 8)` sums point 2m and of `b`
   // point 2m + 1; fold the two lanes, re-interleave into natural order, widen.

@@ -22,8 +22,8 @@ struct Ops {
   static V low_nibbles(V c) { return _mm512_and_si512(c, _mm512_set1_epi8(0x0F)); }
   static V high_nibbles(V c) { return _mm512_and_si512(_mm512_srli_epi16(c, 4), _mm512_set1_epi8(0x0F)); }
   static V shuffle(V table, V index) { return _mm512_shuffle_epi8(table, index); }
-  static V add16(V x, V y) { return _mm512_add_epi16(x, y); }
-  static V shr16_8(V x) { return _mm512_srli_epi16(x, 8); }
+  static V add16(V acc, V x) { return _mm512_add_epi16(acc, x); }
+  static V add_high8(V acc, V x) { return _mm512_add_epi16(acc, _mm512_srli_epi16(x, 8)); }
 
   // As in the AVX2 unit, with four 128-bit lanes to fold.
   static void add_half(V a, V b, bool first, int32_t* totals) {

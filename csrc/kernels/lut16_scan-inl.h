@@ -5,7 +5,8 @@
 //     using V;                             // integer vector of kBlocks * 16 bytes
 //     V zero(); V load(const uint8_t*); V low_nibbles(V); V high_nibbles(V);
 //     V shuffle(V table, V index);         // pshufb within 128-bit lanes
-//     V add16(V, V); V shr16_8(V);         // 16-bit lane add, shift right by 8
+//     V add16(V acc, V x);                // 16-bit lanes: acc + x
+//     V add_high8(V acc, V x);            // 16-bit lanes: acc + (x >> 8)
 //     void add_half(V a, V b, bool first, int32_t* totals);  // fold lanes into 16 totals
 //                                          // (stored when first, else added)
 //     uint32_t score(const Lut16Args&, int64_t group, const int32_t* totals, float* scores);
@@ -36,9 +37,9 @@ inline void Lut16ScanBody(const annlib::Lut16Args& a) {
         // As 16-bit lanes: a += even + 256 * odd byte, b += odd byte; the even
         // sums are recovered later as a - (b << 8), with no widening per step.
         lo_a = Ops::add16(lo_a, r_lo);
-        lo_b = Ops::add16(lo_b, Ops::shr16_8(r_lo));
+        lo_b = Ops::add_high8(lo_b, r_lo);
         hi_a = Ops::add16(hi_a, r_hi);
-        hi_b = Ops::add16(hi_b, Ops::shr16_8(r_hi));
+        hi_b = Ops::add_high8(hi_b, r_hi);
       }
       Ops::add_half(lo_a, lo_b, b0 == 0, totals);
       Ops::add_half(hi_a, hi_b, b0 == 0, totals + 16);
@@ -70,9 +71,9 @@ inline void Lut16ScanMultiPass(const annlib::Lut16Args* a) {
           const typename Ops::V r_lo = Ops::shuffle(table, lo);
           const typename Ops::V r_hi = Ops::shuffle(table, hi);
           lo_a[j] = Ops::add16(lo_a[j], r_lo);
-          lo_b[j] = Ops::add16(lo_b[j], Ops::shr16_8(r_lo));
+          lo_b[j] = Ops::add_high8(lo_b[j], r_lo);
           hi_a[j] = Ops::add16(hi_a[j], r_hi);
-          hi_b[j] = Ops::add16(hi_b[j], Ops::shr16_8(r_hi));
+          hi_b[j] = Ops::add_high8(hi_b[j], r_hi);
         }
       }
       for (int j = 0; j < Q; ++j) {
