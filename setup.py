@@ -49,10 +49,12 @@ if ARCH == "x86_64":
     ISA_FLAGS = _MSVC_X86 if MSVC else {isa: flags for isa, flags in _GCC_X86.items()
                                         if isa != "amx" or sys.platform.startswith("linux")}
 elif ARCH == "arm64":
-    ISA_FLAGS = {"neon": []}
+    # The dot product unit is built by GCC and Clang only (simd/arch.h: ANNLIB_NEON_DOTPROD_UNIT).
+    ISA_FLAGS = {"neon": []} if MSVC else {"neon": [], "neon_dotprod": ["-march=armv8.2-a+dotprod"]}
 else:
     ISA_FLAGS = {}
-ALL_ISAS = ("avx512_bf16", "avx512_vbmi", "avx512_vnni", "avx2_vnni", "avx512", "avx2", "amx", "neon")  # longest suffix first
+ALL_ISAS = ("avx512_bf16", "avx512_vbmi", "avx512_vnni", "avx2_vnni", "avx512", "avx2", "amx", "neon_dotprod",
+            "neon")  # longest suffix first
 
 
 def isa_of(source):

@@ -47,7 +47,7 @@ def python_code(code, **env):
     return run_python("-c", code, capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
 
 
-@pytest.mark.parametrize("level", ["scalar", "avx2", "avx2_vnni"])
+@pytest.mark.parametrize("level", ["scalar", "avx2", "avx2_vnni", "neon"])
 def test_env_lowers_simd_level(level):
     import annlib
     if level not in annlib.available_simd_levels():
@@ -111,6 +111,23 @@ def test_detected_simd_level_matches_the_cpu_flags_linux_reports():
     expected = [level for level, ok in runs.items() if ok]
     assert annlib.available_simd_levels() == expected
     assert annlib._core.max_simd_level() == expected[-1]
+
+
+def test_arm_levels_match_the_cpu_features_linux_reports():
+    # getauxval's HWCAP_ASIMDDP against /proc/cpuinfo's "asimddp" (absent under qemu-user,
+    # which shows the host's cpuinfo).
+    import platform
+    from pathlib import Path
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if platform.machine() not in ("aarch64", "arm64") or not cpuinfo.exists():
+        pytest.skip("AArch64 Linux only")
+    features = [line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines()
+                if line.startswith("Features")]
+    if not features:
+        pytest.skip("no AArch64 feature list in /proc/cpuinfo")
+    expected = ["scalar", "neon"] + (["neon_dotprod"] if "asimddp" in features[0] else [])
+    assert annlib.available_simd_levels() == expected
 
 
 def test_env_picks_the_best_level_at_or_below_the_one_asked_for():

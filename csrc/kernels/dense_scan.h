@@ -177,6 +177,8 @@ struct DenseKernels {
 // architecture (setup.py), and only simd/dispatch.cpp names them (simd/arch.h guards).
 const DenseKernels& DenseKernelsScalar();
 const DenseKernels& DenseKernelsNeon();
+// NEON with Armv8.2's int8 dot products (the neon_dotprod level).
+const DenseKernels& DenseKernelsNeonDotprod();
 const DenseKernels& DenseKernelsAvx2();
 // AVX2 with AVX-VNNI's int8 dot products (the avx2_vnni level: Intel client cores without AVX-512).
 const DenseKernels& DenseKernelsAvx2Vnni();

@@ -12,6 +12,12 @@
 #if defined(ANNLIB_ARCH_X86_64) && defined(_MSC_VER)
 #include <intrin.h>
 #endif
+#if defined(ANNLIB_NEON_DOTPROD_UNIT) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+#if defined(ANNLIB_NEON_DOTPROD_UNIT) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
 
 namespace annlib {
 
@@ -20,8 +26,10 @@ namespace {
 // The levels of this build's architecture, lowest first.
 std::vector<SimdLevel> ArchLevels() {
 #if defined(ANNLIB_ARCH_X86_64)
-  return {SimdLevel::kScalar,      SimdLevel::kAvx2,        SimdLevel::kAvx2Vnni,
-          SimdLevel::kAvx512,      SimdLevel::kAvx512Vnni, SimdLevel::kAvx512Bf16};
+  return {SimdLevel::kScalar, SimdLevel::kAvx2,       SimdLevel::kAvx2Vnni,
+          SimdLevel::kAvx512, SimdLevel::kAvx512Vnni, SimdLevel::kAvx512Bf16};
+#elif defined(ANNLIB_NEON_DOTPROD_UNIT)
+  return {SimdLevel::kScalar, SimdLevel::kNeon, SimdLevel::kNeonDotprod};
 #elif defined(ANNLIB_ARCH_ARM64)
   return {SimdLevel::kScalar, SimdLevel::kNeon};
 #else
@@ -106,6 +114,7 @@ const char* SimdLevelName(SimdLevel level) {
     case SimdLevel::kAvx512Vnni: return "avx512_vnni";
     case SimdLevel::kAvx512Bf16: return "avx512_bf16";
     case SimdLevel::kNeon: return "neon";
+    case SimdLevel::kNeonDotprod: return "neon_dotprod";
   }
   return "unknown";
 }
@@ -118,6 +127,22 @@ SimdLevel ParseSimdLevel(const std::string& name) {
   }
   throw std::invalid_argument("unknown SIMD level '" + name + "': this build's levels are " + known);
 }
+
+#if defined(ANNLIB_NEON_DOTPROD_UNIT)
+// Armv8.2's dot product instructions (FEAT_DotProd), as the OS reports them.
+static bool NeonDotprod() {
+#if defined(__linux__)
+  constexpr unsigned long kHwcapAsimddp = 1ul << 20;  // HWCAP_ASIMDDP
+  return (getauxval(AT_HWCAP) & kHwcapAsimddp) != 0;
+#elif defined(__APPLE__)
+  int has = 0;
+  size_t size = sizeof has;
+  return sysctlbyname("hw.optional.arm.FEAT_DotProd", &has, &size, nullptr, 0) == 0 && has != 0;
+#else
+  return false;  // not detected elsewhere: the neon level
+#endif
+}
+#endif
 
 // Whether this CPU and OS can run a level of this build's architecture.
 static bool CpuRuns(SimdLevel level) {
@@ -132,8 +157,20 @@ static bool CpuRuns(SimdLevel level) {
     case SimdLevel::kAvx512Bf16: return f.avx512_bf16;
     default: return false;
   }
+#elif defined(ANNLIB_ARCH_ARM64)
+  switch (level) {
+    case SimdLevel::kScalar:
+    case SimdLevel::kNeon: return true;  // Advanced SIMD is part of every AArch64 CPU
+#if defined(ANNLIB_NEON_DOTPROD_UNIT)
+    case SimdLevel::kNeonDotprod: {
+      static const bool has = NeonDotprod();
+      return has;
+    }
+#endif
+    default: return false;
+  }
 #else
-  return Rank(level) >= 0;  // Advanced SIMD is part of every AArch64 CPU
+  return level == SimdLevel::kScalar;
 #endif
 }
 
@@ -212,13 +249,17 @@ const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
 #if defined(ANNLIB_ARCH_ARM64)
     case SimdLevel::kNeon: return DenseKernelsNeon();
 #endif
+#if defined(ANNLIB_NEON_DOTPROD_UNIT)
+    case SimdLevel::kNeonDotprod: return DenseKernelsNeonDotprod();
+#endif
     default: break;
   }
   throw std::invalid_argument("bad SIMD level");
 }
 
 // The other kernel tables: one entry per level (avx2_vnni uses the AVX2 kernels, the avx512_vnni
-// and avx512_bf16 levels the AVX-512 ones: their instructions do not serve these kernels).
+// and avx512_bf16 levels the AVX-512 ones, neon_dotprod the NEON ones: their instructions do not
+// serve these kernels).
 #if defined(ANNLIB_ARCH_X86_64)
 #define ANNLIB_PICK(scalar, neon, avx2, avx512)                    \
   switch (level) {                                               \
@@ -230,7 +271,8 @@ const DenseKernels& DenseKernelsFor(SimdLevel level, Bf16Variant bf16) {
     default: return &scalar;                                     \
   }
 #elif defined(ANNLIB_ARCH_ARM64)
-#define ANNLIB_PICK(scalar, neon, avx2, avx512) return level == SimdLevel::kNeon ? &neon : &scalar;
+#define ANNLIB_PICK(scalar, neon, avx2, avx512) \
+  return level == SimdLevel::kNeon || level == SimdLevel::kNeonDotprod ? &neon : &scalar;
 #else
 #define ANNLIB_PICK(scalar, neon, avx2, avx512) return &scalar;
 #endif

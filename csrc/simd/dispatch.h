@@ -1,7 +1,7 @@
 // Runtime SIMD level selection. The level is chosen once, the first time it is
 // asked for: the best the CPU and OS support, lowered (never raised) by the
 // environment variable ANNLIB_SIMD_LEVEL: scalar|avx2|avx2_vnni|avx512|avx512_vnni|avx512_bf16
-// on x86-64, scalar|neon on AArch64, scalar elsewhere (simd/arch.h). A CPU need not
+// on x86-64, scalar|neon|neon_dotprod on AArch64, scalar elsewhere (simd/arch.h). A CPU need not
 // have every level below its best (AVX-512 CPUs without AVX-VNNI have no avx2_vnni):
 // the level used is the best supported one at or below the one asked for.
 #pragma once
@@ -16,7 +16,7 @@ namespace annlib {
 
 // (Values are names, not ranks: ranks are places in SupportedLevels().)
 enum class SimdLevel : int {
-  kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3, kNeon = 4, kAvx512Vnni = 5, kAvx2Vnni = 6
+  kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3, kNeon = 4, kAvx512Vnni = 5, kAvx2Vnni = 6, kNeonDotprod = 7
 };
 
 const char* SimdLevelName(SimdLevel level);
