@@ -3,18 +3,7 @@
 // bytes, offset by 128, corrected with the per-point code sums); without it,
 // pmaddubsw on |x| and the query with x's sign.
 #ifdef ANNLIB_AVX_VNNI
-// acc + the sum of each 32-bit lane's four bytes of a (unsigned) times b's
-// (signed). On GCC an asm statement ({vex}: the AVX-VNNI encoding), as for the
-// AVX-512 units (dot_bytes_vnni-inl.h): GCC 12 copies accumulators between
-// registers around the intrinsic in the int8 tiles' inner loop.
-inline __m256i DotBytes(__m256i acc, __m256i a, __m256i b) {
-#if defined(__GNUC__) && !defined(__clang__)
-  __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
-  return acc;
-#else
-  return _mm256_dpbusd_avx_epi32(acc, a, b);
-#endif
-}
+#include "dot_bytes_vnni-inl.h"
 #endif
 
 struct Ops {
