@@ -40,8 +40,8 @@ _GCC_X86 = {
     "amx": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
             "-mavx512vnni", "-mavx512bf16", "-mamx-tile", "-mamx-bf16"],
 }
-_MSVC_X86 = {"avx2": ["/arch:AVX2"], "avx2_vnni": ["/arch:AVX2"], "avx512": ["/arch:AVX512"], "avx512_vnni": ["/arch:AVX512"],
-             "avx512_bf16": ["/arch:AVX512"], "avx512_vbmi": ["/arch:AVX512"]}
+_MSVC_X86 = {"avx2": ["/arch:AVX2"], "avx2_vnni": ["/arch:AVX2"], "avx512": ["/arch:AVX512"],
+             "avx512_vnni": ["/arch:AVX512"], "avx512_bf16": ["/arch:AVX512"], "avx512_vbmi": ["/arch:AVX512"]}
 
 # ISA -> compile flags, for the ISAs this build's architecture has. AMX is requested
 # from the OS on Linux only (dispatch.cpp), so other systems do not build its unit.
