@@ -92,7 +92,7 @@ CpuFeatures DetectFeatures() {
   // avx512_vnni (leaf 7 ecx bit 11), avx512_bf16 (leaf 7 sub-leaf 1 eax bit 5)
   f.avx512_vnni = f.avx512 && ((ecx >> 11) & 1);
   f.avx512_bf16 = f.avx512_vnni && ((l7_1[0] >> 5) & 1);
-  f.avx512_vbmi_vnni = f.avx512 && ((ecx >> 1) & 1) && ((ecx >> 11) & 1);  // avx512_vbmi, avx512_vnni
+  f.avx512_vbmi_vnni = f.avx512_vnni && ((ecx >> 1) & 1);  // and avx512_vbmi (leaf 7 ecx bit 1)
   f.amx_bf16 = ((edx >> 24) & 1) && ((edx >> 22) & 1);  // amx-tile, amx-bf16
   return f;
 }
@@ -184,13 +184,13 @@ std::vector<SimdLevel> SupportedLevels() {
 SimdLevel MaxSupportedLevel() { return SupportedLevels().back(); }
 
 static SimdLevel ComputeActiveLevel() {
-  SimdLevel level = MaxSupportedLevel();
+  const std::vector<SimdLevel> supported = SupportedLevels();  // lowest first
   const char* env = std::getenv("ANNLIB_SIMD_LEVEL");
-  if (env != nullptr && env[0] != '\0') {
-    const int wanted = Rank(ParseSimdLevel(env));  // an unknown name is an error, not ignored
-    for (SimdLevel supported : SupportedLevels())
-      if (Rank(supported) <= wanted) level = supported;
-  }
+  if (env == nullptr || env[0] == '\0') return supported.back();
+  const int wanted = Rank(ParseSimdLevel(env));  // an unknown name is an error, not ignored
+  SimdLevel level = supported.front();
+  for (SimdLevel s : supported)
+    if (Rank(s) <= wanted) level = s;
   return level;
 }
 
