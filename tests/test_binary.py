@@ -3,7 +3,7 @@
 GCC 12 deleted __builtin_prefetch calls with the loops around them (it takes the
 builtin to have no side effects): the single-query scan's prefetch of the next
 leaf never reached the binary, and the re-ranking kernels lost theirs once their
-prefetch loop grew. portable.h's Prefetch is an asm statement now. GCC 12 also
+prefetch loop grew. portable.h's Prefetch (and PrefetchL2) is an asm statement now. GCC 12 also
 copied the LUT16 scans' and the VNNI int8 tiles' accumulators between registers
 on every step of their inner loops (x86 and NEON); setup.py's LUT16 flags and asm
 statements keep them in place. These tests read the library's disassembly for both."""
@@ -19,7 +19,8 @@ import pytest
 
 from annlib import _core
 
-PREFETCH = re.compile(r"\s(prefetcht0|prfm)\s")
+PREFETCH = re.compile(r"\s(prefetcht[01]|prfm)\s")
+PREFETCH_L2 = re.compile(r"\s(prefetcht1|prfm\s+pldl2keep)\b")
 FUNCTION = re.compile(r"^[0-9a-f]+ <(.+)>:$")
 CLONE = re.compile(r"( \[clone [^\]]*\])+$")
 INSTRUCTION = re.compile(r"^\s+([0-9a-f]+):\s+(.*)$")
@@ -83,6 +84,10 @@ def test_prefetches_survive_compilation():
                  if (m := re.fullmatch(r"annlib::isa_(\w+)::Rescore\(annlib::RescoreArgs const&\)", name))}
     assert len(rescorers) >= 2, sorted(functions)[:20]
     assert all(n > 0 for n in rescorers.values()), (rescorers, prefetching)
+    # ... twice: into L2 far ahead, then into L1.
+    to_l2 = {name: sum(bool(PREFETCH_L2.search(" " + t + " ")) for body in functions[name] for _, t in body)
+             for name in functions if re.fullmatch(r"annlib::isa_\w+::Rescore\(annlib::RescoreArgs const&\)", name)}
+    assert all(n > 0 for n in to_l2.values()), to_l2
     # A single query's scan fetches the next leaf's head while it scans this one.
     assert any("PartitionedSearch" in name for name in prefetching), prefetching
 

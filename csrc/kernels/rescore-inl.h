@@ -7,6 +7,9 @@
 
 namespace {
 
+// Prefetch distances of the rescoring loop in cache lines (RescoreTyped).
+constexpr int32_t kNearLines = 96, kFarLines = 768;
+
 template <class T, class Load>
 inline float DotRow(const float* q, const T* x, int64_t stride, Load load) {
   typename Ops::V acc0 = Ops::zero(), acc1 = Ops::zero();
@@ -23,23 +26,34 @@ template <class T, bool kMany, class Load>
 inline void RescoreTyped(const annlib::RescoreArgs& a, Load load) {
   const T* rows = static_cast<const T*>(a.rows);
   const int64_t row_bytes = a.stride * int64_t{sizeof(T)};
-  // Candidates' rows are random accesses: keep a few fetches in flight.
-  constexpr int32_t kAhead = 8;
+  // Candidates' rows are random accesses, mostly from DRAM. Each is fetched
+  // twice ahead: into L2 `far` rows ahead, so that many fetches are in flight
+  // (L1 alone holds a couple of dozen misses), then into L1 `near` rows ahead,
+  // from L2 by then. Distances count cache lines, whatever the row's type.
+  // Against 8 rows into L1 alone, 200-300 candidates of indexes beyond the
+  // L3 rescored 1.3-1.7x faster on Zen 4 (float32, bfloat16 and int8 rows).
+  const int32_t row_lines = static_cast<int32_t>(std::max<int64_t>(1, row_bytes / 64));
+  const int32_t near = std::max(1, kNearLines / row_lines);
+  const int32_t far = std::max(near + 1, kFarLines / row_lines);
   // A row's bias (and an int8 row's scale and offset) sit in arrays of their
   // own, a cache line each at a random address too: fetched with the row.
-  auto prefetch = [&](int32_t i) {
+  auto fetch = [&](int32_t i, auto prefetch) {
     const int64_t j = a.ids[i];
     const char* row = reinterpret_cast<const char*>(rows + j * a.stride);
-    for (int64_t b = 0; b < row_bytes; b += 64) annlib::Prefetch(row + b);
-    annlib::Prefetch(a.bias + j);
+    for (int64_t b = 0; b < row_bytes; b += 64) prefetch(row + b);
+    prefetch(a.bias + j);
     if (a.type == annlib::DenseType::kInt8) {
-      annlib::Prefetch(a.scale + j);
-      annlib::Prefetch(a.offset + j);
+      prefetch(a.scale + j);
+      prefetch(a.offset + j);
     }
   };
-  for (int32_t i = 0; i < kAhead && i < a.count; ++i) prefetch(i);
+  auto to_l2 = [](const void* p) { annlib::PrefetchL2(p); };
+  auto to_l1 = [](const void* p) { annlib::Prefetch(p); };
+  for (int32_t i = near; i < far && i < a.count; ++i) fetch(i, to_l2);
+  for (int32_t i = 0; i < near && i < a.count; ++i) fetch(i, to_l1);
   for (int32_t i = 0; i < a.count; ++i) {
-    if (i + kAhead < a.count) prefetch(i + kAhead);
+    if (i + far < a.count) fetch(i + far, to_l2);
+    if (i + near < a.count) fetch(i + near, to_l1);
     const int64_t j = a.ids[i];
     // The same product, in the same order, whichever mode: bit-identical scores.
     const float* query = kMany ? a.queries + a.query_of[i] * a.stride : a.query;
