@@ -10,8 +10,8 @@ thread:
    the cache (ns per code block per point), the int8 dense kernel that scores the
    centroids (ps per multiply-add), one core's streaming read bandwidth from memory, and
    the time to read one row at a random address of an array beyond the cache (plain loads,
-   rows prefetched 8 ahead as the re-ranking does, no kernel of ours: `_core.testing.read_rows`), for the reorder rows' width and the
-   centers' (d float32);
+   rows prefetched ahead as the re-ranking does, into L2 then L1, no kernel of ours:
+   `_core.testing.read_rows`), for the reorder rows' width and the centers' (d float32);
 2. counts each query's work: centroid multiply-adds (leaves x d) and the screened center
    rows rescored from float32, code blocks x points in the leaves it scans (and their code
    bytes, streamed from memory), rows reordered;
@@ -77,7 +77,7 @@ def read_gb_per_s(total_mb: int = 1024) -> float:
 
 def random_row_ns(row_bytes: int, total_mb: int = 512, count: int = 20_000) -> float:
     """ns to read one row of row_bytes at a random address of a total_mb array (beyond the
-    last-level cache), one thread, plain loads with rows prefetched 8 ahead."""
+    last-level cache), one thread, plain loads, rows prefetched ahead as the re-ranking does."""
     rows = np.ones((total_mb * 2**20 // row_bytes, row_bytes // 4), np.float32)
     rng = np.random.default_rng(0)
     # Fresh rows for every repetition: a second pass over the same 20k rows (5 MB of 256-byte

@@ -198,9 +198,10 @@ py::array_t<int32_t> SelectBestScoresPy(py::array_t<float, py::array::c_style> s
 }
 
 // Reads whole rows at the given indexes, in order, with plain 64-bit loads
-// (four independent sums) and every line of the rows 8 ahead prefetched: the
-// memory system's rate for rows at random addresses, with no kernel of ours in
-// the way (bench/roofline.py). Returns the sum of every word read, so that no
+// (four independent sums), every line of the rows prefetched ahead as the
+// re-ranking does (into L2, then L1: portable.h's distances): the memory
+// system's rate for rows at random addresses, with no kernel of ours in the
+// way (bench/roofline.py). Returns the sum of every word read, so that no
 // read can be dropped.
 uint64_t ReadRows(py::array rows, Int64Array ids) {
   if (rows.ndim() != 2 || !(rows.flags() & py::array::c_style))
@@ -216,14 +217,22 @@ uint64_t ReadRows(py::array rows, Int64Array ids) {
   {
     py::gil_scoped_release release;
     uint64_t s[4] = {0, 0, 0, 0};
-    constexpr int64_t kAhead = 8;  // rows fetched ahead, as the re-ranking does
-    auto prefetch = [&](int64_t i) {
+    const int64_t row_lines = (row_bytes + 63) / 64;
+    const int64_t near = std::max<int64_t>(1, kRowPrefetchNearLines / row_lines);
+    const int64_t far = std::max<int64_t>(near + 1, kRowPrefetchFarLines / row_lines);
+    auto to_l2 = [&](int64_t i) {
+      const char* row = base + id[i] * row_bytes;
+      for (int64_t b = 0; b < row_bytes; b += 64) PrefetchL2(row + b);
+    };
+    auto to_l1 = [&](int64_t i) {
       const char* row = base + id[i] * row_bytes;
       for (int64_t b = 0; b < row_bytes; b += 64) Prefetch(row + b);
     };
-    for (int64_t i = 0; i < kAhead && i < count; ++i) prefetch(i);
+    for (int64_t i = near; i < far && i < count; ++i) to_l2(i);
+    for (int64_t i = 0; i < near && i < count; ++i) to_l1(i);
     for (int64_t i = 0; i < count; ++i) {
-      if (i + kAhead < count) prefetch(i + kAhead);
+      if (i + far < count) to_l2(i + far);
+      if (i + near < count) to_l1(i + near);
       const uint64_t* row = reinterpret_cast<const uint64_t*>(base + id[i] * row_bytes);
       for (int64_t w = 0; w < row_bytes / 8; w += 4)
         for (int j = 0; j < 4; ++j) s[j] += row[w + j];

@@ -88,6 +88,14 @@ static inline void PrefetchL2(const void* p) {
 #endif
 }
 
+// Rows at random addresses (re-ranking's candidates, kernels/rescore-inl.h;
+// the memory probe testing.read_rows) are fetched twice ahead of their use:
+// into L2 this many cache lines ahead, so that many misses are in flight (L1
+// alone holds a couple of dozen), then into L1 from L2.
+// (Zen 4: 24 / 256-512 lines rescored rows of 128-1,536 B alike; 96 lines
+// into L1 held up short lists of small rows.)
+constexpr int32_t kRowPrefetchFarLines = 512, kRowPrefetchNearLines = 24;
+
 // Memory aligned to `align` (a power of two; bytes a multiple of it); nullptr
 // when out of memory. Free it with AlignedFree (Windows has no std::aligned_alloc).
 static inline void* AlignedAlloc(size_t align, size_t bytes) {
