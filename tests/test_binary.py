@@ -3,10 +3,11 @@
 GCC 12 deleted __builtin_prefetch calls with the loops around them (it takes the
 builtin to have no side effects): the single-query scan's prefetch of the next
 leaf never reached the binary, and the re-ranking kernels lost theirs once their
-prefetch loop grew. portable.h's Prefetch (and PrefetchL2) is an asm statement now. GCC 12 also
-copied the LUT16 scans' and the VNNI int8 tiles' accumulators between registers
-on every step of their inner loops (x86 and NEON); setup.py's LUT16 flags and asm
-statements keep them in place. These tests read the library's disassembly for both."""
+prefetch loop grew. portable.h's Prefetch and PrefetchL2 are asm statements now.
+GCC 12 also copied the LUT16 scans' and the VNNI int8 tiles' accumulators between
+registers on every step of their inner loops (x86 and NEON); setup.py's LUT16 flags
+and asm statements keep them in place. These tests read the library's disassembly
+for both."""
 import functools
 import platform
 import re
@@ -76,17 +77,18 @@ def innermost_loop(body, marker):
 @needs_objdump
 def test_prefetches_survive_compilation():
     functions = disassembly()
-    prefetches = {name: sum(bool(PREFETCH.search(" " + t + " ")) for body in bodies for _, t in body)
-                  for name, bodies in functions.items()}
-    prefetching = sorted(name for name, n in prefetches.items() if n > 0)
-    # Every ISA unit's re-ranking kernel fetches rows ahead (the scalar one included).
-    rescorers = {m.group(1): prefetches[name] for name in functions
-                 if (m := re.fullmatch(r"annlib::isa_(\w+)::Rescore\(annlib::RescoreArgs const&\)", name))}
+
+    def count(pattern, name):
+        return sum(bool(pattern.search(" " + t + " ")) for body in functions[name] for _, t in body)
+
+    prefetching = sorted(name for name in functions if count(PREFETCH, name) > 0)
+    # Every ISA unit's re-ranking kernel fetches rows ahead (the scalar one included), twice:
+    # into L2 far ahead, then into L1.
+    rescorers = [name for name in functions
+                 if re.fullmatch(r"annlib::isa_\w+::Rescore\(annlib::RescoreArgs const&\)", name)]
     assert len(rescorers) >= 2, sorted(functions)[:20]
-    assert all(n > 0 for n in rescorers.values()), (rescorers, prefetching)
-    # ... twice: into L2 far ahead, then into L1.
-    to_l2 = {name: sum(bool(PREFETCH_L2.search(" " + t + " ")) for body in functions[name] for _, t in body)
-             for name in functions if re.fullmatch(r"annlib::isa_\w+::Rescore\(annlib::RescoreArgs const&\)", name)}
+    assert all(count(PREFETCH, name) > 0 for name in rescorers), (rescorers, prefetching)
+    to_l2 = {name: count(PREFETCH_L2, name) for name in rescorers}
     assert all(n > 0 for n in to_l2.values()), to_l2
     # A single query's scan fetches the next leaf's head while it scans this one.
     assert any("PartitionedSearch" in name for name in prefetching), prefetching
