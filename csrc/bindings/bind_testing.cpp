@@ -217,22 +217,14 @@ uint64_t ReadRows(py::array rows, Int64Array ids) {
   {
     py::gil_scoped_release release;
     uint64_t s[4] = {0, 0, 0, 0};
-    const int64_t row_lines = (row_bytes + 63) / 64;
-    const int64_t near = std::max<int64_t>(1, kRowPrefetchNearLines / row_lines);
-    const int64_t far = std::max<int64_t>(near + 1, kRowPrefetchFarLines / row_lines);
-    auto to_l2 = [&](int64_t i) {
-      const char* row = base + id[i] * row_bytes;
-      for (int64_t b = 0; b < row_bytes; b += 64) PrefetchL2(row + b);
+    const RowPrefetchDistances ahead = RowPrefetchFor((row_bytes + 63) / 64);
+    auto fetch = [&](int64_t r, bool to_l1) {
+      const char* row = base + id[r] * row_bytes;
+      for (int64_t b = 0; b < row_bytes; b += 64) PrefetchInto(row + b, to_l1);
     };
-    auto to_l1 = [&](int64_t i) {
-      const char* row = base + id[i] * row_bytes;
-      for (int64_t b = 0; b < row_bytes; b += 64) Prefetch(row + b);
-    };
-    for (int64_t i = near; i < far && i < count; ++i) to_l2(i);
-    for (int64_t i = 0; i < near && i < count; ++i) to_l1(i);
+    PrefetchFirstRows(ahead, count, fetch);
     for (int64_t i = 0; i < count; ++i) {
-      if (i + far < count) to_l2(i + far);
-      if (i + near < count) to_l1(i + near);
+      PrefetchRowsAhead(ahead, i, count, fetch);
       const uint64_t* row = reinterpret_cast<const uint64_t*>(base + id[i] * row_bytes);
       for (int64_t w = 0; w < row_bytes / 8; w += 4)
         for (int j = 0; j < 4; ++j) s[j] += row[w + j];

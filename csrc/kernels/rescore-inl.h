@@ -24,32 +24,27 @@ inline void RescoreTyped(const annlib::RescoreArgs& a, Load load) {
   const T* rows = static_cast<const T*>(a.rows);
   const int64_t row_bytes = a.stride * int64_t{sizeof(T)};
   // Candidates' rows are random accesses, mostly from DRAM: each is fetched
-  // into L2 `far` rows ahead, then into L1 `near` rows ahead (portable.h's
-  // distances in cache lines, whatever the row's type). A row's bias (and an
+  // into L2 far ahead, then into L1 (portable.h's schedule, its distances in
+  // cache lines, whatever the row's type). A row's bias (and an
   // int8 row's scale and offset) sit in arrays of their own, a cache line
   // each at a random address too: fetched with the row, and counted. Against
   // 8 rows into L1 alone, on Zen 4: 200 float32 rows of d = 384 rescored
   // 1.5-1.6x faster, 30-40 rows 1.0-1.5x.
-  const int32_t lines = static_cast<int32_t>((row_bytes + 63) / 64) + (a.type == annlib::DenseType::kInt8 ? 3 : 1);
-  const int32_t near = std::max(1, annlib::kRowPrefetchNearLines / lines);
-  const int32_t far = std::max(near + 1, annlib::kRowPrefetchFarLines / lines);
-  auto fetch = [&](int32_t i, auto prefetch) {
-    const int64_t j = a.ids[i];
+  const annlib::RowPrefetchDistances ahead =
+      annlib::RowPrefetchFor((row_bytes + 63) / 64 + (a.type == annlib::DenseType::kInt8 ? 3 : 1));
+  auto fetch = [&](int64_t r, bool to_l1) {
+    const int64_t j = a.ids[r];
     const char* row = reinterpret_cast<const char*>(rows + j * a.stride);
-    for (int64_t b = 0; b < row_bytes; b += 64) prefetch(row + b);
-    prefetch(a.bias + j);
+    for (int64_t b = 0; b < row_bytes; b += 64) annlib::PrefetchInto(row + b, to_l1);
+    annlib::PrefetchInto(a.bias + j, to_l1);
     if (a.type == annlib::DenseType::kInt8) {
-      prefetch(a.scale + j);
-      prefetch(a.offset + j);
+      annlib::PrefetchInto(a.scale + j, to_l1);
+      annlib::PrefetchInto(a.offset + j, to_l1);
     }
   };
-  auto to_l2 = [](const void* p) { annlib::PrefetchL2(p); };
-  auto to_l1 = [](const void* p) { annlib::Prefetch(p); };
-  for (int32_t i = near; i < far && i < a.count; ++i) fetch(i, to_l2);
-  for (int32_t i = 0; i < near && i < a.count; ++i) fetch(i, to_l1);
+  annlib::PrefetchFirstRows(ahead, a.count, fetch);
   for (int32_t i = 0; i < a.count; ++i) {
-    if (i + far < a.count) fetch(i + far, to_l2);
-    if (i + near < a.count) fetch(i + near, to_l1);
+    annlib::PrefetchRowsAhead(ahead, i, a.count, fetch);
     const int64_t j = a.ids[i];
     // The same product, in the same order, whichever mode: bit-identical scores.
     const float* query = kMany ? a.queries + a.query_of[i] * a.stride : a.query;

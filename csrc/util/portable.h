@@ -96,6 +96,42 @@ static inline void PrefetchL2(const void* p) {
 // into L1 held up short lists of small rows.)
 constexpr int32_t kRowPrefetchFarLines = 512, kRowPrefetchNearLines = 24;
 
+// Those distances in rows, for rows of `lines` cache lines: while row i is
+// read, row i + far is fetched into L2 and row i + near into L1.
+struct RowPrefetchDistances {
+  int64_t near, far;
+};
+
+static inline RowPrefetchDistances RowPrefetchFor(int64_t lines) {
+  const int64_t near = kRowPrefetchNearLines / lines > 1 ? kRowPrefetchNearLines / lines : 1;
+  const int64_t far = kRowPrefetchFarLines / lines > near + 1 ? kRowPrefetchFarLines / lines : near + 1;
+  return {near, far};
+}
+
+// The schedule of a loop over `count` rows at random addresses: call
+// PrefetchFirstRows before it and PrefetchRowsAhead(i) as it reaches row i;
+// fetch(r, to_l1) fetches row r's lines, into L1 or (to_l1 false) L2.
+template <class Fetch>
+static inline void PrefetchFirstRows(RowPrefetchDistances d, int64_t count, Fetch fetch) {
+  for (int64_t r = d.near; r < d.far && r < count; ++r) fetch(r, false);
+  for (int64_t r = 0; r < d.near && r < count; ++r) fetch(r, true);
+}
+
+template <class Fetch>
+static inline void PrefetchRowsAhead(RowPrefetchDistances d, int64_t i, int64_t count, Fetch fetch) {
+  if (i + d.far < count) fetch(i + d.far, false);
+  if (i + d.near < count) fetch(i + d.near, true);
+}
+
+// One line into L1 (to_l1) or L2.
+static inline void PrefetchInto(const void* p, bool to_l1) {
+  if (to_l1) {
+    Prefetch(p);
+  } else {
+    PrefetchL2(p);
+  }
+}
+
 // Memory aligned to `align` (a power of two; bytes a multiple of it); nullptr
 // when out of memory. Free it with AlignedFree (Windows has no std::aligned_alloc).
 static inline void* AlignedAlloc(size_t align, size_t bytes) {
